@@ -1,0 +1,438 @@
+"""The ``ModelDeployment`` resource: one model served within an SLO and a budget.
+
+Namespaced, group ``modelfleet.io``, version ``v1alpha1``, short name ``md``. The field names
+follow the API sketch in the product brief; they are a contract for users, tests and tools.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from modelfleet.api.common import (
+    ApiModel,
+    CapacityType,
+    CloudName,
+    Condition,
+    GpuName,
+    LabelSelector,
+    ObjectMeta,
+    RegionName,
+)
+
+Engine = Literal["builtin", "vllm", "sglang", "tgi", "custom"]
+SpotPolicy = Literal["Never", "Allowed", "Preferred"]
+
+
+class ModelSource(ApiModel):
+    """Which model to serve and where its weights live."""
+
+    name: str = Field(
+        description="Model name as clients address it (OpenAI `model` field), e.g. "
+        "llama-3.1-8b-instruct.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$",
+    )
+    uri: str | None = Field(
+        default=None,
+        description="Where the weights are: s3://, gs://, az://, hf:// or a path on the node.",
+        max_length=2048,
+        pattern=r"^(s3|gs|az|hf|https?|file|pvc)://.+|^/.+",
+    )
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the inference container (Kubernetes EnvVar shape)."""
+
+    name: str = Field(
+        description="Variable name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=253
+    )
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, ...): use it for "
+        "tokens so that no secret appears in the ModelDeployment.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class Runtime(ApiModel):
+    """How replicas are run: the built-in PyTorch server or a standard engine image."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "self.engine != 'custom' || has(self.image)",
+            "message": "runtime.image is required when runtime.engine is custom",
+        }
+    ]
+
+    engine: Engine = Field(
+        default="builtin",
+        description="Inference engine: builtin (modelfleet's PyTorch server), vllm, sglang, "
+        "tgi or custom (your own image).",
+    )
+    image: str | None = Field(
+        default=None,
+        description="Container image; defaults to the engine's standard image. Required for "
+        "custom.",
+        max_length=1024,
+    )
+    args: list[str] | None = Field(
+        default=None, max_length=128, description="Extra arguments for the engine."
+    )
+    env: list[EnvVar] | None = Field(
+        default=None, max_length=128, description="Extra environment variables."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the engine serves HTTP on.")
+
+    @model_validator(mode="after")
+    def _custom_needs_image(self) -> Runtime:
+        if self.engine == "custom" and not self.image:
+            raise ValueError("runtime.image is required when runtime.engine is custom")
+        return self
+
+
+class GpuRequirement(ApiModel):
+    """GPUs one replica needs, all on one node."""
+
+    count: int = Field(default=1, ge=1, le=16, description="GPUs per replica (on one node).")
+    memory_gi_b: float | None = Field(
+        default=None,
+        alias="memoryGiB",
+        gt=0,
+        description="Minimum memory per GPU in GiB.",
+    )
+    types: list[GpuName] | None = Field(
+        default=None,
+        max_length=32,
+        description="Acceptable GPU models (H100, A100-80GB, L40S, ...); any when empty.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+QuantityString = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$", max_length=32)
+]
+
+
+class Resources(ApiModel):
+    """Compute resources of one replica."""
+
+    gpu: GpuRequirement = Field(
+        default_factory=GpuRequirement, description="GPU requirement of one replica."
+    )
+    cpu: QuantityString | None = Field(
+        default=None, description="CPU request per replica (Kubernetes quantity)."
+    )
+    memory: QuantityString | None = Field(
+        default=None, description="Memory request per replica (Kubernetes quantity)."
+    )
+
+
+class ReplicaRange(ApiModel):
+    """Bounds for the autoscaler."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {"rule": "self.min <= self.max", "message": "replicas.min must not exceed replicas.max"}
+    ]
+
+    min: int = Field(
+        default=1, ge=0, le=10000, description="Fewest replicas (0 allows scale-to-zero)."
+    )
+    max: int = Field(ge=1, le=10000, description="Most replicas.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ReplicaRange:
+        if self.min > self.max:
+            raise ValueError(
+                f"replicas.min must not exceed replicas.max (min={self.min}, max={self.max})"
+            )
+        return self
+
+
+class Slo(ApiModel):
+    """Service-level objectives the autoscaler holds. Unset objectives are not enforced."""
+
+    ttft_p95_ms: float | None = Field(
+        default=None, gt=0, description="95th percentile time to first token, milliseconds."
+    )
+    tpot_p95_ms: float | None = Field(
+        default=None, gt=0, description="95th percentile time per output token, milliseconds."
+    )
+    max_queue_per_replica: float | None = Field(
+        default=None, gt=0, description="Largest acceptable queued requests per replica."
+    )
+
+
+class Spread(ApiModel):
+    """How replicas are spread across regions."""
+
+    min_regions: int = Field(default=1, ge=1, le=64, description="Fewest regions holding replicas.")
+    max_replicas_per_region: int | None = Field(
+        default=None, ge=1, description="Most replicas in any one region."
+    )
+
+
+class CapacityPolicy(ApiModel):
+    """Spot versus on-demand capacity."""
+
+    spot: SpotPolicy = Field(
+        default="Never",
+        description="Never: on-demand only. Allowed: spot where it is cheaper. Preferred: spot "
+        "wherever available, on-demand as fallback.",
+    )
+    on_demand_base: int = Field(
+        default=0, ge=0, description="Replicas always kept on on-demand capacity."
+    )
+
+
+class Placement(ApiModel):
+    """Where replicas may run, and how to choose among the candidates."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.regions) || !has(self.spread) || "
+            "self.spread.minRegions <= size(self.regions)",
+            "message": "placement.spread.minRegions must not exceed the number of "
+            "placement.regions",
+        },
+        {
+            "rule": "!has(self.regions) || !has(self.preferredRegions) || "
+            "self.preferredRegions.all(r, r in self.regions)",
+            "message": "placement.preferredRegions must be listed in placement.regions",
+        },
+    ]
+
+    clouds: list[CloudName] | None = Field(
+        default=None,
+        max_length=16,
+        description="Allowed clouds (aws, gcp, azure, or a static cluster's cloud label); any "
+        "when empty.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    regions: list[RegionName] | None = Field(
+        default=None,
+        max_length=64,
+        description="Allowed regions; any when empty.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    cluster_selector: LabelSelector | None = Field(
+        default=None, description="Only FleetClusters whose labels match."
+    )
+    preferred_regions: list[RegionName] | None = Field(
+        default=None,
+        max_length=64,
+        description="Regions preferred when the cost is about equal (within 5%).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    spread: Spread = Field(default_factory=Spread, description="Spread across regions.")
+    capacity: CapacityPolicy = Field(
+        default_factory=CapacityPolicy, description="Spot versus on-demand."
+    )
+    max_cost_per_hour: float | None = Field(
+        default=None, gt=0, description="Budget: most this deployment may cost per hour (USD)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Placement:
+        if self.regions is not None and self.spread.min_regions > len(self.regions):
+            raise ValueError(
+                "placement.spread.minRegions must not exceed the number of placement.regions "
+                f"(minRegions={self.spread.min_regions}, regions={len(self.regions)})"
+            )
+        if self.regions is not None and self.preferred_regions is not None:
+            stray = sorted(set(self.preferred_regions) - set(self.regions))
+            if stray:
+                raise ValueError(
+                    "placement.preferredRegions must be listed in placement.regions "
+                    f"(not listed: {', '.join(stray)})"
+                )
+        return self
+
+
+class Failover(ApiModel):
+    """Region and cluster failure handling."""
+
+    warm_standby_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Extra ready replicas kept in a region other than the one holding most "
+        "replicas, so a region outage loses no capacity while replacements start.",
+    )
+    fail_after_seconds: int = Field(
+        default=45, ge=1, description="A cluster failing probes this long is declared Failed."
+    )
+    failback_after_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="A recovered cluster must stay healthy this long before replicas return.",
+    )
+
+
+class Scaling(ApiModel):
+    """Autoscaler behaviour."""
+
+    up_stabilization_seconds: int = Field(
+        default=0, ge=0, description="Scale up only to the lowest recommendation over this window."
+    )
+    down_stabilization_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Scale down only to the highest recommendation over this window.",
+    )
+    scale_to_zero_after_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Scale to zero after this long without requests (needs replicas.min: 0).",
+    )
+
+
+class MetricsQueries(ApiModel):
+    """PromQL overrides for the SLO signals. ``$namespace``, ``$deployment``, ``$window``
+    are substituted. Unset signals use the engine's default query."""
+
+    ttft_p95_ms: str | None = Field(default=None, max_length=4096, description="TTFT p95 (ms).")
+    tpot_p95_ms: str | None = Field(default=None, max_length=4096, description="TPOT p95 (ms).")
+    queue_depth: str | None = Field(
+        default=None, max_length=4096, description="Requests waiting, summed over replicas."
+    )
+    request_rate: str | None = Field(
+        default=None, max_length=4096, description="Requests per second."
+    )
+    tokens_per_second: str | None = Field(
+        default=None, max_length=4096, description="Generated tokens per second."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state: which model, on what GPUs, how many, where, within which SLO and budget."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.scaling) || !has(self.scaling.scaleToZeroAfterSeconds) || "
+            "self.replicas.min == 0",
+            "message": "scaling.scaleToZeroAfterSeconds requires replicas.min: 0",
+        },
+        {
+            "rule": "!has(self.placement) || !has(self.placement.capacity) || "
+            "!has(self.placement.capacity.onDemandBase) || "
+            "self.placement.capacity.onDemandBase <= self.replicas.max",
+            "message": "placement.capacity.onDemandBase must not exceed replicas.max",
+        },
+    ]
+
+    model: ModelSource = Field(description="The model to serve.")
+    runtime: Runtime = Field(default_factory=Runtime, description="Inference engine.")
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources.")
+    replicas: ReplicaRange = Field(description="Autoscaling bounds.")
+    slo: Slo = Field(default_factory=Slo, description="Service-level objectives.")
+    placement: Placement = Field(default_factory=Placement, description="Where replicas may run.")
+    failover: Failover = Field(default_factory=Failover, description="Failure handling.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Autoscaler behaviour.")
+    metrics: MetricsQueries | None = Field(
+        default=None, description="PromQL overrides for the SLO signals."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelDeploymentSpec:
+        if self.scaling.scale_to_zero_after_seconds is not None and self.replicas.min != 0:
+            raise ValueError("scaling.scaleToZeroAfterSeconds requires replicas.min: 0")
+        if self.placement.capacity.on_demand_base > self.replicas.max:
+            raise ValueError(
+                "placement.capacity.onDemandBase must not exceed replicas.max "
+                f"(onDemandBase={self.placement.capacity.on_demand_base}, "
+                f"max={self.replicas.max})"
+            )
+        return self
+
+
+class ReplicaCounts(ApiModel):
+    """Replica counts across the whole fleet."""
+
+    desired: int = Field(default=0, ge=0, description="Replicas the autoscaler wants.")
+    ready: int = Field(default=0, ge=0, description="Replicas serving.")
+    spot: int = Field(default=0, ge=0, description="Placed replicas on spot capacity.")
+    on_demand: int = Field(default=0, ge=0, description="Placed replicas on on-demand capacity.")
+    unplaced: int = Field(
+        default=0, ge=0, description="Desired replicas no candidate could take (see conditions)."
+    )
+
+
+class PlacementStatus(ApiModel):
+    """Replicas of this deployment on one (cluster, offering, capacity type)."""
+
+    cluster: str = Field(description="FleetCluster name.")
+    cloud: str = Field(description="Cloud of the cluster.")
+    region: str = Field(description="Region of the cluster.")
+    gpu: str = Field(description="GPU model.")
+    instance_type: str = Field(description="Instance type / machine type / VM size.")
+    capacity_type: CapacityType = Field(description="OnDemand or Spot.")
+    replicas: int = Field(ge=0, description="Replicas placed here.")
+    ready: int = Field(default=0, ge=0, description="Replicas ready here.")
+
+
+class SloStatus(ApiModel):
+    """Observed SLO figures (fleet-wide, worst cluster for percentiles)."""
+
+    ttft_p95_ms: float | None = Field(default=None, description="Observed TTFT p95, ms.")
+    tpot_p95_ms: float | None = Field(default=None, description="Observed TPOT p95, ms.")
+    queue_per_replica: float | None = Field(default=None, description="Observed queue/replica.")
+    request_rate: float | None = Field(default=None, description="Observed requests/s.")
+    met: bool | None = Field(default=None, description="Whether every set objective is met.")
+
+
+class Endpoint(ApiModel):
+    """Where one member cluster serves this deployment."""
+
+    cluster: str = Field(description="FleetCluster name.")
+    url: str = Field(description="In-cluster URL of the Service.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state, written by the operator only."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Ready, Progressing, Degraded, SLOMet, CapacityAvailable.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    replicas: ReplicaCounts | None = Field(default=None, description="Replica counts.")
+    placements: list[PlacementStatus] | None = Field(
+        default=None, description="Where replicas are placed."
+    )
+    regions: str | None = Field(
+        default=None, description="Regions holding replicas, comma-separated (for display)."
+    )
+    slo: SloStatus | None = Field(default=None, description="Observed SLO figures.")
+    cost_per_hour: float | None = Field(
+        default=None, description="Cost of the placed node capacity, USD per hour."
+    )
+    endpoints: list[Endpoint] | None = Field(default=None, description="Serving endpoints.")
+    last_reconcile_time: datetime | None = Field(
+        default=None, description="When the operator last reconciled this deployment."
+    )
+
+
+class ModelDeployment(ApiModel):
+    """A model served on GPUs across the fleet within an SLO and a budget."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["modelfleet.io/v1alpha1"] = Field(
+        default="modelfleet.io/v1alpha1", description="modelfleet.io/v1alpha1"
+    )
+    kind: Literal["ModelDeployment"] = Field(default="ModelDeployment", description="Kind.")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: ModelDeploymentSpec = Field(description="Desired state.")
+    status: ModelDeploymentStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,232 @@
+"""Validate manifests the way both modelfleet and a Kubernetes API server would.
+
+``modelfleet validate`` and the tests run three checks on every ModelDeployment and
+FleetCluster document:
+
+1. the pydantic models (what the operator itself will accept);
+2. the generated CRD's OpenAPI schema, after applying the schema's defaults as the API server
+   does (jsonschema, with OpenAPI's ``nullable`` translated);
+3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python.
+
+Every error names the file, the document, the object and the field path.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import celpy
+from celpy.adapter import json_to_cel
+from celpy.celtypes import BoolType
+import jsonschema
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from modelfleet import API_VERSION
+from modelfleet.api.crdgen import all_crds
+from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.api.modeldeployment import ModelDeployment
+
+KINDS: dict[str, type[BaseModel]] = {
+    "ModelDeployment": ModelDeployment,
+    "FleetCluster": FleetCluster,
+}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML document of a manifest file."""
+
+    source: str
+    index: int
+    data: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        kind = self.data.get("kind", "?")
+        name = (self.data.get("metadata") or {}).get("name", "?")
+        return f"{self.source} (document {self.index + 1}, {kind}/{name})"
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    """A problem found in one document: ``field`` is a dotted path such as spec.replicas.min."""
+
+    document: str
+    field: str
+    message: str
+    check: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.document}: {where}{self.message} [{self.check}]"
+
+
+class ManifestLoadError(Exception):
+    """A file could not be read or parsed as YAML."""
+
+
+def iter_documents(paths: list[Path]) -> Iterator[Document]:
+    """Yield every non-empty YAML document under ``paths`` (files, or folders searched for
+    ``*.yaml``/``*.yml`` recursively, in sorted order). Raises ManifestLoadError."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ManifestLoadError(f"{path}: no such file or directory")
+    for file in files:
+        try:
+            docs = list(yaml.safe_load_all(file.read_text()))
+        except yaml.YAMLError as exc:
+            raise ManifestLoadError(f"{file}: not valid YAML: {exc}") from exc
+        for index, data in enumerate(docs):
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise ManifestLoadError(f"{file} (document {index + 1}): not a mapping")
+            yield Document(str(file), index, data)
+
+
+def pydantic_errors(doc: Document, exc: ValidationError) -> list[ManifestError]:
+    """Translate a pydantic ValidationError into ManifestErrors naming each field."""
+    out = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        out.append(ManifestError(doc.label, field, message, "model"))
+    return out
+
+
+def _openapi_to_jsonschema(node: Any) -> Any:
+    """OpenAPI 3.0 -> JSON Schema draft 4: ``nullable: true`` becomes a null type alternative."""
+    if isinstance(node, list):
+        return [_openapi_to_jsonschema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi_to_jsonschema(v) for k, v in node.items() if not k.startswith("x-")}
+    if out.pop("nullable", False) and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """Fill ``default`` values of absent properties, recursively, as the API server does."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        result = dict(value)
+        for name, sub in props.items():
+            if name not in result and "default" in sub:
+                result[name] = copy.deepcopy(sub["default"])
+            if name in result:
+                result[name] = apply_defaults(sub, result[name])
+        return result
+    if isinstance(value, list) and "items" in schema:
+        return [apply_defaults(schema["items"], item) for item in value]
+    return value
+
+
+_CEL = celpy.Environment()
+
+
+def cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[tuple[str, str]]:
+    """Evaluate every ``x-kubernetes-validations`` rule below ``schema`` against ``value``.
+
+    Returns ``(field path, message)`` for each rule that evaluates to false. A rule that
+    fails to compile raises ``celpy.CELParseError``: that is a bug in our models.
+    """
+    errors: list[tuple[str, str]] = []
+    if value is None:
+        return errors
+    for rule in schema.get("x-kubernetes-validations", []):
+        program = _CEL.program(_CEL.compile(rule["rule"]))
+        result = program.evaluate({"self": json_to_cel(value)})
+        if not isinstance(result, BoolType):
+            errors.append((path, f"{rule['message']} (rule did not evaluate to a bool)"))
+        elif not result:
+            errors.append((path, rule["message"]))
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                child = f"{path}.{name}" if path else name
+                errors.extend(cel_errors(sub, value[name], child))
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors.extend(cel_errors(schema["items"], item, f"{path}[{i}]"))
+    return errors
+
+
+def _crd_schemas() -> dict[str, dict[str, Any]]:
+    schemas = {}
+    for crd in all_crds().values():
+        kind = crd["spec"]["names"]["kind"]
+        schemas[kind] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def schema_errors(doc: Document) -> list[ManifestError]:
+    """Check ``doc`` against its generated CRD schema and CEL rules (defaults applied)."""
+    kind = doc.data.get("kind")
+    schema = _crd_schemas().get(str(kind))
+    if schema is None:
+        return []
+    defaulted = apply_defaults(schema, doc.data)
+    validator = jsonschema.Draft4Validator(_openapi_to_jsonschema(schema))
+    out = []
+    for err in sorted(validator.iter_errors(defaulted), key=lambda e: list(e.absolute_path)):
+        field = ".".join(str(p) for p in err.absolute_path)
+        out.append(ManifestError(doc.label, field, err.message, "crd-schema"))
+    if not out:
+        for field, message in cel_errors(schema, defaulted, ""):
+            out.append(ManifestError(doc.label, field, message, "crd-cel"))
+    return out
+
+
+def validate_document(doc: Document) -> list[ManifestError]:
+    """Every problem with one document (empty when valid). Unknown kinds are an error."""
+    api_version = doc.data.get("apiVersion")
+    kind = doc.data.get("kind")
+    model = KINDS.get(str(kind))
+    if api_version != API_VERSION or model is None:
+        return [
+            ManifestError(
+                doc.label,
+                "kind",
+                f"not a modelfleet resource ({api_version}/{kind}); expected {API_VERSION} "
+                f"with kind one of {', '.join(KINDS)}",
+                "model",
+            )
+        ]
+    errors: list[ManifestError] = []
+    try:
+        model.model_validate(doc.data)
+    except ValidationError as exc:
+        errors.extend(pydantic_errors(doc, exc))
+    errors.extend(schema_errors(doc))
+    return errors
+
+
+def load_objects(paths: list[Path]) -> tuple[list[ModelDeployment], list[FleetCluster]]:
+    """Parse every document under ``paths`` into API objects.
+
+    Raises ManifestLoadError naming the file, document and field of the first invalid one.
+    """
+    deployments: list[ModelDeployment] = []
+    clusters: list[FleetCluster] = []
+    for doc in iter_documents(paths):
+        errors = validate_document(doc)
+        if errors:
+            raise ManifestLoadError("\n".join(str(e) for e in errors))
+        if doc.data["kind"] == "ModelDeployment":
+            deployments.append(ModelDeployment.model_validate(doc.data))
+        else:
+            clusters.append(FleetCluster.model_validate(doc.data))
+    return deployments, clusters

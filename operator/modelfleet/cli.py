@@ -1,0 +1,116 @@
+"""The ``modelfleet`` command line: generate CRDs, validate manifests, plan, run, simulate.
+
+Each subcommand is a thin wrapper: it parses arguments, calls library code and maps errors
+to a message on stderr and a non-zero exit status. Subcommands with heavy dependencies
+import them lazily so that ``modelfleet validate`` works on the light core install.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+app = typer.Typer(
+    name="modelfleet",
+    help="Serve models on GPUs across clouds and regions within an SLO and a budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
+
+
+@app.command()
+def crds(
+    out_dir: Annotated[
+        list[Path] | None,
+        typer.Option("--out-dir", help="Folder to write CRDs into (repeatable)."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the files differ from the models.")
+    ] = False,
+    stdout: Annotated[bool, typer.Option("--stdout", help="Print instead of writing.")] = False,
+) -> None:
+    """Generate the CustomResourceDefinitions from the API models.
+
+    Writes crds/*.yaml and charts/modelfleet/crds/*.yaml by default.
+    """
+    from modelfleet.api.crdgen import all_crds, render
+
+    rendered = {name: render(crd) for name, crd in all_crds().items()}
+    if stdout:
+        out.print("---\n".join(rendered.values()), end="", markup=False, highlight=False)
+        return
+    stale = []
+    for folder in out_dir or DEFAULT_CRD_DIRS:
+        for name, text in rendered.items():
+            path = folder / name
+            current = path.read_text() if path.exists() else ""
+            if current == text:
+                continue
+            if check:
+                stale.append(path)
+                diff = difflib.unified_diff(
+                    current.splitlines(), text.splitlines(), str(path), "generated", lineterm=""
+                )
+                err.print("\n".join(list(diff)[:40]), markup=False, highlight=False)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                out.print(f"wrote {path}")
+    if stale:
+        err.print(
+            f"[red]{len(stale)} CRD file(s) differ from the models[/red]; run `modelfleet crds`"
+        )
+        raise typer.Exit(1)
+    if check:
+        out.print("CRDs are up to date with the models")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Manifest files or folders.")],
+) -> None:
+    """Validate ModelDeployment and FleetCluster manifests.
+
+    Checks each document against the pydantic models, the generated CRD schema and its CEL
+    rules, exactly as the operator and the API server would. Exits 1 on any error.
+    """
+    from modelfleet.api.validation import ManifestLoadError, iter_documents, validate_document
+
+    count = 0
+    failures = 0
+    try:
+        for doc in iter_documents(paths):
+            count += 1
+            errors = validate_document(doc)
+            if errors:
+                failures += 1
+                for error in errors:
+                    err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
+            else:
+                out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
+    except ManifestLoadError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    if count == 0:
+        err.print("[red]error:[/red] no YAML documents found")
+        raise typer.Exit(2)
+    if failures:
+        err.print(f"{failures} of {count} document(s) invalid")
+        raise typer.Exit(1)
+    out.print(f"{count} document(s) valid")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
