@@ -1,0 +1,40 @@
+"""Labels, taints and annotations modelfleet puts on what it owns, in one place.
+
+Node pools carry the node labels below and workloads select them, so the two must agree;
+every object modelfleet creates carries the ownership labels so it can be found with a label
+selector and garbage-collected.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "modelfleet.io"
+
+# Ownership of workloads (Deployment, Service, PDB) in member clusters.
+DEPLOYMENT: Final = f"{PREFIX}/deployment"
+NAMESPACE: Final = f"{PREFIX}/namespace"
+UID: Final = f"{PREFIX}/uid"
+MANAGED: Final = f"{PREFIX}/managed"  # "true" on every object and cloud pool modelfleet owns
+CLUSTER: Final = f"{PREFIX}/cluster"  # FleetCluster name, on cloud pools
+OFFERING: Final = f"{PREFIX}/offering"  # instance type of a cloud pool (tag)
+
+# Node labels set on every pool modelfleet creates (and by hand on static nodes): workloads
+# use them as their nodeSelector.
+NODE_INSTANCE_TYPE: Final = f"{PREFIX}/instance-type"
+NODE_CAPACITY_TYPE: Final = f"{PREFIX}/capacity-type"  # "on-demand" | "spot"
+NODE_POOL: Final = f"{PREFIX}/pool"
+
+# GPU nodes are tainted so that only GPU workloads land there; workloads tolerate it.
+GPU_TAINT_KEY: Final = "nvidia.com/gpu"
+GPU_TAINT_VALUE: Final = "present"
+GPU_TAINT_EFFECT: Final = "NoSchedule"
+
+# Annotation on a ModelDeployment listing FleetClusters whose leftovers may be abandoned on
+# deletion when they are unreachable (comma-separated names, or "*").
+ABANDON_CLUSTERS: Final = f"{PREFIX}/abandon-clusters"
+
+
+def capacity_label(capacity_type: str) -> str:
+    """Node-label value for a capacity type: OnDemand -> on-demand, Spot -> spot."""
+    return "spot" if capacity_type == "Spot" else "on-demand"

@@ -1,0 +1,37 @@
+"""GPU node-pool providers: one per cloud (aws, gcp, azure) plus static and simulated.
+
+``for_cluster`` builds the provider a FleetCluster names. Cloud providers import their SDK
+lazily, so the core install stays light and a missing extra gives a clear error.
+"""
+
+from modelfleet.providers.base import NodePool, NodePoolProvider, Offering, PoolIssue, PoolSpec
+from modelfleet.providers.errors import (
+    InsufficientCapacity,
+    InvalidConfiguration,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaExceeded,
+    Throttled,
+    Unreachable,
+    is_capacity_error,
+)
+
+__all__ = [
+    "InsufficientCapacity",
+    "InvalidConfiguration",
+    "NodePool",
+    "NodePoolProvider",
+    "NotFound",
+    "Offering",
+    "PermissionDenied",
+    "PoolIssue",
+    "PoolSpec",
+    "ProviderError",
+    "ProviderUnavailable",
+    "QuotaExceeded",
+    "Throttled",
+    "Unreachable",
+    "is_capacity_error",
+]

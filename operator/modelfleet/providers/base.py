@@ -1,0 +1,149 @@
+"""The NodePoolProvider interface: how modelfleet sizes GPU node pools in any cloud.
+
+Deliberately narrow (five methods, after Karpenter's CloudProvider): discover what can be
+bought, make a pool exist at a size, read pools back, delete one. Every implementation —
+aws (EKS managed node groups), gcp (GKE node pools), azure (AKS agent pools), static
+(pre-provisioned nodes, never resized) and simulated (in-process) — honours the same
+contracts, raises only the typed errors of ``providers.errors``, and never touches a pool
+that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from modelfleet import labels
+from modelfleet.api.common import CapacityType
+
+PoolState = Literal["Creating", "Active", "Updating", "Deleting", "Degraded", "Failed"]
+
+
+@dataclass(frozen=True)
+class Offering:
+    """A GPU node type a cluster can provide. Prices are USD per node-hour; ``None`` spot
+    price means no spot market; ``max_nodes`` is the quota or pool limit (None: unknown)."""
+
+    gpu: str
+    gpu_memory_gib: float
+    gpus_per_node: int
+    instance_type: str
+    on_demand_per_hour: float | None
+    spot_per_hour: float | None = None
+    max_nodes: int | None = None
+    zones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolIssue:
+    """A health problem the cloud reports on a pool, with the cloud's own code
+    (e.g. AsgInstanceLaunchFailures, InsufficientFreeAddresses, ZONE_RESOURCE_POOL_EXHAUSTED)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What a pool should look like. Pools are keyed by (cluster, instance type, capacity
+    type): ``pool_id`` is the deterministic identity every provider derives its name from."""
+
+    cluster: str
+    offering: Offering
+    capacity_type: CapacityType
+    nodes: int
+    zones: tuple[str, ...] = ()
+
+    @property
+    def pool_id(self) -> str:
+        """12 hex chars identifying (cluster, instance type, capacity type), stable forever."""
+        return pool_id(self.cluster, self.offering.instance_type, self.capacity_type)
+
+    def node_labels(self) -> dict[str, str]:
+        """Labels every node of the pool carries; workloads select on them."""
+        return {
+            labels.NODE_INSTANCE_TYPE: self.offering.instance_type,
+            labels.NODE_CAPACITY_TYPE: labels.capacity_label(self.capacity_type),
+            labels.NODE_POOL: self.pool_id,
+        }
+
+    def tags(self) -> dict[str, str]:
+        """Cloud tags/labels marking the pool as modelfleet's (orphan GC keys on them)."""
+        return {
+            labels.MANAGED: "true",
+            labels.CLUSTER: self.cluster,
+            labels.OFFERING: self.offering.instance_type,
+        }
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A pool as the cloud reports it. ``managed`` is False for pools modelfleet did not
+    create (they are reported by ``list_pools`` only for static capacity, and never changed)."""
+
+    name: str
+    instance_type: str
+    capacity_type: CapacityType
+    desired_nodes: int
+    ready_nodes: int
+    state: PoolState
+    gpu: str | None = None
+    issues: tuple[PoolIssue, ...] = ()
+    managed: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
+    """Deterministic 12-hex-char id of a (cluster, instance type, capacity type) pool.
+
+    Providers build names from it within their cloud's rules (AKS: 12 lowercase
+    alphanumerics; GKE: 40 chars; EKS: 63) and derive idempotency tokens from it, so a retry
+    after a timeout can never create a second pool.
+    """
+    digest = hashlib.sha256(f"{cluster}\x00{instance_type}\x00{capacity_type}".encode())
+    return digest.hexdigest()[:12]
+
+
+@runtime_checkable
+class NodePoolProvider(Protocol):
+    """Sizes GPU node pools of one member cluster in one cloud account and region.
+
+    All methods are coroutines; implementations over synchronous SDKs run calls in a worker
+    thread. Every method may raise ``Throttled`` or ``Unreachable`` (retryable),
+    ``PermissionDenied`` (naming the permission) or ``InvalidConfiguration``.
+    """
+
+    async def discover_offerings(self) -> list[Offering]:
+        """GPU offerings of the cluster's region, with prices and quota where the cloud
+        exposes them. May return an empty list (static and simulated providers return the
+        declared offerings). Never raises NotFound."""
+        ...
+
+    async def ensure_pool(self, spec: PoolSpec) -> NodePool:
+        """Make the pool for ``spec`` exist with ``spec.nodes`` desired nodes (min 0).
+
+        Idempotent: creates the pool when missing (with a deterministic idempotency token),
+        resizes it when the size differs, and otherwise does nothing. Returns the pool as the
+        cloud now reports it (it may still be Creating/Updating). Raises
+        ``InsufficientCapacity`` or ``QuotaExceeded`` when the cloud refuses for capacity.
+        """
+        ...
+
+    async def get_pool(self, spec: PoolSpec) -> NodePool:
+        """The current state of the pool for ``spec``, including the cloud's health issues
+        (capacity problems surface here as issues after an accepted resize). Raises
+        ``NotFound`` when the pool does not exist."""
+        ...
+
+    async def list_pools(self) -> list[NodePool]:
+        """Every pool in the cluster carrying modelfleet's ownership tag. Pools without it
+        are never listed, resized or deleted."""
+        ...
+
+    async def delete_pool(self, name: str) -> None:
+        """Delete the modelfleet-owned pool ``name``. Idempotent: returns normally when it is
+        already gone or being deleted. Refuses (``InvalidConfiguration``) to delete a pool
+        without modelfleet's ownership tag."""
+        ...
