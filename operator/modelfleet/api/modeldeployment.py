@@ -291,8 +291,9 @@ class Scaling(ApiModel):
 
 
 class MetricsQueries(ApiModel):
-    """PromQL overrides for the SLO signals. ``$namespace``, ``$deployment``, ``$window``
-    are substituted. Unset signals use the engine's default query."""
+    """PromQL overrides for the SLO signals. ``$namespace``, ``$deployment``, ``$cluster``,
+    ``$window`` and ``$selector`` (the label matchers selecting this deployment's pods) are
+    substituted. Unset signals use the engine's default query (docs/metrics.md)."""
 
     ttft_p95_ms: str | None = Field(default=None, max_length=4096, description="TTFT p95 (ms).")
     tpot_p95_ms: str | None = Field(default=None, max_length=4096, description="TPOT p95 (ms).")

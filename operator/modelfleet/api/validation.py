@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import celpy
-from celpy.adapter import json_to_cel
-from celpy.celtypes import BoolType
 import jsonschema
 import yaml
+from celpy.adapter import json_to_cel
+from celpy.celtypes import BoolType
 from pydantic import BaseModel, ValidationError
 
 from modelfleet import API_VERSION
