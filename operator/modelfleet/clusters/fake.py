@@ -1,0 +1,329 @@
+"""InMemoryClusterClient: a member cluster kept in memory, for the simulator and unit tests.
+
+It implements ``ClusterClient`` (and ``SecretReader``) with the same contracts as the HTTP
+client and behaves as an API server does where modelfleet can tell: uids, a resourceVersion
+bumped on every write, metadata.generation bumped when the spec changes, JSON merge patch
+(``clusters.objects.merge_patch``), namespaces created on demand, label filtering. What a
+controller would do (Deployments becoming ready, pods appearing) happens only when the test
+or simulator says so, through ``complete_rollouts``, ``set_deployment_status`` and ``put``.
+
+Faults are injected the way Karpenter's fake provider does it: ``set_unreachable`` makes
+every call raise ``ClusterUnreachable`` until switched off, ``fail_next`` queues one error
+for the next call, and ``calls`` records every call so tests can assert on what was asked.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelfleet import labels
+from modelfleet.clusters.client import ClusterProbe, SecretData, namespace_manifest
+from modelfleet.clusters.errors import (
+    ClusterConflict,
+    ClusterError,
+    ClusterNotFound,
+    ClusterUnreachable,
+)
+from modelfleet.clusters.objects import (
+    DEPLOYMENT,
+    GPU_RESOURCE,
+    NAMESPACE,
+    NODE,
+    POD,
+    SECRET,
+    DeploymentReadiness,
+    JsonObject,
+    NodeInfo,
+    ResourceKind,
+    is_managed,
+    kind_of,
+    matches_selector,
+    merge_patch,
+    node_info,
+    pod_ready,
+    readiness_of,
+)
+
+_Key = tuple[str, str, str | None, str]  # (apiVersion, kind, namespace, name)
+
+
+@dataclass(frozen=True)
+class ClusterCall:
+    """One recorded call: the method name and a short description of its argument."""
+
+    method: str
+    detail: str = ""
+
+
+class InMemoryClusterClient:
+    """ClusterClient and SecretReader in memory; see the module docstring."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        self.calls: list[ClusterCall] = []
+        self.closed = False
+        self._unreachable = False
+        self._next_errors: list[ClusterError] = []
+        self._objects: dict[_Key, JsonObject] = {}
+        self._resource_version = 0
+
+    # -- fault injection ---------------------------------------------------------------
+
+    def set_unreachable(self, unreachable: bool = True) -> None:
+        """While on, every ClusterClient call raises ClusterUnreachable (an outage)."""
+        self._unreachable = unreachable
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether the simulated API server is down."""
+        return self._unreachable
+
+    def fail_next(self, error: ClusterError) -> None:
+        """Make the next ClusterClient call raise ``error`` (queued, first in first out)."""
+        self._next_errors.append(error)
+
+    # -- state for tests and the simulator ----------------------------------------------
+
+    def put(self, obj: Mapping[str, Any]) -> JsonObject:
+        """Store ``obj`` as is (status included), as a controller or an admin would; any
+        kind in ``clusters.objects.KINDS``. Replaces an existing object of that name."""
+        kind = kind_of(obj)
+        stored = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
+        key = self._key(kind, meta["name"], meta.get("namespace"))
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("generation", 1)
+        meta["resourceVersion"] = self._bump()
+        self._objects[key] = stored
+        return copy.deepcopy(stored)
+
+    def get(self, kind: ResourceKind, name: str, namespace: str | None = None) -> JsonObject | None:
+        """A copy of the stored object, or None."""
+        obj = self._objects.get(self._key(kind, name, namespace))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def objects(self, kind: ResourceKind, namespace: str | None = None) -> list[JsonObject]:
+        """Copies of every stored object of ``kind`` (in ``namespace`` when given)."""
+        return [
+            copy.deepcopy(obj)
+            for (api_version, k, ns, _), obj in self._objects.items()
+            if (api_version, k) == (kind.api_version, kind.kind)
+            and (namespace is None or ns == namespace)
+        ]
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        instance_type: str,
+        capacity_type: str = "OnDemand",
+        gpus: int = 8,
+        ready: bool = True,
+        extra_labels: Mapping[str, str] | None = None,
+    ) -> JsonObject:
+        """Add a GPU node labelled as modelfleet's node selector expects."""
+        return self.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        labels.NODE_INSTANCE_TYPE: instance_type,
+                        labels.NODE_CAPACITY_TYPE: labels.capacity_label(capacity_type),
+                        **(extra_labels or {}),
+                    },
+                },
+                "status": {
+                    "allocatable": {GPU_RESOURCE: str(gpus)},
+                    "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                },
+            }
+        )
+
+    def remove(self, kind: ResourceKind, name: str, namespace: str | None = None) -> None:
+        """Remove an object without recording a call (a node reclaimed, a pod evicted)."""
+        self._objects.pop(self._key(kind, name, namespace), None)
+
+    def add_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes]) -> JsonObject:
+        """Store a Secret (values are base64-encoded as the API stores them)."""
+        encoded = {
+            key: base64.b64encode(value.encode() if isinstance(value, str) else value).decode()
+            for key, value in data.items()
+        }
+        return self.put(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": encoded,
+            }
+        )
+
+    def set_deployment_status(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        ready: int | None = None,
+        updated: int | None = None,
+    ) -> None:
+        """Report a Deployment's progress as its controller would: ``ready`` and ``updated``
+        replicas (default: all of spec.replicas), observedGeneration caught up."""
+        key = self._key(DEPLOYMENT, name, namespace)
+        obj = self._objects.get(key)
+        if obj is None:
+            raise KeyError(f"no Deployment {namespace}/{name}")
+        desired = int(obj.get("spec", {}).get("replicas", 1))
+        obj["status"] = {
+            "observedGeneration": obj["metadata"].get("generation", 1),
+            "replicas": desired,
+            "readyReplicas": desired if ready is None else ready,
+            "availableReplicas": desired if ready is None else ready,
+            "updatedReplicas": desired if updated is None else updated,
+        }
+        obj["metadata"]["resourceVersion"] = self._bump()
+
+    def complete_rollouts(self) -> list[str]:
+        """Mark every Deployment fully rolled out and ready; returns their names."""
+        names = []
+        for (_, _, namespace, name), _obj in list(self._deployments()):
+            assert namespace is not None
+            self.set_deployment_status(namespace, name)
+            names.append(name)
+        return names
+
+    # -- ClusterClient -----------------------------------------------------------------
+
+    async def apply(self, objects: Sequence[Mapping[str, Any]]) -> list[JsonObject]:
+        self._enter("apply", ", ".join(_describe(obj) for obj in objects))
+        kinds = [kind_of(obj) for obj in objects]
+        results = []
+        for kind, obj in zip(kinds, objects, strict=True):
+            meta = obj.get("metadata") or {}
+            name = meta.get("name")
+            namespace = meta.get("namespace") if kind.namespaced else None
+            if not name or (kind.namespaced and not namespace):
+                raise ValueError(f"{kind.kind} needs metadata.name and, if namespaced, a namespace")
+            if namespace and self._key(NAMESPACE, namespace, None) not in self._objects:
+                self.put(namespace_manifest(namespace))
+            body = {key: value for key, value in obj.items() if key != "status"}
+            key = self._key(kind, name, namespace)
+            live = self._objects.get(key)
+            if live is None:
+                results.append(self.put(body))
+                continue
+            if not is_managed(live):
+                raise ClusterConflict(
+                    f"{kind.kind} {name} exists and is not managed by modelfleet", cluster=self.name
+                )
+            patched = merge_patch(live, body)
+            if patched != live:
+                if patched.get("spec") != live.get("spec"):
+                    patched["metadata"]["generation"] = int(live["metadata"]["generation"]) + 1
+                patched["metadata"]["resourceVersion"] = self._bump()
+                self._objects[key] = patched
+            results.append(copy.deepcopy(self._objects[key]))
+        return results
+
+    async def list_owned(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+    ) -> list[JsonObject]:
+        self._enter("list_owned", f"{kind.plural} {dict(selector)}")
+        return [obj for obj in self.objects(kind, namespace) if matches_selector(obj, selector)]
+
+    async def delete_owned(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        keep: Collection[str] = (),
+    ) -> list[str]:
+        self._enter("delete_owned", f"{kind.plural} {dict(selector)}")
+        deleted = []
+        for obj in self.objects(kind, namespace):
+            meta = obj["metadata"]
+            if meta["name"] in keep or not is_managed(obj) or not matches_selector(obj, selector):
+                continue
+            self._objects.pop(self._key(kind, meta["name"], meta.get("namespace")), None)
+            deleted.append(meta["name"])
+        return deleted
+
+    async def deployment_readiness(self, namespace: str, name: str) -> DeploymentReadiness:
+        self._enter("deployment_readiness", f"{namespace}/{name}")
+        obj = self._objects.get(self._key(DEPLOYMENT, name, namespace))
+        if obj is None:
+            raise ClusterNotFound(f"Deployment {namespace}/{name} not found", cluster=self.name)
+        return readiness_of(obj)
+
+    async def probe(self) -> ClusterProbe:
+        self._enter("probe")
+        nodes = [node_info(obj) for obj in self.objects(NODE)]
+        gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
+        pods = [p for p in self.objects(POD) if is_managed(p)]
+        return ClusterProbe(
+            server_version="v1.30.0-fake",
+            gpu_nodes=len(gpu_nodes),
+            ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
+            managed_pods=len(pods),
+            not_ready_pods=sum(1 for p in pods if not pod_ready(p)),
+        )
+
+    async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:
+        self._enter("list_nodes", str(dict(selector or {})))
+        return [
+            node_info(obj) for obj in self.objects(NODE) if matches_selector(obj, selector or {})
+        ]
+
+    async def close(self) -> None:
+        self.calls.append(ClusterCall("close"))
+        self.closed = True
+
+    # -- SecretReader ------------------------------------------------------------------
+
+    async def read_secret(self, namespace: str, name: str) -> SecretData:
+        self._enter("read_secret", f"{namespace}/{name}")
+        obj = self._objects.get(self._key(SECRET, name, namespace))
+        if obj is None:
+            raise ClusterNotFound(f"Secret {namespace}/{name} not found", cluster=self.name)
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        return SecretData(data=data, resource_version=obj["metadata"].get("resourceVersion"))
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _enter(self, method: str, detail: str = "") -> None:
+        self.calls.append(ClusterCall(method, detail))
+        if self._unreachable:
+            raise ClusterUnreachable("simulated outage: API server unreachable", cluster=self.name)
+        if self._next_errors:
+            raise self._next_errors.pop(0)
+
+    def _bump(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    def _deployments(self) -> list[tuple[_Key, JsonObject]]:
+        return [
+            (key, obj)
+            for key, obj in self._objects.items()
+            if key[:2] == (DEPLOYMENT.api_version, DEPLOYMENT.kind)
+        ]
+
+    @staticmethod
+    def _key(kind: ResourceKind, name: str, namespace: str | None) -> _Key:
+        return (kind.api_version, kind.kind, namespace if kind.namespaced else None, name)
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind')}/{meta.get('name')}"

@@ -1,0 +1,198 @@
+"""The Kubernetes kinds modelfleet touches in member clusters, and pure readers of them.
+
+Both ClusterClient implementations (the HTTP one and the in-memory fake) and the reconciler
+need the same small facts about objects: where a kind lives in the API, whether a label
+selector matches, what a JSON merge patch does, how ready a Deployment is, whether a Node
+can take GPU pods. Keeping them here, free of I/O, means the fake and the real client cannot
+disagree about them, and the reconciler can read listed objects without a client.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from modelfleet import labels
+
+JsonObject = dict[str, Any]
+"""A Kubernetes object as JSON (``apiVersion``, ``kind``, ``metadata``, ...)."""
+
+GPU_RESOURCE: Final = "nvidia.com/gpu"
+"""The extended resource the NVIDIA device plugin advertises and inference pods request."""
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """Where a kind lives in the Kubernetes REST API."""
+
+    api_version: str
+    """``v1`` for the core group, else ``<group>/<version>``."""
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        """Path of the collection: all namespaces when ``namespace`` is None."""
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            return f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def object_path(self, name: str, namespace: str | None = None) -> str:
+        """Path of one object; ``namespace`` is required for namespaced kinds."""
+        if self.namespaced and not namespace:
+            raise ValueError(f"{self.kind} {name!r} needs a namespace")
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+NAMESPACE: Final = ResourceKind("v1", "Namespace", "namespaces", namespaced=False)
+NODE: Final = ResourceKind("v1", "Node", "nodes", namespaced=False)
+POD: Final = ResourceKind("v1", "Pod", "pods", namespaced=True)
+SECRET: Final = ResourceKind("v1", "Secret", "secrets", namespaced=True)
+SERVICE: Final = ResourceKind("v1", "Service", "services", namespaced=True)
+EVENT: Final = ResourceKind("v1", "Event", "events", namespaced=True)
+DEPLOYMENT: Final = ResourceKind("apps/v1", "Deployment", "deployments", namespaced=True)
+PDB: Final = ResourceKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
+
+KINDS: Final[Mapping[tuple[str, str], ResourceKind]] = {
+    (k.api_version, k.kind): k
+    for k in (NAMESPACE, NODE, POD, SECRET, SERVICE, EVENT, DEPLOYMENT, PDB)
+}
+WORKLOAD_KINDS: Final = (DEPLOYMENT, SERVICE, PDB)
+"""The kinds modelfleet creates per ModelDeployment in a member cluster."""
+
+
+def kind_of(obj: Mapping[str, Any]) -> ResourceKind:
+    """The ResourceKind of ``obj`` from its apiVersion and kind; ValueError for others."""
+    key = (str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    try:
+        return KINDS[key]
+    except KeyError:
+        raise ValueError(f"modelfleet does not manage {key[1] or '?'} ({key[0] or '?'})") from None
+
+
+def selector_string(selector: Mapping[str, str]) -> str:
+    """An equality-based ``labelSelector`` query value: ``k1=v1,k2=v2`` (sorted)."""
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def matches_selector(obj: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
+    """True when ``obj`` carries every label of ``selector`` with the same value."""
+    obj_labels = (obj.get("metadata") or {}).get("labels") or {}
+    return all(obj_labels.get(key) == value for key, value in selector.items())
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch of ``patch`` onto ``target``; returns a new value.
+
+    Maps merge recursively, ``None`` deletes a key, and anything else (lists included)
+    replaces the old value — exactly what the API server does for
+    ``application/merge-patch+json``. ``target`` is not modified.
+    """
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result: dict[str, Any] = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def is_managed(obj: Mapping[str, Any]) -> bool:
+    """True when ``obj`` carries modelfleet's ownership label ``modelfleet.io/managed=true``."""
+    return matches_selector(obj, {labels.MANAGED: "true"})
+
+
+@dataclass(frozen=True)
+class DeploymentReadiness:
+    """How far a Deployment is from serving all its replicas."""
+
+    name: str
+    desired: int
+    """spec.replicas."""
+    ready: int
+    """status.readyReplicas: pods passing their readiness probe."""
+    updated: int
+    """status.updatedReplicas: pods of the current template."""
+    available: int
+    """status.availableReplicas."""
+    observed: bool
+    """The controller has seen the latest spec (observedGeneration >= generation). True when
+    the server reports no generation at all, as there is then nothing to wait for."""
+
+    @property
+    def complete(self) -> bool:
+        """Every desired replica is of the current template and ready."""
+        return self.observed and self.updated >= self.desired and self.ready >= self.desired
+
+
+def readiness_of(deployment: Mapping[str, Any]) -> DeploymentReadiness:
+    """Read a Deployment object's readiness. Missing status counts as nothing ready."""
+    meta = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    generation = meta.get("generation")
+    observed_generation = status.get("observedGeneration")
+    observed = generation is None or (
+        observed_generation is not None and int(observed_generation) >= int(generation)
+    )
+    desired = spec.get("replicas")
+    return DeploymentReadiness(
+        name=str(meta.get("name", "")),
+        desired=1 if desired is None else int(desired),  # the API server's default
+        ready=int(status.get("readyReplicas") or 0),
+        updated=int(status.get("updatedReplicas") or 0),
+        available=int(status.get("availableReplicas") or 0),
+        observed=observed,
+    )
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What modelfleet reads from a Node: its labels, whether it can take pods, its GPUs."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = False
+    """The kubelet reports condition Ready=True."""
+    schedulable: bool = True
+    """Not cordoned (spec.unschedulable unset) and not being deleted."""
+    gpus: int = 0
+    """Allocatable ``nvidia.com/gpu`` (0 until the device plugin registers)."""
+
+    @property
+    def usable(self) -> bool:
+        """Ready and schedulable: new pods can start here."""
+        return self.ready and self.schedulable
+
+
+def node_info(node: Mapping[str, Any]) -> NodeInfo:
+    """Read a Node object."""
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    gpus = str((status.get("allocatable") or {}).get(GPU_RESOURCE, "0"))
+    return NodeInfo(
+        name=str(meta.get("name", "")),
+        labels=dict(meta.get("labels") or {}),
+        ready=ready,
+        schedulable=not spec.get("unschedulable") and not meta.get("deletionTimestamp"),
+        gpus=int(gpus) if gpus.isdigit() else 0,
+    )
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """True when the pod is Running with condition Ready=True."""
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )

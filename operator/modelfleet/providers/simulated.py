@@ -1,0 +1,259 @@
+"""SimulatedNodePoolProvider: an in-process cloud for tests, the simulator and demos.
+
+It honours the NodePoolProvider contracts exactly as the cloud providers do, so the
+reconciler cannot tell it apart, and it models the behaviours that matter for placement
+and failover, each on the injected clock (``clock() -> datetime``; it never reads the real
+clock, so the simulator can run it on virtual time):
+
+- **Provisioning delay**: a node requested at T is ready at T + ``spec.simulated.
+  provisioningSeconds`` of the FleetCluster.
+- **Stockouts** (``inject_stockout``): growing a pool of (instance type, capacity type)
+  before ``until`` raises ``InsufficientCapacity``; shrinking still works.
+- **Quota**: an offering's ``maxNodes`` caps the nodes of that instance type across both
+  capacity types; asking for more raises ``QuotaExceeded``.
+- **Outages** (``inject_outage``): every call raises ``Unreachable`` until cleared or until
+  the given time.
+- **Spot reclaim** (``reclaim_spot``): spot nodes vanish; the pool keeps its desired size
+  and replacements start at once (or when the stockout ends), and ``get_pool`` reports the
+  issue ``SpotReclaimed`` until the pool is whole again.
+
+Like Karpenter's fake provider it records every call (``calls``) and can fail the next one
+(``fail_next``). Its state lives in the instance: keep one provider per FleetCluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from modelfleet.api.common import CapacityType
+from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.errors import (
+    InsufficientCapacity,
+    InvalidConfiguration,
+    NotFound,
+    ProviderError,
+    QuotaExceeded,
+    Unreachable,
+)
+from modelfleet.providers.static import declared_offerings
+
+SPOT_RECLAIMED = "SpotReclaimed"
+"""Pool issue code: spot nodes were reclaimed and the pool is not whole again yet."""
+INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+"""Pool issue code: replacement nodes wait for a stockout to end."""
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One recorded call: the method and a short description of its argument."""
+
+    method: str
+    detail: str = ""
+
+
+@dataclass
+class _Pool:
+    spec: PoolSpec
+    node_ready_at: list[datetime] = field(default_factory=list)
+    reclaimed: int = 0  # nodes lost to spot reclaim since the pool was last whole
+    ever_ready: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"mf-{self.spec.pool_id}"
+
+
+class SimulatedNodePoolProvider:
+    """NodePoolProvider simulated in memory; see the module docstring."""
+
+    def __init__(self, cluster: FleetCluster, *, clock: Callable[[], datetime]) -> None:
+        self._cluster = cluster
+        self._name = cluster.metadata.name
+        self._clock = clock
+        settings = cluster.spec.simulated
+        self._delay = timedelta(seconds=settings.provisioning_seconds if settings else 0.0)
+        self._offerings = {o.instance_type: o for o in declared_offerings(cluster)}
+        self._pools: dict[str, _Pool] = {}
+        self._stockouts: dict[tuple[str, CapacityType], datetime] = {}
+        self._outage: tuple[bool, datetime | None] = (False, None)
+        self._next_errors: list[ProviderError] = []
+        self.calls: list[ProviderCall] = []
+
+    # -- fault injection ---------------------------------------------------------------
+
+    def inject_stockout(
+        self, instance_type: str, capacity_type: CapacityType, *, until: datetime
+    ) -> None:
+        """No new nodes of (instance type, capacity type) until ``until``."""
+        self._stockouts[(instance_type, capacity_type)] = until
+
+    def clear_stockout(self, instance_type: str, capacity_type: CapacityType) -> None:
+        """End a stockout now."""
+        self._stockouts.pop((instance_type, capacity_type), None)
+
+    def inject_outage(self, *, until: datetime | None = None) -> None:
+        """Every call raises Unreachable until ``until`` (or until ``clear_outage``)."""
+        self._outage = (True, until)
+
+    def clear_outage(self) -> None:
+        """End an outage now."""
+        self._outage = (False, None)
+
+    def fail_next(self, error: ProviderError) -> None:
+        """The next call raises ``error`` (queued, first in first out)."""
+        self._next_errors.append(error)
+
+    def reclaim_spot(self, instance_type: str | None = None, *, nodes: int | None = None) -> int:
+        """Reclaim up to ``nodes`` (default: all) ready spot nodes, of ``instance_type`` or
+        of every type. Replacements start now, or when a stockout of that spot offering
+        ends. Returns how many nodes were reclaimed."""
+        now = self._clock()
+        reclaimed = 0
+        for pool in self._pools.values():
+            if pool.spec.capacity_type != "Spot":
+                continue
+            if instance_type is not None and pool.spec.offering.instance_type != instance_type:
+                continue
+            ready = sorted(t for t in pool.node_ready_at if t <= now)
+            count = len(ready) if nodes is None else min(len(ready), nodes - reclaimed)
+            if count <= 0:
+                continue
+            for ready_at in ready[:count]:
+                pool.node_ready_at.remove(ready_at)
+            start = max(now, self._stockout_until(pool.spec) or now)
+            pool.node_ready_at.extend([start + self._delay] * count)
+            pool.reclaimed += count
+            reclaimed += count
+        return reclaimed
+
+    # -- NodePoolProvider ----------------------------------------------------------------
+
+    async def discover_offerings(self) -> list[Offering]:
+        self._enter("discover_offerings")
+        return list(self._offerings.values())
+
+    async def ensure_pool(self, spec: PoolSpec) -> NodePool:
+        self._enter(
+            "ensure_pool", f"{spec.offering.instance_type}/{spec.capacity_type}={spec.nodes}"
+        )
+        if spec.nodes < 0:
+            raise InvalidConfiguration(f"pool size must be >= 0, got {spec.nodes}")
+        offering = self._offerings.get(spec.offering.instance_type)
+        if offering is None:
+            raise InvalidConfiguration(
+                f"cluster {self._name} offers no {spec.offering.instance_type} "
+                f"(declared: {', '.join(sorted(self._offerings)) or 'none'})"
+            )
+        if spec.capacity_type == "Spot" and offering.spot_per_hour is None:
+            raise InvalidConfiguration(
+                f"{spec.offering.instance_type} has no spot market in cluster {self._name}"
+            )
+        pool = self._pools.get(spec.pool_id)
+        current = len(pool.node_ready_at) if pool is not None else 0
+        if spec.nodes > current:
+            self._check_quota(spec, offering)
+            until = self._stockout_until(spec)
+            if until is not None:
+                raise InsufficientCapacity(
+                    f"simulated stockout of {spec.offering.instance_type} "
+                    f"({spec.capacity_type}) in {self._cluster.spec.region} until "
+                    f"{until.isoformat()}",
+                    instance_type=spec.offering.instance_type,
+                    capacity_type=spec.capacity_type,
+                    cloud_code="SimulatedStockout",
+                )
+        if pool is None:
+            pool = self._pools[spec.pool_id] = _Pool(spec)
+        pool.spec = spec
+        now = self._clock()
+        if spec.nodes > current:
+            pool.node_ready_at.extend([now + self._delay] * (spec.nodes - current))
+        elif spec.nodes < current:
+            # Scale in the nodes that would be ready last (pending ones first).
+            pool.node_ready_at = sorted(pool.node_ready_at)[: spec.nodes]
+        return self._report(pool)
+
+    async def get_pool(self, spec: PoolSpec) -> NodePool:
+        self._enter("get_pool", spec.pool_id)
+        pool = self._pools.get(spec.pool_id)
+        if pool is None:
+            raise NotFound(f"no pool for {spec.offering.instance_type}/{spec.capacity_type}")
+        return self._report(pool)
+
+    async def list_pools(self) -> list[NodePool]:
+        self._enter("list_pools")
+        return [self._report(pool) for pool in sorted(self._pools.values(), key=lambda p: p.name)]
+
+    async def delete_pool(self, name: str) -> None:
+        self._enter("delete_pool", name)
+        for key, pool in list(self._pools.items()):
+            if pool.name == name:
+                del self._pools[key]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _enter(self, method: str, detail: str = "") -> None:
+        self.calls.append(ProviderCall(method, detail))
+        down, until = self._outage
+        if down and (until is None or self._clock() < until):
+            raise Unreachable(f"simulated outage of the {self._cluster.spec.region} cloud API")
+        if self._next_errors:
+            raise self._next_errors.pop(0)
+
+    def _stockout_until(self, spec: PoolSpec) -> datetime | None:
+        until = self._stockouts.get((spec.offering.instance_type, spec.capacity_type))
+        return until if until is not None and self._clock() < until else None
+
+    def _check_quota(self, spec: PoolSpec, offering: Offering) -> None:
+        if offering.max_nodes is None:
+            return
+        others = sum(
+            len(p.node_ready_at)
+            for key, p in self._pools.items()
+            if key != spec.pool_id and p.spec.offering.instance_type == offering.instance_type
+        )
+        if others + spec.nodes > offering.max_nodes:
+            raise QuotaExceeded(
+                f"{offering.instance_type}: {others + spec.nodes} nodes requested, quota is "
+                f"{offering.max_nodes} in cluster {self._name}",
+                instance_type=offering.instance_type,
+                capacity_type=spec.capacity_type,
+            )
+
+    def _report(self, pool: _Pool) -> NodePool:
+        now = self._clock()
+        desired = len(pool.node_ready_at)
+        ready = sum(1 for t in pool.node_ready_at if t <= now)
+        pool.ever_ready = pool.ever_ready or ready > 0
+        if ready >= desired:
+            pool.reclaimed = 0
+        issues: list[PoolIssue] = []
+        if pool.reclaimed:
+            issues.append(
+                PoolIssue(SPOT_RECLAIMED, f"{pool.reclaimed} spot node(s) reclaimed; replacing")
+            )
+        until = self._stockout_until(pool.spec)
+        if until is not None and ready < desired:
+            issues.append(
+                PoolIssue(
+                    INSUFFICIENT_CAPACITY, f"no capacity for new nodes until {until.isoformat()}"
+                )
+            )
+        state: PoolState = (
+            "Active" if ready >= desired else "Updating" if pool.ever_ready else "Creating"
+        )
+        return NodePool(
+            name=pool.name,
+            instance_type=pool.spec.offering.instance_type,
+            capacity_type=pool.spec.capacity_type,
+            desired_nodes=desired,
+            ready_nodes=ready,
+            state=state,
+            gpu=pool.spec.offering.gpu,
+            issues=tuple(issues),
+            managed=True,
+            tags=pool.spec.tags(),
+        )

@@ -1,0 +1,210 @@
+"""StaticNodePoolProvider: GPU capacity that already exists and never changes size.
+
+Neoclouds, on-prem clusters and reserved fleets come with their GPU nodes pre-provisioned.
+modelfleet can place replicas there but cannot buy more, so this provider only *reads*: it
+groups the cluster's nodes by the labels every modelfleet pool carries —
+``modelfleet.io/instance-type`` and ``modelfleet.io/capacity-type`` (set them by hand on
+static nodes) — and reports each group as an unmanaged pool. It never creates, resizes or
+deletes anything:
+
+- ``ensure_pool`` returns the existing pool when it has at least ``spec.nodes`` ready,
+  schedulable nodes, and otherwise raises ``InsufficientCapacity``: static capacity cannot
+  grow, so the placement falls through to the next candidate like any stockout.
+- ``delete_pool`` refuses (``InvalidConfiguration``) for a pool that exists, because such a
+  pool is not modelfleet's; a name that matches nothing is already gone.
+
+Offerings are the FleetCluster's declared ``gpuOfferings`` with ``maxNodes`` filled in from
+the labelled nodes when not declared; undeclared instance types found on nodes are offered
+too when NVIDIA GPU feature discovery labels them (``nvidia.com/gpu.product``), without a
+price.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from modelfleet import labels
+from modelfleet.api.common import CapacityType
+from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
+from modelfleet.clusters.client import ClusterClient
+from modelfleet.clusters.errors import ClusterError, ClusterForbidden, ClusterUnreachable
+from modelfleet.clusters.objects import NodeInfo
+from modelfleet.providers.base import NodePool, Offering, PoolSpec, pool_id
+from modelfleet.providers.errors import (
+    InsufficientCapacity,
+    InvalidConfiguration,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    Unreachable,
+)
+
+GFD_PRODUCT = "nvidia.com/gpu.product"
+"""GPU feature discovery label: the GPU model, e.g. NVIDIA-H100-80GB-HBM3."""
+GFD_MEMORY = "nvidia.com/gpu.memory"
+"""GPU feature discovery label: memory per GPU in MiB."""
+
+
+def offering_from_api(offering: GpuOffering) -> Offering:
+    """The provider-side Offering of a FleetCluster's declared ``gpuOfferings`` entry."""
+    return Offering(
+        gpu=offering.gpu,
+        gpu_memory_gib=offering.gpu_memory_gi_b,
+        gpus_per_node=offering.gpus_per_node,
+        instance_type=offering.instance_type,
+        on_demand_per_hour=offering.on_demand_per_hour,
+        spot_per_hour=offering.spot_per_hour,
+        max_nodes=offering.max_nodes,
+        zones=tuple(offering.zones or ()),
+    )
+
+
+def declared_offerings(cluster: FleetCluster) -> list[Offering]:
+    """The FleetCluster's declared offerings, in declaration order."""
+    return [offering_from_api(o) for o in cluster.spec.gpu_offerings or []]
+
+
+_CAPACITY_TYPES: dict[str, CapacityType] = {"on-demand": "OnDemand", "spot": "Spot"}
+"""Node-label value -> capacity type (the inverse of ``labels.capacity_label``)."""
+
+
+class StaticNodePoolProvider:
+    """NodePoolProvider over pre-provisioned, labelled nodes; see the module docstring."""
+
+    def __init__(self, cluster: FleetCluster, *, cluster_client: ClusterClient) -> None:
+        self._cluster = cluster
+        self._name = cluster.metadata.name
+        self._client = cluster_client
+
+    async def discover_offerings(self) -> list[Offering]:
+        groups = await self._groups()
+        nodes_per_type: dict[str, list[NodeInfo]] = defaultdict(list)
+        for (instance_type, _), nodes in groups.items():
+            nodes_per_type[instance_type].extend(nodes)
+        result: list[Offering] = []
+        for declared in declared_offerings(self._cluster):
+            if declared.max_nodes is None:
+                count = len(nodes_per_type.get(declared.instance_type, []))
+                declared = dataclasses.replace(declared, max_nodes=count)
+            result.append(declared)
+        known = {o.instance_type for o in result}
+        for instance_type, nodes in sorted(nodes_per_type.items()):
+            if instance_type in known:
+                continue
+            discovered = _discovered_offering(instance_type, nodes)
+            if discovered is not None:
+                result.append(discovered)
+        return result
+
+    async def ensure_pool(self, spec: PoolSpec) -> NodePool:
+        pool = _pool(
+            self._name, spec.offering.instance_type, spec.capacity_type, await self._nodes_for(spec)
+        )
+        if pool.ready_nodes >= spec.nodes:
+            return pool
+        raise InsufficientCapacity(
+            f"static capacity cannot grow: {pool.ready_nodes} ready node(s) labelled "
+            f"{labels.NODE_INSTANCE_TYPE}={spec.offering.instance_type}, "
+            f"{labels.NODE_CAPACITY_TYPE}={labels.capacity_label(spec.capacity_type)} in "
+            f"cluster {self._name}, {spec.nodes} needed",
+            instance_type=spec.offering.instance_type,
+            capacity_type=spec.capacity_type,
+        )
+
+    async def get_pool(self, spec: PoolSpec) -> NodePool:
+        nodes = await self._nodes_for(spec)
+        if not nodes:
+            raise NotFound(
+                f"no nodes labelled {labels.NODE_INSTANCE_TYPE}={spec.offering.instance_type}, "
+                f"{labels.NODE_CAPACITY_TYPE}={labels.capacity_label(spec.capacity_type)} in "
+                f"cluster {self._name}"
+            )
+        return _pool(self._name, spec.offering.instance_type, spec.capacity_type, nodes)
+
+    async def list_pools(self) -> list[NodePool]:
+        groups = await self._groups()
+        return [
+            _pool(self._name, instance_type, capacity_type, nodes)
+            for (instance_type, capacity_type), nodes in sorted(groups.items())
+        ]
+
+    async def delete_pool(self, name: str) -> None:
+        if any(pool.name == name for pool in await self.list_pools()):
+            raise InvalidConfiguration(
+                f"pool {name} in cluster {self._name} is static capacity, not modelfleet's: "
+                "it is never deleted"
+            )
+
+    async def _nodes_for(self, spec: PoolSpec) -> list[NodeInfo]:
+        selector = {
+            labels.NODE_INSTANCE_TYPE: spec.offering.instance_type,
+            labels.NODE_CAPACITY_TYPE: labels.capacity_label(spec.capacity_type),
+        }
+        with self._translated():
+            return await self._client.list_nodes(selector)
+
+    async def _groups(self) -> dict[tuple[str, CapacityType], list[NodeInfo]]:
+        with self._translated():
+            nodes = await self._client.list_nodes()
+        groups: dict[tuple[str, CapacityType], list[NodeInfo]] = defaultdict(list)
+        for node in nodes:
+            instance_type = node.labels.get(labels.NODE_INSTANCE_TYPE)
+            capacity_type = _CAPACITY_TYPES.get(node.labels.get(labels.NODE_CAPACITY_TYPE, ""))
+            if instance_type and capacity_type:
+                groups[(instance_type, capacity_type)].append(node)
+        return dict(groups)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Cluster errors -> provider errors: the one place this provider translates."""
+        try:
+            yield
+        except ClusterUnreachable as error:
+            raise Unreachable(f"cluster {self._name}: {error.message}") from error
+        except ClusterForbidden as error:
+            raise PermissionDenied(
+                f"cluster {self._name}: cannot list nodes ({error.message})",
+                permission="nodes: list (ClusterRole modelfleet-member)",
+            ) from error
+        except ClusterError as error:
+            raise ProviderError(f"cluster {self._name}: {error}") from error
+
+
+def _pool(
+    cluster: str, instance_type: str, capacity_type: CapacityType, nodes: list[NodeInfo]
+) -> NodePool:
+    usable = sum(1 for n in nodes if n.usable)
+    gpu = next((n.labels[GFD_PRODUCT] for n in nodes if GFD_PRODUCT in n.labels), None)
+    return NodePool(
+        name=pool_id(cluster, instance_type, capacity_type),
+        instance_type=instance_type,
+        capacity_type=capacity_type,
+        desired_nodes=len(nodes),
+        ready_nodes=usable,
+        state="Active" if usable == len(nodes) else "Degraded",
+        gpu=gpu,
+        managed=False,
+    )
+
+
+def _discovered_offering(instance_type: str, nodes: list[NodeInfo]) -> Offering | None:
+    """An offering for labelled nodes nobody declared, when GPU feature discovery says what
+    GPU they carry. No price: placement treats it as unknown cost."""
+    labelled = next((n for n in nodes if GFD_PRODUCT in n.labels), None)
+    if labelled is None:
+        return None
+    memory_mib = labelled.labels.get(GFD_MEMORY, "")
+    gpus = max((n.gpus for n in nodes), default=0)
+    if gpus <= 0 or not memory_mib.isdigit():
+        return None
+    return Offering(
+        gpu=labelled.labels[GFD_PRODUCT],
+        gpu_memory_gib=int(memory_mib) / 1024,
+        gpus_per_node=gpus,
+        instance_type=instance_type,
+        on_demand_per_hour=None,
+        max_nodes=len(nodes),
+    )

@@ -1,0 +1,263 @@
+"""A Kubernetes API emulator on a loopback port, for integration tests of anything that
+talks to a Kubernetes API (member-cluster clients, the hub operator, kopf).
+
+It runs KMock's ``KubernetesEmulator`` (PyPI ``kmock``) behind a real aiohttp server, so the
+code under test speaks real HTTP with a real client library, and hands the test the base
+URL and a kubeconfig dict pointing at it. Several emulators can run at once (a hub and
+members): each ``kube_emulator()`` gets its own free port.
+
+Usage::
+
+    from kube_emulator import kube_emulator   # tests/integration is on sys.path
+
+    async def test_something() -> None:
+        async with kube_emulator() as kube:
+            client = await KubernetesClusterClient.from_kubeconfig(kube.kubeconfig())
+            ...
+            kube.put("v1/nodes", {"metadata": {"name": "n1", "labels": {...}}})
+            assert kube.get("apps/v1/deployments", "web", namespace="ns") is not None
+
+or as a fixture::
+
+    @pytest.fixture
+    async def kube() -> AsyncIterator[KubeEmulator]:
+        async with kube_emulator() as emulator:
+            yield emulator
+
+Resources: ``DEFAULT_RESOURCES`` (core kinds modelfleet uses, apps/v1 deployments,
+policy/v1 PDBs, CRDs) plus the modelfleet CRDs (``crds=True``: the two resources are
+registered with a status subresource and the CRD objects from ``crds/`` are stored, which
+kopf's discovery wants). Register more with ``resources=`` or ``kube.register(...)``.
+
+What the emulator does NOT do — code under test must never depend on it, and a test that
+needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(...)`` a node):
+it keeps no resourceVersion/generation bookkeeping, treats ``/status`` patches as plain
+merges, ignores ``labelSelector`` (lists return every object), validates nothing, has no
+server-side apply and no controllers (a Deployment never becomes ready by itself).
+
+One KMock gap is bridged here: KMock 0.8 cannot parse the paths of the ``namespaces``
+resource itself (``/api/v1/namespaces`` and ``/api/v1/namespaces/<name>``: it takes the
+``namespaces`` segment for a namespace prefix and fails). The harness rewrites those two
+paths to an alias resource ``v1/x-namespaces`` before KMock sees them, so clients use the
+real paths; ``kube.get("v1/namespaces", ...)`` and friends read the alias transparently.
+The alias shows up in discovery of ``/api/v1``; nothing should rely on that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CRD_DIR = REPO / "crds"
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """Discovery information for one resource (``group/version/plural`` is the key)."""
+
+    kind: str
+    namespaced: bool
+    subresources: tuple[str, ...] = ()
+
+
+DEFAULT_RESOURCES: Mapping[str, ResourceSpec] = {
+    "v1/namespaces": ResourceSpec("Namespace", namespaced=False),
+    "v1/nodes": ResourceSpec("Node", namespaced=False, subresources=("status",)),
+    "v1/pods": ResourceSpec("Pod", namespaced=True, subresources=("status",)),
+    "v1/secrets": ResourceSpec("Secret", namespaced=True),
+    "v1/configmaps": ResourceSpec("ConfigMap", namespaced=True),
+    "v1/services": ResourceSpec("Service", namespaced=True, subresources=("status",)),
+    "v1/events": ResourceSpec("Event", namespaced=True),
+    "apps/v1/deployments": ResourceSpec("Deployment", namespaced=True, subresources=("status",)),
+    "policy/v1/poddisruptionbudgets": ResourceSpec(
+        "PodDisruptionBudget", namespaced=True, subresources=("status",)
+    ),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": ResourceSpec(
+        "CustomResourceDefinition", namespaced=False, subresources=("status",)
+    ),
+}
+"""Resources every emulator serves (Kubernetes built-ins modelfleet reads or writes)."""
+
+MODELFLEET_RESOURCES: Mapping[str, ResourceSpec] = {
+    "modelfleet.io/v1alpha1/modeldeployments": ResourceSpec(
+        "ModelDeployment", namespaced=True, subresources=("status",)
+    ),
+    "modelfleet.io/v1alpha1/fleetclusters": ResourceSpec(
+        "FleetCluster", namespaced=False, subresources=("status",)
+    ),
+}
+"""modelfleet's custom resources (registered when ``crds=True``)."""
+
+_NAMESPACE_ALIAS = "v1/x-namespaces"
+_NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces(?P<rest>/[^/]+)?/?$")
+_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+
+@attrs.define(kw_only=True)
+class _Emulator(kmock.KubernetesEmulator):
+    """KMock's emulator with the namespaces paths rewritten (see the module docstring)."""
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        match = _NAMESPACE_PATH.match(raw_request.path)
+        if match:
+            url = raw_request.rel_url
+            rewritten = url.with_path(f"/api/v1/x-namespaces{match['rest'] or ''}")
+            raw_request = raw_request.clone(rel_url=rewritten.with_query(url.query))
+        response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
+        return response
+
+
+def _storage(resource: str) -> str:
+    return _NAMESPACE_ALIAS if resource == "v1/namespaces" else resource
+
+
+def _parsed(resource: str) -> tuple[str, str, str]:
+    parsed = kmock.resource(_storage(resource))
+    return (parsed.group or "", parsed.version or "", parsed.plural or "")
+
+
+@dataclass
+class KubeEmulator:
+    """A running emulator: its URL, a kubeconfig for it, and direct access to its objects."""
+
+    handler: kmock.KubernetesEmulator
+    url: str
+    """Base URL, e.g. http://127.0.0.1:41234 (no trailing slash)."""
+    resources: dict[str, ResourceSpec] = field(default_factory=dict)
+
+    def kubeconfig(
+        self, *, token: str = "emulator-token", context: str = "emulator"
+    ) -> dict[str, Any]:
+        """A kubeconfig dict (bearer token auth) whose current context is this emulator."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": {"token": token}}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+            "current-context": context,
+        }
+
+    def register(
+        self, resource: str, *, kind: str, namespaced: bool, subresources: Iterable[str] = ()
+    ) -> None:
+        """Serve ``group/version/plural`` (``v1/plural`` for the core group)."""
+        self.resources[resource] = ResourceSpec(kind, namespaced, tuple(subresources))
+        info = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=namespaced,
+            verbs=set(_VERBS),
+            subresources=set(subresources),
+        )
+        self.handler.resources[resource] = info
+        if resource == "v1/namespaces":
+            self.handler.resources[_NAMESPACE_ALIAS] = info
+
+    def put(self, resource: str, obj: Mapping[str, Any]) -> None:
+        """Store ``obj`` as the server's state (replacing any object of that name), as a
+        controller or kubelet would: nodes, pods, a Deployment's status."""
+        meta = obj.get("metadata") or {}
+        key = (_storage(resource), meta.get("namespace"), meta["name"])
+        self.handler.objects[key] = dict(obj)
+
+    def patch(
+        self, resource: str, name: str, changes: Mapping[str, Any], *, namespace: str | None = None
+    ) -> None:
+        """Merge ``changes`` into a stored object (e.g. ``{"status": {"readyReplicas": 2}}``)."""
+        self.handler.objects[_storage(resource), namespace, name].patch(dict(changes))
+
+    def get(
+        self, resource: str, name: str, *, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The live object, or None when absent or deleted."""
+        for found in self.objects(resource, namespace=namespace):
+            if found.get("metadata", {}).get("name") == name:
+                return found
+        return None
+
+    def objects(self, resource: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every live object of ``resource`` (in ``namespace`` when given)."""
+        wanted = _parsed(resource)
+        found = []
+        for (res, ns, name), obj in self.handler.objects.items():
+            if (res.group or "", res.version or "", res.plural or "") != wanted:
+                continue
+            if namespace is not None and ns != namespace:
+                continue
+            if not obj.deleted:
+                raw = dict(obj.raw)
+                raw.setdefault("metadata", {}).setdefault("name", name)
+                found.append(raw)
+        return found
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path with query) of every request served so far, in order."""
+        return [
+            (str(getattr(r.method, "value", r.method)).upper(), str(r.url.path_qs))
+            for r in self.handler._requests
+        ]
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def closed_url() -> str:
+    """An http URL on a loopback port nobody listens on: connections are refused."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def _crd_objects() -> list[dict[str, Any]]:
+    if not CRD_DIR.is_dir():
+        return []
+    docs: list[dict[str, Any]] = []
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
+    return docs
+
+
+@contextlib.asynccontextmanager
+async def kube_emulator(
+    *,
+    resources: Mapping[str, ResourceSpec] | None = None,
+    crds: bool = True,
+    host: str = "127.0.0.1",
+) -> AsyncIterator[KubeEmulator]:
+    """Run an emulator on a free port of ``host`` for the duration of the block.
+
+    Serves ``DEFAULT_RESOURCES``, the modelfleet CRDs when ``crds`` (resources plus the CRD
+    objects), and ``resources``. Yields a ``KubeEmulator``.
+    """
+    async with _Emulator() as handler, kmock.Server(handler, host=host) as server:
+        emulator = KubeEmulator(handler=handler, url=str(server.url).rstrip("/"))
+        wanted = {
+            **DEFAULT_RESOURCES,
+            **(MODELFLEET_RESOURCES if crds else {}),
+            **(resources or {}),
+        }
+        for resource, spec in wanted.items():
+            emulator.register(
+                resource,
+                kind=spec.kind,
+                namespaced=spec.namespaced,
+                subresources=spec.subresources,
+            )
+        if crds:
+            for crd in _crd_objects():
+                emulator.put("apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        yield emulator
