@@ -1,0 +1,200 @@
+"""``modelfleet plan``: what would the operator do for a deployment, and what would it cost.
+
+Reads FleetCluster manifests (their ``status`` may carry health and stockouts), one
+ModelDeployment (its ``status.placements`` are the replicas already running) and optionally
+a metrics file, runs the same ``core.plan`` as the operator, and prints a table with the
+reasons or one JSON object. The metrics file format (see tests/fixtures/metrics/):
+
+```yaml
+observedAt: "2025-06-01T12:00:00Z"   # optional, defaults to --now
+deployments:
+  default/llama-8b:                   # namespace/name, or a bare name in namespace default
+    aws-use1: {readyReplicas: 2, ttftP95Ms: 310, tpotP95Ms: 42, queuePerReplica: 5,
+               requestRate: 14.2, tokensPerSecond: 2100}
+```
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from modelfleet.api.validation import ManifestLoadError, load_objects
+from modelfleet.core import DecisionState, MetricsSnapshot, Plan, plan, unsatisfiable
+from modelfleet.core.from_api import deployment_from_api, fleet_from_api
+from modelfleet.core.types import ClusterSignals
+
+
+class PlanInputError(Exception):
+    """Invalid ``plan`` input; the message names the file and the field."""
+
+
+class _SignalsFile(BaseModel):
+    """One cluster's signals in a metrics file (all optional)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    ready_replicas: int | None = Field(default=None, ge=0)
+    ttft_p95_ms: float | None = Field(default=None, ge=0)
+    tpot_p95_ms: float | None = Field(default=None, ge=0)
+    queue_per_replica: float | None = Field(default=None, ge=0)
+    request_rate: float | None = Field(default=None, ge=0)
+    tokens_per_second: float | None = Field(default=None, ge=0)
+    observed_at: datetime | None = None
+
+
+class _MetricsFile(BaseModel):
+    """The ``--metrics`` file: signals per deployment, per cluster."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    observed_at: datetime | None = None
+    deployments: dict[str, dict[str, _SignalsFile]] = Field(default_factory=dict)
+
+
+def _aware(value: datetime | None, default: datetime) -> datetime:
+    if value is None:
+        return default
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def load_metrics(path: Path, *, now: datetime) -> MetricsSnapshot:
+    """Parse a metrics file. Raises PlanInputError naming ``path`` and the bad field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PlanInputError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise PlanInputError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        parsed = _MetricsFile.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise PlanInputError(f"{path}: {field}: {first['msg']}") from exc
+    observed = _aware(parsed.observed_at, now)
+    by_deployment = {
+        (name if "/" in name else f"default/{name}"): {
+            cluster: ClusterSignals(
+                ready_replicas=s.ready_replicas,
+                ttft_p95_ms=s.ttft_p95_ms,
+                tpot_p95_ms=s.tpot_p95_ms,
+                queue_per_replica=s.queue_per_replica,
+                request_rate=s.request_rate,
+                tokens_per_second=s.tokens_per_second,
+                observed_at=_aware(s.observed_at, observed) if s.observed_at else None,
+            )
+            for cluster, s in clusters.items()
+        }
+        for name, clusters in parsed.deployments.items()
+    }
+    return MetricsSnapshot(by_deployment=by_deployment, observed_at=observed)
+
+
+def parse_now(value: str | None) -> datetime:
+    """``--now`` as an aware datetime (UTC when no offset is given); the current time when
+    unset (the CLI is the shell: it may read the clock)."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")), datetime.now(UTC))
+    except ValueError as exc:
+        raise PlanInputError(f"--now: not an ISO 8601 time: {value!r}") from exc
+
+
+def make_plan(deployment: Path, fleet: Path, *, metrics: Path | None, now: datetime) -> Plan:
+    """Load the inputs and run the planner. Raises PlanInputError on invalid input."""
+    try:
+        _, clusters = load_objects([fleet])
+        deployments, extra_clusters = load_objects([deployment])
+    except ManifestLoadError as exc:
+        raise PlanInputError(str(exc)) from exc
+    if len(deployments) != 1:
+        raise PlanInputError(
+            f"{deployment}: kind: expected exactly one ModelDeployment, found {len(deployments)}"
+        )
+    if not clusters and not extra_clusters:
+        raise PlanInputError(f"{fleet}: kind: no FleetCluster manifests found")
+    md = deployments[0]
+    snapshot = fleet_from_api([*clusters, *extra_clusters], [md], default_health="Healthy")
+    signals = load_metrics(metrics, now=now) if metrics else MetricsSnapshot()
+    return plan(deployment_from_api(md), snapshot, metrics=signals, state=DecisionState(), now=now)
+
+
+def render_table(result: Plan, console: Console) -> None:
+    """Print ``result`` as rich tables: summary, placements, node pools, reasons."""
+    console.print(
+        f"[bold]{result.deployment}[/bold]: desired {result.desired_replicas}"
+        f" + standby {result.standby_replicas}, placed {result.placed_replicas}, "
+        f"unplaced {result.unplaced}, cost ${result.cost_per_hour:,.2f}/h"
+    )
+    terminal = unsatisfiable(result)
+    if terminal is not None:
+        console.print(f"[red]{terminal.code}[/red]: {terminal.message}")
+    places = Table(
+        "cluster",
+        "cloud",
+        "region",
+        "gpu",
+        "instance type",
+        "capacity",
+        "replicas",
+        title="Placements",
+    )
+    for p in result.placements:
+        places.add_row(
+            p.cluster, p.cloud, p.region, p.gpu, p.instance_type, p.capacity_type, str(p.replicas)
+        )
+    console.print(places)
+    pools = Table("cluster", "instance type", "capacity", "nodes", "$/node-h", title="Node pools")
+    for n in result.node_pools:
+        pools.add_row(
+            n.cluster, n.instance_type, n.capacity_type, str(n.nodes), f"{n.price_per_node_hour:g}"
+        )
+    console.print(pools)
+    if result.changes:
+        changes = Table("change", "cluster", "offering", "why", title="Changes")
+        for c in result.changes:
+            changes.add_row(c.code, c.cluster, c.offering, c.message)
+        console.print(changes)
+    reasons = Table("reason", "cluster", "offering", "capacity", "why", title="Reasons")
+    for r in result.reasons:
+        reasons.add_row(
+            r.code, r.cluster or "-", r.offering or "*", r.capacity_type or "*", r.message
+        )
+    console.print(reasons)
+
+
+def plan_command(
+    deployment: Path,
+    fleet: Path,
+    *,
+    metrics: Path | None = None,
+    now: str | None = None,
+    output: Literal["table", "json"] = "table",
+    out: Console,
+    err: Console,
+) -> int:
+    """Run ``modelfleet plan``; returns the exit status (0 ok, 2 invalid input).
+
+    A plan that cannot place everything still exits 0: the output says what is missing.
+    """
+    try:
+        result = make_plan(deployment, fleet, metrics=metrics, now=parse_now(now))
+    except PlanInputError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        return 2
+    if output == "json":
+        out.print(json.dumps(result.to_dict(), indent=2), markup=False, highlight=False)
+    else:
+        render_table(result, out)
+    return 0

@@ -1,0 +1,200 @@
+"""SLO-driven autoscaling: how many replicas a deployment needs right now.
+
+An HPA-like proportional rule over the worst SLO signal (observed / target for TTFT p95,
+TPOT p95 and queue per replica), with the safety rules platform teams expect: a tolerance
+band, panic scale-up at twice the target, a down-stabilisation window, no scale-down on
+missing or stale data, and optional scale-to-zero on idleness. Pure: the history the windows
+need comes in and goes out through ``DecisionState`` fields.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelfleet.core import reasons as R
+from modelfleet.core.reasons import Reason
+from modelfleet.core.types import ClusterSignals, PlannerSettings, ScalingPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Fleet-wide aggregate of one deployment's signals; ``None`` means missing or stale.
+
+    ``complete`` is False when a configured SLO signal is missing or stale in any cluster
+    that runs replicas: such data may scale up but never down.
+    """
+
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    queue_per_replica: float | None = None
+    request_rate: float | None = None
+    complete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscaleDecision:
+    """The autoscaler's answer: ``desired`` replicas plus the state to carry forward."""
+
+    desired: int
+    recommendations: tuple[tuple[datetime, int], ...]
+    idle_since: datetime | None
+    reason: Reason
+
+
+def aggregate_signals(
+    by_cluster: Mapping[str, ClusterSignals],
+    *,
+    scaling: ScalingPolicy,
+    running_clusters: frozenset[str],
+    snapshot_time: datetime | None,
+    now: datetime,
+    settings: PlannerSettings,
+) -> Signals:
+    """Fold per-cluster signals: worst (max) latency percentiles, ready-weighted queue per
+    replica, summed request rate. Signals older than ``stale_after_seconds`` are dropped."""
+    ttft: float | None = None
+    tpot: float | None = None
+    queue_sum = 0.0
+    queue_weight = 0.0
+    rate: float | None = None
+    fresh: dict[str, ClusterSignals] = {}
+    for cluster, sig in by_cluster.items():
+        when = sig.observed_at or snapshot_time
+        if when is None or (now - when).total_seconds() > settings.stale_after_seconds:
+            continue
+        fresh[cluster] = sig
+        if sig.ttft_p95_ms is not None:
+            ttft = sig.ttft_p95_ms if ttft is None else max(ttft, sig.ttft_p95_ms)
+        if sig.tpot_p95_ms is not None:
+            tpot = sig.tpot_p95_ms if tpot is None else max(tpot, sig.tpot_p95_ms)
+        if sig.queue_per_replica is not None:
+            weight = float(sig.ready_replicas) if sig.ready_replicas else 1.0
+            queue_sum += sig.queue_per_replica * weight
+            queue_weight += weight
+        if sig.request_rate is not None:
+            rate = sig.request_rate + (rate or 0.0)
+    queue = queue_sum / queue_weight if queue_weight else None
+    wanted = [
+        ("ttft_p95_ms", scaling.ttft_p95_ms),
+        ("tpot_p95_ms", scaling.tpot_p95_ms),
+        ("queue_per_replica", scaling.max_queue_per_replica),
+    ]
+    complete = bool(fresh)
+    for cluster in running_clusters or frozenset(fresh):
+        sig_or_none = fresh.get(cluster)
+        if sig_or_none is None:
+            complete = False
+            break
+        if any(t is not None and getattr(sig_or_none, name) is None for name, t in wanted):
+            complete = False
+            break
+    return Signals(ttft, tpot, queue, rate, complete)
+
+
+def _window(history: tuple[tuple[datetime, int], ...], now: datetime, seconds: float) -> list[int]:
+    return [n for t, n in history if (now - t).total_seconds() <= seconds]
+
+
+def recommend_replicas(
+    scaling: ScalingPolicy,
+    signals: Signals,
+    *,
+    current: int,
+    history: tuple[tuple[datetime, int], ...],
+    idle_since: datetime | None,
+    now: datetime,
+    settings: PlannerSettings,
+) -> AutoscaleDecision:
+    """Desired replicas from ``signals`` given ``current`` desired replicas.
+
+    Contract (the rules of docs/decisions.md, section 1):
+    - worst ratio r = max(observed / target) over the configured SLOs with data;
+      |r - 1| <= tolerance keeps ``current``; otherwise ``ceil(current * r)``.
+    - r > panic_ratio: scale up at once (no up-stabilisation).
+    - scale-up is limited to the lowest recommendation over ``up_stabilization_seconds``;
+      scale-down to the highest over ``down_stabilization_seconds``; with no history the
+      current count is taken as recommended now (so lost state delays, never hastens,
+      scale-down).
+    - incomplete/stale data never lowers the count (hold).
+    - from zero: any request (or queue) gives at least one replica; to zero: after
+      ``scale_to_zero_after_seconds`` of observed zero request rate (bypasses the window).
+    - result clamped to [min, max] (0 allowed only through scale-to-zero, min is then 0).
+    """
+    lo, hi = scaling.min_replicas, scaling.max_replicas
+    ratios: list[tuple[str, float]] = []
+    for name, observed, target in (
+        ("TTFT p95", signals.ttft_p95_ms, scaling.ttft_p95_ms),
+        ("TPOT p95", signals.tpot_p95_ms, scaling.tpot_p95_ms),
+        ("queue per replica", signals.queue_per_replica, scaling.max_queue_per_replica),
+    ):
+        if observed is not None and target is not None:
+            ratios.append((name, observed / target))
+    worst_name, worst = max(ratios, key=lambda x: x[1]) if ratios else ("", 1.0)
+    demand = bool(signals.request_rate) or bool(signals.queue_per_replica)
+    panic = worst > settings.panic_ratio
+
+    if current == 0:
+        raw = max(1, lo) if demand else lo
+        code = R.SCALE_FROM_ZERO if demand else R.HOLD
+        why = "requests arrived at zero replicas" if demand else "no requests at zero replicas"
+    elif not ratios or abs(worst - 1.0) <= settings.tolerance:
+        raw = current
+        code, why = (
+            R.HOLD,
+            (
+                f"worst signal {worst_name} at {worst:.2f}x target, within tolerance"
+                if ratios
+                else "no SLO signal with data"
+            ),
+        )
+    else:
+        raw = math.ceil(current * worst - 1e-9)
+        code = R.PANIC_SCALE_UP if panic else (R.SCALE_UP if raw > current else R.SCALE_DOWN)
+        why = f"{worst_name} at {worst:.2f}x target"
+    raw = min(max(raw, lo), hi)
+
+    if raw < current and not signals.complete:
+        raw = current
+        code, why = R.METRICS_MISSING, "metrics missing or stale: holding (no scale-down)"
+
+    longest = max(scaling.up_stabilization_seconds, scaling.down_stabilization_seconds)
+    kept = tuple(h for h in history if (now - h[0]).total_seconds() <= longest)
+    if (
+        raw < current
+        and scaling.down_stabilization_seconds > 0
+        and not _window(kept, now, scaling.down_stabilization_seconds)
+    ):
+        # No history (first plan, or state lost): the current count counts as recommended
+        # now, so a restart never turns into an immediate scale-down.
+        kept = (*kept, (now, current))
+    history = (*kept, (now, raw))
+
+    if raw > current and not panic and current > 0:
+        desired = max(current, min(_window(history, now, scaling.up_stabilization_seconds)))
+    elif raw < current:
+        desired = min(current, max(_window(history, now, scaling.down_stabilization_seconds)))
+        if desired > raw and code == R.SCALE_DOWN:
+            why += f"; held at {desired} by the {scaling.down_stabilization_seconds}s window"
+    else:
+        desired = raw
+
+    # Scale to zero: a timer over observed zero traffic; missing data neither starts nor stops it.
+    if scaling.scale_to_zero_after_seconds is not None and signals.request_rate is not None:
+        if signals.request_rate > 0 or (signals.queue_per_replica or 0) > 0:
+            idle_since = None
+        else:
+            idle_since = idle_since or now
+            idle = (now - idle_since).total_seconds()
+            if idle >= scaling.scale_to_zero_after_seconds and current > 0:
+                desired = 0
+                code, why = R.SCALE_TO_ZERO, f"no requests for {idle:.0f}s"
+            elif current == 0:
+                desired = 0
+    desired = min(max(desired, 0 if scaling.scale_to_zero_after_seconds else lo), hi)
+    if desired == current and code in (R.SCALE_UP, R.SCALE_DOWN, R.PANIC_SCALE_UP):
+        code = R.HOLD
+    message = f"{current} -> {desired} replicas: {why}"
+    return AutoscaleDecision(desired, history, idle_since, Reason(code, message))

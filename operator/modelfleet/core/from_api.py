@@ -1,0 +1,184 @@
+"""Conversion from the pydantic API objects to the planner's frozen inputs.
+
+The shell (reconciler, CLI, simulator) reads ModelDeployments and FleetClusters as pydantic
+models; the planner wants small frozen dataclasses it can read quickly thousands of times.
+Converting here, once per snapshot, keeps pydantic out of the hot path and the mapping from
+API field to planner input in one place. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelfleet.api.common import LabelSelector
+from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
+from modelfleet.api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from modelfleet.core.types import (
+    ClusterView,
+    DeploymentSpec,
+    ExistingPlacement,
+    FailoverPolicy,
+    FleetSnapshot,
+    GpuNeed,
+    HealthState,
+    Offering,
+    PlacementPolicy,
+    ScalingPolicy,
+    Selector,
+    SelectorTerm,
+    StockoutMark,
+)
+
+
+def deployment_key(md: ModelDeployment) -> str:
+    """``namespace/name`` of a ModelDeployment (namespace ``default`` when unset)."""
+    return f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
+
+
+def selector_from_api(selector: LabelSelector | None) -> Selector | None:
+    """The planner's Selector for an API LabelSelector (None stays None)."""
+    if selector is None:
+        return None
+    return Selector(
+        match_labels=tuple(sorted((selector.match_labels or {}).items())),
+        terms=tuple(
+            SelectorTerm(e.key, e.operator, tuple(e.values or ()))
+            for e in selector.match_expressions or []
+        ),
+    )
+
+
+def spec_from_api(spec: ModelDeploymentSpec, *, key: str) -> DeploymentSpec:
+    """The planner's DeploymentSpec for a validated API spec; ``key`` is namespace/name."""
+    gpu = spec.resources.gpu
+    p = spec.placement
+    return DeploymentSpec(
+        key=key,
+        gpu=GpuNeed(
+            count=gpu.count,
+            memory_gib=gpu.memory_gi_b,
+            types=frozenset(gpu.types) if gpu.types else None,
+        ),
+        scaling=ScalingPolicy(
+            min_replicas=spec.replicas.min,
+            max_replicas=spec.replicas.max,
+            ttft_p95_ms=spec.slo.ttft_p95_ms,
+            tpot_p95_ms=spec.slo.tpot_p95_ms,
+            max_queue_per_replica=spec.slo.max_queue_per_replica,
+            up_stabilization_seconds=spec.scaling.up_stabilization_seconds,
+            down_stabilization_seconds=spec.scaling.down_stabilization_seconds,
+            scale_to_zero_after_seconds=spec.scaling.scale_to_zero_after_seconds,
+        ),
+        placement=PlacementPolicy(
+            clouds=frozenset(p.clouds) if p.clouds else None,
+            regions=frozenset(p.regions) if p.regions else None,
+            selector=selector_from_api(p.cluster_selector),
+            preferred_regions=frozenset(p.preferred_regions or ()),
+            min_regions=p.spread.min_regions,
+            max_replicas_per_region=p.spread.max_replicas_per_region,
+            spot=p.capacity.spot,
+            on_demand_base=p.capacity.on_demand_base,
+            max_cost_per_hour=p.max_cost_per_hour,
+        ),
+        failover=FailoverPolicy(
+            warm_standby_replicas=spec.failover.warm_standby_replicas,
+            fail_after_seconds=spec.failover.fail_after_seconds,
+            failback_after_seconds=spec.failover.failback_after_seconds,
+        ),
+    )
+
+
+def deployment_from_api(md: ModelDeployment) -> DeploymentSpec:
+    """The planner's DeploymentSpec for a ModelDeployment (keyed by namespace/name)."""
+    return spec_from_api(md.spec, key=deployment_key(md))
+
+
+def offering_from_api(o: GpuOffering) -> Offering:
+    """The planner's Offering for an API GpuOffering."""
+    return Offering(
+        gpu=o.gpu,
+        gpu_memory_gib=o.gpu_memory_gi_b,
+        gpus_per_node=o.gpus_per_node,
+        instance_type=o.instance_type,
+        on_demand_per_hour=o.on_demand_per_hour,
+        spot_per_hour=o.spot_per_hour,
+        max_nodes=o.max_nodes,
+    )
+
+
+def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown") -> ClusterView:
+    """The planner's ClusterView of a FleetCluster.
+
+    Offerings: discovered ones (``status.offerings``) overridden by declared ones
+    (``spec.gpuOfferings``) with the same instance type, in declared-then-discovered order.
+    Health and stockouts come from ``status``; ``default_health`` applies when there is no
+    status (the operator uses Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy
+    so that plain manifests can be planned).
+    """
+    declared = list(fc.spec.gpu_offerings or [])
+    seen = {o.instance_type for o in declared}
+    status = fc.status
+    discovered = (
+        [o for o in (status.offerings or []) if o.instance_type not in seen] if status else []
+    )
+    stockouts = tuple(
+        StockoutMark(
+            gpu=s.gpu,
+            capacity_type=s.capacity_type,
+            until=s.until,
+            failures=s.failures,
+            instance_type=s.instance_type,
+            since=s.since,
+            message=s.message,
+        )
+        for s in (status.stockouts or [] if status else [])
+    )
+    return ClusterView(
+        name=fc.metadata.name,
+        cloud=fc.spec.cloud_name,
+        region=fc.spec.region,
+        offerings=tuple(offering_from_api(o) for o in [*declared, *discovered]),
+        zones=tuple(fc.spec.zones or ()),
+        labels=dict(fc.metadata.labels),
+        health=status.health if status else default_health,
+        health_since=status.health_since if status else None,
+        last_success=status.last_success_time if status else None,
+        cordoned=fc.spec.cordoned,
+        stockouts=stockouts,
+    )
+
+
+def placements_from_status(md: ModelDeployment) -> tuple[ExistingPlacement, ...]:
+    """Existing placements recorded in a ModelDeployment's ``status.placements``."""
+    key = deployment_key(md)
+    if md.status is None or not md.status.placements:
+        return ()
+    return tuple(
+        ExistingPlacement(
+            deployment=key,
+            cluster=p.cluster,
+            instance_type=p.instance_type,
+            capacity_type=p.capacity_type,
+            replicas=p.replicas,
+            ready=p.ready,
+            # status.placements[].nodes is newer than this module; tolerate its absence.
+            nodes=getattr(p, "nodes", None),
+        )
+        for p in md.status.placements
+    )
+
+
+def fleet_from_api(
+    clusters: Iterable[FleetCluster],
+    deployments: Iterable[ModelDeployment] = (),
+    *,
+    default_health: HealthState = "Unknown",
+) -> FleetSnapshot:
+    """A FleetSnapshot of ``clusters`` (sorted by name, for determinism) holding the
+    placements recorded in the status of ``deployments``."""
+    views = sorted(
+        (cluster_from_api(c, default_health=default_health) for c in clusters),
+        key=lambda v: v.name,
+    )
+    placements = tuple(p for md in deployments for p in placements_from_status(md))
+    return FleetSnapshot(clusters=tuple(views), placements=placements)

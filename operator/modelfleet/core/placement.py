@@ -1,0 +1,392 @@
+"""Cost-minimising placement of replicas on eligible candidates.
+
+Input: how many replicas (main + warm standby), the eligible candidates, the replicas that
+stay where they are (stickiness), per-pool node quotas. Output: replicas per pool and the
+reasons behind the choices. The phases, each an exact cheapest cover (``core.cover``) of
+what is still missing, run in this order:
+
+1. keep sticky replicas; trim the most expensive first when there are too many;
+2. put ``onDemandBase`` replicas on on-demand;
+3. fill the rest (spot first under ``Preferred``), honouring ``maxReplicasPerRegion``;
+4. reach ``spread.minRegions``: one replica in the cheapest new region, trim the dearest;
+5. spread spot replicas over two regions when all sit in one and another region has spot;
+6. put ``warmStandbyReplicas`` outside the region holding most replicas;
+7. trim to ``maxCostPerHour``.
+
+Optimality: with no sticky replicas, minRegions 1, no per-region cap, no on-demand base, no
+standby, no preferred regions and no spot spread to do, phase 3 alone runs and the plan is
+the exact optimum (property-tested against brute force). Otherwise the phase order is
+greedy: fixing the on-demand base before the rest, or adding a region by its cheapest node,
+can cost more than a joint optimum (docs/decisions.md gives an example); the property tests
+check those cases for feasibility, not optimality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from modelfleet.core import reasons as R
+from modelfleet.core.candidates import Candidate, PoolKey
+from modelfleet.core.cover import Option, cheapest_cover
+from modelfleet.core.reasons import Reason
+from modelfleet.core.types import ON_DEMAND, SPOT, DeploymentSpec
+
+
+@dataclass
+class Allocation:
+    """Mutable scratch space of one placement run (never escapes ``place``)."""
+
+    known: Mapping[PoolKey, Candidate]
+    counts: dict[PoolKey, int] = field(default_factory=dict)
+    placed: int = 0
+
+    def add(self, cand: Candidate, n: int) -> None:
+        if n:
+            self.counts[cand.key] = self.counts.get(cand.key, 0) + n
+            self.placed += n
+
+    def remove(self, key: PoolKey, n: int = 1) -> None:
+        left = self.counts[key] - n
+        self.placed -= min(n, self.counts[key])
+        if left > 0:
+            self.counts[key] = left
+        else:
+            del self.counts[key]
+
+    def total(self) -> int:
+        return self.placed
+
+    def nodes(self, key: PoolKey) -> int:
+        rpn = self.known[key].replicas_per_node
+        return -(-self.counts.get(key, 0) // rpn)
+
+    def cost(self) -> float:
+        return sum(self.nodes(k) * self.known[k].price for k in self.counts)
+
+    def by_region(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for k, n in self.counts.items():
+            region = self.known[k].region
+            out[region] = out.get(region, 0) + n
+        return out
+
+    def of_type(self, capacity_type: str) -> int:
+        return sum(n for k, n in self.counts.items() if k[2] == capacity_type)
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementResult:
+    """Replicas per pool, and the reasons (deployment- and candidate-level) behind them."""
+
+    counts: dict[PoolKey, int]
+    reasons: tuple[Reason, ...]
+    budget_bound: bool
+    full_regions: frozenset[str]
+
+
+class Placer:
+    """One placement run: holds the inputs shared by the phases. Use ``place``."""
+
+    def __init__(
+        self,
+        spec: DeploymentSpec,
+        growth: Sequence[Candidate],
+        known: Mapping[PoolKey, Candidate],
+        free: Mapping[PoolKey, int | None],
+        own_nodes: Mapping[PoolKey, int],
+        base: int,
+    ) -> None:
+        self.spec = spec
+        self.base = base
+        self.growth = growth
+        self.alloc = Allocation(known)
+        self.free = free
+        self.own_nodes = own_nodes
+        self.cap = spec.placement.max_replicas_per_region
+        self.reasons: list[Reason] = []
+        self.full_regions: set[str] = set()
+
+    # -- the cover primitive, with node quotas, free slots and per-region caps --------------
+    def cover(self, want: int, cands: Iterable[Candidate]) -> int:
+        """Add up to ``want`` replicas on ``cands`` at least cost; returns how many fit."""
+        pool = list(cands)
+        placed = 0
+        while want - placed > 0 and pool:
+            room = self._room()
+            usable = [c for c in pool if room.get(c.region, want) > 0]
+            if not usable:
+                break
+            added = self._cover_once(want - placed, usable)
+            over = [
+                (added_n - room[r], r)
+                for r, added_n in self._regions_of(added).items()
+                if r in room and added_n > room[r]
+            ]
+            if not over:
+                for cand, n in added:
+                    self.alloc.add(cand, n)
+                placed += sum(n for _, n in added)
+                break
+            # A region overflowed its cap: fill it to the cap alone, close it, go round again.
+            _, region = max(over)
+            in_region = [c for c in usable if c.region == region]
+            for cand, n in self._cover_once(room[region], in_region):
+                self.alloc.add(cand, n)
+                placed += n
+            self.full_regions.add(region)
+            pool = [c for c in pool if c.region != region]
+        return placed
+
+    def _room(self) -> dict[str, int]:
+        if self.cap is None:
+            return {}
+        used = self.alloc.by_region()
+        regions = {c.region for c in self.growth} | set(used)
+        return {r: self.cap - used.get(r, 0) for r in regions}
+
+    def _regions_of(self, added: list[tuple[Candidate, int]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cand, n in added:
+            out[cand.region] = out.get(cand.region, 0) + n
+        return out
+
+    def limit(self, c: Candidate) -> int | None:
+        """Nodes the deployment may hold on ``c``'s pool: fleet-free plus its own."""
+        free = self.free.get(c.key)
+        return None if free is None else free + self.own_nodes.get(c.key, 0)
+
+    def _cover_once(self, want: int, cands: Sequence[Candidate]) -> list[tuple[Candidate, int]]:
+        """Cheapest cover of ``want`` on ``cands`` (sorted cheapest first), not committed.
+
+        Prunes as it goes: once the candidates seen can supply ``ceil(want / size)`` nodes
+        of an effective size, dearer ones of that size cannot be in an optimum.
+        """
+        opts: list[Option] = []
+        refs: list[Candidate] = []
+        gathered: dict[int, int] = {}
+        counts = self.alloc.counts
+        for c in cands:
+            rpn = c.replicas_per_node
+            n = counts.get(c.key, 0)
+            nodes = -(-n // rpn)
+            free = nodes * rpn - n
+            if free:
+                opts.append(Option(1, 0.0, free))
+                refs.append(c)
+            size = rpn if rpn < want else want
+            need = -(-want // size)
+            have = gathered.get(size, 0)
+            if have >= need:
+                continue
+            limit = self.limit(c)
+            grow = None if limit is None else max(0, limit - nodes)
+            if grow != 0:
+                opts.append(Option(rpn, c.effective, grow))
+                refs.append(c)
+                gathered[size] = have + (need if grow is None else grow)
+        result = cheapest_cover(want, opts)
+        left = result.covered
+        added: dict[PoolKey, tuple[Candidate, int]] = {}
+        for opt, cand, nodes in zip(opts, refs, result.nodes, strict=True):
+            if not nodes or not left:
+                continue
+            n = min(nodes * opt.slots, left)
+            left -= n
+            prev = added.get(cand.key, (cand, 0))[1]
+            added[cand.key] = (cand, prev + n)
+        return list(added.values())
+
+    # -- phases ------------------------------------------------------------------------------
+    def trim(self, target: int, *, only_region: str | None = None) -> None:
+        """Remove replicas until ``target`` remain, most expensive first (the one whose removal
+        saves most, i.e. empties the dearest node, then the dearest per replica), keeping the
+        on-demand base and the minimum region count where possible."""
+        pol = self.spec.placement
+        while self.alloc.total() > target:
+            regions = self.alloc.by_region()
+            best: tuple[tuple[bool, bool, float, float, int], PoolKey] | None = None
+            for key, n in self.alloc.counts.items():
+                c = self.alloc.known[key]
+                if only_region is not None and c.region != only_region:
+                    continue
+                # The on-demand base outranks the region minimum: a base replica goes last.
+                keeps_base = key[2] == ON_DEMAND and self.alloc.of_type(ON_DEMAND) <= self.base
+                keeps_region = regions[c.region] == 1 and len(regions) <= pol.min_regions
+                saves = c.price if n % c.replicas_per_node == 1 or c.replicas_per_node == 1 else 0.0
+                rank = (
+                    not keeps_base,
+                    not keeps_region,
+                    saves,
+                    c.price / c.replicas_per_node,
+                    -c.order,
+                )
+                if best is None or rank > best[0]:
+                    best = (rank, key)
+            if best is None:
+                return
+            self.alloc.remove(best[1])
+
+    def spread_regions(self, target: int, cands: Sequence[Candidate]) -> None:
+        """Reach ``min(minRegions, target)`` regions: add one replica in the cheapest new
+        region, then trim the dearest replica elsewhere, until enough regions hold replicas.
+
+        A candidate whose replica the trim takes straight back (everything else protected,
+        e.g. by the on-demand base) is not tried again, so this always terminates.
+        """
+        want = min(self.spec.placement.min_regions, target)
+        tried: set[PoolKey] = set()
+        while len(self.alloc.by_region()) < want:
+            used = self.alloc.by_region()
+            best = next(
+                (
+                    c
+                    for c in cands
+                    if c.region not in used and c.key not in tried and self._can_grow(c)
+                ),
+                None,
+            )
+            if best is None:
+                self.reasons.append(
+                    Reason(
+                        R.SPREAD_UNSATISFIED,
+                        f"spread.minRegions is {want} but only {len(used)} region(s) could "
+                        "take a replica",
+                    )
+                )
+                return
+            tried.add(best.key)
+            self.alloc.add(best, 1)
+            if self.alloc.total() > target:
+                self.trim(target)
+
+    def _can_grow(self, c: Candidate) -> bool:
+        limit = self.limit(c)
+        return (
+            limit is None
+            or self.alloc.nodes(c.key) < limit
+            or (self.alloc.nodes(c.key) * c.replicas_per_node > self.alloc.counts.get(c.key, 0))
+        )
+
+    def spread_spot(self) -> None:
+        """Move one spot replica to a second region when all spot sits in one region."""
+        spot = {k: n for k, n in self.alloc.counts.items() if k[2] == SPOT}
+        if sum(spot.values()) < 2:
+            return
+        regions = {self.alloc.known[k].region for k in spot}
+        if len(regions) > 1:
+            return
+        (region,) = regions
+        dest = next(
+            (
+                c
+                for c in self.growth
+                if c.capacity_type == SPOT and c.region != region and self._can_grow(c)
+            ),
+            None,
+        )
+        if dest is None:
+            self.reasons.append(
+                Reason(
+                    R.SPOT_SPREAD_UNAVAILABLE,
+                    f"all spot replicas in {region}: no spot capacity in another region",
+                )
+            )
+            return
+        src = max(
+            spot,
+            key=lambda k: (self.alloc.known[k].price / self.alloc.known[k].replicas_per_node, k),
+        )
+        self.alloc.remove(src)
+        self.alloc.add(dest, 1)
+
+    def standby(self, standby: int, total_target: int) -> None:
+        """Keep ``standby`` replicas outside the region holding most replicas."""
+        if standby <= 0:
+            return
+        regions = self.alloc.by_region()
+        if not regions:
+            return
+        major = min(regions, key=lambda r: (-regions[r], r))
+        outside = sum(n for r, n in regions.items() if r != major)
+        need = max(total_target - self.alloc.total(), 0)
+        # Standby replicas come on top of the main ones; if sticky replicas already reach the
+        # total but too few sit outside the major region, move the shortfall out of it.
+        shortfall = max(0, standby - outside - need)
+        cands = [c for c in self.growth if c.region != major]
+        got = self.cover(need + shortfall, cands)
+        if got > need:
+            self.trim(self.alloc.total() - (got - need), only_region=major)
+        if got < need + shortfall:
+            self.reasons.append(
+                Reason(
+                    R.STANDBY_UNAVAILABLE,
+                    f"{need + shortfall - got} warm standby replica(s) found no capacity "
+                    f"outside {major}",
+                )
+            )
+
+    def fit_budget(self) -> bool:
+        """Drop whole nodes, dearest first, until the cost is within ``maxCostPerHour``."""
+        budget = self.spec.placement.max_cost_per_hour
+        if budget is None or self.alloc.cost() <= budget + 1e-9:
+            return False
+        while self.alloc.counts and self.alloc.cost() > budget + 1e-9:
+            key = max(self.alloc.counts, key=lambda k: (self.alloc.known[k].price, k))
+            c = self.alloc.known[key]
+            n = self.alloc.counts[key]
+            on_last = n - (self.alloc.nodes(key) - 1) * c.replicas_per_node
+            self.alloc.remove(key, on_last)
+        return True
+
+
+def place(
+    spec: DeploymentSpec,
+    *,
+    main: int,
+    standby: int,
+    growth: Sequence[Candidate],
+    known: Mapping[PoolKey, Candidate],
+    sticky: Mapping[PoolKey, int],
+    free: Mapping[PoolKey, int | None],
+    own_nodes: Mapping[PoolKey, int],
+    on_demand_base: int,
+) -> PlacementResult:
+    """Replicas per pool for ``main + standby`` replicas (see the module doc for the phases).
+
+    ``growth`` are the candidates that may take new replicas, cheapest (effective price)
+    first; ties go to the earlier one. ``known`` maps every pool the deployment may touch
+    (growth and sticky) to its candidate, ``sticky`` the replicas that stay. A pool may hold
+    ``free[pool]`` nodes (None: unlimited) plus the ``own_nodes`` the deployment already has
+    there. Never places on a pool outside ``growth`` beyond its sticky replicas.
+    Deterministic for equal inputs.
+    """
+    pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+    pol = spec.placement
+    total_target = main + standby
+    for key, n in sorted(sticky.items()):
+        if n > 0 and key in known:
+            pl.alloc.add(known[key], n)
+    pl.trim(total_target)
+    od = [c for c in growth if c.capacity_type == ON_DEMAND]
+    base_missing = min(on_demand_base, main) - pl.alloc.of_type(ON_DEMAND)
+    if base_missing > 0:
+        pl.cover(base_missing, od)
+    missing = main - pl.alloc.total()
+    if missing > 0 and pol.spot == "Preferred":
+        missing -= pl.cover(missing, [c for c in growth if c.capacity_type == SPOT])
+    if missing > 0:
+        pl.cover(missing, growth)
+    if main > 0 and pol.min_regions > 1:
+        spot_first = [c for c in growth if c.capacity_type == SPOT] + od
+        pl.spread_regions(
+            main,
+            growth if pol.spot == "Allowed" else spot_first if pol.spot == "Preferred" else od,
+        )
+    if pol.spot != "Never":
+        pl.spread_spot()
+    pl.standby(standby, total_target)
+    budget_bound = pl.fit_budget()
+    return PlacementResult(
+        dict(pl.alloc.counts), tuple(pl.reasons), budget_bound, frozenset(pl.full_regions)
+    )

@@ -1,0 +1,395 @@
+"""``plan()``: the single entry point of the decision core.
+
+It ties the pieces together for one deployment: classify the replicas already running
+(sticky, retiring, lost), ask the autoscaler for the replica count, handle the spot
+fallback timer, filter and cost the candidates, place, size node pools, and explain every
+candidate left out and every change. Same inputs, same Plan: no clock, no I/O, no
+randomness; ties are broken by fleet order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelfleet.core import reasons as R
+from modelfleet.core.autoscale import aggregate_signals, recommend_replicas
+from modelfleet.core.candidates import (
+    Candidate,
+    Eligibility,
+    FleetIndex,
+    PoolKey,
+    eligibility,
+    fleet_index,
+)
+from modelfleet.core.health import is_lost
+from modelfleet.core.nodepools import PoolInfo, size_node_pools
+from modelfleet.core.placement import place
+from modelfleet.core.reasons import Reason
+from modelfleet.core.result import PlacementDecision, Plan, Retiring
+from modelfleet.core.state import DecisionState
+from modelfleet.core.stockouts import active_stockout
+from modelfleet.core.types import (
+    DEFAULT_SETTINGS,
+    ON_DEMAND,
+    SPOT,
+    DeploymentSpec,
+    ExistingPlacement,
+    FleetSnapshot,
+    MetricsSnapshot,
+    PlannerSettings,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Existing:
+    sticky: dict[PoolKey, int]
+    retiring: tuple[Retiring, ...]
+    running_elsewhere: dict[PoolKey, int]  # retiring but still serving (keeps its nodes)
+    spot_lost: int
+    spot_stocked_out: bool
+    total: int
+
+
+def _classify(
+    spec: DeploymentSpec,
+    fleet: FleetSnapshot,
+    existing: Sequence[ExistingPlacement],
+    now: datetime,
+    *,
+    elig: Eligibility,
+) -> _Existing:
+    """Split existing replicas into sticky, retiring (static constraint now forbids them:
+    kept until replaced) and lost (failed cluster, reclaimed/stocked-out capacity)."""
+    index = fleet_index(fleet)
+    sticky: dict[PoolKey, int] = {}
+    retiring: list[Retiring] = []
+    running: dict[PoolKey, int] = {}
+    spot_lost = 0
+    spot_out = False
+    for p in existing:
+        key = (p.cluster, p.instance_type, p.capacity_type)
+        cluster = index.clusters.get(p.cluster)
+        if cluster is None or is_lost(cluster, spec.failover, now):
+            why = "cluster left the fleet" if cluster is None else f"cluster is {cluster.health}"
+            retiring.append(Retiring(*key, p.replicas, True, f"{R.CLUSTER_FAILED}: {why}"))
+            continue
+        static = elig.static_reason(key)
+        if static is not None or key not in elig.known:
+            why = static.message if static else "offering no longer listed"
+            code = static.code if static else R.REPLICAS_RETIRING
+            retiring.append(Retiring(*key, p.replicas, False, f"{code}: {why}"))
+            running[key] = p.replicas
+            continue
+        keep = p.replicas
+        offering = index.offerings.get((p.cluster, p.instance_type))
+        mark = (
+            active_stockout(
+                cluster.stockouts,
+                offering.gpu,
+                capacity_type=p.capacity_type,
+                instance_type=p.instance_type,
+                now=now,
+            )
+            if offering
+            else None
+        )
+        if mark is not None:
+            spot_out = spot_out or p.capacity_type == SPOT
+            lost = max(0, p.replicas - p.ready)
+            if lost:
+                code = R.SPOT_RECLAIMED if p.capacity_type == SPOT else R.STOCKOUT
+                retiring.append(
+                    Retiring(
+                        *key,
+                        lost,
+                        True,
+                        f"{code}: {lost} replica(s) not ready and no "
+                        f"capacity until {mark.until.isoformat()}",
+                    )
+                )
+                if p.capacity_type == SPOT:
+                    spot_lost += lost
+            keep = min(p.replicas, p.ready)
+        if keep:
+            sticky[key] = sticky.get(key, 0) + keep
+    total = sum(p.replicas for p in existing)
+    return _Existing(sticky, tuple(retiring), running, spot_lost, spot_out, total)
+
+
+def plan(
+    spec: DeploymentSpec,
+    fleet: FleetSnapshot,
+    *,
+    metrics: MetricsSnapshot,
+    state: DecisionState,
+    now: datetime,
+    settings: PlannerSettings = DEFAULT_SETTINGS,
+) -> Plan:
+    """Decide how many replicas ``spec`` needs and where they run, at ``now``.
+
+    Pure and deterministic: equal arguments give an equal Plan. ``now`` must be timezone
+    aware. Raises nothing for any valid input; an impossible deployment gets a plan with
+    ``unplaced > 0`` and reasons (see ``core.result.unsatisfiable``).
+    """
+    index = fleet_index(fleet)
+    elig = eligibility(fleet, spec, now, discount=settings.preferred_region_discount)
+    existing = index.by_deployment.get(spec.key, [])
+    ex = _classify(spec, fleet, existing, now, elig=elig)
+    scaling = spec.scaling
+    pol = spec.placement
+
+    # 1. Autoscaling.
+    current = state.last_desired if state.last_desired is not None else ex.total
+    if state.last_desired is None and not existing:
+        current = scaling.min_replicas
+    running_clusters = frozenset(k[0] for k in ex.sticky)
+    signals = aggregate_signals(
+        metrics.for_deployment(spec.key),
+        scaling=scaling,
+        running_clusters=running_clusters,
+        snapshot_time=metrics.observed_at,
+        now=now,
+        settings=settings,
+    )
+    auto = recommend_replicas(
+        scaling,
+        signals,
+        current=current,
+        history=state.recommendations,
+        idle_since=state.idle_since,
+        now=now,
+        settings=settings,
+    )
+    desired = auto.desired
+    standby = spec.failover.warm_standby_replicas if desired > 0 else 0
+    changes: list[Reason] = (
+        [auto.reason] if desired != current or auto.reason.code == R.METRICS_MISSING else []
+    )
+    reasons: list[Reason] = list(elig.reasons)
+
+    # 2. Spot fallback with hysteresis.
+    fallback = state.spot_fallback_replicas
+    unavailable_at = state.spot_unavailable_at
+    sticky = dict(ex.sticky)
+    if pol.spot != "Never":
+        if ex.spot_lost or ex.spot_stocked_out:
+            unavailable_at = now
+        fallback += ex.spot_lost
+        if fallback and unavailable_at is not None:
+            waited = (now - unavailable_at).total_seconds()
+            if waited >= settings.spot_return_after_seconds:
+                changes.append(
+                    Reason(
+                        R.SPOT_RETURN,
+                        f"spot available for {waited:.0f}s: moving "
+                        f"{fallback} fallback replica(s) back to spot",
+                    )
+                )
+                fallback = 0
+                sticky = _release_on_demand(sticky, keep=pol.on_demand_base)
+            else:
+                reasons.append(
+                    Reason(
+                        R.SPOT_HYSTERESIS,
+                        f"{fallback} replica(s) on on-demand "
+                        "after a spot loss; back to spot "
+                        f"{settings.spot_return_after_seconds - waited:.0f}s after "
+                        "spot stays available",
+                    )
+                )
+    else:
+        fallback = 0
+    base = min(pol.on_demand_base + fallback, desired)
+
+    # 3. Growth candidates: open ones, plus quota-exhausted pools where this deployment
+    #    holds nodes itself (its own nodes count towards the quota it may use).
+    #    Own nodes are counted exactly as they were counted into the fleet-wide usage.
+    own_nodes: dict[PoolKey, int] = {}
+    for p in existing:
+        pkey: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
+        own_nodes[pkey] = index.own_nodes.get((spec.key, pkey), 0)
+    growth: Sequence[Candidate] = elig.candidates
+    regained = [c for c in elig.exhausted if (elig.quota[c.key] or 0) + own_nodes.get(c.key, 0) > 0]
+    if regained:
+        growth = sorted([*growth, *regained], key=lambda c: (c.effective, c.order))
+
+    # 4. Placement.
+    result = place(
+        spec,
+        main=desired,
+        standby=standby,
+        growth=growth,
+        known=elig.known,
+        sticky=sticky,
+        free=elig.quota,
+        own_nodes=own_nodes,
+        on_demand_base=base,
+    )
+    reasons.extend(result.reasons)
+    counts = result.counts
+
+    # 5. Node pools and cost.
+    info: dict[PoolKey, PoolInfo] = {}
+    for key in set(counts) | set(ex.running_elsewhere):
+        offering = index.offerings.get((key[0], key[1]))
+        if offering is not None:
+            price = offering.price(ON_DEMAND if key[2] == ON_DEMAND else SPOT) or 0.0
+            rpn = max(1, offering.gpus_per_node // spec.gpu.count)
+            info[key] = PoolInfo(offering.gpu, price, rpn)
+    pools = size_node_pools(counts, ex.running_elsewhere, info=info)
+    cost = sum(-(-n // info[k].replicas_per_node) * info[k].price for k, n in counts.items())
+    placements = tuple(
+        PlacementDecision(
+            cluster=c.cluster,
+            cloud=c.cloud,
+            region=c.region,
+            gpu=c.gpu,
+            instance_type=c.instance_type,
+            capacity_type=c.capacity_type,
+            replicas=n,
+            replicas_per_node=c.replicas_per_node,
+            price_per_node_hour=c.price,
+        )
+        for k, n in sorted(counts.items())
+        for c in (elig.known[k],)
+    )
+    placed = sum(counts.values())
+    unplaced = max(0, desired + standby - placed)
+
+    # 6. Reasons for candidates left out, and for the deployment as a whole.
+    if desired + standby > 0:
+        reasons.extend(_unused(growth, counts, index, result.budget_bound, result.full_regions))
+    if unplaced:
+        reasons.append(_unplaced_reason(unplaced, desired + standby, reasons))
+    if desired + standby > 0 and not elig.known:
+        reasons.append(
+            Reason(
+                R.NO_CANDIDATES,
+                "no cluster offering satisfies the hard "
+                "constraints (clouds, regions, selector, GPU type/memory/count)",
+            )
+        )
+    if result.budget_bound and placed < scaling.min_replicas:
+        reasons.append(
+            Reason(
+                R.BUDGET_EXCEEDED,
+                f"maxCostPerHour {pol.max_cost_per_hour:g} "
+                f"cannot pay for replicas.min {scaling.min_replicas}",
+            )
+        )
+    changes.extend(_changes(ex, existing, counts))
+
+    new_state = DecisionState(
+        recommendations=auto.recommendations,
+        last_desired=desired,
+        idle_since=auto.idle_since,
+        spot_fallback_replicas=fallback,
+        spot_unavailable_at=unavailable_at if fallback or ex.spot_stocked_out else None,
+    )
+    return Plan(
+        deployment=spec.key,
+        desired_replicas=desired,
+        standby_replicas=standby,
+        placements=placements,
+        node_pools=pools,
+        retiring=ex.retiring,
+        cost_per_hour=cost,
+        unplaced=unplaced,
+        reasons=tuple(reasons),
+        changes=tuple(changes),
+        state=new_state,
+    )
+
+
+def _release_on_demand(sticky: Mapping[PoolKey, int], *, keep: int) -> dict[PoolKey, int]:
+    """Sticky replicas with on-demand ones beyond ``keep`` released (returning to spot)."""
+    out: dict[PoolKey, int] = {}
+    left = keep
+    for key, n in sorted(sticky.items()):
+        if key[2] != ON_DEMAND:
+            out[key] = n
+        elif left > 0:
+            out[key] = min(n, left)
+            left -= out[key]
+    return out
+
+
+def _unused(
+    growth: Iterable[Candidate],
+    counts: Mapping[PoolKey, int],
+    index: FleetIndex,
+    budget: bool,
+    full: frozenset[str],
+) -> list[Reason]:
+    """A reason for every growth candidate left without replicas."""
+    if not budget and not full:
+        return [index.idle_reason(c) for c in growth if c.key not in counts]
+    out = []
+    for c in growth:
+        if c.key in counts:
+            continue
+        if budget:
+            out.append(
+                Reason(
+                    R.OVER_BUDGET,
+                    "maxCostPerHour reached",
+                    c.cluster,
+                    c.instance_type,
+                    c.capacity_type,
+                )
+            )
+        elif c.region in full:
+            out.append(
+                Reason(
+                    R.SPREAD_LIMIT,
+                    f"region {c.region} at spread.maxReplicasPerRegion",
+                    c.cluster,
+                    c.instance_type,
+                    c.capacity_type,
+                )
+            )
+        else:
+            out.append(index.idle_reason(c))
+    return out
+
+
+def _unplaced_reason(unplaced: int, wanted: int, reasons: Sequence[Reason]) -> Reason:
+    tally: dict[str, int] = {}
+    for r in reasons:
+        if r.cluster and r.code not in (R.NOT_CHEAPEST,):
+            tally[r.code] = tally.get(r.code, 0) + 1
+    blockers = ", ".join(f"{code} x{n}" for code, n in sorted(tally.items())) or "none eligible"
+    return Reason(
+        R.UNPLACED,
+        f"{unplaced} of {wanted} replica(s) could not be placed (candidates excluded: {blockers})",
+    )
+
+
+def _changes(
+    ex: _Existing, existing: Sequence[ExistingPlacement], counts: Mapping[PoolKey, int]
+) -> list[Reason]:
+    out: list[Reason] = []
+    for r in ex.retiring:
+        code = r.reason.split(":", 1)[0]
+        out.append(
+            Reason(
+                code,
+                f"{r.replicas} replica(s) {'lost' if r.lost else 'retiring'}: {r.reason}",
+                r.cluster,
+                r.instance_type,
+                r.capacity_type,
+            )
+        )
+    before: dict[PoolKey, int] = {}
+    for p in existing:
+        pkey: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
+        before[pkey] = before.get(pkey, 0) + p.replicas
+    for key in sorted(set(before) | set(counts)):
+        delta = counts.get(key, 0) - before.get(key, 0)
+        if delta > 0:
+            out.append(Reason(R.PLACED, f"+{delta} replica(s)", *key))
+        elif (delta < 0 and key in counts) or (delta < 0 and key in ex.sticky):
+            out.append(Reason(R.REMOVED, f"{delta} replica(s) (scale-in, dearest first)", *key))
+    return out

@@ -1,0 +1,93 @@
+"""Decision state a deployment carries from one plan to the next.
+
+The planner is a pure function, so anything it must remember between reconciles (the
+recommendation history of the stabilisation windows, the idle timer of scale-to-zero, the
+spot fallback timer) travels in a ``DecisionState`` that the shell persists (status field or
+annotation) as plain JSON via ``to_dict``/``from_dict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_ts(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"decision state: {field} must be an ISO 8601 string, got {value!r}")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"decision state: {field} must carry a timezone, got {value!r}")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionState:
+    """What the planner remembers about one deployment.
+
+    - ``recommendations``: ``(time, replicas)`` raw autoscaler recommendations, oldest first,
+      pruned to the longest stabilisation window.
+    - ``last_desired``: the desired replica count of the previous plan (None: never planned).
+    - ``idle_since``: when the request rate was first observed at zero (scale-to-zero timer).
+    - ``spot_fallback_replicas``: replicas moved to on-demand after a spot loss.
+    - ``spot_unavailable_at``: last time a spot loss or spot stockout affected the
+      deployment; spot returns ``spot_return_after_seconds`` after it.
+    """
+
+    recommendations: tuple[tuple[datetime, int], ...] = ()
+    last_desired: int | None = None
+    idle_since: datetime | None = None
+    spot_fallback_replicas: int = 0
+    spot_unavailable_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A dict of JSON types; ``from_dict`` inverts it exactly. The shape (camelCase,
+        recommendations as ``{at, replicas}``) matches ``status.decision`` of the API."""
+        return {
+            "recommendations": [
+                {"at": t.isoformat(), "replicas": n} for t, n in self.recommendations
+            ],
+            "lastDesired": self.last_desired,
+            "idleSince": _ts(self.idle_since),
+            "spotFallbackReplicas": self.spot_fallback_replicas,
+            "spotUnavailableAt": _ts(self.spot_unavailable_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DecisionState:
+        """Parse ``to_dict`` output; None or ``{}`` give the empty state.
+
+        Raises ValueError naming the field when a value has the wrong type.
+        """
+        if not data:
+            return cls()
+        recs: list[tuple[datetime, int]] = []
+        for item in data.get("recommendations") or []:
+            if not (isinstance(item, dict) and isinstance(item.get("replicas"), int)):
+                raise ValueError(f"decision state: bad recommendations entry {item!r}")
+            when = _parse_ts(item.get("at"), "recommendations[].at")
+            if when is None:
+                raise ValueError(f"decision state: recommendations entry without at: {item!r}")
+            recs.append((when, item["replicas"]))
+        last = data.get("lastDesired")
+        if last is not None and not isinstance(last, int):
+            raise ValueError(f"decision state: lastDesired must be an integer, got {last!r}")
+        fallback = data.get("spotFallbackReplicas") or 0
+        if not isinstance(fallback, int):
+            raise ValueError(
+                f"decision state: spotFallbackReplicas must be an integer, got {fallback!r}"
+            )
+        return cls(
+            recommendations=tuple(recs),
+            last_desired=last,
+            idle_since=_parse_ts(data.get("idleSince"), "idleSince"),
+            spot_fallback_replicas=fallback,
+            spot_unavailable_at=_parse_ts(data.get("spotUnavailableAt"), "spotUnavailableAt"),
+        )

@@ -1,0 +1,254 @@
+"""The planner's immutable inputs: what a deployment asks for and what the fleet looks like.
+
+These are plain frozen dataclasses rather than the pydantic API models: the planner runs for
+every deployment on every reconcile, so the shell converts API objects once
+(``core.from_api``) and the hot path touches only cheap attribute reads. Prices are USD per
+node-hour; times are timezone-aware datetimes; durations are seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+CapacityType = Literal["OnDemand", "Spot"]
+SpotPolicy = Literal["Never", "Allowed", "Preferred"]
+HealthState = Literal["Healthy", "Suspect", "Failed", "Recovering", "Unknown"]
+ON_DEMAND: CapacityType = "OnDemand"
+SPOT: CapacityType = "Spot"
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorTerm:
+    """One set-based label requirement (Kubernetes ``matchExpressions`` semantics)."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A label selector: every ``match_labels`` pair and every term must hold."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    terms: tuple[SelectorTerm, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """True when ``labels`` satisfy the selector; the empty selector matches everything."""
+        for key, value in self.match_labels:
+            if labels.get(key) != value:
+                return False
+        for term in self.terms:
+            present = term.key in labels
+            if term.operator == "In" and (not present or labels[term.key] not in term.values):
+                return False
+            if term.operator == "NotIn" and present and labels[term.key] in term.values:
+                return False
+            if term.operator == "Exists" and not present:
+                return False
+            if term.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class GpuNeed:
+    """GPUs one replica needs, all on one node."""
+
+    count: int = 1
+    memory_gib: float | None = None
+    types: frozenset[str] | None = None  # None: any GPU model
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingPolicy:
+    """Autoscaler bounds, SLO targets (None: not enforced) and windows in seconds."""
+
+    min_replicas: int = 1
+    max_replicas: int = 1
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    max_queue_per_replica: float | None = None
+    up_stabilization_seconds: int = 0
+    down_stabilization_seconds: int = 300
+    scale_to_zero_after_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementPolicy:
+    """Hard constraints and preferences for where replicas go. ``None`` sets mean "any"."""
+
+    clouds: frozenset[str] | None = None
+    regions: frozenset[str] | None = None
+    selector: Selector | None = None
+    preferred_regions: frozenset[str] = frozenset()
+    min_regions: int = 1
+    max_replicas_per_region: int | None = None
+    spot: SpotPolicy = "Never"
+    on_demand_base: int = 0
+    max_cost_per_hour: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverPolicy:
+    """Warm standby and the deployment's view of cluster failure timing (seconds)."""
+
+    warm_standby_replicas: int = 0
+    fail_after_seconds: int = 45
+    failback_after_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """Everything the planner needs from a ModelDeployment spec. ``key`` is namespace/name."""
+
+    key: str
+    gpu: GpuNeed = field(default_factory=GpuNeed)
+    scaling: ScalingPolicy = field(default_factory=ScalingPolicy)
+    placement: PlacementPolicy = field(default_factory=PlacementPolicy)
+    failover: FailoverPolicy = field(default_factory=FailoverPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Offering:
+    """A GPU node type a cluster provides. ``spot_per_hour`` None: no spot market."""
+
+    gpu: str
+    gpu_memory_gib: float
+    gpus_per_node: int
+    instance_type: str
+    on_demand_per_hour: float
+    spot_per_hour: float | None = None
+    max_nodes: int | None = None  # quota / pool limit, shared by both capacity types
+
+    def price(self, capacity_type: CapacityType) -> float | None:
+        """Price per node-hour for ``capacity_type``, None when that market is not offered."""
+        return self.on_demand_per_hour if capacity_type == ON_DEMAND else self.spot_per_hour
+
+
+@dataclass(frozen=True, slots=True)
+class StockoutMark:
+    """A remembered capacity error for (gpu, capacity type[, instance type]) in a cluster.
+
+    Active while ``now < until``; kept after expiry (until a success resets it) so that the
+    next error doubles the backoff. ``instance_type`` None matches every instance type.
+    """
+
+    gpu: str
+    capacity_type: CapacityType
+    until: datetime
+    failures: int = 1
+    instance_type: str | None = None
+    since: datetime | None = None
+    message: str | None = None
+
+    def covers(self, gpu: str, capacity_type: str, instance_type: str) -> bool:
+        """True when this mark concerns that (gpu, capacity type, instance type)."""
+        return (
+            self.gpu == gpu
+            and self.capacity_type == capacity_type
+            and (self.instance_type is None or self.instance_type == instance_type)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """A FleetCluster as the planner sees it: identity, labels, health, offerings, stockouts.
+
+    ``health_since`` is when ``health`` last changed; ``last_success`` the last good probe.
+    """
+
+    name: str
+    cloud: str
+    region: str
+    offerings: tuple[Offering, ...] = ()
+    zones: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    health: HealthState = "Healthy"
+    health_since: datetime | None = None
+    last_success: datetime | None = None
+    cordoned: bool = False
+    stockouts: tuple[StockoutMark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingPlacement:
+    """Replicas of one deployment already on (cluster, instance type, capacity type).
+
+    ``nodes`` is the node count allocated to that pool (None: unknown, assume tight packing).
+    """
+
+    deployment: str
+    cluster: str
+    instance_type: str
+    capacity_type: CapacityType
+    replicas: int
+    ready: int = 0
+    nodes: int | None = None
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """Every cluster of the fleet and what every deployment already runs there.
+
+    Not slotted: ``core.candidates`` caches per-fleet indexes on the instance (pure
+    memoisation; the snapshot itself never changes).
+    """
+
+    clusters: tuple[ClusterView, ...]
+    placements: tuple[ExistingPlacement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSignals:
+    """SLO signals of one deployment in one cluster; any may be missing (None).
+
+    ``queue_per_replica`` is requests waiting per ready replica; ``observed_at`` overrides
+    the snapshot's time for staleness checks.
+    """
+
+    ready_replicas: int | None = None
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    queue_per_replica: float | None = None
+    request_rate: float | None = None
+    tokens_per_second: float | None = None
+    observed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Signals per deployment key, per cluster name, taken at ``observed_at``."""
+
+    by_deployment: Mapping[str, Mapping[str, ClusterSignals]] = field(default_factory=dict)
+    observed_at: datetime | None = None
+
+    def for_deployment(self, key: str) -> Mapping[str, ClusterSignals]:
+        """Signals of deployment ``key`` by cluster (empty when none were collected)."""
+        return self.by_deployment.get(key, {})
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerSettings:
+    """Tunables that are not part of the API. Defaults are the documented behaviour."""
+
+    tolerance: float = 0.10
+    """Ratios within 1 +/- tolerance of the target leave the replica count alone."""
+    panic_ratio: float = 2.0
+    """A signal above this multiple of its target scales up at once, skipping windows."""
+    stale_after_seconds: float = 120.0
+    """Signals older than this count as missing (never cause a scale-down)."""
+    preferred_region_discount: float = 0.05
+    """preferredRegions win when no more than this fraction dearer."""
+    spot_return_after_seconds: float = 600.0
+    """After a spot loss, stay on on-demand until spot has been available this long."""
+    stockout_initial_seconds: float = 180.0
+    """First stockout backoff (Karpenter's insufficient-capacity cache is 3 minutes)."""
+    stockout_max_seconds: float = 1800.0
+    """Backoff ceiling; the backoff doubles per consecutive capacity error up to it."""
+
+
+DEFAULT_SETTINGS = PlannerSettings()
