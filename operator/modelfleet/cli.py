@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -111,6 +111,70 @@ def validate(
     out.print(f"{count} document(s) valid")
 
 
+@app.command()
+def plan(
+    deployment: Annotated[Path, typer.Argument(help="ModelDeployment manifest (YAML).")],
+    fleet: Annotated[
+        Path, typer.Option("--fleet", help="FleetCluster manifest file or folder of them.")
+    ],
+    metrics: Annotated[
+        Path | None, typer.Option("--metrics", help="Observed SLO signals (YAML, see docs).")
+    ] = None,
+    now: Annotated[str | None, typer.Option("--now", help="Plan as of this ISO 8601 time.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+) -> None:
+    """Show what modelfleet would do for a deployment: replicas, placements, cost, reasons."""
+    from modelfleet.cli_plan import plan_command
+
+    if output not in ("table", "json"):
+        err.print(f"[red]error:[/red] -o: expected table or json, got {escape(output)}")
+        raise typer.Exit(2)
+    fmt: Literal["table", "json"] = "json" if output == "json" else "table"
+    code = plan_command(deployment, fleet, metrics=metrics, now=now, output=fmt, out=out, err=err)
+    if code:
+        raise typer.Exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
+
+
+@app.command()
+def run(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Serve ModelDeployments in this namespace."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
+    ] = False,
+    liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
+    log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
+    interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
+    probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the operator against the current cluster (in-cluster or $KUBECONFIG)."""
+    import asyncio
+    import os
+
+    if namespace and all_namespaces:
+        err.print("[red]error:[/red] --namespace and --all-namespaces are exclusive")
+        raise typer.Exit(2)
+    if log_format not in ("json", "text"):
+        err.print("[red]error:[/red] --log-format must be json or text")
+        raise typer.Exit(2)
+    from modelfleet.run import RunOptions, configure_logging, run_operator
+    from modelfleet.runtime import RunSettings
+
+    level = os.environ.get("MODELFLEET_LOG_LEVEL", "").lower()
+    configure_logging(json_format=log_format == "json", verbose=verbose or level == "debug")
+    options = RunOptions(
+        namespaces=tuple(namespace or ()),
+        liveness_port=liveness_port or None,
+        metrics_port=metrics_port or None,
+        settings=RunSettings(interval_seconds=interval, probe_interval_seconds=probe_interval),
+    )
+    asyncio.run(run_operator(options))

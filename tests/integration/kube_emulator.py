@@ -31,7 +31,8 @@ kopf's discovery wants). Register more with ``resources=`` or ``kube.register(..
 
 What the emulator does NOT do — code under test must never depend on it, and a test that
 needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(...)`` a node):
-it keeps no resourceVersion/generation bookkeeping, treats ``/status`` patches as plain
+it never bumps resourceVersion/generation (it only stamps them on create, with a uid,
+a creationTimestamp and a name from generateName, as every real server does), treats ``/status`` patches as plain
 merges, ignores ``labelSelector`` (lists return every object), validates nothing, has no
 server-side apply and no controllers (a Deployment never becomes ready by itself).
 
@@ -48,8 +49,10 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +118,21 @@ class _Emulator(kmock.KubernetesEmulator):
             rewritten = url.with_path(f"/api/v1/x-namespaces{match['rest'] or ''}")
             raw_request = raw_request.clone(rel_url=rewritten.with_query(url.query))
         response: aiohttp.web.StreamResponse = await super().__call__(raw_request)
+        return response
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        # What every real API server does on create and KMock does not: name objects from
+        # ``generateName`` (kopf's Events rely on it) and stamp the server-owned metadata
+        # (kopf's status patches carry a ``test`` of ``resourceVersion``).
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("resourceVersion", "1")
+            meta.setdefault("generation", 1)
+            meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        response: aiohttp.web.StreamResponse = await super()._handle(request)
         return response
 
 

@@ -373,6 +373,9 @@ class PlacementStatus(ApiModel):
     capacity_type: CapacityType = Field(description="OnDemand or Spot.")
     replicas: int = Field(ge=0, description="Replicas placed here.")
     ready: int = Field(default=0, ge=0, description="Replicas ready here.")
+    nodes: int | None = Field(
+        default=None, ge=0, description="Nodes of the pool this deployment accounts for."
+    )
 
 
 class SloStatus(ApiModel):
@@ -390,6 +393,33 @@ class Endpoint(ApiModel):
 
     cluster: str = Field(description="FleetCluster name.")
     url: str = Field(description="In-cluster URL of the Service.")
+
+
+class Recommendation(ApiModel):
+    """One raw autoscaler recommendation, kept for the stabilisation windows."""
+
+    at: datetime = Field(description="When it was made.")
+    replicas: int = Field(ge=0, description="Replicas recommended.")
+
+
+class DecisionStatus(ApiModel):
+    """What the planner remembers between reconciles (written by the operator only): the
+    recommendation history of the stabilisation windows and the scale-to-zero and spot
+    fallback timers. Kept in status so that a restarted operator decides the same way."""
+
+    recommendations: list[Recommendation] | None = Field(
+        default=None, max_length=1000, description="Recent recommendations, oldest first."
+    )
+    last_desired: int | None = Field(default=None, description="Desired replicas last planned.")
+    idle_since: datetime | None = Field(
+        default=None, description="When the request rate was first seen at zero."
+    )
+    spot_fallback_replicas: int = Field(
+        default=0, ge=0, description="Replicas moved to on-demand after a spot loss."
+    )
+    spot_unavailable_at: datetime | None = Field(
+        default=None, description="Last spot loss or spot stockout affecting the deployment."
+    )
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -422,6 +452,9 @@ class ModelDeploymentStatus(ApiModel):
     endpoints: list[Endpoint] | None = Field(default=None, description="Serving endpoints.")
     last_reconcile_time: datetime | None = Field(
         default=None, description="When the operator last reconciled this deployment."
+    )
+    decision: DecisionStatus | None = Field(
+        default=None, description="Planner memory between reconciles (operator-owned)."
     )
 
 

@@ -19,7 +19,9 @@ class ProviderError(Exception):
     def __init__(self, message: str, *, cloud_code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.cloud_code = cloud_code  # the cloud's own error code, e.g. ZONE_RESOURCE_POOL_EXHAUSTED
+        self.cloud_code = (
+            cloud_code  # the cloud's own error code, e.g. ZONE_RESOURCE_POOL_EXHAUSTED
+        )
 
     def __str__(self) -> str:
         suffix = f" ({self.cloud_code})" if self.cloud_code else ""

@@ -1,0 +1,271 @@
+"""kopf wiring, and nothing else: which events trigger which reconciler call.
+
+- ModelDeployment: create/update/resume reconcile at once (apply -> workloads in under a
+  couple of seconds); a 5-second timer reconciles again when the previous pass asked to be
+  requeued or the regular interval has passed; delete runs the finalizer.
+- FleetCluster: create/resume and a timer probe health, publish stockouts, rediscover
+  offerings.
+- Two in-memory indexes (kopf indexes) give every handler the whole fleet and every
+  deployment's recorded placements without extra API calls.
+
+Status is written explicitly through kopf's ``patch.status`` (a merge patch to the /status
+subresource) with every declared field, ``null`` for the ones that went away: handler
+return values would land in ``status.<handler>`` and be pruned by the structural schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from modelfleet import GROUP, VERSION
+from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api import conditions as C
+from modelfleet.reconciler import EventRecord, probe_fleet_cluster
+from modelfleet.runtime import OperatorContext
+
+log = logging.getLogger(__name__)
+
+MD = (GROUP, VERSION, "modeldeployments")
+FC = (GROUP, VERSION, "fleetclusters")
+FINALIZER = f"{GROUP}/cleanup"
+TICK_SECONDS = 2.0
+"""Timers tick this often; ``OperatorContext`` decides what is actually due (so intervals
+are settings, not decorator constants)."""
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """kopf's own state in annotations under modelfleet.io (status would be pruned)."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.ERROR  # we post our own Events, not log lines
+    settings.peering.standalone = True  # one replica, Recreate: peering is not needed
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+
+@kopf.index(*FC)
+def fleet_clusters(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: _plain(body)}
+
+
+@kopf.index(*MD)
+def model_deployments(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace or "", name): _plain(body)}
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in dict(body).items()
+        if k in ("apiVersion", "kind", "metadata", "spec", "status")
+    }
+
+
+def _parse_all(model: type[BaseModel], index: kopf.Index[Any, dict[str, Any]]) -> list[Any]:
+    """Every valid object in ``index`` (invalid ones are reported on their own)."""
+    out = []
+    for store in index.values():
+        for raw in store:
+            try:
+                out.append(model.model_validate(raw))
+            except ValidationError:
+                continue
+    return out
+
+
+# -- ModelDeployment ----------------------------------------------------------------------
+
+
+@kopf.on.resume(*MD)
+@kopf.on.create(*MD)
+@kopf.on.update(*MD)
+async def model_deployment_changed(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorContext,
+    **kwargs: Any,
+) -> None:
+    await _reconcile(body, patch, memo, kwargs["fleet_clusters"], kwargs["model_deployments"])
+
+
+@kopf.timer(*MD, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
+async def model_deployment_tick(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorContext,
+    **kwargs: Any,
+) -> None:
+    if body.metadata.get("deletionTimestamp"):
+        return
+    if memo.due(str(body.metadata.uid), memo.clock()):
+        await _reconcile(body, patch, memo, kwargs["fleet_clusters"], kwargs["model_deployments"])
+
+
+async def _reconcile(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorContext,
+    fleet_index: kopf.Index[str, dict[str, Any]],
+    md_index: kopf.Index[tuple[str, str], dict[str, Any]],
+) -> None:
+    uid = str(body.metadata.uid)
+    now = memo.clock()
+    try:
+        md = ModelDeployment.model_validate(dict(body))
+    except ValidationError as exc:
+        _reject(body, patch, memo, exc)
+        memo.schedule(uid, now, None)
+        return
+    with memo.metrics.time_reconcile("ModelDeployment"):
+        outcome = await memo.reconciler.reconcile(
+            md,
+            fleet=_parse_all(FleetCluster, fleet_index),
+            others=_parse_all(ModelDeployment, md_index),
+        )
+    patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
+    _post(body, outcome.events)
+    for event in outcome.events:
+        if event.reason == "Stockout":
+            memo.metrics.count_reconcile_error("ModelDeployment", "Stockout")
+    if outcome.status.replicas is not None:
+        memo.metrics.set_deployment(
+            md.metadata.namespace or "default",
+            md.metadata.name,
+            desired=outcome.status.replicas.desired,
+            ready=outcome.status.replicas.ready,
+            cost_per_hour=outcome.status.cost_per_hour,
+        )
+    memo.schedule(uid, now, outcome.requeue_after)
+
+
+def _reject(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
+) -> None:
+    """A spec the schema let through but the models refuse: say what to change, once."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+    now = memo.clock().isoformat()
+    patch.status["observedGeneration"] = body.metadata.get("generation")
+    patch.status["conditions"] = [
+        {
+            "type": C.READY,
+            "status": "False",
+            "reason": "InvalidSpec",
+            "message": f"the spec is invalid: {problems}",
+            "observedGeneration": body.metadata.get("generation"),
+            "lastTransitionTime": now,
+        }
+    ]
+    kopf.event(body, type="Warning", reason="InvalidSpec", message=problems[:1000])
+    memo.metrics.count_reconcile_error("ModelDeployment", "InvalidSpec")
+
+
+@kopf.on.delete(*MD)
+async def model_deployment_deleted(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorContext,
+    retry: int,
+    **kwargs: Any,
+) -> None:
+    try:
+        md = ModelDeployment.model_validate(dict(body))
+    except ValidationError:
+        return  # nothing of an invalid deployment was ever created
+    outcome = await memo.reconciler.finalize(
+        md,
+        fleet=_parse_all(FleetCluster, kwargs["fleet_clusters"]),
+        others=_parse_all(ModelDeployment, kwargs["model_deployments"]),
+    )
+    _post(body, outcome.events)
+    if not outcome.done:
+        patch.status["conditions"] = [
+            {
+                "type": C.DEGRADED,
+                "status": "True",
+                "reason": "CleanupPending",
+                "message": f"waiting to remove workloads from {', '.join(outcome.pending)}",
+                "observedGeneration": body.metadata.get("generation"),
+                "lastTransitionTime": memo.clock().isoformat(),
+            }
+        ]
+        raise kopf.TemporaryError(
+            f"cleanup pending in {', '.join(outcome.pending)}", delay=min(300, 10 * 2**retry)
+        )
+    memo.next_due.pop(str(body.metadata.uid), None)
+    memo.metrics.forget_deployment(md.metadata.namespace or "default", md.metadata.name)
+
+
+# -- FleetCluster -------------------------------------------------------------------------
+
+
+@kopf.on.resume(*FC)
+@kopf.on.create(*FC)
+@kopf.on.update(*FC, field="spec")
+async def fleet_cluster_changed(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+) -> None:
+    await _probe(body, patch, memo)
+
+
+@kopf.timer(*FC, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
+async def fleet_cluster_tick(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+) -> None:
+    if memo.probe_due(str(body.metadata.name), memo.clock()):
+        await _probe(body, patch, memo)
+
+
+@kopf.on.delete(*FC, optional=True)
+async def fleet_cluster_deleted(name: str, memo: OperatorContext, **_: Any) -> None:
+    await memo.clusters.forget(name)
+    memo.providers.forget(name)
+    memo.stockouts.forget(name)
+
+
+async def _probe(body: kopf.Body, patch: kopf.Patch, memo: OperatorContext) -> None:
+    try:
+        cluster = FleetCluster.model_validate(dict(body))
+    except ValidationError as exc:
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=str(exc)[:1000])
+        return
+    now = memo.clock()
+    outcome = await probe_fleet_cluster(
+        cluster,
+        clusters=memo.clusters.client_for,
+        providers=memo.providers,
+        stockouts=memo.stockouts,
+        now=now,
+        discover=memo.discovery_due(cluster.metadata.name, now),
+        settings=memo.settings.fleet,
+    )
+    patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
+    _post(body, outcome.events)
+    if outcome.became_failed:
+        memo.metrics.count_failover(cluster.metadata.name, reason="ClusterFailed")
+
+
+def _post(body: kopf.Body, events: Iterable[EventRecord]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+
+
+def registered_resources() -> Mapping[str, tuple[str, str, str]]:
+    """The resources the handlers watch (for docs and RBAC checks)."""
+    return {"ModelDeployment": MD, "FleetCluster": FC}

@@ -1,0 +1,163 @@
+"""Probe a FleetCluster and move its health through the core's state machine.
+
+Health is fleet-wide (every ModelDeployment reads it): the probe asks the member cluster's
+API server for its version, GPU nodes and modelfleet pods, and ``core.next_health`` turns
+the result and the timestamps into Healthy -> Suspect -> Failed -> Recovering -> Healthy.
+The same pass publishes the in-process stockout memory to ``status.stockouts`` and, from
+time to time, the provider's discovered offerings to ``status.offerings``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelfleet.api import FleetCluster
+from modelfleet.api import conditions as C
+from modelfleet.api.common import Condition
+from modelfleet.api.fleetcluster import FleetClusterStatus, GpuOffering, Stockout
+from modelfleet.clusters import ClusterError, ClusterProbe
+from modelfleet.core import HealthRecord, next_health
+from modelfleet.providers import Offering, ProviderError
+from modelfleet.reconciler.deployment import EventRecord, EventType
+from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """Fleet-wide failure timing (deployments may be stricter via spec.failover)."""
+
+    fail_after_seconds: float = 45.0
+    recover_after_seconds: float = 300.0
+    probe_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """The status to write, Events to post, and whether the cluster just failed."""
+
+    status: FleetClusterStatus
+    events: tuple[EventRecord, ...]
+    became_failed: bool
+
+
+async def probe_fleet_cluster(
+    cluster: FleetCluster,
+    *,
+    clusters: ClientFor,
+    providers: ProviderRegistry,
+    stockouts: StockoutMemory,
+    now: datetime,
+    discover: bool = False,
+    settings: FleetSettings | None = None,
+) -> ProbeOutcome:
+    """One probe of ``cluster`` at ``now``. Never raises for cluster or provider failures."""
+    settings = settings or FleetSettings()
+    status = cluster.status or FleetClusterStatus()
+    stockouts.seed(cluster)
+    probe: ClusterProbe | None = None
+    error: str | None = None
+    try:
+        async with asyncio.timeout(settings.probe_timeout_seconds):
+            client = await clusters(cluster)
+            probe = await client.probe()
+    except ClusterError as exc:
+        error = str(exc)
+    except TimeoutError:
+        error = f"no answer within {settings.probe_timeout_seconds:.0f}s"
+
+    record = next_health(
+        HealthRecord(status.health, status.health_since, status.last_success_time),
+        probe is not None,
+        now,
+        fail_after_seconds=settings.fail_after_seconds,
+        recover_after_seconds=settings.recover_after_seconds,
+    )
+    events: list[EventRecord] = []
+    if record.state != status.health:
+        kind: EventType = "Warning" if record.state in ("Suspect", "Failed") else "Normal"
+        why = f": {error}" if error else ""
+        events.append(
+            EventRecord(
+                kind, f"Cluster{record.state}", f"health {status.health} -> {record.state}{why}"
+            )
+        )
+
+    previous = {c.type: c for c in status.conditions or []}
+
+    def condition(type_: str, ok: bool, reason: str, message: str) -> Condition:
+        value = "True" if ok else "False"
+        old = previous.get(type_)
+        since = old.last_transition_time if old is not None and old.status == value else now
+        return Condition(
+            type=type_,
+            status=value,
+            reason=reason,
+            message=message,
+            observed_generation=cluster.metadata.generation,
+            last_transition_time=since,
+        )
+
+    if probe is not None:
+        reachable = condition(
+            C.REACHABLE, True, "APIServerReachable", f"API server {probe.server_version or '?'}"
+        )
+        ready_message = (
+            f"{probe.ready_gpu_nodes}/{probe.gpu_nodes} GPU nodes ready, "
+            f"{probe.not_ready_pods}/{probe.managed_pods} modelfleet pods not ready"
+        )
+    else:
+        reachable = condition(C.REACHABLE, False, "APIServerUnreachable", error or "unreachable")
+        ready_message = f"cluster is {record.state}"
+    ready = condition(C.READY, record.state == "Healthy", f"Cluster{record.state}", ready_message)
+
+    offerings = status.offerings
+    if discover:
+        try:
+            provider = await providers.provider_for(cluster)
+            found = await provider.discover_offerings()
+            offerings = [_to_api(o) for o in found if o.on_demand_per_hour is not None] or None
+        except ProviderError as exc:
+            events.append(EventRecord("Warning", "DiscoveryFailed", f"offering discovery: {exc}"))
+
+    stockouts.prune(now)
+    marks = [
+        Stockout(
+            gpu=m.gpu,
+            capacity_type=m.capacity_type,
+            instance_type=m.instance_type,
+            since=m.since,
+            until=m.until,
+            failures=m.failures,
+            message=m.message,
+        )
+        for m in stockouts.marks(cluster.metadata.name)
+        if m.until > now
+    ]
+    new_status = FleetClusterStatus(
+        observed_generation=cluster.metadata.generation,
+        conditions=[reachable, ready],
+        health=record.state,
+        health_since=record.since,
+        last_probe_time=now,
+        last_success_time=record.last_success,
+        stockouts=marks or None,
+        node_pools=status.node_pools,
+        offerings=offerings,
+    )
+    became_failed = record.state == "Failed" and status.health != "Failed"
+    return ProbeOutcome(new_status, tuple(events), became_failed)
+
+
+def _to_api(offering: Offering) -> GpuOffering:
+    return GpuOffering(
+        gpu=offering.gpu,
+        gpu_memory_gi_b=offering.gpu_memory_gib,
+        gpus_per_node=offering.gpus_per_node,
+        instance_type=offering.instance_type,
+        on_demand_per_hour=offering.on_demand_per_hour or 0.0,
+        spot_per_hour=offering.spot_per_hour,
+        max_nodes=offering.max_nodes,
+        zones=list(offering.zones) or None,
+    )

@@ -1,0 +1,157 @@
+"""Operator-wide memory that outlives one reconcile: stockout marks and provider instances.
+
+Stockouts are remembered per FleetCluster in process (as Karpenter caches insufficient-
+capacity offerings in memory), shared by every ModelDeployment so one deployment's capacity
+error steers all the others away at once. The FleetCluster timer publishes them to
+``status.stockouts`` (for humans and ``modelfleet plan``) and a restarted operator seeds the
+memory back from there, so nothing is lost on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from modelfleet.api import FleetCluster
+from modelfleet.api.common import CapacityType
+from modelfleet.clusters import ClusterClient, SecretReader
+from modelfleet.core import (
+    StockoutMark,
+    prune,
+    record_capacity_error,
+    record_capacity_success,
+)
+from modelfleet.providers import NodePoolProvider
+from modelfleet.providers.factory import provider_for
+
+
+class StockoutMemory:
+    """Stockout marks per cluster name. Not thread-safe; used from the operator's loop."""
+
+    def __init__(self) -> None:
+        self._marks: dict[str, tuple[StockoutMark, ...]] = {}
+
+    def seed(self, cluster: FleetCluster) -> None:
+        """Adopt marks from a FleetCluster's status unless this process already has some."""
+        name = cluster.metadata.name
+        if name in self._marks or cluster.status is None:
+            return
+        self._marks[name] = tuple(
+            StockoutMark(
+                gpu=s.gpu,
+                capacity_type=s.capacity_type,
+                until=s.until,
+                failures=s.failures,
+                instance_type=s.instance_type,
+                since=s.since,
+                message=s.message,
+            )
+            for s in cluster.status.stockouts or []
+        )
+
+    def marks(self, cluster: str) -> tuple[StockoutMark, ...]:
+        return self._marks.get(cluster, ())
+
+    def record_error(
+        self,
+        cluster: str,
+        gpu: str,
+        *,
+        capacity_type: CapacityType,
+        instance_type: str | None,
+        message: str,
+        now: datetime,
+    ) -> StockoutMark:
+        """Record a capacity error; returns the mark now in force (backoff doubled)."""
+        marks = record_capacity_error(
+            self.marks(cluster),
+            gpu,
+            capacity_type=capacity_type,
+            now=now,
+            instance_type=instance_type,
+            message=message,
+        )
+        self._marks[cluster] = marks
+        return next(
+            m
+            for m in marks
+            if m.gpu == gpu
+            and m.capacity_type == capacity_type
+            and m.instance_type == instance_type
+        )
+
+    def record_success(
+        self, cluster: str, gpu: str, *, capacity_type: CapacityType, instance_type: str
+    ) -> None:
+        """Capacity was obtained: forget the backoff for it."""
+        if cluster in self._marks:
+            self._marks[cluster] = record_capacity_success(
+                self._marks[cluster], gpu, capacity_type=capacity_type, instance_type=instance_type
+            )
+
+    def prune(self, now: datetime) -> None:
+        """Forget marks that expired long ago."""
+        for name, marks in list(self._marks.items()):
+            self._marks[name] = prune(marks, now)
+
+    def forget(self, cluster: str) -> None:
+        self._marks.pop(cluster, None)
+
+
+ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
+
+
+class ProviderRegistry:
+    """One NodePoolProvider per FleetCluster, rebuilt when the cluster's spec changes.
+
+    Providers hold state (SDK clients, the simulated cloud), so they are cached; the cloud
+    credentials Secret, when referenced, is read through the hub's SecretReader and handed
+    to the provider without being logged.
+    """
+
+    def __init__(
+        self,
+        *,
+        clusters: ClientFor,
+        secrets: SecretReader | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._clusters = clusters
+        self._secrets = secrets
+        self._clock = clock
+        self._cache: dict[str, tuple[object, NodePoolProvider]] = {}
+        self._lock = asyncio.Lock()
+
+    async def provider_for(self, cluster: FleetCluster) -> NodePoolProvider:
+        """The provider of ``cluster``; raises ProviderError subclasses (e.g. missing extra)."""
+        name = cluster.metadata.name
+        identity = (cluster.metadata.uid, cluster.metadata.generation, cluster.spec)
+        async with self._lock:
+            cached = self._cache.get(name)
+            if cached is not None and cached[0] == identity:
+                return cached[1]
+            credentials = await self._credentials(cluster)
+            provider = provider_for(
+                cluster,
+                cluster_client=await self._clusters(cluster),
+                clock=self._clock,
+                credentials=credentials,
+            )
+            self._cache[name] = (identity, provider)
+            return provider
+
+    def cached(self, name: str) -> NodePoolProvider | None:
+        """The provider already built for cluster ``name`` (tests and the simulator)."""
+        entry = self._cache.get(name)
+        return entry[1] if entry else None
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+    async def _credentials(self, cluster: FleetCluster) -> Mapping[str, str] | None:
+        ref = cluster.spec.credentials_secret_ref
+        if ref is None or self._secrets is None:
+            return None
+        secret = await self._secrets.read_secret(ref.namespace, ref.name)
+        return {key: value.decode() for key, value in secret.data.items()}

@@ -1,0 +1,117 @@
+"""Read back what a ModelDeployment really runs in each member cluster.
+
+The planner's stickiness and make-before-break both depend on the truth in the member
+clusters, not on what the status last said: a Deployment may have been scaled by hand,
+deleted, or never created. Observation lists the deployment's own Deployments (by the
+ownership labels) in every cluster concurrently; a cluster that cannot be read is reported
+as unreachable and the reconciler falls back to the last recorded status for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfleet import labels
+from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api.common import CapacityType
+from modelfleet.clusters import ClusterClient, ClusterError, ClusterUnreachable
+from modelfleet.clusters.objects import DEPLOYMENT, readiness_of
+from modelfleet.clusters.workloads import owner_selector
+
+ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
+
+
+@dataclass(frozen=True)
+class ObservedWorkload:
+    """One of the deployment's Deployments in a member cluster."""
+
+    name: str
+    instance_type: str
+    capacity_type: CapacityType
+    replicas: int
+    ready: int
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    """What one member cluster holds for the deployment; ``error`` set when unreadable."""
+
+    cluster: str
+    workloads: tuple[ObservedWorkload, ...] = ()
+    error: ClusterError | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Every cluster's observation, by FleetCluster name."""
+
+    clusters: Mapping[str, ClusterObservation] = field(default_factory=dict)
+
+    def ready(self) -> int:
+        return sum(w.ready for c in self.clusters.values() for w in c.workloads)
+
+    def unreachable(self) -> list[str]:
+        return sorted(name for name, c in self.clusters.items() if not c.reachable)
+
+
+def _workload_of(obj: Mapping[str, Any]) -> ObservedWorkload | None:
+    """Parse a Deployment modelfleet rendered; None when it does not look like one."""
+    spec = obj.get("spec") or {}
+    selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    instance_type = selector.get(labels.NODE_INSTANCE_TYPE)
+    capacity = selector.get(labels.NODE_CAPACITY_TYPE)
+    if not instance_type or capacity not in ("spot", "on-demand"):
+        return None
+    readiness = readiness_of(obj)
+    return ObservedWorkload(
+        name=str(obj["metadata"]["name"]),
+        instance_type=str(instance_type),
+        capacity_type="Spot" if capacity == "spot" else "OnDemand",
+        replicas=int(spec.get("replicas") or 0),
+        ready=readiness.ready,
+    )
+
+
+async def observe_cluster(
+    md: ModelDeployment, cluster: FleetCluster, client_for: ClientFor, *, timeout: float
+) -> ClusterObservation:
+    """The deployment's workloads in ``cluster``; never raises (errors are recorded)."""
+    name = cluster.metadata.name
+    namespace = md.metadata.namespace or "default"
+    try:
+        async with asyncio.timeout(timeout):
+            client = await client_for(cluster)
+            objects = await client.list_owned(
+                DEPLOYMENT,
+                owner_selector(name=md.metadata.name, namespace=namespace),
+                namespace=namespace,
+            )
+    except ClusterError as exc:
+        return ClusterObservation(name, error=exc)
+    except TimeoutError:
+        return ClusterObservation(
+            name, error=ClusterUnreachable(f"no answer within {timeout:.0f}s", cluster=name)
+        )
+    workloads = tuple(w for w in (_workload_of(o) for o in objects) if w is not None)
+    return ClusterObservation(name, workloads=tuple(sorted(workloads, key=lambda w: w.name)))
+
+
+async def observe(
+    md: ModelDeployment,
+    clusters: Sequence[FleetCluster],
+    client_for: ClientFor,
+    *,
+    timeout: float = 10.0,
+) -> Observation:
+    """Observe ``md`` in every cluster concurrently (one slow cluster delays none other)."""
+    results = await asyncio.gather(
+        *(observe_cluster(md, c, client_for, timeout=timeout) for c in clusters)
+    )
+    return Observation({r.cluster: r for r in results})

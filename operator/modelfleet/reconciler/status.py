@@ -1,0 +1,268 @@
+"""Turn a plan and what was observed into the ModelDeployment status a human can trust.
+
+Pure functions: the reconciler passes the plan, the observation, the SLO figures and the
+previous conditions, and gets the complete declared status back (the handler writes it
+explicitly; kopf's handler results would be pruned by the structural schema). Conditions
+follow KEP-1623: ``lastTransitionTime`` changes only when ``status`` does, reasons are
+CamelCase, messages say what is wrong and what to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from modelfleet.api import ModelDeployment
+from modelfleet.api import conditions as C
+from modelfleet.api.common import Condition
+from modelfleet.api.modeldeployment import (
+    DecisionStatus,
+    Endpoint,
+    ModelDeploymentStatus,
+    PlacementStatus,
+    Recommendation,
+    ReplicaCounts,
+    SloStatus,
+)
+from modelfleet.core import DecisionState, Plan, unsatisfiable
+from modelfleet.reconciler.observe import Observation
+
+Status = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class SloFigures:
+    """Fleet-wide SLO figures: worst cluster for percentiles and queue, sum for the rate."""
+
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    queue_per_replica: float | None = None
+    request_rate: float | None = None
+
+
+def decision_to_status(state: DecisionState) -> DecisionStatus:
+    """The API form of the planner's memory."""
+    return DecisionStatus(
+        recommendations=[Recommendation(at=t, replicas=n) for t, n in state.recommendations],
+        last_desired=state.last_desired,
+        idle_since=state.idle_since,
+        spot_fallback_replicas=state.spot_fallback_replicas,
+        spot_unavailable_at=state.spot_unavailable_at,
+    )
+
+
+def decision_from_status(status: DecisionStatus | None) -> DecisionState:
+    """The planner's memory from status (empty when never planned)."""
+    if status is None:
+        return DecisionState()
+    return DecisionState(
+        recommendations=tuple((r.at, r.replicas) for r in status.recommendations or []),
+        last_desired=status.last_desired,
+        idle_since=status.idle_since,
+        spot_fallback_replicas=status.spot_fallback_replicas,
+        spot_unavailable_at=status.spot_unavailable_at,
+    )
+
+
+def _condition(
+    previous: Mapping[str, Condition],
+    type_: str,
+    status: Status,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    now: datetime,
+) -> Condition:
+    old = previous.get(type_)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=since,
+    )
+
+
+def slo_met(md: ModelDeployment, slo: SloFigures) -> tuple[Status, str, str]:
+    """(status, reason, message) of the SLOMet condition."""
+    targets = md.spec.slo
+    checks = [
+        ("TTFT p95", slo.ttft_p95_ms, targets.ttft_p95_ms, "ms"),
+        ("TPOT p95", slo.tpot_p95_ms, targets.tpot_p95_ms, "ms"),
+        ("queue per replica", slo.queue_per_replica, targets.max_queue_per_replica, ""),
+    ]
+    enforced = [(n, v, t, u) for n, v, t, u in checks if t is not None]
+    if not enforced:
+        return "True", "NoObjectives", "no SLO objectives are set"
+    missing = [n for n, v, _, _ in enforced if v is None]
+    if missing:
+        return (
+            "Unknown",
+            "MetricsMissing",
+            f"no data for {', '.join(missing)}: check spec.metrics and the FleetClusters' "
+            "spec.prometheus (replicas are never scaled down on missing data)",
+        )
+    breached = [f"{n} {v:.4g}{u} > {t:g}{u}" for n, v, t, u in enforced if v is not None and v > t]
+    if breached:
+        return "False", "SLOBreached", "; ".join(breached)
+    return "True", "WithinObjectives", "every objective is met"
+
+
+def build_status(
+    md: ModelDeployment,
+    plan: Plan,
+    observation: Observation,
+    *,
+    slo: SloFigures,
+    endpoints: Sequence[Endpoint],
+    problems: Sequence[str],
+    now: datetime,
+) -> ModelDeploymentStatus:
+    """The complete status after one reconcile.
+
+    ``problems`` are human messages about clusters or providers that failed this pass
+    (unreachable member cluster, provider permission denied, ...): they make the deployment
+    Degraded without hiding what the plan achieved.
+    """
+    generation = md.metadata.generation
+    previous = {c.type: c for c in (md.status.conditions if md.status else None) or []}
+    cond = {}
+
+    def put(type_: str, status: Status, reason: str, message: str) -> None:
+        cond[type_] = _condition(
+            previous, type_, status, reason, message, generation=generation, now=now
+        )
+
+    ready_by_key = {
+        (name, w.instance_type, w.capacity_type): w.ready
+        for name, obs in observation.clusters.items()
+        for w in obs.workloads
+    }
+    nodes_by_key = {(n.cluster, n.instance_type, n.capacity_type): n.nodes for n in plan.node_pools}
+    placements = [
+        PlacementStatus(
+            cluster=p.cluster,
+            cloud=p.cloud,
+            region=p.region,
+            gpu=p.gpu,
+            instance_type=p.instance_type,
+            capacity_type=p.capacity_type,
+            replicas=p.replicas,
+            ready=min(
+                p.replicas, ready_by_key.get((p.cluster, p.instance_type, p.capacity_type), 0)
+            ),
+            nodes=nodes_by_key.get((p.cluster, p.instance_type, p.capacity_type)),
+        )
+        for p in plan.placements
+    ]
+    wanted = plan.desired_replicas + plan.standby_replicas
+    ready = sum(p.ready for p in placements)
+    spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
+    terminal = unsatisfiable(plan)
+
+    # CapacityAvailable: could every wanted replica be placed?
+    if plan.unplaced == 0:
+        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed")
+    else:
+        code = terminal.code if terminal is not None else "InsufficientCapacity"
+        detail = terminal.message if terminal is not None else _first_reason(plan)
+        put(
+            C.CAPACITY_AVAILABLE,
+            "False",
+            code,
+            f"{plan.unplaced} of {wanted} replica(s) could not be placed: {detail}",
+        )
+
+    # Ready: is the deployment serving what it should?
+    if terminal is not None and plan.placed_replicas == 0:
+        put(C.READY, "False", terminal.code, terminal.message)
+    elif wanted == 0:
+        put(C.READY, "True", "ScaledToZero", "scaled to zero; the first request scales it up")
+    elif ready >= plan.desired_replicas and ready > 0:
+        put(C.READY, "True", "AllReplicasReady", f"{ready} of {wanted} replica(s) ready")
+    else:
+        put(
+            C.READY,
+            "False",
+            "ReplicasNotReady",
+            f"{ready} of {wanted} replica(s) ready (desired {plan.desired_replicas})",
+        )
+
+    # Progressing: is a rollout, scale or failover under way?
+    if plan.retiring or ready < plan.placed_replicas:
+        moving = sum(r.replicas for r in plan.retiring)
+        suffix = (
+            f"; {moving} replica(s) retiring after their replacements are ready" if moving else ""
+        )
+        put(
+            C.PROGRESSING,
+            "True",
+            "RolloutInProgress",
+            f"{ready} of {plan.placed_replicas} placed replica(s) ready{suffix}",
+        )
+    else:
+        put(C.PROGRESSING, "False", "Stable", "placement and replicas are stable")
+
+    # Degraded: is something broken that a human may need to look at?
+    degraded: list[str] = list(problems)
+    lost = [r for r in plan.retiring if r.lost]
+    if lost:
+        degraded.append(
+            "replicas lost on "
+            + ", ".join(sorted({f"{r.cluster} ({r.reason})" for r in lost}))
+            + "; replaced elsewhere"
+        )
+    if plan.unplaced:
+        degraded.append(f"{plan.unplaced} replica(s) unplaced")
+    if degraded:
+        reason = (
+            "ClusterFailed" if lost else ("PartiallyPlaced" if plan.unplaced else "ClusterErrors")
+        )
+        if terminal is not None:
+            reason = terminal.code
+        put(C.DEGRADED, "True", reason, "; ".join(degraded))
+    else:
+        put(C.DEGRADED, "False", "NoProblems", "no problems detected")
+
+    status, reason, message = slo_met(md, slo)
+    put(C.SLO_MET, status, reason, message)
+
+    regions = sorted({p.region for p in plan.placements if p.replicas > 0})
+    return ModelDeploymentStatus(
+        observed_generation=generation,
+        conditions=[
+            cond[t] for t in (C.READY, C.PROGRESSING, C.DEGRADED, C.SLO_MET, C.CAPACITY_AVAILABLE)
+        ],
+        replicas=ReplicaCounts(
+            desired=plan.desired_replicas,
+            ready=ready,
+            spot=spot,
+            on_demand=plan.placed_replicas - spot,
+            unplaced=plan.unplaced,
+        ),
+        placements=placements,
+        regions=",".join(regions),
+        slo=SloStatus(
+            ttft_p95_ms=slo.ttft_p95_ms,
+            tpot_p95_ms=slo.tpot_p95_ms,
+            queue_per_replica=slo.queue_per_replica,
+            request_rate=slo.request_rate,
+            met=None if status == "Unknown" else status == "True",
+        ),
+        cost_per_hour=round(plan.cost_per_hour, 4),
+        endpoints=list(endpoints),
+        last_reconcile_time=now,
+        decision=decision_to_status(plan.state),
+    )
+
+
+def _first_reason(plan: Plan) -> str:
+    for reason in plan.reasons:
+        if not reason.cluster:
+            return reason.message
+    return plan.reasons[0].message if plan.reasons else "no candidate had room"

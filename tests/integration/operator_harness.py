@@ -1,0 +1,248 @@
+"""A fleet for operator tests: a hub and member clusters (KMock emulators over HTTP), the
+real operator running against them, and a tiny kubectl over HTTP.
+
+The operator is started exactly as ``modelfleet run`` starts it (``run_operator``: kopf
+with our handlers; kopf logs in through a test login handler, see below); only
+its context is built here so the test can set short intervals, use the in-memory metrics
+fake and reach the simulated providers to inject stockouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+import yaml
+from tests.integration.kube_emulator import KubeEmulator, kube_emulator
+
+from modelfleet.metrics.source import StaticMetricsSource
+from modelfleet.reconciler import FleetSettings, ReconcilerSettings
+from modelfleet.run import RunOptions, run_operator
+from modelfleet.runtime import OperatorContext, RunSettings, build_context
+
+# kopf logs in through kubernetes_asyncio when it is installed, and kubernetes_asyncio reads
+# $KUBECONFIG once, at import: fine for one operator per process, wrong for a test session
+# that starts hubs on new ports. So tests log kopf in explicitly (as BRIEF.md suggests); our
+# own hub client still resolves $KUBECONFIG at call time like in production.
+_CURRENT_HUB: dict[str, str] = {}
+
+
+@kopf.on.login()
+def _login_to_test_hub(**_: Any) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=_CURRENT_HUB["url"], token="emulator-token")
+
+
+MD_PATH = "/apis/modelfleet.io/v1alpha1/namespaces/{ns}/modeldeployments"
+FC_PATH = "/apis/modelfleet.io/v1alpha1/fleetclusters"
+SYSTEM_NS = "modelfleet-system"
+
+FAST = RunSettings(
+    interval_seconds=1.0,
+    probe_interval_seconds=0.5,
+    discovery_interval_seconds=3600.0,
+    fleet=FleetSettings(
+        fail_after_seconds=1.0, recover_after_seconds=600.0, probe_timeout_seconds=1.0
+    ),
+    reconciler=ReconcilerSettings(cluster_timeout_seconds=2.0, progressing_requeue_seconds=0.5),
+)
+
+
+class Kubectl:
+    """kubectl's create/patch/delete/get over plain HTTP against one API server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        async with self._session.post(self.url + path, json=obj) as resp:
+            resp.raise_for_status()
+            result: dict[str, Any] = await resp.json()
+            return result
+
+    async def patch(self, path: str, changes: Mapping[str, Any]) -> None:
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with self._session.patch(self.url + path, json=changes, headers=headers) as resp:
+            resp.raise_for_status()
+
+    async def delete(self, path: str) -> None:
+        async with self._session.delete(self.url + path) as resp:
+            resp.raise_for_status()
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        async with self._session.get(self.url + path) as resp:
+            if resp.status == 404:
+                return None
+            resp.raise_for_status()
+            result: dict[str, Any] = await resp.json()
+            return result
+
+
+def fleet_cluster(
+    name: str, *, region: str, cloud: str, price: float, spot: float | None = None
+) -> dict[str, Any]:
+    """A simulated FleetCluster whose member API is reached through a kubeconfig Secret."""
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "FleetCluster",
+        "metadata": {"name": name, "labels": {"tier": "prod"}},
+        "spec": {
+            "provider": "simulated",
+            "cloud": cloud,
+            "region": region,
+            "kubeconfigSecretRef": {"namespace": SYSTEM_NS, "name": name, "key": "kubeconfig"},
+            "simulated": {"provisioningSeconds": 0},
+            "gpuOfferings": [
+                {
+                    "gpu": "H100",
+                    "gpuMemoryGiB": 80,
+                    "gpusPerNode": 1,
+                    "instanceType": f"{cloud}-h100-1g",
+                    "onDemandPerHour": price,
+                    **({"spotPerHour": spot} if spot is not None else {}),
+                    "maxNodes": 8,
+                }
+            ],
+        },
+    }
+
+
+def model_deployment(name: str, **spec: Any) -> dict[str, Any]:
+    """A ModelDeployment for one-GPU H100 replicas; ``spec`` keys override."""
+    body: dict[str, Any] = {
+        "model": {"name": "llama-3.1-8b-instruct"},
+        "runtime": {"engine": "vllm"},
+        "resources": {"gpu": {"count": 1, "memoryGiB": 40, "types": ["H100"]}},
+        "replicas": {"min": 2, "max": 4},
+        "slo": {"ttftP95Ms": 200},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": body,
+    }
+
+
+@dataclass
+class Fleet:
+    """The running hub and members, a kubectl for the hub, and the operator (when started)."""
+
+    hub: KubeEmulator
+    members: dict[str, KubeEmulator]
+    kubectl: Kubectl
+    stack: contextlib.AsyncExitStack
+    context: OperatorContext | None = None
+
+    def deployments(self, member: str) -> list[dict[str, Any]]:
+        return self.members[member].objects("apps/v1/deployments", namespace="default")
+
+    def replicas(self, member: str) -> int:
+        return sum(int(d["spec"]["replicas"]) for d in self.deployments(member))
+
+    def break_member(self, member: str) -> None:
+        """Make a member cluster's API server fail every request with 503 (a control-plane
+        outage as clients see it; KMock's resolver stack forbids stopping one emulator of
+        several out of order)."""
+        handler = self.members[member].handler
+        for verb in ("get", "post", "patch", "put", "delete"):
+            handler[verb] << 503
+
+    async def md(self, name: str) -> dict[str, Any] | None:
+        return await self.kubectl.get(MD_PATH.format(ns="default") + f"/{name}")
+
+    async def fc(self, name: str) -> dict[str, Any] | None:
+        return await self.kubectl.get(f"{FC_PATH}/{name}")
+
+    def events(self, reason: str) -> list[dict[str, Any]]:
+        return [e for e in self.hub.objects("v1/events") if e.get("reason") == reason]
+
+
+@contextlib.asynccontextmanager
+async def fleet_of(
+    tmp_path: Path, monkeypatch: Any, clusters: Mapping[str, dict[str, Any]]
+) -> AsyncIterator[Fleet]:
+    """A hub plus one member emulator per entry of ``clusters`` (name -> FleetCluster)."""
+    async with contextlib.AsyncExitStack() as stack:
+        hub = await stack.enter_async_context(kube_emulator())
+        _CURRENT_HUB["url"] = hub.url
+        kubeconfig = tmp_path / "hub.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(hub.kubeconfig()))
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        kubectl = Kubectl(hub.url)
+        stack.push_async_callback(kubectl.close)
+        for ns in (SYSTEM_NS, "default"):
+            hub.put(
+                "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            )
+        members: dict[str, KubeEmulator] = {}
+        for name, body in clusters.items():
+            members[name] = await stack.enter_async_context(kube_emulator(crds=False))
+            content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
+            hub.put(
+                "v1/secrets",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
+                    "data": {"kubeconfig": base64.b64encode(content).decode()},
+                },
+            )
+            await kubectl.create(FC_PATH, body)
+        yield Fleet(hub, members, kubectl, stack)
+
+
+@contextlib.asynccontextmanager
+async def operator(fleet: Fleet, *, settings: RunSettings = FAST) -> AsyncIterator[OperatorContext]:
+    """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends."""
+    context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_operator(
+            RunOptions(liveness_port=None, metrics_port=None, settings=settings),
+            context=context,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    fleet.context = context
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=20)
+        yield context
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(task, timeout=20)
+        if not task.done():
+            task.cancel()
+        await context.close()
+        fleet.context = None
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.1, what: str = ""
+) -> Any:
+    """Poll ``check`` (sync or async) until it returns a truthy value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")

@@ -1,0 +1,277 @@
+"""The real operator against a hub and member clusters speaking the Kubernetes API over HTTP.
+
+Each test starts KMock emulators (a hub and two members), registers the members as
+simulated FleetClusters with kubeconfig Secrets, runs the operator exactly as
+``modelfleet run`` does, and acts like a user with kubectl.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.operator_harness import (
+    MD_PATH,
+    Fleet,
+    eventually,
+    fleet_cluster,
+    fleet_of,
+    model_deployment,
+    operator,
+)
+
+from modelfleet.api import FleetCluster
+from modelfleet.providers.simulated import SimulatedNodePoolProvider
+
+pytestmark = pytest.mark.integration
+
+CLUSTERS = {
+    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0),
+    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0, spot=5.0),
+}
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
+    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
+        yield running
+
+
+async def _healthy(fleet: Fleet, *names: str) -> None:
+    async def check() -> bool:
+        for name in names:
+            fc = await fleet.fc(name)
+            if not fc or (fc.get("status") or {}).get("health") != "Healthy":
+                return False
+        return True
+
+    await eventually(check, what=f"{names} Healthy")
+
+
+def _mark_ready(fleet: Fleet, member: str) -> None:
+    """Play kubelet + deployment controller: every Deployment's pods become ready."""
+    for d in fleet.deployments(member):
+        replicas = d["spec"]["replicas"]
+        fleet.members[member].patch(
+            "apps/v1/deployments",
+            d["metadata"]["name"],
+            {
+                "status": {
+                    "observedGeneration": 1,
+                    "replicas": replicas,
+                    "readyReplicas": replicas,
+                    "updatedReplicas": replicas,
+                    "availableReplicas": replicas,
+                }
+            },
+            namespace="default",
+        )
+
+
+async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
+        started = time.monotonic()
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(
+            lambda: fleet.replicas("east") == 1 and fleet.replicas("west") == 1,
+            what="one replica per region",
+        )
+        print(f"\napply -> workloads in both member clusters: {time.monotonic() - started:.2f}s")
+        for member in ("east", "west"):
+            [deployment] = fleet.deployments(member)
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+            assert deployment["metadata"]["labels"]["modelfleet.io/deployment"] == "llama"
+            emulator = fleet.members[member]
+            await eventually(
+                lambda e=emulator: (
+                    e.objects("v1/services", namespace="default")
+                    and e.objects("policy/v1/poddisruptionbudgets", namespace="default")
+                ),
+                what=f"Service and PDB in {member}",
+            )
+
+        async def placed() -> dict[str, Any] | None:
+            body = await fleet.md("llama")
+            status = (body or {}).get("status") or {}
+            return status if len(status.get("placements") or []) == 2 else None
+
+        status = await eventually(placed, what="status with two placements")
+        assert status["observedGeneration"] == 1
+        assert status["replicas"]["desired"] == 2
+        assert {p["cluster"] for p in status["placements"]} == {"east", "west"}
+        assert status["costPerHour"] == pytest.approx(22.0)
+        ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "ReplicasNotReady")
+
+        _mark_ready(fleet, "east")
+        _mark_ready(fleet, "west")
+
+        async def all_ready() -> bool:
+            body = await fleet.md("llama")
+            conditions = {c["type"]: c for c in body["status"]["conditions"]}
+            return (
+                body["status"]["replicas"]["ready"] == 2 and conditions["Ready"]["status"] == "True"
+            )
+
+        await eventually(all_ready, what="Ready=True")
+        assert fleet.events("Placed")
+
+
+async def test_spec_change_is_followed(fleet: Fleet) -> None:
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
+        # No spread asked: the cheapest cluster (east) holds both replicas.
+        await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
+        await fleet.kubectl.patch(
+            MD_PATH.format(ns="default") + "/llama", {"spec": {"replicas": {"min": 3, "max": 5}}}
+        )
+        await eventually(lambda: fleet.replicas("east") == 3, what="3 replicas after the change")
+        assert fleet.replicas("west") == 0
+
+
+async def test_unreachable_cluster_fails_over(fleet: Fleet) -> None:
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        md = model_deployment("llama", failover={"failAfterSeconds": 1})
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
+        _mark_ready(fleet, "east")
+
+        started = time.monotonic()
+        fleet.break_member("east")
+
+        async def east_failed() -> bool:
+            fc = await fleet.fc("east")
+            return bool(fc) and fc["status"]["health"] == "Failed"
+
+        await eventually(east_failed, what="east Failed")
+        await eventually(lambda: fleet.replicas("west") == 2, what="replicas replaced in west")
+        print(
+            f"\nmember API down -> replacements created in west: {time.monotonic() - started:.2f}s"
+        )
+        body = await fleet.md("llama")
+        assert body is not None
+        assert {p["cluster"] for p in body["status"]["placements"]} == {"west"}
+        conditions = {c["type"]: c for c in body["status"]["conditions"]}
+        assert conditions["Degraded"]["status"] == "True"
+        assert fleet.events("ClusterFailed")
+
+
+async def test_stockout_falls_through_to_next_cluster(fleet: Fleet) -> None:
+    async with operator(fleet) as context:
+        await _healthy(fleet, "east", "west")
+        east = await fleet.fc("east")
+        assert east is not None
+        provider = await context.providers.provider_for(FleetCluster.model_validate(east))
+        assert isinstance(provider, SimulatedNodePoolProvider)
+        provider.inject_stockout(
+            "aws-h100-1g", "OnDemand", until=datetime.now(UTC) + timedelta(hours=1)
+        )
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
+        await eventually(lambda: fleet.replicas("west") == 2, what="placement fell through to west")
+        assert fleet.replicas("east") == 0
+        assert fleet.events("Stockout")
+
+        async def stockout_published() -> bool:
+            fc = await fleet.fc("east")
+            return bool(fc and (fc["status"].get("stockouts") or []))
+
+        await eventually(stockout_published, what="stockout in east's status")
+        [mark] = (await fleet.fc("east") or {})["status"]["stockouts"]
+        assert (mark["gpu"], mark["capacityType"]) == ("H100", "OnDemand")
+
+
+async def test_delete_cleans_every_cluster(fleet: Fleet) -> None:
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(lambda: fleet.replicas("east") == 1 and fleet.replicas("west") == 1)
+        body = await fleet.md("llama")
+        assert body is not None and "modelfleet.io/cleanup" in body["metadata"]["finalizers"]
+
+        await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/llama")
+
+        def clean() -> bool:
+            for member in fleet.members.values():
+                for resource in (
+                    "apps/v1/deployments",
+                    "v1/services",
+                    "policy/v1/poddisruptionbudgets",
+                ):
+                    if member.objects(resource, namespace="default"):
+                        return False
+            return True
+
+        await eventually(clean, what="no workloads left in any member")
+        await eventually(lambda: _gone(fleet), what="ModelDeployment removed from the hub")
+
+
+async def _gone(fleet: Fleet) -> bool:
+    return await fleet.md("llama") is None
+
+
+async def test_restart_converges_without_duplicates(fleet: Fleet) -> None:
+    md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        # Stop as soon as the first workload exists: mid-reconcile.
+        await eventually(lambda: fleet.deployments("east") or fleet.deployments("west"))
+    async with operator(fleet):
+        await eventually(
+            lambda: fleet.replicas("east") == 1 and fleet.replicas("west") == 1,
+            what="converged after restart",
+        )
+        # Reconcile a few more times: nothing new appears.
+        await eventually(lambda: _reconciled_since(fleet), what="a later reconcile")
+        for member in ("east", "west"):
+            assert len(fleet.deployments(member)) == 1
+            assert len(fleet.members[member].objects("v1/services", namespace="default")) == 1
+            assert (
+                len(
+                    fleet.members[member].objects(
+                        "policy/v1/poddisruptionbudgets", namespace="default"
+                    )
+                )
+                == 1
+            )
+
+
+async def _reconciled_since(fleet: Fleet) -> bool:
+    body = await fleet.md("llama")
+    last = ((body or {}).get("status") or {}).get("lastReconcileTime")
+    if not last:
+        return False
+    return datetime.fromisoformat(last) > datetime.now(UTC) - timedelta(seconds=0.5)
+
+
+async def test_unsatisfiable_spec_reports_what_to_change(fleet: Fleet) -> None:
+    async with operator(fleet):
+        await _healthy(fleet, "east", "west")
+        md = model_deployment(
+            "big", resources={"gpu": {"count": 1, "types": ["B200"]}}, replicas={"min": 1, "max": 2}
+        )
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+
+        async def rejected() -> dict[str, Any] | None:
+            body = await fleet.md("big")
+            conditions = {
+                c["type"]: c for c in ((body or {}).get("status") or {}).get("conditions") or []
+            }
+            ready = conditions.get("Ready")
+            return ready if ready and ready["status"] == "False" else None
+
+        ready = await eventually(rejected, what="Ready=False")
+        assert ready["reason"] == "NoCandidates"
+        assert "B200" in ready["message"] or "GPU" in ready["message"]
+        assert fleet.events("NoCandidates")
+        assert fleet.replicas("east") == 0 and fleet.replicas("west") == 0
