@@ -22,10 +22,13 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.core
 
-## demo: the main job on the embedded default (no cluster, no cloud account).
+## demo: the main job on the embedded default (no cluster, no cloud account): validate the
+## examples, then show what the operator would decide for them on the example fleet.
 demo: $(VENV)/.core
 	$(BIN)/modelfleet validate examples/
 	$(BIN)/modelfleet crds --check
+	$(BIN)/modelfleet plan --fleet examples/fleet examples/multicloud-failover.yaml
+	$(BIN)/modelfleet plan --fleet examples/fleet examples/spot-hedged.yaml
 
 ## test: lint, type-check, import contracts, then every test.
 test: lint typecheck

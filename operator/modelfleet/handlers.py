@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import BaseModel, ValidationError
@@ -25,10 +25,11 @@ from pydantic import BaseModel, ValidationError
 from modelfleet import GROUP, VERSION
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api import conditions as C
-from modelfleet.reconciler import EventRecord, probe_fleet_cluster
+from modelfleet.reconciler import EventRecord, PoolUpkeep, probe_fleet_cluster
 from modelfleet.runtime import OperatorContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
 
 MD = (GROUP, VERSION, "modeldeployments")
 FC = (GROUP, VERSION, "fleetclusters")
@@ -56,35 +57,32 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.index(*FC)
-def fleet_clusters(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: _plain(body)}
+def fleet_clusters(name: str, body: kopf.Body, **_: Any) -> dict[str, FleetCluster] | None:
+    """Every valid FleetCluster, parsed once per change (invalid ones are not indexed; their
+    own handler reports them)."""
+    parsed = _parse(FleetCluster, body)
+    return {name: parsed} if parsed is not None else None
 
 
 @kopf.index(*MD)
 def model_deployments(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(namespace or "", name): _plain(body)}
+) -> dict[tuple[str, str], ModelDeployment] | None:
+    """Every valid ModelDeployment, parsed once per change: reconciles read their peers'
+    placements from here without re-validating N objects per pass."""
+    parsed = _parse(ModelDeployment, body)
+    return {(namespace or "", name): parsed} if parsed is not None else None
 
 
-def _plain(body: kopf.Body) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in dict(body).items()
-        if k in ("apiVersion", "kind", "metadata", "spec", "status")
-    }
+def _parse(model: type[T], body: kopf.Body) -> T | None:
+    try:
+        return model.model_validate(dict(body))
+    except ValidationError:
+        return None
 
 
-def _parse_all(model: type[BaseModel], index: kopf.Index[Any, dict[str, Any]]) -> list[Any]:
-    """Every valid object in ``index`` (invalid ones are reported on their own)."""
-    out = []
-    for store in index.values():
-        for raw in store:
-            try:
-                out.append(model.model_validate(raw))
-            except ValidationError:
-                continue
-    return out
+def _all(index: kopf.Index[Any, T]) -> list[T]:
+    return [obj for store in index.values() for obj in store]
 
 
 # -- ModelDeployment ----------------------------------------------------------------------
@@ -119,8 +117,8 @@ async def _reconcile(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: OperatorContext,
-    fleet_index: kopf.Index[str, dict[str, Any]],
-    md_index: kopf.Index[tuple[str, str], dict[str, Any]],
+    fleet_index: kopf.Index[str, FleetCluster],
+    md_index: kopf.Index[tuple[str, str], ModelDeployment],
 ) -> None:
     uid = str(body.metadata.uid)
     now = memo.clock()
@@ -133,8 +131,8 @@ async def _reconcile(
     with memo.metrics.time_reconcile("ModelDeployment"):
         outcome = await memo.reconciler.reconcile(
             md,
-            fleet=_parse_all(FleetCluster, fleet_index),
-            others=_parse_all(ModelDeployment, md_index),
+            fleet=_all(fleet_index),
+            others=_all(md_index),
         )
     patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
     _post(body, outcome.events)
@@ -190,8 +188,8 @@ async def model_deployment_deleted(
         return  # nothing of an invalid deployment was ever created
     outcome = await memo.reconciler.finalize(
         md,
-        fleet=_parse_all(FleetCluster, kwargs["fleet_clusters"]),
-        others=_parse_all(ModelDeployment, kwargs["model_deployments"]),
+        fleet=_all(kwargs["fleet_clusters"]),
+        others=_all(kwargs["model_deployments"]),
     )
     _post(body, outcome.events)
     if not outcome.done:
@@ -226,10 +224,10 @@ async def fleet_cluster_changed(
 
 @kopf.timer(*FC, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
 async def fleet_cluster_tick(
-    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **_: Any
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **kwargs: Any
 ) -> None:
     if memo.probe_due(str(body.metadata.name), memo.clock()):
-        await _probe(body, patch, memo)
+        await _probe(body, patch, memo, kwargs.get("model_deployments"))
 
 
 @kopf.on.delete(*FC, optional=True)
@@ -239,23 +237,39 @@ async def fleet_cluster_deleted(name: str, memo: OperatorContext, **_: Any) -> N
     memo.stockouts.forget(name)
 
 
-async def _probe(body: kopf.Body, patch: kopf.Patch, memo: OperatorContext) -> None:
+async def _probe(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: OperatorContext,
+    md_index: kopf.Index[tuple[str, str], ModelDeployment] | None = None,
+) -> None:
     try:
         cluster = FleetCluster.model_validate(dict(body))
     except ValidationError as exc:
         kopf.event(body, type="Warning", reason="InvalidSpec", message=str(exc)[:1000])
         return
     now = memo.clock()
+    name = cluster.metadata.name
+    upkeep = None
+    if md_index is not None and memo.pools_due(name, now):
+        needed: set[tuple[str, str]] = {
+            (p.instance_type, str(p.capacity_type))
+            for md in _all(md_index)
+            for p in (md.status.placements if md.status else None) or []
+            if p.cluster == name and p.replicas > 0
+        }
+        upkeep = PoolUpkeep(needed=needed, orphan_since=memo.orphan_since.setdefault(name, {}))
     outcome = await probe_fleet_cluster(
         cluster,
         clusters=memo.clusters.client_for,
         providers=memo.providers,
         stockouts=memo.stockouts,
         now=now,
-        discover=memo.discovery_due(cluster.metadata.name, now),
+        discover=memo.discovery_due(name, now),
+        pools=upkeep,
         settings=memo.settings.fleet,
     )
-    patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
+    patch.status.update(outcome.status_patch())
     _post(body, outcome.events)
     if outcome.became_failed:
         memo.metrics.count_failover(cluster.metadata.name, reason="ClusterFailed")

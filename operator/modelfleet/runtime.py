@@ -48,6 +48,8 @@ class RunSettings:
     """FleetCluster health probe period."""
     discovery_interval_seconds: float = 600.0
     """How often providers re-discover offerings and prices."""
+    pools_interval_seconds: float = 60.0
+    """How often node pools are listed into FleetCluster status and orphans collected."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
 
@@ -66,6 +68,8 @@ class OperatorContext:
     next_due: dict[str, datetime] = field(default_factory=dict)
     next_discovery: dict[str, datetime] = field(default_factory=dict)
     next_probe: dict[str, datetime] = field(default_factory=dict)
+    next_pools: dict[str, datetime] = field(default_factory=dict)
+    orphan_since: dict[str, dict[str, datetime]] = field(default_factory=dict)
     closers: list[Any] = field(default_factory=list)
 
     def due(self, uid: str, now: datetime) -> bool:
@@ -84,6 +88,14 @@ class OperatorContext:
         if when is not None and now < when:
             return False
         self.next_probe[name] = now + timedelta(seconds=self.settings.probe_interval_seconds)
+        return True
+
+    def pools_due(self, name: str, now: datetime) -> bool:
+        """Whether FleetCluster ``name``'s pools should be listed and collected now."""
+        when = self.next_pools.get(name)
+        if when is not None and now < when:
+            return False
+        self.next_pools[name] = now + timedelta(seconds=self.settings.pools_interval_seconds)
         return True
 
     def discovery_due(self, name: str, now: datetime) -> bool:

@@ -33,7 +33,7 @@ What the emulator does NOT do — code under test must never depend on it, and a
 needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(...)`` a node):
 it never bumps resourceVersion/generation (it only stamps them on create, with a uid,
 a creationTimestamp and a name from generateName, as every real server does), treats ``/status`` patches as plain
-merges, ignores ``labelSelector`` (lists return every object), validates nothing, has no
+merges, honours only equality ``labelSelector``s (added here; KMock alone ignores them), validates nothing, has no
 server-side apply and no controllers (a Deployment never becomes ready by itself).
 
 One KMock gap is bridged here: KMock 0.8 cannot parse the paths of the ``namespaces``
@@ -134,6 +134,34 @@ class _Emulator(kmock.KubernetesEmulator):
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         response: aiohttp.web.StreamResponse = await super()._handle(request)
         return response
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        # A real API server filters lists by ``labelSelector``; KMock returns everything.
+        # Equality selectors (``k=v,k2=v2``, all modelfleet sends) are honoured here so a
+        # list costs what it costs against a real server (clients filter again anyway).
+        payload = await super()._serve_list(request)
+        wanted = _equality_selector(request.params.get("labelSelector", ""))
+        if wanted and isinstance(payload, dict):
+            payload["items"] = [
+                item
+                for item in payload.get("items", [])
+                if all(
+                    ((item.get("metadata") or {}).get("labels") or {}).get(k) == v
+                    for k, v in wanted.items()
+                )
+            ]
+        return payload
+
+
+def _equality_selector(selector: str) -> dict[str, str]:
+    """``a=b,c==d`` as a dict; set-based terms are left to the client (empty result)."""
+    out: dict[str, str] = {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!"):
+            return {}
+        out[key.strip()] = value.lstrip("=").strip()
+    return out
 
 
 def _storage(resource: str) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,13 @@ FAST = RunSettings(
     interval_seconds=1.0,
     probe_interval_seconds=0.5,
     discovery_interval_seconds=3600.0,
+    pools_interval_seconds=0.5,
     fleet=FleetSettings(
-        fail_after_seconds=1.0, recover_after_seconds=600.0, probe_timeout_seconds=1.0
+        fail_after_seconds=1.0,
+        recover_after_seconds=600.0,
+        probe_timeout_seconds=1.0,
+        orphan_settle_seconds=1.0,
+        orphan_grace_seconds=2.0,
     ),
     reconciler=ReconcilerSettings(cluster_timeout_seconds=2.0, progressing_requeue_seconds=0.5),
 )
@@ -210,6 +215,45 @@ async def operator(fleet: Fleet, *, settings: RunSettings = FAST) -> AsyncIterat
     """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends."""
     context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
     stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        run_operator(
+            RunOptions(liveness_port=None, metrics_port=None, settings=settings),
+            context=context,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    fleet.context = context
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=20)
+        yield context
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(task, timeout=20)
+        if not task.done():
+            task.cancel()
+        await context.close()
+        fleet.context = None
+
+
+@contextlib.asynccontextmanager
+async def operator_prepared(
+    fleet: Fleet,
+    prepare: Callable[[OperatorContext], Awaitable[None]],
+    *,
+    settings: RunSettings = FAST,
+) -> AsyncIterator[OperatorContext]:
+    """Like ``operator``, but ``prepare`` runs on the built context before kopf starts: the
+    test can install providers made with its own seams (``context.providers.install``) so
+    the operator never builds, and never calls out with, a provider of its own."""
+    context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
+    stop, ready = asyncio.Event(), asyncio.Event()
+    try:
+        await prepare(context)
+    except BaseException:
+        await context.close()
+        raise
     task = asyncio.create_task(
         run_operator(
             RunOptions(liveness_port=None, metrics_port=None, settings=settings),

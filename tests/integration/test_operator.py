@@ -215,6 +215,36 @@ async def test_delete_cleans_every_cluster(fleet: Fleet) -> None:
         await eventually(lambda: _gone(fleet), what="ModelDeployment removed from the hub")
 
 
+async def test_orphan_pools_are_reported_then_collected(fleet: Fleet) -> None:
+    async with operator(fleet) as context:
+        await _healthy(fleet, "east", "west")
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
+        await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
+
+        async def pools_reported() -> list[dict[str, Any]] | None:
+            fc = await fleet.fc("east")
+            pools = ((fc or {}).get("status") or {}).get("nodePools")
+            return pools if pools and pools[0]["desiredNodes"] == 2 else None
+
+        [pool] = await eventually(pools_reported, what="east's pool in its status")
+        assert (pool["instanceType"], pool["capacityType"]) == ("aws-h100-1g", "OnDemand")
+
+        # While the deployment needs the pool, it survives several GC rounds.
+        provider = context.providers.cached("east")
+        assert provider is not None
+        await eventually(lambda: _reconciled_since(fleet), what="a later reconcile")
+        assert [p.desired_nodes for p in await provider.list_pools()] == [2]
+
+        await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/llama")
+        await eventually(lambda: _gone(fleet), what="ModelDeployment removed")
+
+        async def collected() -> bool:
+            return not await provider.list_pools()
+
+        await eventually(collected, what="orphan pool deleted after the grace period")
+        assert fleet.events("PoolDeleted")
+
+
 async def _gone(fleet: Fleet) -> bool:
     return await fleet.md("llama") is None
 

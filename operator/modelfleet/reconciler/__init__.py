@@ -11,13 +11,19 @@ from modelfleet.reconciler.deployment import (
     Reconciler,
     ReconcilerSettings,
 )
-from modelfleet.reconciler.fleet import FleetSettings, ProbeOutcome, probe_fleet_cluster
+from modelfleet.reconciler.fleet import (
+    FleetSettings,
+    PoolUpkeep,
+    ProbeOutcome,
+    probe_fleet_cluster,
+)
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 
 __all__ = [
     "EventRecord",
     "FinalizeOutcome",
     "FleetSettings",
+    "PoolUpkeep",
     "ProbeOutcome",
     "ProviderRegistry",
     "ReconcileOutcome",

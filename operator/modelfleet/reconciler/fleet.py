@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from modelfleet.api import FleetCluster
 from modelfleet.api import conditions as C
 from modelfleet.api.common import Condition
-from modelfleet.api.fleetcluster import FleetClusterStatus, GpuOffering, Stockout
+from modelfleet.api.fleetcluster import (
+    FleetClusterStatus,
+    GpuOffering,
+    NodePoolStatus,
+    Stockout,
+)
 from modelfleet.clusters import ClusterError, ClusterProbe
 from modelfleet.core import HealthRecord, next_health
 from modelfleet.providers import Offering, ProviderError
+from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
 from modelfleet.reconciler.deployment import EventRecord, EventType
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 
@@ -31,15 +37,31 @@ class FleetSettings:
     fail_after_seconds: float = 45.0
     recover_after_seconds: float = 300.0
     probe_timeout_seconds: float = 5.0
+    orphan_settle_seconds: float = 120.0
+    """A managed pool must be unneeded this long before it is scaled to zero (a pool a
+    reconcile just sized appears in the deployment's status only when that pass ends)."""
+    orphan_grace_seconds: float = 600.0
+    """An unneeded managed pool is deleted after this long (scaled to zero before)."""
+    provider_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """The status to write, Events to post, and whether the cluster just failed."""
+    """The status to write, Events to post, and whether the cluster just failed.
+
+    ``owned_fields`` are the status fields this pass decided (camelCase): write only those,
+    so a pass that did not rediscover offerings never overwrites them from a stale copy.
+    """
 
     status: FleetClusterStatus
     events: tuple[EventRecord, ...]
     became_failed: bool
+    owned_fields: frozenset[str] = frozenset()
+
+    def status_patch(self) -> dict[str, object]:
+        """The merge patch for ``status``: owned fields only (null clears a field)."""
+        full = self.status.model_dump(mode="json", by_alias=True)
+        return {key: value for key, value in full.items() if key in self.owned_fields}
 
 
 async def probe_fleet_cluster(
@@ -50,9 +72,14 @@ async def probe_fleet_cluster(
     stockouts: StockoutMemory,
     now: datetime,
     discover: bool = False,
+    pools: PoolUpkeep | None = None,
     settings: FleetSettings | None = None,
 ) -> ProbeOutcome:
-    """One probe of ``cluster`` at ``now``. Never raises for cluster or provider failures."""
+    """One probe of ``cluster`` at ``now``. Never raises for cluster or provider failures.
+
+    ``discover``: also refresh ``status.offerings`` from the provider. ``pools``: also
+    report the managed node pools and garbage-collect the ones no deployment needs.
+    """
     settings = settings or FleetSettings()
     status = cluster.status or FleetClusterStatus()
     stockouts.seed(cluster)
@@ -112,14 +139,35 @@ async def probe_fleet_cluster(
         ready_message = f"cluster is {record.state}"
     ready = condition(C.READY, record.state == "Healthy", f"Cluster{record.state}", ready_message)
 
+    owned = {
+        "observedGeneration",
+        "conditions",
+        "health",
+        "healthSince",
+        "lastProbeTime",
+        "lastSuccessTime",
+        "stockouts",
+    }
     offerings = status.offerings
     if discover:
         try:
             provider = await providers.provider_for(cluster)
             found = await provider.discover_offerings()
             offerings = [_to_api(o) for o in found if o.on_demand_per_hour is not None] or None
+            owned.add("offerings")
         except ProviderError as exc:
             events.append(EventRecord("Warning", "DiscoveryFailed", f"offering discovery: {exc}"))
+    node_pools = status.node_pools
+    if pools is not None:
+        try:
+            node_pools = await _upkeep_pools(
+                cluster, providers, pools, events, now=now, settings=settings
+            )
+            owned.add("nodePools")
+        except ProviderError as exc:
+            events.append(EventRecord("Warning", "PoolListFailed", f"node pools: {exc}"))
+        except TimeoutError:
+            events.append(EventRecord("Warning", "PoolListFailed", "node pools: timed out"))
 
     stockouts.prune(now)
     marks = [
@@ -143,11 +191,79 @@ async def probe_fleet_cluster(
         last_probe_time=now,
         last_success_time=record.last_success,
         stockouts=marks or None,
-        node_pools=status.node_pools,
+        node_pools=node_pools,
         offerings=offerings,
     )
     became_failed = record.state == "Failed" and status.health != "Failed"
-    return ProbeOutcome(new_status, tuple(events), became_failed)
+    return ProbeOutcome(new_status, tuple(events), became_failed, frozenset(owned))
+
+
+@dataclass
+class PoolUpkeep:
+    """What pool upkeep needs: the (instance type, capacity type) pools some deployment
+    places replicas on in this cluster, and the orphan clock (mutated in place)."""
+
+    needed: set[tuple[str, str]]
+    orphan_since: dict[str, datetime]
+
+
+async def _upkeep_pools(
+    cluster: FleetCluster,
+    providers: ProviderRegistry,
+    upkeep: PoolUpkeep,
+    events: list[EventRecord],
+    *,
+    now: datetime,
+    settings: FleetSettings,
+) -> list[NodePoolStatus] | None:
+    """List the managed pools, scale orphans to zero, delete them after the grace period."""
+    provider = await providers.provider_for(cluster)
+    async with asyncio.timeout(settings.provider_timeout_seconds):
+        pools = await provider.list_pools()
+    needed = {p.name for p in pools if (p.instance_type, p.capacity_type) in upkeep.needed}
+    actions = plan_orphan_gc(
+        pools,
+        needed,
+        orphan_since=upkeep.orphan_since,
+        now=now,
+        grace=timedelta(seconds=settings.orphan_grace_seconds),
+    )
+    upkeep.orphan_since.clear()
+    upkeep.orphan_since.update(actions.orphan_since)
+    settled = now - timedelta(seconds=settings.orphan_settle_seconds)
+    for pool in actions.scale_to_zero:
+        if actions.orphan_since.get(pool.name, now) > settled:
+            continue
+        try:
+            async with asyncio.timeout(settings.provider_timeout_seconds):
+                await provider.ensure_pool(zero_size_spec(pool))
+            events.append(
+                EventRecord("Normal", "PoolScaledToZero", f"{pool.name}: no deployment needs it")
+            )
+        except (ProviderError, ValueError, TimeoutError) as exc:
+            events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
+    for pool in actions.delete:
+        try:
+            async with asyncio.timeout(settings.provider_timeout_seconds):
+                await provider.delete_pool(pool.name)
+            events.append(
+                EventRecord("Normal", "PoolDeleted", f"{pool.name}: orphaned past the grace period")
+            )
+        except (ProviderError, TimeoutError) as exc:
+            events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
+    return [
+        NodePoolStatus(
+            name=p.name,
+            instance_type=p.instance_type,
+            gpu=p.gpu,
+            capacity_type=p.capacity_type,
+            desired_nodes=p.desired_nodes,
+            ready_nodes=p.ready_nodes,
+            state=p.state,
+            issues=[f"{i.code}: {i.message}" for i in p.issues] or None,
+        )
+        for p in pools
+    ] or None
 
 
 def _to_api(offering: Offering) -> GpuOffering:

@@ -126,20 +126,30 @@ class ProviderRegistry:
     async def provider_for(self, cluster: FleetCluster) -> NodePoolProvider:
         """The provider of ``cluster``; raises ProviderError subclasses (e.g. missing extra)."""
         name = cluster.metadata.name
-        identity = (cluster.metadata.uid, cluster.metadata.generation, cluster.spec)
+        identity = _identity(cluster)
         async with self._lock:
             cached = self._cache.get(name)
             if cached is not None and cached[0] == identity:
                 return cached[1]
             credentials = await self._credentials(cluster)
-            provider = provider_for(
+            cluster_client = await self._clusters(cluster)
+            # Cloud providers import and configure heavy SDKs: not on the event loop.
+            provider = await asyncio.to_thread(
+                provider_for,
                 cluster,
-                cluster_client=await self._clusters(cluster),
+                cluster_client=cluster_client,
                 clock=self._clock,
                 credentials=credentials,
             )
             self._cache[name] = (identity, provider)
             return provider
+
+    async def install(self, cluster: FleetCluster, provider: NodePoolProvider) -> None:
+        """Use ``provider`` for ``cluster`` instead of building one, until the cluster's spec
+        changes (then a provider is built as usual). For embedding and tests: a provider made
+        with its own seams (an SDK session, a credential, injected faults)."""
+        async with self._lock:
+            self._cache[cluster.metadata.name] = (_identity(cluster), provider)
 
     def cached(self, name: str) -> NodePoolProvider | None:
         """The provider already built for cluster ``name`` (tests and the simulator)."""
@@ -155,3 +165,8 @@ class ProviderRegistry:
             return None
         secret = await self._secrets.read_secret(ref.namespace, ref.name)
         return {key: value.decode() for key, value in secret.data.items()}
+
+
+def _identity(cluster: FleetCluster) -> object:
+    """What a cached provider is valid for: this object (uid) with this spec."""
+    return (cluster.metadata.uid, cluster.metadata.generation, cluster.spec)
