@@ -136,9 +136,11 @@ async def _reconcile(
         )
     patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
     _post(body, outcome.events)
-    for event in outcome.events:
-        if event.reason == "Stockout":
-            memo.metrics.count_reconcile_error("ModelDeployment", "Stockout")
+    for cluster, gpu, capacity_type in outcome.stockouts:
+        memo.metrics.count_stockout(cluster, gpu, capacity_type=capacity_type)
+    for change in outcome.plan.changes:
+        if change.code in ("ClusterFailed", "SpotReclaimed"):
+            memo.metrics.count_failover(change.cluster or "unknown", reason=change.code)
     if outcome.status.replicas is not None:
         memo.metrics.set_deployment(
             md.metadata.namespace or "default",
@@ -271,8 +273,6 @@ async def _probe(
     )
     patch.status.update(outcome.status_patch())
     _post(body, outcome.events)
-    if outcome.became_failed:
-        memo.metrics.count_failover(cluster.metadata.name, reason="ClusterFailed")
 
 
 def _post(body: kopf.Body, events: Iterable[EventRecord]) -> None:

@@ -88,6 +88,8 @@ class ReconcileOutcome:
     events: tuple[EventRecord, ...]
     plan: Plan
     requeue_after: float | None = None
+    stockouts: tuple[tuple[str, str, str], ...] = ()
+    """(cluster, gpu, capacity type) of every capacity error met in this pass."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class _Pass:
 
     events: list[EventRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    stockouts: list[tuple[str, str, str]] = field(default_factory=list)
 
     def warn(self, reason: str, message: str) -> None:
         self.events.append(EventRecord("Warning", reason, message))
@@ -215,7 +218,7 @@ class Reconciler:
             requeue = self._settings.progressing_requeue_seconds
         if work.problems:
             requeue = self._settings.progressing_requeue_seconds
-        return ReconcileOutcome(status, tuple(work.events), result, requeue)
+        return ReconcileOutcome(status, tuple(work.events), result, requeue, tuple(work.stockouts))
 
     # -- gather ---------------------------------------------------------------------------
 
@@ -387,6 +390,7 @@ class Reconciler:
                         message=str(exc),
                         now=now,
                     )
+                    work.stockouts.append((pool.cluster, pool.gpu, pool.capacity_type))
                     work.events.append(
                         EventRecord(
                             "Warning",
