@@ -178,3 +178,67 @@ def run(
         settings=RunSettings(interval_seconds=interval, probe_interval_seconds=probe_interval),
     )
     asyncio.run(run_operator(options))
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(help="Scenario file (TOML); default: examples/scenarios/default.toml."),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also run the static-peak and hpa-failover baselines.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write report.json, timeline.csv and report.png here."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Override the scenario's seed.")
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Simulate only the first H hours.")
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            help="Policies to run (repeatable): modelfleet, static-peak, hpa-failover, "
+            "modelfleet-on-demand, modelfleet-no-standby. Default: modelfleet.",
+        ),
+    ] = None,
+) -> None:
+    """What-if: run a scenario (outages, stockouts, spot reclaims, bursts) on virtual time
+    through the real decision path, and report SLO attainment, cost and recovery times."""
+    from modelfleet.sim import ScenarioError
+    from modelfleet.sim import simulate as run_simulation
+    from modelfleet.sim.output import print_summary
+    from modelfleet.sim.policies import POLICIES
+
+    names = policy or ["modelfleet"]
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown:
+        err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
+        raise typer.Exit(2)
+    if hours is not None and hours <= 0:
+        err.print("[red]error:[/red] --hours must be positive")
+        raise typer.Exit(2)
+    try:
+        result = run_simulation(
+            scenario,
+            policies=names,  # type: ignore[arg-type]
+            compare=compare,
+            seed=seed,
+            hours=hours,
+            out=out_dir,
+        )
+    except ScenarioError as exc:
+        for line in exc.errors:
+            err.print(f"[red]✗[/red] {escape(line)}", highlight=False)
+        raise typer.Exit(2) from exc
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    print_summary(result, out)
+    if out_dir is not None:
+        out.print(f"wrote {out_dir / 'report.json'}, timeline.csv and report.png")

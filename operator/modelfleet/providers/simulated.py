@@ -6,7 +6,8 @@ and failover, each on the injected clock (``clock() -> datetime``; it never read
 clock, so the simulator can run it on virtual time):
 
 - **Provisioning delay**: a node requested at T is ready at T + ``spec.simulated.
-  provisioningSeconds`` of the FleetCluster.
+  provisioningSeconds`` of the FleetCluster, or a delay drawn per node from the
+  ``provisioning`` sampler the simulator passes.
 - **Stockouts** (``inject_stockout``): growing a pool of (instance type, capacity type)
   before ``until`` raises ``InsufficientCapacity``; shrinking still works.
 - **Quota**: an offering's ``maxNodes`` caps the nodes of that instance type across both
@@ -69,12 +70,22 @@ class _Pool:
 class SimulatedNodePoolProvider:
     """NodePoolProvider simulated in memory; see the module docstring."""
 
-    def __init__(self, cluster: FleetCluster, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        cluster: FleetCluster,
+        *,
+        clock: Callable[[], datetime],
+        provisioning: Callable[[], float] | None = None,
+    ) -> None:
+        """``provisioning``, when given, draws each new node's provisioning seconds (the
+        simulator's per-cloud distribution); otherwise every node takes the cluster's
+        ``spec.simulated.provisioningSeconds``."""
         self._cluster = cluster
         self._name = cluster.metadata.name
         self._clock = clock
         settings = cluster.spec.simulated
-        self._delay = timedelta(seconds=settings.provisioning_seconds if settings else 0.0)
+        fixed = settings.provisioning_seconds if settings else 0.0
+        self._sample = provisioning or (lambda: fixed)
         self._offerings = {o.instance_type: o for o in declared_offerings(cluster)}
         self._pools: dict[str, _Pool] = {}
         self._stockouts: dict[tuple[str, CapacityType], datetime] = {}
@@ -124,10 +135,23 @@ class SimulatedNodePoolProvider:
             for ready_at in ready[:count]:
                 pool.node_ready_at.remove(ready_at)
             start = max(now, self._stockout_until(pool.spec) or now)
-            pool.node_ready_at.extend([start + self._delay] * count)
+            pool.node_ready_at.extend(start + self._delay() for _ in range(count))
             pool.reclaimed += count
             reclaimed += count
         return reclaimed
+
+    def node_counts(self) -> dict[tuple[str, CapacityType], tuple[int, int]]:
+        """(ready, desired) nodes per (instance type, capacity type) at the clock's now: the
+        machines themselves, as the simulator's kubelet model sees them (no call is
+        recorded and no injected fault applies)."""
+        now = self._clock()
+        return {
+            (p.spec.offering.instance_type, p.spec.capacity_type): (
+                sum(1 for t in p.node_ready_at if t <= now),
+                len(p.node_ready_at),
+            )
+            for p in self._pools.values()
+        }
 
     # -- NodePoolProvider ----------------------------------------------------------------
 
@@ -170,7 +194,7 @@ class SimulatedNodePoolProvider:
         pool.spec = spec
         now = self._clock()
         if spec.nodes > current:
-            pool.node_ready_at.extend([now + self._delay] * (spec.nodes - current))
+            pool.node_ready_at.extend(now + self._delay() for _ in range(spec.nodes - current))
         elif spec.nodes < current:
             # Scale in the nodes that would be ready last (pending ones first).
             pool.node_ready_at = sorted(pool.node_ready_at)[: spec.nodes]
@@ -202,6 +226,9 @@ class SimulatedNodePoolProvider:
             raise Unreachable(f"simulated outage of the {self._cluster.spec.region} cloud API")
         if self._next_errors:
             raise self._next_errors.pop(0)
+
+    def _delay(self) -> timedelta:
+        return timedelta(seconds=self._sample())
 
     def _stockout_until(self, spec: PoolSpec) -> datetime | None:
         until = self._stockouts.get((spec.offering.instance_type, spec.capacity_type))

@@ -1,0 +1,91 @@
+"""Time the default scenario with --compare and print its figures against the targets.
+
+    .venv/bin/python hack/bench_simulate.py             # default scenario, 3 policies
+    .venv/bin/python hack/bench_simulate.py --variants  # also all-on-demand and no-standby
+    .venv/bin/python hack/bench_simulate.py --profile   # cProfile of the modelfleet run
+
+The 60 s target is for the three policies of ``modelfleet simulate --compare`` on one
+core; ``--variants`` runs the two extra modelfleet runs the spot-hedging and warm-standby
+targets need (timed separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from modelfleet.sim import load_scenario, simulate
+from modelfleet.sim.output import print_summary
+from modelfleet.sim.policies import PolicyName
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _targets(result_json: dict[str, object], variants: dict[str, dict[str, object]]) -> None:
+    policies = result_json["policies"]
+    assert isinstance(policies, dict)
+    mf = policies["modelfleet"]
+    sp = policies.get("static-peak")
+    print("\nTargets (default scenario):")
+    print(f"  SLO attainment >= 99%: {mf['sloAttainment']:.2%}")
+    if sp:
+        below = 1 - mf["gpuHours"] / sp["gpuHours"]
+        print(
+            f"  GPU-hours >= 40% below static-peak: {below:.1%} ({mf['gpuHours']:.1f} vs {sp['gpuHours']:.1f})"
+        )
+    od = variants.get("modelfleet-on-demand")
+    if od:
+        below = 1 - mf["costUsd"] / od["costUsd"]
+        print(
+            f"  cost >= 40% below all-on-demand: {below:.1%} (${mf['costUsd']:.0f} vs ${od['costUsd']:.0f}; SLO {od['sloAttainment']:.2%})"
+        )
+    for f in mf["failovers"]:
+        print(f"  failover RTO with warm standby: {f['rtoSeconds']} s ({f['event']})")
+    ns = variants.get("modelfleet-no-standby")
+    if ns:
+        for f in ns["failovers"]:
+            print(f"  failover RTO without warm standby: {f['rtoSeconds']} s ({f['event']})")
+    for s in mf["stockouts"]:
+        print(f"  stockout recovery: {s['recoverySeconds']} s (hit: {s.get('hit')})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", type=Path, default=ROOT / "examples/scenarios/default.toml")
+    parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--hours", type=float, default=None)
+    args = parser.parse_args()
+    overrides = {"durationHours": args.hours} if args.hours else {}
+    scenario = load_scenario(args.scenario, overrides=overrides)
+    console = Console(width=160)
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        simulate(scenario, policies=("modelfleet",))
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        return
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    result = simulate(scenario, compare=True)
+    wall = time.perf_counter() - wall
+    cpu = time.process_time() - cpu
+    print_summary(result, console)
+    print(f"\n--compare (3 policies): wall {wall:.1f} s, CPU {cpu:.1f} s (target: under 60 s)")
+    variants: dict[str, dict[str, object]] = {}
+    if args.variants:
+        names: tuple[PolicyName, ...] = ("modelfleet-on-demand", "modelfleet-no-standby")
+        extra = simulate(scenario, policies=names)
+        print_summary(extra, console)
+        variants = {r.run.policy: r.to_json() for r in extra.reports}
+    _targets(result.to_json(), variants)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""The simulation loop: one policy over one scenario, on a virtual clock.
+
+Per tick (``control.tickSeconds``, 5 s like the operator's timer): due events fire (outage,
+stockout, reclaim), the policy acts (for modelfleet: probes and reconciles when due), the
+kubelet model advances pods and bills nodes, and the load model serves the tick's seconds
+with the replicas that are ready. The run begins ``control.warmupMinutes`` before the
+scenario's start so every policy has its capacity up when measurement begins; everything is
+seeded, so a (scenario, seed, policy) triple always gives the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.core.from_api import deployment_key
+from modelfleet.sim.baselines import HpaFailoverPolicy, StaticPeakPolicy
+from modelfleet.sim.fleet import FleetWorld, VirtualClock
+from modelfleet.sim.load import LoadModel
+from modelfleet.sim.policies import ModelfleetPolicy, Policy, PolicyName
+from modelfleet.sim.prometheus import SimulatedMetricsSource
+from modelfleet.sim.scenario import Scenario
+from modelfleet.sim.traffic import Traffic, generate
+
+SCENARIO_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+"""Day 0 of every scenario (a Monday); ``startHour`` is added to it."""
+
+
+@dataclass
+class PolicyRun:
+    """Everything one policy's run recorded (the report is computed from it)."""
+
+    policy: str
+    scenario: Scenario
+    offset: int
+    """Warm-up seconds before the scenario start."""
+    tick: float
+    load: LoadModel
+    world: FleetWorld
+    ready: dict[str, npt.NDArray[np.int32]]
+    """Ready replicas per deployment per tick."""
+    desired: dict[str, npt.NDArray[np.int32]]
+    """Replicas the policy wanted serving per deployment per tick (standby excluded)."""
+    cost: npt.NDArray[np.float64]
+    """USD spent during each tick."""
+    gpus: npt.NDArray[np.float64]
+    """GPU-hours spent during each tick."""
+    on_demand_cost: npt.NDArray[np.float64]
+    """What the same nodes would have cost at on-demand prices, per tick."""
+    region_ready: dict[str, npt.NDArray[np.int32]] = field(default_factory=dict)
+    """Ready replicas (all deployments) per region per tick."""
+    capacity_errors: list[tuple[float, str]] = field(default_factory=list)
+    decisions: int = 0
+    """Reconcile passes (modelfleet) run."""
+
+    @property
+    def start(self) -> datetime:
+        return SCENARIO_EPOCH + timedelta(hours=self.scenario.spec.start_hour)
+
+
+def traffic_for(scenario: Scenario, *, seconds: int, offset: int) -> dict[str, Traffic]:
+    """Every deployment's traffic (the same for every policy of a run)."""
+    return {
+        deployment_key(md): generate(
+            scenario.traffic_of(md),
+            seconds=seconds,
+            seed=scenario.spec.seed,
+            name=deployment_key(md),
+            start_hour=scenario.spec.start_hour,
+            offset=offset,
+        )
+        for md in scenario.deployments
+    }
+
+
+def gpu_classes(scenario: Scenario) -> dict[str, tuple[str, ...]]:
+    """The GPU models each deployment may run on (its types among the fleet's offerings)."""
+    offered = sorted({o.gpu for c in scenario.fleet for o in c.spec.gpu_offerings or []})
+    out = {}
+    for md in scenario.deployments:
+        types = md.spec.resources.gpu.types
+        out[deployment_key(md)] = tuple(g for g in offered if not types or g in types)
+    return out
+
+
+def make_policy(
+    name: PolicyName, scenario: Scenario, world: FleetWorld, load: LoadModel, clock: VirtualClock
+) -> Policy:
+    """The policy called ``name`` on this world."""
+    if name == "static-peak":
+        return StaticPeakPolicy(world, scenario.deployments, load)
+    if name == "hpa-failover":
+        return HpaFailoverPolicy(world, scenario.deployments, load)
+    metrics = SimulatedMetricsSource(load, clock)
+    return ModelfleetPolicy(name, world, scenario.deployments, metrics=metrics, clock=clock)
+
+
+async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyRun:
+    spec = scenario.spec
+    world_params = spec.world
+    control = world_params.control
+    offset = int(control.warmup_minutes * 60)
+    seconds = offset + int(spec.duration_hours * 3600)
+    tick = control.tick_seconds
+    start = SCENARIO_EPOCH + timedelta(hours=spec.start_hour) - timedelta(seconds=offset)
+    clock = VirtualClock(start)
+    world = FleetWorld(
+        scenario,
+        world=world_params,
+        clock=clock,
+        seed=spec.seed,
+        offset=offset,
+        workloads_from_clients=name.startswith("modelfleet"),
+    )
+    keys = [deployment_key(md) for md in scenario.deployments]
+    gpus_per_replica = {
+        deployment_key(md): md.spec.resources.gpu.count for md in scenario.deployments
+    }
+    load = LoadModel(
+        world_params,
+        traffic,
+        gpu_classes(scenario),
+        gpus_per_replica,
+        tuple(world.clusters),
+        seconds=seconds,
+    )
+    policy = make_policy(name, scenario, world, load, clock)
+    ticks = int(seconds // tick)
+    ready = {k: np.zeros(ticks, dtype=np.int32) for k in keys}
+    desired = {k: np.zeros(ticks, dtype=np.int32) for k in keys}
+    regions = sorted({c.region for c in world.twins()})
+    region_ready = {r: np.zeros(ticks, dtype=np.int32) for r in regions}
+    region_of = {c.name: c.region for c in world.twins()}
+    cost = np.zeros(ticks)
+    gpus = np.zeros(ticks)
+    on_demand = np.zeros(ticks)
+    seen_losses = 0
+    for k in range(ticks):
+        now = k * tick
+        clock.set(now)
+        world.fire_events(now)
+        await policy.tick(now)
+        spent, hours, listed = world.cost_usd, world.gpu_hours, world.on_demand_cost_usd
+        world.sync(now, tick)
+        cost[k] = world.cost_usd - spent
+        gpus[k] = world.gpu_hours - hours
+        on_demand[k] = world.on_demand_cost_usd - listed
+        for loss in world.losses[seen_losses:]:
+            if loss.before:
+                load.vanished(loss.md, now, loss.lost / loss.before)
+        seen_losses = len(world.losses)
+        pods = world.ready_pods(now)
+        for (md, cluster, _), n in pods.items():
+            ready[md][k] += n
+            region_ready[region_of[cluster]][k] += n
+        for key in keys:
+            desired[key][k] = policy.desired(key)
+        load.advance(int(now), int(now + tick), pods)
+        if k % 720 == 0:
+            world.trim_call_logs()
+    return PolicyRun(
+        policy=name,
+        scenario=scenario,
+        offset=offset,
+        tick=tick,
+        load=load,
+        world=world,
+        ready=ready,
+        desired=desired,
+        cost=cost,
+        gpus=gpus,
+        on_demand_cost=on_demand,
+        region_ready=region_ready,
+        capacity_errors=list(policy.capacity_errors()),
+        decisions=getattr(policy, "reconciles", 0),
+    )
+
+
+def run_policy(
+    name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic] | None = None
+) -> PolicyRun:
+    """Simulate ``scenario`` under policy ``name`` (synchronously; its own event loop)."""
+    control = scenario.spec.world.control
+    offset = int(control.warmup_minutes * 60)
+    seconds = offset + int(scenario.spec.duration_hours * 3600)
+    traffic = traffic or traffic_for(scenario, seconds=seconds, offset=offset)
+    gc.freeze()  # the long-lived manifests and models stay out of every collection
+    try:
+        return asyncio.run(_run(name, scenario, traffic))
+    finally:
+        gc.unfreeze()

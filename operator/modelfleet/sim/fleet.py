@@ -1,0 +1,517 @@
+"""The simulated machines: member clusters, GPU nodes, inference pods, and events.
+
+Each FleetCluster gets a simulated twin: the real ``SimulatedNodePoolProvider`` (nodes
+appear after a provisioning delay drawn from the cloud's distribution; stockouts, outages
+and spot reclaims are injected into it) and the real ``InMemoryClusterClient`` (the member
+cluster's API, holding the Deployments the reconciler writes). What Kubernetes itself would
+do is modelled here, every tick:
+
+- **Deployment controller + scheduler**: each workload gets as many pods as it asks for;
+  pending pods bind FIFO to free GPUs on Ready nodes of their pool (nodeSelector on
+  instance type and capacity type); scale-in removes pending pods first, then the newest.
+- **Kubelet**: a bound pod is Ready after the model start time (image pull, weights load),
+  drawn per pod; the Deployment's ``readyReplicas`` is written back to the in-memory API as
+  the controller would (``set_deployment_status``), so the reconciler observes it.
+- **Node loss**: when a pool has fewer Ready GPUs than its bound pods use (spot reclaim,
+  scale-in), the newest pods are evicted and go back to pending — abruptly, so the
+  requests the router still sends them fail until it notices.
+- **Outage**: the API server and the cloud API of the matched clusters stop answering and
+  every pod there vanishes; when it ends, the nodes are back and pods start over.
+
+Workloads come from the in-memory Deployments (the modelfleet policy) or are set directly
+(the baselines, which have no reconciler): ``set_workload``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from modelfleet import labels
+from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api.common import CapacityType
+from modelfleet.api.fleetcluster import GpuOffering, SimulatedSettings
+from modelfleet.clusters.fake import InMemoryClusterClient
+from modelfleet.clusters.objects import DEPLOYMENT
+from modelfleet.clusters.workloads import label_value
+from modelfleet.core.from_api import deployment_key
+from modelfleet.providers.simulated import SimulatedNodePoolProvider
+from modelfleet.sim.scenario import RegionOutage, Scenario, SpotReclaim, Stockout
+from modelfleet.sim.world import Distribution, World
+
+PoolKey = tuple[str, CapacityType]
+"""(instance type, capacity type): one node pool of a cluster."""
+
+
+class VirtualClock:
+    """The simulation's clock: seconds since the simulation began, as a datetime for the
+    adapters (``clock()``). Only the engine advances it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.seconds = 0.0
+        self._now = start
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def set(self, seconds: float) -> None:
+        """Move to ``seconds`` since the start (never backwards)."""
+        self.seconds = seconds
+        self._now = self.start + timedelta(seconds=seconds)
+
+    def at(self, seconds: float) -> datetime:
+        """The datetime of ``seconds`` since the start."""
+        return self.start + timedelta(seconds=seconds)
+
+
+def simulated_twin(cluster: FleetCluster, world: World) -> FleetCluster:
+    """``cluster`` as a FleetCluster of the simulated provider: same name, labels, cloud,
+    region, zones and offerings; provisioning from the world model (its median, for
+    ``modelfleet plan``-style readers; the provider draws per node)."""
+    cloud = cluster.spec.cloud_name
+    spec = cluster.spec.model_copy(
+        update={
+            "provider": "simulated",
+            "cloud": cloud,
+            "aws": None,
+            "gcp": None,
+            "azure": None,
+            "kubeconfig_secret_ref": None,
+            "credentials_secret_ref": None,
+            "simulated": SimulatedSettings(
+                provisioning_seconds=world.provisioning.for_cloud(cloud).median
+            ),
+        }
+    )
+    return FleetCluster.model_validate(
+        {
+            "metadata": cluster.metadata.model_dump(by_alias=True, exclude_none=True),
+            "spec": spec.model_dump(by_alias=True, exclude_none=True),
+        }
+    )
+
+
+@dataclass
+class Pod:
+    """One inference pod (one replica)."""
+
+    md: str
+    workload: str
+    gpus: int
+    scheduled: float | None = None
+    ready_at: float | None = None
+
+    def ready(self, now: float) -> bool:
+        return self.ready_at is not None and self.ready_at <= now
+
+
+@dataclass
+class ClusterTwin:
+    """A member cluster in the simulation."""
+
+    spec: FleetCluster
+    client: InMemoryClusterClient
+    provider: SimulatedNodePoolProvider
+    offerings: dict[str, GpuOffering]
+    down: bool = False
+    seen_revision: int = -1
+    desired: dict[tuple[str, str, str, CapacityType], int] = field(default_factory=dict)
+    """(md key, workload name, instance type, capacity type) -> replicas."""
+    pods: dict[PoolKey, list[Pod]] = field(default_factory=lambda: defaultdict(list))
+    pushed: dict[str, int] = field(default_factory=dict)
+    """Workload name -> readyReplicas last written to the in-memory API."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
+
+    @property
+    def cloud(self) -> str:
+        return self.spec.spec.cloud_name
+
+    @property
+    def region(self) -> str:
+        return self.spec.spec.region
+
+
+def _sampler(rng: np.random.Generator, dist: Distribution) -> Callable[[], float]:
+    mu = math.log(dist.median)
+    sigma = dist.sigma
+
+    def draw() -> float:
+        return float(rng.lognormal(mu, sigma)) if sigma > 0 else dist.median
+
+    return draw
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Ready replicas of a deployment that vanished abruptly at ``at`` (sim seconds)."""
+
+    at: float
+    md: str
+    lost: int
+    before: int
+
+
+@dataclass
+class _Pending:
+    at: float
+    action: Callable[[], None]
+    order: int
+
+
+class FleetWorld:
+    """Every simulated cluster, its nodes and pods, the events, and the bill."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        world: World,
+        clock: VirtualClock,
+        seed: int,
+        offset: float,
+        workloads_from_clients: bool,
+    ) -> None:
+        self.world = world
+        self.clock = clock
+        self.offset = offset
+        self.rng = np.random.default_rng(seed)
+        self._from_clients = workloads_from_clients
+        self._start_sampler = _sampler(self.rng, world.model_start)
+        self.clusters: dict[str, ClusterTwin] = {}
+        for fc in scenario.fleet:
+            twin = simulated_twin(fc, world)
+            dist = world.provisioning.for_cloud(twin.spec.cloud_name)
+            provider = SimulatedNodePoolProvider(
+                twin, clock=clock, provisioning=_sampler(self.rng, dist)
+            )
+            offerings = {o.instance_type: o for o in twin.spec.gpu_offerings or []}
+            self.clusters[twin.metadata.name] = ClusterTwin(
+                twin, InMemoryClusterClient(twin.metadata.name), provider, offerings
+            )
+        self.md_keys = {
+            (label_value(md.metadata.name), md.metadata.namespace or "default"): deployment_key(md)
+            for md in scenario.deployments
+        }
+        self.gpus_per_replica = {
+            deployment_key(md): md.spec.resources.gpu.count for md in scenario.deployments
+        }
+        self.losses: list[Loss] = []
+        self.event_log: list[dict[str, object]] = []
+        self.capacity_errors: list[tuple[float, str, str, CapacityType]] = []
+        """(sim seconds, cluster, gpu, capacity type) of every refused node request."""
+        self._pending: list[_Pending] = []
+        self._order = 0
+        self._schedule_events(scenario)
+        self.cost_usd = 0.0
+        self.gpu_hours = 0.0
+        self.on_demand_cost_usd = 0.0
+
+    # -- time ---------------------------------------------------------------------------
+
+    def twins(self) -> Iterable[ClusterTwin]:
+        return self.clusters.values()
+
+    def fleet_specs(self) -> list[FleetCluster]:
+        """The simulated FleetClusters (no status)."""
+        return [c.spec for c in self.clusters.values()]
+
+    def _later(self, at: float, action: Callable[[], None]) -> None:
+        self._order += 1
+        self._pending.append(_Pending(at, action, self._order))
+        self._pending.sort(key=lambda p: (p.at, p.order))
+
+    def fire_events(self, now: float) -> None:
+        """Run every event action due at or before ``now`` (sim seconds)."""
+        while self._pending and self._pending[0].at <= now:
+            self._pending.pop(0).action()
+
+    def _schedule_events(self, scenario: Scenario) -> None:
+        for index, event in enumerate(scenario.spec.events):
+            if isinstance(event, RegionOutage):
+                self._outage(index, event)
+            elif isinstance(event, Stockout):
+                self._stockout(index, event)
+            elif isinstance(event, SpotReclaim):
+                self._reclaim(index, event)
+
+    def _log(self, index: int, kind: str, at: float, **details: object) -> None:
+        self.event_log.append(
+            {"event": f"{kind}#{index}", "type": kind, "atSeconds": at - self.offset, **details}
+        )
+
+    def _outage(self, index: int, event: RegionOutage) -> None:
+        begin = self.offset + event.at_seconds
+        end = begin + event.duration_minutes * 60
+        hit = [c for c in self.twins() if event.matches(c.spec)]
+
+        def start() -> None:
+            for c in hit:
+                c.client.set_unreachable(True)
+                c.provider.inject_outage(until=self.clock.at(end))
+                c.down = True
+            self._log(
+                index,
+                "regionOutage",
+                begin,
+                clusters=[c.name for c in hit],
+                endSeconds=end - self.offset,
+            )
+
+        def stop() -> None:
+            for c in hit:
+                c.client.set_unreachable(False)
+                c.provider.clear_outage()
+                c.down = False
+
+        self._later(begin, start)
+        self._later(end, stop)
+
+    def _stockout(self, index: int, event: Stockout) -> None:
+        begin = self.offset + event.at_seconds
+        end = begin + event.duration_minutes * 60
+        types: tuple[CapacityType, ...] = (
+            ("OnDemand", "Spot") if event.capacity_type == "Any" else (event.capacity_type,)
+        )
+        hit = [c for c in self.twins() if event.matches(c.spec)]
+
+        def start() -> None:
+            pools = []
+            for c in hit:
+                for o in c.offerings.values():
+                    if o.gpu != event.gpu:
+                        continue
+                    for cap in types:
+                        c.provider.inject_stockout(o.instance_type, cap, until=self.clock.at(end))
+                        pools.append(f"{c.name}/{o.instance_type}/{cap}")
+            self._log(
+                index, "stockout", begin, gpu=event.gpu, pools=pools, endSeconds=end - self.offset
+            )
+
+        self._later(begin, start)
+
+    def _reclaim(self, index: int, event: SpotReclaim) -> None:
+        notice_at = self.offset + event.at_seconds
+        hit = [c for c in self.twins() if event.matches(c.spec)]
+        self._later(
+            notice_at,
+            lambda: self._log(index, "spotReclaim", notice_at, clusters=[c.name for c in hit]),
+        )
+        for c in hit:
+            gone_at = notice_at + self.world.spot.notice(c.cloud)
+
+            def reclaim(c: ClusterTwin = c, gone_at: float = gone_at) -> None:
+                counts = c.provider.node_counts()
+                for o in c.offerings.values():
+                    if o.spot_per_hour is None or (event.gpu is not None and o.gpu != event.gpu):
+                        continue
+                    ready = counts.get((o.instance_type, "Spot"), (0, 0))[0]
+                    nodes = math.ceil(event.fraction * ready - 1e-9)
+                    if event.stockout_minutes > 0:
+                        until = self.clock.at(gone_at + event.stockout_minutes * 60)
+                        c.provider.inject_stockout(o.instance_type, "Spot", until=until)
+                    if nodes > 0:
+                        c.provider.reclaim_spot(o.instance_type, nodes=nodes)
+
+            self._later(gone_at, reclaim)
+
+    # -- workloads ------------------------------------------------------------------------
+
+    def set_workload(
+        self, cluster: str, md: str, instance_type: str, capacity_type: CapacityType, replicas: int
+    ) -> None:
+        """Ask for ``replicas`` pods of ``md`` on a pool of ``cluster`` (the baselines)."""
+        name = f"{md}@{instance_type}/{capacity_type}"
+        key = (md, name, instance_type, capacity_type)
+        twin = self.clusters[cluster]
+        if replicas > 0:
+            twin.desired[key] = replicas
+        else:
+            twin.desired.pop(key, None)
+
+    def _desired_from_client(self, twin: ClusterTwin) -> None:
+        desired: dict[tuple[str, str, str, CapacityType], int] = {}
+        for obj in twin.client.objects(DEPLOYMENT):
+            meta = obj.get("metadata") or {}
+            owner = meta.get("labels") or {}
+            md = self.md_keys.get(
+                (owner.get(labels.DEPLOYMENT, ""), owner.get(labels.NAMESPACE, ""))
+            )
+            spec = obj.get("spec") or {}
+            selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+            instance_type = selector.get(labels.NODE_INSTANCE_TYPE)
+            capacity = selector.get(labels.NODE_CAPACITY_TYPE)
+            if md is None or not instance_type or capacity not in ("spot", "on-demand"):
+                continue
+            cap: CapacityType = "Spot" if capacity == "spot" else "OnDemand"
+            desired[(md, str(meta["name"]), str(instance_type), cap)] = int(
+                spec.get("replicas") or 0
+            )
+        twin.desired = desired
+
+    # -- the kubelet model ------------------------------------------------------------------
+
+    def sync(self, now: float, dt: float) -> None:
+        """Advance pods to ``now``: bind, start, evict, vanish; write readiness back; bill
+        the nodes for the ``dt`` seconds since the last sync."""
+        before = self.ready_by_md(now)
+        lost: dict[str, int] = defaultdict(int)
+        for twin in self.twins():
+            if self._from_clients and twin.client.revision != twin.seen_revision:
+                self._desired_from_client(twin)
+            counts = twin.provider.node_counts()
+            self._bill(twin, counts, dt)
+            if twin.down:
+                for pods in twin.pods.values():
+                    for pod in pods:
+                        if pod.ready(now):
+                            lost[pod.md] += 1
+                twin.pods.clear()
+                continue
+            self._sync_pools(twin, counts, now, lost)
+            self._push_readiness(twin, now)
+        for md, n in lost.items():
+            self.losses.append(Loss(now, md, n, before.get(md, 0)))
+
+    def _bill(self, twin: ClusterTwin, counts: dict[PoolKey, tuple[int, int]], dt: float) -> None:
+        hours = dt / 3600.0
+        for (instance_type, cap), (_, desired) in counts.items():
+            offering = twin.offerings.get(instance_type)
+            if offering is None or desired == 0:
+                continue
+            price = offering.spot_per_hour if cap == "Spot" else offering.on_demand_per_hour
+            self.cost_usd += desired * (price or 0.0) * hours
+            self.on_demand_cost_usd += desired * offering.on_demand_per_hour * hours
+            self.gpu_hours += desired * offering.gpus_per_node * hours
+
+    def _sync_pools(
+        self,
+        twin: ClusterTwin,
+        counts: dict[PoolKey, tuple[int, int]],
+        now: float,
+        lost: dict[str, int],
+    ) -> None:
+        wanted: dict[PoolKey, dict[tuple[str, str], int]] = defaultdict(dict)
+        for (md, name, instance_type, cap), n in twin.desired.items():
+            wanted[(instance_type, cap)][(md, name)] = n
+        # Sorted: set order varies with string hashing between processes, and the order
+        # pods are created in decides which start time each draws (determinism).
+        for pool in sorted(set(wanted) | set(twin.pods)):
+            pods = twin.pods[pool]
+            want = wanted.get(pool, {})
+            # Deployment controller: match each workload's pod count.
+            have: dict[tuple[str, str], list[Pod]] = defaultdict(list)
+            for pod in pods:
+                have[(pod.md, pod.workload)].append(pod)
+            kept: list[Pod] = []
+            for key in sorted(set(have) | set(want)):
+                mine = have.get(key, [])
+                n = want.get(key, 0)
+                if len(mine) > n:
+                    # Scale in: pending first, then not ready, then the newest.
+                    mine.sort(
+                        key=lambda p: (p.scheduled is not None, p.ready(now), -(p.scheduled or 0.0))
+                    )
+                    mine = mine[len(mine) - n :]
+                elif len(mine) < n:
+                    md, workload = key
+                    gpus = self.gpus_per_replica.get(md, 1)
+                    mine = mine + [Pod(md, workload, gpus) for _ in range(n - len(mine))]
+                kept.extend(mine)
+            offering = twin.offerings.get(pool[0])
+            capacity = counts.get(pool, (0, 0))[0] * (offering.gpus_per_node if offering else 0)
+            bound = sorted(
+                (p for p in kept if p.scheduled is not None), key=lambda p: p.scheduled or 0.0
+            )
+            used = sum(p.gpus for p in bound)
+            while used > capacity and bound:
+                # Nodes went away: the newest pods lose their place (abruptly).
+                pod = bound.pop()
+                used -= pod.gpus
+                if pod.ready(now):
+                    lost[pod.md] += 1
+                pod.scheduled = None
+                pod.ready_at = None
+            for pod in kept:
+                if pod.scheduled is None and used + pod.gpus <= capacity:
+                    pod.scheduled = now
+                    pod.ready_at = now + self._start_sampler()
+                    used += pod.gpus
+            twin.pods[pool] = kept
+        for pool in [p for p, pods in twin.pods.items() if not pods]:
+            del twin.pods[pool]
+
+    def _push_readiness(self, twin: ClusterTwin, now: float) -> None:
+        if not self._from_clients:
+            return
+        ready: dict[str, int] = defaultdict(int)
+        for pods in twin.pods.values():
+            for pod in pods:
+                if pod.ready(now):
+                    ready[pod.workload] += 1
+        namespaces = {name: md.split("/", 1)[0] for (md, name, _, _) in twin.desired}
+        for name, namespace in namespaces.items():
+            n = ready.get(name, 0)
+            if twin.pushed.get(name) != n or twin.client.revision != twin.seen_revision:
+                try:
+                    twin.client.set_deployment_status(namespace, name, ready=n)
+                except KeyError:
+                    continue
+                twin.pushed[name] = n
+        twin.seen_revision = twin.client.revision
+
+    # -- what is ready ------------------------------------------------------------------------
+
+    def ready_by_md(self, now: float) -> dict[str, int]:
+        """Ready replicas per deployment key, fleet-wide."""
+        out: dict[str, int] = defaultdict(int)
+        for twin in self.twins():
+            if twin.down:
+                continue
+            for pods in twin.pods.values():
+                for pod in pods:
+                    if pod.ready(now):
+                        out[pod.md] += 1
+        return out
+
+    def ready_pods(self, now: float) -> dict[tuple[str, str, str], int]:
+        """Ready replicas per (md key, cluster, gpu)."""
+        out: dict[tuple[str, str, str], int] = defaultdict(int)
+        for twin in self.twins():
+            if twin.down:
+                continue
+            for (instance_type, _), pods in twin.pods.items():
+                offering = twin.offerings.get(instance_type)
+                gpu = offering.gpu if offering else "?"
+                for pod in pods:
+                    if pod.ready(now):
+                        out[(pod.md, twin.name, gpu)] += 1
+        return out
+
+    def nodes_by_region(self) -> dict[str, int]:
+        """Desired GPU nodes per region (for the timeline)."""
+        out: dict[str, int] = defaultdict(int)
+        for twin in self.twins():
+            for _, desired in twin.provider.node_counts().values():
+                out[twin.region] += desired
+        return out
+
+    def trim_call_logs(self) -> None:
+        """Forget the fakes' call records (they grow with every call; the simulator has no
+        use for them)."""
+        for twin in self.twins():
+            twin.client.calls.clear()
+            twin.provider.calls.clear()
+
+
+def md_key(md: ModelDeployment) -> str:
+    """The deployment key the core and the world use (namespace/name)."""
+    return deployment_key(md)

@@ -1,0 +1,165 @@
+"""Serving the traffic, second by second: routing, batching, queueing, failures.
+
+Routing assumption (the product's planned global router): each request goes to the
+least-loaded healthy replica anywhere in the fleet. In the fluid limit that spreads load
+so every replica runs at the same fraction of its saturation throughput, so the fleet of a
+deployment acts as one pool of capacity ``M = sum(N_g * mu_g)`` over GPU classes ``g``.
+Per second:
+
+- arrivals plus the backlog are served up to ``M``; the rest waits (the fluid queue), and
+  what would wait longer than the request timeout fails;
+- each class's replicas run at ``served * mu_g / M`` requests/s, giving their step time and
+  batch (``serving.ReplicaModel``);
+- the queue wait is the backlog's drain time plus the stochastic wait of a queue with
+  ``sum(N_g * C_g)`` slots at the slots' utilisation (``serving.waiting_time``);
+- with no ready replica at all, requests fail (the router has nowhere to send them);
+- for ``routing.detectSeconds`` after replicas vanish abruptly (outage, reclaim), the
+  share of requests the router still sends to them fails.
+
+The per-second state is kept in arrays: the Prometheus model reads it, and the report
+samples every request's TTFT from it afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.sim.serving import ReplicaModel, Workload, replica_model, waiting_time
+from modelfleet.sim.traffic import Traffic
+from modelfleet.sim.world import World
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class DeploymentLoad:
+    """One deployment's serving state over the simulated seconds."""
+
+    key: str
+    traffic: Traffic
+    classes: tuple[str, ...]
+    """GPU classes this deployment may run on, in a fixed order."""
+    models: tuple[ReplicaModel, ...]
+    seconds: int
+    clusters: tuple[str, ...]
+    wait: FloatArray = field(init=False)
+    served: FloatArray = field(init=False)
+    failed: FloatArray = field(init=False)
+    waiting: FloatArray = field(init=False)
+    capacity: FloatArray = field(init=False)
+    tau: FloatArray = field(init=False)
+    """Step time per second per class (seconds), shape (seconds, classes)."""
+    ready: npt.NDArray[np.int32] = field(init=False)
+    """Ready replicas per second per (cluster, class), shape (seconds, clusters, classes)."""
+    backlog: float = 0.0
+
+    def __post_init__(self) -> None:
+        n, g, c = self.seconds, len(self.classes), len(self.clusters)
+        self.wait = np.zeros(n)
+        self.served = np.zeros(n)
+        self.failed = np.zeros(n)
+        self.waiting = np.zeros(n)
+        self.capacity = np.zeros(n)
+        self.tau = np.zeros((n, g))
+        self.ready = np.zeros((n, c, g), dtype=np.int32)
+
+    @property
+    def mu(self) -> tuple[float, ...]:
+        return tuple(m.mu_max for m in self.models)
+
+
+class LoadModel:
+    """Every deployment's serving over the run (see the module docstring)."""
+
+    def __init__(
+        self,
+        world: World,
+        traffic: dict[str, Traffic],
+        classes: dict[str, tuple[str, ...]],
+        gpus_per_replica: dict[str, int],
+        clusters: tuple[str, ...],
+        *,
+        seconds: int,
+    ) -> None:
+        self.world = world
+        self.seconds = seconds
+        self.clusters = clusters
+        self.cluster_index = {name: i for i, name in enumerate(clusters)}
+        self.deployments: dict[str, DeploymentLoad] = {}
+        for key, t in traffic.items():
+            workload = Workload(t.prompt_mean, t.output_mean)
+            models = tuple(
+                replica_model(world, gpu, workload, gpus_per_replica=gpus_per_replica[key])
+                for gpu in classes[key]
+            )
+            self.deployments[key] = DeploymentLoad(key, t, classes[key], models, seconds, clusters)
+        self._detect: dict[str, list[tuple[float, float]]] = {k: [] for k in traffic}
+
+    def vanished(self, key: str, at: float, fraction: float) -> None:
+        """``fraction`` of ``key``'s ready capacity vanished at ``at``: the router keeps
+        sending that share of requests there for ``routing.detectSeconds``."""
+        if key in self._detect and fraction > 0:
+            self._detect[key].append((at + self.world.routing.detect_seconds, min(1.0, fraction)))
+
+    def advance(self, begin: int, end: int, ready: dict[tuple[str, str, str], int]) -> None:
+        """Serve seconds ``[begin, end)`` with ``ready`` replicas per (md, cluster, gpu)."""
+        timeout = self.world.engine.request_timeout_seconds
+        for key, d in self.deployments.items():
+            per_class = [0] * len(d.classes)
+            grid = np.zeros((len(self.clusters), len(d.classes)), dtype=np.int32)
+            for (md, cluster, gpu), n in ready.items():
+                if md != key or gpu not in d.classes:
+                    continue
+                g = d.classes.index(gpu)
+                per_class[g] += n
+                grid[self.cluster_index[cluster], g] += n
+            mus = d.mu
+            capacity = sum(n * mu for n, mu in zip(per_class, mus, strict=True))
+            slots = sum(n * m.concurrency for n, m in zip(per_class, d.models, strict=True))
+            arrivals = d.traffic.arrivals
+            detect = self._detect[key]
+            d.ready[begin:end] = grid
+            expected = d.traffic.rate
+            for s in range(begin, min(end, self.seconds)):
+                n_in = float(arrivals[s])
+                share_lost = 0.0
+                if detect:
+                    detect[:] = [(until, f) for until, f in detect if until > s]
+                    if detect:
+                        share_lost = min(1.0, sum(f for _, f in detect))
+                lost = n_in * share_lost
+                n_in -= lost
+                d.capacity[s] = capacity
+                if capacity <= 0.0:
+                    d.failed[s] = lost + n_in
+                    d.backlog = 0.0
+                    continue
+                # The queue follows the expected rate (overload that lasts); the Poisson
+                # randomness of arrivals is the stochastic wait's business below.
+                rate = float(expected[s]) * (1.0 - share_lost)
+                backlog = max(0.0, d.backlog + rate - capacity)
+                dropped = max(0.0, backlog - capacity * timeout)
+                backlog -= dropped
+                d.backlog = backlog
+                overloaded = backlog > 0.0
+                served = min(n_in, capacity) if overloaded else n_in
+                d.served[s] = served
+                d.failed[s] = lost + (n_in * dropped / rate if rate > 0 else 0.0)
+                load = capacity if overloaded else min(rate, capacity)
+                per_replica = load / capacity
+                busy = 0.0
+                for g, model in enumerate(d.models):
+                    lam = per_replica * model.mu_max
+                    tau = model.step_time(lam)
+                    b = min(float(model.concurrency), lam * model.output_mean * tau)
+                    d.tau[s, g] = tau
+                    busy += per_class[g] * b
+                service = busy / load if load > 0 else 0.0
+                stochastic = 0.0
+                if not overloaded and slots:
+                    stochastic = waiting_time(busy / slots, slots, service)
+                d.wait[s] = min(timeout, backlog / capacity + stochastic)
+                d.waiting[s] = backlog + load * stochastic

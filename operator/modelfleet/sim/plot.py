@@ -1,0 +1,89 @@
+"""report.png: replicas per region, TTFT p95 against the SLO, and cost rate, per policy.
+
+One column per policy, three rows sharing the time axis: ready replicas stacked by region,
+each deployment's per-minute TTFT p95 (log scale) with its SLO as a dashed line, and the
+cost rate in USD/hour. Scenario events are shaded on every panel. Uses matplotlib's Agg
+backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from modelfleet.sim.report import PolicyReport
+
+_EVENT_COLOURS = {
+    "regionOutage": "#d62728",
+    "stockout": "#ff7f0e",
+    "spotReclaim": "#9467bd",
+}
+
+
+def plot_report(reports: list[PolicyReport], path: Path) -> None:
+    """Write the figure for ``reports`` (same scenario, one per policy) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = len(reports)
+    fig, axes = plt.subplots(3, cols, figsize=(6.0 * cols, 9.0), sharex=True, squeeze=False)
+    regions = sorted({r for rep in reports for r in rep.run.region_ready})
+    palette = plt.get_cmap("tab10")
+    for col, rep in enumerate(reports):
+        run = rep.run
+        per_minute = int(60 // run.tick)
+        first = run.offset // int(run.tick)
+        minutes = (run.load.seconds - run.offset) // 60
+        hours = np.arange(minutes) / 60.0
+        stacks = []
+        for region in regions:
+            counts = run.region_ready.get(region)
+            if counts is None:
+                stacks.append(np.zeros(minutes))
+                continue
+            window = counts[first : first + minutes * per_minute].reshape(minutes, per_minute)
+            stacks.append(window.min(axis=1))
+        ax = axes[0][col]
+        ax.stackplot(
+            hours, *stacks, labels=regions, colors=[palette(i) for i in range(len(regions))]
+        )
+        ax.set_title(f"{run.policy}: SLO {rep.slo_attainment:.1%}, ${rep.cost_usd:,.0f}")
+        ax.set_ylabel("ready replicas")
+        if col == cols - 1:
+            ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.0, 1.0))
+        ax = axes[1][col]
+        for i, (key, fig_d) in enumerate(rep.deployments.items()):
+            p95 = np.where(np.isinf(fig_d.minute_p95_ms), np.nan, fig_d.minute_p95_ms)
+            colour = palette(i)
+            ax.plot(hours, p95, lw=0.8, color=colour, label=key.split("/", 1)[1])
+            if fig_d.slo_ms is not None:
+                ax.axhline(fig_d.slo_ms, color=colour, ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("TTFT p95 (ms), SLO dashed")
+        if col == cols - 1:
+            ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.0, 1.0))
+        ax = axes[2][col]
+        cost = run.cost[first : first + minutes * per_minute].reshape(minutes, per_minute)
+        ax.plot(hours, cost.sum(axis=1) * 60.0, color="black", lw=0.8)
+        ax.set_ylim(bottom=0)
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.set_ylabel("cost (USD/hour)")
+        ax.set_xlabel("hours from the scenario start")
+        for row in range(3):
+            for event in run.world.event_log:
+                shade = _EVENT_COLOURS.get(str(event["type"]))
+                if shade is None:
+                    continue
+                begin = float(event["atSeconds"]) / 3600.0  # type: ignore[arg-type]
+                end = float(event.get("endSeconds", event["atSeconds"] + 300)) / 3600.0  # type: ignore[operator, arg-type]
+                axes[row][col].axvspan(begin, end, color=shade, alpha=0.15, lw=0)
+    fig.suptitle(
+        f"{reports[0].run.scenario.name}: shaded = outage (red), stockout (orange), "
+        "spot reclaim (purple)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,155 @@
+"""The autoscaler's view of the simulated traffic, as Prometheus would serve it.
+
+``SimulatedMetricsSource`` implements the ``MetricsSource`` port the reconciler reads. It
+answers from the serving state (``load.LoadModel``) the way PromQL over vLLM's metrics
+would, so the decision core gets exactly the signal quality it gets in production:
+
+- only what was scraped: samples exist every ``monitoring.scrapeIntervalSeconds``; a query
+  at ``now`` sees the last scrape at or before ``now`` (up to one interval of lag);
+- TTFT p95 is ``histogram_quantile(0.95, rate(time_to_first_token_seconds_bucket[1m]))``:
+  the requests of the window counted into vLLM's buckets, then interpolated linearly
+  inside the bucket holding the 95th percentile (so it is coarse between bucket edges);
+- request rate and tokens/s are ``rate(...[1m])``; queue depth is the gauge at the scrape;
+- a cluster whose replicas served nothing in the window has no TTFT series (missing, not 0).
+
+Each cluster sees the requests routed to its replicas (its share of the fleet's capacity).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalValues
+from modelfleet.sim.fleet import VirtualClock
+from modelfleet.sim.load import LoadModel
+
+# Standard normal CDF on a grid, for the log-normal prompt lengths (numpy has no erf).
+_Z = np.linspace(-8.0, 8.0, 4001)
+_PHI = np.array([0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in _Z])
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Phi(z), vectorised (interpolated; error below 1e-6)."""
+    out: np.ndarray = np.interp(z, _Z, _PHI)
+    return out
+
+
+def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarray) -> float | None:
+    """Prometheus' histogram_quantile over cumulative bucket counts (the last bucket is
+    +Inf); None when the histogram is empty."""
+    total = float(cumulative[-1])
+    if total <= 0.0:
+        return None
+    rank = q * total
+    index = int(np.searchsorted(cumulative, rank, side="left"))
+    if index >= len(edges):
+        return edges[-1]  # in the +Inf bucket: Prometheus returns the last finite edge
+    upper = edges[index]
+    lower = edges[index - 1] if index > 0 else 0.0
+    below = float(cumulative[index - 1]) if index > 0 else 0.0
+    inside = float(cumulative[index]) - below
+    if inside <= 0.0:
+        return upper
+    return lower + (upper - lower) * (rank - below) / inside
+
+
+class SimulatedMetricsSource:
+    """``MetricsSource`` over the simulated serving state; see the module docstring."""
+
+    def __init__(self, load: LoadModel, clock: VirtualClock) -> None:
+        self._load = load
+        self._clock = clock
+        self._cache: dict[tuple[str, str, int], dict[str, float | None]] = {}
+        self.fetches = 0
+
+    async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
+        """The signals of ``target`` at the last scrape before ``now``; never raises for
+        missing data (there is always a Prometheus in the simulation)."""
+        self.fetches += 1
+        key = f"{target.namespace}/{target.deployment}"
+        load = self._load.deployments.get(key)
+        if load is None or target.cluster not in self._load.cluster_index:
+            raise MetricsUnavailable("not simulated", cluster=target.cluster)
+        seconds = (now - self._clock.start).total_seconds()
+        interval = self._load.world.monitoring.scrape_interval_seconds
+        scrape = int(math.floor(seconds / interval) * interval)
+        cached = self._cache.get((key, target.cluster, scrape))
+        if cached is None:
+            cached = self._evaluate(key, target.cluster, scrape)
+            self._cache[(key, target.cluster, scrape)] = cached
+            if len(self._cache) > 4096:
+                self._cache.clear()
+        return SignalValues.from_signals(
+            {
+                "ttft_p95_ms": cached["ttft"],
+                "tpot_p95_ms": cached["tpot"],
+                "queue_depth": cached["queue"],
+                "request_rate": cached["rate"],
+                "tokens_per_second": cached["tokens"],
+            },
+            ready_replicas=target.ready_replicas,
+            observed_at=self._clock.at(scrape),
+        )
+
+    def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
+        load = self._load.deployments[key]
+        monitoring = self._load.world.monitoring
+        window = int(monitoring.window_seconds)
+        end = max(0, min(scrape, load.seconds))
+        begin = max(0, end - window)
+        c = self._load.cluster_index[cluster]
+        empty: dict[str, float | None] = {
+            "ttft": None,
+            "tpot": None,
+            "queue": None,
+            "rate": None,
+            "tokens": None,
+        }
+        if end <= begin:
+            return empty
+        ready = load.ready[begin:end, c, :].astype(np.float64)  # (w, g)
+        mu = np.array(load.mu)
+        capacity = load.capacity[begin:end]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(capacity[:, None] > 0, ready * mu[None, :] / capacity[:, None], 0.0)
+        counts = load.served[begin:end, None] * share  # requests per second per class
+        total = float(counts.sum())
+        edges = np.asarray(monitoring.ttft_buckets_seconds)
+        if ready[-1].sum() == 0 and total == 0.0:
+            return empty
+        rate = total / (end - begin)
+        tokens = rate * load.traffic.output_mean
+        queue_share = float(share[-1].sum())
+        queue = float(load.waiting[end - 1]) * queue_share
+        if total <= 0.0:
+            return {**empty, "queue": queue, "rate": 0.0, "tokens": 0.0}
+        prefill = np.array([m.prefill_rate for m in load.models])
+        chunk = np.array([float(m.chunk_tokens) for m in load.models])
+        tau = load.tau[begin:end]
+        # TTFT = wait + U*tau + ceil(P/B)*tau + P/R ~ wait + tau + P*(tau/B + 1/R) (U and
+        # the chunk rounding at their means), linear in the log-normal prompt length P:
+        # P(TTFT <= edge) = P(P <= (edge - shift) / slope).
+        shift = load.wait[begin:end, None] + tau
+        slope = tau / chunk[None, :] + 1.0 / prefill[None, :]
+        room = (edges[None, None, :] - shift[:, :, None]) / slope[:, :, None]
+        t = load.traffic
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (np.log(np.maximum(room, 1e-9)) - math.log(t.prompt_median)) / max(
+                t.prompt_sigma, 1e-6
+            )
+        cdf = np.where(room > 0, normal_cdf(z), 0.0)
+        cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
+        ttft = histogram_quantile(0.95, tuple(edges), cumulative)
+        used = counts.sum(axis=0) > 0
+        taus = tau[:, used]
+        tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None
+        return {
+            "ttft": None if ttft is None else ttft * 1000.0,
+            "tpot": tpot,
+            "queue": queue,
+            "rate": rate,
+            "tokens": tokens,
+        }

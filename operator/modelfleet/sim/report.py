@@ -1,0 +1,384 @@
+"""What a run means: SLO attainment from the requests, cost, failover and recovery times.
+
+Everything is measured over the scenario's window (the warm-up is left out):
+
+- **Requests**: every simulated request gets its TTFT from the serving state of the second
+  it arrived in (queue wait + rest of the step under way + the steps carrying its prompt +
+  its prefill compute, with its own prompt length, drawn from the same seeded stream for every policy); a request
+  that failed (no replica, timed out, sent to a vanished replica) counts as missing the SLO.
+- **sloAttainment**: the fraction of simulated minutes in which every deployment's TTFT p95
+  over that minute's requests met its ``spec.slo.ttftP95Ms``.
+- **gpuHours / costUsd**: nodes are paid from the moment they are requested until they are
+  released, whole nodes, spot at the spot price.
+- **failovers**: per region outage, ``rtoSeconds`` is the time from the outage until every
+  hit deployment has as many ready replicas as it was serving with just before (its
+  desired count, standby excluded), or as the policy wants by then if that is fewer; 0 when
+  standby covered the loss at once; null when capacity did not come back before the end.
+- **stockouts**: per stockout, ``recoverySeconds`` runs from the first refused capacity
+  request in its window until the deployment has the replicas it wanted at that moment;
+  0 with ``hit: false`` when no request ran into it.
+- **spotReclaims**: per wave, the time from the nodes' loss until the hit deployments are
+  back to the replicas they were serving before.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.sim.engine import PolicyRun
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class DeploymentFigures:
+    """One deployment's outcome under one policy."""
+
+    slo_ms: float | None
+    minute_p95_ms: FloatArray
+    """TTFT p95 per measured minute (inf when a request failed in the 5% tail; nan: none)."""
+    requests: int
+    failed: int
+    ttft_p95_ms: float | None
+    replicas_mean: float
+    replicas_max: int
+
+    @property
+    def minute_met(self) -> npt.NDArray[np.bool_]:
+        if self.slo_ms is None:
+            return np.ones(len(self.minute_p95_ms), dtype=bool)
+        p95 = self.minute_p95_ms
+        return np.isnan(p95) | (p95 <= self.slo_ms)
+
+
+@dataclass
+class PolicyReport:
+    """One policy's figures (``to_json`` is its report.json entry)."""
+
+    run: PolicyRun
+    deployments: dict[str, DeploymentFigures]
+    slo_attainment: float
+    ttft_p95_ms: float | None
+    requests: int
+    failed: int
+    gpu_hours: float
+    cost_usd: float
+    on_demand_cost_usd: float
+    failovers: list[dict[str, Any]] = field(default_factory=list)
+    stockouts: list[dict[str, Any]] = field(default_factory=list)
+    spot_reclaims: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sloAttainment": round(self.slo_attainment, 6),
+            "ttftP95Ms": _round(self.ttft_p95_ms),
+            "requestsTotal": self.requests,
+            "requestsFailed": self.failed,
+            "gpuHours": round(self.gpu_hours, 3),
+            "costUsd": round(self.cost_usd, 2),
+            "costUsdAtOnDemandPrices": round(self.on_demand_cost_usd, 2),
+            "failovers": self.failovers,
+            "stockouts": self.stockouts,
+            "spotReclaims": self.spot_reclaims,
+            "reconciles": self.run.decisions,
+            "deployments": {
+                key: {
+                    "sloTtftP95Ms": d.slo_ms,
+                    "sloAttainment": round(float(d.minute_met.mean()), 6)
+                    if len(d.minute_met)
+                    else 1.0,
+                    "ttftP95Ms": _round(d.ttft_p95_ms),
+                    "requestsTotal": d.requests,
+                    "requestsFailed": d.failed,
+                    "replicasMean": round(d.replicas_mean, 3),
+                    "replicasMax": d.replicas_max,
+                }
+                for key, d in self.deployments.items()
+            },
+        }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _request_ttfts(run: PolicyRun, key: str) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """TTFT (seconds; inf for a failed request) and arrival second of every measured
+    request of deployment ``key``, in arrival order."""
+    load = run.load.deployments[key]
+    begin, end = run.offset, load.seconds
+    arrivals = load.traffic.arrivals[begin:end]
+    total = int(arrivals.sum())
+    second = np.repeat(np.arange(begin, end), arrivals)
+    prompts = load.traffic.prompts(total)
+    rng = np.random.default_rng(load.traffic.seed + 2)
+    residual = rng.random(total)
+    pick = rng.random(total)
+    fail = rng.random(total)
+    mu = np.array(load.mu)
+    ready = load.ready[begin:end].sum(axis=1).astype(np.float64)  # (s, g)
+    weight = ready * mu[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.cumsum(weight, axis=1) / weight.sum(axis=1, keepdims=True)
+        failed_fraction = np.where(arrivals > 0, load.failed[begin:end] / arrivals, 0.0)
+    share = np.nan_to_num(share, nan=1.0)
+    local = second - begin
+    cls = (pick[:, None] > share[local]).sum(axis=1)
+    cls = np.minimum(cls, len(load.classes) - 1)
+    prefill = np.array([m.prefill_rate for m in load.models])
+    chunk = np.array([float(m.chunk_tokens) for m in load.models])
+    tau = load.tau[second, cls]
+    ttft = (
+        load.wait[second]
+        + residual * tau
+        + np.maximum(1.0, np.ceil(prompts / chunk[cls])) * tau
+        + prompts / prefill[cls]
+    )
+    ttft[fail < failed_fraction[local]] = np.inf
+    return ttft, local
+
+
+def _minute_p95(ttft: FloatArray, local: npt.NDArray[np.int64], minutes: int) -> FloatArray:
+    """TTFT p95 (ms) of each minute's requests (nan for a minute without requests)."""
+    out = np.full(minutes, np.nan)
+    minute = local // 60
+    bounds = np.searchsorted(minute, np.arange(minutes + 1))
+    for m in range(minutes):
+        lo, hi = bounds[m], bounds[m + 1]
+        n = hi - lo
+        if n == 0:
+            continue
+        k = min(n - 1, math.ceil(0.95 * n) - 1)
+        out[m] = float(np.partition(ttft[lo:hi], k)[k]) * 1000.0
+    return out
+
+
+def _tick_of(run: PolicyRun, seconds: float) -> int:
+    return int((run.offset + seconds) // run.tick)
+
+
+def _restore_time(
+    run: PolicyRun, keys: list[str], from_tick: int, needed: dict[str, int]
+) -> tuple[float | None, dict[str, float | None]]:
+    per: dict[str, float | None] = {}
+    for key in keys:
+        ready = run.ready[key][from_tick:]
+        # What is needed may fall while capacity is away (the load went down, the policy
+        # wants fewer): restored means as many as were needed, or as the policy wants now.
+        wanted = run.desired[key][from_tick:]
+        target = np.where(wanted > 0, np.minimum(wanted, needed[key]), needed[key])
+        hit = np.nonzero(ready >= target)[0]
+        per[key] = float(hit[0] * run.tick) if len(hit) else None
+    values = list(per.values())
+    worst = (
+        None
+        if any(v is None for v in values)
+        else max((v for v in values if v is not None), default=0.0)
+    )
+    return worst, per
+
+
+def _iso(run: PolicyRun, seconds: float) -> str:
+    return (run.start + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _failovers(run: PolicyRun) -> list[dict[str, Any]]:
+    out = []
+    for event in run.world.event_log:
+        if event["type"] != "regionOutage":
+            continue
+        at = float(event["atSeconds"])  # type: ignore[arg-type]
+        k = _tick_of(run, at)
+        before = max(0, k - 1)
+        hit_clusters = sorted(event.get("clusters") or [])  # type: ignore[call-overload]
+        index = [run.load.cluster_index[c] for c in hit_clusters]
+        second = max(0, run.offset + int(at) - 1)
+        keys = [
+            key
+            for key, load in run.load.deployments.items()
+            if int(load.ready[second, index].sum()) > 0
+        ]
+        needed = {key: int(min(run.ready[key][before], run.desired[key][before])) for key in keys}
+        worst, per = _restore_time(run, keys, k, needed)
+        out.append(
+            {
+                "event": event["event"],
+                "at": _iso(run, at),
+                "rtoSeconds": worst,
+                "clusters": hit_clusters,
+                "perDeployment": {
+                    key: {"needed": needed[key], "rtoSeconds": per[key]} for key in keys
+                },
+            }
+        )
+    return out
+
+
+def _stockouts(run: PolicyRun) -> list[dict[str, Any]]:
+    out = []
+    for event in run.world.event_log:
+        if event["type"] != "stockout":
+            continue
+        at = float(event["atSeconds"])  # type: ignore[arg-type]
+        end = float(event["endSeconds"])  # type: ignore[arg-type]
+        errors = [
+            (t - run.offset, key) for t, key in run.capacity_errors if at <= t - run.offset <= end
+        ]
+        if not errors:
+            out.append(
+                {"event": event["event"], "at": _iso(run, at), "recoverySeconds": 0.0, "hit": False}
+            )
+            continue
+        first = min(t for t, _ in errors)
+        keys = sorted({key for _, key in errors})
+        k = _tick_of(run, first)
+        needed = {key: int(run.desired[key][k]) for key in keys}
+        worst, per = _restore_time(run, keys, k, needed)
+        out.append(
+            {
+                "event": event["event"],
+                "at": _iso(run, at),
+                "firstRefusedAt": _iso(run, first),
+                "recoverySeconds": worst,
+                "hit": True,
+                "perDeployment": {
+                    key: {"needed": needed[key], "recoverySeconds": per[key]} for key in keys
+                },
+            }
+        )
+    return out
+
+
+def _reclaims(run: PolicyRun) -> list[dict[str, Any]]:
+    out = []
+    reclaim_events = [e for e in run.world.event_log if e["type"] == "spotReclaim"]
+    for event in reclaim_events:
+        at = float(event["atSeconds"])  # type: ignore[arg-type]
+        losses = [loss for loss in run.world.losses if at <= loss.at - run.offset <= at + 600]
+        if not losses:
+            out.append(
+                {
+                    "event": event["event"],
+                    "at": _iso(run, at),
+                    "recoverySeconds": 0.0,
+                    "replicasLost": 0,
+                }
+            )
+            continue
+        gone = min(loss.at for loss in losses) - run.offset
+        k = _tick_of(run, gone)
+        keys = sorted({loss.md for loss in losses})
+        needed = {key: int(min(run.ready[key][k - 1], run.desired[key][k - 1])) for key in keys}
+        worst, per = _restore_time(run, keys, k, needed)
+        out.append(
+            {
+                "event": event["event"],
+                "at": _iso(run, at),
+                "nodesGoneAt": _iso(run, gone),
+                "replicasLost": sum(loss.lost for loss in losses),
+                "recoverySeconds": worst,
+                "perDeployment": {
+                    key: {"needed": needed[key], "recoverySeconds": per[key]} for key in keys
+                },
+            }
+        )
+    return out
+
+
+def evaluate(run: PolicyRun) -> PolicyReport:
+    """The figures of one run (see the module docstring for their definitions)."""
+    minutes = (run.load.seconds - run.offset) // 60
+    figures: dict[str, DeploymentFigures] = {}
+    all_ttft = []
+    requests = failed = 0
+    first_tick = run.offset // int(run.tick)
+    for md in run.scenario.deployments:
+        key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
+        ttft, local = _request_ttfts(run, key)
+        minute = _minute_p95(ttft, local, minutes)
+        ok = ttft[np.isfinite(ttft)]
+        all_ttft.append(ok)
+        n_failed = int(np.isinf(ttft).sum())
+        ready = run.ready[key][first_tick:]
+        figures[key] = DeploymentFigures(
+            slo_ms=md.spec.slo.ttft_p95_ms,
+            minute_p95_ms=minute,
+            requests=len(ttft),
+            failed=n_failed,
+            ttft_p95_ms=float(np.percentile(ok, 95)) * 1000.0 if len(ok) else None,
+            replicas_mean=float(ready.mean()) if len(ready) else 0.0,
+            replicas_max=int(ready.max(initial=0)),
+        )
+        requests += len(ttft)
+        failed += n_failed
+    met = np.ones(minutes, dtype=bool)
+    for f in figures.values():
+        met &= f.minute_met[:minutes]
+    merged = np.concatenate(all_ttft) if all_ttft else np.array([])
+    return PolicyReport(
+        run=run,
+        deployments=figures,
+        slo_attainment=float(met.mean()) if minutes else 1.0,
+        ttft_p95_ms=float(np.percentile(merged, 95)) * 1000.0 if len(merged) else None,
+        requests=requests,
+        failed=failed,
+        gpu_hours=float(run.gpus[first_tick:].sum()),
+        cost_usd=float(run.cost[first_tick:].sum()),
+        on_demand_cost_usd=float(run.on_demand_cost[first_tick:].sum()),
+        failovers=_failovers(run),
+        stockouts=_stockouts(run),
+        spot_reclaims=_reclaims(run),
+    )
+
+
+def timeline_rows(report: PolicyReport) -> list[dict[str, Any]]:
+    """One row per measured minute: time, requests, failures, TTFT p95 per deployment,
+    ready replicas per region, cost rate."""
+    run = report.run
+    minutes = (run.load.seconds - run.offset) // 60
+    per_minute = int(60 // run.tick)
+    first = run.offset // int(run.tick)
+    rows = []
+    for m in range(minutes):
+        ticks = slice(first + m * per_minute, first + (m + 1) * per_minute)
+        row: dict[str, Any] = {
+            "policy": run.policy,
+            "minute": m,
+            "time": (run.start + timedelta(minutes=m)).isoformat().replace("+00:00", "Z"),
+        }
+        seconds = slice(run.offset + m * 60, run.offset + (m + 1) * 60)
+        met = True
+        for key, fig in report.deployments.items():
+            load = run.load.deployments[key]
+            name = key.split("/", 1)[1]
+            row[f"requests:{name}"] = int(load.traffic.arrivals[seconds].sum())
+            row[f"failed:{name}"] = round(float(load.failed[seconds].sum()), 2)
+            p95 = fig.minute_p95_ms[m]
+            row[f"ttft_p95_ms:{name}"] = (
+                None if np.isnan(p95) else (round(float(p95), 1) if math.isfinite(p95) else "inf")
+            )
+            row[f"ready:{name}"] = _least(run.ready[key][ticks])
+            row[f"desired:{name}"] = int(run.desired[key][ticks].max(initial=0))
+            met = met and bool(fig.minute_met[m])
+        row["slo_met"] = met
+        for region, counts in run.region_ready.items():
+            row[f"region:{region}"] = int(counts[ticks].min()) if len(run.ready[key][ticks]) else 0
+        row["cost_per_hour"] = round(float(run.cost[ticks].sum()) * 60.0, 2)
+        row["gpus"] = round(float(run.gpus[ticks].sum()) * 60.0, 2)
+        rows.append(row)
+    return rows
+
+
+def _least(values: npt.NDArray[np.int32]) -> int:
+    return int(values.min()) if len(values) else 0
+
+
+def start_time(run: PolicyRun) -> datetime:
+    """The scenario's start (measurement begins)."""
+    return run.start

@@ -1,0 +1,129 @@
+"""Request traffic: a diurnal arrival rate with bursts and noise, and token lengths.
+
+Everything is drawn up front with numpy from a seed, per deployment, so every policy of a
+run sees exactly the same requests (same arrival counts per second, same prompts), and a
+run is reproducible. The arrival rate is
+
+    rate(t) = trough + (peak - trough) * ((1 + cos(2 pi (h(t) - peakHour) / 24)) / 2) ** shape
+
+times the multiplier of any burst covering ``t``, times a per-minute log-normal noise
+factor; arrivals per second are Poisson around it. Prompt and output lengths are log-normal
+(median, sigma), which fits the long right tails of chat traces (ShareGPT, LMSYS-Chat).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.sim.scenario import Burst, TrafficSpec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def lognormal_mean(median: float, sigma: float) -> float:
+    """Mean of a log-normal given its median and log-space sigma."""
+    return median * math.exp(sigma * sigma / 2)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One deployment's requests over the simulated seconds ``[0, seconds)``."""
+
+    rate: FloatArray
+    """Expected arrivals per second, per second (bursts and noise applied)."""
+    arrivals: IntArray
+    """Requests arriving in each second (Poisson around ``rate``)."""
+    prompt_median: float
+    prompt_sigma: float
+    output_median: float
+    output_sigma: float
+    seed: int
+
+    @property
+    def prompt_mean(self) -> float:
+        return lognormal_mean(self.prompt_median, self.prompt_sigma)
+
+    @property
+    def output_mean(self) -> float:
+        return lognormal_mean(self.output_median, self.output_sigma)
+
+    def prompts(self, count: int) -> FloatArray:
+        """``count`` prompt lengths (tokens), the same for the same traffic and count."""
+        rng = np.random.default_rng(self.seed + 1)
+        out: FloatArray = rng.lognormal(math.log(self.prompt_median), self.prompt_sigma, count)
+        return out
+
+    def peak_rate(self, *, window_seconds: int = 60) -> float:
+        """Highest mean arrival rate over any aligned ``window_seconds`` window."""
+        n = len(self.rate) // window_seconds * window_seconds
+        if n == 0:
+            return float(self.rate.max(initial=0.0))
+        return float(self.rate[:n].reshape(-1, window_seconds).mean(axis=1).max())
+
+
+def stable_seed(seed: int, name: str) -> int:
+    """A per-name seed derived from the run's seed (stable across Python processes)."""
+    return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**32
+
+
+def diurnal_rate(spec: TrafficSpec, seconds: int, *, start_hour: float) -> FloatArray:
+    """The noiseless diurnal rate per second, without bursts (``start_hour`` is the UTC hour
+    of day of second 0)."""
+    t = np.arange(seconds, dtype=np.float64)
+    hours = (start_hour + t / 3600.0) % 24.0
+    phase = (1.0 + np.cos(2.0 * np.pi * (hours - spec.peak_hour) / 24.0)) / 2.0
+    rate: FloatArray = spec.trough_rps + (spec.peak_rps - spec.trough_rps) * phase**spec.shape
+    return rate
+
+
+def apply_bursts(rate: FloatArray, bursts: list[Burst], *, offset: float = 0.0) -> FloatArray:
+    """``rate`` with every burst's multiplier applied over its window (a burst at ``at``
+    seconds from the scenario start covers second ``offset + at`` on), ramping up and down
+    over a minute each as real bursts do."""
+    out = rate.copy()
+    for burst in bursts:
+        begin = max(0, int(offset + burst.at_seconds))
+        end = min(len(out), int(offset + burst.at_seconds + burst.duration_minutes * 60))
+        if end <= begin:
+            continue
+        length = end - begin
+        ramp = np.ones(length)
+        edge = min(60, length // 2)
+        if edge > 0:
+            ramp[:edge] = np.linspace(1.0 / edge, 1.0, edge)
+            ramp[-edge:] = np.minimum(ramp[-edge:], np.linspace(1.0, 1.0 / edge, edge))
+        out[begin:end] *= 1.0 + (burst.multiplier - 1.0) * ramp
+    return out
+
+
+def generate(
+    spec: TrafficSpec, *, seconds: int, seed: int, name: str, start_hour: float, offset: int = 0
+) -> Traffic:
+    """Draw one deployment's traffic. ``offset`` seconds of warm-up precede the scenario
+    start (the diurnal curve and bursts are positioned relative to the start)."""
+    own = stable_seed(seed, name)
+    rng = np.random.default_rng(own)
+    base_hour = (start_hour - offset / 3600.0) % 24.0
+    rate = apply_bursts(
+        diurnal_rate(spec, seconds, start_hour=base_hour), spec.bursts, offset=offset
+    )
+    minutes = -(-seconds // 60)
+    noise = rng.lognormal(0.0, spec.noise_sigma, minutes)
+    noise /= float(np.exp(spec.noise_sigma**2 / 2))  # mean 1
+    rate = rate * np.repeat(noise, 60)[:seconds]
+    arrivals: IntArray = rng.poisson(rate).astype(np.int64)
+    return Traffic(
+        rate=rate,
+        arrivals=arrivals,
+        prompt_median=spec.prompt_tokens.median,
+        prompt_sigma=spec.prompt_tokens.sigma,
+        output_median=spec.output_tokens.median,
+        output_sigma=spec.output_tokens.sigma,
+        seed=own,
+    )

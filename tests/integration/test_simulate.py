@@ -1,0 +1,167 @@
+"""`modelfleet simulate` as a user runs it: a short scenario with a stockout and a region
+outage, all three policies, and what the report shows about them.
+
+The simulator drives the real Reconciler, decision core and FleetCluster probe on virtual
+time, so these are end-to-end checks of the decision path under the simulated world.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from modelfleet.cli import app
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+SCENARIO = """
+name = "short"
+description = "3 hours of the morning ramp: an H100 stockout in eastus, then eastus goes down"
+seed = 5
+durationHours = 3
+startHour = 10
+fleet = ["fleet"]
+
+[[deployments]]
+manifest = "deployments/chat.yaml"
+[deployments.traffic]
+peakRps = 150
+troughRps = 30
+peakHour = 15
+
+[[events]]
+type = "stockout"
+at = "0:20"
+durationMinutes = 60
+region = "eastus"
+gpu = "H100"
+
+[[events]]
+type = "regionOutage"
+at = "2:00"
+durationMinutes = 30
+region = "eastus"
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, str]:
+    folder = tmp_path_factory.mktemp("sim")
+    shutil.copytree(ROOT / "examples/scenarios/fleet", folder / "fleet")
+    shutil.copytree(ROOT / "examples/scenarios/deployments", folder / "deployments")
+    (folder / "short.toml").write_text(SCENARIO)
+    out = folder / "out"
+    result = runner.invoke(
+        app, ["simulate", str(folder / "short.toml"), "--compare", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "report.json").read_text()), out, result.output
+
+
+def test_report_has_every_policy_with_the_documented_fields(
+    report: tuple[dict[str, Any], Path, str],
+) -> None:
+    data, out, output = report
+    assert data["scenario"] == "short" and data["seed"] == 5
+    assert set(data["policies"]) == {"modelfleet", "static-peak", "hpa-failover"}
+    for figures in data["policies"].values():
+        for key in (
+            "sloAttainment",
+            "ttftP95Ms",
+            "requestsTotal",
+            "requestsFailed",
+            "gpuHours",
+            "costUsd",
+            "failovers",
+            "stockouts",
+        ):
+            assert key in figures
+        assert 0.0 <= figures["sloAttainment"] <= 1.0
+    totals = {p["requestsTotal"] for p in data["policies"].values()}
+    assert len(totals) == 1, "every policy must see the same requests"
+    assert (out / "report.png").stat().st_size > 10_000
+    rows = list(csv.DictReader((out / "timeline.csv").open()))
+    assert len(rows) == 3 * 180 and {r["policy"] for r in rows} == set(data["policies"])
+    for name in data["policies"]:
+        assert name in output  # the summary table
+
+
+def test_outage_is_failed_over_and_its_rto_reported(
+    report: tuple[dict[str, Any], Path, str],
+) -> None:
+    policies = report[0]["policies"]
+    [mf] = policies["modelfleet"]["failovers"]
+    assert mf["event"] == "regionOutage#1" and mf["at"].endswith("12:00:00Z")
+    assert mf["clusters"] == ["azure-eus"]
+    # modelfleet restores capacity elsewhere; static-peak never moves, so it waits for the
+    # region to come back (30 minutes) plus node and model start.
+    assert mf["rtoSeconds"] is not None and mf["rtoSeconds"] < 1200
+    [static] = policies["static-peak"]["failovers"]
+    assert static["rtoSeconds"] is None or static["rtoSeconds"] > 1800
+    [hpa] = policies["hpa-failover"]["failovers"]
+    assert hpa["rtoSeconds"] is None or hpa["rtoSeconds"] > mf["rtoSeconds"]
+
+
+def test_stockout_falls_through_and_recovery_is_reported(
+    report: tuple[dict[str, Any], Path, str],
+) -> None:
+    [stockout] = report[0]["policies"]["modelfleet"]["stockouts"]
+    assert stockout["hit"] is True
+    assert stockout["recoverySeconds"] is not None
+    # One reconcile interval plus node provisioning and model start (p90s): the stockout
+    # is skipped in the same pass and capacity comes from the next region.
+    assert stockout["recoverySeconds"] <= 15 + 540 + 240
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the decision core's proportional TTFT rule oscillates on LLM serving (TTFT has a "
+    "large load-independent floor, so a 0.35x ratio cuts replicas to a third, the survivors "
+    "saturate, panic scale-up goes to max): modelfleet holds ~3x static-peak's GPU-hours "
+    "here. Flips to passing when the autoscaler is fixed (docs/simulation.md, findings).",
+)
+def test_modelfleet_uses_fewer_gpu_hours_than_static_peak(
+    report: tuple[dict[str, Any], Path, str],
+) -> None:
+    policies = report[0]["policies"]
+    assert policies["modelfleet"]["gpuHours"] < policies["static-peak"]["gpuHours"]
+
+
+def _run_in_process(tmp: Path, name: str, *args: str, hash_seed: str) -> dict[str, Any]:
+    out = tmp / name
+    subprocess.run(
+        [str(Path(sys.executable).parent / "modelfleet"), "simulate", *args, "--out", str(out)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        cwd=ROOT,
+    )
+    data: dict[str, Any] = json.loads((out / "report.json").read_text())
+    data.pop("wallSeconds")
+    return data
+
+
+def test_same_seed_same_report_in_any_process_other_seed_other_traffic(tmp_path: Path) -> None:
+    scenario = str(ROOT / "examples/scenarios/spot-reclaim.toml")
+    args = (scenario, "--hours", "1.25")
+    first = _run_in_process(tmp_path, "a", *args, hash_seed="1")
+    again = _run_in_process(tmp_path, "b", *args, hash_seed="2")
+    other = _run_in_process(tmp_path, "c", *args, "--seed", "99", hash_seed="1")
+    assert first == again
+    assert first["policies"]["modelfleet"]["spotReclaims"][0]["replicasLost"] > 0
+    assert (
+        other["policies"]["modelfleet"]["requestsTotal"]
+        != first["policies"]["modelfleet"]["requestsTotal"]
+    )
