@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Light install: just what the main job needs (no kopf, no cloud SDKs).
+# Light install: just what the main job needs (the simulator's numpy and matplotlib; no
+# kopf, no cloud SDKs).
 $(VENV)/.core: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[sim]'
 	touch $@
 
 # Everything the tests need.
@@ -23,12 +24,12 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.core
 
 ## demo: the main job on the embedded default (no cluster, no cloud account): validate the
-## examples, then show what the operator would decide for them on the example fleet.
+## examples, show one placement decision, then simulate the bundled 24 h scenario under
+## modelfleet and the two baselines and write the report and plot to out/sim/.
 demo: $(VENV)/.core
 	$(BIN)/modelfleet validate examples/
-	$(BIN)/modelfleet crds --check
 	$(BIN)/modelfleet plan --fleet examples/fleet examples/multicloud-failover.yaml
-	$(BIN)/modelfleet plan --fleet examples/fleet examples/spot-hedged.yaml
+	$(BIN)/modelfleet simulate --compare --out out/sim
 
 ## test: lint, type-check, import contracts, then every test.
 test: lint typecheck
