@@ -210,31 +210,15 @@ async def fleet_of(
         yield Fleet(hub, members, kubectl, stack)
 
 
-@contextlib.asynccontextmanager
-async def operator(fleet: Fleet, *, settings: RunSettings = FAST) -> AsyncIterator[OperatorContext]:
+def operator(
+    fleet: Fleet, *, settings: RunSettings = FAST
+) -> contextlib.AbstractAsyncContextManager[OperatorContext]:
     """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends."""
-    context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_operator(
-            RunOptions(liveness_port=None, metrics_port=None, settings=settings),
-            context=context,
-            stop_flag=stop,
-            ready_flag=ready,
-        )
-    )
-    fleet.context = context
-    try:
-        await asyncio.wait_for(ready.wait(), timeout=20)
-        yield context
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(task, timeout=20)
-        if not task.done():
-            task.cancel()
-        await context.close()
-        fleet.context = None
+    return operator_prepared(fleet, _nothing, settings=settings)
+
+
+async def _nothing(context: OperatorContext) -> None:
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -244,7 +228,7 @@ async def operator_prepared(
     *,
     settings: RunSettings = FAST,
 ) -> AsyncIterator[OperatorContext]:
-    """Like ``operator``, but ``prepare`` runs on the built context before kopf starts: the
+    """The real operator, with ``prepare`` run on the built context before kopf starts: the
     test can install providers made with its own seams (``context.providers.install``) so
     the operator never builds, and never calls out with, a provider of its own."""
     context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
