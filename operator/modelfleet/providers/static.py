@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 from modelfleet import labels
 from modelfleet.api.common import CapacityType
-from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
+from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.clusters.client import ClusterClient
 from modelfleet.clusters.errors import ClusterError, ClusterForbidden, ClusterUnreachable
 from modelfleet.clusters.objects import NodeInfo
@@ -41,25 +41,12 @@ from modelfleet.providers.errors import (
     ProviderError,
     Unreachable,
 )
+from modelfleet.providers.offerings import offering_from_api as offering_from_api
 
 GFD_PRODUCT = "nvidia.com/gpu.product"
 """GPU feature discovery label: the GPU model, e.g. NVIDIA-H100-80GB-HBM3."""
 GFD_MEMORY = "nvidia.com/gpu.memory"
 """GPU feature discovery label: memory per GPU in MiB."""
-
-
-def offering_from_api(offering: GpuOffering) -> Offering:
-    """The provider-side Offering of a FleetCluster's declared ``gpuOfferings`` entry."""
-    return Offering(
-        gpu=offering.gpu,
-        gpu_memory_gib=offering.gpu_memory_gi_b,
-        gpus_per_node=offering.gpus_per_node,
-        instance_type=offering.instance_type,
-        on_demand_per_hour=offering.on_demand_per_hour,
-        spot_per_hour=offering.spot_per_hour,
-        max_nodes=offering.max_nodes,
-        zones=tuple(offering.zones or ()),
-    )
 
 
 def declared_offerings(cluster: FleetCluster) -> list[Offering]:

@@ -9,22 +9,19 @@ line of defence, and pages through ``NextToken``-style results.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from modelfleet.providers.aws.errors import THROTTLING_CODES, classify
 from modelfleet.providers.aws.sdk import CREDENTIAL_KEYS, SessionLike, client_config
 from modelfleet.providers.errors import ProviderError
-
-log = logging.getLogger(__name__)
+from modelfleet.providers.retry import Sleep as Sleep
+from modelfleet.providers.retry import retry_throttled
 
 BACKOFF_BASE_S: Final = 0.5
 BACKOFF_CAP_S: Final = 4.0
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class Redactor:
@@ -103,35 +100,31 @@ class AwsApi:
         """
         client = await asyncio.to_thread(self.client, service)
         bound = getattr(client, method)
-        attempt = 1
-        while True:
+
+        async def attempt() -> dict[str, Any]:
             try:
                 result: dict[str, Any] = await asyncio.to_thread(bound, **params)
-                return result
             except Exception as exc:
                 if not is_aws_error(exc):
                     raise
-                error = self._redactor.scrub(
-                    classify(
-                        exc,
-                        operation=operation,
-                        instance_type=instance_type,
-                        capacity_type=capacity_type,
-                    )
+                error = classify(
+                    exc,
+                    operation=operation,
+                    instance_type=instance_type,
+                    capacity_type=capacity_type,
                 )
-                if error.cloud_code not in THROTTLING_CODES or attempt >= self._max_attempts:
-                    raise error from exc
-                delay = self.backoff(attempt)
-                log.info(
-                    "aws %s: %s throttled, attempt %d/%d, retrying in %.2fs",
-                    self._label,
-                    operation,
-                    attempt,
-                    self._max_attempts,
-                    delay,
-                )
-                await self._sleep(delay)
-                attempt += 1
+                raise self._redactor.scrub(error) from exc
+            return result
+
+        return await retry_throttled(
+            attempt,
+            max_attempts=self._max_attempts,
+            sleep=self._sleep,
+            rng=self._rng,
+            label=f"aws {self._label}: {operation}",
+            should_retry=lambda error: error.cloud_code in THROTTLING_CODES,
+            backoff=lambda n, _error: self.backoff(n),
+        )
 
     async def paginate(
         self,

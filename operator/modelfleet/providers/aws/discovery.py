@@ -14,19 +14,19 @@ testable without AWS:
   size; ``max_nodes`` is the on-demand quota divided by the type's vCPUs, an upper bound
   per offering (two offerings of one family share it). Unknown quota -> None.
 - Declared offerings (``spec.gpuOfferings``) win over discovered ones field by field and
-  fill gaps (``merge_offerings``).
+  fill gaps (``merge_offerings``, i.e. ``providers.offerings.merge_declared``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from modelfleet.api.fleetcluster import GpuOffering
 from modelfleet.providers.base import Offering
+from modelfleet.providers.offerings import merge_declared
 
 GPU_FAMILIES: Final = ("p5", "p5e", "p5en", "p4d", "p4de", "g6e", "g6", "g5")
 """Instance families discovered by default (``<family>.*``)."""
@@ -184,35 +184,5 @@ def build_offerings(
     return out
 
 
-def merge_offerings(
-    discovered: Sequence[Offering], declared: Sequence[GpuOffering] | None
-) -> list[Offering]:
-    """Discovered offerings overlaid with declared ones, keyed by instance type.
-
-    A declared field wins whenever it is set (its required fields always are; an unset
-    ``spotPerHour``/``maxNodes``/``zones`` keeps the discovered value). A declared offering
-    the cloud did not report is added as declared (fills a gap). Sorted by instance type.
-    """
-    merged = {offering.instance_type: offering for offering in discovered}
-    for item in declared or ():
-        base = merged.get(item.instance_type)
-        overlay = Offering(
-            gpu=item.gpu,
-            gpu_memory_gib=item.gpu_memory_gi_b,
-            gpus_per_node=item.gpus_per_node,
-            instance_type=item.instance_type,
-            on_demand_per_hour=item.on_demand_per_hour,
-            spot_per_hour=item.spot_per_hour,
-            max_nodes=item.max_nodes,
-            zones=tuple(item.zones or ()),
-        )
-        if base is None:
-            merged[item.instance_type] = overlay
-            continue
-        merged[item.instance_type] = replace(
-            overlay,
-            spot_per_hour=base.spot_per_hour if item.spot_per_hour is None else item.spot_per_hour,
-            max_nodes=base.max_nodes if item.max_nodes is None else item.max_nodes,
-            zones=base.zones if item.zones is None else tuple(item.zones),
-        )
-    return [merged[k] for k in sorted(merged)]
+merge_offerings = merge_declared
+"""Discovered offerings overlaid with declared ones (see ``providers.offerings``)."""

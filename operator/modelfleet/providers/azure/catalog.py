@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from importlib import resources
+from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from modelfleet.api.fleetcluster import GpuOffering
 from modelfleet.providers.base import Offering
+from modelfleet.providers.offerings import PriceTable
+from modelfleet.providers.offerings import load_price_table as load_bundled_table
 
 # VM size name -> (GPU, memory per GPU GiB). First match wins; unmatched sizes (partial-GPU
 # NV sizes, AMD MI300X, retired K80/P100 sizes) are not offered.
@@ -97,34 +95,9 @@ def available_vcpus(usages: Iterable[tuple[str, float, float]]) -> dict[str, flo
     return {name.lower(): max(0.0, limit - current) for name, limit, current in usages}
 
 
-@dataclass(frozen=True)
-class PriceTable:
-    """Bundled list prices: region -> VM size -> (on-demand, spot) USD per node-hour."""
-
-    as_of: str
-    source: str
-    regions: Mapping[str, Mapping[str, tuple[float | None, float | None]]]
-
-    def price(self, region: str, vm_size: str) -> tuple[float | None, float | None]:
-        """(on-demand, spot) per node-hour; None where the table has no figure."""
-        return self.regions.get(region, {}).get(vm_size, (None, None))
-
-
 def load_price_table(name: str = "azure.yaml") -> PriceTable:
-    """Read a bundled price table from ``modelfleet/providers/prices``. Raises
-    ``FileNotFoundError`` or ``ValueError`` for a missing or malformed table."""
-    text = resources.files("modelfleet.providers").joinpath("prices", name).read_text("utf-8")
-    document: Any = yaml.safe_load(text)
-    if not isinstance(document, dict) or "regions" not in document:
-        raise ValueError(f"price table {name} has no regions")
-    regions = {
-        str(region): {
-            str(size): (_float(entry.get("onDemand")), _float(entry.get("spot")))
-            for size, entry in dict(sizes).items()
-        }
-        for region, sizes in dict(document["regions"]).items()
-    }
-    return PriceTable(str(document["asOf"]), str(document["source"]), regions)
+    """The bundled Azure price table (see ``providers.offerings.load_price_table``)."""
+    return load_bundled_table(name)
 
 
 def build_offerings(
@@ -165,43 +138,8 @@ def build_offerings(
     return offerings
 
 
-def merge_declared(
-    discovered: Sequence[Offering], declared: Sequence[GpuOffering] | None
-) -> list[Offering]:
-    """Declared offerings win field by field over discovered ones of the same VM size
-    (unset optional fields keep the discovered value); undiscovered ones are added."""
-    by_type = {offering.instance_type: offering for offering in discovered}
-    for item in declared or ():
-        base = by_type.get(item.instance_type)
-        mine = Offering(
-            gpu=item.gpu,
-            gpu_memory_gib=item.gpu_memory_gi_b,
-            gpus_per_node=item.gpus_per_node,
-            instance_type=item.instance_type,
-            on_demand_per_hour=item.on_demand_per_hour,
-            spot_per_hour=item.spot_per_hour,
-            max_nodes=item.max_nodes,
-            zones=tuple(item.zones or ()),
-        )
-        if base is not None:
-            mine = replace(
-                mine,
-                spot_per_hour=base.spot_per_hour
-                if item.spot_per_hour is None
-                else item.spot_per_hour,
-                max_nodes=base.max_nodes if item.max_nodes is None else item.max_nodes,
-                zones=base.zones if item.zones is None else tuple(item.zones),
-            )
-        by_type[item.instance_type] = mine
-    return [by_type[key] for key in sorted(by_type)]
-
-
 def _int(value: object) -> int:
     try:
         return int(float(str(value)))
     except ValueError:
         return 0
-
-
-def _float(value: object) -> float | None:
-    return None if value is None else float(str(value))

@@ -35,7 +35,6 @@ from modelfleet.providers.azure.catalog import (
     build_offerings,
     gpu_for_size,
     load_price_table,
-    merge_declared,
     usable_gpu_skus,
 )
 from modelfleet.providers.azure.classify import PRECONDITION_FAILED, CallContext, classify
@@ -47,12 +46,10 @@ from modelfleet.providers.azure.prices import (
 )
 from modelfleet.providers.azure.sdk import AzureClients, load_sdk
 from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
-from modelfleet.providers.errors import (
-    InvalidConfiguration,
-    NotFound,
-    ProviderError,
-    Throttled,
-)
+from modelfleet.providers.errors import InvalidConfiguration, NotFound
+from modelfleet.providers.offerings import merge_declared
+from modelfleet.providers.retry import retry_throttled
+from modelfleet.providers.sdkcall import LazyClient, classified
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,7 +78,6 @@ BUSY_STATES = frozenset(
 GPU_TAINT = f"{labels.GPU_TAINT_KEY}={labels.GPU_TAINT_VALUE}:{labels.GPU_TAINT_EFFECT}"
 MAX_BACKOFF_SECONDS = 20.0
 PRICE_CACHE_SECONDS = 6 * 3600.0
-_PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
 
 
 class AzureNodePoolProvider:
@@ -145,7 +141,7 @@ class AzureNodePoolProvider:
         """GPU VM sizes usable in the region (resource SKUs minus restrictions), max_nodes
         from the family's and the region's remaining vCPU quota, prices from the Retail
         Prices API (bundled table when off or unreachable), merged with declared offerings."""
-        compute = _LazyClient(self._clients, "compute")
+        compute = LazyClient(self._clients, "compute")
         try:  # the contract: discovery never raises NotFound
             skus = await self._call(
                 CallContext(SKUS_READ),
@@ -192,7 +188,7 @@ class AzureNodePoolProvider:
             return self._to_node_pool(pool)
         log.info("scaling AKS agent pool %s from %s to %d nodes", name, pool.count, spec.nodes)
         pool.count = spec.nodes
-        containers = _LazyClient(self._clients, "containers")
+        containers = LazyClient(self._clients, "containers")
         context = self._mutation(POOLS_WRITE, spec)
         poller = await self._call(
             context,
@@ -210,7 +206,7 @@ class AzureNodePoolProvider:
 
     async def list_pools(self) -> list[NodePool]:
         """Agent pools of the cluster tagged ``modelfleet.io-managed=true``."""
-        containers = _LazyClient(self._clients, "containers")
+        containers = LazyClient(self._clients, "containers")
         pools = await self._call(
             CallContext(POOLS_READ),
             lambda: list(containers.agent_pools.list(self._group, self._aks)),
@@ -228,7 +224,7 @@ class AzureNodePoolProvider:
                 f"AKS agent pool {name} is not tagged {naming.MANAGED_TAG}=true; "
                 "modelfleet does not delete pools it does not own"
             )
-        containers = _LazyClient(self._clients, "containers")
+        containers = LazyClient(self._clients, "containers")
         context = CallContext(POOLS_DELETE)
         log.info("deleting AKS agent pool %s", name)
         try:
@@ -267,7 +263,7 @@ class AzureNodePoolProvider:
         return merged
 
     async def _get(self, name: str) -> Any:
-        containers = _LazyClient(self._clients, "containers")
+        containers = LazyClient(self._clients, "containers")
         return await self._call(
             CallContext(POOLS_READ),
             lambda: containers.agent_pools.get(self._group, self._aks, name),
@@ -301,7 +297,7 @@ class AzureNodePoolProvider:
             properties.scale_set_eviction_policy = "Delete"
             properties.spot_max_price = -1.0
         parameters = models.AgentPool(properties=properties)
-        containers = _LazyClient(self._clients, "containers")
+        containers = LazyClient(self._clients, "containers")
         context = self._mutation(POOLS_WRITE, spec)
         if_missing = self._sdk.match_conditions.IfMissing
         log.info(
@@ -396,40 +392,16 @@ class AzureNodePoolProvider:
     async def _call(self, context: CallContext, fn: Callable[[], T], *, retry: bool = True) -> T:
         """Run ``fn`` in a worker thread; classify its errors; retry Throttled (when
         ``retry``) with jittered exponential backoff, at most ``max_attempts`` tries."""
-        attempt = 1
-        while True:
-            try:
-                return await asyncio.to_thread(_classified, context, fn)
-            except Throttled as err:
-                if not retry or attempt >= self._max_attempts:
-                    raise
-                base = max(err.retry_after, 2.0 ** (attempt - 1))
-                delay = min(MAX_BACKOFF_SECONDS, base) * self._rng.uniform(1.0, 1.5)
-                log.info("Azure %s throttled; retrying in %.1fs", context.action, delay)
-                await self._sleep(delay)
-                attempt += 1
-
-
-class _LazyClient:
-    """Resolves an SDK client on attribute access, inside the worker thread."""
-
-    def __init__(self, clients: AzureClients, name: str) -> None:
-        self._clients = clients
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._clients.get(self._name), attribute)
+        return await retry_throttled(
+            lambda: asyncio.to_thread(classified, fn, lambda err: classify(err, context)),
+            max_attempts=self._max_attempts if retry else 1,
+            sleep=self._sleep,
+            rng=self._rng,
+            max_wait=MAX_BACKOFF_SECONDS,
+            label=f"Azure {context.action}",
+        )
 
 
 def _text(value: object) -> str:
     """An SDK enum or string as its wire value ("Running", not "Code.RUNNING")."""
     return str(getattr(value, "value", value) or "")
-
-
-def _classified(context: CallContext, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (ProviderError, *_PROGRAMMING_ERRORS):
-        raise
-    except Exception as err:
-        raise classify(err, context) from err

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from importlib import resources
-from typing import Any
+from dataclasses import dataclass
 
-import yaml
-
-from modelfleet.api.fleetcluster import GpuOffering
 from modelfleet.providers.base import Offering
+from modelfleet.providers.offerings import PriceTable
+from modelfleet.providers.offerings import load_price_table as load_bundled_table
 
 
 @dataclass(frozen=True)
@@ -83,40 +80,9 @@ class GpuMachineType:
     zone: str
 
 
-@dataclass(frozen=True)
-class PriceTable:
-    """Bundled list prices: region -> machine type -> (on-demand, spot) USD per node-hour."""
-
-    as_of: str
-    source: str
-    regions: Mapping[str, Mapping[str, tuple[float | None, float | None]]]
-
-    def price(self, region: str, machine_type: str) -> tuple[float | None, float | None]:
-        """(on-demand, spot) per node-hour; None where the table has no figure."""
-        return self.regions.get(region, {}).get(machine_type, (None, None))
-
-
 def load_price_table(name: str = "gcp.yaml") -> PriceTable:
-    """Read a bundled price table from ``modelfleet/providers/prices``.
-
-    Raises ``FileNotFoundError`` or ``ValueError`` for a missing or malformed table (a
-    packaging bug, not a runtime condition).
-    """
-    text = resources.files("modelfleet.providers").joinpath("prices", name).read_text("utf-8")
-    document: Any = yaml.safe_load(text)
-    if not isinstance(document, dict) or "regions" not in document:
-        raise ValueError(f"price table {name} has no regions")
-    regions: dict[str, dict[str, tuple[float | None, float | None]]] = {}
-    for region, machines in dict(document["regions"]).items():
-        regions[str(region)] = {
-            str(machine): (_price(entry.get("onDemand")), _price(entry.get("spot")))
-            for machine, entry in dict(machines).items()
-        }
-    return PriceTable(str(document["asOf"]), str(document["source"]), regions)
-
-
-def _price(value: object) -> float | None:
-    return None if value is None else float(str(value))
+    """The bundled GCP price table (see ``providers.offerings.load_price_table``)."""
+    return load_bundled_table(name)
 
 
 def available_quota(quotas: Iterable[tuple[str, float, float]]) -> dict[str, float]:
@@ -165,34 +131,3 @@ def build_offerings(
             )
         )
     return offerings
-
-
-def merge_declared(
-    discovered: Sequence[Offering], declared: Sequence[GpuOffering] | None
-) -> list[Offering]:
-    """Discovered offerings with the FleetCluster's declared ones applied: a declared offering
-    with the same instance type wins field by field (fields it leaves unset keep the
-    discovered value); declared instance types not discovered are added as declared."""
-    by_type = {offering.instance_type: offering for offering in discovered}
-    for item in declared or ():
-        base = by_type.get(item.instance_type)
-        mine = Offering(
-            gpu=item.gpu,
-            gpu_memory_gib=item.gpu_memory_gi_b,
-            gpus_per_node=item.gpus_per_node,
-            instance_type=item.instance_type,
-            on_demand_per_hour=item.on_demand_per_hour,
-            spot_per_hour=item.spot_per_hour,
-            max_nodes=item.max_nodes,
-            zones=tuple(item.zones or ()),
-        )
-        if base is None:
-            by_type[item.instance_type] = mine
-            continue
-        by_type[item.instance_type] = replace(
-            mine,
-            spot_per_hour=base.spot_per_hour if item.spot_per_hour is None else item.spot_per_hour,
-            max_nodes=base.max_nodes if item.max_nodes is None else item.max_nodes,
-            zones=base.zones if item.zones is None else tuple(item.zones),
-        )
-    return [by_type[key] for key in sorted(by_type)]

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
-from modelfleet.providers.errors import InvalidConfiguration, NotFound, ProviderError, Throttled
+from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.gcp import naming
 from modelfleet.providers.gcp.catalog import (
     ACCELERATORS,
@@ -37,10 +37,12 @@ from modelfleet.providers.gcp.catalog import (
     available_quota,
     build_offerings,
     load_price_table,
-    merge_declared,
 )
 from modelfleet.providers.gcp.classify import CallContext, classify
 from modelfleet.providers.gcp.sdk import Endpoints, GcpClients, load_sdk
+from modelfleet.providers.offerings import merge_declared
+from modelfleet.providers.retry import retry_throttled
+from modelfleet.providers.sdkcall import LazyClient, classified
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +57,6 @@ STATE_BY_STATUS: Mapping[str, PoolState] = {
 }
 BUSY_STATUSES = frozenset({"PROVISIONING", "RECONCILING", "STOPPING"})
 MAX_BACKOFF_SECONDS = 20.0
-_PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
 
 
 class GcpNodePoolProvider:
@@ -230,8 +231,8 @@ class GcpNodePoolProvider:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _client(self, name: str) -> _LazyClient:
-        return _LazyClient(self._clients, name)
+    def _client(self, name: str) -> LazyClient:
+        return LazyClient(self._clients, name)
 
     async def _zone_facts(self, zone: str) -> tuple[set[str], list[GpuMachineType]]:
         accelerator_types = self._client("accelerator_types")
@@ -445,35 +446,11 @@ class GcpNodePoolProvider:
     async def _call(self, context: CallContext, fn: Callable[[], T]) -> T:
         """Run ``fn`` in a worker thread; classify its errors; retry Throttled with
         jittered exponential backoff (at most ``max_attempts`` tries)."""
-        attempt = 1
-        while True:
-            try:
-                return await asyncio.to_thread(_classified, context, fn)
-            except Throttled as err:
-                if attempt >= self._max_attempts:
-                    raise
-                base = max(err.retry_after, 2.0 ** (attempt - 1))
-                delay = min(MAX_BACKOFF_SECONDS, base) * self._rng.uniform(1.0, 1.5)
-                log.info("GCP %s throttled; retrying in %.1fs", context.permission, delay)
-                await self._sleep(delay)
-                attempt += 1
-
-
-class _LazyClient:
-    """Resolves an SDK client on attribute access, inside the worker thread (ADC may block)."""
-
-    def __init__(self, clients: GcpClients, name: str) -> None:
-        self._clients = clients
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._clients.get(self._name), attribute)
-
-
-def _classified(context: CallContext, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (ProviderError, *_PROGRAMMING_ERRORS):
-        raise
-    except Exception as err:
-        raise classify(err, context) from err
+        return await retry_throttled(
+            lambda: asyncio.to_thread(classified, fn, lambda err: classify(err, context)),
+            max_attempts=self._max_attempts,
+            sleep=self._sleep,
+            rng=self._rng,
+            max_wait=MAX_BACKOFF_SECONDS,
+            label=f"GCP {context.permission}",
+        )
