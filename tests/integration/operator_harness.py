@@ -53,8 +53,8 @@ FAST = RunSettings(
         fail_after_seconds=1.0,
         recover_after_seconds=600.0,
         probe_timeout_seconds=1.0,
-        orphan_settle_seconds=1.0,
-        orphan_grace_seconds=2.0,
+        orphan_settle_seconds=5.0,
+        orphan_grace_seconds=6.0,
     ),
     reconciler=ReconcilerSettings(cluster_timeout_seconds=2.0, progressing_requeue_seconds=0.5),
 )

@@ -241,7 +241,7 @@ async def test_orphan_pools_are_reported_then_collected(fleet: Fleet) -> None:
         async def collected() -> bool:
             return not await provider.list_pools()
 
-        await eventually(collected, what="orphan pool deleted after the grace period")
+        await eventually(collected, timeout=60, what="orphan pool deleted after the grace period")
         assert fleet.events("PoolDeleted")
 
 

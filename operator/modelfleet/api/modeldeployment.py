@@ -404,8 +404,8 @@ class Recommendation(ApiModel):
 
 class DecisionStatus(ApiModel):
     """What the planner remembers between reconciles (written by the operator only): the
-    recommendation history of the stabilisation windows and the scale-to-zero and spot
-    fallback timers. Kept in status so that a restarted operator decides the same way."""
+    recommendation history of the stabilisation windows, the scale-to-zero and spot
+    fallback timers and the learned per-replica capacity. Kept in status so that a restarted operator decides the same way."""
 
     recommendations: list[Recommendation] | None = Field(
         default=None, max_length=1000, description="Recent recommendations, oldest first."
@@ -419,6 +419,17 @@ class DecisionStatus(ApiModel):
     )
     spot_unavailable_at: datetime | None = Field(
         default=None, description="Last spot loss or spot stockout affecting the deployment."
+    )
+    capacity_per_replica: float | None = Field(
+        default=None,
+        gt=0,
+        description="Learned requests/s one replica sustains within the SLOs; scale-down "
+        "sizes the fleet to requestRate / (capacityPerReplica x utilisation target).",
+    )
+    capacity_bounded_at: datetime | None = Field(
+        default=None,
+        description="When an SLO breach last bounded capacityPerReplica (unset: the "
+        "capacity is only a demonstrated lower bound and scale-down steps by 10%).",
     )
 
 

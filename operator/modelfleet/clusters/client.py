@@ -40,8 +40,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-import aiohttp
-
 from modelfleet import labels
 from modelfleet.clusters.errors import (
     ClusterConfigError,
@@ -441,6 +439,7 @@ class KubernetesClusterClient:
         content_type: str = "application/json",
     ) -> JsonObject:
         """One API call with the timeout; every transport and HTTP error is translated here."""
+        import aiohttp  # with kubernetes_asyncio: only the real client needs them
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:

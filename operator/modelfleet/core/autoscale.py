@@ -1,10 +1,16 @@
 """SLO-driven autoscaling: how many replicas a deployment needs right now.
 
-An HPA-like proportional rule over the worst SLO signal (observed / target for TTFT p95,
-TPOT p95 and queue per replica), with the safety rules platform teams expect: a tolerance
-band, panic scale-up at twice the target, a down-stabilisation window, no scale-down on
-missing or stale data, and optional scale-to-zero on idleness. Pure: the history the windows
-need comes in and goes out through ``DecisionState`` fields.
+Scale-up is an HPA-like proportional rule over the worst SLO signal (observed / target for
+TTFT p95, TPOT p95 and queue per replica). Scale-down is load-proportional: latency is not
+proportional to load (TTFT has a large load-independent prefill floor, queues are ~0 until
+saturation), so a latency ratio of 0.35 says nothing about how many replicas the load needs.
+The autoscaler instead learns a per-replica capacity (requests/s one replica has sustained
+within the SLOs, lowered on breaches) and sizes the fleet to ``rate / (capacity x
+utilisation_target)``; without a rate or a capacity it steps down by a bounded amount.
+Safety rules platform teams expect stay: a tolerance band, panic scale-up at twice the
+target, a down-stabilisation window, a cap on any one scale-down, no scale-down on missing
+or stale data, and optional scale-to-zero on idleness. Pure: the history the windows and
+the capacity need comes in and goes out through ``DecisionState`` fields.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Signals:
     queue_per_replica: float | None = None
     request_rate: float | None = None
     complete: bool = False
+    ready_replicas: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,8 @@ class AutoscaleDecision:
     recommendations: tuple[tuple[datetime, int], ...]
     idle_since: datetime | None
     reason: Reason
+    capacity_per_replica: float | None = None
+    capacity_bounded_at: datetime | None = None
 
 
 def aggregate_signals(
@@ -60,6 +69,7 @@ def aggregate_signals(
     queue_sum = 0.0
     queue_weight = 0.0
     rate: float | None = None
+    ready: int | None = None
     fresh: dict[str, ClusterSignals] = {}
     for cluster, sig in by_cluster.items():
         when = sig.observed_at or snapshot_time
@@ -76,6 +86,8 @@ def aggregate_signals(
             queue_weight += weight
         if sig.request_rate is not None:
             rate = sig.request_rate + (rate or 0.0)
+        if sig.ready_replicas is not None:
+            ready = sig.ready_replicas + (ready or 0)
     queue = queue_sum / queue_weight if queue_weight else None
     wanted = [
         ("ttft_p95_ms", scaling.ttft_p95_ms),
@@ -91,11 +103,42 @@ def aggregate_signals(
         if any(t is not None and getattr(sig_or_none, name) is None for name, t in wanted):
             complete = False
             break
-    return Signals(ttft, tpot, queue, rate, complete)
+    return Signals(ttft, tpot, queue, rate, complete, ready)
 
 
 def _window(history: tuple[tuple[datetime, int], ...], now: datetime, seconds: float) -> list[int]:
     return [n for t, n in history if (now - t).total_seconds() <= seconds]
+
+
+def learn_capacity(
+    signals: Signals,
+    worst: float | None,
+    *,
+    capacity: float | None,
+    bounded_at: datetime | None,
+    now: datetime,
+    settings: PlannerSettings,
+) -> tuple[float | None, datetime | None]:
+    """The per-replica capacity (requests/s within the SLOs) after observing ``signals``,
+    and when a breach last bounded it (None: the capacity is only a demonstrated lower bound).
+
+    With rate R and n ready replicas (both > 0) and ``worst`` the worst SLO ratio:
+    - every enforced signal within target (worst <= 1, complete data): one replica
+      demonstrably handles R/n, so capacity = max(capacity, R/n);
+    - a breach (worst > 1 + tolerance): capacity = min(capacity, R/n x breach margin), and
+      it counts as bounded from now on;
+    - anything else (no rate, no ready count, inside the tolerance band above 1): unchanged.
+    """
+    rate, ready = signals.request_rate, signals.ready_replicas
+    if worst is None or not rate or not ready or rate <= 0 or ready <= 0:
+        return capacity, bounded_at
+    per_replica = rate / ready
+    if worst > 1.0 + settings.tolerance:
+        bound = per_replica * settings.capacity_breach_margin
+        return (bound if capacity is None else min(capacity, bound)), now
+    if worst > 1.0 or not signals.complete:
+        return capacity, bounded_at
+    return (per_replica if capacity is None else max(capacity, per_replica)), bounded_at
 
 
 def recommend_replicas(
@@ -107,13 +150,22 @@ def recommend_replicas(
     idle_since: datetime | None,
     now: datetime,
     settings: PlannerSettings,
+    capacity: float | None = None,
+    capacity_bounded_at: datetime | None = None,
 ) -> AutoscaleDecision:
     """Desired replicas from ``signals`` given ``current`` desired replicas.
 
     Contract (the rules of docs/decisions.md, section 1):
     - worst ratio r = max(observed / target) over the configured SLOs with data;
-      |r - 1| <= tolerance keeps ``current``; otherwise ``ceil(current * r)``.
-    - r > panic_ratio: scale up at once (no up-stabilisation).
+      |r - 1| <= tolerance keeps ``current``.
+    - r > 1 + tolerance: scale up to ``ceil(current * r)``; r > panic_ratio: at once (no
+      up-stabilisation).
+    - r < 1 - tolerance: scale down on load, not latency. The capacity (``learn_capacity``)
+      is updated from this observation first; with a request rate R and a capacity C the
+      recommendation is ``ceil(R / (C * utilisation_target))``, otherwise
+      ``current - max(1, ceil(scale_down_step * current))``; never below
+      ``ceil(current * r)``, never below ``ceil(current * (1 - max_scale_down_fraction))``,
+      never above ``current``.
     - scale-up is limited to the lowest recommendation over ``up_stabilization_seconds``;
       scale-down to the highest over ``down_stabilization_seconds``; with no history the
       current count is taken as recommended now (so lost state delays, never hastens,
@@ -133,6 +185,14 @@ def recommend_replicas(
         if observed is not None and target is not None:
             ratios.append((name, observed / target))
     worst_name, worst = max(ratios, key=lambda x: x[1]) if ratios else ("", 1.0)
+    capacity, capacity_bounded_at = learn_capacity(
+        signals,
+        worst if ratios else None,
+        capacity=capacity,
+        bounded_at=capacity_bounded_at,
+        now=now,
+        settings=settings,
+    )
     demand = bool(signals.request_rate) or bool(signals.queue_per_replica)
     panic = worst > settings.panic_ratio
 
@@ -150,10 +210,21 @@ def recommend_replicas(
                 else "no SLO signal with data"
             ),
         )
-    else:
+    elif worst > 1.0:
         raw = math.ceil(current * worst - 1e-9)
-        code = R.PANIC_SCALE_UP if panic else (R.SCALE_UP if raw > current else R.SCALE_DOWN)
+        code = R.PANIC_SCALE_UP if panic else R.SCALE_UP
         why = f"{worst_name} at {worst:.2f}x target"
+    else:
+        raw, why = _scale_down(
+            signals,
+            worst,
+            worst_name,
+            current,
+            capacity,
+            capacity_bounded_at is not None,
+            settings,
+        )
+        code = R.SCALE_DOWN if raw < current else R.HOLD
     raw = min(max(raw, lo), hi)
 
     if raw < current and not signals.complete:
@@ -197,4 +268,42 @@ def recommend_replicas(
     if desired == current and code in (R.SCALE_UP, R.SCALE_DOWN, R.PANIC_SCALE_UP):
         code = R.HOLD
     message = f"{current} -> {desired} replicas: {why}"
-    return AutoscaleDecision(desired, history, idle_since, Reason(code, message))
+    return AutoscaleDecision(
+        desired, history, idle_since, Reason(code, message), capacity, capacity_bounded_at
+    )
+
+
+def _scale_down(
+    signals: Signals,
+    worst: float,
+    worst_name: str,
+    current: int,
+    capacity: float | None,
+    bounded: bool,
+    settings: PlannerSettings,
+) -> tuple[int, str]:
+    """The scale-down recommendation (at most ``current``) when every ratio is below
+    1 - tolerance, and why."""
+    rate = signals.request_rate
+    step = current - max(1, math.ceil(settings.scale_down_step * current - 1e-9))
+    if rate is not None and capacity:
+        wanted = math.ceil(rate / (capacity * settings.utilisation_target) - 1e-9)
+        why = (
+            f"{rate:.3g} req/s over {'a' if bounded else 'at least'} {capacity:.3g} req/s "
+            f"per replica at {settings.utilisation_target:.0%} needs {wanted}"
+        )
+        if not bounded and step < wanted:
+            # Only a lower bound: no breach has shown where the capacity ends yet.
+            wanted = step
+            why += f"; capacity not yet bounded by a breach: bounded step to {step}"
+    else:
+        wanted = step
+        why = ("no request rate" if rate is None else "no learned capacity") + (
+            f": bounded step to {step}"
+        )
+    floor_ratio = math.ceil(current * worst - 1e-9)
+    floor_cap = math.ceil(current * (1.0 - settings.max_scale_down_fraction) - 1e-9)
+    raw = min(current, max(wanted, floor_ratio, floor_cap))
+    if raw > wanted:
+        why += f", limited to {raw} ({'the worst ratio' if raw == floor_ratio else 'the step cap'})"
+    return raw, f"{worst_name} at {worst:.2f}x target; {why}"

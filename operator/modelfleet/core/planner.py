@@ -161,6 +161,8 @@ def plan(
         idle_since=state.idle_since,
         now=now,
         settings=settings,
+        capacity=state.capacity_per_replica,
+        capacity_bounded_at=state.capacity_bounded_at,
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -287,6 +289,8 @@ def plan(
         idle_since=auto.idle_since,
         spot_fallback_replicas=fallback,
         spot_unavailable_at=unavailable_at if fallback or ex.spot_stocked_out else None,
+        capacity_per_replica=auto.capacity_per_replica,
+        capacity_bounded_at=auto.capacity_bounded_at,
     )
     return Plan(
         deployment=spec.key,

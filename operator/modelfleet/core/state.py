@@ -2,12 +2,13 @@
 
 The planner is a pure function, so anything it must remember between reconciles (the
 recommendation history of the stabilisation windows, the idle timer of scale-to-zero, the
-spot fallback timer) travels in a ``DecisionState`` that the shell persists (status field or
+spot fallback timer, the learned per-replica capacity) travels in a ``DecisionState`` that the shell persists (status field or
 annotation) as plain JSON via ``to_dict``/``from_dict``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,10 @@ class DecisionState:
     - ``spot_fallback_replicas``: replicas moved to on-demand after a spot loss.
     - ``spot_unavailable_at``: last time a spot loss or spot stockout affected the
       deployment; spot returns ``spot_return_after_seconds`` after it.
+    - ``capacity_per_replica``: learned requests/s one replica sustains within the SLOs
+      (None: not learned yet); scale-down sizes the fleet from it.
+    - ``capacity_bounded_at``: when a breach last bounded ``capacity_per_replica`` (None: only
+      a demonstrated lower bound; scale-down then takes bounded steps).
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -46,6 +51,8 @@ class DecisionState:
     idle_since: datetime | None = None
     spot_fallback_replicas: int = 0
     spot_unavailable_at: datetime | None = None
+    capacity_per_replica: float | None = None
+    capacity_bounded_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A dict of JSON types; ``from_dict`` inverts it exactly. The shape (camelCase,
@@ -58,6 +65,8 @@ class DecisionState:
             "idleSince": _ts(self.idle_since),
             "spotFallbackReplicas": self.spot_fallback_replicas,
             "spotUnavailableAt": _ts(self.spot_unavailable_at),
+            "capacityPerReplica": self.capacity_per_replica,
+            "capacityBoundedAt": _ts(self.capacity_bounded_at),
         }
 
     @classmethod
@@ -84,10 +93,22 @@ class DecisionState:
             raise ValueError(
                 f"decision state: spotFallbackReplicas must be an integer, got {fallback!r}"
             )
+        capacity = data.get("capacityPerReplica")
+        if capacity is not None and (
+            isinstance(capacity, bool)
+            or not isinstance(capacity, int | float)
+            or not math.isfinite(capacity)
+            or capacity <= 0
+        ):
+            raise ValueError(
+                f"decision state: capacityPerReplica must be a positive number, got {capacity!r}"
+            )
         return cls(
             recommendations=tuple(recs),
             last_desired=last,
             idle_since=_parse_ts(data.get("idleSince"), "idleSince"),
             spot_fallback_replicas=fallback,
             spot_unavailable_at=_parse_ts(data.get("spotUnavailableAt"), "spotUnavailableAt"),
+            capacity_per_replica=None if capacity is None else float(capacity),
+            capacity_bounded_at=_parse_ts(data.get("capacityBoundedAt"), "capacityBoundedAt"),
         )

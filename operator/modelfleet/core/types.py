@@ -249,6 +249,19 @@ class PlannerSettings:
     """First stockout backoff (Karpenter's insufficient-capacity cache is 3 minutes)."""
     stockout_max_seconds: float = 1800.0
     """Backoff ceiling; the backoff doubles per consecutive capacity error up to it."""
+    utilisation_target: float = 0.8
+    """Scale-down sizes the fleet so each replica runs at this fraction of its learned
+    capacity (requests/s it has sustained within the SLOs)."""
+    scale_down_step: float = 0.10
+    """Without a request rate or a learned capacity, scale down by at most
+    ``max(1, ceil(step * current))`` replicas per reconcile."""
+    max_scale_down_fraction: float = 0.5
+    """No single reconcile removes more than this fraction of the current replicas."""
+    capacity_decay_seconds: float = 3600.0
+    """Time constant over which the learned per-replica capacity decays toward what the
+    current sizing implies, so that a slower model or image can lower it."""
+    capacity_breach_margin: float = 0.9
+    """On an SLO breach at R/n requests/s per replica, capacity becomes at most this times R/n."""
 
 
 DEFAULT_SETTINGS = PlannerSettings()

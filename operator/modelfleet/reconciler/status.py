@@ -50,6 +50,8 @@ def decision_to_status(state: DecisionState) -> DecisionStatus:
         idle_since=state.idle_since,
         spot_fallback_replicas=state.spot_fallback_replicas,
         spot_unavailable_at=state.spot_unavailable_at,
+        capacity_per_replica=state.capacity_per_replica,
+        capacity_bounded_at=state.capacity_bounded_at,
     )
 
 
@@ -63,6 +65,8 @@ def decision_from_status(status: DecisionStatus | None) -> DecisionState:
         idle_since=status.idle_since,
         spot_fallback_replicas=status.spot_fallback_replicas,
         spot_unavailable_at=status.spot_unavailable_at,
+        capacity_per_replica=status.capacity_per_replica,
+        capacity_bounded_at=status.capacity_bounded_at,
     )
 
 

@@ -1,5 +1,6 @@
-"""Autoscaling on SLOs (docs/decisions.md §1): proportional rule, tolerance, panic,
-stabilisation windows, hold on missing data, scale to and from zero."""
+"""Autoscaling on SLOs (docs/decisions.md §1): proportional scale-up, load-proportional
+scale-down on a learned per-replica capacity, tolerance, panic, stabilisation windows, hold on
+missing data, scale to and from zero."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ import pytest
 from core_builders import NOW, ago, cluster, existing, offering, run, signals, spec
 
 from modelfleet.core import ClusterSignals, DecisionState
+from modelfleet.core.planner import Plan
 
 FLEET = [cluster("a", offering(od=1.0))]
 SLO = {"ttft_p95_ms": 200.0, "tpot_p95_ms": 50.0, "max_queue_per_replica": 4.0}
+
+
+def planned(
+    current: int,
+    sig: ClusterSignals | None,
+    *,
+    state: DecisionState | None = None,
+    lo: int = 1,
+    hi: int = 16,
+    **scaling: object,
+) -> Plan:
+    """The plan for a deployment running ``current`` replicas in cluster a."""
+    s = spec(lo, hi, scaling={**SLO, **scaling})
+    st = state or DecisionState(last_desired=current)
+    placements = (existing("a", replicas=current),) if current else ()
+    metrics = signals(a=sig) if sig else None
+    return run(s, FLEET, placements=placements, metrics=metrics, state=st)
 
 
 def desired(
@@ -22,11 +41,7 @@ def desired(
     **scaling: object,
 ) -> int:
     """Desired replicas for a deployment running ``current`` replicas in cluster a."""
-    s = spec(lo, hi, scaling={**SLO, **scaling})
-    st = state or DecisionState(last_desired=current)
-    placements = (existing("a", replicas=current),) if current else ()
-    metrics = signals(a=sig) if sig else None
-    return run(s, FLEET, placements=placements, metrics=metrics, state=st).desired_replicas
+    return planned(current, sig, state=state, lo=lo, hi=hi, **scaling).desired_replicas
 
 
 def sig(
@@ -43,7 +58,7 @@ def sig(
         (4, sig(tpot=65), 6, "worst signal wins: TPOT at 1.3x -> ceil(5.2)"),
         (4, sig(queue=6), 6, "queue per replica 1.5x"),
         (4, sig(ttft=900), 16, "panic at 4.5x: ceil(18) clamped to max 16"),
-        (4, sig(ttft=100, tpot=10, queue=0.5), 4, "scale-down held by the 300 s window"),
+        (4, sig(ttft=100, tpot=10, queue=0.5), 4, "0.5x, but 5 req/s demonstrably needs 4"),
         (4, None, 4, "no metrics: hold"),
         (2, sig(ttft=100), 2, "at the minimum already"),
     ],
@@ -56,11 +71,13 @@ def test_proportional_rule(
 
 def test_scale_down_after_the_window_to_highest_recent_recommendation() -> None:
     history = ((ago(400), 8), (ago(200), 3), (ago(100), 2))
-    state = DecisionState(recommendations=history, last_desired=4)
-    # The 8 is older than 300 s; the highest recommendation in the window is now the new one
-    # (ceil(4 * 0.5) = 2) or 3: stabilised at 3.
+    learned = {"capacity_per_replica": 4.0, "capacity_bounded_at": NOW}
+    state = DecisionState(recommendations=history, last_desired=4, **learned)
+    # 5 req/s over 4 req/s per replica at 80% needs ceil(1.56) = 2 now. The 8 is older than
+    # 300 s; the highest recommendation in the window is 3: stabilised at 3.
     assert desired(4, sig(ttft=100, tpot=10, queue=0.5), state=state) == 3
-    no_window = desired(4, sig(ttft=100, tpot=10, queue=0.5), down_stabilization_seconds=0)
+    fresh = DecisionState(last_desired=4, **learned)
+    no_window = desired(4, sig(ttft=100, tpot=10, queue=0.5), state=fresh, **NO_WINDOW)
     assert no_window == 2
 
 
@@ -104,3 +121,97 @@ def test_new_deployment_starts_at_min_and_state_records_history() -> None:
     assert p.desired_replicas == 3
     assert p.state.last_desired == 3
     assert p.state.recommendations == ((NOW, 3),)
+
+
+NO_WINDOW = {"down_stabilization_seconds": 0}
+
+
+def learned(capacity: float, *, current: int, age: float = 0) -> DecisionState:
+    """State with a capacity bounded by a breach ``age`` seconds ago."""
+    return DecisionState(
+        last_desired=current, capacity_per_replica=capacity, capacity_bounded_at=ago(age)
+    )
+
+
+@pytest.mark.parametrize(
+    ("current", "signal", "state", "expected", "why"),
+    [
+        # The simulator's oscillation: TTFT sits at its prefill floor (0.4x) at a load the
+        # replicas need. The old rule cut 12 -> ceil(12 x 0.4) = 5 and the rest saturated.
+        (12, sig(80, 20, 0.0, 60, 12), None, 10, "learns >= 5 req/s, unbounded: 12 - 2"),
+        (12, sig(80, 20, 0.0, 60, 12), learned(6, current=12), 12, "60 / (6 x 0.8) = 13"),
+        # Learned capacity sizes the fleet to the load, not to the latency ratio.
+        (12, sig(80, 20, 0.0, 30, 12), learned(5, current=12), 8, "30 / (5 x 0.8) = 7.5"),
+        (12, sig(80, 20, 0.0, 45, 12), learned(5, current=12), 12, "45 / 4 = 11.25 -> 12"),
+        (
+            20,
+            sig(80, 20, 0.0, 40, 20),
+            DecisionState(last_desired=20, capacity_per_replica=10),
+            10,
+            "unbounded lower bound already says 5: -50% cap",
+        ),
+        # Without a rate (or a capacity): a bounded step of max(1, 10%).
+        (20, ClusterSignals(20, 80, 20, 0.0, None), None, 18, "20 - max(1, 2)"),
+        (4, ClusterSignals(4, 80, 20, 0.0, None), learned(5, current=4), 3, "4 - max(1, 1)"),
+        (20, sig(80, 20, 0.0, 0.0, 20), None, 18, "zero rate teaches no capacity"),
+        # Never more than half in one reconcile, never below ceil(current x worst ratio).
+        (16, sig(80, 10, 0.0, 8, 16), learned(10, current=16), 8, "wants 1: capped at -50%"),
+        (16, sig(140, 10, 0.0, 8, 16), learned(10, current=16), 12, "ceil(16 x 0.7) = 12"),
+        # Missing or stale data still holds, learned capacity or not.
+        (16, ClusterSignals(16, 80, None, 0.0, 8), learned(10, current=16), 16, "no TPOT"),
+        (
+            16,
+            ClusterSignals(16, 80, 10, 0.0, 8, observed_at=ago(600)),
+            learned(10, current=16),
+            16,
+            "stale",
+        ),
+        (16, None, learned(10, current=16), 16, "no metrics"),
+    ],
+)
+def test_load_proportional_scale_down(
+    current: int,
+    signal: ClusterSignals | None,
+    state: DecisionState | None,
+    expected: int,
+    why: str,
+) -> None:
+    got = desired(current, signal, state=state, hi=32, **NO_WINDOW)
+    assert got == expected, why
+
+
+@pytest.mark.parametrize(
+    ("signal", "state", "capacity", "why"),
+    [
+        (sig(80, 20, 0.0, 60, 12), None, 5.0, "first healthy look: R/n"),
+        (sig(80, 20, 0.0, 84, 12), learned(6, current=12), 7.0, "healthy above it: raised"),
+        (sig(80, 20, 0.0, 57.6, 12), learned(6, current=12, age=3600), 6.0, "sized by it"),
+        (sig(80, 20, 0.0, 24, 12), learned(10, current=12), 10.0, "held above it: kept"),
+        (sig(300, 20, 0.0, 60, 12), learned(8, current=12), 4.5, "breach: 0.9 x R/n"),
+        (sig(300, 20, 0.0, 60, 12), learned(4, current=12), 4.0, "breach above it: kept"),
+        (sig(300, 20, 0.0, 60, 12), None, 4.5, "breach with nothing learned"),
+        (sig(210, 20, 0.0, 90, 12), learned(6, current=12), 6.0, "inside tolerance: kept"),
+        (ClusterSignals(12, 80, None, 0, 90), learned(6, current=12), 6.0, "incomplete: kept"),
+        (sig(80, 20, 0.0, None, 12), learned(6, current=12), 6.0, "no rate: kept"),
+    ],
+)
+def test_capacity_learning(
+    signal: ClusterSignals, state: DecisionState | None, capacity: float, why: str
+) -> None:
+    p = planned(12, signal, state=state, hi=32, **NO_WINDOW)
+    assert p.state.capacity_per_replica == pytest.approx(capacity), why
+    breach = signal.ttft_p95_ms is not None and signal.ttft_p95_ms > 220
+    if breach:
+        assert p.state.capacity_bounded_at == NOW, why
+    else:
+        assert p.state.capacity_bounded_at == (state.capacity_bounded_at if state else None)
+
+
+def test_breach_lowers_capacity_then_scale_down_respects_it() -> None:
+    # A slower image: 12 replicas breach TTFT (1.5x) at 60 req/s; the learned 8 drops to 4.5.
+    p = planned(12, sig(300, 20, 0.0, 60, 12), state=learned(8, current=12), hi=32)
+    assert p.desired_replicas == 18
+    assert p.state.capacity_per_replica == pytest.approx(4.5)
+    # Back within target on 18 at 60 req/s: 60 / (4.5 x 0.8) = 16.7 -> 17, not 60 / 6.4 = 10.
+    after = DecisionState(last_desired=18, capacity_per_replica=4.5, capacity_bounded_at=NOW)
+    assert desired(18, sig(80, 20, 0.0, 60, 18), state=after, hi=32, **NO_WINDOW) == 17

@@ -132,6 +132,10 @@ def test_decision_state_round_trips_through_json_types() -> None:
     state = DecisionState(((ago(60), 3), (NOW, 4)), 4, ago(30), 2, ago(10))
     data = json.loads(json.dumps(state.to_dict()))
     assert DecisionState.from_dict(data) == state
+    learned = DecisionState(last_desired=4, capacity_per_replica=2.5, capacity_bounded_at=NOW)
+    assert DecisionState.from_dict(json.loads(json.dumps(learned.to_dict()))) == learned
+    with pytest.raises(ValueError, match="capacityPerReplica"):
+        DecisionState.from_dict({"capacityPerReplica": -1})
     assert DecisionState.from_dict(None) == DecisionState()
     with pytest.raises(ValueError, match="lastDesired"):
         DecisionState.from_dict({"lastDesired": "four"})
