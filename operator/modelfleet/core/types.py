@@ -257,9 +257,6 @@ class PlannerSettings:
     ``max(1, ceil(step * current))`` replicas per reconcile."""
     max_scale_down_fraction: float = 0.5
     """No single reconcile removes more than this fraction of the current replicas."""
-    capacity_decay_seconds: float = 3600.0
-    """Time constant over which the learned per-replica capacity decays toward what the
-    current sizing implies, so that a slower model or image can lower it."""
     capacity_breach_margin: float = 0.9
     """On an SLO breach at R/n requests/s per replica, capacity becomes at most this times R/n."""
 
