@@ -121,7 +121,7 @@ async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:
             )
 
         await eventually(all_ready, what="Ready=True")
-        assert fleet.events("Placed")
+        await eventually(lambda: fleet.events("Placed"), what="a Placed Event")
 
 
 async def test_spec_change_is_followed(fleet: Fleet) -> None:
@@ -162,7 +162,7 @@ async def test_unreachable_cluster_fails_over(fleet: Fleet) -> None:
         assert {p["cluster"] for p in body["status"]["placements"]} == {"west"}
         conditions = {c["type"]: c for c in body["status"]["conditions"]}
         assert conditions["Degraded"]["status"] == "True"
-        assert fleet.events("ClusterFailed")
+        await eventually(lambda: fleet.events("ClusterFailed"), what="a ClusterFailed Event")
 
 
 async def test_stockout_falls_through_to_next_cluster(fleet: Fleet) -> None:
@@ -178,7 +178,7 @@ async def test_stockout_falls_through_to_next_cluster(fleet: Fleet) -> None:
         await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
         await eventually(lambda: fleet.replicas("west") == 2, what="placement fell through to west")
         assert fleet.replicas("east") == 0
-        assert fleet.events("Stockout")
+        await eventually(lambda: fleet.events("Stockout"), what="a Stockout Event")
 
         async def stockout_published() -> bool:
             fc = await fleet.fc("east")
@@ -242,7 +242,7 @@ async def test_orphan_pools_are_reported_then_collected(fleet: Fleet) -> None:
             return not await provider.list_pools()
 
         await eventually(collected, timeout=60, what="orphan pool deleted after the grace period")
-        assert fleet.events("PoolDeleted")
+        await eventually(lambda: fleet.events("PoolDeleted"), what="a PoolDeleted Event")
 
 
 async def _gone(fleet: Fleet) -> bool:
@@ -303,5 +303,5 @@ async def test_unsatisfiable_spec_reports_what_to_change(fleet: Fleet) -> None:
         ready = await eventually(rejected, what="Ready=False")
         assert ready["reason"] == "NoCandidates"
         assert "B200" in ready["message"] or "GPU" in ready["message"]
-        assert fleet.events("NoCandidates")
+        await eventually(lambda: fleet.events("NoCandidates"), what="a NoCandidates Event")
         assert fleet.replicas("east") == 0 and fleet.replicas("west") == 0
