@@ -4,7 +4,14 @@
 lazily, so the core install stays light and a missing extra gives a clear error.
 """
 
-from modelfleet.providers.base import NodePool, NodePoolProvider, Offering, PoolIssue, PoolSpec
+from modelfleet.providers.base import (
+    NodePool,
+    NodePoolProvider,
+    Offering,
+    PoolIssue,
+    PoolSpec,
+    capacity_issue,
+)
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -33,5 +40,6 @@ __all__ = [
     "QuotaExceeded",
     "Throttled",
     "Unreachable",
+    "capacity_issue",
     "is_capacity_error",
 ]

@@ -43,6 +43,15 @@ class PoolIssue:
 
     code: str
     message: str
+    capacity: bool = False
+    """True when the provider's classifier reads this issue as "no capacity or quota here"
+    (the cloud accepted a resize and could not launch the nodes): the reconciler turns it
+    into a stockout mark exactly as if ``ensure_pool`` had raised."""
+
+
+def capacity_issue(pool: NodePool) -> PoolIssue | None:
+    """The first issue of ``pool`` its provider classified as a capacity/quota problem."""
+    return next((issue for issue in pool.issues if issue.capacity), None)
 
 
 @dataclass(frozen=True)

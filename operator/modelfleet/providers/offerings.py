@@ -1,5 +1,6 @@
 """Offering helpers shared by the cloud providers (pure).
 
+- ``declared_offerings``/``offering_of``: a FleetCluster's offerings as providers see them.
 - ``merge_declared``: a FleetCluster's declared ``gpuOfferings`` over the discovered ones
   (``offering_from_api`` turns one declared entry into an ``Offering``).
 - ``PriceTable``/``load_price_table``: the bundled, dated (on-demand, spot) price tables in
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from modelfleet.api.fleetcluster import GpuOffering
+from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
 from modelfleet.providers.base import Offering
 
 
@@ -32,6 +33,25 @@ def offering_from_api(offering: GpuOffering) -> Offering:
         max_nodes=offering.max_nodes,
         zones=tuple(offering.zones or ()),
     )
+
+
+def declared_offerings(cluster: FleetCluster) -> list[Offering]:
+    """The FleetCluster's declared offerings, in declaration order."""
+    return [offering_from_api(o) for o in cluster.spec.gpu_offerings or []]
+
+
+def offering_of(cluster: FleetCluster | None, instance_type: str) -> Offering | None:
+    """The Offering for ``instance_type`` in ``cluster``: declared first, then discovered
+    (``status.offerings``); None when the cluster offers no such type."""
+    if cluster is None:
+        return None
+    for offering in cluster.spec.gpu_offerings or []:
+        if offering.instance_type == instance_type:
+            return offering_from_api(offering)
+    for discovered in (cluster.status.offerings if cluster.status else None) or []:
+        if discovered.instance_type == instance_type:
+            return offering_from_api(discovered)
+    return None
 
 
 def merge_declared(

@@ -39,7 +39,7 @@ from modelfleet.providers.errors import (
     QuotaExceeded,
     Unreachable,
 )
-from modelfleet.providers.static import declared_offerings
+from modelfleet.providers.offerings import declared_offerings
 
 SPOT_RECLAIMED = "SpotReclaimed"
 """Pool issue code: spot nodes were reclaimed and the pool is not whole again yet."""
@@ -266,7 +266,9 @@ class SimulatedNodePoolProvider:
         if until is not None and ready < desired:
             issues.append(
                 PoolIssue(
-                    INSUFFICIENT_CAPACITY, f"no capacity for new nodes until {until.isoformat()}"
+                    INSUFFICIENT_CAPACITY,
+                    f"no capacity for new nodes until {until.isoformat()}",
+                    capacity=True,
                 )
             )
         state: PoolState = (

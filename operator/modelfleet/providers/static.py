@@ -41,17 +41,13 @@ from modelfleet.providers.errors import (
     ProviderError,
     Unreachable,
 )
+from modelfleet.providers.offerings import declared_offerings as declared_offerings
 from modelfleet.providers.offerings import offering_from_api as offering_from_api
 
 GFD_PRODUCT = "nvidia.com/gpu.product"
 """GPU feature discovery label: the GPU model, e.g. NVIDIA-H100-80GB-HBM3."""
 GFD_MEMORY = "nvidia.com/gpu.memory"
 """GPU feature discovery label: memory per GPU in MiB."""
-
-
-def declared_offerings(cluster: FleetCluster) -> list[Offering]:
-    """The FleetCluster's declared offerings, in declaration order."""
-    return [offering_from_api(o) for o in cluster.spec.gpu_offerings or []]
 
 
 _CAPACITY_TYPES: dict[str, CapacityType] = {"on-demand": "OnDemand", "spot": "Spot"}

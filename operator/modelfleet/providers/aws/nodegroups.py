@@ -12,7 +12,9 @@ from typing import Any, Final
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import AwsSettings
+from modelfleet.providers.aws.errors import classify_issue
 from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.errors import is_capacity_error
 
 NODEGROUP_PREFIX: Final = "mf-"
 DEFAULT_DISK_GIB: Final = 200
@@ -161,6 +163,14 @@ def ready_counts(asgs: Sequence[Mapping[str, Any]], *, owners: Mapping[str, str]
     return ready
 
 
+def _issue(raw: Mapping[str, Any], *, instance_type: str, group: Mapping[str, Any]) -> PoolIssue:
+    """One node group health issue, classified with the same table as API errors."""
+    issue = PoolIssue(code=str(raw.get("code")), message=str(raw.get("message") or ""))
+    capacity_type = "Spot" if group.get("capacityType") == "SPOT" else "OnDemand"
+    error = classify_issue(issue, instance_type=instance_type, capacity_type=capacity_type)
+    return PoolIssue(issue.code, issue.message, capacity=is_capacity_error(error))
+
+
 def to_node_pool(
     group: Mapping[str, Any], *, cluster: str, ready_nodes: int, gpu: str | None
 ) -> NodePool:
@@ -176,9 +186,7 @@ def to_node_pool(
         ready_nodes=ready_nodes,
         state=EKS_STATES.get(str(group.get("status")), "Degraded"),
         gpu=gpu,
-        issues=tuple(
-            PoolIssue(code=str(i.get("code")), message=str(i.get("message") or "")) for i in issues
-        ),
+        issues=tuple(_issue(i, instance_type=str(instance_types[0]), group=group) for i in issues),
         managed=owned_by(group, cluster),
         tags=tags,
     )

@@ -73,6 +73,12 @@ class _Facts:
         return next((code for code in candidates if code in haystack), None)
 
 
+def capacity_code(code: str) -> bool:
+    """Whether an agent pool provisioning error code means no capacity or no quota (AKS
+    reports those on the pool after accepting the change)."""
+    return code in CAPACITY_CODES or code in QUOTA_CODES
+
+
 def classify(error: BaseException, context: CallContext) -> ProviderError:
     """Translate any exception from an Azure SDK call (or its LRO poller) into a
     ProviderError. ProviderErrors pass through.

@@ -37,7 +37,12 @@ from modelfleet.providers.azure.catalog import (
     load_price_table,
     usable_gpu_skus,
 )
-from modelfleet.providers.azure.classify import PRECONDITION_FAILED, CallContext, classify
+from modelfleet.providers.azure.classify import (
+    PRECONDITION_FAILED,
+    CallContext,
+    capacity_code,
+    classify,
+)
 from modelfleet.providers.azure.prices import (
     Prices,
     PricesUnavailable,
@@ -366,9 +371,12 @@ class AzureNodePoolProvider:
         issues: list[PoolIssue] = []
         error = pool.status.provisioning_error if pool.status else None
         if error is not None:
-            issues.append(PoolIssue(str(error.code or "ProvisioningError"), str(error.message)))
+            code = str(error.code or "ProvisioningError")
+            details = [d for d in error.details or () if d.code]
+            capacity = capacity_code(code) or any(capacity_code(str(d.code)) for d in details)
+            issues.append(PoolIssue(code, str(error.message), capacity))
             issues.extend(
-                PoolIssue(str(d.code), str(d.message)) for d in error.details or () if d.code
+                PoolIssue(str(d.code), str(d.message), capacity_code(str(d.code))) for d in details
             )
         if state == "Active" and power == "Stopped":
             state = "Degraded"

@@ -74,6 +74,18 @@ class _Facts:
         return any(phrase in lowered for phrase in phrases)
 
 
+def capacity_issue_text(code: str, message: str) -> bool:
+    """Whether a node pool condition/status (``code``, ``message``) means a stockout or an
+    exhausted quota: GKE reports those on the pool after accepting a resize."""
+    lowered = message.lower()
+    return (
+        code in CAPACITY_CODES
+        or code in QUOTA_CODES
+        or any(p in lowered for p in CAPACITY_PHRASES)
+        or any(p in lowered for p in QUOTA_PHRASES)
+    )
+
+
 def classify(error: BaseException, context: CallContext) -> ProviderError:
     """Translate any exception raised by a Google SDK call into a ProviderError.
 

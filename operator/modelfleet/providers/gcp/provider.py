@@ -38,7 +38,7 @@ from modelfleet.providers.gcp.catalog import (
     build_offerings,
     load_price_table,
 )
-from modelfleet.providers.gcp.classify import CallContext, classify
+from modelfleet.providers.gcp.classify import CallContext, capacity_issue_text, classify
 from modelfleet.providers.gcp.sdk import Endpoints, GcpClients, load_sdk
 from modelfleet.providers.offerings import merge_declared
 from modelfleet.providers.retry import retry_throttled
@@ -389,7 +389,11 @@ class GcpNodePoolProvider:
         status = self._status(pool)
         issues = tuple(self._issue(condition) for condition in pool.conditions)
         if not issues and status in ("ERROR", "RUNNING_WITH_ERROR") and pool.status_message:
-            issues = (PoolIssue(status, pool.status_message),)
+            issues = (
+                PoolIssue(
+                    status, pool.status_message, capacity_issue_text(status, pool.status_message)
+                ),
+            )
         resource_labels = dict(config.resource_labels)
         return NodePool(
             name=pool.name,
@@ -408,7 +412,7 @@ class GcpNodePoolProvider:
         code = condition.code.name if condition.code else ""
         if not code or code == "UNKNOWN":
             code = condition.canonical_code.name if condition.canonical_code else "UNKNOWN"
-        return PoolIssue(code, condition.message)
+        return PoolIssue(code, condition.message, capacity_issue_text(code, condition.message))
 
     async def _sizes(self, pool: Any) -> tuple[int, int]:
         """(desired, ready) nodes summed over the pool's managed instance groups; before the
