@@ -3,7 +3,8 @@
 The shell (reconciler, CLI, simulator) reads ModelDeployments and FleetClusters as pydantic
 models; the planner wants small frozen dataclasses it can read quickly thousands of times.
 Converting here, once per snapshot, keeps pydantic out of the hot path and the mapping from
-API field to planner input in one place. Pure: no I/O, no clock.
+API field to planner input in one place (stockout marks also go back the other way, with
+``stockout_to_api``, so both directions live together). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modelfleet.api.common import LabelSelector
-from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
+from modelfleet.api.fleetcluster import FleetCluster, GpuOffering, Stockout
 from modelfleet.api.modeldeployment import ModelDeployment, ModelDeploymentSpec
 from modelfleet.core.types import (
     ClusterView,
@@ -121,18 +122,7 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
     discovered = (
         [o for o in (status.offerings or []) if o.instance_type not in seen] if status else []
     )
-    stockouts = tuple(
-        StockoutMark(
-            gpu=s.gpu,
-            capacity_type=s.capacity_type,
-            until=s.until,
-            failures=s.failures,
-            instance_type=s.instance_type,
-            since=s.since,
-            message=s.message,
-        )
-        for s in (status.stockouts or [] if status else [])
-    )
+    stockouts = tuple(stockout_from_api(s) for s in (status.stockouts or [] if status else []))
     return ClusterView(
         name=fc.metadata.name,
         cloud=fc.spec.cloud_name,
@@ -145,6 +135,33 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
         last_success=status.last_success_time if status else None,
         cordoned=fc.spec.cordoned,
         stockouts=stockouts,
+    )
+
+
+def stockout_from_api(stockout: Stockout) -> StockoutMark:
+    """The core's mark for a FleetCluster ``status.stockouts`` entry (the one converter in
+    this direction; ``stockout_to_api`` is its inverse)."""
+    return StockoutMark(
+        gpu=stockout.gpu,
+        capacity_type=stockout.capacity_type,
+        until=stockout.until,
+        failures=stockout.failures,
+        instance_type=stockout.instance_type,
+        since=stockout.since,
+        message=stockout.message,
+    )
+
+
+def stockout_to_api(mark: StockoutMark) -> Stockout:
+    """The ``status.stockouts`` entry for a core mark (inverse of ``stockout_from_api``)."""
+    return Stockout(
+        gpu=mark.gpu,
+        capacity_type=mark.capacity_type,
+        instance_type=mark.instance_type,
+        since=mark.since,
+        until=mark.until,
+        failures=mark.failures,
+        message=mark.message,
     )
 
 

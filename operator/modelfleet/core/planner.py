@@ -23,7 +23,7 @@ from modelfleet.core.candidates import (
     eligibility,
     fleet_index,
 )
-from modelfleet.core.health import is_lost
+from modelfleet.core.health import accepts_new_replicas, is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import place
 from modelfleet.core.reasons import Reason
@@ -74,6 +74,18 @@ def _classify(
         if cluster is None or is_lost(cluster, spec.failover, now):
             why = "cluster left the fleet" if cluster is None else f"cluster is {cluster.health}"
             retiring.append(Retiring(*key, p.replicas, True, f"{R.CLUSTER_FAILED}: {why}"))
+            continue
+        held = (
+            accepts_new_replicas(cluster, spec.failover, now)
+            if cluster.health == "Recovering"
+            else None
+        )
+        if held is not None:
+            # Failback hysteresis applies to replicas still there from before the outage as
+            # much as to new ones: they keep serving (and keep their nodes) but are not
+            # sticky, so they never displace the healthy replacements before the window.
+            retiring.append(Retiring(*key, p.replicas, False, f"{R.CLUSTER_FAILING_BACK}: {held}"))
+            running[key] = p.replicas
             continue
         static = elig.static_reason(key)
         if static is not None or key not in elig.known:
@@ -304,6 +316,7 @@ def plan(
         reasons=tuple(reasons),
         changes=tuple(changes),
         state=new_state,
+        signals=signals,
     )
 
 

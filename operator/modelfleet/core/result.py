@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.core.autoscale import Signals
 from modelfleet.core.reasons import BUDGET_EXCEEDED, NO_CANDIDATES, Reason
 from modelfleet.core.state import DecisionState
 from modelfleet.core.types import CapacityType
@@ -111,6 +112,9 @@ class Plan:
     reasons: tuple[Reason, ...]
     changes: tuple[Reason, ...]
     state: DecisionState
+    signals: Signals | None = None
+    """The fleet-wide aggregate of the deployment's signals the autoscaler decided on
+    (status reports exactly these figures, so SLOMet and the autoscaler never disagree)."""
 
     @property
     def placed_replicas(self) -> int:
