@@ -1,10 +1,11 @@
-"""kopf wiring, and nothing else: which events trigger which reconciler call.
+"""kopf wiring, and nothing else: which events feed which call of the operator loop.
 
 - ModelDeployment: create/update/resume reconcile at once (apply -> workloads in under a
-  couple of seconds); a 5-second timer reconciles again when the previous pass asked to be
-  requeued or the regular interval has passed; delete runs the finalizer.
+  couple of seconds); a timer ticks every ``TICK_SECONDS`` and reconciles when the loop's
+  schedule says the object is due (requeue, regular interval, error backoff); delete runs
+  the finalizer.
 - FleetCluster: create/resume and a timer probe health, publish stockouts, rediscover
-  offerings.
+  offerings, upkeep pools, all when the loop says they are due.
 - Two in-memory indexes (kopf indexes) give every handler the whole fleet and every
   deployment's recorded placements without extra API calls.
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from modelfleet import GROUP, VERSION
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api import conditions as C
-from modelfleet.reconciler import EventRecord, PoolUpkeep, probe_fleet_cluster
+from modelfleet.reconciler import EventRecord
 from modelfleet.runtime import OperatorContext
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ async def model_deployment_tick(
 ) -> None:
     if body.metadata.get("deletionTimestamp"):
         return
-    if memo.due(str(body.metadata.uid), memo.clock()):
+    if memo.loop.deployment_due(str(body.metadata.uid)):
         await _reconcile(body, patch, memo, kwargs["fleet_clusters"], kwargs["model_deployments"])
 
 
@@ -121,35 +122,17 @@ async def _reconcile(
     md_index: kopf.Index[tuple[str, str], ModelDeployment],
 ) -> None:
     uid = str(body.metadata.uid)
-    now = memo.clock()
     try:
         md = ModelDeployment.model_validate(dict(body))
     except ValidationError as exc:
         _reject(body, patch, memo, exc)
-        memo.schedule(uid, now, None)
+        memo.loop.invalid(uid)
         return
-    with memo.metrics.time_reconcile("ModelDeployment"):
-        outcome = await memo.reconciler.reconcile(
-            md,
-            fleet=_all(fleet_index),
-            others=_all(md_index),
-        )
+    outcome = await memo.loop.reconcile(uid, md, fleet=_all(fleet_index), others=_all(md_index))
+    if outcome is None:
+        return  # logged and backed off by the loop
     patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
     _post(body, outcome.events)
-    for cluster, gpu, capacity_type in outcome.stockouts:
-        memo.metrics.count_stockout(cluster, gpu, capacity_type=capacity_type)
-    for change in outcome.plan.changes:
-        if change.code in ("ClusterFailed", "SpotReclaimed"):
-            memo.metrics.count_failover(change.cluster or "unknown", reason=change.code)
-    if outcome.status.replicas is not None:
-        memo.metrics.set_deployment(
-            md.metadata.namespace or "default",
-            md.metadata.name,
-            desired=outcome.status.replicas.desired,
-            ready=outcome.status.replicas.ready,
-            cost_per_hour=outcome.status.cost_per_hour,
-        )
-    memo.schedule(uid, now, outcome.requeue_after)
 
 
 def _reject(
@@ -173,7 +156,6 @@ def _reject(
         }
     ]
     kopf.event(body, type="Warning", reason="InvalidSpec", message=problems[:1000])
-    memo.metrics.count_reconcile_error("ModelDeployment", "InvalidSpec")
 
 
 @kopf.on.delete(*MD)
@@ -188,7 +170,8 @@ async def model_deployment_deleted(
         md = ModelDeployment.model_validate(dict(body))
     except ValidationError:
         return  # nothing of an invalid deployment was ever created
-    outcome = await memo.reconciler.finalize(
+    outcome = await memo.loop.finalize(
+        str(body.metadata.uid),
         md,
         fleet=_all(kwargs["fleet_clusters"]),
         others=_all(kwargs["model_deployments"]),
@@ -208,8 +191,6 @@ async def model_deployment_deleted(
         raise kopf.TemporaryError(
             f"cleanup pending in {', '.join(outcome.pending)}", delay=min(300, 10 * 2**retry)
         )
-    memo.next_due.pop(str(body.metadata.uid), None)
-    memo.metrics.forget_deployment(md.metadata.namespace or "default", md.metadata.name)
 
 
 # -- FleetCluster -------------------------------------------------------------------------
@@ -228,15 +209,13 @@ async def fleet_cluster_changed(
 async def fleet_cluster_tick(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, **kwargs: Any
 ) -> None:
-    if memo.probe_due(str(body.metadata.name), memo.clock()):
+    if memo.loop.probe_due(str(body.metadata.name)):
         await _probe(body, patch, memo, kwargs.get("model_deployments"))
 
 
 @kopf.on.delete(*FC, optional=True)
 async def fleet_cluster_deleted(name: str, memo: OperatorContext, **_: Any) -> None:
-    await memo.clusters.forget(name)
-    memo.providers.forget(name)
-    memo.stockouts.forget(name)
+    await memo.forget_cluster(name)
 
 
 async def _probe(
@@ -250,27 +229,8 @@ async def _probe(
     except ValidationError as exc:
         kopf.event(body, type="Warning", reason="InvalidSpec", message=str(exc)[:1000])
         return
-    now = memo.clock()
-    name = cluster.metadata.name
-    upkeep = None
-    if md_index is not None and memo.pools_due(name, now):
-        needed: set[tuple[str, str]] = {
-            (p.instance_type, str(p.capacity_type))
-            for md in _all(md_index)
-            for p in (md.status.placements if md.status else None) or []
-            if p.cluster == name and p.replicas > 0
-        }
-        upkeep = PoolUpkeep(needed=needed, orphan_since=memo.orphan_since.setdefault(name, {}))
-    outcome = await probe_fleet_cluster(
-        cluster,
-        clusters=memo.clusters.client_for,
-        providers=memo.providers,
-        stockouts=memo.stockouts,
-        now=now,
-        discover=memo.discovery_due(name, now),
-        pools=upkeep,
-        settings=memo.settings.fleet,
-    )
+    deployments = _all(md_index) if md_index is not None else None
+    outcome = await memo.loop.probe(cluster, deployments=deployments)
     patch.status.update(outcome.status_patch())
     _post(body, outcome.events)
 

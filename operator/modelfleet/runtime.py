@@ -1,9 +1,11 @@
 """Wire the operator's long-lived parts together: one place builds what the handlers use.
 
-``OperatorContext`` is the kopf ``memo``: the Reconciler, the cluster and provider
-registries, the stockout memory, the operator's own metrics, and the per-object schedule
-(when each ModelDeployment is next due). Building it does I/O (the hub connection), so it
-lives here and not in the reconciler; it imports no kopf, so the tests can build one too.
+``OperatorContext`` is the kopf ``memo``: the operator loop (which owns the Reconciler, the
+schedules, the pool ledger and the stockout memory), the cluster and provider registries
+and the operator's own metrics. Member clusters get two clients each: one for reconciles
+and one, with its own connection pool, for health probes, so a probe never queues behind
+reconcile traffic. Building it does I/O (the hub connection), so it lives here and not in
+the reconciler; it imports no kopf, so the tests can build one too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import yaml
 from modelfleet.api import FleetCluster
 from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesClusterClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
+from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.metrics.prometheus import PrometheusClient, PrometheusMetricsSource
 from modelfleet.metrics.source import MetricsSource
@@ -50,66 +53,53 @@ class RunSettings:
     """How often providers re-discover offerings and prices."""
     pools_interval_seconds: float = 60.0
     """How often node pools are listed into FleetCluster status and orphans collected."""
+    max_concurrent_reconciles: int = 16
+    """Deployment passes running at once; the others wait (probes never do)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
+
+    def loop(self) -> LoopSettings:
+        """The operator loop's share of these settings."""
+        return LoopSettings(
+            interval_seconds=self.interval_seconds,
+            probe_interval_seconds=self.probe_interval_seconds,
+            discovery_interval_seconds=self.discovery_interval_seconds,
+            pools_interval_seconds=self.pools_interval_seconds,
+            max_concurrent_reconciles=self.max_concurrent_reconciles,
+            fleet=self.fleet,
+        )
 
 
 @dataclass
 class OperatorContext:
     """Everything the handlers share (kopf passes shallow copies as ``memo``)."""
 
-    reconciler: Reconciler
+    loop: OperatorLoop
     clusters: ClusterRegistry
+    probe_clusters: ClusterRegistry
     providers: ProviderRegistry
-    stockouts: StockoutMemory
     metrics: OperatorMetrics
     settings: RunSettings
     clock: Callable[[], datetime] = utcnow
-    next_due: dict[str, datetime] = field(default_factory=dict)
-    next_discovery: dict[str, datetime] = field(default_factory=dict)
-    next_probe: dict[str, datetime] = field(default_factory=dict)
-    next_pools: dict[str, datetime] = field(default_factory=dict)
-    orphan_since: dict[str, dict[str, datetime]] = field(default_factory=dict)
     closers: list[Any] = field(default_factory=list)
 
-    def due(self, uid: str, now: datetime) -> bool:
-        """Whether ModelDeployment ``uid`` should be reconciled by the timer now."""
-        when = self.next_due.get(uid)
-        return when is None or now >= when
+    @property
+    def reconciler(self) -> Reconciler:
+        return self.loop.reconciler
 
-    def schedule(self, uid: str, now: datetime, after_seconds: float | None) -> None:
-        """Next timer reconcile: ``after_seconds`` (a requeue) or the regular interval."""
-        delay = self.settings.interval_seconds if after_seconds is None else after_seconds
-        self.next_due[uid] = now + timedelta(seconds=delay)
+    @property
+    def stockouts(self) -> StockoutMemory:
+        return self.loop.stockouts
 
-    def probe_due(self, name: str, now: datetime) -> bool:
-        """Whether FleetCluster ``name`` should be probed now (and book the next probe)."""
-        when = self.next_probe.get(name)
-        if when is not None and now < when:
-            return False
-        self.next_probe[name] = now + timedelta(seconds=self.settings.probe_interval_seconds)
-        return True
-
-    def pools_due(self, name: str, now: datetime) -> bool:
-        """Whether FleetCluster ``name``'s pools should be listed and collected now."""
-        when = self.next_pools.get(name)
-        if when is not None and now < when:
-            return False
-        self.next_pools[name] = now + timedelta(seconds=self.settings.pools_interval_seconds)
-        return True
-
-    def discovery_due(self, name: str, now: datetime) -> bool:
-        """Whether FleetCluster ``name`` should re-discover offerings now (and book the next)."""
-        when = self.next_discovery.get(name)
-        if when is not None and now < when:
-            return False
-        self.next_discovery[name] = now + timedelta(
-            seconds=self.settings.discovery_interval_seconds
-        )
-        return True
+    async def forget_cluster(self, name: str) -> None:
+        """FleetCluster ``name`` was deleted: drop its clients and everything remembered."""
+        await self.clusters.forget(name)
+        await self.probe_clusters.forget(name)
+        self.loop.forget_cluster(name)
 
     async def close(self) -> None:
         await self.clusters.close()
+        await self.probe_clusters.close()
         for closer in self.closers:
             await closer()
 
@@ -140,17 +130,31 @@ async def build_context(
     """Build the operator's context; each part can be replaced (tests, the simulator)."""
     settings = settings or RunSettings()
     closers: list[Any] = []
+    probe_hub: ClusterClient | None = None
     if hub is None:
         hub = await hub_client()
-        closers.append(hub.close)
+        probe_hub = await hub_client()  # its own connection pool: probes never queue
+        closers.extend([hub.close, probe_hub.close])
     if not hasattr(hub, "read_secret"):
         raise TypeError("the hub client must also read Secrets (SecretReader)")
     clusters = ClusterRegistry(hub=hub, secrets=hub, factory=cluster_factory)  # type: ignore[arg-type]
+    probe_clusters = ClusterRegistry(
+        hub=probe_hub or hub,
+        secrets=probe_hub or hub,  # type: ignore[arg-type]
+        factory=cluster_factory,
+    )
 
     async def client_for(cluster: FleetCluster) -> ClusterClient:
         return await clusters.client_for(cluster)
 
-    stockouts = StockoutMemory()
+    async def probe_client_for(cluster: FleetCluster) -> ClusterClient:
+        return await probe_clusters.client_for(cluster)
+
+    planner = settings.reconciler.planner
+    stockouts = StockoutMemory(
+        initial_seconds=planner.stockout_initial_seconds,
+        max_seconds=planner.stockout_max_seconds,
+    )
     providers = ProviderRegistry(clusters=client_for, secrets=hub, clock=clock)  # type: ignore[arg-type]
     if metrics_source is None:
         prometheus = PrometheusClient()
@@ -164,12 +168,21 @@ async def build_context(
         clock=clock,
         settings=settings.reconciler,
     )
-    return OperatorContext(
+    metrics = operator_metrics or OperatorMetrics()
+    loop = OperatorLoop(
         reconciler=reconciler,
-        clusters=clusters,
         providers=providers,
-        stockouts=stockouts,
-        metrics=operator_metrics or OperatorMetrics(),
+        probe_clients=probe_client_for,
+        settings=settings.loop(),
+        metrics=metrics,
+        clock=clock,
+    )
+    return OperatorContext(
+        loop=loop,
+        clusters=clusters,
+        probe_clusters=probe_clusters,
+        providers=providers,
+        metrics=metrics,
         settings=settings,
         clock=clock,
         closers=closers,

@@ -20,14 +20,14 @@ from modelfleet.api.fleetcluster import (
     FleetClusterStatus,
     GpuOffering,
     NodePoolStatus,
-    Stockout,
 )
 from modelfleet.clusters import ClusterError, ClusterProbe
 from modelfleet.core import HealthRecord, next_health
 from modelfleet.providers import Offering, ProviderError
 from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
-from modelfleet.reconciler.deployment import EventRecord, EventType
+from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
+from modelfleet.reconciler.outcome import EventRecord, EventType
 
 
 @dataclass(frozen=True)
@@ -170,19 +170,6 @@ async def probe_fleet_cluster(
             events.append(EventRecord("Warning", "PoolListFailed", "node pools: timed out"))
 
     stockouts.prune(now)
-    marks = [
-        Stockout(
-            gpu=m.gpu,
-            capacity_type=m.capacity_type,
-            instance_type=m.instance_type,
-            since=m.since,
-            until=m.until,
-            failures=m.failures,
-            message=m.message,
-        )
-        for m in stockouts.marks(cluster.metadata.name)
-        if m.until > now
-    ]
     new_status = FleetClusterStatus(
         observed_generation=cluster.metadata.generation,
         conditions=[reachable, ready],
@@ -190,7 +177,7 @@ async def probe_fleet_cluster(
         health_since=record.since,
         last_probe_time=now,
         last_success_time=record.last_success,
-        stockouts=marks or None,
+        stockouts=stockouts.published(cluster.metadata.name, now),
         node_pools=node_pools,
         offerings=offerings,
     )
@@ -200,10 +187,10 @@ async def probe_fleet_cluster(
 
 @dataclass
 class PoolUpkeep:
-    """What pool upkeep needs: the (instance type, capacity type) pools some deployment
-    places replicas on in this cluster, and the orphan clock (mutated in place)."""
+    """What pool upkeep needs: the pool ledger (which pools some deployment books, and what
+    each was last asked for) and the orphan clock (mutated in place)."""
 
-    needed: set[tuple[str, str]]
+    ledger: PoolLedger
     orphan_since: dict[str, datetime]
 
 
@@ -220,7 +207,14 @@ async def _upkeep_pools(
     provider = await providers.provider_for(cluster)
     async with asyncio.timeout(settings.provider_timeout_seconds):
         pools = await provider.list_pools()
-    needed = {p.name for p in pools if (p.instance_type, p.capacity_type) in upkeep.needed}
+    booked = upkeep.ledger.needed(cluster.metadata.name)
+    needed = {p.name for p in pools if (p.instance_type, p.capacity_type) in booked}
+    for p in pools:
+        key = (cluster.metadata.name, p.instance_type, p.capacity_type)
+        asked = upkeep.ledger.requested(key)
+        if asked is not None and asked != p.desired_nodes:
+            # Resized behind our back (or our call was lost): the next pass re-asserts it.
+            upkeep.ledger.forget_request(key)
     actions = plan_orphan_gc(
         pools,
         needed,

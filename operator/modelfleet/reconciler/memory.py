@@ -15,6 +15,7 @@ from datetime import datetime
 
 from modelfleet.api import FleetCluster
 from modelfleet.api.common import CapacityType
+from modelfleet.api.fleetcluster import Stockout
 from modelfleet.clusters import ClusterClient, SecretReader
 from modelfleet.core import (
     StockoutMark,
@@ -22,36 +23,37 @@ from modelfleet.core import (
     record_capacity_error,
     record_capacity_success,
 )
+from modelfleet.core.from_api import stockout_from_api, stockout_to_api
 from modelfleet.providers import NodePoolProvider
 from modelfleet.providers.factory import provider_for
 
 
 class StockoutMemory:
-    """Stockout marks per cluster name. Not thread-safe; used from the operator's loop."""
+    """Stockout marks per cluster name: the one owner of marks in the operator (the planner
+    reads them, the pools stage records them, the FleetCluster pass publishes them).
 
-    def __init__(self) -> None:
+    Backoff timings are the planner settings' ``stockout_initial_seconds`` (3 min) doubling
+    up to ``stockout_max_seconds`` (30 min). Not thread-safe; used from the operator's loop.
+    """
+
+    def __init__(self, *, initial_seconds: float = 180.0, max_seconds: float = 1800.0) -> None:
         self._marks: dict[str, tuple[StockoutMark, ...]] = {}
+        self._initial = initial_seconds
+        self._max = max_seconds
 
     def seed(self, cluster: FleetCluster) -> None:
         """Adopt marks from a FleetCluster's status unless this process already has some."""
         name = cluster.metadata.name
         if name in self._marks or cluster.status is None:
             return
-        self._marks[name] = tuple(
-            StockoutMark(
-                gpu=s.gpu,
-                capacity_type=s.capacity_type,
-                until=s.until,
-                failures=s.failures,
-                instance_type=s.instance_type,
-                since=s.since,
-                message=s.message,
-            )
-            for s in cluster.status.stockouts or []
-        )
+        self._marks[name] = tuple(stockout_from_api(s) for s in cluster.status.stockouts or [])
 
     def marks(self, cluster: str) -> tuple[StockoutMark, ...]:
         return self._marks.get(cluster, ())
+
+    def published(self, cluster: str, now: datetime) -> list[Stockout] | None:
+        """The marks in force at ``now`` as FleetCluster ``status.stockouts`` (None: none)."""
+        return [stockout_to_api(m) for m in self.marks(cluster) if m.until > now] or None
 
     def record_error(
         self,
@@ -62,8 +64,19 @@ class StockoutMemory:
         instance_type: str | None,
         message: str,
         now: datetime,
-    ) -> StockoutMark:
-        """Record a capacity error; returns the mark now in force (backoff doubled)."""
+    ) -> tuple[StockoutMark, bool]:
+        """Record a capacity error; returns the mark now in force and whether this error
+        changed anything. An error while a mark for the same key is still in force is the
+        same stockout seen again (another deployment, a late report): it neither doubles
+        nor extends the backoff."""
+        for mark in self.marks(cluster):
+            if (
+                mark.gpu == gpu
+                and mark.capacity_type == capacity_type
+                and mark.instance_type == instance_type
+                and mark.until > now
+            ):
+                return mark, False
         marks = record_capacity_error(
             self.marks(cluster),
             gpu,
@@ -71,24 +84,38 @@ class StockoutMemory:
             now=now,
             instance_type=instance_type,
             message=message,
+            initial_seconds=self._initial,
+            max_seconds=self._max,
         )
         self._marks[cluster] = marks
-        return next(
+        mark = next(
             m
             for m in marks
             if m.gpu == gpu
             and m.capacity_type == capacity_type
             and m.instance_type == instance_type
         )
+        return mark, True
 
-    def record_success(
-        self, cluster: str, gpu: str, *, capacity_type: CapacityType, instance_type: str
+    def obtained(
+        self,
+        cluster: str,
+        gpu: str,
+        *,
+        capacity_type: CapacityType,
+        instance_type: str,
+        now: datetime,
     ) -> None:
-        """Capacity was obtained: forget the backoff for it."""
-        if cluster in self._marks:
-            self._marks[cluster] = record_capacity_success(
-                self._marks[cluster], gpu, capacity_type=capacity_type, instance_type=instance_type
-            )
+        """A pool obtained the nodes of a grow: forget the backoff of its expired marks (a
+        mark still in force stays: nothing was asked of that capacity while it held)."""
+        marks = self._marks.get(cluster)
+        if not marks:
+            return
+        expired = tuple(m for m in marks if m.until <= now)
+        cleared = record_capacity_success(
+            expired, gpu, capacity_type=capacity_type, instance_type=instance_type
+        )
+        self._marks[cluster] = tuple(m for m in marks if m.until > now or m in cleared)
 
     def prune(self, now: datetime) -> None:
         """Forget marks that expired long ago."""

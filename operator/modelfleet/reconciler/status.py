@@ -27,19 +27,37 @@ from modelfleet.api.modeldeployment import (
     SloStatus,
 )
 from modelfleet.core import DecisionState, Plan, unsatisfiable
+from modelfleet.core import reasons as R
 from modelfleet.reconciler.observe import Observation
 
 Status = Literal["True", "False", "Unknown"]
+STOCKOUT_CODES = (R.STOCKOUT, R.SPOT_RECLAIMED)
+"""Retiring reasons (their code prefix) that mean capacity ran out under the replicas."""
 
 
 @dataclass(frozen=True)
 class SloFigures:
-    """Fleet-wide SLO figures: worst cluster for percentiles and queue, sum for the rate."""
+    """Fleet-wide SLO figures: the planner's own aggregate (``Plan.signals``: worst cluster
+    for the percentiles, ready-weighted queue per replica, summed rate), so that SLOMet and
+    the autoscaler always judge the same numbers."""
 
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
     queue_per_replica: float | None = None
     request_rate: float | None = None
+
+    @classmethod
+    def of(cls, plan: Plan) -> SloFigures:
+        """The figures the planner decided on (all missing when it had none)."""
+        signals = plan.signals
+        if signals is None:
+            return cls()
+        return cls(
+            ttft_p95_ms=signals.ttft_p95_ms,
+            tpot_p95_ms=signals.tpot_p95_ms,
+            queue_per_replica=signals.queue_per_replica,
+            request_rate=signals.request_rate,
+        )
 
 
 def decision_to_status(state: DecisionState) -> DecisionStatus:
@@ -122,17 +140,20 @@ def build_status(
     plan: Plan,
     observation: Observation,
     *,
-    slo: SloFigures,
     endpoints: Sequence[Endpoint],
     problems: Sequence[str],
     now: datetime,
+    capacity_errors: Sequence[str] = (),
 ) -> ModelDeploymentStatus:
     """The complete status after one reconcile.
 
     ``problems`` are human messages about clusters or providers that failed this pass
     (unreachable member cluster, provider permission denied, ...): they make the deployment
-    Degraded without hiding what the plan achieved.
+    Degraded without hiding what the plan achieved. ``capacity_errors`` describe the
+    stockouts met this pass (refused, or reported by the cloud after an accepted resize):
+    CapacityAvailable is False while they steer replicas elsewhere.
     """
+    slo = SloFigures.of(plan)
     generation = md.metadata.generation
     previous = {c.type: c for c in (md.status.conditions if md.status else None) or []}
     cond = {}
@@ -169,8 +190,22 @@ def build_status(
     spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
     terminal = unsatisfiable(plan)
 
-    # CapacityAvailable: could every wanted replica be placed?
-    if plan.unplaced == 0:
+    # CapacityAvailable: could every wanted replica be placed where the plan wanted it?
+    stocked_out = [r for r in plan.retiring if r.lost and r.reason.startswith(STOCKOUT_CODES)]
+    blocked = [r for r in plan.reasons if r.code == R.STOCKOUT]
+    if plan.unplaced == 0 and (capacity_errors or stocked_out or blocked):
+        detail = (
+            "; ".join(capacity_errors)
+            or "; ".join(r.reason for r in stocked_out)
+            or "; ".join(f"{r.cluster} {r.offering} {r.capacity_type}: {r.message}" for r in blocked)
+        )
+        put(
+            C.CAPACITY_AVAILABLE,
+            "False",
+            "Stockout",
+            f"capacity ran out ({detail}); {wanted} replica(s) placed on the next candidates",
+        )
+    elif plan.unplaced == 0:
         put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed")
     else:
         code = terminal.code if terminal is not None else "InsufficientCapacity"

@@ -1,13 +1,14 @@
 """The policy under test: the real modelfleet operator loop, on virtual time.
 
-``ModelfleetPolicy`` is what ``modelfleet run`` does, minus kopf and the hub API server:
-FleetClusters are probed every ``probeInterval`` through ``probe_fleet_cluster`` and every
-ModelDeployment is reconciled by the real ``Reconciler`` every ``interval`` seconds, or
-sooner when the previous pass asked to be requeued — on the 5-second timer tick the kopf
-handlers use. The adapters are the simulated ones (in-memory member clusters, the simulated
-node-pool provider of each cluster, metrics computed from the simulated traffic); after each
-pass the returned status is stored on the object, as the API server would store the status
-patch. Nothing of the decision path is reimplemented here.
+``ModelfleetPolicy`` is what ``modelfleet run`` does, minus kopf and the hub API server: the
+same ``OperatorLoop`` decides, on the virtual clock, when each FleetCluster is probed (with
+pool upkeep, orphan GC and offering discovery when due) and when each ModelDeployment is
+reconciled by the real ``Reconciler`` (its interval, a requeue, an error backoff); the
+engine only ticks it, as the kopf timers tick the operator's. The adapters are the
+simulated ones (in-memory member clusters, the simulated node-pool provider of each
+cluster, metrics computed from the simulated traffic); after each pass the returned status
+is stored on the object, as the API server would store the status patch. Nothing of the
+decision path or of the scheduling is reimplemented here.
 
 Every policy (this one and the baselines) exposes the same small interface to the engine:
 ``tick(now)`` and ``desired(key)``, plus the capacity errors it met.
@@ -20,6 +21,7 @@ from typing import Literal, Protocol
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.clusters import ClusterClient
 from modelfleet.core.from_api import deployment_key
+from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.metrics.source import MetricsSource
 from modelfleet.providers import NodePoolProvider
 from modelfleet.reconciler import (
@@ -27,7 +29,6 @@ from modelfleet.reconciler import (
     ProviderRegistry,
     Reconciler,
     StockoutMemory,
-    probe_fleet_cluster,
 )
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
 
@@ -125,8 +126,6 @@ class ModelfleetPolicy:
         self._world = world
         self._clock = clock
         control = world.world.control
-        self._interval = control.reconcile_interval_seconds
-        self._probe_interval = control.probe_interval_seconds
         self.fleet: list[FleetCluster] = world.fleet_specs()
         self.deployments = policy_deployments(deployments, name)
         self.stockouts = StockoutMemory()
@@ -135,7 +134,6 @@ class ModelfleetPolicy:
         async def client_for(cluster: FleetCluster) -> ClusterClient:
             return world.clusters[cluster.metadata.name].client
 
-        self._client_for = client_for
         self.reconciler = Reconciler(
             clusters=client_for,
             providers=self.providers,
@@ -143,36 +141,45 @@ class ModelfleetPolicy:
             stockouts=self.stockouts,
             clock=clock,
         )
-        self._due = [0.0] * len(self.deployments)
-        self._next_probe = 0.0
+        self.loop = OperatorLoop(
+            reconciler=self.reconciler,
+            providers=self.providers,
+            probe_clients=client_for,
+            settings=LoopSettings(
+                interval_seconds=control.reconcile_interval_seconds,
+                probe_interval_seconds=control.probe_interval_seconds,
+                fleet=FleetSettings(),
+            ),
+            clock=clock,
+        )
         self._desired: dict[str, int] = {}
         self._errors: list[tuple[float, str]] = []
         self.events: list[tuple[float, str, str, str]] = []
         """(time, deployment key, reason, message) of every Event the reconciler posted."""
-        self.reconciles = 0
-        self.probes = 0
+
+    @property
+    def reconciles(self) -> int:
+        return self.loop.reconciles
+
+    @property
+    def probes(self) -> int:
+        return self.loop.probe_count
 
     async def tick(self, now: float) -> None:
-        if now >= self._next_probe:
-            self._next_probe = now + self._probe_interval
-            fleet = []
-            for cluster in self.fleet:
-                probed = await probe_fleet_cluster(
-                    cluster,
-                    clusters=self._client_for,
-                    providers=self.providers,
-                    stockouts=self.stockouts,
-                    now=self._clock(),
-                    settings=FleetSettings(),
-                )
-                self.probes += 1
-                fleet.append(cluster.model_copy(update={"status": probed.status}))
-            self.fleet = fleet
+        fleet = []
+        for cluster in self.fleet:
+            if self.loop.probe_due(cluster.metadata.name):
+                probed = await self.loop.probe(cluster, deployments=self.deployments)
+                cluster = cluster.model_copy(update={"status": probed.status})
+            fleet.append(cluster)
+        self.fleet = fleet
         for i, md in enumerate(self.deployments):
-            if now < self._due[i]:
+            uid = md.metadata.uid or deployment_key(md)
+            if not self.loop.deployment_due(uid):
                 continue
-            outcome = await self.reconciler.reconcile(md, fleet=self.fleet, others=self.deployments)
-            self.reconciles += 1
+            outcome = await self.loop.reconcile(uid, md, fleet=self.fleet, others=self.deployments)
+            if outcome is None:
+                continue
             self.deployments[i] = md.model_copy(update={"status": outcome.status})
             key = deployment_key(md)
             self._desired[key] = outcome.plan.desired_replicas
@@ -181,8 +188,6 @@ class ModelfleetPolicy:
                     self._errors.append((now, key))
                 if event.reason in ("Stockout", "ClusterFailed", "SpotReclaimed", "SpotReturn"):
                     self.events.append((now, key, event.reason, event.message))
-            wait = self._interval if outcome.requeue_after is None else outcome.requeue_after
-            self._due[i] = now + wait
 
     def desired(self, key: str) -> int:
         return self._desired.get(key, 0)

@@ -1,0 +1,185 @@
+"""The one owner of node-pool sizes: every deployment's booking of every pool, in nodes.
+
+A node pool (cluster, instance type, capacity type) is shared by every ModelDeployment that
+places replicas on it, so its size is a fleet-wide decision: the sum of all deployments'
+current plans, never above the pool's ``maxNodes``. Deciding it per deployment from the
+neighbours' last status (as Karpenter would call "stale cluster state") lets two passes that
+run at the same time book the same free nodes. The ledger is kept in process, updated
+synchronously right after each plan (no ``await`` between reading the bookings and writing
+the new one, so two passes on one event loop never book the same node), and fed back to the
+planner as the other deployments' ``FleetSnapshot.placements``. A restarted operator seeds
+it from each deployment's ``status.placements`` until that deployment is planned again.
+
+It also remembers what each pool was last asked for and when a grow began, so that the
+pools stage can tell "obtained what it asked for" (the only event that clears a stockout
+mark) from "kept its size", and notice nodes that never become Ready (launch timeout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelfleet.api.common import CapacityType
+from modelfleet.core import ExistingPlacement, Plan
+
+PoolKey = tuple[str, str, CapacityType]
+"""(cluster, instance type, capacity type): one node pool."""
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What one deployment holds on one pool: replicas planned there and nodes for them
+    (nodes include replicas that keep running until their replacements are ready)."""
+
+    replicas: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A grow in flight: the pool was asked for ``nodes`` at ``since`` and has fewer Ready."""
+
+    nodes: int
+    since: datetime
+
+
+class PoolLedger:
+    """Bookings per deployment key, plus per-pool request memory. Not thread-safe: used from
+    the operator's event loop only (its methods never await)."""
+
+    def __init__(self) -> None:
+        self._bookings: dict[str, dict[PoolKey, Booking]] = {}
+        self._requested: dict[PoolKey, int] = {}
+        self._launches: dict[PoolKey, Launch] = {}
+        self._dirty: set[PoolKey] = set()
+
+    # -- bookings -----------------------------------------------------------------------
+
+    def knows(self, deployment: str) -> bool:
+        return deployment in self._bookings
+
+    def seed(self, deployment: str, placements: Iterable[ExistingPlacement]) -> None:
+        """Adopt a deployment's recorded placements unless it was booked in this process."""
+        if deployment in self._bookings:
+            return
+        bookings: dict[PoolKey, Booking] = {}
+        for p in placements:
+            key: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
+            nodes = p.nodes if p.nodes is not None else p.replicas
+            old = bookings.get(key, Booking(0, 0))
+            bookings[key] = Booking(old.replicas + p.replicas, old.nodes + nodes)
+        self._bookings[deployment] = bookings
+
+    def book(self, deployment: str, plan: Plan) -> set[PoolKey]:
+        """Replace ``deployment``'s bookings with ``plan``'s pools; returns the pools whose
+        total changed (they need resizing)."""
+        replicas: dict[PoolKey, int] = {}
+        for p in plan.placements:
+            key: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
+            replicas[key] = replicas.get(key, 0) + p.replicas
+        new = {
+            (n.cluster, n.instance_type, n.capacity_type): Booking(
+                replicas.get((n.cluster, n.instance_type, n.capacity_type), 0), n.nodes
+            )
+            for n in plan.node_pools
+        }
+        old = self._bookings.get(deployment, {})
+        self._bookings[deployment] = new
+        changed = {
+            k
+            for k in set(old) | set(new)
+            if old.get(k, Booking(0, 0)).nodes != new.get(k, Booking(0, 0)).nodes
+        }
+        self._dirty |= {k for k in changed if self._requested.get(k) != self.total(k)}
+        return changed
+
+    def release(self, deployment: str) -> set[PoolKey]:
+        """Forget ``deployment`` (deleted); returns the pools whose total changed."""
+        old = self._bookings.pop(deployment, {})
+        changed = {k for k, b in old.items() if b.nodes}
+        self._dirty |= changed
+        return changed
+
+    def bookings(self, deployment: str) -> dict[PoolKey, Booking]:
+        return dict(self._bookings.get(deployment, {}))
+
+    def total(self, pool: PoolKey) -> int:
+        """Nodes every deployment together books on ``pool``."""
+        return sum(b.get(pool, Booking(0, 0)).nodes for b in self._bookings.values())
+
+    def placements(self, *, exclude: str) -> tuple[ExistingPlacement, ...]:
+        """Every other deployment's bookings, as the planner's existing placements (the
+        capacity they hold counts against each pool's quota)."""
+        return tuple(
+            ExistingPlacement(
+                deployment=deployment,
+                cluster=key[0],
+                instance_type=key[1],
+                capacity_type=key[2],
+                replicas=booking.replicas,
+                nodes=booking.nodes,
+            )
+            for deployment, pools in sorted(self._bookings.items())
+            if deployment != exclude
+            for key, booking in sorted(pools.items())
+            if booking.nodes > 0 or booking.replicas > 0
+        )
+
+    def needed(self, cluster: str) -> set[tuple[str, str]]:
+        """(instance type, capacity type) of every pool of ``cluster`` some deployment books."""
+        return {
+            (key[1], key[2])
+            for pools in self._bookings.values()
+            for key, booking in pools.items()
+            if key[0] == cluster and booking.nodes > 0
+        }
+
+    # -- requests -----------------------------------------------------------------------
+
+    def dirty(self) -> set[PoolKey]:
+        """Pools whose total differs from what they were last asked for (or unknown)."""
+        return set(self._dirty)
+
+    def requested(self, pool: PoolKey) -> int | None:
+        """The size ``pool`` was last asked for by this process (None: unknown)."""
+        return self._requested.get(pool)
+
+    def launch(self, pool: PoolKey) -> Launch | None:
+        return self._launches.get(pool)
+
+    def asked(self, pool: PoolKey, nodes: int) -> None:
+        """``pool`` accepted a request for ``nodes``."""
+        self._requested[pool] = nodes
+        if nodes == self.total(pool):
+            self._dirty.discard(pool)
+        launch = self._launches.get(pool)
+        if launch is not None and nodes < launch.nodes:
+            # A shrink below a pending grow ends (part of) that grow.
+            self._launches[pool] = Launch(nodes, launch.since)
+
+    def start_launch(self, pool: PoolKey, nodes: int, now: datetime) -> Launch:
+        """Nodes of ``pool`` are not all Ready: the launch clock runs from its first sight."""
+        launch = self._launches.get(pool)
+        if launch is None:
+            launch = Launch(nodes, now)
+        elif nodes != launch.nodes:
+            launch = Launch(nodes, launch.since)
+        self._launches[pool] = launch
+        return launch
+
+    def end_launch(self, pool: PoolKey) -> Launch | None:
+        """The pool is whole again (or gave up): forget its launch; returns it."""
+        return self._launches.pop(pool, None)
+
+    def forget_request(self, pool: PoolKey) -> None:
+        """What the pool holds is unknown again (an error, or the cloud says otherwise)."""
+        self._requested.pop(pool, None)
+        self._dirty.add(pool)
+
+    def forget_cluster(self, cluster: str) -> None:
+        for table in (self._requested, self._launches):
+            for key in [k for k in table if k[0] == cluster]:
+                del table[key]
+        self._dirty = {k for k in self._dirty if k[0] != cluster}

@@ -1,0 +1,232 @@
+"""Pools stage: size every node pool a pass touched to the ledger's total, and read back
+what the cloud did with the request.
+
+A pool's size is the sum of every deployment's booking (``ledger.PoolLedger``), capped at
+the offering's ``maxNodes``: modelfleet never asks a pool for more than its limit, so its
+own bookkeeping can never surface as a stockout. Calls are made only where needed: a pool
+whose total changed is resized (``ensure_pool``); a pool this deployment is waiting on is
+read back (``get_pool``). Capacity problems become stockout marks whichever way the cloud
+reports them:
+
+- refused at once (``InsufficientCapacity``/``QuotaExceeded`` from ``ensure_pool``);
+- reported after an accepted resize, as a pool health issue the provider classified as
+  capacity (EKS ``AsgInstanceLaunchFailures``/``InsufficientInstanceCapacity``, GKE
+  stockout/quota conditions, AKS allocation failures);
+- nodes not Ready within ``launch_timeout_seconds`` of the grow (as Karpenter's
+  registration timeout): whatever the cause, the replicas go elsewhere.
+
+A mark is cleared only when the pool obtained the nodes of a grow asked after the mark
+expired: a call that merely kept the size proves nothing. Nothing is resized on a cluster
+whose health is Failed or Suspect (no destructive action there, even if its API answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelfleet.api import FleetCluster
+from modelfleet.providers import (
+    NodePool,
+    NodePoolProvider,
+    NotFound,
+    PoolSpec,
+    ProviderError,
+    capacity_issue,
+    is_capacity_error,
+)
+from modelfleet.providers.offerings import offering_of
+from modelfleet.reconciler.ledger import PoolKey, PoolLedger
+from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
+from modelfleet.reconciler.outcome import CapacityError, PassLog
+
+NO_CHANGES_HEALTH = frozenset({"Failed", "Suspect"})
+"""Cluster health in which nothing is resized or removed there."""
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """Timing of pool calls."""
+
+    provider_timeout_seconds: float = 30.0
+    """Longest wait for one node-pool call."""
+    launch_timeout_seconds: float = 900.0
+    """Nodes of a grow not Ready this long after it was asked count as a capacity error."""
+
+
+def health_of(cluster: FleetCluster) -> str:
+    return cluster.status.health if cluster.status is not None else "Unknown"
+
+
+async def size_pools(
+    pools: set[PoolKey],
+    *,
+    waiting: set[PoolKey],
+    by_name: Mapping[str, FleetCluster],
+    ledger: PoolLedger,
+    providers: ProviderRegistry,
+    stockouts: StockoutMemory,
+    log: PassLog,
+    now: datetime,
+    settings: PoolSettings,
+) -> bool:
+    """Bring ``pools`` (totals changed) to their ledger totals and read back ``waiting``
+    pools. Returns True when a capacity error was recorded (the caller re-plans). Never
+    raises for provider failures: they become Events and problems in ``log``."""
+    outcomes = await asyncio.gather(
+        *(
+            _one(
+                pool,
+                resize=pool in pools,
+                by_name=by_name,
+                ledger=ledger,
+                providers=providers,
+                stockouts=stockouts,
+                log=log,
+                now=now,
+                settings=settings,
+            )
+            for pool in sorted(pools | waiting)
+        )
+    )
+    return any(outcomes)
+
+
+async def _one(
+    pool: PoolKey,
+    *,
+    resize: bool,
+    by_name: Mapping[str, FleetCluster],
+    ledger: PoolLedger,
+    providers: ProviderRegistry,
+    stockouts: StockoutMemory,
+    log: PassLog,
+    now: datetime,
+    settings: PoolSettings,
+) -> bool:
+    name, instance_type, capacity_type = pool
+    cluster = by_name.get(name)
+    if cluster is None or health_of(cluster) in NO_CHANGES_HEALTH:
+        return False
+    offering = offering_of(cluster, instance_type)
+    if offering is None:
+        log.note("Warning", "UnknownOffering", f"{name} has no offering {instance_type}")
+        return False
+    total = ledger.total(pool)
+    if offering.max_nodes is not None and total > offering.max_nodes:
+        log.note(
+            "Warning",
+            "PoolOverbooked",
+            f"{name}: {total} {capacity_type} {instance_type} node(s) booked, the pool's "
+            f"maxNodes is {offering.max_nodes}; asking for {offering.max_nodes}",
+        )
+        total = offering.max_nodes
+    spec = PoolSpec(
+        cluster=name,
+        offering=offering,
+        capacity_type=capacity_type,
+        nodes=total,
+        zones=tuple(cluster.spec.zones or ()),
+    )
+    before = ledger.requested(pool)
+    grow = before is not None and total > before
+    try:
+        provider: NodePoolProvider = await providers.provider_for(cluster)
+        async with asyncio.timeout(settings.provider_timeout_seconds):
+            if resize or before != total:
+                result = await provider.ensure_pool(spec)
+                ledger.asked(pool, total)
+            else:
+                result = await provider.get_pool(spec)
+    except NotFound:
+        ledger.forget_request(pool)
+        return False
+    except ProviderError as exc:
+        ledger.forget_request(pool)
+        if is_capacity_error(exc):
+            _capacity_error(pool, offering.gpu, str(exc), stockouts, log, now=now, late=False)
+            return True
+        log.warn(exc.code, f"{name}: node pool {instance_type}: {exc}")
+        return False
+    except TimeoutError:
+        ledger.forget_request(pool)
+        log.warn("ProviderTimeout", f"{name}: node pool call timed out")
+        return False
+    return _read_back(
+        pool, result, total, grow, offering.gpu, ledger, stockouts, log, now, settings
+    )
+
+
+def _read_back(
+    pool: PoolKey,
+    result: NodePool,
+    total: int,
+    grow: bool,
+    gpu: str,
+    ledger: PoolLedger,
+    stockouts: StockoutMemory,
+    log: PassLog,
+    now: datetime,
+    settings: PoolSettings,
+) -> bool:
+    """Judge what the pool holds against what it was asked for; True on a capacity error."""
+    name, instance_type, capacity_type = pool
+    if result.ready_nodes >= total:
+        launched = ledger.end_launch(pool)
+        if total > 0 and (grow or launched is not None):
+            stockouts.obtained(
+                name, gpu, capacity_type=capacity_type, instance_type=instance_type, now=now
+            )
+        return False
+    issue = capacity_issue(result)
+    if issue is not None:
+        ledger.end_launch(pool)
+        message = f"{issue.code}: {issue.message} (after an accepted resize)"
+        return _capacity_error(pool, gpu, message, stockouts, log, now=now, late=True)
+    launch = ledger.start_launch(pool, total, now)
+    waited = (now - launch.since).total_seconds()
+    if waited >= settings.launch_timeout_seconds:
+        ledger.end_launch(pool)
+        message = (
+            f"{total - result.ready_nodes} of {total} node(s) not Ready {waited:.0f}s after "
+            f"the resize (launch timeout {settings.launch_timeout_seconds:.0f}s)"
+        )
+        return _capacity_error(pool, gpu, message, stockouts, log, now=now, late=True)
+    return False
+
+
+def _capacity_error(
+    pool: PoolKey,
+    gpu: str,
+    message: str,
+    stockouts: StockoutMemory,
+    log: PassLog,
+    *,
+    now: datetime,
+    late: bool,
+) -> bool:
+    """Record a stockout mark (unless one is already in force) and say so in an Event."""
+    name, instance_type, capacity_type = pool
+    mark, new = stockouts.record_error(
+        name,
+        gpu,
+        capacity_type=capacity_type,
+        instance_type=instance_type,
+        message=message,
+        now=now,
+    )
+    if not new:
+        return True
+    log.capacity_errors.append(
+        CapacityError(name, gpu, capacity_type, instance_type, message, late=late)
+    )
+    log.note(
+        "Warning",
+        "Stockout",
+        f"{name}: no {capacity_type} {instance_type} ({gpu}) capacity: {message}; skipped "
+        f"until {mark.until.isoformat(timespec='seconds')} (capacity error "
+        f"#{mark.failures}), re-planning",
+    )
+    return True

@@ -1,0 +1,141 @@
+"""Gather stage: the fleet and the signals as the planner sees them for one deployment.
+
+- Clusters: the FleetClusters with their health, and stockout marks from the operator's
+  one ``StockoutMemory`` (seeded from ``status.stockouts`` after a restart).
+- This deployment's existing replicas: what the member clusters really hold (the truth for
+  stickiness and make-before-break); the last recorded status where a cluster cannot be
+  read.
+- Every other deployment: its bookings in the ``PoolLedger`` (seeded from its status until
+  it is planned in this process), so capacity one deployment booked is never offered to
+  another in the same pass.
+- Signals: per cluster from the MetricsSource; the fleet-wide aggregate is the planner's
+  own (``Plan.signals``), which status reports as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, MetricsSnapshot
+from modelfleet.core.from_api import deployment_key, fleet_from_api, placements_from_status
+from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
+from modelfleet.reconciler.ledger import PoolLedger
+from modelfleet.reconciler.memory import StockoutMemory
+from modelfleet.reconciler.observe import Observation
+
+log = logging.getLogger(__name__)
+
+
+def own_placements(md: ModelDeployment, observation: Observation) -> list[ExistingPlacement]:
+    """``md``'s replicas as observed (recorded status where a cluster is unreadable)."""
+    key = deployment_key(md)
+    recorded = md.status.placements if md.status and md.status.placements else []
+    mine: list[ExistingPlacement] = []
+    for name, obs in observation.clusters.items():
+        if obs.reachable:
+            mine.extend(
+                ExistingPlacement(
+                    deployment=key,
+                    cluster=name,
+                    instance_type=w.instance_type,
+                    capacity_type=w.capacity_type,
+                    replicas=w.replicas,
+                    ready=w.ready,
+                )
+                for w in obs.workloads
+                if w.replicas > 0
+            )
+        else:
+            mine.extend(
+                ExistingPlacement(
+                    deployment=key,
+                    cluster=name,
+                    instance_type=p.instance_type,
+                    capacity_type=p.capacity_type,
+                    replicas=p.replicas,
+                    ready=0,
+                )
+                for p in recorded
+                if p.cluster == name and p.replicas > 0
+            )
+    return mine
+
+
+def seed_ledger(ledger: PoolLedger, deployments: Sequence[ModelDeployment]) -> None:
+    """Book, from their status, the deployments this process has not planned yet."""
+    for other in deployments:
+        key = deployment_key(other)
+        if not ledger.knows(key):
+            ledger.seed(key, placements_from_status(other))
+
+
+def fleet_snapshot(
+    md: ModelDeployment,
+    fleet: Sequence[FleetCluster],
+    mine: Sequence[ExistingPlacement],
+    *,
+    ledger: PoolLedger,
+    stockouts: StockoutMemory,
+) -> FleetSnapshot:
+    """The planner's fleet for ``md``: clusters with the remembered stockouts, everyone
+    else's bookings from the ledger, ``md``'s own replicas as observed. Synchronous on
+    purpose: the caller plans and books right after, with no ``await`` in between."""
+    for cluster in fleet:
+        stockouts.seed(cluster)
+    base = fleet_from_api(fleet, (), default_health="Unknown")
+    clusters = tuple(replace(c, stockouts=stockouts.marks(c.name)) for c in base.clusters)
+    others = ledger.placements(exclude=deployment_key(md))
+    return FleetSnapshot(clusters, (*others, *mine))
+
+
+async def metrics_snapshot(
+    md: ModelDeployment,
+    fleet: Sequence[FleetCluster],
+    observation: Observation,
+    source: MetricsSource,
+    *,
+    now: datetime,
+) -> MetricsSnapshot:
+    """Signals of ``md`` in every cluster that runs it; missing data stays missing."""
+    key = deployment_key(md)
+    namespace = md.metadata.namespace or "default"
+    targets = []
+    for cluster in fleet:
+        obs = observation.clusters.get(cluster.metadata.name)
+        if obs is None or not obs.reachable or not obs.workloads:
+            continue
+        targets.append(
+            MetricsTarget(
+                namespace=namespace,
+                deployment=md.metadata.name,
+                cluster=cluster.metadata.name,
+                engine=md.spec.runtime.engine,
+                prometheus=cluster.spec.prometheus,
+                ready_replicas=sum(w.ready for w in obs.workloads),
+                overrides=md.spec.metrics,
+            )
+        )
+
+    async def fetch(target: MetricsTarget) -> tuple[str, ClusterSignals] | None:
+        try:
+            values = await source.fetch(target, now=now)
+        except MetricsUnavailable as exc:
+            log.info("metrics of %s in %s unavailable: %s", key, target.cluster, exc.reason)
+            return None
+        return target.cluster, ClusterSignals(
+            ready_replicas=target.ready_replicas,
+            ttft_p95_ms=values.ttft_p95_ms,
+            tpot_p95_ms=values.tpot_p95_ms,
+            queue_per_replica=values.queue_per_replica,
+            request_rate=values.request_rate,
+            tokens_per_second=values.tokens_per_second,
+            observed_at=values.observed_at,
+        )
+
+    results = [r for r in await asyncio.gather(*(fetch(t) for t in targets)) if r]
+    return MetricsSnapshot({key: dict(results)}, observed_at=now)

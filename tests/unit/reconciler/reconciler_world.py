@@ -1,0 +1,217 @@
+"""A fleet on the in-package fakes, on a virtual clock, for reconciler-level tests.
+
+Every member cluster is an ``InMemoryClusterClient`` (the member API) with a
+``SimulatedNodePoolProvider`` (its cloud); metrics come from ``StaticMetricsSource``. The
+real ``OperatorLoop`` probes the FleetClusters (health through the real state machine) and
+runs the real ``Reconciler``; statuses are stored back on the objects as the API server
+would store the status patches. Time moves only when a test says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.clusters import ClusterClient
+from modelfleet.clusters.fake import InMemoryClusterClient
+from modelfleet.clusters.objects import DEPLOYMENT
+from modelfleet.loop import LoopSettings, OperatorLoop
+from modelfleet.metrics.source import StaticMetricsSource
+from modelfleet.providers.simulated import SimulatedNodePoolProvider
+from modelfleet.reconciler import (
+    FleetSettings,
+    ProviderRegistry,
+    ReconcileOutcome,
+    Reconciler,
+    ReconcilerSettings,
+    StockoutMemory,
+)
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A virtual clock: ``clock()`` is now; ``advance`` moves it."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def fleet_cluster(
+    name: str,
+    *,
+    region: str,
+    price: float,
+    spot: float | None = None,
+    max_nodes: int | None = 8,
+    provisioning_seconds: float = 0.0,
+    instance_type: str | None = None,
+) -> FleetCluster:
+    """A simulated FleetCluster with one 1-GPU H100 offering."""
+    offering: dict[str, Any] = {
+        "gpu": "H100",
+        "gpuMemoryGiB": 80,
+        "gpusPerNode": 1,
+        "instanceType": instance_type or f"{name}-h100",
+        "onDemandPerHour": price,
+    }
+    if spot is not None:
+        offering["spotPerHour"] = spot
+    if max_nodes is not None:
+        offering["maxNodes"] = max_nodes
+    return FleetCluster.model_validate(
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "FleetCluster",
+            "metadata": {"name": name, "uid": f"uid-{name}", "generation": 1},
+            "spec": {
+                "provider": "simulated",
+                "region": region,
+                "simulated": {"provisioningSeconds": provisioning_seconds},
+                "gpuOfferings": [offering],
+            },
+        }
+    )
+
+
+def model_deployment(name: str, **spec: Any) -> ModelDeployment:
+    """A ModelDeployment of one-GPU H100 replicas; ``spec`` keys override."""
+    body: dict[str, Any] = {
+        "model": {"name": "llama-3.1-8b-instruct"},
+        "runtime": {"engine": "vllm"},
+        "resources": {"gpu": {"count": 1, "memoryGiB": 40, "types": ["H100"]}},
+        "replicas": {"min": 2, "max": 2},
+        "slo": {"ttftP95Ms": 200},
+    }
+    body.update(spec)
+    return ModelDeployment.model_validate(
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "uid": f"uid-{name}",
+                "generation": 1,
+            },
+            "spec": body,
+        }
+    )
+
+
+class World:
+    """Member clusters, providers, the loop, and the objects' stored statuses."""
+
+    def __init__(
+        self,
+        clusters: Sequence[FleetCluster],
+        *,
+        settings: ReconcilerSettings | None = None,
+        fleet: FleetSettings | None = None,
+        stockouts: StockoutMemory | None = None,
+    ) -> None:
+        self.clock = Clock()
+        self.fleet = {c.metadata.name: c for c in clusters}
+        self.members = {name: InMemoryClusterClient(name) for name in self.fleet}
+        self.clouds = {
+            name: SimulatedNodePoolProvider(c, clock=self.clock) for name, c in self.fleet.items()
+        }
+
+        async def client_for(cluster: FleetCluster) -> ClusterClient:
+            return self.members[cluster.metadata.name]
+
+        self.providers = ProviderRegistry(clusters=client_for, secrets=None, clock=self.clock)
+        self.metrics = StaticMetricsSource()
+        self.reconciler = Reconciler(
+            clusters=client_for,
+            providers=self.providers,
+            metrics=self.metrics,
+            stockouts=stockouts or StockoutMemory(),
+            clock=self.clock,
+            settings=settings or ReconcilerSettings(),
+        )
+        self.loop = OperatorLoop(
+            reconciler=self.reconciler,
+            providers=self.providers,
+            probe_clients=client_for,
+            settings=LoopSettings(fleet=fleet or FleetSettings()),
+            clock=self.clock,
+        )
+        self.deployments: dict[str, ModelDeployment] = {}
+
+    async def start(self) -> None:
+        """Install the providers and probe every cluster once (all Healthy)."""
+        for name, cluster in self.fleet.items():
+            await self.providers.install(cluster, self.clouds[name])
+        await self.probe()
+
+    @property
+    def stockouts(self) -> StockoutMemory:
+        return self.reconciler.stockouts
+
+    def add(self, md: ModelDeployment) -> None:
+        self.deployments[md.metadata.name] = md
+
+    async def probe(self) -> None:
+        """Probe every FleetCluster once and store the new statuses."""
+        for name, cluster in list(self.fleet.items()):
+            outcome = await self.loop.probe(cluster, deployments=list(self.deployments.values()))
+            self.fleet[name] = cluster.model_copy(update={"status": outcome.status})
+
+    async def reconcile(self, name: str) -> ReconcileOutcome:
+        """One pass of deployment ``name``; its status is stored back."""
+        md = self.deployments[name]
+        outcome = await self.loop.reconcile(
+            md.metadata.uid or name,
+            md,
+            fleet=list(self.fleet.values()),
+            others=list(self.deployments.values()),
+        )
+        assert outcome is not None, "the pass raised (see the log)"
+        self.deployments[name] = md.model_copy(update={"status": outcome.status})
+        return outcome
+
+    def set_spec(self, name: str, **changes: Any) -> None:
+        md = self.deployments[name]
+        spec = md.spec.model_copy(update=changes)
+        generation = (md.metadata.generation or 1) + 1
+        meta = md.metadata.model_copy(update={"generation": generation})
+        self.deployments[name] = md.model_copy(update={"spec": spec, "metadata": meta})
+
+    def replicas(self, cluster: str, deployment: str | None = None) -> int:
+        """Replicas the Deployments in ``cluster`` ask for (of ``deployment`` if given)."""
+        return sum(
+            int(d["spec"]["replicas"])
+            for d in self.members[cluster].objects(DEPLOYMENT)
+            if deployment is None or d["metadata"]["name"].startswith(deployment)
+        )
+
+    def workloads(self, cluster: str) -> list[str]:
+        return sorted(d["metadata"]["name"] for d in self.members[cluster].objects(DEPLOYMENT))
+
+    def mark_ready(self, cluster: str) -> None:
+        """Every Deployment in ``cluster`` rolled out and Ready."""
+        self.members[cluster].complete_rollouts()
+
+    def pool_sizes(self, cluster: str) -> dict[tuple[str, str], tuple[int, int]]:
+        """(ready, desired) nodes per (instance type, capacity type)."""
+        return self.clouds[cluster].node_counts()
+
+    def grow_calls(self, cluster: str, capacity_type: str, above: int) -> list[str]:
+        """``ensure_pool`` calls of ``cluster``'s provider asking for more than ``above``
+        nodes of ``capacity_type``."""
+        return [
+            c.detail
+            for c in self.clouds[cluster].calls
+            if c.method == "ensure_pool"
+            and f"/{capacity_type}=" in c.detail
+            and int(c.detail.rsplit("=", 1)[1]) > above
+        ]

@@ -1,0 +1,109 @@
+"""Faults 1 and 2: a cluster that comes back keeps its replicas, and failback waits.
+
+Cases from ``recovered-cluster-keeps-replicas`` and the failback hysteresis fault, at the
+reconciler level on the in-package fakes with a virtual clock: health moves through the
+real probe state machine (Healthy -> Suspect -> Failed -> Recovering -> Healthy).
+"""
+
+from __future__ import annotations
+
+from reconciler_world import World, fleet_cluster, model_deployment
+
+from modelfleet.reconciler import FleetSettings
+
+FLEET = FleetSettings(fail_after_seconds=45.0, recover_after_seconds=300.0)
+
+
+async def _outage(world: World, cluster: str, *, seconds: float) -> None:
+    """``cluster``'s API stops answering for ``seconds`` (probed every 10 s); its pods keep
+    running throughout (only the control plane is down)."""
+    world.members[cluster].set_unreachable(True)
+    for _ in range(int(seconds // 10)):
+        world.clock.advance(10)
+        await world.probe()
+    world.members[cluster].set_unreachable(False)
+
+
+async def test_returning_cluster_keeps_its_only_replicas() -> None:
+    world = World(
+        [
+            fleet_cluster("east", region="us-east-1", price=10.0),
+            fleet_cluster("west", region="us-west-2", price=12.0),
+        ],
+        fleet=FLEET,
+    )
+    await world.start()
+    world.add(model_deployment("llama", placement={"regions": ["us-east-1"]}))
+    await world.reconcile("llama")
+    world.mark_ready("east")
+    await world.reconcile("llama")
+    assert world.replicas("east") == 2
+
+    await _outage(world, "east", seconds=60)
+    assert world.fleet["east"].status is not None
+    assert world.fleet["east"].status.health == "Failed"
+    # The API answers again, but health still reads Failed until the next probe: a pass
+    # now must not delete anything there.
+    outcome = await world.reconcile("llama")
+    assert world.replicas("east") == 2, "deleted workloads on a Failed cluster"
+    assert not [e for e in outcome.events if e.reason == "Retired"]
+    assert world.pool_sizes("east")[("east-h100", "OnDemand")] == (2, 2), "shrank a pool there"
+
+    # Recovering, inside the failback window: still the only copies; kept, pool kept.
+    await world.probe()
+    assert world.fleet["east"].status.health == "Recovering"
+    for _ in range(20):
+        world.clock.advance(5)
+        await world.reconcile("llama")
+        assert world.replicas("east") == 2
+        assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 2
+
+    # Past failback (300 s of Recovering): sticky again, nothing moved or removed.
+    for _ in range(31):
+        world.clock.advance(10)
+        await world.probe()
+    outcome = await world.reconcile("llama")
+    assert world.replicas("east") == 2
+    assert outcome.status.replicas is not None and outcome.status.replicas.ready == 2
+
+
+async def test_failover_and_failback_are_make_before_break() -> None:
+    """east (cheaper) fails: west replaces it in the same pass; east's workloads that
+    survived stay until west is Ready; when east returns, its old replicas do not take the
+    traffic back before failbackAfterSeconds and west's are never removed as "dearest"."""
+    world = World(
+        [
+            fleet_cluster("east", region="us-east-1", price=10.0),
+            fleet_cluster("west", region="us-west-2", price=12.0),
+        ],
+        fleet=FLEET,
+    )
+    await world.start()
+    world.add(model_deployment("llama", failover={"failbackAfterSeconds": 300}))
+    await world.reconcile("llama")
+    world.mark_ready("east")
+    await world.reconcile("llama")
+    assert (world.replicas("east"), world.replicas("west")) == (2, 0)
+
+    await _outage(world, "east", seconds=60)
+    await world.reconcile("llama")
+    assert world.replicas("west") == 2, "lost replicas were not replaced in the same pass"
+    # east answers again (Recovering after the next probe); west is not Ready yet.
+    await world.probe()
+    assert world.fleet["east"].status.health == "Recovering"
+    await world.reconcile("llama")
+    assert world.replicas("east") == 2, "removed the survivors before the replacement was up"
+
+    world.mark_ready("west")
+    outcome = await world.reconcile("llama")
+    assert world.replicas("west") == 2, "failback removed the healthy replacements"
+    assert world.replicas("east") == 0, "survivors kept after their replacements were Ready"
+    assert {p.cluster for p in outcome.status.placements or []} == {"west"}
+
+    # Within the failback window east gets nothing back, however cheaper.
+    for _ in range(10):
+        world.clock.advance(20)
+        await world.probe()
+        outcome = await world.reconcile("llama")
+        assert world.replicas("east") == 0
+        assert world.replicas("west") == 2
