@@ -197,7 +197,9 @@ def build_status(
         detail = (
             "; ".join(capacity_errors)
             or "; ".join(r.reason for r in stocked_out)
-            or "; ".join(f"{r.cluster} {r.offering} {r.capacity_type}: {r.message}" for r in blocked)
+            or "; ".join(
+                f"{r.cluster} {r.offering} {r.capacity_type}: {r.message}" for r in blocked
+            )
         )
         put(
             C.CAPACITY_AVAILABLE,
