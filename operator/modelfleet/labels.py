@@ -7,6 +7,7 @@ selector and garbage-collected.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 PREFIX: Final = "modelfleet.io"
@@ -38,3 +39,24 @@ ABANDON_CLUSTERS: Final = f"{PREFIX}/abandon-clusters"
 def capacity_label(capacity_type: str) -> str:
     """Node-label value for a capacity type: OnDemand -> on-demand, Spot -> spot."""
     return "spot" if capacity_type == "Spot" else "on-demand"
+
+
+def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
+    """Deterministic 12-hex-char id of a (cluster, instance type, capacity type) pool.
+
+    Providers build pool names from it within their cloud's rules (AKS: 12 lowercase
+    alphanumerics; GKE: 40 chars; EKS: 63) and derive idempotency tokens from it, so a retry
+    after a timeout can never create a second pool; workloads carry it in their names and
+    node selectors. It lives with the labels because both sides (providers, clusters) use it.
+    """
+    digest = hashlib.sha256(f"{cluster}\x00{instance_type}\x00{capacity_type}".encode())
+    return digest.hexdigest()[:12]
+
+
+def node_labels(cluster: str, instance_type: str, capacity_type: str) -> dict[str, str]:
+    """Labels every node of a pool carries; workloads select on them."""
+    return {
+        NODE_INSTANCE_TYPE: instance_type,
+        NODE_CAPACITY_TYPE: capacity_label(capacity_type),
+        NODE_POOL: pool_id(cluster, instance_type, capacity_type),
+    }

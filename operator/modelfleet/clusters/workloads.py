@@ -40,7 +40,7 @@ from modelfleet import __version__, labels
 from modelfleet.api.common import CapacityType, dump
 from modelfleet.api.modeldeployment import Engine, ModelDeployment
 from modelfleet.clusters.objects import GPU_RESOURCE, JsonObject
-from modelfleet.providers.base import pool_id
+from modelfleet.labels import pool_id
 
 DEFAULT_IMAGES: Final[Mapping[str, str]] = {
     "builtin": f"ghcr.io/modelfleet/modelfleet-server:{__version__}",
@@ -92,7 +92,7 @@ class WorkloadPlacement:
 
     @property
     def pool_id(self) -> str:
-        """The node pool's id (``providers.base.pool_id``); part of the Deployment's name."""
+        """The node pool's id (``labels.pool_id``); part of the Deployment's name."""
         return pool_id(self.cluster, self.instance_type, self.capacity_type)
 
 

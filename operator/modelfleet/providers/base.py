@@ -10,13 +10,13 @@ that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from modelfleet import labels
 from modelfleet.api.common import CapacityType
+from modelfleet.labels import pool_id as pool_id
 
 PoolState = Literal["Creating", "Active", "Updating", "Deleting", "Degraded", "Failed"]
 
@@ -68,15 +68,11 @@ class PoolSpec:
     @property
     def pool_id(self) -> str:
         """12 hex chars identifying (cluster, instance type, capacity type), stable forever."""
-        return pool_id(self.cluster, self.offering.instance_type, self.capacity_type)
+        return labels.pool_id(self.cluster, self.offering.instance_type, self.capacity_type)
 
     def node_labels(self) -> dict[str, str]:
         """Labels every node of the pool carries; workloads select on them."""
-        return {
-            labels.NODE_INSTANCE_TYPE: self.offering.instance_type,
-            labels.NODE_CAPACITY_TYPE: labels.capacity_label(self.capacity_type),
-            labels.NODE_POOL: self.pool_id,
-        }
+        return labels.node_labels(self.cluster, self.offering.instance_type, self.capacity_type)
 
     def tags(self) -> dict[str, str]:
         """Cloud tags/labels marking the pool as modelfleet's (orphan GC keys on them)."""
@@ -102,17 +98,6 @@ class NodePool:
     issues: tuple[PoolIssue, ...] = ()
     managed: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
-
-
-def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
-    """Deterministic 12-hex-char id of a (cluster, instance type, capacity type) pool.
-
-    Providers build names from it within their cloud's rules (AKS: 12 lowercase
-    alphanumerics; GKE: 40 chars; EKS: 63) and derive idempotency tokens from it, so a retry
-    after a timeout can never create a second pool.
-    """
-    digest = hashlib.sha256(f"{cluster}\x00{instance_type}\x00{capacity_type}".encode())
-    return digest.hexdigest()[:12]
 
 
 @runtime_checkable
