@@ -154,6 +154,24 @@ def run(
     log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
     interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
     probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
+    launch_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a grown node pool may take to get its nodes Ready before "
+            "it counts as a stockout."
+        ),
+    ] = 900.0,
+    max_concurrent_reconciles: Annotated[
+        int, typer.Option(help="ModelDeployment passes running at once.")
+    ] = 16,
+    planner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--planner",
+            help="A planner setting KEY=VALUE, repeatable (e.g. stockoutInitialSeconds=180, "
+            "spotReturnAfterSeconds=600); see docs/operations.md.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the operator against the current cluster (in-cluster or $KUBECONFIG)."""
@@ -166,8 +184,15 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
+    from modelfleet.reconciler import ReconcilerSettings
     from modelfleet.run import RunOptions, configure_logging, run_operator
-    from modelfleet.runtime import RunSettings
+    from modelfleet.runtime import RunSettings, planner_settings
+
+    try:
+        planned = planner_settings(planner or [])
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] --planner: {exc}")
+        raise typer.Exit(2) from None
 
     level = os.environ.get("MODELFLEET_LOG_LEVEL", "").lower()
     configure_logging(json_format=log_format == "json", verbose=verbose or level == "debug")
@@ -175,7 +200,12 @@ def run(
         namespaces=tuple(namespace or ()),
         liveness_port=liveness_port or None,
         metrics_port=metrics_port or None,
-        settings=RunSettings(interval_seconds=interval, probe_interval_seconds=probe_interval),
+        settings=RunSettings(
+            interval_seconds=interval,
+            probe_interval_seconds=probe_interval,
+            max_concurrent_reconciles=max_concurrent_reconciles,
+            reconciler=ReconcilerSettings(launch_timeout_seconds=launch_timeout, planner=planned),
+        ),
     )
     asyncio.run(run_operator(options))
 

@@ -11,8 +11,9 @@ the reconciler; it imports no kopf, so the tests can build one too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import yaml
 from modelfleet.api import FleetCluster
 from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesClusterClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
+from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
 from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.metrics.prometheus import PrometheusClient, PrometheusMetricsSource
@@ -34,6 +36,32 @@ from modelfleet.reconciler import (
     ReconcilerSettings,
     StockoutMemory,
 )
+
+
+def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
+    """``PlannerSettings`` from ``KEY=VALUE`` strings (``modelfleet run --planner``, the
+    chart's ``planner`` values). Keys are the field names, snake_case or camelCase; values
+    are numbers. Raises ValueError naming the key for an unknown key or a bad value."""
+    fields = {f.name: f for f in dataclasses.fields(PlannerSettings)}
+    camel = {_camel(name): name for name in fields}
+    changes: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        name = key if key in fields else camel.get(key)
+        if not sep or name is None:
+            known = ", ".join(sorted(camel))
+            raise ValueError(f"unknown planner setting {key!r} (known: {known})")
+        try:
+            changes[name] = float(raw)
+        except ValueError:
+            raise ValueError(f"planner setting {key}: {raw!r} is not a number") from None
+    return dataclasses.replace(DEFAULT_SETTINGS, **changes)  # type: ignore[arg-type]
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def utcnow() -> datetime:

@@ -25,6 +25,9 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
+from modelfleet.core import DEFAULT_SETTINGS
+from modelfleet.runtime import planner_settings
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -255,9 +258,24 @@ def test_operator_command_line(default_manifests: Manifests, full_manifests: Man
     base = ["run", "--liveness-port", "8081", "--metrics-port", "9100", "--log-format", "json"]
     default = operator_container(default_manifests)
     assert default["command"] == ["modelfleet"]
-    assert default["args"] == [*base, "--all-namespaces"]
+    loop = ["--launch-timeout", "900", "--max-concurrent-reconciles", "16"]
+    assert default["args"] == [*base, *loop, "--all-namespaces"]
     full = operator_container(full_manifests)
-    assert full["args"] == [*base, "--namespace", "team-a", "--namespace", "team-b"]
+    tuned = ["--launch-timeout", "600", "--max-concurrent-reconciles", "32"]
+    planner = ["--planner", "spotReturnAfterSeconds=900", "--planner", "stockoutInitialSeconds=120"]
+    namespaces = ["--namespace", "team-a", "--namespace", "team-b"]
+    assert full["args"] == [*base, *tuned, *planner, *namespaces]
+
+
+def test_planner_values_reach_the_operator_settings(full_manifests: Manifests) -> None:
+    """The chart's ``operator.planner`` values are what ``modelfleet run --planner`` parses
+    into the PlannerSettings the operator plans with."""
+    args = operator_container(full_manifests)["args"]
+    pairs = [args[i + 1] for i, a in enumerate(args) if a == "--planner"]
+    settings = planner_settings(pairs)
+    assert settings.stockout_initial_seconds == 120
+    assert settings.spot_return_after_seconds == 900
+    assert settings.stockout_max_seconds == DEFAULT_SETTINGS.stockout_max_seconds
 
 
 def test_liveness_probe_hits_healthz_on_the_liveness_port(manifests: Manifests) -> None:

@@ -65,3 +65,20 @@ def test_committed_crds_are_current() -> None:
         str(ROOT / "charts/modelfleet/crds"),
     ]
     assert runner.invoke(app, args).exit_code == 0
+
+
+def test_planner_settings_parse_flags_and_reject_unknown_keys() -> None:
+    from modelfleet.runtime import planner_settings
+
+    settings = planner_settings(["stockoutInitialSeconds=60", "stockout_max_seconds=600"])
+    assert (settings.stockout_initial_seconds, settings.stockout_max_seconds) == (60.0, 600.0)
+    with pytest.raises(ValueError, match="unknown planner setting 'stockoutInitial'"):
+        planner_settings(["stockoutInitial=60"])
+    with pytest.raises(ValueError, match="not a number"):
+        planner_settings(["tolerance=high"])
+
+
+def test_run_rejects_an_unknown_planner_setting() -> None:
+    result = runner.invoke(app, ["run", "--planner", "nope=1"])
+    assert result.exit_code == 2
+    assert "unknown planner setting 'nope'" in result.output
