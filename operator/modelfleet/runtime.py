@@ -56,7 +56,7 @@ def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
             changes[name] = float(raw)
         except ValueError:
             raise ValueError(f"planner setting {key}: {raw!r} is not a number") from None
-    return dataclasses.replace(DEFAULT_SETTINGS, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(DEFAULT_SETTINGS, **changes)
 
 
 def _camel(name: str) -> str:
