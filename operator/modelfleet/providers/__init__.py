@@ -1,7 +1,9 @@
 """GPU node-pool providers: one per cloud (aws, gcp, azure) plus static and simulated.
 
-``for_cluster`` builds the provider a FleetCluster names. Cloud providers import their SDK
-lazily, so the core install stays light and a missing extra gives a clear error.
+``providers.factory.provider_for`` builds the provider a FleetCluster names. Cloud
+providers import their SDK lazily, so the core install stays light and a missing extra gives
+a clear error. ``capacity_issue`` finds, on any provider's pool, the health issue its
+provider classified as "no capacity/quota" (reported after an accepted resize).
 """
 
 from modelfleet.providers.base import (

@@ -1,10 +1,12 @@
 """Typed errors every NodePoolProvider raises, whatever the cloud.
 
 Each provider translates its SDK's errors into these in exactly one place (its
-``classify`` function); the reconciler turns them into decisions: an InsufficientCapacity
-becomes a stockout mark and a re-plan, Throttled and Unreachable a retry with backoff,
-PermissionDenied and InvalidConfiguration a condition on the FleetCluster that names what to
-fix. Messages never contain credentials.
+``classify`` function); the reconciler's pools stage turns them into decisions: an
+InsufficientCapacity or QuotaExceeded becomes a stockout mark and a re-plan in the same pass;
+a ``retryable`` error (Throttled, Unreachable) a Warning Event and a retry on the next pass
+(requeued within seconds) without degrading the deployment; any other error (PermissionDenied,
+InvalidConfiguration, ...) a Warning Event and ``Degraded=True`` on the deployment, with the
+message naming what to fix, retried on every pass. Messages never contain credentials.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ go; but a pool can look unneeded for a moment (a deployment being re-planned, a 
 that failed half-way), and deleting and re-creating a pool takes minutes. So, like
 Karpenter's GC of untracked instances but gentler: an unneeded managed pool is first scaled
 to zero nodes (cheap, instantly reversible), and deleted only once it has been unneeded for
-a grace period. Pools without modelfleet's ownership tag are never touched. The caller
-keeps ``orphan_since`` between runs (e.g. in FleetCluster status) and passes ``now``.
+a grace period. Pools without modelfleet's ownership tag are never touched. The caller (the
+operator loop's pool upkeep, which knows the needed pools from the pool ledger) keeps
+``orphan_since`` in memory between runs and passes ``now``; after a restart the clock starts
+over, which only delays a collection.
 """
 
 from __future__ import annotations

@@ -222,7 +222,13 @@ class Reconciler:
         )
         requeue = None
         ready = status.replicas.ready if status.replicas else 0
-        if result.retiring or decision.held or ready < result.placed_replicas or work.problems:
+        if (
+            result.retiring
+            or decision.held
+            or ready < result.placed_replicas
+            or work.problems
+            or work.retry
+        ):
             requeue = settings.progressing_requeue_seconds
         return ReconcileOutcome(
             status, tuple(work.events), result, requeue, tuple(work.capacity_errors)

@@ -46,6 +46,9 @@ class PassLog:
     events: list[EventRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     capacity_errors: list[CapacityError] = field(default_factory=list)
+    retry: bool = False
+    """A transient error (``ProviderError.retryable``, a timeout) wants the pass repeated
+    soon, without degrading the deployment."""
 
     def warn(self, reason: str, message: str) -> None:
         """A Warning Event that also makes the deployment Degraded."""

@@ -148,11 +148,19 @@ async def _one(
         if is_capacity_error(exc):
             _capacity_error(pool, offering.gpu, str(exc), stockouts, log, now=now, late=False)
             return True
-        log.warn(exc.code, f"{name}: node pool {instance_type}: {exc}")
+        message = f"{name}: node pool {instance_type}: {exc}"
+        if exc.retryable:
+            # Transient (throttled, unreachable): the pool stays dirty and the next pass,
+            # requeued within seconds, asks again. Not a problem for a human yet.
+            log.note("Warning", exc.code, message)
+            log.retry = True
+        else:
+            log.warn(exc.code, message)  # names what to fix (permission, setting)
         return False
     except TimeoutError:
         ledger.forget_request(pool)
-        log.warn("ProviderTimeout", f"{name}: node pool call timed out")
+        log.note("Warning", "ProviderTimeout", f"{name}: node pool call timed out")
+        log.retry = True
         return False
     return _read_back(
         pool, result, total, grow, offering.gpu, ledger, stockouts, log, now, settings

@@ -255,8 +255,11 @@ def capacity_issue(pool: NodePool) -> InsufficientCapacity | QuotaExceeded | Non
 
     EKS accepts a resize and only later reports that instances could not launch, as a
     health issue (``AsgInstanceLaunchFailures``, ``InsufficientFreeAddresses``, ...).
-    ``get_pool`` returns such issues as ``PoolIssue``s; the reconciler calls this to turn
-    them into a stockout mark exactly as if ``ensure_pool`` had raised.
+    ``get_pool``/``ensure_pool`` return such issues as ``PoolIssue``s already flagged
+    ``capacity`` (the same ``classify_issue`` decides); this gives the typed error for one,
+    e.g. to tell capacity from quota. The reconciler's pools stage reads the flag
+    (``providers.capacity_issue``) and records a stockout mark exactly as if
+    ``ensure_pool`` had raised.
     """
     for issue in pool.issues:
         error = classify_issue(
