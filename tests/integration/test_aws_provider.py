@@ -40,7 +40,7 @@ from modelfleet.providers.aws import (
     nodegroup_name,
 )
 from modelfleet.providers.aws.sdk import default_session_factory
-from modelfleet.providers.base import NodePoolProvider, Offering, PoolSpec
+from modelfleet.providers.base import Offering, PoolSpec
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -298,10 +298,6 @@ def nodegroups_in_eks(world: World) -> list[str]:
 
 
 # -- construction ----------------------------------------------------------------------------
-
-
-def test_provider_satisfies_the_protocol(aws_env: str) -> None:
-    assert isinstance(AwsNodePoolProvider(fleet_cluster()), NodePoolProvider)
 
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,8 +117,11 @@ def test_outage_is_failed_over_and_its_rto_reported(
 def test_stockout_is_reported(report: tuple[dict[str, Any], Path, str]) -> None:
     [stockout] = report[0]["policies"]["modelfleet"]["stockouts"]
     assert stockout["event"] == "stockout#0" and stockout["at"].endswith("10:20:00Z")
-    # A stockout no placement ran into costs nothing to recover from.
-    if not stockout["hit"]:
+    # A stockout no placement ran into costs nothing to recover from; one that was hit
+    # takes time to recover from (or never recovered: None).
+    if stockout["hit"]:
+        assert stockout["recoverySeconds"] is None or stockout["recoverySeconds"] > 0
+    else:
         assert stockout["recoverySeconds"] == 0
 
 

@@ -20,7 +20,6 @@ from modelfleet.clusters import (
     ClusterNotFound,
     ClusterRegistry,
     ClusterUnreachable,
-    SecretReader,
 )
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT, NAMESPACE, SERVICE
@@ -35,13 +34,6 @@ MD = ModelDeployment.model_validate(
     }
 )
 PLACEMENT = WorkloadPlacement("sim-1", "p5.48xlarge", "OnDemand", 2)
-
-
-def test_the_fake_implements_both_protocols() -> None:
-    fake = InMemoryClusterClient()
-
-    assert isinstance(fake, ClusterClient)
-    assert isinstance(fake, SecretReader)
 
 
 async def test_apply_is_idempotent_and_bumps_generation_only_on_spec_changes() -> None:

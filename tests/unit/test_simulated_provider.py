@@ -13,7 +13,6 @@ from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
-    NodePoolProvider,
     NotFound,
     Offering,
     PoolSpec,
@@ -90,8 +89,7 @@ def spec(
 def test_factory_builds_it_and_it_honours_the_protocol(clock: VirtualClock) -> None:
     built = provider_for(cluster(), cluster_client=InMemoryClusterClient(), clock=clock)
 
-    assert isinstance(built, SimulatedNodePoolProvider)
-    assert isinstance(built, NodePoolProvider)
+    assert type(built) is SimulatedNodePoolProvider  # the contract: test_provider_contract.py
 
 
 async def test_offerings_are_the_declared_ones(provider: SimulatedNodePoolProvider) -> None:

@@ -83,6 +83,8 @@ class StaticNodePoolProvider:
         return result
 
     async def ensure_pool(self, spec: PoolSpec) -> NodePool:
+        if spec.nodes < 0:
+            raise InvalidConfiguration(f"pool size must be >= 0, got {spec.nodes}")
         pool = _pool(
             self._name, spec.offering.instance_type, spec.capacity_type, await self._nodes_for(spec)
         )

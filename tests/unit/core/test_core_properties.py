@@ -33,6 +33,7 @@ from modelfleet.core import (
     StockoutMark,
     plan,
 )
+from modelfleet.core import reasons as R
 from modelfleet.core.cover import INF, Option, brute_force_cover
 from modelfleet.core.types import CapacityType
 
@@ -203,7 +204,10 @@ def test_replica_bounds_and_accounting(s: DeploymentSpec, fleet: FleetSnapshot) 
             (q.offering.max_nodes or 10**6) * (q.offering.gpus_per_node // s.gpu.count)
             for q in pools
         )
-        assert p.placed_replicas == capacity or p.standby_replicas
+        if p.unplaced > p.standby_replicas:  # serving replicas left out: capacity is full
+            assert p.placed_replicas == capacity
+        else:  # only standby is missing: the plan says why
+            assert any(r.code == R.STANDBY_UNAVAILABLE for r in p.reasons), p.reasons
 
 
 @SETTINGS
