@@ -71,6 +71,8 @@ class ReconcilerSettings:
     launch_timeout_seconds: float = 900.0
     """Nodes of a grow not Ready this long after it was asked count as a capacity error
     (Karpenter's registration timeout is 15 minutes too)."""
+    scale_in_delay_seconds: float = 600.0
+    """Ready nodes no deployment books any more are released after this long unneeded."""
     max_replans: int = 3
     """Capacity errors re-planned within one pass before giving up until the next."""
     progressing_requeue_seconds: float = 5.0
@@ -83,6 +85,7 @@ class ReconcilerSettings:
         return PoolSettings(
             provider_timeout_seconds=self.provider_timeout_seconds,
             launch_timeout_seconds=self.launch_timeout_seconds,
+            scale_in_delay_seconds=self.scale_in_delay_seconds,
         )
 
 

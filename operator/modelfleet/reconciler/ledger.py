@@ -54,6 +54,8 @@ class PoolLedger:
         self._requested: dict[PoolKey, int] = {}
         self._launches: dict[PoolKey, Launch] = {}
         self._dirty: set[PoolKey] = set()
+        self._ready: dict[PoolKey, int] = {}
+        self._shrinking: dict[PoolKey, datetime] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -173,13 +175,33 @@ class PoolLedger:
         """The pool is whole again (or gave up): forget its launch; returns it."""
         return self._launches.pop(pool, None)
 
+    def saw(self, pool: PoolKey, ready_nodes: int) -> None:
+        """The cloud reported ``ready_nodes`` Ready nodes in ``pool``."""
+        self._ready[pool] = ready_nodes
+
+    def ready(self, pool: PoolKey) -> int | None:
+        """Ready nodes ``pool`` last reported (None: never read back)."""
+        return self._ready.get(pool)
+
+    def shrink_since(self, pool: PoolKey, now: datetime) -> datetime:
+        """When the pool's total first dropped below its Ready nodes (the scale-in clock)."""
+        return self._shrinking.setdefault(pool, now)
+
+    def no_shrink(self, pool: PoolKey) -> None:
+        self._shrinking.pop(pool, None)
+
     def forget_request(self, pool: PoolKey) -> None:
         """What the pool holds is unknown again (an error, or the cloud says otherwise)."""
         self._requested.pop(pool, None)
         self._dirty.add(pool)
 
     def forget_cluster(self, cluster: str) -> None:
-        for table in (self._requested, self._launches):
-            for key in [k for k in table if k[0] == cluster]:
-                del table[key]
+        for key in [k for k in self._requested if k[0] == cluster]:
+            del self._requested[key]
+        for key in [k for k in self._launches if k[0] == cluster]:
+            del self._launches[key]
+        for key in [k for k in self._ready if k[0] == cluster]:
+            del self._ready[key]
+        for key in [k for k in self._shrinking if k[0] == cluster]:
+            del self._shrinking[key]
         self._dirty = {k for k in self._dirty if k[0] != cluster}

@@ -54,6 +54,11 @@ class PoolSettings:
     """Longest wait for one node-pool call."""
     launch_timeout_seconds: float = 900.0
     """Nodes of a grow not Ready this long after it was asked count as a capacity error."""
+    scale_in_delay_seconds: float = 600.0
+    """Ready nodes no deployment books any more are released only after they have been
+    unneeded this long (cluster-autoscaler's scale-down-unneeded-time is 10 minutes): a
+    replica re-placed or scaled up meanwhile finds its node warm. Nodes that never became
+    Ready are released at once."""
 
 
 def health_of(cluster: FleetCluster) -> str:
@@ -79,7 +84,7 @@ async def size_pools(
         *(
             _one(
                 pool,
-                resize=pool in pools,
+                waiting=pool in waiting,
                 by_name=by_name,
                 ledger=ledger,
                 providers=providers,
@@ -97,7 +102,7 @@ async def size_pools(
 async def _one(
     pool: PoolKey,
     *,
-    resize: bool,
+    waiting: bool,
     by_name: Mapping[str, FleetCluster],
     ledger: PoolLedger,
     providers: ProviderRegistry,
@@ -123,6 +128,10 @@ async def _one(
             f"maxNodes is {offering.max_nodes}; asking for {offering.max_nodes}",
         )
         total = offering.max_nodes
+    before = ledger.requested(pool)
+    total = _after_scale_in_delay(pool, total, before, ledger, now=now, settings=settings)
+    if before == total and not waiting:
+        return False  # nothing to change, and nobody waits on it
     spec = PoolSpec(
         cluster=name,
         offering=offering,
@@ -130,12 +139,11 @@ async def _one(
         nodes=total,
         zones=tuple(cluster.spec.zones or ()),
     )
-    before = ledger.requested(pool)
     grow = before is not None and total > before
     try:
         provider: NodePoolProvider = await providers.provider_for(cluster)
         async with asyncio.timeout(settings.provider_timeout_seconds):
-            if resize or before != total:
+            if before != total:
                 result = await provider.ensure_pool(spec)
                 ledger.asked(pool, total)
             else:
@@ -167,6 +175,32 @@ async def _one(
     )
 
 
+def _after_scale_in_delay(
+    pool: PoolKey,
+    total: int,
+    before: int | None,
+    ledger: PoolLedger,
+    *,
+    now: datetime,
+    settings: PoolSettings,
+) -> int:
+    """The size to ask for: ``total``, except that Ready nodes above it are kept until they
+    have been unneeded for ``scale_in_delay_seconds``."""
+    ready = ledger.ready(pool)
+    if before is None or total >= before or ready is None or settings.scale_in_delay_seconds <= 0:
+        ledger.no_shrink(pool)
+        return total
+    keep = min(before, ready)  # never keep nodes that did not come up
+    if keep <= total:
+        ledger.no_shrink(pool)
+        return total
+    since = ledger.shrink_since(pool, now)
+    if (now - since).total_seconds() >= settings.scale_in_delay_seconds:
+        ledger.no_shrink(pool)
+        return total
+    return keep
+
+
 def _read_back(
     pool: PoolKey,
     result: NodePool,
@@ -181,6 +215,7 @@ def _read_back(
 ) -> bool:
     """Judge what the pool holds against what it was asked for; True on a capacity error."""
     name, instance_type, capacity_type = pool
+    ledger.saw(pool, result.ready_nodes)
     if result.ready_nodes >= total:
         launched = ledger.end_launch(pool)
         if total > 0 and (grow or launched is not None):

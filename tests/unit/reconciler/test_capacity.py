@@ -66,7 +66,30 @@ async def test_pool_size_is_the_sum_of_every_plan_and_shrinks_on_delete() -> Non
         gone, fleet=list(world.fleet.values()), others=list(world.deployments.values())
     )
     assert done.done
+    # Its Ready nodes stay warm for the scale-in delay (10 min), then go.
+    assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 5
+    world.clock.advance(300)
+    await world.reconcile("b")
+    assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 5
+    world.clock.advance(301)
+    await world.reconcile("b")
     assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 3
+
+
+async def test_a_scale_up_within_the_scale_in_delay_finds_its_nodes_warm() -> None:
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
+    await world.start()
+    world.add(model_deployment("a", replicas={"min": 4, "max": 4}))
+    await world.reconcile("a")
+    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 2, "max": 2}))
+    await world.reconcile("a")
+    assert world.replicas("east") == 2
+    assert world.pool_sizes("east")[("east-h100", "OnDemand")] == (4, 4)
+    world.clock.advance(120)
+    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 4, "max": 4}))
+    await world.reconcile("a")
+    grows = world.grow_calls("east", "OnDemand", above=2)
+    assert grows == ["east-h100/OnDemand=4"], "the pool was shrunk and grown again"
 
 
 async def test_a_restarted_operator_books_what_the_others_recorded() -> None:
