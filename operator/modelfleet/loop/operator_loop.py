@@ -223,3 +223,4 @@ class OperatorLoop:
         self.providers.forget(name)
         self.stockouts.forget(name)
         self.reconciler.ledger.forget_cluster(name)
+        self.reconciler.observations.forget(name)

@@ -34,7 +34,7 @@ from modelfleet.reconciler.apply import apply_workloads, placements_by_cluster
 from modelfleet.reconciler.finalize import finalize
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
-from modelfleet.reconciler.observe import Observation, observe
+from modelfleet.reconciler.observe import Observation, ObservationCache, observe
 from modelfleet.reconciler.outcome import (
     EventRecord,
     EventType,
@@ -71,6 +71,13 @@ class ReconcilerSettings:
     launch_timeout_seconds: float = 900.0
     """Nodes of a grow not Ready this long after it was asked count as a capacity error
     (Karpenter's registration timeout is 15 minutes too)."""
+    observe_cache_seconds: float = 2.0
+    """Member-cluster Deployments are listed once per (cluster, namespace) per this many
+    seconds and shared by every pass (0: every pass lists its own)."""
+    reapply_after_seconds: float = 300.0
+    """Workloads unchanged since the last apply, and observed as applied, are re-applied
+    (a GET per object) only this often; a changed render or a drifted observation applies
+    at once."""
     scale_in_delay_seconds: float = 600.0
     """Ready nodes no deployment books any more are released after this long unneeded."""
     max_replans: int = 3
@@ -112,6 +119,11 @@ class Reconciler:
         self._clock = clock
         self._settings = settings or ReconcilerSettings()
         self._render = render or RenderSettings()
+        self.observations = ObservationCache(
+            ttl_seconds=self._settings.observe_cache_seconds,
+            clock=lambda: self._clock().timestamp(),
+        )
+        self._applied: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     @property
     def settings(self) -> ReconcilerSettings:
@@ -136,7 +148,11 @@ class Reconciler:
         work = PassLog()
         key = deployment_key(md)
         observation = await observe(
-            md, fleet, self._clusters, timeout=settings.cluster_timeout_seconds
+            md,
+            fleet,
+            self._clusters,
+            timeout=settings.cluster_timeout_seconds,
+            cache=self.observations,
         )
         for name in observation.unreachable():
             error = observation.clusters[name].error
@@ -185,6 +201,10 @@ class Reconciler:
             render=self._render,
             log=work,
             timeout=settings.cluster_timeout_seconds,
+            applied=self._applied,
+            observation=observation,
+            now=now,
+            reapply_after=settings.reapply_after_seconds,
         )
         decision = decide_retire(
             planned={(p.cluster, p.instance_type, p.capacity_type) for p in result.placements},

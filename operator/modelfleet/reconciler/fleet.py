@@ -37,10 +37,11 @@ class FleetSettings:
     fail_after_seconds: float = 45.0
     recover_after_seconds: float = 300.0
     probe_timeout_seconds: float = 5.0
-    orphan_settle_seconds: float = 120.0
-    """A managed pool must be unneeded this long before it is scaled to zero (a pool a
-    reconcile just sized appears in the deployment's status only when that pass ends)."""
-    orphan_grace_seconds: float = 600.0
+    orphan_settle_seconds: float = 600.0
+    """A managed pool must be unneeded this long before it is scaled to zero: the same
+    10 minutes as the pools stage's scale-in delay, so a pool no deployment books any more
+    stays warm exactly as long as one that lost only some of its bookings."""
+    orphan_grace_seconds: float = 1800.0
     """An unneeded managed pool is deleted after this long (scaled to zero before)."""
     provider_timeout_seconds: float = 30.0
 

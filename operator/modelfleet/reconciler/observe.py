@@ -5,6 +5,11 @@ clusters, not on what the status last said: a Deployment may have been scaled by
 deleted, or never created. Observation lists the deployment's own Deployments (by the
 ownership labels) in every cluster concurrently; a cluster that cannot be read is reported
 as unreachable and the reconciler falls back to the last recorded status for it.
+
+At scale, one LIST per deployment per pass per cluster is most of the operator's traffic.
+``ObservationCache`` shares it: one LIST of every modelfleet-managed Deployment per (cluster,
+namespace), reused by every pass for ``ttl_seconds`` and fetched once however many passes
+ask at the same moment; each pass filters its own workloads from it.
 """
 
 from __future__ import annotations
@@ -79,20 +84,69 @@ def _workload_of(obj: Mapping[str, Any]) -> ObservedWorkload | None:
     )
 
 
+class ObservationCache:
+    """Managed Deployments per (cluster, namespace), listed at most once per ``ttl_seconds``
+    of ``clock`` (monotonic seconds) and once for any number of concurrent askers.
+    ``ttl_seconds`` 0: no caching (every pass lists)."""
+
+    def __init__(self, *, ttl_seconds: float, clock: Callable[[], float]) -> None:
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, asyncio.Future[list[Any]]]] = {}
+
+    async def managed(self, cluster: str, namespace: str, client: ClusterClient) -> list[Any]:
+        """Every modelfleet-managed Deployment of ``namespace`` in ``cluster``."""
+        key = (cluster, namespace)
+        now = self._clock()
+        entry = self._entries.get(key)
+        if entry is not None and (not entry[1].done() or now - entry[0] < self.ttl):
+            return await asyncio.shield(entry[1])
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._entries[key] = (now, future)
+        try:
+            items = await client.list_owned(
+                DEPLOYMENT, {labels.MANAGED: "true"}, namespace=namespace
+            )
+        except BaseException as exc:
+            self._entries.pop(key, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters re-raise it
+            raise
+        future.set_result(items)
+        return items
+
+    def forget(self, cluster: str) -> None:
+        for key in [k for k in self._entries if k[0] == cluster]:
+            del self._entries[key]
+
+
 async def observe_cluster(
-    md: ModelDeployment, cluster: FleetCluster, client_for: ClientFor, *, timeout: float
+    md: ModelDeployment,
+    cluster: FleetCluster,
+    client_for: ClientFor,
+    *,
+    timeout: float,
+    cache: ObservationCache | None = None,
 ) -> ClusterObservation:
     """The deployment's workloads in ``cluster``; never raises (errors are recorded)."""
     name = cluster.metadata.name
     namespace = md.metadata.namespace or "default"
+    selector = owner_selector(name=md.metadata.name, namespace=namespace)
     try:
         async with asyncio.timeout(timeout):
             client = await client_for(cluster)
-            objects = await client.list_owned(
-                DEPLOYMENT,
-                owner_selector(name=md.metadata.name, namespace=namespace),
-                namespace=namespace,
-            )
+            if cache is not None and cache.ttl > 0:
+                listed = await cache.managed(name, namespace, client)
+                objects = [
+                    o
+                    for o in listed
+                    if all(
+                        ((o.get("metadata") or {}).get("labels") or {}).get(k) == v
+                        for k, v in selector.items()
+                    )
+                ]
+            else:
+                objects = await client.list_owned(DEPLOYMENT, selector, namespace=namespace)
     except ClusterError as exc:
         return ClusterObservation(name, error=exc)
     except TimeoutError:
@@ -109,9 +163,10 @@ async def observe(
     client_for: ClientFor,
     *,
     timeout: float = 10.0,
+    cache: ObservationCache | None = None,
 ) -> Observation:
     """Observe ``md`` in every cluster concurrently (one slow cluster delays none other)."""
     results = await asyncio.gather(
-        *(observe_cluster(md, c, client_for, timeout=timeout) for c in clusters)
+        *(observe_cluster(md, c, client_for, timeout=timeout, cache=cache) for c in clusters)
     )
     return Observation({r.cluster: r for r in results})

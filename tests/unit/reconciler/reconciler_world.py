@@ -136,7 +136,9 @@ class World:
             metrics=self.metrics,
             stockouts=stockouts or StockoutMemory(),
             clock=self.clock,
-            settings=settings or ReconcilerSettings(),
+            # Observation caching off unless a test asks: passes at one virtual instant
+            # would otherwise share a list taken before the test changed the cluster.
+            settings=settings or ReconcilerSettings(observe_cache_seconds=0),
         )
         self.loop = OperatorLoop(
             reconciler=self.reconciler,
