@@ -211,6 +211,11 @@ class Reconciler:
             desired=result.desired_replicas,
             observed={n: o for n, o in observation.clusters.items() if n in by_name},
             health={n: health_of(c) for n, c in by_name.items()},
+            held={
+                (r.cluster, r.instance_type, r.capacity_type)
+                for r in result.retiring
+                if r.reason.startswith(R.CLUSTER_FAILING_BACK)
+            },
         )
         await retire(
             md,

@@ -10,6 +10,9 @@ which workloads may go now. The rules, in both directions of a failover:
   are Ready in at least the desired number (its replacement is up), or when it has no Ready
   replica itself (removing it takes nothing away). Workloads that survived an outage are
   existing replicas like any other: they go only under the same rule.
+- Workloads the plan holds for failback (``held``: on a Recovering cluster inside the
+  deployment's ``failbackAfterSeconds``) stay: once the window has passed the planner takes
+  them back like any replica, and the surplus is scaled in then, make-before-break.
 
 ``retire`` executes a decision against the member clusters (idempotent: it deletes by
 ownership labels, keeping every name the plan or the decision still wants).
@@ -48,13 +51,14 @@ def decide_retire(
     desired: int,
     observed: Mapping[str, ClusterObservation],
     health: Mapping[str, str],
+    held: Collection[PoolKey] = (),
 ) -> RetireDecision:
     """Which observed workloads to remove (see the module docstring for the rules).
 
     ``planned``: the (cluster, instance type, capacity type) keys the plan places replicas
     on; ``desired``: replicas that must serve (standby excluded); ``observed``: the member
     clusters' workloads by cluster; ``health``: FleetCluster health by cluster (missing:
-    Unknown). Pure and total.
+    Unknown); ``held``: keys held for failback, never removed. Pure and total.
     """
     ready_planned = sum(
         w.ready
@@ -64,10 +68,10 @@ def decide_retire(
     )
     replaced = ready_planned >= desired
     remove: dict[str, tuple[str, ...]] = {}
-    held: dict[str, str] = {}
+    kept: dict[str, str] = {}
     for name, obs in sorted(observed.items()):
         if not obs.reachable:
-            held[name] = "cluster unreachable"
+            kept[name] = "cluster unreachable"
             continue
         unwanted = [
             w for w in obs.workloads if (name, w.instance_type, w.capacity_type) not in planned
@@ -76,17 +80,26 @@ def decide_retire(
             continue
         state = health.get(name, "Unknown")
         if state in NO_CHANGES_HEALTH:
-            held[name] = f"cluster is {state}: nothing destructive there"
+            kept[name] = f"cluster is {state}: nothing destructive there"
             continue
-        gone = tuple(sorted(w.name for w in unwanted if replaced or w.ready == 0))
+        gone = tuple(
+            sorted(
+                w.name
+                for w in unwanted
+                if (name, w.instance_type, w.capacity_type) not in held
+                and (replaced or w.ready == 0)
+            )
+        )
         if gone:
             remove[name] = gone
         if len(gone) < len(unwanted):
-            held[name] = (
-                f"replacements not ready ({ready_planned} of {desired} ready): "
+            kept[name] = (
+                "held for failback"
+                if replaced
+                else f"replacements not ready ({ready_planned} of {desired} ready): "
                 "kept until they are (make-before-break)"
             )
-    return RetireDecision(remove, held)
+    return RetireDecision(remove, kept)
 
 
 async def retire(

@@ -69,8 +69,9 @@ async def test_returning_cluster_keeps_its_only_replicas() -> None:
 
 async def test_failover_and_failback_are_make_before_break() -> None:
     """east (cheaper) fails: west replaces it in the same pass; east's workloads that
-    survived stay until west is Ready; when east returns, its old replicas do not take the
-    traffic back before failbackAfterSeconds and west's are never removed as "dearest"."""
+    survived are never removed before west is Ready; when east returns, its old replicas do
+    not take the placement back before failbackAfterSeconds and west's are not removed as
+    "dearest" meanwhile; after the window east is taken back, make-before-break."""
     world = World(
         [
             fleet_cluster("east", region="us-east-1", price=10.0),
@@ -97,13 +98,24 @@ async def test_failover_and_failback_are_make_before_break() -> None:
     world.mark_ready("west")
     outcome = await world.reconcile("llama")
     assert world.replicas("west") == 2, "failback removed the healthy replacements"
-    assert world.replicas("east") == 0, "survivors kept after their replacements were Ready"
     assert {p.cluster for p in outcome.status.placements or []} == {"west"}
 
-    # Within the failback window east gets nothing back, however cheaper.
+    # Within the failback window east gets nothing back, however cheaper: its survivors
+    # are held (not placed, not removed) and never displace west.
     for _ in range(10):
         world.clock.advance(20)
         await world.probe()
         outcome = await world.reconcile("llama")
-        assert world.replicas("east") == 0
         assert world.replicas("west") == 2
+        assert {p.cluster for p in outcome.status.placements or []} == {"west"}
+        assert world.replicas("east") == 2, "survivors removed although held for failback"
+
+    # Past the window east is taken back (cheaper, Ready); west's surplus goes only then.
+    world.clock.advance(120)
+    await world.probe()
+    for _ in range(3):
+        world.clock.advance(5)
+        outcome = await world.reconcile("llama")
+        assert world.replicas("east") + world.replicas("west") >= 2
+    assert world.replicas("east") == 2
+    assert world.replicas("west") == 0

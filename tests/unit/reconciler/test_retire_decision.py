@@ -136,3 +136,17 @@ def test_decide_retire(
         ]
         if unplanned or not next(o for o in observed if o.cluster == name).reachable:
             assert name in decision.held, f"{name}: kept without a reason"
+
+
+def test_survivors_held_for_failback_stay_even_when_replaced() -> None:
+    observed = [_obs("east", ("e", 2, 2)), _obs("west", ("w", 2, 2))]
+    args = {
+        "planned": {("west", "w", "OnDemand")},
+        "desired": 2,
+        "observed": {o.cluster: o for o in observed},
+        "health": {"east": "Recovering", "west": "Healthy"},
+    }
+    assert dict(decide_retire(**args).remove) == {"east": ("llama-e",)}  # type: ignore[arg-type]
+    held = decide_retire(**args, held={("east", "e", "OnDemand")})  # type: ignore[arg-type]
+    assert dict(held.remove) == {}
+    assert held.held["east"] == "held for failback"
