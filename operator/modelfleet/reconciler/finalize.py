@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from modelfleet import labels
@@ -80,7 +81,8 @@ async def finalize(
                 )
 
     await asyncio.gather(*(clean(c) for c in fleet))
-    # Release: the pools it booked shrink to what every other deployment books.
+    # Release: the pools it booked shrink to what every other deployment books, at once
+    # (the scale-in delay keeps nodes warm for the living; a deletion stops the bill).
     key = deployment_key(md)
     seed_ledger(ledger, [o for o in others if deployment_key(o) != key])
     ledger.seed(key, placements_from_status(md))
@@ -96,7 +98,7 @@ async def finalize(
             stockouts=stockouts,
             log=log,
             now=now,
-            settings=pool_settings,
+            settings=replace(pool_settings, scale_in_delay_seconds=0.0),
         )
         # Pools are garbage-collected later anyway; never block deletion on them.
         events.extend(

@@ -66,13 +66,23 @@ async def test_pool_size_is_the_sum_of_every_plan_and_shrinks_on_delete() -> Non
         gone, fleet=list(world.fleet.values()), others=list(world.deployments.values())
     )
     assert done.done
-    # Its Ready nodes stay warm for the scale-in delay (10 min), then go.
+    # A deletion releases at once (the scale-in delay is for the living).
+    assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 3
+
+
+async def test_ready_nodes_stay_warm_for_the_scale_in_delay() -> None:
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
+    await world.start()
+    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
+    await world.reconcile("a")
+    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
+    await world.reconcile("a")
     assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 5
     world.clock.advance(300)
-    await world.reconcile("b")
+    await world.reconcile("a")
     assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 5
     world.clock.advance(301)
-    await world.reconcile("b")
+    await world.reconcile("a")
     assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 3
 
 
