@@ -254,7 +254,6 @@ class KubeEmulator:
             for r in self.handler._requests
         ]
 
-
     def authenticated_requests(self) -> list[tuple[str, str]]:
         """(method, path with query) of every request that carried credentials (an
         ``Authorization`` header): what the code under test sent, as opposed to the test's

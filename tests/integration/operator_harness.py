@@ -243,9 +243,7 @@ def assert_rbac_allows(hub: KubeEmulator, members: Mapping[str, KubeEmulator]) -
             f"member {name} (docs/member-clusters.md): {line}"
             for line in rbac_check.member_grants().denied(member.authenticated_requests())
         ]
-    assert not denied, "the operator sent requests its RBAC does not allow:\n" + "\n".join(
-        denied
-    )
+    assert not denied, "the operator sent requests its RBAC does not allow:\n" + "\n".join(denied)
 
 
 def operator(

@@ -199,14 +199,11 @@ def grants_from_manifests(
 
     def bound(binding: Mapping[str, Any]) -> bool:
         return any(
-            s.get("kind") == "ServiceAccount"
-            and (s.get("namespace"), s.get("name")) == subject
+            s.get("kind") == "ServiceAccount" and (s.get("namespace"), s.get("name")) == subject
             for s in binding.get("subjects") or []
         )
 
-    cluster_roles = {
-        m["metadata"]["name"]: m for m in manifests if m.get("kind") == "ClusterRole"
-    }
+    cluster_roles = {m["metadata"]["name"]: m for m in manifests if m.get("kind") == "ClusterRole"}
     roles = {
         (m["metadata"].get("namespace"), m["metadata"]["name"]): m
         for m in manifests

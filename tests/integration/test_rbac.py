@@ -37,7 +37,9 @@ pytestmark = pytest.mark.integration
         (
             "GET",
             "/api/v1/namespaces/team-a",
-            RequestAttributes("get", "/api/v1/namespaces/team-a", "", "namespaces", "", "team-a", "team-a"),
+            RequestAttributes(
+                "get", "/api/v1/namespaces/team-a", "", "namespaces", "", "team-a", "team-a"
+            ),
         ),
         (
             "POST",
@@ -48,15 +50,21 @@ pytestmark = pytest.mark.integration
             "GET",
             "/apis/apps/v1/namespaces/default/deployments?labelSelector=a%3Db",
             RequestAttributes(
-                "list", "/apis/apps/v1/namespaces/default/deployments", "apps", "deployments",
-                "", "default",
+                "list",
+                "/apis/apps/v1/namespaces/default/deployments",
+                "apps",
+                "deployments",
+                "",
+                "default",
             ),
         ),
         (
             "GET",
             "/apis/modelfleet.io/v1alpha1/modeldeployments?watch=true&resourceVersion=1",
             RequestAttributes(
-                "watch", "/apis/modelfleet.io/v1alpha1/modeldeployments", "modelfleet.io",
+                "watch",
+                "/apis/modelfleet.io/v1alpha1/modeldeployments",
+                "modelfleet.io",
                 "modeldeployments",
             ),
         ),
@@ -66,23 +74,37 @@ pytestmark = pytest.mark.integration
             RequestAttributes(
                 "patch",
                 "/apis/modelfleet.io/v1alpha1/namespaces/default/modeldeployments/llama/status",
-                "modelfleet.io", "modeldeployments", "status", "default", "llama",
+                "modelfleet.io",
+                "modeldeployments",
+                "status",
+                "default",
+                "llama",
             ),
         ),
         (
             "PUT",
             "/apis/modelfleet.io/v1alpha1/fleetclusters/east",
             RequestAttributes(
-                "update", "/apis/modelfleet.io/v1alpha1/fleetclusters/east", "modelfleet.io",
-                "fleetclusters", "", "", "east",
+                "update",
+                "/apis/modelfleet.io/v1alpha1/fleetclusters/east",
+                "modelfleet.io",
+                "fleetclusters",
+                "",
+                "",
+                "east",
             ),
         ),
         (
             "DELETE",
             "/api/v1/namespaces/default/services/web?propagationPolicy=Background",
             RequestAttributes(
-                "delete", "/api/v1/namespaces/default/services/web", "", "services", "",
-                "default", "web",
+                "delete",
+                "/api/v1/namespaces/default/services/web",
+                "",
+                "services",
+                "",
+                "default",
+                "web",
             ),
         ),
         (
@@ -146,7 +168,9 @@ def test_member_rules_come_from_the_documented_cluster_role() -> None:
 
 @pytest.fixture
 async def hub_fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    clusters = {"hub": fleet_cluster("hub", region="us-east-1", cloud="aws", price=10.0, on_hub=True)}
+    clusters = {
+        "hub": fleet_cluster("hub", region="us-east-1", cloud="aws", price=10.0, on_hub=True)
+    }
     async with fleet_of(tmp_path, monkeypatch, clusters) as running:
         yield running
 
@@ -183,7 +207,9 @@ async def test_a_deployment_placed_on_the_hub_is_ready_within_the_charts_rbac(
 
         async def ready() -> bool:
             body = await fleet.kubectl.get(f"{path}/llama")
-            conditions = {c["type"]: c for c in ((body or {}).get("status") or {}).get("conditions", [])}
+            conditions = {
+                c["type"]: c for c in ((body or {}).get("status") or {}).get("conditions", [])
+            }
             return conditions.get("Ready", {}).get("status") == "True"
 
         await eventually(ready, what="Ready=True")
