@@ -16,12 +16,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_help import TidyGroup
+
 app = typer.Typer(
     name="modelfleet",
     help="Serve models on GPUs across clouds and regions within an SLO and a budget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=TidyGroup,
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -33,7 +36,7 @@ DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
 def crds(
     out_dir: Annotated[
         list[Path] | None,
-        typer.Option("--out-dir", help="Folder to write CRDs into (repeatable)."),
+        typer.Option("--out-dir", metavar="<dir>", help="Folder to write CRDs into (repeatable)."),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the files differ from the models.")
@@ -78,7 +81,7 @@ def crds(
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Manifest files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Manifest files or folders.")],
 ) -> None:
     """Validate ModelDeployment and FleetCluster manifests.
 
@@ -164,7 +167,12 @@ def main() -> None:
 def run(
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Serve ModelDeployments in this namespace."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="<namespace>",
+            help="Serve ModelDeployments in this namespace (repeatable).",
+        ),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
@@ -174,7 +182,9 @@ def run(
     log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
     interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
     probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs (kopf's too).")
+    ] = False,
 ) -> None:
     """Run the operator against the current cluster (in-cluster or $KUBECONFIG)."""
     import asyncio
@@ -235,13 +245,17 @@ def simulate(
         list[str] | None,
         typer.Option(
             "--policy",
+            metavar="<policy>",
             help="Policies to run (repeatable): modelfleet, static-peak, hpa-failover, "
             "modelfleet-on-demand, modelfleet-no-standby. Default: modelfleet.",
         ),
     ] = None,
 ) -> None:
-    """What-if: run a scenario (outages, stockouts, spot reclaims, bursts) on virtual time
-    through the real decision path, and report SLO attainment, cost and recovery times."""
+    """What-if: simulate outages, stockouts, spot reclaims and bursts on virtual time.
+
+    Runs a scenario through the real decision path and reports SLO attainment, cost and
+    recovery times.
+    """
     from modelfleet.sim import ScenarioError, default_scenario_path
     from modelfleet.sim import simulate as run_simulation
     from modelfleet.sim.output import print_summary

@@ -101,3 +101,19 @@ def test_validate_help_states_the_exit_statuses() -> None:
     text = " ".join(result.output.split())
     assert "0 when every document is valid; 1 when a document is invalid; 2 when" in text
     assert "Exits 1 on any error" not in text
+
+
+@pytest.mark.parametrize("command", [[], ["crds"], ["validate"], ["plan"], ["run"], ["simulate"]])
+def test_help_shows_no_python_type_names(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "list[" not in result.output
+
+
+def test_command_list_shows_whole_first_sentences() -> None:
+    result = runner.invoke(app, ["--help"])
+    text = " ".join(result.output.replace("│", " ").split())
+    # The summary is the docstring's first paragraph: one whole sentence, not a line of it.
+    assert "simulate What-if: simulate outages, stockouts, spot reclaims and bursts on " in text
+    assert "on virtual time. ╰" in text
