@@ -24,7 +24,7 @@ def _tidy(params: list[Any]) -> list[Any]:
         elif isinstance(param, typer.core.TyperArgument) and param.metavar is not None:
             # Arguments show their type beside their name; the metavar already says it.
             # (An instance attribute: typer offers no option for this.)
-            param.display_type_rich = lambda ctx: None
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     return params
 
 
