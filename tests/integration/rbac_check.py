@@ -23,6 +23,7 @@ import fnmatch
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -246,7 +247,11 @@ def _helm_binary() -> Path:
 @cache
 def chart_manifests() -> tuple[dict[str, Any], ...]:
     """The chart rendered by the real helm with default values into ``CHART_NAMESPACE``."""
-    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"modelfleet-rbac-helm-{os.getpid()}"
+    with tempfile.TemporaryDirectory(prefix="modelfleet-rbac-helm-") as tmp:
+        return _render(Path(tmp))
+
+
+def _render(home: Path) -> tuple[dict[str, Any], ...]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
