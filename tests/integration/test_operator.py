@@ -238,7 +238,8 @@ async def test_orphan_pools_are_reported_then_collected(fleet: Fleet) -> None:
         # While the deployment needs the pool, it survives several GC rounds.
         provider = context.providers.cached("east")
         assert provider is not None
-        await eventually(lambda: _reconciled_since(fleet), what="a later reconcile")
+        reported_at = datetime.now(UTC)
+        await eventually(lambda: _reconciled_since(fleet, reported_at), what="a later reconcile")
         assert [p.desired_nodes for p in await provider.list_pools()] == [2]
 
         await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/llama")
