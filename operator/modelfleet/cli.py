@@ -216,6 +216,13 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
+    from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
+
+    try:  # one line on what is wrong instead of tracebacks and kopf's retries
+        check_operator_extras()
+    except StartupError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from exc
     from modelfleet.reconciler import ReconcilerSettings
     from modelfleet.runtime import planner_settings
 
@@ -224,10 +231,7 @@ def run(
     except ValueError as exc:
         err.print(f"[red]error:[/red] --planner: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
-
-    try:  # one line on what is wrong instead of tracebacks and kopf's retries
-        check_operator_extras()
+    try:
         asyncio.run(check_hub())
     except StartupError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)

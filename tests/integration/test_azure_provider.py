@@ -451,6 +451,7 @@ async def test_failed_operation_raises_capacity_then_pool_shows_the_issue(
     assert pool.state == "Failed"
     assert pool.ready_nodes == 0
     assert pool.issues[0].code == "ZonalAllocationFailed"
+    assert pool.issues[0].capacity, "an allocation failure on the pool is a capacity issue"
 
 
 async def test_stopped_pool_is_degraded(arm: CloudStub) -> None:

@@ -193,8 +193,15 @@ async def test_async_capacity_error_falls_through(fleet: tuple[Fleet, EksCluster
         assert (mark["gpu"], mark["capacityType"]) == ("H100", "OnDemand")
         assert "InsufficientInstanceCapacity" in mark["message"]
         assert session.calls.count("describe_nodegroup") >= 1
-        [event] = await eventually(lambda: running.events("Stockout"), what="a Stockout Event")
-        assert "after an accepted resize" in event["message"]
+
+        def late_stockouts() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in running.events("Stockout")
+                if "after an accepted resize" in e["message"] and AWS in e["message"]
+            ]
+
+        await eventually(late_stockouts, what="a Stockout Event for the late capacity error")
         body = await running.md("llama")
         conditions = {c["type"]: c for c in body["status"]["conditions"]}
         assert (

@@ -336,14 +336,18 @@ async def test_pool_status_and_conditions_become_state_and_issues(gcp: CloudStub
     ]
     failed = await provider.get_pool(spec)
     assert failed.state == "Failed"
+    # A stockout reported on the pool is flagged as capacity (the operator makes it a mark).
     assert failed.issues == (
-        PoolIssue("GCE_STOCKOUT", "Zone us-central1-a has no a3-highgpu-8g capacity"),
+        PoolIssue(
+            "GCE_STOCKOUT", "Zone us-central1-a has no a3-highgpu-8g capacity", capacity=True
+        ),
     )
 
     stored["status"] = "RUNNING_WITH_ERROR"
     stored["conditions"] = [{"code": "GKE_SERVICE_ACCOUNT_DELETED", "message": "sa deleted"}]
     assert (await provider.get_pool(spec)).state == "Degraded"
-    assert (await provider.get_pool(spec)).issues[0].code == "GKE_SERVICE_ACCOUNT_DELETED"
+    [issue] = (await provider.get_pool(spec)).issues
+    assert (issue.code, issue.capacity) == ("GKE_SERVICE_ACCOUNT_DELETED", False)
 
     for status, state in [
         ("PROVISIONING", "Creating"),
