@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.gateway.command import gateway as gateway_command
+
 app = typer.Typer(
     name="modelfleet",
     help="Serve models on GPUs across clouds and regions within an SLO and a budget.",
@@ -27,6 +29,9 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
+
+# `modelfleet gateway`: the global OpenAI-compatible endpoint (modelfleet.gateway.command).
+app.command(name="gateway")(gateway_command)
 
 
 @app.command()
