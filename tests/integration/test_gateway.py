@@ -159,3 +159,384 @@ async def test_fallback_model_when_the_deployment_has_no_ready_endpoint(tmp_path
         'modelfleet_gateway_fallback_requests_total{deployment="main",namespace="team",to="backup"} 1.0'
         in text
     )
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+async def test_5xx_429_and_refused_connections_before_the_first_byte_are_retried(
+    tmp_path: Path,
+) -> None:
+    settings = GatewaySettings(scrape_interval=0, eject_after_failures=100)
+    async with StubEngine("a") as a, StubEngine("b") as b, StubEngine("c") as c:
+        dead_url = c.url
+        await c.kill()  # c refuses connections
+        deps = [Dep("d", "m", [a, b, c])]
+        async with gateway_for(tmp_path, deps, settings=settings) as h:
+            for status in (500, 502, 503, 429):
+                a.behaviour.fail_next = [status]
+                # a fails once and c refuses (until ejected): a retry on b answers.
+                texts = {await chat_text(h.client, "m") for _ in range(4)}
+                assert texts <= {"a:m", "b:m"}, texts
+            text = await metrics_text(h)
+    assert dead_url
+    assert 'modelfleet_gateway_retries_total{deployment="d",namespace="team"}' in text
+    assert 'reason="refused"' in text
+    assert 'reason="status_5xx"' in text and 'reason="status_429"' in text
+
+
+async def test_client_errors_are_passed_through_not_retried(tmp_path: Path) -> None:
+    async with StubEngine("a") as a, StubEngine("b") as b:
+        a.behaviour.fail_next = [400]
+        b.behaviour.fail_next = [400]
+        async with gateway_for(tmp_path, [Dep("d", "m", [a, b])]) as h:
+            with pytest.raises(openai.BadRequestError) as info:
+                await chat_text(h.client, "m")
+    assert "failed with 400" in str(info.value)
+    assert a.served() + b.served() == 1
+
+
+async def test_when_every_attempt_fails_the_last_answer_is_returned(tmp_path: Path) -> None:
+    settings = GatewaySettings(scrape_interval=0, max_attempts=2, eject_after_failures=100)
+    async with StubEngine("a") as a, StubEngine("b") as b:
+        a.behaviour.fail_next = [503]
+        b.behaviour.fail_next = [503]
+        async with gateway_for(tmp_path, [Dep("d", "m", [a, b])], settings=settings) as h:
+            with pytest.raises(openai.InternalServerError) as info:
+                await chat_text(h.client, "m")
+    assert info.value.status_code == 503
+    assert a.served() == b.served() == 1
+
+
+async def test_a_stream_that_breaks_ends_with_an_error_event_and_is_not_retried(
+    tmp_path: Path,
+) -> None:
+    behaviour = Behaviour(chunks=5, break_after_chunks=2)
+    async with StubEngine("a", behaviour=behaviour) as a, StubEngine("b") as b:
+        b.behaviour = Behaviour(chunks=5, break_after_chunks=2)
+        async with gateway_for(tmp_path, [Dep("d", "m", [a, b])]) as h:
+            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)  # type: ignore[call-overload]
+            received = []
+            with pytest.raises(openai.APIError) as info:
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        received.append(chunk.choices[0].delta.content)
+    assert len(received) == 2
+    assert "failed after the answer started" in str(info.value)
+    assert a.served() + b.served() == 1
+
+
+async def test_endpoint_killed_mid_traffic_loses_no_request_that_had_not_started(
+    tmp_path: Path,
+) -> None:
+    behaviour = Behaviour(latency=0.05, chunks=4, chunk_delay=0.05)
+    stubs = [StubEngine(n, behaviour=Behaviour(**vars(behaviour))) for n in "abc"]
+    for stub in stubs:
+        await stub.start()
+    victim = stubs[0]
+    started: list[bool] = []
+    outcomes: list[str] = []
+
+    async def one(client: openai.AsyncOpenAI) -> None:
+        got_first = False
+        try:
+            stream = await client.chat.completions.create(model="m", messages=MSG, stream=True)  # type: ignore[call-overload]
+            parts = []
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    got_first = True
+                    parts.append(chunk.choices[0].delta.content)
+            outcomes.append("ok" if len(parts) == 4 else "short")
+        except openai.APIError:
+            outcomes.append("error")
+        started.append(got_first)
+
+    try:
+        async with gateway_for(tmp_path, [Dep("d", "m", stubs)]) as h:
+            tasks = []
+            for i in range(90):
+                tasks.append(asyncio.create_task(one(h.client)))
+                await asyncio.sleep(0.01)
+                if i == 40:
+                    await victim.kill()
+            await asyncio.gather(*tasks)
+            text = await metrics_text(h)
+    finally:
+        for stub in stubs:
+            await stub.kill()
+    failed_after_start = [s for s, o in zip(started, outcomes, strict=True) if o != "ok" and s]
+    failed_before_start = [s for s, o in zip(started, outcomes, strict=True) if o != "ok" and not s]
+    # Only streams already under way on the killed endpoint may fail; every other request
+    # (in flight to it before its first byte, or sent after the kill) was served elsewhere.
+    assert failed_before_start == []
+    assert outcomes.count("ok") >= 90 - len(failed_after_start)
+    assert len(failed_after_start) <= 12, outcomes
+    assert 'modelfleet_gateway_ejections_total{deployment="d",endpoint="a",namespace="team"} 1.0' in text
+
+
+async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> None:
+    settings = GatewaySettings(
+        scrape_interval=0, eject_after_failures=2, eject_base_seconds=0.5, max_ejected_fraction=0.5
+    )
+    async with StubEngine("good") as good, StubEngine("bad") as bad:
+        async with gateway_for(tmp_path, [Dep("d", "m", [good, bad])], settings=settings) as h:
+            bad.behaviour.fail_next = [500] * 50
+            for _ in range(20):
+                assert await chat_text(h.client, "m") == "good:m"
+            failures_seen = bad.served()
+            # Ejected: the bad endpoint gets no more traffic while out.
+            for _ in range(10):
+                assert await chat_text(h.client, "m") == "good:m"
+            assert bad.served() == failures_seen <= 3
+            text = await metrics_text(h)
+            assert 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 1.0' in text
+            # Healthy again: the probe after the ejection brings it back into rotation.
+            bad.behaviour.fail_next = []
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                back = 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 0.0'
+                if back in await metrics_text(h):
+                    break
+            answers = {await chat_text(h.client, "m") for _ in range(30)}
+    assert "bad:m" in answers
+
+
+async def test_first_byte_timeout_is_a_504(tmp_path: Path) -> None:
+    settings = GatewaySettings(scrape_interval=0, first_byte_timeout=0.3)
+    async with StubEngine("stuck", behaviour=Behaviour(latency=2.0)) as stuck:
+        async with gateway_for(tmp_path, [Dep("d", "m", [stuck])], settings=settings) as h:
+            with pytest.raises(openai.APIStatusError) as info:
+                await chat_text(h.client, "m")
+    assert info.value.status_code == 504
+    assert "no answer within 0.3s" in str(info.value)
+
+
+# -- load, locality and prefix affinity ------------------------------------------------------
+
+
+async def test_long_shared_prefixes_stick_to_one_endpoint_within_its_load(
+    tmp_path: Path,
+) -> None:
+    settings = GatewaySettings(scrape_interval=0, affinity_prefix_chars=256)
+    stubs = [StubEngine(n) for n in "abcd"]
+    for stub in stubs:
+        await stub.start()
+    try:
+        async with gateway_for(tmp_path, [Dep("d", "m", stubs)], settings=settings) as h:
+            for system in ("You are a lawyer. " * 20, "You are a chef. " * 20):
+                before = [s.served() for s in stubs]
+                for i in range(8):  # one after another: no load, so always the hashed one
+                    messages = [
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": f"question {i}"},
+                    ]
+                    await h.client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+                gained = [s.served() - b for s, b in zip(stubs, before, strict=True)]
+                assert sorted(gained) == [0, 0, 0, 8], gained
+            # Short prompts are spread by load instead.
+            before = [s.served() for s in stubs]
+            for stub in stubs:
+                stub.behaviour.latency = 0.2
+            await asyncio.gather(*(chat_text(h.client, "m") for _ in range(40)))
+            gained = [s.served() - b for s, b in zip(stubs, before, strict=True)]
+    finally:
+        for stub in stubs:
+            await stub.kill()
+    assert min(gained) >= 5, gained
+
+
+async def test_bounded_load_spills_a_hot_prefix_to_other_endpoints(tmp_path: Path) -> None:
+    settings = GatewaySettings(scrape_interval=0, affinity_prefix_chars=64)
+    slow = Behaviour(latency=0.3)
+    stubs = [StubEngine(n, behaviour=Behaviour(**vars(slow))) for n in "abc"]
+    for stub in stubs:
+        await stub.start()
+    try:
+        async with gateway_for(tmp_path, [Dep("d", "m", stubs)], settings=settings) as h:
+            messages = [{"role": "user", "content": "same long prefix " * 10}]
+            await asyncio.gather(
+                *(h.client.chat.completions.create(model="m", messages=messages) for _ in range(30))  # type: ignore[arg-type]
+            )
+    finally:
+        for stub in stubs:
+            await stub.kill()
+    served = sorted(s.served() for s in stubs)
+    # All at once: the hashed endpoint takes its bounded share, ceil(1.25 x 30 / 3) = 13, not
+    # all 30; the next endpoint in the prefix's hash order takes the spill.
+    assert sum(served) == 30
+    assert served[-1] <= 13 and served[-2] >= 5, served
+
+
+async def test_own_region_first_while_it_has_headroom(tmp_path: Path) -> None:
+    settings = GatewaySettings(
+        scrape_interval=0.1, region="us-east-1", queue_headroom=4, affinity_prefix_chars=0
+    )
+    async with StubEngine("near") as near, StubEngine("far") as far:
+        dep = Dep("d", "m", [near, far], regions={"near": "us-east-1", "far": "eu-west-4"})
+        async with gateway_for(tmp_path, [dep], settings=settings) as h:
+            await asyncio.gather(*(chat_text(h.client, "m") for _ in range(20)))
+            assert (near.served(), far.served()) == (20, 0)
+            # The local engine reports a long queue: no headroom, so the remote one serves.
+            near.behaviour.queue = 10
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                state = h.running.gateway.pool.state(near.url)
+                if state is not None and state.queue == 10:
+                    break
+            await asyncio.gather(*(chat_text(h.client, "m") for _ in range(10)))
+    assert (near.served(), far.served()) == (20, 10)
+
+
+# -- holding at zero -----------------------------------------------------------------------------
+
+
+async def test_requests_are_held_at_zero_and_released_when_an_endpoint_gets_ready(
+    tmp_path: Path,
+) -> None:
+    settings = GatewaySettings(scrape_interval=0, hold_timeout=20)
+    async with StubEngine("cold") as cold:
+        zero = Dep("d", "m", [cold], not_ready=frozenset({"cold"}))
+        async with gateway_for(tmp_path, [zero], settings=settings) as h:
+            tasks = [asyncio.create_task(chat_text(h.client, "m")) for _ in range(5)]
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 5.0' in await metrics_text(h):
+                    break
+            else:
+                pytest.fail("the held requests never showed in the pending gauge")
+            assert cold.served() == 0 and not any(t.done() for t in tasks)
+            h.rewrite([Dep("d", "m", [cold])])  # the endpoint is ready now
+            answers = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            text = await metrics_text(h)
+    assert answers == ["cold:m"] * 5
+    assert 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 0.0' in text
+    assert 'modelfleet_gateway_held_requests_total{deployment="d",namespace="team",outcome="released"} 5.0' in text
+
+
+async def test_held_requests_time_out_with_503_and_retry_after(tmp_path: Path) -> None:
+    settings = GatewaySettings(
+        scrape_interval=0, hold_timeout=0.3, max_held_per_deployment=2, retry_after_seconds=7
+    )
+    async with StubEngine("cold") as cold:
+        zero = Dep("d", "m", [cold], not_ready=frozenset({"cold"}))
+        async with gateway_for(tmp_path, [zero], settings=settings) as h:
+            results = await asyncio.gather(
+                *(chat_text(h.client, "m") for _ in range(3)), return_exceptions=True
+            )
+    assert all(isinstance(r, openai.APIStatusError) and r.status_code == 503 for r in results)
+    errors = [r for r in results if isinstance(r, openai.APIStatusError)]
+    assert all(e.response.headers["retry-after"] == "7" for e in errors)
+    messages = sorted(str(e) for e in errors)
+    assert sum("already waiting" in m for m in messages) == 1  # the third overflowed
+    assert sum("waited 0.3s" in m for m in messages) == 2
+    assert cold.served() == 0
+
+
+# -- security and bad input ------------------------------------------------------------------
+
+GOOD_KEY = "sk-team-a-0123456789abcdef"
+
+
+async def test_api_keys_rate_limits_and_no_key_in_logs_or_metrics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"team-a: {GOOD_KEY}\nteam-b: sk-team-b-fedcba\n", encoding="utf-8")
+    settings = GatewaySettings(scrape_interval=0, rate_limit_per_second=0.5, rate_limit_burst=3)
+    caplog.set_level("DEBUG")
+    async with StubEngine("a") as a:
+        async with gateway_for(
+            tmp_path, [Dep("d", "m", [a])], settings=settings, api_keys_file=keys, api_key=GOOD_KEY
+        ) as h:
+            for bad in ("sk-wrong", GOOD_KEY[:-1]):
+                with pytest.raises(openai.AuthenticationError) as info:
+                    await chat_text(h.client_with(bad), "m")
+                assert info.value.status_code == 401
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(h.url + "/v1/chat/completions", json={"model": "m"}) as anonymous,
+            ):
+                assert anonymous.status == 401
+                assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+                assert "API key" in (await anonymous.json())["error"]["message"]
+            with pytest.raises(openai.AuthenticationError):
+                await h.client_with("sk-wrong").models.list()
+            assert a.served() == 0  # unauthenticated requests reach no replica
+            # Three requests of burst, then 429 with Retry-After for this key only.
+            for _ in range(3):
+                assert await chat_text(h.client, "m") == "a:m"
+            with pytest.raises(openai.RateLimitError) as limited:
+                await chat_text(h.client, "m")
+            assert int(limited.value.response.headers["retry-after"]) >= 1
+            assert await chat_text(h.client_with("sk-team-b-fedcba"), "m") == "a:m"
+            text = await metrics_text(h)
+    assert 'modelfleet_gateway_rejected_requests_total{reason="unauthenticated"} 4.0' in text
+    assert 'modelfleet_gateway_rejected_requests_total{reason="rate_limited"} 1.0' in text
+    for secret in (GOOD_KEY, "sk-team-b-fedcba", "sk-wrong"):
+        assert secret not in text
+        assert secret not in caplog.text
+    assert all("Authorization" not in s.headers for s in a.seen)
+
+
+async def test_configured_but_empty_key_source_refuses_everyone(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()  # a mounted Secret with no entries
+    async with StubEngine("a") as a:
+        async with gateway_for(tmp_path, [Dep("d", "m", [a])], api_keys_file=keys) as h:
+            with pytest.raises(openai.AuthenticationError):
+                await chat_text(h.client, "m")
+    assert a.served() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b'{"messages": [{"role": "user", "content": "x"}]}', 400, "'model' is required"),
+        (b'{"model": 7, "messages": []}', 400, "'model' is required"),
+        (b'{"model": "m"}', 400, "'messages' is required"),
+        (b'{"model": "m", "messages": ["hi"]}', 400, "'messages[0]' must be an object"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "'stream' must be"),
+        (b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "model 'nope' does not exist"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 3000 + b'"}]}', 413, "exceeds 2048"),
+    ],
+    ids=["not-json", "not-object", "no-model", "model-not-string", "no-messages", "bad-message", "bad-stream", "unknown-model", "too-large"],
+)
+async def test_bad_inputs_get_a_status_and_a_message(
+    tmp_path: Path, body: bytes, status: int, message: str
+) -> None:
+    settings = GatewaySettings(scrape_interval=0, max_request_bytes=2048)
+    async with StubEngine("a") as a:
+        async with gateway_for(tmp_path, [Dep("d", "m", [a])], settings=settings) as h:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    h.url + "/v1/chat/completions",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as response,
+            ):
+                payload = await response.json()
+    assert response.status == status
+    assert message in payload["error"]["message"], payload
+    assert a.served() == 0
+
+
+async def test_completions_need_a_prompt_and_unknown_routes_404(tmp_path: Path) -> None:
+    async with StubEngine("a") as a:
+        no_rule = route(
+            "strict",
+            {
+                "model": "strict",
+                "rules": [{"match": {"headers": [{"name": "x-tier"}]}, "backends": [{"deployment": "d"}]}],
+            },
+        )
+        async with gateway_for(tmp_path, [Dep("d", "m", [a])], [no_rule]) as h:
+            with pytest.raises(openai.BadRequestError) as info:
+                await h.client.completions.create(model="m", prompt=[])
+            assert "'prompt' is required" in str(info.value)
+            with pytest.raises(openai.NotFoundError) as missing:
+                await chat_text(h.client, "strict")
+            assert "no rule of ModelRoute team/strict matches" in str(missing.value)
+            assert await chat_text(h.client, "strict", extra_headers={"x-tier": "gold"}) == "a:m"

@@ -88,8 +88,8 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.keys = keys or ApiKeys()
-        self.metrics = metrics or GatewayMetrics()
+        self.keys = keys if keys is not None else ApiKeys()
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
         self._own_session = session is None
         self.session = session or aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=30),
