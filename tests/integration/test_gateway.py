@@ -149,7 +149,11 @@ async def test_fallback_model_when_the_deployment_has_no_ready_endpoint(tmp_path
         ]
         r = route(
             "chat",
-            {"model": "chat", "rules": [{"backends": [{"deployment": "main"}]}], "fallback": ["backup"]},
+            {
+                "model": "chat",
+                "rules": [{"backends": [{"deployment": "main"}]}],
+                "fallback": ["backup"],
+            },
         )
         async with gateway_for(tmp_path, deps, [r]) as h:
             assert await chat_text(h.client, "chat") == "backup:small"
@@ -275,7 +279,10 @@ async def test_endpoint_killed_mid_traffic_loses_no_request_that_had_not_started
     assert failed_before_start == []
     assert outcomes.count("ok") >= 90 - len(failed_after_start)
     assert len(failed_after_start) <= 12, outcomes
-    assert 'modelfleet_gateway_ejections_total{deployment="d",endpoint="a",namespace="team"} 1.0' in text
+    assert (
+        'modelfleet_gateway_ejections_total{deployment="d",endpoint="a",namespace="team"} 1.0'
+        in text
+    )
 
 
 async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> None:
@@ -293,7 +300,10 @@ async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> N
                 assert await chat_text(h.client, "m") == "good:m"
             assert bad.served() == failures_seen <= 3
             text = await metrics_text(h)
-            assert 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 1.0' in text
+            assert (
+                'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 1.0'
+                in text
+            )
             # Healthy again: the probe after the ejection brings it back into rotation.
             bad.behaviour.fail_next = []
             for _ in range(100):
@@ -404,7 +414,10 @@ async def test_requests_are_held_at_zero_and_released_when_an_endpoint_gets_read
             tasks = [asyncio.create_task(chat_text(h.client, "m")) for _ in range(5)]
             for _ in range(100):
                 await asyncio.sleep(0.05)
-                if 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 5.0' in await metrics_text(h):
+                if (
+                    'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 5.0'
+                    in await metrics_text(h)
+                ):
                     break
             else:
                 pytest.fail("the held requests never showed in the pending gauge")
@@ -414,7 +427,10 @@ async def test_requests_are_held_at_zero_and_released_when_an_endpoint_gets_read
             text = await metrics_text(h)
     assert answers == ["cold:m"] * 5
     assert 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 0.0' in text
-    assert 'modelfleet_gateway_held_requests_total{deployment="d",namespace="team",outcome="released"} 5.0' in text
+    assert (
+        'modelfleet_gateway_held_requests_total{deployment="d",namespace="team",outcome="released"} 5.0'
+        in text
+    )
 
 
 async def test_held_requests_time_out_with_503_and_retry_after(tmp_path: Path) -> None:
@@ -501,11 +517,33 @@ async def test_configured_but_empty_key_source_refuses_everyone(tmp_path: Path) 
         (b'{"model": 7, "messages": []}', 400, "'model' is required"),
         (b'{"model": "m"}', 400, "'messages' is required"),
         (b'{"model": "m", "messages": ["hi"]}', 400, "'messages[0]' must be an object"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "'stream' must be"),
-        (b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "model 'nope' does not exist"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 3000 + b'"}]}', 413, "exceeds 2048"),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            400,
+            "'stream' must be",
+        ),
+        (
+            b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "model 'nope' does not exist",
+        ),
+        (
+            b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * 3000 + b'"}]}',
+            413,
+            "exceeds 2048",
+        ),
     ],
-    ids=["not-json", "not-object", "no-model", "model-not-string", "no-messages", "bad-message", "bad-stream", "unknown-model", "too-large"],
+    ids=[
+        "not-json",
+        "not-object",
+        "no-model",
+        "model-not-string",
+        "no-messages",
+        "bad-message",
+        "bad-stream",
+        "unknown-model",
+        "too-large",
+    ],
 )
 async def test_bad_inputs_get_a_status_and_a_message(
     tmp_path: Path, body: bytes, status: int, message: str
@@ -533,7 +571,9 @@ async def test_completions_need_a_prompt_and_unknown_routes_404(tmp_path: Path) 
             "strict",
             {
                 "model": "strict",
-                "rules": [{"match": {"headers": [{"name": "x-tier"}]}, "backends": [{"deployment": "d"}]}],
+                "rules": [
+                    {"match": {"headers": [{"name": "x-tier"}]}, "backends": [{"deployment": "d"}]}
+                ],
             },
         )
         async with gateway_for(tmp_path, [Dep("d", "m", [a])], [no_rule]) as h:

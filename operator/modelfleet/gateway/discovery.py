@@ -110,11 +110,16 @@ class HubSource:
         from kubernetes_asyncio import client
 
         api = client.CustomObjectsApi(self._api)
-        if namespace is None:
-            return lambda **kw: api.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
-        return lambda **kw: api.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, **kw
-        )
+
+        def call(**kw: Any) -> Any:
+            # The generated client writes booleans as "True"; send the canonical "true"
+            # that every API server (and emulator) parses.
+            kw = {k: ("true" if v is True and not k.startswith("_") else v) for k, v in kw.items()}
+            if namespace is None:
+                return api.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
+            return api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
+
+        return call
 
     async def _watch_forever(self, plural: str, namespace: str | None) -> None:
         from kubernetes_asyncio import watch

@@ -1,0 +1,160 @@
+"""The gateway discovering endpoints from a hub: KMock's Kubernetes API emulator over real
+HTTP serves ModelDeployments (with the status the operator writes), a ModelRoute and the API
+keys Secret; the gateway lists and watches them through kubernetes_asyncio, exactly as
+against a real API server. Status changes are made with HTTP PATCHes so they reach the
+gateway as watch events."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+import yaml
+from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
+from openai_stub import StubEngine
+
+from modelfleet.gateway.run import GatewayOptions, serve_gateway
+from modelfleet.gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.integration
+
+ROUTES = {"modelfleet.io/v1alpha1/modelroutes": ResourceSpec("ModelRoute", namespaced=True)}
+KEY = "sk-hub-0123456789"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def deployment(name: str, model: str, url: str, *, ready: int) -> dict[str, Any]:
+    """A ModelDeployment as the operator leaves it: one placement in c-<name>, one endpoint."""
+    cluster = f"c-{name}"
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": "team"},
+        "spec": {"model": {"name": model}, "replicas": {"min": 0, "max": 2}},
+        "status": {
+            "placements": [
+                {
+                    "cluster": cluster,
+                    "cloud": "aws",
+                    "region": "us-east-1",
+                    "gpu": "L40S",
+                    "instanceType": "g6e.xlarge",
+                    "capacityType": "OnDemand",
+                    "replicas": 1,
+                    "ready": ready,
+                }
+            ],
+            "endpoints": [{"cluster": cluster, "url": url}],
+        },
+    }
+
+
+async def _http(kube: KubeEmulator, method: str, path: str, body: Any = None) -> int:
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, kube.url + path, json=body, headers=headers) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+async def _pending(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+        return await response.text()
+
+
+async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: Path) -> None:
+    async with (
+        kube_emulator(resources=ROUTES) as kube,
+        StubEngine("warm") as warm,
+        StubEngine("cold") as cold,
+    ):
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("llama", "llama-8b", warm.url, ready=1),
+        )
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("qwen", "qwen-1.5b", cold.url, ready=0),
+        )
+        kube.put(
+            "modelfleet.io/v1alpha1/modelroutes",
+            {
+                "apiVersion": "modelfleet.io/v1alpha1",
+                "kind": "ModelRoute",
+                "metadata": {"name": "assistant", "namespace": "team"},
+                "spec": {"model": "assistant", "rules": [{"backends": [{"deployment": "qwen"}]}]},
+            },
+        )
+        kube.put(
+            "v1/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "gateway-keys", "namespace": "team"},
+                "data": {"team-a": base64.b64encode(KEY.encode()).decode()},
+            },
+        )
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
+        options = GatewayOptions(
+            host="127.0.0.1",
+            port=0,
+            management_port=0,
+            kubeconfig=kubeconfig,
+            api_keys_secret=("team", "gateway-keys"),
+            settings=GatewaySettings(scrape_interval=0, hold_timeout=20),
+        )
+        async with serve_gateway(options) as running:
+            assert running.management_url is not None
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key=KEY, max_retries=0)
+            for _ in range(100):  # the first list arrives asynchronously
+                if running.gateway.catalog.resolve("assistant") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)  # type: ignore[arg-type]
+            assert reply.choices[0].message.content == "warm:llama-8b"
+            with pytest.raises(openai.AuthenticationError):
+                await openai.AsyncOpenAI(
+                    base_url=f"{running.url}/v1", api_key="sk-other", max_retries=0
+                ).models.list()
+
+            # qwen has no ready replica: the request is held and counted as pending demand.
+            held = asyncio.create_task(
+                client.chat.completions.create(model="assistant", messages=MSG)  # type: ignore[arg-type]
+            )
+            gauge = 'modelfleet_gateway_pending_requests{deployment="qwen",namespace="team"} 1.0'
+            for _ in range(100):
+                if gauge in await _pending(running.management_url):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the held request never showed as pending")
+            assert cold.served() == 0 and not held.done()
+
+            # The operator reports the replica ready: the watch event releases the request.
+            ready = deployment("qwen", "qwen-1.5b", cold.url, ready=1)["status"]
+            path = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen/status"
+            assert await _http(kube, "PATCH", path, {"status": ready}) == 200
+            released = await asyncio.wait_for(held, 10)
+            assert released.choices[0].message.content == "cold:qwen-1.5b"
+
+            # Deleted on the hub: the model disappears from the gateway.
+            path = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"
+            assert await _http(kube, "DELETE", path) == 200
+            for _ in range(100):
+                if running.gateway.catalog.resolve("llama-8b") is None:
+                    break
+                await asyncio.sleep(0.05)
+            with pytest.raises(openai.NotFoundError):
+                await client.chat.completions.create(model="llama-8b", messages=MSG)  # type: ignore[arg-type]
+            await client.close()
+    requests = kube.requests()
+    assert any("watch=true" in path and "modeldeployments" in path for _, path in requests)
+    assert not any(method in ("POST", "PUT") for method, _ in requests)
