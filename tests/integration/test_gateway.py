@@ -21,12 +21,12 @@ MSG = [{"role": "user", "content": "hello"}]
 
 
 async def chat_text(client: openai.AsyncOpenAI, model: str, **kw: object) -> str:
-    reply = await client.chat.completions.create(model=model, messages=MSG, **kw)  # type: ignore[call-overload]
+    reply = await client.chat.completions.create(model=model, messages=MSG, **kw)
     return str(reply.choices[0].message.content)
 
 
 async def stream_text(client: openai.AsyncOpenAI, model: str, **kw: object) -> str:
-    stream = await client.chat.completions.create(model=model, messages=MSG, stream=True, **kw)  # type: ignore[call-overload]
+    stream = await client.chat.completions.create(model=model, messages=MSG, stream=True, **kw)
     parts = []
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
@@ -66,7 +66,7 @@ async def test_streaming_passes_chunks_as_they_arrive(tmp_path: Path) -> None:
         async with gateway_for(tmp_path, [Dep("d", "m", [slow])]) as h:
             loop = asyncio.get_running_loop()
             started = loop.time()
-            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)  # type: ignore[call-overload]
+            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)
             arrivals = []
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
@@ -109,7 +109,7 @@ async def test_route_aliases_headers_prompt_size_and_model_rewrite(tmp_path: Pat
             other = await chat_text(h.client, "assistant", extra_headers={"x-role": "executor"})
             assert other == "fast:qwen-1.5b"
             long = [{"role": "user", "content": "x" * 250}]
-            reply = await h.client.chat.completions.create(model="assistant", messages=long)  # type: ignore[arg-type]
+            reply = await h.client.chat.completions.create(model="assistant", messages=long)
             assert reply.choices[0].message.content == "reasoner:llama-70b"
             models = {m.id for m in (await h.client.models.list()).data}
             assert {"assistant", "gpt-4o-mini", "qwen-1.5b", "llama-70b"} <= models
@@ -223,12 +223,16 @@ async def test_a_stream_that_breaks_ends_with_an_error_event_and_is_not_retried(
     async with StubEngine("a", behaviour=behaviour) as a, StubEngine("b") as b:
         b.behaviour = Behaviour(chunks=5, break_after_chunks=2)
         async with gateway_for(tmp_path, [Dep("d", "m", [a, b])]) as h:
-            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)  # type: ignore[call-overload]
-            received = []
-            with pytest.raises(openai.APIError) as info:
+            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)
+            received: list[str] = []
+
+            async def consume() -> None:
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
                         received.append(chunk.choices[0].delta.content)
+
+            with pytest.raises(openai.APIError) as info:
+                await consume()
     assert len(received) == 2
     assert "failed after the answer started" in str(info.value)
     assert a.served() + b.served() == 1
@@ -248,7 +252,7 @@ async def test_endpoint_killed_mid_traffic_loses_no_request_that_had_not_started
     async def one(client: openai.AsyncOpenAI) -> None:
         got_first = False
         try:
-            stream = await client.chat.completions.create(model="m", messages=MSG, stream=True)  # type: ignore[call-overload]
+            stream = await client.chat.completions.create(model="m", messages=MSG, stream=True)
             parts = []
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
@@ -344,7 +348,7 @@ async def test_long_shared_prefixes_stick_to_one_endpoint_within_its_load(
                         {"role": "system", "content": system},
                         {"role": "user", "content": f"question {i}"},
                     ]
-                    await h.client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
+                    await h.client.chat.completions.create(model="m", messages=messages)
                 gained = [s.served() - b for s, b in zip(stubs, before, strict=True)]
                 assert sorted(gained) == [0, 0, 0, 8], gained
             # Short prompts are spread by load instead.
@@ -369,7 +373,7 @@ async def test_bounded_load_spills_a_hot_prefix_to_other_endpoints(tmp_path: Pat
         async with gateway_for(tmp_path, [Dep("d", "m", stubs)], settings=settings) as h:
             messages = [{"role": "user", "content": "same long prefix " * 10}]
             await asyncio.gather(
-                *(h.client.chat.completions.create(model="m", messages=messages) for _ in range(30))  # type: ignore[arg-type]
+                *(h.client.chat.completions.create(model="m", messages=messages) for _ in range(30))
             )
     finally:
         for stub in stubs:
@@ -464,32 +468,34 @@ async def test_api_keys_rate_limits_and_no_key_in_logs_or_metrics(
     keys.write_text(f"team-a: {GOOD_KEY}\nteam-b: sk-team-b-fedcba\n", encoding="utf-8")
     settings = GatewaySettings(scrape_interval=0, rate_limit_per_second=0.5, rate_limit_burst=3)
     caplog.set_level("DEBUG")
-    async with StubEngine("a") as a:
-        async with gateway_for(
+    async with (
+        StubEngine("a") as a,
+        gateway_for(
             tmp_path, [Dep("d", "m", [a])], settings=settings, api_keys_file=keys, api_key=GOOD_KEY
-        ) as h:
-            for bad in ("sk-wrong", GOOD_KEY[:-1]):
-                with pytest.raises(openai.AuthenticationError) as info:
-                    await chat_text(h.client_with(bad), "m")
-                assert info.value.status_code == 401
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(h.url + "/v1/chat/completions", json={"model": "m"}) as anonymous,
-            ):
-                assert anonymous.status == 401
-                assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
-                assert "API key" in (await anonymous.json())["error"]["message"]
-            with pytest.raises(openai.AuthenticationError):
-                await h.client_with("sk-wrong").models.list()
-            assert a.served() == 0  # unauthenticated requests reach no replica
-            # Three requests of burst, then 429 with Retry-After for this key only.
-            for _ in range(3):
-                assert await chat_text(h.client, "m") == "a:m"
-            with pytest.raises(openai.RateLimitError) as limited:
-                await chat_text(h.client, "m")
-            assert int(limited.value.response.headers["retry-after"]) >= 1
-            assert await chat_text(h.client_with("sk-team-b-fedcba"), "m") == "a:m"
-            text = await metrics_text(h)
+        ) as h,
+    ):
+        for bad in ("sk-wrong", GOOD_KEY[:-1]):
+            with pytest.raises(openai.AuthenticationError) as info:
+                await chat_text(h.client_with(bad), "m")
+            assert info.value.status_code == 401
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(h.url + "/v1/chat/completions", json={"model": "m"}) as anonymous,
+        ):
+            assert anonymous.status == 401
+            assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "API key" in (await anonymous.json())["error"]["message"]
+        with pytest.raises(openai.AuthenticationError):
+            await h.client_with("sk-wrong").models.list()
+        assert a.served() == 0  # unauthenticated requests reach no replica
+        # Three requests of burst, then 429 with Retry-After for this key only.
+        for _ in range(3):
+            assert await chat_text(h.client, "m") == "a:m"
+        with pytest.raises(openai.RateLimitError) as limited:
+            await chat_text(h.client, "m")
+        assert int(limited.value.response.headers["retry-after"]) >= 1
+        assert await chat_text(h.client_with("sk-team-b-fedcba"), "m") == "a:m"
+        text = await metrics_text(h)
     assert 'modelfleet_gateway_rejected_requests_total{reason="unauthenticated"} 4.0' in text
     assert 'modelfleet_gateway_rejected_requests_total{reason="rate_limited"} 1.0' in text
     for secret in (GOOD_KEY, "sk-team-b-fedcba", "sk-wrong"):

@@ -118,7 +118,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: P
                 if running.gateway.catalog.resolve("assistant") is not None:
                     break
                 await asyncio.sleep(0.05)
-            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)  # type: ignore[arg-type]
+            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)
             assert reply.choices[0].message.content == "warm:llama-8b"
             with pytest.raises(openai.AuthenticationError):
                 await openai.AsyncOpenAI(
@@ -127,7 +127,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: P
 
             # qwen has no ready replica: the request is held and counted as pending demand.
             held = asyncio.create_task(
-                client.chat.completions.create(model="assistant", messages=MSG)  # type: ignore[arg-type]
+                client.chat.completions.create(model="assistant", messages=MSG)
             )
             gauge = 'modelfleet_gateway_pending_requests{deployment="qwen",namespace="team"} 1.0'
             for _ in range(100):
@@ -153,7 +153,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: P
                     break
                 await asyncio.sleep(0.05)
             with pytest.raises(openai.NotFoundError):
-                await client.chat.completions.create(model="llama-8b", messages=MSG)  # type: ignore[arg-type]
+                await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
     assert any("watch=true" in path and "modeldeployments" in path for _, path in requests)
