@@ -62,15 +62,17 @@ async def test_routes_by_served_model_name_and_streams_through(tmp_path: Path) -
 
 async def test_streaming_passes_chunks_as_they_arrive(tmp_path: Path) -> None:
     behaviour = Behaviour(chunks=4, chunk_delay=0.3)
-    async with StubEngine("slow", behaviour=behaviour) as slow:
-        async with gateway_for(tmp_path, [Dep("d", "m", [slow])]) as h:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)
-            arrivals = []
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    arrivals.append(loop.time() - started)
+    async with (
+        StubEngine("slow", behaviour=behaviour) as slow,
+        gateway_for(tmp_path, [Dep("d", "m", [slow])]) as h,
+    ):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        stream = await h.client.chat.completions.create(model="m", messages=MSG, stream=True)
+        arrivals = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append(loop.time() - started)
     # The first chunk arrives long before the last: nothing was buffered to the end.
     assert len(arrivals) == 4
     assert arrivals[0] < 0.25, arrivals
@@ -293,38 +295,43 @@ async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> N
     settings = GatewaySettings(
         scrape_interval=0, eject_after_failures=2, eject_base_seconds=0.5, max_ejected_fraction=0.5
     )
-    async with StubEngine("good") as good, StubEngine("bad") as bad:
-        async with gateway_for(tmp_path, [Dep("d", "m", [good, bad])], settings=settings) as h:
-            bad.behaviour.fail_next = [500] * 50
-            for _ in range(20):
-                assert await chat_text(h.client, "m") == "good:m"
-            failures_seen = bad.served()
-            # Ejected: the bad endpoint gets no more traffic while out.
-            for _ in range(10):
-                assert await chat_text(h.client, "m") == "good:m"
-            assert bad.served() == failures_seen <= 3
-            text = await metrics_text(h)
-            assert (
-                'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 1.0'
-                in text
-            )
-            # Healthy again: the probe after the ejection brings it back into rotation.
-            bad.behaviour.fail_next = []
-            for _ in range(100):
-                await asyncio.sleep(0.05)
-                back = 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 0.0'
-                if back in await metrics_text(h):
-                    break
-            answers = {await chat_text(h.client, "m") for _ in range(30)}
+    async with (
+        StubEngine("good") as good,
+        StubEngine("bad") as bad,
+        gateway_for(tmp_path, [Dep("d", "m", [good, bad])], settings=settings) as h,
+    ):
+        bad.behaviour.fail_next = [500] * 50
+        for _ in range(20):
+            assert await chat_text(h.client, "m") == "good:m"
+        failures_seen = bad.served()
+        # Ejected: the bad endpoint gets no more traffic while out.
+        for _ in range(10):
+            assert await chat_text(h.client, "m") == "good:m"
+        assert bad.served() == failures_seen <= 3
+        text = await metrics_text(h)
+        assert (
+            'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 1.0'
+            in text
+        )
+        # Healthy again: the probe after the ejection brings it back into rotation.
+        bad.behaviour.fail_next = []
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            back = 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 0.0'
+            if back in await metrics_text(h):
+                break
+        answers = {await chat_text(h.client, "m") for _ in range(30)}
     assert "bad:m" in answers
 
 
 async def test_first_byte_timeout_is_a_504(tmp_path: Path) -> None:
     settings = GatewaySettings(scrape_interval=0, first_byte_timeout=0.3)
-    async with StubEngine("stuck", behaviour=Behaviour(latency=2.0)) as stuck:
-        async with gateway_for(tmp_path, [Dep("d", "m", [stuck])], settings=settings) as h:
-            with pytest.raises(openai.APIStatusError) as info:
-                await chat_text(h.client, "m")
+    async with (
+        StubEngine("stuck", behaviour=Behaviour(latency=2.0)) as stuck,
+        gateway_for(tmp_path, [Dep("d", "m", [stuck])], settings=settings) as h,
+    ):
+        with pytest.raises(openai.APIStatusError) as info:
+            await chat_text(h.client, "m")
     assert info.value.status_code == 504
     assert "no answer within 0.3s" in str(info.value)
 
@@ -507,10 +514,12 @@ async def test_api_keys_rate_limits_and_no_key_in_logs_or_metrics(
 async def test_configured_but_empty_key_source_refuses_everyone(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.mkdir()  # a mounted Secret with no entries
-    async with StubEngine("a") as a:
-        async with gateway_for(tmp_path, [Dep("d", "m", [a])], api_keys_file=keys) as h:
-            with pytest.raises(openai.AuthenticationError):
-                await chat_text(h.client, "m")
+    async with (
+        StubEngine("a") as a,
+        gateway_for(tmp_path, [Dep("d", "m", [a])], api_keys_file=keys) as h,
+    ):
+        with pytest.raises(openai.AuthenticationError):
+            await chat_text(h.client, "m")
     assert a.served() == 0
 
 
@@ -555,17 +564,19 @@ async def test_bad_inputs_get_a_status_and_a_message(
     tmp_path: Path, body: bytes, status: int, message: str
 ) -> None:
     settings = GatewaySettings(scrape_interval=0, max_request_bytes=2048)
-    async with StubEngine("a") as a:
-        async with gateway_for(tmp_path, [Dep("d", "m", [a])], settings=settings) as h:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    h.url + "/v1/chat/completions",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                ) as response,
-            ):
-                payload = await response.json()
+    async with (
+        StubEngine("a") as a,
+        gateway_for(tmp_path, [Dep("d", "m", [a])], settings=settings) as h,
+    ):
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                h.url + "/v1/chat/completions",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as response,
+        ):
+            payload = await response.json()
     assert response.status == status
     assert message in payload["error"]["message"], payload
     assert a.served() == 0
