@@ -567,16 +567,14 @@ async def test_bad_inputs_get_a_status_and_a_message(
     async with (
         StubEngine("a") as a,
         gateway_for(tmp_path, [Dep("d", "m", [a])], settings=settings) as h,
+        aiohttp.ClientSession() as session,
+        session.post(
+            h.url + "/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as response,
     ):
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                h.url + "/v1/chat/completions",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            ) as response,
-        ):
-            payload = await response.json()
+        payload = await response.json()
     assert response.status == status
     assert message in payload["error"]["message"], payload
     assert a.served() == 0
