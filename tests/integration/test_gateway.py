@@ -599,3 +599,39 @@ async def test_completions_need_a_prompt_and_unknown_routes_404(tmp_path: Path) 
                 await chat_text(h.client, "strict")
             assert "no rule of ModelRoute team/strict matches" in str(missing.value)
             assert await chat_text(h.client, "strict", extra_headers={"x-tier": "gold"}) == "a:m"
+
+
+async def test_a_client_that_hangs_up_while_held_leaves_the_queue(tmp_path: Path) -> None:
+    settings = GatewaySettings(scrape_interval=0, hold_timeout=30)
+    async with (
+        StubEngine("cold") as cold,
+        gateway_for(
+            tmp_path, [Dep("d", "m", [cold], not_ready=frozenset({"cold"}))], settings=settings
+        ) as h,
+    ):
+        impatient = h.client.with_options(timeout=0.5)
+        with pytest.raises(openai.APITimeoutError):
+            await chat_text(impatient, "m")
+        gone = 'modelfleet_gateway_held_requests_total{deployment="d",namespace="team",outcome="cancelled"} 1.0'
+        for _ in range(100):
+            text = await metrics_text(h)
+            if gone in text:
+                break
+            await asyncio.sleep(0.05)
+        assert gone in text
+        assert 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 0.0' in text
+        h.rewrite([Dep("d", "m", [cold])])
+        await asyncio.sleep(1.5)  # the file is re-read: nothing left to release
+    assert cold.served() == 0
+
+
+async def test_request_timeout_ends_a_long_stream_with_an_error_event(tmp_path: Path) -> None:
+    settings = GatewaySettings(scrape_interval=0, request_timeout=0.6)
+    slow = Behaviour(chunks=10, chunk_delay=0.2)
+    async with (
+        StubEngine("slow", behaviour=slow) as stub,
+        gateway_for(tmp_path, [Dep("d", "m", [stub])], settings=settings) as h,
+    ):
+        with pytest.raises(openai.APIError) as info:
+            await stream_text(h.client, "m")
+    assert "request timeout" in str(info.value)

@@ -198,6 +198,7 @@ class Forwarder:
         settings = self._settings
         headers = upstream_headers(request.headers, request.headers.get("X-Request-Id"))
         tried: set[str] = set()
+        deadline = self._clock() + settings.request_timeout
         self.budget.request()
         last_error: GatewayError | None = None
         for attempt in range(settings.max_attempts):
@@ -213,7 +214,9 @@ class Forwarder:
             tried.add(choice.url)
             state = self._pool.acquire(choice.url)
             try:
-                outcome = await self._attempt(request, state, path=path, body=body, headers=headers)
+                outcome = await self._attempt(
+                    request, state, path=path, body=body, headers=headers, deadline=deadline
+                )
             finally:
                 self._pool.release(state)
             if isinstance(outcome, web.StreamResponse):
@@ -236,6 +239,7 @@ class Forwarder:
         path: str,
         body: bytes,
         headers: CIMultiDict[str],
+        deadline: float,
     ) -> web.StreamResponse | GatewayError:
         """One try against one endpoint: the client's response once the first byte was
         sent, or the error that makes it worth trying another endpoint."""
@@ -247,7 +251,8 @@ class Forwarder:
         upstream: aiohttp.ClientResponse | None = None
         try:
             try:
-                async with asyncio.timeout(settings.first_byte_timeout):
+                first_byte = min(settings.first_byte_timeout, max(0.0, deadline - started))
+                async with asyncio.timeout(first_byte):
                     upstream = await self._session.post(
                         state.url + path, data=body, headers=headers, timeout=timeout
                     )
@@ -272,7 +277,7 @@ class Forwarder:
             except TimeoutError:
                 self._pool.failed(state, Failure.TIMEOUT)
                 return UpstreamTimeout(
-                    f"endpoint {state.label} sent no answer within {settings.first_byte_timeout:g}s"
+                    f"endpoint {state.label} sent no answer within {first_byte:g}s"
                 )
             except (aiohttp.ClientError, OSError) as exc:
                 self._pool.failed(state, Failure.RESET)
@@ -284,7 +289,7 @@ class Forwarder:
             if 200 <= upstream.status < 300:
                 self._pool.succeeded(state, ttft)
             self._metrics.ttft(state.deployment, state.label).observe(ttft)
-            return await self._stream(request, upstream, first, state)
+            return await self._stream(request, upstream, first, state, deadline=deadline)
         finally:
             if upstream is not None:
                 upstream.release()
@@ -295,6 +300,8 @@ class Forwarder:
         upstream: aiohttp.ClientResponse,
         first: bytes,
         state: EndpointState,
+        *,
+        deadline: float,
     ) -> web.StreamResponse:
         """Pass the answer through chunk by chunk (the first byte is already read)."""
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -309,17 +316,24 @@ class Forwarder:
         await response.prepare(request)
         chunk = first
         read_timeout = self._settings.read_timeout
+        whole_request = False
         try:
             while chunk:
                 await response.write(chunk)
-                async with asyncio.timeout(read_timeout):
+                left = deadline - self._clock()
+                if left <= 0:
+                    return await self._broken(response, state, sse=sse, what="request timeout")
+                whole_request = left < read_timeout
+                async with asyncio.timeout(min(read_timeout, left)):
                     chunk = await upstream.content.readany()
         except (ConnectionResetError, ConnectionError) as exc:
             if request.transport is None or request.transport.is_closing():
                 raise ClientGone(state.label) from exc  # nothing left to tell the client
             return await self._broken(response, state, sse=sse, what=type(exc).__name__)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            what = type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                what = "request timeout" if whole_request else f"no data for {read_timeout:g}s"
             return await self._broken(response, state, sse=sse, what=what)
         await response.write_eof()
         return response

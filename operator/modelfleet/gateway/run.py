@@ -137,8 +137,11 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
         gateway.start()
 
         tls = _ssl_context(options)
+        # handler_cancellation: a client that hangs up stops its request (a held one leaves
+        # the queue; a forwarded one closes its upstream connection, freeing the engine).
         api_runner = web.AppRunner(
             api_app(gateway),
+            handler_cancellation=True,
             access_log=logging.getLogger("modelfleet.gateway.access")
             if options.access_log
             else None,
