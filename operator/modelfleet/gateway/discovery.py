@@ -102,6 +102,8 @@ class HubSource:
 
     def _publish(self) -> None:
         self._publish_scheduled = False
+        if not self.synced.is_set():
+            return  # no partial catalog before every list arrived (readiness waits for it)
         deployments = [d for store in self._deployments.values() for d in store.values()]
         routes = [r for store in self._routes.values() for r in store.values()]
         self._on_catalog(build_catalog(deployments, routes))
