@@ -74,8 +74,12 @@ class RetryBudget:
                 queue.popleft()
 
     def request(self) -> None:
-        """Count a request."""
-        self._requests.append(self._clock())
+        """Count a request (and forget those older than the window: memory stays bounded by
+        the window's requests)."""
+        now = self._clock()
+        self._requests.append(now)
+        if self._requests[0] < now - self._settings.retry_budget_window:
+            self._prune(now)
 
     def try_retry(self) -> bool:
         """Spend one retry if the budget allows; False when it is spent."""
@@ -304,13 +308,19 @@ class Forwarder:
         deadline: float,
     ) -> web.StreamResponse:
         """Pass the answer through chunk by chunk (the first byte is already read)."""
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        headers = {"X-Modelfleet-Endpoint": state.label}
         for name in PASSED_RESPONSE_HEADERS:
             value = upstream.headers.get(name)
             if value is not None:
-                response.headers[name] = value
-        response.headers["X-Modelfleet-Endpoint"] = state.label
-        sse = upstream.headers.get("Content-Type", "").startswith("text/event-stream")
+                headers[name] = value
+        sse = headers.get("Content-Type", "").startswith("text/event-stream")
+        if not sse and upstream.content_length == len(first):
+            # A whole answer in its first chunk (the usual non-streaming case): one write.
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, body=first, headers=headers
+            )
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        response.headers.update(headers)
         if not sse and upstream.content_length is not None:
             response.content_length = upstream.content_length
         await response.prepare(request)

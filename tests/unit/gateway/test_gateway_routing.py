@@ -237,3 +237,22 @@ def test_bounded_load_spills_to_the_next_endpoint_in_hash_order() -> None:
     warm = [ep(e.url, outstanding=1) for e in idle]
     again = pick_endpoint(warm, settings=settings, rng=random.Random(0), affinity=key)
     assert again is not None and again.url == home.url
+
+
+def test_retry_budget_allows_a_share_of_recent_requests_and_forgets_old_ones() -> None:
+    from modelfleet.gateway.proxy import RetryBudget
+
+    now = [0.0]
+    settings = GatewaySettings(
+        retry_budget_ratio=0.2, retry_budget_min_per_second=0.1, retry_budget_window=10
+    )
+    budget = RetryBudget(settings, lambda: now[0])
+    for _ in range(50):
+        budget.request()
+    assert [budget.try_retry() for _ in range(11)] == [True] * 10 + [False]  # 20% of 50
+    now[0] = 11.0  # the window moved on: old requests and retries are forgotten
+    for _ in range(5):
+        budget.request()
+    assert len(budget._requests) == 5
+    assert budget.try_retry()  # the floor: 0.1/s x 10 s = 1 retry
+    assert not budget.try_retry()
