@@ -620,6 +620,8 @@ async def test_a_client_that_hangs_up_while_held_leaves_the_queue(tmp_path: Path
             await asyncio.sleep(0.05)
         assert gone in text
         assert 'modelfleet_gateway_pending_requests{deployment="d",namespace="team"} 0.0' in text
+        left = 'requests_total{code="499",deployment="d",endpoint="",namespace="team"} 1.0'
+        assert left in text
         h.rewrite([Dep("d", "m", [cold])])
         await asyncio.sleep(1.5)  # the file is re-read: nothing left to release
     assert cold.served() == 0

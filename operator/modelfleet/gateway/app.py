@@ -9,6 +9,7 @@ OpenAI-shaped error (``errors``) so OpenAI clients raise their usual exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -225,6 +226,10 @@ class Gateway:
         except ClientGone as gone:
             if key is not None:
                 self.metrics.requests(key, str(gone), CLIENT_CLOSED).inc()
+            raise
+        except asyncio.CancelledError:  # the client hung up (handler cancellation)
+            if key is not None:
+                self.metrics.requests(key, "", CLIENT_CLOSED).inc()
             raise
         self.metrics.requests(key, endpoint, response.status).inc()
         self.metrics.duration(key).observe(self._clock() - started)
