@@ -32,6 +32,8 @@ class Behaviour:
     """Statuses to answer the next requests with (popped one per request)."""
     break_after_chunks: int | None = None
     """Cut the connection after this many chunks (a crash mid-stream)."""
+    pad: int = 0
+    """Characters of padding in every streamed chunk (to push megabytes through)."""
     queue: float = 0.0
     """Value of vllm:num_requests_waiting on /metrics."""
     kv_cache: float = 0.0
@@ -118,7 +120,7 @@ class StubEngine:
                 assert request.transport is not None
                 request.transport.abort()
                 return response
-            piece = text if index == 0 else f" {index}"
+            piece = (text if index == 0 else f" {index}") + "." * b.pad
             await response.write(_event(_chunk(piece, model, chat=chat)))
             if b.chunk_delay:
                 await asyncio.sleep(b.chunk_delay)

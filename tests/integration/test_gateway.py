@@ -695,3 +695,28 @@ async def test_optional_tls(tmp_path: Path) -> None:
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await session.post(h.url + "/v1/chat/completions", json={"model": "m", "messages": MSG})
     assert payload["choices"][0]["message"]["content"] == "a:m"
+
+
+async def test_a_slow_reader_slows_the_engine_instead_of_filling_the_gateway(
+    tmp_path: Path,
+) -> None:
+    # 400 chunks of 128 KiB (~50 MiB): far more than every socket buffer on the way.
+    flood = Behaviour(chunks=400, pad=128 * 1024)
+    async with (
+        StubEngine("fast", behaviour=flood) as stub,
+        gateway_for(tmp_path, [Dep("d", "m", [stub])]) as h,
+        aiohttp.ClientSession() as session,
+        session.post(
+            h.url + "/v1/chat/completions",
+            json={"model": "m", "messages": MSG, "stream": True},
+        ) as response,
+    ):
+        await response.content.readexactly(1024)
+        await asyncio.sleep(1.0)  # the client stops reading
+        # Backpressure all the way: the engine could not write its whole answer.
+        assert stub.completed == 0
+        received = 1024
+        while chunk := await response.content.read(1 << 20):
+            received += len(chunk)
+    assert stub.completed == 1
+    assert received > 400 * 128 * 1024
