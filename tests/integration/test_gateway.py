@@ -324,16 +324,18 @@ async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> N
     assert "bad:m" in answers
 
 
-async def test_first_byte_timeout_is_a_504(tmp_path: Path) -> None:
+async def test_first_byte_timeout_is_a_504_and_not_retried(tmp_path: Path) -> None:
     settings = GatewaySettings(scrape_interval=0, first_byte_timeout=0.3)
     async with (
         StubEngine("stuck", behaviour=Behaviour(latency=2.0)) as stuck,
-        gateway_for(tmp_path, [Dep("d", "m", [stuck])], settings=settings) as h,
+        StubEngine("also", behaviour=Behaviour(latency=2.0)) as also,
+        gateway_for(tmp_path, [Dep("d", "m", [stuck, also])], settings=settings) as h,
     ):
         with pytest.raises(openai.APIStatusError) as info:
             await chat_text(h.client, "m")
     assert info.value.status_code == 504
     assert "no answer within 0.3s" in str(info.value)
+    assert stuck.served() + also.served() == 1  # the endpoint may still be generating
 
 
 # -- load, locality and prefix affinity ------------------------------------------------------

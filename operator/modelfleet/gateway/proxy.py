@@ -225,6 +225,8 @@ class Forwarder:
                 self._pool.release(state)
             if isinstance(outcome, web.StreamResponse):
                 return outcome, state.label
+            if isinstance(outcome, UpstreamTimeout):
+                raise outcome  # the endpoint may still be generating: do not double the work
             last_error = outcome
         if isinstance(last_error, _UpstreamAnswer):
             return last_error.response(), last_error.endpoint
