@@ -69,7 +69,10 @@ async def _pending(url: str) -> str:
         return await response.text()
 
 
-async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("namespaces", [(), ("team",)], ids=["cluster-wide", "namespaced"])
+async def test_hub_discovery_routes_holds_and_follows_status_changes(
+    tmp_path: Path, namespaces: tuple[str, ...]
+) -> None:
     async with (
         kube_emulator(resources=ROUTES) as kube,
         StubEngine("warm") as warm,
@@ -109,6 +112,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: P
             management_port=0,
             kubeconfig=kubeconfig,
             api_keys_secret=("team", "gateway-keys"),
+            namespaces=namespaces,
             settings=GatewaySettings(scrape_interval=0, hold_timeout=20),
         )
         async with serve_gateway(options) as running:
@@ -156,5 +160,8 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(tmp_path: P
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
-    assert any("watch=true" in path and "modeldeployments" in path for _, path in requests)
+    prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
+    for plural in ("modeldeployments", "modelroutes"):
+        assert ("GET", prefix + plural) in requests
+        assert any(p.startswith(f"{prefix}{plural}?") and "watch=true" in p for _, p in requests)
     assert not any(method in ("POST", "PUT") for method, _ in requests)
