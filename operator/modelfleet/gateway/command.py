@@ -111,7 +111,7 @@ def gateway(
 
     from modelfleet.gateway.auth import KeySourceError
     from modelfleet.gateway.catalog import StaticFileError
-    from modelfleet.gateway.run import GatewayOptions, run_gateway
+    from modelfleet.gateway.run import GatewayOptions, HubConfigError, run_gateway
     from modelfleet.gateway.settings import GatewaySettings
 
     level = os.environ.get("MODELFLEET_LOG_LEVEL", "").lower()
@@ -142,6 +142,6 @@ def gateway(
     )
     try:
         asyncio.run(run_gateway(options))
-    except (StaticFileError, KeySourceError, OSError) as exc:
+    except (StaticFileError, KeySourceError, HubConfigError, OSError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc

@@ -65,23 +65,34 @@ class RunningGateway:
     management_url: str | None
 
 
+class HubConfigError(ValueError):
+    """No usable hub configuration (the message says what to pass instead)."""
+
+
 async def hub_api_client(kubeconfig: Path | None) -> Any:
     """A ``kubernetes_asyncio`` ApiClient for the hub (kubeconfig file, else in-cluster,
-    else the default kubeconfig)."""
+    else the default kubeconfig). Raises HubConfigError."""
     from kubernetes_asyncio import client, config
 
     configuration = type.__call__(client.Configuration)
-    if kubeconfig is not None:
-        await config.load_kube_config(
-            config_file=str(kubeconfig), client_configuration=configuration
-        )
-    else:
-        try:
-            config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
+    try:
+        if kubeconfig is not None:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
             )
-        except config.ConfigException:
-            await config.load_kube_config(client_configuration=configuration)
+        else:
+            try:
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+            except config.ConfigException:
+                await config.load_kube_config(client_configuration=configuration)
+    except Exception as exc:  # ConfigException, missing files, malformed kubeconfigs
+        where = kubeconfig or "in-cluster or ~/.kube/config"
+        raise HubConfigError(
+            f"cannot reach the hub with {where} ({type(exc).__name__}); pass --kubeconfig, "
+            "or --endpoints-file for a gateway without a hub"
+        ) from None
     return client.ApiClient(configuration)
 
 
