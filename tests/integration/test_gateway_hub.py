@@ -165,3 +165,33 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
         assert ("GET", prefix + plural) in requests
         assert any(p.startswith(f"{prefix}{plural}?") and "watch=true" in p for _, p in requests)
     assert not any(method in ("POST", "PUT") for method, _ in requests)
+
+
+async def test_a_hub_without_the_modelroute_crd_still_serves_deployments(tmp_path: Path) -> None:
+    async with kube_emulator() as kube, StubEngine("warm") as warm:  # no modelroutes resource
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("llama", "llama-8b", warm.url, ready=1),
+        )
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
+        options = GatewayOptions(
+            host="127.0.0.1",
+            port=0,
+            management_port=0,
+            kubeconfig=kubeconfig,
+            settings=GatewaySettings(scrape_interval=0),
+        )
+        async with serve_gateway(options) as running:
+            assert running.management_url is not None
+            async with aiohttp.ClientSession() as session:
+                for _ in range(100):
+                    async with session.get(running.management_url + "/readyz") as ready:
+                        if ready.status == 200:
+                            break
+                    await asyncio.sleep(0.05)
+                assert ready.status == 200
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)
+            assert reply.choices[0].message.content == "warm:llama-8b"
+            await client.close()

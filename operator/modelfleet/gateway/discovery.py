@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 WATCH_TIMEOUT_SECONDS: Final = 300
 """Server-side watch timeout; the watch is re-listed after it (a normal end)."""
 MAX_BACKOFF_SECONDS: Final = 30.0
+ABSENT_RETRY_SECONDS: Final = 60.0
+"""How often a resource the hub does not serve (its CRD missing) is listed again."""
 
 ObjectKey = tuple[str, str]
 
@@ -123,16 +125,38 @@ class HubSource:
 
         return call
 
+    def _listed_once(self, plural: str, namespace: str | None) -> None:
+        self._listed.add((plural, namespace))
+        if len(self._listed) == 2 * len(self._namespaces):
+            self.synced.set()
+        self._changed()
+
     async def _watch_forever(self, plural: str, namespace: str | None) -> None:
         from kubernetes_asyncio import watch
+        from kubernetes_asyncio.client.exceptions import ApiException
 
         backoff = 1.0
         where = namespace or "all namespaces"
         while True:
             try:
                 list_call = self._call(plural, namespace)
-                listing = await list_call()
                 store = self._store(plural, namespace)
+                try:
+                    listing = await list_call()
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    # The CRD is not installed (e.g. ModelRoute on an older chart): serve
+                    # without it, and look again later.
+                    log.warning(
+                        "%s are not served by the hub (404); looking again in %.0fs",
+                        plural,
+                        ABSENT_RETRY_SECONDS,
+                    )
+                    store.clear()
+                    self._listed_once(plural, namespace)
+                    await asyncio.sleep(ABSENT_RETRY_SECONDS)
+                    continue
                 fresh: dict[ObjectKey, Any] = {}
                 for item in listing.get("items") or []:
                     parsed = self._parse(plural, item)
@@ -140,10 +164,7 @@ class HubSource:
                         fresh[_key(item)] = parsed
                 store.clear()
                 store.update(fresh)
-                self._changed()
-                self._listed.add((plural, namespace))
-                if len(self._listed) == 2 * len(self._namespaces):
-                    self.synced.set()
+                self._listed_once(plural, namespace)
                 version = (listing.get("metadata") or {}).get("resourceVersion")
                 backoff = 1.0
                 stream = watch.Watch()
