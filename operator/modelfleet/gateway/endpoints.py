@@ -80,9 +80,10 @@ class EndpointState:
     queue: float | None = None
     kv_cache: float | None = None
 
-    def ejected(self, now: float) -> bool:
-        """Whether it is out of rotation at monotonic time ``now``: from its ejection until a
-        probe succeeds (the probe starts at ``ejected_until``)."""
+    @property
+    def ejected(self) -> bool:
+        """Whether it is out of rotation: from its ejection until a probe succeeds (the
+        probe starts at ``ejected_until``)."""
         return self.ejected_until > 0.0
 
 
@@ -140,11 +141,10 @@ class EndpointPool:
 
     def healthy(self, deployment: DeploymentInfo) -> list[EndpointLoad]:
         """Ready, non-ejected endpoints of ``deployment`` with their load, for the picker."""
-        now = self._clock()
         out = []
         for endpoint in deployment.endpoints:
             state = self._states.get(endpoint.url)
-            if not endpoint.ready or state is None or state.ejected(now):
+            if not endpoint.ready or state is None or state.ejected:
                 continue
             out.append(
                 EndpointLoad(
@@ -185,21 +185,20 @@ class EndpointPool:
         if failure in (Failure.STATUS_429, Failure.STREAM):
             return False  # busy, or broke mid-answer: not evidence the endpoint is down
         state.consecutive_failures += 1
-        now = self._clock()
-        if state.ejected(now):
+        if state.ejected:
             return False
         if failure is not Failure.REFUSED:
             if state.consecutive_failures < self._settings.eject_after_failures:
                 return False
-            if not self._may_eject_for_errors(state, now):
+            if not self._may_eject_for_errors(state):
                 return False
-        self._eject(state, now)
+        self._eject(state, self._clock())
         return True
 
-    def _may_eject_for_errors(self, state: EndpointState, now: float) -> bool:
+    def _may_eject_for_errors(self, state: EndpointState) -> bool:
         deployment = self._catalog.deployments.get(state.deployment)
         peers = [e.url for e in deployment.ready_endpoints] if deployment else [state.url]
-        ejected = sum(1 for u in peers if (s := self._states.get(u)) is not None and s.ejected(now))
+        ejected = sum(1 for u in peers if (s := self._states.get(u)) is not None and s.ejected)
         return ejected + 1 <= math.floor(self._settings.max_ejected_fraction * len(peers))
 
     def _eject(self, state: EndpointState, now: float) -> None:
