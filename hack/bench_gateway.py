@@ -11,7 +11,11 @@ one-second blocks to the upstream directly and through the gateway, so both seri
 same machine load, and reports p50/p90/p99 of each, their difference, the gateway's CPU
 seconds per request (from /proc/<pid>/stat; 1 / that is the rate that saturates one core)
 and how late the generator itself sent (if that grows, the generator is the bottleneck).
-Then a closed loop (many requests in flight) pushes the gateway as hard as the generator
+"own" is the gateway handler's own time per request from its
+modelfleet_gateway_overhead_seconds histogram (body, checks and routing before forwarding,
+relaying the first byte after; bucket-interpolated like histogram_quantile). It leaves out
+aiohttp's HTTP parsing and socket work (in the CPU figure) and the operating system's
+scheduling of one more process hop (in the end-to-end figure). Then a closed loop (many requests in flight) pushes the gateway as hard as the generator
 can. The machine's load average is printed with the figures: on a shared machine they move
 with the neighbours.
 
@@ -228,7 +232,7 @@ def picker_cost(rounds: int = 50_000) -> float:
 
 def main(args: argparse.Namespace) -> None:
     """Start the upstream stub and the gateway as processes, measure, stop them."""
-    upstream_port, gateway_port = free_port(), free_port()
+    upstream_port, gateway_port, management_port = free_port(), free_port(), free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
     with tempfile.TemporaryDirectory() as tmp:
         endpoints = Path(tmp) / "endpoints.yaml"
@@ -239,10 +243,10 @@ def main(args: argparse.Namespace) -> None:
         modelfleet = Path(sys.executable).with_name("modelfleet")
         command = [str(modelfleet), "gateway", "--endpoints-file", str(endpoints)]
         command += ["--host", "127.0.0.1", "--port", str(gateway_port)]
-        command += ["--management-port", "0", "--scrape-interval", "0"]
+        command += ["--management-port", str(management_port), "--scrape-interval", "0"]
         gateway = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         try:
-            asyncio.run(measure(args, upstream_port, gateway_port, gateway.pid))
+            asyncio.run(measure(args, upstream_port, gateway_port, management_port, gateway.pid))
         finally:
             gateway.terminate()
             upstream.terminate()
@@ -252,10 +256,45 @@ def main(args: argparse.Namespace) -> None:
     print(f"\nrouting decision alone: {cost:.1f} us (decide_route + pick_endpoint, 4 endpoints)")
 
 
+async def overhead_buckets(session: aiohttp.ClientSession, url: str) -> dict[float, float]:
+    """The gateway's own-time histogram: cumulative count per upper bound (seconds)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with session.get(url) as response:
+        text = await response.text()
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "modelfleet_gateway_overhead_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    bound = float(sample.labels["le"])
+                    out[bound] = out.get(bound, 0.0) + sample.value
+    return out
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Quantile ``q`` of the observations between two scrapes, interpolated within buckets
+    as PromQL's histogram_quantile does (milliseconds)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1e3
+            return (lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)) * 1e3
+        lower, below = bound, count
+    return lower * 1e3
+
+
 async def measure(
-    args: argparse.Namespace, upstream_port: int, gateway_port: int, pid: int
+    args: argparse.Namespace, upstream_port: int, gateway_port: int, management_port: int, pid: int
 ) -> None:
     """The open-loop rates, then the closed loop; prints a table."""
+    metrics_url = f"http://127.0.0.1:{management_port}/metrics"
     direct = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
     via = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
     body = {**CHAT, "stream": True} if args.stream else CHAT
@@ -276,18 +315,22 @@ async def measure(
         print(
             f"{'rate/s':>7} {'n':>6} {'err':>4} | {'direct p50':>10} {'p99':>7} | "
             f"{'gateway p50':>11} {'p99':>7} | {'added p50':>9} {'p90':>6} {'p99':>6} ms | "
-            f"{'gw CPU/req':>10} {'gen lag p99':>11}"
+            f"{'gw CPU/req':>10} {'gen lag p99':>11} | {'own p50':>7} {'p99':>6} ms"
         )
         for rate in args.rates:
+            before = await overhead_buckets(session, metrics_url)
             r = await open_loop(
                 session, direct, via, rate=rate, seconds=args.seconds, body=body, gateway_pid=pid
             )
+            after = await overhead_buckets(session, metrics_url)
             print(
                 f"{r['rate']:>7.0f} {r['n']:>6.0f} {r['errors']:>4.0f} | "
                 f"{r['direct_p50']:>10.2f} {r['direct_p99']:>7.2f} | "
                 f"{r['gateway_p50']:>11.2f} {r['gateway_p99']:>7.2f} | "
                 f"{r['added_p50']:>9.2f} {r['added_p90']:>6.2f} {r['added_p99']:>6.2f}    | "
-                f"{r['gateway_cpu'] * 1e3:>7.2f} ms {r['lag_p99']:>8.1f} ms"
+                f"{r['gateway_cpu'] * 1e3:>7.2f} ms {r['lag_p99']:>8.1f} ms | "
+                f"{bucket_quantile(before, after, 0.5):>7.2f} "
+                f"{bucket_quantile(before, after, 0.99):>6.2f}"
             )
         print(f"\nload average {loadavg()} (after the open-loop runs)")
         print("\nclosed loop through the gateway (saturation):")

@@ -206,7 +206,9 @@ class Gateway:
             except NoRuleMatched as exc:
                 raise NoRoute(str(exc)) from None
             key = decision.primary
+            hold_started = self._clock()
             deployment = await self.forwarder.choose_deployment(decision)
+            held = self._clock() - hold_started
             key = deployment.key
             upstream_body = rewrite_model(body, payload, deployment.served_model)
             response, endpoint = await self.forwarder.forward(
@@ -215,6 +217,7 @@ class Gateway:
                 body=upstream_body,
                 deployment=deployment,
                 affinity=prefix_key(text, self.settings),
+                own_since=started + held,
             )
         except GatewayError as error:
             if key is None:

@@ -191,13 +191,15 @@ class Forwarder:
         body: bytes,
         deployment: DeploymentInfo,
         affinity: bytes | None,
+        own_since: float,
     ) -> tuple[web.StreamResponse, str]:
         """Send the request to endpoints of ``deployment`` until one answers; stream the
         answer to the client. Returns (the response, the endpoint label that answered).
 
         Raises UpstreamFailed (502) / UpstreamTimeout (504) / Unavailable (503) when no
         endpoint answered before the first byte; the last endpoint's 5xx/429 answer is
-        passed through instead when it had one.
+        passed through instead when it had one. ``own_since`` is when the gateway's own work
+        on the request began (arrival, plus any time held): see ``overhead`` in the metrics.
         """
         settings = self._settings
         headers = upstream_headers(request.headers, request.headers.get("X-Request-Id"))
@@ -217,12 +219,20 @@ class Forwarder:
                 self._metrics.retries(deployment.key).inc()
             tried.add(choice.url)
             state = self._pool.acquire(choice.url)
+            attempt_started = self._clock()
             try:
                 outcome = await self._attempt(
-                    request, state, path=path, body=body, headers=headers, deadline=deadline
+                    request,
+                    state,
+                    path=path,
+                    body=body,
+                    headers=headers,
+                    deadline=deadline,
+                    own_since=own_since,
                 )
             finally:
                 self._pool.release(state)
+            own_since += self._clock() - attempt_started  # a failed try is waiting, not work
             if isinstance(outcome, web.StreamResponse):
                 return outcome, state.label
             if isinstance(outcome, UpstreamTimeout):
@@ -246,6 +256,7 @@ class Forwarder:
         body: bytes,
         headers: CIMultiDict[str],
         deadline: float,
+        own_since: float,
     ) -> web.StreamResponse | GatewayError:
         """One try against one endpoint: the client's response once the first byte was
         sent, or the error that makes it worth trying another endpoint."""
@@ -295,7 +306,16 @@ class Forwarder:
             if 200 <= upstream.status < 300:
                 self._pool.succeeded(state, ttft)
             self._metrics.ttft(state.deployment, state.label).observe(ttft)
-            return await self._stream(request, upstream, first, state, deadline=deadline)
+            # The gateway's own time: before sending, and from the first byte to the client.
+            before = started - own_since
+            return await self._stream(
+                request,
+                upstream,
+                first,
+                state,
+                deadline=deadline,
+                own=lambda: before + self._clock() - started - ttft,
+            )
         finally:
             if upstream is not None:
                 upstream.release()
@@ -308,6 +328,7 @@ class Forwarder:
         state: EndpointState,
         *,
         deadline: float,
+        own: Callable[[], float],
     ) -> web.StreamResponse:
         """Pass the answer through chunk by chunk (the first byte is already read)."""
         headers = {"X-Modelfleet-Endpoint": state.label}
@@ -318,9 +339,11 @@ class Forwarder:
         sse = headers.get("Content-Type", "").startswith("text/event-stream")
         if not sse and upstream.content_length == len(first):
             # A whole answer in its first chunk (the usual non-streaming case): one write.
-            return web.Response(
+            whole = web.Response(
                 status=upstream.status, reason=upstream.reason, body=first, headers=headers
             )
+            self._metrics.overhead(state.deployment).observe(own())
+            return whole
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         response.headers.update(headers)
         if not sse and upstream.content_length is not None:
@@ -332,6 +355,8 @@ class Forwarder:
         try:
             while chunk:
                 await response.write(chunk)
+                if chunk is first:
+                    self._metrics.overhead(state.deployment).observe(own())
                 left = deadline - self._clock()
                 if left <= 0:
                     return await self._broken(response, state, sse=sse, what="request timeout")
