@@ -165,7 +165,10 @@ async def test_fallback_model_when_the_deployment_has_no_ready_endpoint(tmp_path
         'modelfleet_gateway_fallback_requests_total{deployment="main",namespace="team",to="backup"} 1.0'
         in text
     )
-    assert 'modelfleet_gateway_overhead_seconds_count{deployment="backup",namespace="team"} 1.0' in text
+    assert (
+        'modelfleet_gateway_overhead_seconds_count{deployment="backup",namespace="team"} 1.0'
+        in text
+    )
 
 
 # -- failures ------------------------------------------------------------------------------
