@@ -47,49 +47,81 @@ def gateway(
         Path | None,
         typer.Option(
             "--endpoints-file",
+            metavar="<file>",
             help="Static endpoints file (YAML, see docs/gateway.md) instead of the hub.",
         ),
     ] = None,
     kubeconfig: Annotated[
         Path | None,
-        typer.Option("--kubeconfig", help="Hub kubeconfig (default: in-cluster, then ~/.kube)."),
+        typer.Option(
+            "--kubeconfig",
+            metavar="<file>",
+            help="Hub kubeconfig (default: in-cluster, then ~/.kube).",
+        ),
     ] = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Serve this namespace (repeatable; default all)."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="<namespace>",
+            help="Serve this namespace (repeatable; default all).",
+        ),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="Client-facing port.")] = 8080,
+    host: Annotated[
+        str, typer.Option(metavar="<address>", help="Address to listen on.")
+    ] = "0.0.0.0",
+    port: Annotated[int, typer.Option(metavar="<port>", help="Client-facing port.")] = 8080,
     management_port: Annotated[
-        int, typer.Option(help="Port of /metrics, /healthz, /readyz (0: none).")
+        int, typer.Option(metavar="<port>", help="Port of /metrics, /healthz, /readyz (0: none).")
     ] = 9090,
     region: Annotated[
-        str | None, typer.Option(help="This gateway's region (preferred while it has headroom).")
+        str | None,
+        typer.Option(
+            metavar="<region>", help="This gateway's region (preferred while it has headroom)."
+        ),
     ] = None,
     api_keys_file: Annotated[
         Path | None,
-        typer.Option(help="API keys: YAML mapping id -> key, or a folder (mounted Secret)."),
+        typer.Option(
+            metavar="<path>", help="API keys: YAML mapping id -> key, or a folder (mounted Secret)."
+        ),
     ] = None,
     api_keys_secret: Annotated[
-        str | None, typer.Option(help="API keys from hub Secret NAMESPACE/NAME.")
+        str | None,
+        typer.Option(metavar="<namespace/name>", help="API keys from hub Secret NAMESPACE/NAME."),
     ] = None,
-    rate_limit: Annotated[float, typer.Option(help="Requests/s per API key (0: unlimited).")] = 0.0,
-    rate_burst: Annotated[int, typer.Option(help="Burst per API key.")] = 20,
-    max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 4 << 20,
+    rate_limit: Annotated[
+        float, typer.Option(metavar="<per-second>", help="Requests/s per API key (0: unlimited).")
+    ] = 0.0,
+    rate_burst: Annotated[int, typer.Option(metavar="<n>", help="Burst per API key.")] = 20,
+    max_request_bytes: Annotated[
+        int, typer.Option(metavar="<bytes>", help="Largest request body.")
+    ] = 4 << 20,
     hold_timeout: Annotated[
-        float, typer.Option(help="Seconds to hold a request while no endpoint is ready.")
+        float,
+        typer.Option(
+            metavar="<seconds>", help="Seconds to hold a request while no endpoint is ready."
+        ),
     ] = 60.0,
-    max_attempts: Annotated[int, typer.Option(help="Endpoints tried per request.")] = 3,
+    max_attempts: Annotated[
+        int, typer.Option(metavar="<n>", help="Endpoints tried per request.")
+    ] = 3,
     first_byte_timeout: Annotated[
-        float, typer.Option(help="Seconds to the first byte of an answer.")
+        float, typer.Option(metavar="<seconds>", help="Seconds to the first byte of an answer.")
     ] = 120.0,
     scrape_interval: Annotated[
-        float, typer.Option(help="Seconds between engine /metrics scrapes (0: off).")
+        float,
+        typer.Option(metavar="<seconds>", help="Seconds between engine /metrics scrapes (0: off)."),
     ] = 5.0,
-    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(metavar="<file>", help="TLS certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(metavar="<file>", help="TLS private key (PEM).")
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (no keys).")] = False,
-    log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
+    log_format: Annotated[str, typer.Option(metavar="<json|text>", help="json or text.")] = "text",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the global OpenAI-compatible gateway in front of every ModelDeployment."""

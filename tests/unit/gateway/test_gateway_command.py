@@ -36,3 +36,10 @@ def test_bad_start_up_input_exits_2_with_a_message(
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()), result.output
+
+
+def test_help_shows_no_python_type_names() -> None:
+    result = CliRunner().invoke(app, ["gateway", "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    for python_type in ("<bool>", "list[", "<str>", "<int>", "<float>"):
+        assert python_type not in result.output
