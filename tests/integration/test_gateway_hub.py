@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,48 @@ import pytest
 import yaml
 from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
 from openai_stub import StubEngine
+from tests.integration import rbac_check
 
 from modelfleet.gateway.run import GatewayOptions, serve_gateway
 from modelfleet.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
+
+
+def gateway_grants(namespaces: tuple[str, ...]) -> rbac_check.Grants:
+    """What the chart's gateway ServiceAccount may do, rendered by the real helm with the
+    gateway on, the keys Secret this test uses and ``namespaces``."""
+    args = ["--set", "gateway.enabled=true", "--set", "gateway.apiKeys.existingSecret=gateway-keys"]
+    for index, namespace in enumerate(namespaces):
+        args += ["--set", f"gateway.namespaces[{index}]={namespace}"]
+    with tempfile.TemporaryDirectory() as home:
+        result = subprocess.run(
+            [
+                str(rbac_check._helm_binary()),
+                "template",
+                rbac_check.CHART_RELEASE,
+                str(rbac_check.CHART),
+                "-n",
+                rbac_check.CHART_NAMESPACE,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": home,
+                "HELM_CACHE_HOME": f"{home}/c",
+                "HELM_CONFIG_HOME": f"{home}/g",
+                "HELM_DATA_HOME": f"{home}/d",
+            },
+        )
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
+    subject = (rbac_check.CHART_NAMESPACE, f"{rbac_check.CHART_RELEASE}-modelfleet-gateway")
+    return rbac_check.grants_from_manifests(manifests, subject=subject)
+
 
 ROUTES = {"modelfleet.io/v1alpha1/modelroutes": ResourceSpec("ModelRoute", namespaced=True)}
 KEY = "sk-hub-0123456789"
@@ -100,7 +139,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": "gateway-keys", "namespace": "team"},
+                "metadata": {"name": "gateway-keys", "namespace": rbac_check.CHART_NAMESPACE},
                 "data": {"team-a": base64.b64encode(KEY.encode()).decode()},
             },
         )
@@ -111,7 +150,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
             port=0,
             management_port=0,
             kubeconfig=kubeconfig,
-            api_keys_secret=("team", "gateway-keys"),
+            api_keys_secret=(rbac_check.CHART_NAMESPACE, "gateway-keys"),
             namespaces=namespaces,
             settings=GatewaySettings(scrape_interval=0, hold_timeout=20),
         )
@@ -160,11 +199,15 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
+    # The only writes are the test's own (standing in for the operator): the gateway reads.
+    assert [m for m, _ in requests if m != "GET"] == ["PATCH", "DELETE"]
+    # Every request the gateway sent is one the chart's gateway RBAC allows.
+    gateway_requests = [(m, p) for m, p in requests if m == "GET"]
+    assert gateway_grants(namespaces).denied(gateway_requests) == []
     prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
     for plural in ("modeldeployments", "modelroutes"):
         assert ("GET", prefix + plural) in requests
         assert any(p.startswith(f"{prefix}{plural}?") and "watch=true" in p for _, p in requests)
-    assert not any(method in ("POST", "PUT") for method, _ in requests)
 
 
 async def test_a_hub_without_the_modelroute_crd_still_serves_deployments(tmp_path: Path) -> None:
