@@ -10,7 +10,7 @@ randomness; ties are broken by fleet order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelfleet.core import reasons as R
@@ -25,9 +25,10 @@ from modelfleet.core.candidates import (
 )
 from modelfleet.core.health import is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
-from modelfleet.core.placement import place
+from modelfleet.core.placement import PlacementResult, PlaceOptions, place
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import PlacementDecision, Plan, Retiring
+from modelfleet.core.solver import Limits
 from modelfleet.core.state import DecisionState
 from modelfleet.core.stockouts import active_stockout
 from modelfleet.core.types import (
@@ -217,18 +218,33 @@ def plan(
     if regained:
         growth = sorted([*growth, *regained], key=lambda c: (c.effective, c.order))
 
-    # 4. Placement.
-    result = place(
-        spec,
-        main=desired,
-        standby=standby,
-        growth=growth,
-        known=elig.known,
-        sticky=sticky,
-        free=elig.quota,
-        own_nodes=own_nodes,
-        on_demand_base=base,
+    # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
+    #    what the headroom costs).
+    options = PlaceOptions(
+        tolerate_region_loss=spec.failover.tolerate_region_loss and desired > 0,
+        move_cost_factor=settings.move_cost_node_hours,
+        limits=Limits(settings.solver_max_nodes, settings.solver_time_limit_seconds),
     )
+
+    def placed_with(opts: PlaceOptions) -> PlacementResult:
+        return place(
+            spec,
+            main=desired,
+            standby=standby,
+            growth=growth,
+            known=elig.known,
+            sticky=sticky,
+            free=elig.quota,
+            own_nodes=own_nodes,
+            on_demand_base=base,
+            options=opts,
+        )
+
+    result = placed_with(options)
+    headroom_cost = 0.0
+    if options.tolerate_region_loss:
+        plain = placed_with(replace(options, tolerate_region_loss=False))
+        headroom_cost = max(0.0, _cost(result.counts, elig.known) - _cost(plain.counts, elig.known))
     reasons.extend(result.reasons)
     counts = result.counts
 
@@ -304,7 +320,13 @@ def plan(
         reasons=tuple(reasons),
         changes=tuple(changes),
         state=new_state,
+        headroom_cost_per_hour=headroom_cost,
     )
+
+
+def _cost(counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate]) -> float:
+    """USD per hour of whole nodes for ``counts``."""
+    return sum(-(-n // known[k].replicas_per_node) * known[k].price for k, n in counts.items())
 
 
 def _release_on_demand(sticky: Mapping[PoolKey, int], *, keep: int) -> dict[PoolKey, int]:

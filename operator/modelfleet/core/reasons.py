@@ -39,6 +39,9 @@ BUDGET_EXCEEDED: Final = "BudgetExceeded"
 SPREAD_UNSATISFIED: Final = "SpreadUnsatisfied"
 SPOT_SPREAD_UNAVAILABLE: Final = "SpotSpreadUnavailable"
 STANDBY_UNAVAILABLE: Final = "StandbyUnavailable"
+ON_DEMAND_BASE_UNSATISFIED: Final = "OnDemandBaseUnsatisfied"
+REGION_LOSS_UNCOVERED: Final = "RegionLossUncovered"
+SOLVER_LIMIT: Final = "SolverLimit"
 METRICS_MISSING: Final = "MetricsMissing"
 
 # Changes (what moved and why).

@@ -111,6 +111,8 @@ class Plan:
     reasons: tuple[Reason, ...]
     changes: tuple[Reason, ...]
     state: DecisionState
+    headroom_cost_per_hour: float = 0.0
+    """USD per hour that ``failover.tolerateRegionLoss`` adds over the same plan without it."""
 
     @property
     def placed_replicas(self) -> int:
@@ -128,6 +130,7 @@ class Plan:
             "nodePools": [n.to_dict() for n in self.node_pools],
             "retiring": [r.to_dict() for r in self.retiring],
             "costPerHour": round(self.cost_per_hour, 4),
+            "headroomCostPerHour": round(self.headroom_cost_per_hour, 4),
             "unplaced": self.unplaced,
             "reasons": [r.to_dict() for r in self.reasons],
             "changes": [c.to_dict() for c in self.changes],

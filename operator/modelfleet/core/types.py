@@ -99,6 +99,8 @@ class FailoverPolicy:
     warm_standby_replicas: int = 0
     fail_after_seconds: int = 45
     failback_after_seconds: int = 300
+    tolerate_region_loss: bool = False
+    """Keep, for every region, enough capacity outside it to carry the desired replicas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,14 @@ class PlannerSettings:
     """No single reconcile removes more than this fraction of the current replicas."""
     capacity_breach_margin: float = 0.9
     """On an SLO breach at R/n requests/s per replica, capacity becomes at most this times R/n."""
+    move_cost_node_hours: float = 1.0
+    """Stickiness: removing a healthy replica beyond what a scale-in forces costs this many
+    node-hours of the dearest pool the deployment holds (>= 1: never moved to save cost
+    alone; moved only when a constraint needs it)."""
+    solver_max_nodes: int = 20_000
+    """Branch-and-bound node limit of the placement MILP (deterministic)."""
+    solver_time_limit_seconds: float = 1.0
+    """Wall-clock safety net of the placement MILP; hitting it is reported (SolverLimit)."""
 
 
 DEFAULT_SETTINGS = PlannerSettings()
