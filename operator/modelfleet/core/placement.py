@@ -93,6 +93,10 @@ class PlacementResult:
     reasons: tuple[Reason, ...]
     budget_bound: bool
     full_regions: frozenset[str]
+    method: str = "greedy"
+    """How the counts were found: ``greedy`` (fast path, provably optimal), ``solver``
+    (MILP optimum), ``solver-limit`` (MILP stopped at its limit: best found) or
+    ``greedy-fallback`` (the solver found nothing; greedy phases, maybe not optimal)."""
 
 
 class Placer:
@@ -443,17 +447,22 @@ def place(
     pol = spec.placement
     target = main + standby
     kept = {k: n for k, n in sorted(sticky.items()) if n > 0 and k in known}
-    if sum(kept.values()) <= target and not options.tolerate_region_loss:
+    excess = sum(kept.values()) > target
+    if (not excess or pol.spot != "Preferred") and options.capacity is None:
         pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
         pl.cap = None  # the relaxation: no coupling constraint at all
-        for key, n in kept.items():
-            pl.alloc.add(known[key], n)
+        if excess:
+            _keep_cheapest(pl, kept, target)
+        else:
+            for key, n in kept.items():
+                pl.alloc.add(known[key], n)
         missing = target - pl.alloc.total()
         if missing > 0 and pol.spot == "Preferred":
             missing -= pl.cover(missing, [c for c in growth if c.capacity_type == SPOT])
         if missing > 0:
             pl.cover(missing, growth)
-        if _coupling_met(pl, main=main, standby=standby, base=min(on_demand_base, main)):
+        base = min(on_demand_base, main)
+        if _coupling_met(pl, main=main, standby=standby, base=base, options=options):
             return PlacementResult(
                 dict(pl.alloc.counts),
                 tuple(_spot_spread_reason(pl.alloc.counts, known, growth)),
@@ -465,7 +474,31 @@ def place(
     )
 
 
-def _coupling_met(pl: Placer, *, main: int, standby: int, base: int) -> bool:
+def _keep_cheapest(pl: Placer, kept: Mapping[PoolKey, int], target: int) -> None:
+    """Scale-in without coupling constraints: keep the ``target`` sticky replicas whose
+    nodes cost least (an exact cover over the nodes they occupy: full nodes, and the last
+    partly filled node of each pool). Removing only forced replicas and never moving one
+    is optimal because a move costs more than the node it could free."""
+    opts: list[Option] = []
+    refs: list[Candidate] = []
+    for key, n in kept.items():
+        c = pl.alloc.known[key]
+        full, part = divmod(n, c.replicas_per_node)
+        if full:
+            opts.append(Option(c.replicas_per_node, c.effective, full))
+            refs.append(c)
+        if part:
+            opts.append(Option(part, c.effective, 1))
+            refs.append(c)
+    chosen = cheapest_cover(target, opts)
+    left = target
+    for opt, cand, nodes in zip(opts, refs, chosen.nodes, strict=True):
+        n = min(nodes * opt.slots, left)
+        pl.alloc.add(cand, n)
+        left -= n
+
+
+def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: PlaceOptions) -> bool:
     """True when the relaxed (greedy, coupling-free) plan already meets every coupling
     constraint: then it is optimal for the full problem too, since the full problem only
     adds constraints to the relaxation and this plan satisfies them."""
@@ -484,6 +517,10 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int) -> bool:
         return False
     if pol.max_cost_per_hour is not None and alloc.cost() > pol.max_cost_per_hour + 1e-9:
         return False
+    if options.tolerate_region_loss and main > 0:
+        # Headroom only adds replicas (and cost): a plan already tolerant is optimal.
+        if len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()):
+            return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
 
 
@@ -592,30 +629,31 @@ def _solve(
         move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
     )
     problem = replace(problem, pools=tuple(prune(pools, replicas_upper_bound(problem))))
-    sol = solve(problem, options.limits)
+    fallback = greedy_phases(
+        spec,
+        main=main,
+        standby=standby,
+        growth=growth,
+        known=known,
+        sticky=sticky,
+        free=free,
+        own_nodes=own_nodes,
+        on_demand_base=on_demand_base,
+    )
+    sol = solve(problem, options.limits, start=fallback.counts)
     if sol.status == "NoSolution":
-        fallback = greedy_phases(
-            spec,
-            main=main,
-            standby=standby,
-            growth=growth,
-            known=known,
-            sticky=sticky,
-            free=free,
-            own_nodes=own_nodes,
-            on_demand_base=on_demand_base,
-        )
         why = Reason(
             R.SOLVER_LIMIT,
             f"the placement solver found no solution within {options.limits.nodes} nodes / "
             f"{options.limits.seconds:g}s: greedy placement used (may cost more than optimal)",
         )
-        return replace(fallback, reasons=(*fallback.reasons, why))
+        return replace(fallback, reasons=(*fallback.reasons, why), method="greedy-fallback")
     return PlacementResult(
         sol.counts,
         tuple(_solution_reasons(problem, sol, known, growth)),
         _budget_bound(problem, sol, growth),
         _full_regions(sol.counts, known, pol.max_replicas_per_region),
+        "solver" if sol.status == "Optimal" else "solver-limit",
     )
 
 

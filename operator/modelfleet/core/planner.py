@@ -321,6 +321,7 @@ def plan(
         changes=tuple(changes),
         state=new_state,
         headroom_cost_per_hour=headroom_cost,
+        placement_method=result.method,
     )
 
 

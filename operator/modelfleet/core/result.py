@@ -113,6 +113,9 @@ class Plan:
     state: DecisionState
     headroom_cost_per_hour: float = 0.0
     """USD per hour that ``failover.tolerateRegionLoss`` adds over the same plan without it."""
+    placement_method: str = "greedy"
+    """``greedy`` (fast path, provably optimal), ``solver`` (MILP optimum), ``solver-limit``
+    (best found within the solver's limits) or ``greedy-fallback`` (see core.placement)."""
 
     @property
     def placed_replicas(self) -> int:
@@ -131,6 +134,7 @@ class Plan:
             "retiring": [r.to_dict() for r in self.retiring],
             "costPerHour": round(self.cost_per_hour, 4),
             "headroomCostPerHour": round(self.headroom_cost_per_hour, 4),
+            "placementMethod": self.placement_method,
             "unplaced": self.unplaced,
             "reasons": [r.to_dict() for r in self.reasons],
             "changes": [c.to_dict() for c in self.changes],

@@ -192,11 +192,18 @@ class _Builder:
         self.row_hi.append(hi)
 
 
-def solve(problem: Problem, limits: Limits = Limits()) -> Solution:
+def solve(
+    problem: Problem,
+    limits: Limits = Limits(),
+    start: Mapping[tuple[str, str, str], int] | None = None,
+) -> Solution:
     """Solve ``problem`` exactly (within a relative gap of 1e-6) or to the limits.
 
-    Deterministic for equal inputs unless ``limits.seconds`` is hit. Raises nothing for a
-    valid problem: the program is always feasible (zero replicas with full shortfall).
+    ``start``, replicas per pool key of a plan meeting the hard constraints (e.g. the
+    greedy phases' plan), seeds the search: HiGHS completes it to a first incumbent, which
+    often lets the root bound prove optimality at once. Deterministic for equal inputs
+    unless ``limits.seconds`` is hit. Raises nothing for a valid problem: the program is
+    always feasible (zero replicas with full shortfall).
     """
     pools = problem.pools
     inf = highspy.kHighsInf
@@ -217,33 +224,36 @@ def solve(problem: Problem, limits: Limits = Limits()) -> Solution:
         if p.max_nodes is not None:
             hi_y = min(hi_y, p.max_nodes)
         hi_x = min(hi_x, hi_y * p.slots)
-        # A tiny per-replica cost keeps idle slots of paid nodes empty.
-        xs.append(b.col((w_od if not p.spot else 0.0) + 1e-6, 0, hi_x))
+        xs.append(b.col(w_od if not p.spot else 0.0, 0, hi_x))
         ys.append(b.col(p.effective, 0, hi_y))
         b.row({xs[-1]: 1.0, ys[-1]: -float(p.slots)}, -inf, 0.0)
 
-    all_x = dict.fromkeys(xs, 1.0)
-    unplaced = b.col(w_unplaced, 0, target)
-    standby_short = b.col(w_soft, 0, problem.standby)
-    headroom = b.col(0.0, 0, top - target) if problem.tolerate_region_loss else None
-    # Placed + unplaced covers main + standby, less the standby that found no other region;
-    # placed never exceeds that by more than the region-loss headroom.
-    b.row({**all_x, unplaced: 1.0, standby_short: 1.0}, target, inf)
-    upper = {**all_x, standby_short: 1.0}
-    if headroom is not None:
-        upper[headroom] = -1.0
-    b.row(upper, -inf, target)
-
+    # Aggregates (continuous, integral by construction) keep the rows sparse: the total,
+    # and replicas per region.
+    total = b.col(0.0, 0, inf, integer=False)
+    b.row({**dict.fromkeys(xs, 1.0), total: -1.0}, 0.0, 0.0)
     in_region: dict[str, list[int]] = {r: [] for r in regions}
     for p, x in zip(pools, xs, strict=True):
         in_region[p.region].append(x)
-    if cap is not None:
-        for r in regions:
-            b.row(dict.fromkeys(in_region[r], 1.0), -inf, cap)
+    per_region: dict[str, int] = {}
+    for r in regions:
+        per_region[r] = b.col(0.0, 0, inf if cap is None else cap, integer=False)
+        b.row({**dict.fromkeys(in_region[r], 1.0), per_region[r]: -1.0}, 0.0, 0.0)
+
+    unplaced = b.col(w_unplaced, 0, target)
+    standby_short = b.col(w_soft, 0, problem.standby)
+    # A hair of cost on headroom keeps idle slots of paid nodes empty.
+    headroom = b.col(1e-4, 0, top - target) if problem.tolerate_region_loss else None
+    # Placed + unplaced covers main + standby, less the standby that found no other region;
+    # placed never exceeds that by more than the region-loss headroom.
+    b.row({total: 1.0, unplaced: 1.0, standby_short: 1.0}, target, inf)
+    upper = {total: 1.0, standby_short: 1.0}
+    if headroom is not None:
+        upper[headroom] = -1.0
+    b.row(upper, -inf, target)
     if problem.standby > 0:
         for r in regions:
-            outside = {x: 1.0 for x in xs if x not in in_region[r]}
-            b.row({**outside, standby_short: 1.0}, problem.standby, inf)
+            b.row({total: 1.0, per_region[r]: -1.0, standby_short: 1.0}, problem.standby, inf)
 
     base_short = None
     if problem.on_demand_base > 0:
@@ -257,7 +267,7 @@ def solve(problem: Problem, limits: Limits = Limits()) -> Solution:
         for r in regions:
             z = b.col(0.0, 0, 1)
             used.append(z)
-            b.row({z: 1.0, **{x: -1.0 for x in in_region[r]}}, -inf, 0.0)
+            b.row({z: 1.0, per_region[r]: -1.0}, -inf, 0.0)
         region_short = b.col(w_soft, 0, problem.min_regions)
         b.row({**dict.fromkeys(used, 1.0), region_short: 1.0}, problem.min_regions, inf)
 
@@ -278,15 +288,19 @@ def solve(problem: Problem, limits: Limits = Limits()) -> Solution:
 
     loss_short: dict[str, int] = {}
     if problem.tolerate_region_loss and problem.demand > 0:
+        uniform = all(p.capacity == 1.0 for p in pools)
+        carried = total
+        if not uniform:
+            carried = b.col(0.0, 0, inf, integer=False)
+            b.row({**{x: p.capacity for p, x in zip(pools, xs, strict=True)}, carried: -1.0}, 0, 0)
         for r in regions:
             s = b.col(w_soft, 0, problem.demand, integer=False)
             loss_short[r] = s
-            outside = {
-                x: p.capacity
-                for p, x in zip(pools, xs, strict=True)
-                if p.region != r and p.capacity > 0
-            }
-            b.row({**outside, s: 1.0}, problem.demand, inf)
+            if uniform:
+                inside = {per_region[r]: -1.0}
+            else:
+                inside = {x: -p.capacity for p, x in zip(pools, xs, strict=True) if p.region == r}
+            b.row({carried: 1.0, **inside, s: 1.0}, problem.demand, inf)
 
     if problem.budget is not None:
         b.row(
@@ -307,20 +321,29 @@ def solve(problem: Problem, limits: Limits = Limits()) -> Solution:
         moves = b.col(problem.move_cost, 0, sticky_total)
         b.row({moves: 1.0, **{s: -1.0 for s in removed}}, -forced, inf)
 
-    values, status, gap, explored = _run(b, limits)
+    seed: list[tuple[int, float]] = []
+    if start is not None:
+        for p, x, y in zip(pools, xs, ys, strict=True):
+            n = start.get(p.key, 0)
+            seed += [(x, float(n)), (y, float(-(-n // p.slots)))]
+    values, status, gap, explored = _run(b, limits, seed)
     if values is None:
         return Solution({}, Shortfall(unplaced=target), "NoSolution", gap, explored)
     counts = {p.key: n for p, x in zip(pools, xs, strict=True) if (n := round(values[x])) > 0}
     return Solution(counts, evaluate(problem, counts), status, gap, explored)
 
 
-def _run(b: _Builder, limits: Limits) -> tuple[list[float] | None, SolveStatus, float, int]:
+def _run(
+    b: _Builder, limits: Limits, seed: Sequence[tuple[int, float]]
+) -> tuple[list[float] | None, SolveStatus, float, int]:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("threads", 1)
     h.setOptionValue("mip_rel_gap", 1e-6)
     h.setOptionValue("mip_abs_gap", 1e-6)
+    # Feasibility jump costs ~5 ms per call whatever the size; our root LP finds solutions.
+    h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
     h.setOptionValue("mip_max_nodes", limits.nodes)
     h.setOptionValue("time_limit", limits.seconds)
     lp = highspy.HighsLp()
@@ -339,6 +362,12 @@ def _run(b: _Builder, limits: Limits) -> tuple[list[float] | None, SolveStatus, 
         highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in b.integer
     ]
     h.passModel(lp)
+    if seed:
+        h.setSolution(
+            len(seed),
+            np.asarray([j for j, _ in seed], dtype=np.int32),
+            np.asarray([v for _, v in seed], dtype=np.float64),
+        )
     h.run()
     model_status = h.getModelStatus()
     info = h.getInfo()
@@ -408,25 +437,27 @@ def cost(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> float:
 
 
 def prune(pools: Sequence[Pool], top: int) -> list[Pool]:
-    """Drop pools that cannot be in any optimum placing at most ``top`` replicas.
+    """Drop pools that cannot be needed by an optimum placing at most ``top`` replicas.
 
-    Within one class (region, capacity type, replicas per node capped at ``top``, capacity
-    per replica) pools are interchangeable but for price and quota, so once the cheaper
-    ones can hold ``top`` replicas a dearer one can always be swapped node for node for a
-    cheaper one without touching any per-region or per-capacity-type count. Sticky and
-    non-growth pools are always kept. Order of the result: cheapest first (stable).
+    Pools of one group (region, capacity type, capacity per replica) differ only in price,
+    replicas per node and quota. A pool is dominated when the pools kept before it (no
+    dearer, holding at least as many of the ``top`` replicas per node) can supply ``top``
+    nodes: no solution uses more than ``top`` nodes in a group (each holds a replica), so
+    every node of the dominated pool can be swapped for an unused dominating node at no
+    more cost, without changing any per-region or per-capacity-type count. Sticky and
+    non-growth pools are always kept. Result order: cheapest first (stable).
     """
     out: list[Pool] = []
-    held: dict[tuple[str, bool, int, float], int] = {}
-    for p in sorted(pools, key=lambda p: (p.effective, p.key)):
+    kept: dict[tuple[str, bool, float], list[tuple[int, int]]] = {}  # (size, nodes)
+    for p in sorted(pools, key=lambda p: (p.effective, -p.slots, p.key)):
         if p.sticky or not p.growth:
             out.append(p)
             continue
         size = min(p.slots, top)
-        cls = (p.region, p.spot, size, p.capacity)
-        have = held.get(cls, 0)
-        if have >= top:
+        group = kept.setdefault((p.region, p.spot, p.capacity), [])
+        supply = sum(n for s, n in group if s >= size)
+        if supply >= top:
             continue
-        held[cls] = have + size * (p.max_nodes if p.max_nodes is not None else top)
+        group.append((size, top if p.max_nodes is None else p.max_nodes))
         out.append(p)
     return out
