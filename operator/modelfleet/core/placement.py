@@ -517,10 +517,13 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
         return False
     if pol.max_cost_per_hour is not None and alloc.cost() > pol.max_cost_per_hour + 1e-9:
         return False
-    if options.tolerate_region_loss and main > 0:
-        # Headroom only adds replicas (and cost): a plan already tolerant is optimal.
-        if len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()):
-            return False
+    # Headroom only adds replicas (and cost): a plan already tolerant is optimal.
+    if (
+        options.tolerate_region_loss
+        and main > 0
+        and (len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()))
+    ):
+        return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
 
 
