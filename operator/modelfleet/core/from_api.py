@@ -84,6 +84,7 @@ def spec_from_api(spec: ModelDeploymentSpec, *, key: str) -> DeploymentSpec:
             warm_standby_replicas=spec.failover.warm_standby_replicas,
             fail_after_seconds=spec.failover.fail_after_seconds,
             failback_after_seconds=spec.failover.failback_after_seconds,
+            tolerate_region_loss=spec.failover.tolerate_region_loss,
         ),
     )
 
