@@ -1,9 +1,18 @@
 """Cost-minimising placement of replicas on eligible candidates.
 
 Input: how many replicas (main + warm standby), the eligible candidates, the replicas that
-stay where they are (stickiness), per-pool node quotas. Output: replicas per pool and the
-reasons behind the choices. The phases, each an exact cheapest cover (``core.cover``) of
-what is still missing, run in this order:
+stay where they are (stickiness), per-pool node quotas (net of nodes other deployments
+hold). Output: replicas per pool and the reasons behind the choices.
+
+``place`` first solves the *relaxation* without any coupling constraint: sticky replicas
+stay (on scale-in the cheapest-to-keep nodes stay, an exact cover), the rest is an exact
+cheapest cover (``core.cover``; spot first under ``Preferred``). If that plan already meets
+every coupling constraint (minRegions, maxReplicasPerRegion, on-demand base, standby
+outside the largest region, spot over two regions, budget, region-loss tolerance) it is
+optimal for the full problem, which only adds constraints: the fast path. Otherwise the
+placement is solved exactly as a MILP (``core.solver``), seeded with the plan of the
+greedy phases below, which also remain the fallback if the solver finds nothing within its
+limits (reported as ``SolverLimit``):
 
 1. keep sticky replicas; trim the most expensive first when there are too many;
 2. put ``onDemandBase`` replicas on on-demand;
@@ -13,12 +22,9 @@ what is still missing, run in this order:
 6. put ``warmStandbyReplicas`` outside the region holding most replicas;
 7. trim to ``maxCostPerHour``.
 
-Optimality: with no sticky replicas, minRegions 1, no per-region cap, no on-demand base, no
-standby, no preferred regions and no spot spread to do, phase 3 alone runs and the plan is
-the exact optimum (property-tested against brute force). Otherwise the phase order is
-greedy: fixing the on-demand base before the rest, or adding a region by its cheapest node,
-can cost more than a joint optimum (docs/decisions.md gives an example); the property tests
-check those cases for feasibility, not optimality.
+docs/decisions.md ("Exact placement") has the formulation and an example where these
+phases pay $14/h for an $11/h optimum; tests/unit/core/test_core_exact.py checks the
+plan against brute force under every coupling constraint.
 """
 
 from __future__ import annotations

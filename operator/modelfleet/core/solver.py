@@ -333,10 +333,19 @@ def solve(
     return Solution(counts, evaluate(problem, counts), status, gap, explored)
 
 
+def _new_highs() -> highspy.Highs:
+    """A HiGHS instance that prints nothing. ``highspy.Highs()`` enables its Python
+    callbacks in the constructor, before any option can be set, and that writes the HiGHS
+    banner on stdout (ERGO-Code/HiGHS#2749): it would corrupt ``modelfleet plan -o json``.
+    The pybind class underneath has the same methods without the callbacks we do not use."""
+    cls = getattr(getattr(highspy, "_core", None), "_Highs", highspy.Highs)
+    return cls()  # type: ignore[no-any-return]
+
+
 def _run(
     b: _Builder, limits: Limits, seed: Sequence[tuple[int, float]]
 ) -> tuple[list[float] | None, SolveStatus, float, int]:
-    h = highspy.Highs()
+    h = _new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("threads", 1)
