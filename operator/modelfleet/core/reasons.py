@@ -23,6 +23,7 @@ TOO_MANY_GPUS_PER_REPLICA: Final = "TooManyGpusPerReplica"
 SPOT_NOT_ALLOWED: Final = "SpotNotAllowed"
 NO_SPOT_OFFERED: Final = "NoSpotOffered"
 STOCKOUT: Final = "Stockout"
+ZONE_STOCKOUT: Final = "ZoneStockout"
 SPOT_HYSTERESIS: Final = "SpotHysteresis"
 QUOTA_EXHAUSTED: Final = "QuotaExhausted"
 

@@ -53,16 +53,22 @@ class NodePoolSize:
     capacity_type: CapacityType
     nodes: int
     price_per_node_hour: float
+    zones: tuple[str, ...] = ()
+    """Zones the pool may grow in when some of its offering's zones are stocked out (the
+    zone fall-through); empty: the cluster's default zones."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form with the API's camelCase names."""
-        return {
+        """JSON form with the API's camelCase names (``zones`` only when restricted)."""
+        out: dict[str, Any] = {
             "cluster": self.cluster,
             "instanceType": self.instance_type,
             "gpu": self.gpu,
             "capacityType": self.capacity_type,
             "nodes": self.nodes,
         }
+        if self.zones:
+            out["zones"] = list(self.zones)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

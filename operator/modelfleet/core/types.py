@@ -125,6 +125,8 @@ class Offering:
     on_demand_per_hour: float
     spot_per_hour: float | None = None
     max_nodes: int | None = None  # quota / pool limit, shared by both capacity types
+    zones: tuple[str, ...] = ()
+    """Zones where the cloud offers this type (empty: no zone data, the pool is one unit)."""
 
     def price(self, capacity_type: CapacityType) -> float | None:
         """Price per node-hour for ``capacity_type``, None when that market is not offered."""
@@ -136,7 +138,9 @@ class StockoutMark:
     """A remembered capacity error for (gpu, capacity type[, instance type]) in a cluster.
 
     Active while ``now < until``; kept after expiry (until a success resets it) so that the
-    next error doubles the backoff. ``instance_type`` None matches every instance type.
+    next error doubles the backoff. ``instance_type`` None matches every instance type;
+    ``zone`` None blocks every zone, a zone blocks only that zone of the pool (see
+    ``core.stockouts.pool_stockout``).
     """
 
     gpu: str
@@ -146,6 +150,7 @@ class StockoutMark:
     instance_type: str | None = None
     since: datetime | None = None
     message: str | None = None
+    zone: str | None = None
 
     def covers(self, gpu: str, capacity_type: str, instance_type: str) -> bool:
         """True when this mark concerns that (gpu, capacity type, instance type)."""
