@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import highspy
 import numpy as np
@@ -333,13 +333,13 @@ def solve(
     return Solution(counts, evaluate(problem, counts), status, gap, explored)
 
 
-def _new_highs() -> highspy.Highs:
+def _new_highs() -> Any:
     """A HiGHS instance that prints nothing. ``highspy.Highs()`` enables its Python
     callbacks in the constructor, before any option can be set, and that writes the HiGHS
     banner on stdout (ERGO-Code/HiGHS#2749): it would corrupt ``modelfleet plan -o json``.
     The pybind class underneath has the same methods without the callbacks we do not use."""
     cls = getattr(getattr(highspy, "_core", None), "_Highs", highspy.Highs)
-    return cls()  # type: ignore[no-any-return]
+    return cls()
 
 
 def _run(
