@@ -29,9 +29,10 @@ found is used and ``Solution.status`` says so.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import highspy
@@ -204,7 +205,32 @@ def solve(
     often lets the root bound prove optimality at once. Deterministic for equal inputs
     unless ``limits.seconds`` is hit. Raises nothing for a valid problem: the program is
     always feasible (zero replicas with full shortfall).
+
+    Memoised (bounded LRU) on the immutable inputs: reconciles every few seconds mostly
+    ask the same question again, and a pure function may answer from memory.
     """
+    seed = tuple(sorted(start.items())) if start else ()
+    sol = _solve_memo(problem, limits, seed)
+    return replace(sol, counts=dict(sol.counts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _solve_memo(
+    problem: Problem, limits: Limits, start: tuple[tuple[tuple[str, str, str], int], ...]
+) -> Solution:
+    return _solve(problem, limits, dict(start) if start else None)
+
+
+def clear_memo() -> None:
+    """Forget memoised solutions (benchmarks measure cold solves with it)."""
+    _solve_memo.cache_clear()
+
+
+def _solve(
+    problem: Problem,
+    limits: Limits,
+    start: Mapping[tuple[str, str, str], int] | None,
+) -> Solution:
     pools = problem.pools
     inf = highspy.kHighsInf
     b = _Builder()
