@@ -167,7 +167,8 @@ def meets_everything(
         return False
     spot_regions = {by[k].region for k, n in x.items() if n and by[k].spot}
     spot = sum(n for k, n in x.items() if by[k].spot)
-    if spot >= 2 and len(spot_regions) < 2 and {p.region for p in pools if p.spot} - spot_regions:
+    offered = {p.region for p in pools if p.spot and p.max_replicas > 0}
+    if spot >= 2 and len(spot_regions) < 2 and offered - spot_regions:
         return False
     if fo.tolerate_region_loss:
         every = {p.region for p in pools}
@@ -251,7 +252,7 @@ def test_solver_plans_are_deterministic(s: DeploymentSpec, fleet: FleetSnapshot)
 def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
     """docs/decisions.md: 4 replicas over two regions. The phases fill region a with one
     4-slot node ($10), then add region b's cheapest node (1 slot, $4) and trim one replica
-    from a: $14. The optimum pairs a 2-slot node in each region: $6 + $5 = $11."""
+    from a: $14. The optimum pairs a 2-slot node in each region: $6 + $5.50 = $11.50."""
     from core_builders import cluster, offering, placed, spec
     from core_builders import run as run_fleet
 
@@ -259,11 +260,11 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
 
     fleet = [
         cluster("a", offering("a4", per_node=4, od=10.0), offering("a2", per_node=2, od=6.0)),
-        cluster("b", offering("b2", per_node=2, od=5.0), offering("b1", per_node=1, od=4.0)),
+        cluster("b", offering("b2", per_node=2, od=5.5), offering("b1", per_node=1, od=4.0)),
     ]
     p = run_fleet(spec(4, 4, min_regions=2), fleet)
     assert placed(p) == {("a", "a2", "OnDemand"): 2, ("b", "b2", "OnDemand"): 2}
-    assert p.cost_per_hour == 11.0 and p.placement_method == "solver"
+    assert p.cost_per_hour == 11.5 and p.placement_method == "solver"
     # The old phases, on the same candidates, pay $14.
     from modelfleet.core.candidates import eligibility
 
