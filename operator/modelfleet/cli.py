@@ -8,6 +8,7 @@ import them lazily so that ``modelfleet validate`` works on the light core insta
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -267,7 +268,7 @@ def simulate(
     if unknown:
         err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
         raise typer.Exit(2)
-    if hours is not None and hours <= 0:
+    if hours is not None and not hours > 0:  # NaN too
         err.print("[red]error:[/red] --hours must be positive")
         raise typer.Exit(2)
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
@@ -277,6 +278,14 @@ def simulate(
             reason = "exists and is not a folder" if out_dir.exists() else exc.strerror
             err.print(f"[red]error:[/red] --out {escape(str(out_dir))}: {reason}")
             raise typer.Exit(2) from exc
+        for output in ("report.json", "timeline.csv", "report.png"):
+            target = out_dir / output
+            if target.exists() and not target.is_file():
+                err.print(f"[red]error:[/red] --out: {escape(str(target))} is not a file")
+                raise typer.Exit(2)
+        if not os.access(out_dir, os.W_OK):
+            err.print(f"[red]error:[/red] --out {escape(str(out_dir))}: not writable")
+            raise typer.Exit(2)
     try:
         if hours is not None:
             length = load_scenario(scenario or default_scenario_path()).spec.duration_hours
