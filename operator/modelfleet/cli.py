@@ -144,8 +144,13 @@ def plan(
     metrics: Annotated[
         Path | None, typer.Option("--metrics", help="Observed SLO signals (YAML, see docs).")
     ] = None,
-    now: Annotated[str | None, typer.Option("--now", help="Plan as of this ISO 8601 time.")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    now: Annotated[
+        str | None,
+        typer.Option("--now", metavar="<time>", help="Plan as of this ISO 8601 time."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="<format>", help="table or json.")
+    ] = "table",
 ) -> None:
     """Show what modelfleet would do for a deployment: replicas, placements, cost, reasons."""
     from modelfleet.cli_plan import plan_command
@@ -180,7 +185,7 @@ def run(
     ] = False,
     liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
-    log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
+    log_format: Annotated[str, typer.Option(metavar="<format>", help="json or text.")] = "text",
     interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
     probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
     verbose: Annotated[
