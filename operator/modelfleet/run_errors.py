@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,9 @@ import yaml
 OPERATOR_MODULES = ("kopf", "kubernetes_asyncio", "aiohttp", "prometheus_client")
 """Modules of the ``operator`` extra that ``modelfleet run`` imports."""
 
-INSTALL_HINT = 'pip install "modelfleet[operator]"'
+INSTALL_HINT = f'{sys.executable} -m pip install "modelfleet[operator]"'
+"""The interpreter's own pip: a bare ``pip`` is often another Python's (the README runs
+``.venv/bin/modelfleet`` without activating the venv), where the install does not help."""
 
 
 class StartupError(Exception):

@@ -138,3 +138,19 @@ async def test_an_installed_exec_plugin_is_not_reported(
     config = _exec_kubeconfig(sys.executable)
     message = await _startup_error(tmp_path / "config", config, monkeypatch)
     assert "not installed" not in message
+
+
+def test_the_install_hint_names_this_interpreter_s_pip(tmp_path: Path) -> None:
+    # README runs .venv/bin/modelfleet without activating the venv: a bare `pip install`
+    # would go to another Python and the next `modelfleet run` would fail the same way.
+    script = (
+        "import sys; sys.modules['kopf'] = None; "
+        "sys.argv = ['modelfleet', 'run']; "
+        "from modelfleet.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1, result.stderr
+    line = " ".join(result.stderr.split())  # rich may wrap the long path
+    assert f'{sys.executable} -m pip install "modelfleet[operator]"' in line
