@@ -99,11 +99,14 @@ def validate(
         validate_document,
     )
 
-    try:
-        files = manifest_files(paths)
-    except ManifestLoadError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from exc
+    files: list[Path] = []
+    missing = 0
+    for path in paths:  # a path that does not exist must not hide the others' errors
+        try:
+            files += manifest_files([path])
+        except ManifestLoadError as exc:
+            missing += 1
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     count = failures = broken = 0
     for file in files:
         try:
@@ -123,15 +126,16 @@ def validate(
                     err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
             else:
                 out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
-    if count == 0 and not broken:
+    if count == 0 and not broken and not missing:
         where = ", ".join(str(p) for p in paths)
         err.print(f"[red]error:[/red] no YAML documents found in {escape(where)}")
         raise typer.Exit(2)
-    if failures or broken:
+    if failures or broken or missing:
         parts = [f"{failures} of {count} document(s) invalid"] if failures else []
         parts += [f"{broken} file(s) could not be loaded"] if broken else []
+        parts += [f"{missing} path(s) not found"] if missing else []
         err.print(", ".join(parts))
-        raise typer.Exit(2 if broken else 1)
+        raise typer.Exit(2 if broken or missing else 1)
     out.print(f"{count} document(s) valid")
 
 
