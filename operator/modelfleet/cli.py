@@ -280,6 +280,9 @@ def simulate(
     if hours is not None and not hours > 0:  # NaN too
         err.print("[red]error:[/red] --hours must be positive")
         raise typer.Exit(2)
+    if seed is not None and seed < 0:  # else the scenario file would get the blame
+        err.print("[red]error:[/red] --seed must be 0 or more")
+        raise typer.Exit(2)
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
