@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.integration.kube_emulator import closed_url
 
 from modelfleet.run_errors import StartupError, check_hub
 
@@ -154,3 +155,16 @@ def test_the_install_hint_names_this_interpreter_s_pip(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     line = " ".join(result.stderr.split())  # rich may wrap the long path
     assert f'{sys.executable} -m pip install "modelfleet[operator]"' in line
+
+
+async def test_a_refused_connection_is_not_called_a_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A closed port refuses at once: saying the server "did not answer within 5s" sends the
+    # newcomer looking for a slow server rather than a wrong address or a stopped cluster.
+    server = closed_url()
+    config = _kubeconfig(clusters=[{"name": "hub", "cluster": {"server": server}}])
+    message = await _startup_error(tmp_path / "config", config, monkeypatch)
+    assert f"cannot reach the hub API server {server}" in message
+    assert "cannot connect to the API server (ClientConnectorError)" in message
+    assert "did not answer" not in message
