@@ -128,12 +128,18 @@ async def check_hub(*, timeout: float = 5.0) -> None:
     In a pod (``$KUBERNETES_SERVICE_HOST``) the service account is used; otherwise the
     kubeconfig of ``kubeconfig_location``. Raises ``StartupError`` when the kubeconfig is
     missing, a folder, empty, not YAML or unusable (``kubeconfig_problem``), or the API
-    server does not answer within ``timeout`` seconds or rejects the credentials. Any other
+    server does not answer within ``timeout`` seconds, rejects the credentials or is not a
+    Kubernetes API server (``/version`` missing or without ``gitVersion``). Any other
     answer (even 403: RBAC is the chart's job and the operator reports it per object) lets
     the operator start.
     """
     from modelfleet.clusters import KubernetesClusterClient
-    from modelfleet.clusters.errors import ClusterError, ClusterForbidden, ClusterUnreachable
+    from modelfleet.clusters.errors import (
+        ClusterError,
+        ClusterForbidden,
+        ClusterNotFound,
+        ClusterUnreachable,
+    )
 
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         where = "the in-cluster service account"
@@ -180,8 +186,16 @@ async def check_hub(*, timeout: float = 5.0) -> None:
             )
         except ClusterError as error:
             raise StartupError(f"{where}: {error.message}") from None
+    not_kubernetes = (
+        f"{server} (from {where}) answered GET /version, but not as a Kubernetes API server "
+        "does: check the server address and port"
+    )
     try:
-        await client.server_version()
+        version = await client.server_version()
+        if "gitVersion" not in version:  # e.g. a web server's HTML page
+            raise StartupError(not_kubernetes)
+    except ClusterNotFound:  # every API server serves /version
+        raise StartupError(not_kubernetes) from None
     except ClusterUnreachable as error:
         raise StartupError(
             f"cannot reach the hub API server {server} (from {where}): "
@@ -195,6 +209,8 @@ async def check_hub(*, timeout: float = 5.0) -> None:
             ) from None
     except ClusterError:
         pass  # it answered: the operator reports anything else per object
+    except StartupError:
+        raise
     except Exception as error:  # e.g. an exec credential plugin that is not installed
         raise StartupError(
             f"cannot connect to the hub API server {server} (from {where}): "

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aiohttp import web
 from tests.integration.kube_emulator import closed_url
 
 from modelfleet.run_errors import StartupError, check_hub
@@ -168,3 +169,30 @@ async def test_a_refused_connection_is_not_called_a_timeout(
     assert f"cannot reach the hub API server {server}" in message
     assert "cannot connect to the API server (ClientConnectorError)" in message
     assert "did not answer" not in message
+
+
+@pytest.mark.parametrize("status", [200, 404])
+async def test_a_web_server_that_is_not_kubernetes_is_named_before_kopf_starts(
+    status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kubeconfig pointing at the wrong port (a web app, an ingress) used to pass the
+    # preflight, then kopf printed ~160 lines with 4 tracebacks ("Resource observer has
+    # failed: <!DOCTYPE HTML>...").
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(status=status, text="<!DOCTYPE HTML><html>hello</html>")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        server = f"http://127.0.0.1:{port}"
+        config = _kubeconfig(clusters=[{"name": "hub", "cluster": {"server": server}}])
+        message = await _startup_error(tmp_path / "config", config, monkeypatch)
+    finally:
+        await runner.cleanup()
+    assert f"{server} (from kubeconfig {tmp_path / 'config'}) answered GET /version" in message
+    assert "not as a Kubernetes API server does" in message
