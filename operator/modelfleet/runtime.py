@@ -44,7 +44,7 @@ def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
     are numbers. Raises ValueError naming the key for an unknown key or a bad value."""
     fields = {f.name: f for f in dataclasses.fields(PlannerSettings)}
     camel = {_camel(name): name for name in fields}
-    changes: dict[str, float] = {}
+    changes: dict[str, float | int] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
@@ -53,10 +53,16 @@ def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
             known = ", ".join(sorted(camel))
             raise ValueError(f"unknown planner setting {key!r} (known: {known})")
         try:
-            changes[name] = float(raw)
+            value = float(raw)
         except ValueError:
             raise ValueError(f"planner setting {key}: {raw!r} is not a number") from None
-    return dataclasses.replace(DEFAULT_SETTINGS, **changes)
+        if isinstance(getattr(DEFAULT_SETTINGS, name), int):
+            if not value.is_integer():
+                raise ValueError(f"planner setting {key}: {raw!r} is not a whole number")
+            changes[name] = int(value)
+        else:
+            changes[name] = value
+    return dataclasses.replace(DEFAULT_SETTINGS, **changes)  # type: ignore[arg-type]
 
 
 def _camel(name: str) -> str:

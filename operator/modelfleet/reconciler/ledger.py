@@ -35,6 +35,9 @@ class Booking:
 
     replicas: int
     nodes: int
+    zones: tuple[str, ...] = ()
+    """Zones the plan restricted the pool to (its open zones when some are stocked out);
+    empty: all the cluster's zones."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class PoolLedger:
             replicas[key] = replicas.get(key, 0) + p.replicas
         new = {
             (n.cluster, n.instance_type, n.capacity_type): Booking(
-                replicas.get((n.cluster, n.instance_type, n.capacity_type), 0), n.nodes
+                replicas.get((n.cluster, n.instance_type, n.capacity_type), 0),
+                n.nodes,
+                tuple(n.zones),
             )
             for n in plan.node_pools
         }
@@ -110,6 +115,19 @@ class PoolLedger:
     def total(self, pool: PoolKey) -> int:
         """Nodes every deployment together books on ``pool``."""
         return sum(b.get(pool, Booking(0, 0)).nodes for b in self._bookings.values())
+
+    def zones(self, pool: PoolKey) -> tuple[str, ...]:
+        """Zones to ask ``pool`` for: the union of its bookings' zones, or every zone (empty)
+        when any booking leaves them open."""
+        found: set[str] = set()
+        for pools in self._bookings.values():
+            booking = pools.get(pool)
+            if booking is None or booking.nodes <= 0:
+                continue
+            if not booking.zones:
+                return ()
+            found.update(booking.zones)
+        return tuple(sorted(found))
 
     def placements(self, *, exclude: str) -> tuple[ExistingPlacement, ...]:
         """Every other deployment's bookings, as the planner's existing placements (the

@@ -64,16 +64,18 @@ class StockoutMemory:
         instance_type: str | None,
         message: str,
         now: datetime,
+        zone: str | None = None,
     ) -> tuple[StockoutMark, bool]:
-        """Record a capacity error; returns the mark now in force and whether this error
-        changed anything. An error while a mark for the same key is still in force is the
-        same stockout seen again (another deployment, a late report): it neither doubles
-        nor extends the backoff."""
+        """Record a capacity error (in ``zone`` when the cloud named one); returns the mark
+        now in force and whether this error changed anything. An error while a mark for the
+        same key is still in force is the same stockout seen again (another deployment, a
+        late report): it neither doubles nor extends the backoff."""
         for mark in self.marks(cluster):
             if (
                 mark.gpu == gpu
                 and mark.capacity_type == capacity_type
                 and mark.instance_type == instance_type
+                and mark.zone == zone
                 and mark.until > now
             ):
                 return mark, False
@@ -86,6 +88,7 @@ class StockoutMemory:
             message=message,
             initial_seconds=self._initial,
             max_seconds=self._max,
+            zone=zone,
         )
         self._marks[cluster] = marks
         mark = next(
@@ -94,6 +97,7 @@ class StockoutMemory:
             if m.gpu == gpu
             and m.capacity_type == capacity_type
             and m.instance_type == instance_type
+            and m.zone == zone
         )
         return mark, True
 
@@ -105,15 +109,17 @@ class StockoutMemory:
         capacity_type: CapacityType,
         instance_type: str,
         now: datetime,
+        zones: tuple[str, ...] = (),
     ) -> None:
-        """A pool obtained the nodes of a grow: forget the backoff of its expired marks (a
-        mark still in force stays: nothing was asked of that capacity while it held)."""
+        """A pool obtained the nodes of a grow (in ``zones`` when it was restricted to them):
+        forget the backoff of its expired marks (a mark still in force stays: nothing was
+        asked of that capacity while it held; marks of other zones stay)."""
         marks = self._marks.get(cluster)
         if not marks:
             return
         expired = tuple(m for m in marks if m.until <= now)
         cleared = record_capacity_success(
-            expired, gpu, capacity_type=capacity_type, instance_type=instance_type
+            expired, gpu, capacity_type=capacity_type, instance_type=instance_type, zones=zones
         )
         self._marks[cluster] = tuple(m for m in marks if m.until > now or m in cleared)
 

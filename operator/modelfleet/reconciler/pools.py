@@ -132,12 +132,14 @@ async def _one(
     total = _after_scale_in_delay(pool, total, before, ledger, now=now, settings=settings)
     if before == total and not waiting:
         return False  # nothing to change, and nobody waits on it
+    zones = ledger.zones(pool)
     spec = PoolSpec(
         cluster=name,
         offering=offering,
         capacity_type=capacity_type,
         nodes=total,
-        zones=tuple(cluster.spec.zones or ()),
+        # The plan's open zones when some are stocked out (zone fall-through).
+        zones=zones or tuple(cluster.spec.zones or ()),
     )
     grow = before is not None and total > before
     try:
@@ -154,7 +156,10 @@ async def _one(
     except ProviderError as exc:
         ledger.forget_request(pool)
         if is_capacity_error(exc):
-            _capacity_error(pool, offering.gpu, str(exc), stockouts, log, now=now, late=False)
+            zone = getattr(exc, "zone", None)
+            _capacity_error(
+                pool, offering.gpu, str(exc), stockouts, log, now=now, late=False, zone=zone
+            )
             return True
         message = f"{name}: node pool {instance_type}: {exc}"
         if exc.retryable:
@@ -220,7 +225,12 @@ def _read_back(
         launched = ledger.end_launch(pool)
         if total > 0 and (grow or launched is not None):
             stockouts.obtained(
-                name, gpu, capacity_type=capacity_type, instance_type=instance_type, now=now
+                name,
+                gpu,
+                capacity_type=capacity_type,
+                instance_type=instance_type,
+                now=now,
+                zones=ledger.zones(pool),
             )
         return False
     issue = capacity_issue(result)
@@ -249,6 +259,7 @@ def _capacity_error(
     *,
     now: datetime,
     late: bool,
+    zone: str | None = None,
 ) -> bool:
     """Record a stockout mark (unless one is already in force) and say so in an Event."""
     name, instance_type, capacity_type = pool
@@ -259,6 +270,7 @@ def _capacity_error(
         instance_type=instance_type,
         message=message,
         now=now,
+        zone=zone,
     )
     if not new:
         return True
