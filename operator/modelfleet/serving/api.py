@@ -33,8 +33,8 @@ from modelfleet.serving.metrics import ServerMetrics
 from modelfleet.serving.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
-    UnsupportedField,
     SamplingRequest,
+    UnsupportedField,
 )
 from modelfleet.serving.settings import ServerSettings
 
@@ -77,8 +77,11 @@ def _dumps(payload: dict[str, Any]) -> str:
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}  # fmt: skip
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 async def _tokenize(loaded: LoadedModel, body: SamplingRequest, kind: Kind) -> list[int]:
@@ -196,8 +199,9 @@ async def _pieces(job: _Prepared) -> AsyncIterator[tuple[str, str | None, int]]:
         yield text, None, count
 
 
-def _chunk(job: _Prepared, *, text: str | None = None, role: bool = False,
-           finish: str | None = None) -> dict[str, Any]:  # fmt: skip
+def _chunk(
+    job: _Prepared, *, text: str | None = None, role: bool = False, finish: str | None = None
+) -> dict[str, Any]:
     choice: dict[str, Any]
     if job.kind == "chat":
         delta: dict[str, Any] = {}
@@ -210,8 +214,13 @@ def _chunk(job: _Prepared, *, text: str | None = None, role: bool = False,
     else:
         choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
         kind = "text_completion"
-    chunk: dict[str, Any] = {"id": job.id, "object": kind, "created": job.created,
-                             "model": job.model, "choices": [choice]}  # fmt: skip
+    chunk: dict[str, Any] = {
+        "id": job.id,
+        "object": kind,
+        "created": job.created,
+        "model": job.model,
+        "choices": [choice],
+    }
     if job.include_usage:
         chunk["usage"] = None
     return chunk
@@ -223,18 +232,29 @@ async def _sse(job: _Prepared) -> AsyncIterator[str]:
         if job.kind == "chat":
             yield f"data: {_dumps(_chunk(job, role=True))}\n\n"
         count, finish = 0, None
-        async for text, finish, count in _pieces(job):
+        async for text, reason, so_far in _pieces(job):
+            finish, count = reason, so_far
             if finish == "error":
-                error = {"message": "generation failed", "type": "server_error",
-                         "param": None, "code": None}  # fmt: skip
+                error = {
+                    "message": "generation failed",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
                 yield f"data: {_dumps({'error': error})}\n\n"
                 return
             if text:
                 yield f"data: {_dumps(_chunk(job, text=text))}\n\n"
         yield f"data: {_dumps(_chunk(job, finish=finish))}\n\n"
         if job.include_usage:
-            usage = {"id": job.id, "object": _chunk(job)["object"], "created": job.created,
-                     "model": job.model, "choices": [], "usage": _usage(prompt, count)}  # fmt: skip
+            usage = {
+                "id": job.id,
+                "object": _chunk(job)["object"],
+                "created": job.created,
+                "model": job.model,
+                "choices": [],
+                "usage": _usage(prompt, count),
+            }
             yield f"data: {_dumps(usage)}\n\n"
         yield "data: [DONE]\n\n"
     finally:
@@ -252,9 +272,11 @@ async def _until_disconnect(request: Request) -> None:
 
 async def _complete(request: Request, job: _Prepared) -> Response:
     async def collect() -> tuple[str, str | None, int]:
-        parts, finish, count = [], None, 0
-        async for text, finish, count in _pieces(job):
+        parts: list[str] = []
+        finish, count = None, 0
+        async for text, reason, so_far in _pieces(job):
             parts.append(text)
+            finish, count = reason, so_far
         return "".join(parts), finish, count
 
     collector = asyncio.ensure_future(collect())
@@ -273,20 +295,36 @@ async def _complete(request: Request, job: _Prepared) -> Response:
     text, finish, count = collector.result()
     if finish == "error":
         return JSONResponse(
-            {"error": {"message": "generation failed", "type": "server_error",
-                       "param": None, "code": None}},  # fmt: skip
+            {
+                "error": {
+                    "message": "generation failed",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
             status_code=500,
         )
     if job.kind == "chat":
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
-                                  "logprobs": None, "finish_reason": finish}  # fmt: skip
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish,
+        }
         kind = "chat.completion"
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         kind = "text_completion"
     return JSONResponse(
-        {"id": job.id, "object": kind, "created": job.created, "model": job.model,
-         "choices": [choice], "usage": _usage(job.handle.prompt_tokens, count)}  # fmt: skip
+        {
+            "id": job.id,
+            "object": kind,
+            "created": job.created,
+            "model": job.model,
+            "choices": [choice],
+            "usage": _usage(job.handle.prompt_tokens, count),
+        }
     )
 
 
@@ -304,8 +342,10 @@ def build_router(service: ModelService) -> APIRouter:
         """200 once the model is loaded and the engine runs; 503 before (readiness)."""
         if service.engine is None:
             return JSONResponse(
-                {"status": "loading" if service.load_error is None else "failed",
-                 "error": service.load_error},  # fmt: skip
+                {
+                    "status": "loading" if service.load_error is None else "failed",
+                    "error": service.load_error,
+                },
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
@@ -317,8 +357,10 @@ def build_router(service: ModelService) -> APIRouter:
 
     @router.get("/v1/models")
     async def models() -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": service.created,
-                 "owned_by": "modelfleet"} for name in service.settings.names]  # fmt: skip
+        data = [
+            {"id": name, "object": "model", "created": service.created, "owned_by": "modelfleet"}
+            for name in service.settings.names
+        ]
         return {"object": "list", "data": data}
 
     async def serve(request: Request, body: SamplingRequest, kind: Kind) -> Response:

@@ -32,8 +32,10 @@ class TextStream:
             return ""
         self.ids.append(token_id)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        cut = min((i for i in (text.find(s, max(0, self.sent - len(s))) for s in self.stops)
-                   if i >= 0), default=-1)  # fmt: skip
+        cut = min(
+            (i for i in (text.find(s, max(0, self.sent - len(s))) for s in self.stops) if i >= 0),
+            default=-1,
+        )
         if cut >= 0:
             self.stopped = True
             return self._release(text, cut)

@@ -321,7 +321,10 @@ class Engine:
 
     def _forward(self, input_ids: torch.Tensor, cache: Any, **kwargs: Any) -> torch.Tensor:
         out = self.model(
-            input_ids=input_ids, use_cache=True, logits_to_keep=1, **{self._cache_kwarg: cache},
+            input_ids=input_ids,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_kwarg: cache},
             **kwargs,
         )
         logits: torch.Tensor = out.logits[:, -1, :]
@@ -360,9 +363,7 @@ class Engine:
             [[s.generated[-1]] for s in self._decoding], dtype=torch.long, device=self.device
         )
         mask, positions = self._batch.step_inputs(self.device)
-        logits = self._forward(
-            ids, self._batch.cache, attention_mask=mask, position_ids=positions
-        )
+        logits = self._forward(ids, self._batch.cache, attention_mask=mask, position_ids=positions)
         self._batch.advanced()
         tokens = self._sample(logits, self._decoding)
         done = [

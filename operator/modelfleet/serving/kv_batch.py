@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812 (torch's convention)
+import torch.nn.functional as F
 
 
 def cache_tensors(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -28,23 +28,24 @@ def cache_tensors(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
     linear-attention layers keep state this batcher cannot pad)."""
     from transformers.cache_utils import DynamicLayer
 
-    out = []
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
     for layer in cache.layers:
         if type(layer) is not DynamicLayer:
             raise TypeError(f"unsupported cache layer {type(layer).__name__} for batching")
-        out.append((layer.keys, layer.values))
+        out.append((layer.keys, layer.values))  # type: ignore[arg-type]
     return out
 
 
 def new_cache(tensors: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> Any:
     """A ``DynamicCache`` of plain layers holding ``tensors`` (no copy), or an empty one."""
-    from transformers.cache_utils import DynamicCache, DynamicLayer
+    from transformers import cache_utils
 
-    cache = DynamicCache()
+    hf: Any = cache_utils  # transformers' annotations are looser than mypy --strict wants
+    cache = hf.DynamicCache()
     if tensors:
         layers = []
         for keys, values in tensors:
-            layer = DynamicLayer()
+            layer = hf.DynamicLayer()
             layer.lazy_initialization(keys, values)
             layer.keys, layer.values = keys, values
             layers.append(layer)
@@ -102,9 +103,14 @@ class PaddedKVBatch:
         ):
             merged.append(
                 (
-                    torch.cat([_left_pad(keys, target - current), _left_pad(new_keys, target - length)]),
                     torch.cat(
-                        [_left_pad(values, target - current), _left_pad(new_values, target - length)]
+                        [_left_pad(keys, target - current), _left_pad(new_keys, target - length)]
+                    ),
+                    torch.cat(
+                        [
+                            _left_pad(values, target - current),
+                            _left_pad(new_values, target - length),
+                        ]
                     ),
                 )
             )
@@ -125,7 +131,10 @@ class PaddedKVBatch:
         index = torch.tensor(keep, device=self.cache.layers[0].keys.device)
         self.cache = new_cache(
             [
-                (keys.index_select(0, index)[:, :, start:], values.index_select(0, index)[:, :, start:])
+                (
+                    keys.index_select(0, index)[:, :, start:],
+                    values.index_select(0, index)[:, :, start:],
+                )
                 for keys, values in cache_tensors(self.cache)
             ]
         )

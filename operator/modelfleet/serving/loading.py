@@ -185,8 +185,11 @@ def pick_device_dtype(device: str, dtype: str) -> tuple[Any, Any]:
     """(torch.device, torch.dtype) for the settings' ``device`` and ``dtype`` strings."""
     import torch
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))  # fmt: skip
+    dev = torch.device(
+        "cuda"
+        if device == "auto" and torch.cuda.is_available()
+        else ("cpu" if device == "auto" else device)
+    )
     if dtype != "auto":
         return dev, getattr(torch, dtype)
     if dev.type == "cuda":
@@ -207,7 +210,9 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def load_model(ref: str, *, cache_dir: Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+def load_model(
+    ref: str, *, cache_dir: Path, device: str = "auto", dtype: str = "auto"
+) -> LoadedModel:
     """Fetch (if remote) and load the model and tokenizer of ``ref``. Raises
     ``ModelLoadError`` with the reason (missing files, unknown architecture, ...)."""
     import torch
@@ -225,8 +230,12 @@ def load_model(ref: str, *, cache_dir: Path, device: str = "auto", dtype: str = 
     max_context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)
     log.info(
         "loaded %s on %s (%s, %.1fM parameters, context %d)",
-        ref, dev, torch_dtype, sum(p.numel() for p in model.parameters()) / 1e6, max_context,
-    )  # fmt: skip
+        ref,
+        dev,
+        torch_dtype,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        max_context,
+    )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -250,4 +259,4 @@ def default_kv_cache_tokens(loaded: LoadedModel, *, memory_fraction: float) -> i
     element = torch.finfo(next(loaded.model.parameters()).dtype).bits // 8
     per_token = 2 * text.num_hidden_layers * heads * head_dim * element
     free, _total = torch.cuda.mem_get_info(loaded.device)
-    return max(1024, int(free * memory_fraction) // per_token)
+    return max(1024, int(free * memory_fraction) // int(per_token))

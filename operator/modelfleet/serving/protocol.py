@@ -99,7 +99,8 @@ class ChatMessage(BaseModel):
         for part in self.content:
             if part.type != "text" or part.text is None:
                 raise UnsupportedField(
-                    f"messages[{index}].content", f"content part type {part.type!r} is not supported"
+                    f"messages[{index}].content",
+                    f"content part type {part.type!r} is not supported",
                 )
             pieces.append(part.text)
         return "".join(pieces)
@@ -151,7 +152,11 @@ class CompletionRequest(SamplingRequest):
 
     def check_supported(self) -> None:
         super().check_supported()
-        if isinstance(self.prompt, list) and isinstance(self.prompt[0], str) and len(self.prompt) > 1:
+        if (
+            isinstance(self.prompt, list)
+            and isinstance(self.prompt[0], str)
+            and len(self.prompt) > 1
+        ):
             raise UnsupportedField("prompt", "only one prompt per request is supported")
         for name in ("logprobs", "suffix"):
             if getattr(self, name) is not None:

@@ -34,9 +34,11 @@ def _load(service: ModelService, on_failure: Callable[[], None]) -> None:
     settings = service.settings
     try:
         loaded = load_model(
-            settings.model, cache_dir=settings.cache_dir, device=settings.device,
+            settings.model,
+            cache_dir=settings.cache_dir,
+            device=settings.device,
             dtype=settings.dtype,
-        )  # fmt: skip
+        )
         tokens = settings.engine.kv_cache_tokens or default_kv_cache_tokens(
             loaded, memory_fraction=settings.engine.kv_cache_memory_fraction
         )
@@ -73,8 +75,9 @@ def create_app(
             if service.engine is not None:
                 await asyncio.to_thread(service.engine.close)
 
-    app = FastAPI(title="modelfleet inference server", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)  # fmt: skip
+    app = FastAPI(
+        title="modelfleet inference server", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.service = service
     install_error_handlers(app)
     app.include_router(build_router(service))
@@ -89,8 +92,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
         description="OpenAI-compatible, continuously batching PyTorch inference server.",
     )
     add = parser.add_argument
-    add("--model", required=True,
-        help="model directory, s3://, gs://, http(s):// or file:// URI, or Hub id")  # fmt: skip
+    add(
+        "--model",
+        required=True,
+        help="model directory, s3://, gs://, http(s):// or file:// URI, or Hub id",
+    )
     add("--served-model-name", nargs="+", default=[], help="names clients use (default: --model)")
     add("--host", default=defaults.host)
     add("--port", type=int, default=defaults.port)
@@ -98,11 +104,19 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     add("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     add("--dtype", default=defaults.dtype, choices=["auto", "float32", "bfloat16", "float16"])
     add("--max-running-sequences", type=int, default=engine.max_running_sequences)
-    add("--max-queue", type=int, default=engine.max_queue,
-        help="waiting requests at most; more get 429")  # fmt: skip
+    add(
+        "--max-queue",
+        type=int,
+        default=engine.max_queue,
+        help="waiting requests at most; more get 429",
+    )
     add("--prefill-chunk-tokens", type=int, default=engine.prefill_chunk_tokens)
-    add("--kv-cache-tokens", type=int, default=None,
-        help="KV-cache budget in tokens (default: from free GPU memory; 65536 on CPU)")  # fmt: skip
+    add(
+        "--kv-cache-tokens",
+        type=int,
+        default=None,
+        help="KV-cache budget in tokens (default: from free GPU memory; 65536 on CPU)",
+    )
     add("--kv-cache-memory-fraction", type=float, default=engine.kv_cache_memory_fraction)
     add("--default-max-tokens", type=int, default=defaults.default_max_tokens)
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -147,9 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     app = create_app(settings, on_load_failure=stop_on_failure)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning",
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
         timeout_graceful_shutdown=110,  # within the pods' 120 s termination grace
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     log.info("listening on http://%s:%d", settings.host, settings.port)
     server.run()

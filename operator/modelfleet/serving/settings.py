@@ -45,7 +45,9 @@ class ServerSettings:
     ``model`` argument itself."""
     host: str = "127.0.0.1"
     port: int = 8000
-    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "modelfleet" / "models")
+    cache_dir: Path = field(
+        default_factory=lambda: Path.home() / ".cache" / "modelfleet" / "models"
+    )
     """Where fetched models are kept (one folder per URI)."""
     device: str = "auto"
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""

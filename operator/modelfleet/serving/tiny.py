@@ -76,11 +76,13 @@ def write_tiny_model(
     models), ``tokenizer.json``, ``tokenizer_config.json`` with the chat template. Same
     ``seed``, same weights. Returns ``out_dir``. Needs torch and transformers."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+    import transformers
+
+    hf: Any = transformers  # transformers' annotations are looser than mypy --strict wants
 
     shape = PRESETS[preset]
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = AutoConfig.for_model(
+    config = hf.AutoConfig.for_model(
         shape.architecture,
         vocab_size=shape.vocab,
         hidden_size=shape.hidden,
@@ -95,7 +97,7 @@ def write_tiny_model(
         tie_word_embeddings=shape.architecture == "qwen2",
     )
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    model = hf.AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     if shape.hidden <= 256:
         # Random init at std 0.02 makes a tiny model's logits nearly flat, so greedy
         # decoding would hinge on float rounding. Wider weights give clear winners.
@@ -104,7 +106,7 @@ def write_tiny_model(
                 if param.dim() > 1:
                     param.normal_(0.0, 0.3)
     model.save_pretrained(out_dir, safe_serialization=True)
-    fast = PreTrainedTokenizerFast(
+    fast = hf.PreTrainedTokenizerFast(
         tokenizer_object=_tokenizer(shape.vocab),
         bos_token="<s>",
         eos_token="</s>",
