@@ -52,11 +52,15 @@ class RunningServer:
 
         for family in text_string_to_metric_families(self.metrics_text()):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     return float(sample.value)
         return 0.0
 
-    def wait_metric(self, name: str, value: float, *, timeout_s: float = 10.0, **labels: str) -> None:
+    def wait_metric(
+        self, name: str, value: float, *, timeout_s: float = 10.0, **labels: str
+    ) -> None:
         """Poll /metrics until ``name{labels}`` equals ``value`` (AssertionError after timeout)."""
         deadline = time.monotonic() + timeout_s
         last = None
@@ -75,6 +79,7 @@ def settings_for(model_dir: Path, **engine: Any) -> ServerSettings:
         served_model_name=(MODEL_NAME,),
         port=0,
         cache_dir=model_dir.parent / "cache",
+        cpu_threads=1,  # the tiny model runs faster on one thread, above all on a busy machine
         engine=replace(EngineSettings(), **engine),
     )
 

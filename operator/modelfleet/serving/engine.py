@@ -159,6 +159,8 @@ class Engine:
         self._decoding: list[_Sequence] = []  # rows of self._batch, in order
         self._batch = PaddedKVBatch()
         self._closing = False
+        self.peak_batch = 0
+        """The most sequences one decode step has served so far."""
         self._thread = threading.Thread(target=self._run, name="modelfleet-engine", daemon=True)
         import inspect
 
@@ -359,6 +361,7 @@ class Engine:
     def _decode(self) -> None:
         if not self._decoding:
             return
+        self.peak_batch = max(self.peak_batch, len(self._decoding))
         ids = torch.tensor(
             [[s.generated[-1]] for s in self._decoding], dtype=torch.long, device=self.device
         )

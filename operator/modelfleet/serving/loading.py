@@ -133,9 +133,14 @@ def resolve_model(ref: str, cache_dir: Path) -> str:
     ``cache_dir`` first (once). Raises ``ModelLoadError``."""
     uri = urllib.parse.urlsplit(ref)
     if uri.scheme == "file":
-        return urllib.parse.unquote(uri.path)
+        path = urllib.parse.unquote(uri.path)
+        if not Path(path).is_dir():
+            raise ModelLoadError(f"no model directory at {path}")
+        return path
     if uri.scheme in ("", "hf") or len(uri.scheme) == 1:  # a path (or C:\ on Windows), a Hub id
-        return ref.removeprefix("hf://")
+        if ref.startswith(("/", ".", "~")) and not Path(ref).expanduser().is_dir():
+            raise ModelLoadError(f"no model directory at {ref}")
+        return str(Path(ref).expanduser()) if ref.startswith("~") else ref.removeprefix("hf://")
     fetchers = {"s3": _fetch_s3, "gs": _fetch_gs}
     if uri.scheme not in (*fetchers, "http", "https"):
         raise ModelLoadError(f"unsupported model URI scheme {uri.scheme!r} in {ref!r}")

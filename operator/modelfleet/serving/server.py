@@ -32,6 +32,10 @@ log = logging.getLogger("modelfleet.serving")
 
 def _load(service: ModelService, on_failure: Callable[[], None]) -> None:
     settings = service.settings
+    if settings.cpu_threads:
+        import torch
+
+        torch.set_num_threads(settings.cpu_threads)
     try:
         loaded = load_model(
             settings.model,
@@ -118,6 +122,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
         help="KV-cache budget in tokens (default: from free GPU memory; 65536 on CPU)",
     )
     add("--kv-cache-memory-fraction", type=float, default=engine.kv_cache_memory_fraction)
+    add(
+        "--cpu-threads",
+        type=int,
+        default=None,
+        help="torch threads (default: one per core; 1 suits small models and busy machines)",
+    )
     add("--default-max-tokens", type=int, default=defaults.default_max_tokens)
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -133,6 +143,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
             cache_dir=args.cache_dir,
             device=args.device,
             dtype=args.dtype,
+            cpu_threads=args.cpu_threads,
             default_max_tokens=args.default_max_tokens,
             engine=EngineSettings(
                 max_running_sequences=args.max_running_sequences,

@@ -54,6 +54,10 @@ class ServerSettings:
     dtype: str = "auto"
     """``auto`` (bfloat16 on a GPU that supports it, else float16 on GPU; float32 on CPU),
     ``float32``, ``bfloat16`` or ``float16``."""
+    cpu_threads: int | None = None
+    """torch intra-op threads (None: torch's default, one per core). On a busy or shared
+    machine, or for a small model, 1 is much faster: small matrix products gain nothing
+    from threads, and OpenMP threads that must wait for a core stall every step."""
     default_max_tokens: int = 512
     """``max_tokens`` of a request that sets none (capped by the context length)."""
     retry_after_seconds: int = 1
