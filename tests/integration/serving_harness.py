@@ -111,10 +111,12 @@ def running_server(settings: ServerSettings, *, wait_ready: bool = True) -> Iter
 def _wait_ready(server: RunningServer) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        with contextlib.suppress(urllib.error.URLError, OSError):
-            with urllib.request.urlopen(f"{server.url}/ready", timeout=2) as reply:
-                if reply.status == 200:
-                    return
+        with (
+            contextlib.suppress(urllib.error.URLError, OSError),
+            urllib.request.urlopen(f"{server.url}/ready", timeout=2) as reply,
+        ):
+            if reply.status == 200:
+                return
         if server.service.load_error:
             raise RuntimeError(f"model failed to load: {server.service.load_error}")
         time.sleep(0.05)
