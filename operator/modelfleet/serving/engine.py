@@ -158,6 +158,7 @@ class Engine:
         self._prefilling: list[_Sequence] = []
         self._decoding: list[_Sequence] = []  # rows of self._batch, in order
         self._batch = PaddedKVBatch()
+        self._outbox: list[tuple[_Sequence, TokenEvent]] = []
         self._closing = False
         self.peak_batch = 0
         """The most sequences one decode step has served so far."""
@@ -226,8 +227,20 @@ class Engine:
     # -- the engine thread --------------------------------------------------------------
 
     def _emit(self, seq: _Sequence, event: TokenEvent) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-            seq.loop.call_soon_threadsafe(seq.queue.put_nowait, event)
+        self._outbox.append((seq, event))
+
+    def _flush(self) -> None:
+        """Hand the buffered events to their event loops: one wake-up per loop per step,
+        not one per token (the loop also serves HTTP)."""
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Sequence, TokenEvent]]] = {}
+        for seq, event in self._outbox:
+            by_loop.setdefault(seq.loop, []).append((seq, event))
+        self._outbox = []
+        for loop, events in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+                loop.call_soon_threadsafe(_deliver, events)
 
     def _finish(self, seq: _Sequence, reason: str) -> None:
         """Count a sequence that left (once)."""
@@ -252,6 +265,7 @@ class Engine:
                 if seq.end_reason is None:
                     self._emit(seq, TokenEvent(-1, "error"))
                 self._finish(seq, "error")
+            self._flush()
 
     def _iterate(self) -> bool:
         with self._cv:
@@ -275,10 +289,12 @@ class Engine:
             self._drop(gone, cancelled)
         try:
             self._prefill()
+            self._flush()  # first tokens out before the decode step
             self._decode()
         except torch.OutOfMemoryError:
             log.exception("out of memory; failing the running batch")
             self._fail_running()
+        self._flush()
         self.metrics.running.set(len(self._prefilling) + len(self._decoding))
         held = self._batch.padded_tokens() + sum(s.prefilled for s in self._prefilling)
         self.metrics.kv_cache_usage.set(min(1.0, held / self.kv_cache_tokens))
@@ -417,6 +433,11 @@ class Engine:
             for row, i in zip(rows, sampled, strict=True):
                 tokens[i] = sample_token(row, seqs[i].request.sampling, seqs[i].generator)
         return tokens
+
+
+def _deliver(events: list[tuple[_Sequence, TokenEvent]]) -> None:
+    for seq, event in events:
+        seq.queue.put_nowait(event)
 
 
 def sample_token(
