@@ -169,6 +169,16 @@ class Engine:
         # transformers 5.x renamed past_key_values to cache.
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
 
+    def check_model(self) -> None:
+        """Run one tiny forward pass (warming the kernels up) and check that the model's
+        cache is one this engine can batch. Raises ``TypeError`` for models whose cache
+        has sliding-window or linear-attention layers."""
+        with torch.inference_mode():
+            cache = new_cache()
+            ids = torch.tensor([[1, 2]], dtype=torch.long, device=self.device)
+            self._forward(ids, cache)
+            cache_tensors(cache)
+
     # -- the asyncio side ---------------------------------------------------------------
 
     def start(self) -> None:

@@ -49,8 +49,9 @@ def _load(service: ModelService, on_failure: Callable[[], None]) -> None:
         engine = Engine(
             loaded.model, settings=settings.engine, metrics=service.metrics, kv_cache_tokens=tokens
         )
+        engine.check_model()
         engine.start()
-    except (ModelLoadError, OSError, ValueError, RuntimeError) as exc:
+    except (ModelLoadError, OSError, ValueError, RuntimeError, TypeError) as exc:
         service.load_error = f"{type(exc).__name__}: {exc}"
         log.error("model %s failed to load: %s", settings.model, service.load_error)
         on_failure()
