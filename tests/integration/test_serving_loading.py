@@ -215,3 +215,64 @@ def test_missing_models_are_load_errors(http_model: tuple[str, list[str]], tmp_p
         with pytest.raises(ModelLoadError, match="no objects under"):
             resolve_model("s3://empty/models/x", tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fetch-")]  # cleaned up
+
+
+def test_a_gs_model_is_fetched_through_the_storage_json_api(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local stub speaks the two Cloud Storage JSON API calls (list with pages, download
+    with ``alt=media``) at ``STORAGE_EMULATOR_HOST``, as Google's clients use emulators."""
+    import json
+    import urllib.parse
+
+    objects = {f"models/tiny/{p.name}": p.read_bytes() for p in model_dir.iterdir()}
+    objects["models/other/config.json"] = b"{}"  # another prefix: must not be fetched
+    calls: list[str] = []
+
+    class Storage(SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(url.query))
+            calls.append(url.path)
+            if url.path == "/storage/v1/b/weights/o":  # list, two names per page
+                names = sorted(n for n in objects if n.startswith(query["prefix"]))
+                start = int(query.get("pageToken", "0"))
+                page: dict[str, Any] = {"items": [{"name": n} for n in names[start : start + 2]]}
+                if start + 2 < len(names):
+                    page["nextPageToken"] = str(start + 2)
+                self._send(json.dumps(page).encode())
+            elif url.path.startswith("/storage/v1/b/weights/o/") and query.get("alt") == "media":
+                name = urllib.parse.unquote(url.path.removeprefix("/storage/v1/b/weights/o/"))
+                if name in objects:
+                    self._send(objects[name])
+                else:
+                    self.send_error(404)
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), Storage)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{stub.server_address[1]}")
+        path = Path(resolve_model("gs://weights/models/tiny", tmp_path / "cache"))
+        with pytest.raises(ModelLoadError, match="no objects under"):
+            resolve_model("gs://weights/models/none", tmp_path / "cache")
+    finally:
+        stub.shutdown()
+        stub.server_close()
+    assert sorted(p.name for p in path.iterdir() if p.name != COMPLETE_MARKER) == sorted(
+        p.name for p in model_dir.iterdir()
+    )
+    assert (path / "model.safetensors").read_bytes() == (
+        model_dir / "model.safetensors"
+    ).read_bytes()
+    assert calls.count("/storage/v1/b/weights/o") >= 4  # paged listing followed to the end

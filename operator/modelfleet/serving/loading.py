@@ -2,7 +2,7 @@
 
 ``spec.model.uri`` may name a local directory or a ``file://`` URI (used in place), an
 ``s3://bucket/prefix`` (boto3: every object under the prefix), a ``gs://bucket/prefix``
-(google-cloud-storage, imported only then), an ``http(s)://`` base URL (the standard
+(the Cloud Storage JSON API with google-auth's default credentials), an ``http(s)://`` base URL (the standard
 Hugging Face file set is fetched from it: config, tokenizer files, safetensors weights and
 the shards an index lists), or a Hub id ``org/name`` (left to transformers' own Hub cache).
 
@@ -69,40 +69,81 @@ def _fetch_s3(uri: urllib.parse.SplitResult, dest: Path) -> None:
         raise ModelLoadError(f"no objects under s3://{bucket}/{prefix}")
 
 
-def _fetch_gs(uri: urllib.parse.SplitResult, dest: Path) -> None:
+GCS_READ_SCOPE: Final = "https://www.googleapis.com/auth/devstorage.read_only"
+
+
+def _gcs_token() -> str | None:
+    """A bearer token from Application Default Credentials (workload identity, a key file,
+    the metadata server), or None against an emulator (``STORAGE_EMULATOR_HOST``)."""
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        return None
     try:
-        from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise ModelLoadError(
-            "gs:// models need google-cloud-storage: pip install google-cloud-storage"
-        ) from exc
+        import google.auth
+        import google.auth.transport.urllib3
+        import urllib3
+    except ImportError as exc:  # pragma: no cover - the serving extra ships google-auth
+        raise ModelLoadError("gs:// models need google-auth: pip install google-auth") from exc
+    credentials: Any
+    credentials, _project = google.auth.default(scopes=[GCS_READ_SCOPE])
+    transport: Any = google.auth.transport.urllib3  # untyped in google-auth
+    credentials.refresh(transport.Request(urllib3.PoolManager()))
+    return str(credentials.token)
+
+
+def _fetch_gs(uri: urllib.parse.SplitResult, dest: Path) -> None:
+    """Every object under ``gs://bucket/prefix/``, through the Cloud Storage JSON API
+    (``STORAGE_EMULATOR_HOST`` points it at an emulator, as Google's own clients do)."""
     bucket, prefix = uri.netloc, uri.path.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    client = storage.Client()
+    base = os.environ.get("STORAGE_EMULATOR_HOST", "https://storage.googleapis.com").rstrip("/")
+    token = _gcs_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    quoted_bucket = urllib.parse.quote(bucket, safe="")
+    names: list[str] = []
+    page: str | None = None
+    while True:
+        query = {"prefix": prefix, "fields": "items(name),nextPageToken"}
+        if page:
+            query["pageToken"] = page
+        url = f"{base}/storage/v1/b/{quoted_bucket}/o?{urllib.parse.urlencode(query)}"
+        listing_path = dest / ".listing.json"
+        _http_get(url, listing_path, required=True, headers=headers)
+        listing = json.loads(listing_path.read_text())
+        listing_path.unlink()
+        names += [item["name"] for item in listing.get("items", [])]
+        page = listing.get("nextPageToken")
+        if not page:
+            break
     found = 0
-    for blob in client.list_blobs(bucket, prefix=prefix):
-        relative = blob.name[len(prefix) :]
+    for name in names:
+        relative = name[len(prefix) :]
         if not relative or relative.endswith("/"):
             continue
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        blob.download_to_filename(str(target))
+        object_url = (
+            f"{base}/storage/v1/b/{quoted_bucket}/o/{urllib.parse.quote(name, safe='')}?alt=media"
+        )
+        _http_get(object_url, target, required=True, headers=headers)
         found += 1
     if not found:
         raise ModelLoadError(f"no objects under gs://{bucket}/{prefix}")
 
 
-def _http_get(url: str, target: Path, *, required: bool) -> bool:
+def _http_get(
+    url: str, target: Path, *, required: bool, headers: dict[str, str] | None = None
+) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=60) as reply, target.open("wb") as out:
+        with urllib.request.urlopen(request, timeout=60) as reply, target.open("wb") as out:
             shutil.copyfileobj(reply, out, length=1 << 20)
         return True
     except urllib.error.HTTPError as exc:
         target.unlink(missing_ok=True)
         if exc.code == 404 and not required:
             return False
-        raise ModelLoadError(f"GET {url}: HTTP {exc.code}") from exc
+        raise ModelLoadError(f"GET {url.split('?')[0]}: HTTP {exc.code}") from exc
     except OSError as exc:
         target.unlink(missing_ok=True)
         raise ModelLoadError(f"GET {url}: {exc}") from exc
