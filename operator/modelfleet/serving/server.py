@@ -50,6 +50,11 @@ def _load(service: ModelService, on_failure: Callable[[], None]) -> None:
             loaded.model, settings=settings.engine, metrics=service.metrics, kv_cache_tokens=tokens
         )
         engine.check_model()
+        if getattr(loaded.tokenizer, "chat_template", None):
+            # Compile the chat template now, not on the first request's clock.
+            loaded.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+            )
         engine.start()
     except (ModelLoadError, OSError, ValueError, RuntimeError, TypeError) as exc:
         service.load_error = f"{type(exc).__name__}: {exc}"
