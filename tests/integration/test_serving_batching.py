@@ -217,3 +217,20 @@ def test_requests_before_the_model_is_loaded_get_503_with_retry_after(tmp_path: 
         assert ready.value.code == 503
         with urllib.request.urlopen(f"{server.url}/health", timeout=5) as health:
             assert health.status == 200
+
+
+def test_a_dead_engine_fails_liveness_readiness_and_requests(model_dir: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    with running_server(settings_for(model_dir)) as server:
+        assert server.service.engine is not None
+        server.service.engine.close()  # as if the engine thread had died
+        for path, status in (("/health", 500), ("/ready", 503)):
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(server.url + path, timeout=5)
+            assert caught.value.code == status
+        client = openai.OpenAI(base_url=server.api, api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as answer:
+            client.completions.create(model=MODEL_NAME, prompt="w1", max_tokens=2)
+        assert answer.value.status_code == 503

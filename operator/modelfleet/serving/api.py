@@ -333,19 +333,22 @@ def build_router(service: ModelService) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health")
-    async def health() -> dict[str, str]:
-        """200 while the process serves HTTP (liveness), even while the model loads."""
-        return {"status": "ok"}
+    async def health() -> JSONResponse:
+        """200 while the process serves HTTP (liveness), even while the model loads; 500
+        once the engine thread has died, so that the liveness probe restarts the replica."""
+        if service.engine is not None and not service.engine.alive:
+            return JSONResponse({"status": "engine stopped"}, status_code=500)
+        return JSONResponse({"status": "ok"})
 
     @router.get("/ready")
     async def ready() -> JSONResponse:
         """200 once the model is loaded and the engine runs; 503 before (readiness)."""
-        if service.engine is None:
+        if service.engine is None or not service.engine.alive:
+            status = "failed" if service.load_error else "loading"
+            if service.engine is not None:
+                status = "stopped"
             return JSONResponse(
-                {
-                    "status": "loading" if service.load_error is None else "failed",
-                    "error": service.load_error,
-                },
+                {"status": status, "error": service.load_error},
                 status_code=503,
                 headers={"Retry-After": "5"},
             )

@@ -194,6 +194,11 @@ class Engine:
             self._thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        """The engine thread runs and takes requests (False once closed or crashed)."""
+        return self._thread.is_alive() and not self._closing
+
+    @property
     def queue_depth(self) -> int:
         """Requests waiting for a slot."""
         return len(self._waiting)
