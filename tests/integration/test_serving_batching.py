@@ -107,6 +107,55 @@ def test_chunked_prefill_gives_the_same_tokens_as_one_pass(model_dir: Path) -> N
     assert asyncio.run(generate(7)) == whole  # 43 chunks
 
 
+def test_qwen2_greedy_outputs_equal_generate_alone_and_batched(tmp_path: Path) -> None:
+    """The GPU benchmark's architecture (Qwen2: biased q/k/v, tied embeddings), tiny, on
+    the engine directly: served alone, served 8 at a time, and transformers' generate all
+    give the same tokens."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: threads only cost (see --cpu-threads)
+    try:
+        _check_qwen2(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_qwen2(tmp_path: Path) -> None:
+    import torch
+
+    model_dir = write_tiny_model(tmp_path / "qwen2", preset="tiny-qwen2")
+    loaded = load_model(str(model_dir), cache_dir=tmp_path / "cache")
+    assert loaded.model.config.model_type == "qwen2"
+    prompts = [tuple(5 + (i * 31 + j * 7) % 500 for j in range(3 + 4 * i)) for i in range(8)]
+
+    async def serve(together: bool) -> list[list[int]]:
+        engine = Engine(loaded.model, settings=EngineSettings(), metrics=ServerMetrics(model="m"),
+                        kv_cache_tokens=8192)  # fmt: skip
+        engine.check_model()
+        engine.start()
+        try:
+
+            async def one(prompt: tuple[int, ...]) -> list[int]:
+                handle = engine.submit(GenerationRequest(prompt, max_tokens=12,
+                                                         sampling=SamplingParams(temperature=0)))  # fmt: skip
+                return [e.token_id async for e in handle.tokens()]
+
+            if together:
+                return list(await asyncio.gather(*(one(p) for p in prompts)))
+            return [await one(p) for p in prompts]
+        finally:
+            engine.close()
+
+    alone = asyncio.run(serve(False))
+    assert asyncio.run(serve(True)) == alone
+    for prompt, tokens in zip(prompts, alone, strict=True):
+        with torch.inference_mode():
+            out = loaded.model.generate(torch.tensor([prompt]), max_new_tokens=12,
+                                        min_new_tokens=12, do_sample=False)  # fmt: skip
+        assert out[0, len(prompt) :].tolist() == tokens
+
+
 def test_the_kv_cache_budget_bounds_the_batch(model_dir: Path) -> None:
     loaded = load_model(str(model_dir), cache_dir=model_dir.parent / "cache")
     # Each request reserves 10 + 40 = 50 positions: a 120-position budget runs 2 at once,

@@ -47,6 +47,9 @@ class TinyPreset:
 PRESETS: Final[dict[str, TinyPreset]] = {
     # The tests' and the CPU benchmark's model: 2 layers, hidden 64 (~70k parameters).
     "tiny-llama": TinyPreset("llama", 2, 64, 128, 4, 2, 512, 2048),
+    # The same size in Qwen2's architecture (biased q/k/v, tied embeddings): the GPU
+    # benchmark's architecture, small enough for the tests.
+    "tiny-qwen2": TinyPreset("qwen2", 2, 64, 128, 4, 2, 512, 2048),
     # Qwen2.5-0.5B's shape (494M parameters with its 151,936-token vocabulary) for the GPU
     # benchmark.
     "qwen2-0.5b": TinyPreset("qwen2", 24, 896, 4864, 14, 2, 151936, 32768),
