@@ -56,7 +56,9 @@ def _load(service: ModelService, on_failure: Callable[[], None]) -> None:
                 [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
             )
         engine.start()
-    except (ModelLoadError, OSError, ValueError, RuntimeError, TypeError) as exc:
+    except Exception as exc:  # any failure to load ends the process with the reason
+        if not isinstance(exc, ModelLoadError | OSError | ValueError | TypeError):
+            log.exception("unexpected error while loading %s", settings.model)
         service.load_error = f"{type(exc).__name__}: {exc}"
         log.error("model %s failed to load: %s", settings.model, service.load_error)
         on_failure()
