@@ -109,8 +109,8 @@ def test_chunked_prefill_gives_the_same_tokens_as_one_pass(model_dir: Path) -> N
 
 def test_qwen2_greedy_outputs_equal_generate_alone_and_batched(tmp_path: Path) -> None:
     """The GPU benchmark's architecture (Qwen2: biased q/k/v, tied embeddings), tiny, on
-    the engine directly: served alone, served 8 at a time, and transformers' generate all
-    give the same tokens."""
+    the engine directly: served alone, served 8 at a time (prefilled together, decoded
+    together), and transformers' generate all give the same tokens."""
     import torch
 
     threads = torch.get_num_threads()
@@ -142,7 +142,9 @@ def _check_qwen2(tmp_path: Path) -> None:
                 return [e.token_id async for e in handle.tokens()]
 
             if together:
-                return list(await asyncio.gather(*(one(p) for p in prompts)))
+                result = list(await asyncio.gather(*(one(p) for p in prompts)))
+                assert engine.peak_prefill_group >= 2  # prompts were prefilled together
+                return result
             return [await one(p) for p in prompts]
         finally:
             engine.close()

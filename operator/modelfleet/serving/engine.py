@@ -6,12 +6,14 @@ Each iteration of the engine thread:
 2. admits waiting requests in arrival order while the batch has a free slot
    (``max_running_sequences``) and the KV-cache budget holds the new sequence's worst case,
 3. prefills admitted sequences, at most ``prefill_chunk_tokens`` prompt tokens per
-   iteration (a long prompt takes several iterations, so decoding never stalls behind it),
+   iteration: new prompts that fit whole in one forward pass together, a long prompt one
+   chunk per iteration (so decoding never stalls behind it),
 4. decodes one token for every sequence in the running batch with one forward pass over
    the shared left-padded cache (``kv_batch.PaddedKVBatch``).
 
-Prefill runs per sequence (batch 1) and decode masks padding out, so a greedy sequence
-gets the tokens it would get alone: outputs do not depend on what else is running.
+Prefill never lets a position see another sequence's tokens or padding, and decode masks
+padding out, so a greedy sequence gets the tokens it would get alone (up to float rounding
+of differently shaped products): outputs do not depend on what else is running.
 
 Admission is bounded: ``submit`` raises ``QueueFull`` when ``max_queue`` requests already
 wait. A sequence reserves ``prompt + max_tokens`` cache positions; because the cache is
@@ -162,6 +164,8 @@ class Engine:
         self._closing = False
         self.peak_batch = 0
         """The most sequences one decode step has served so far."""
+        self.peak_prefill_group = 0
+        """The most prompts one prefill pass has served so far."""
         self._thread = threading.Thread(target=self._run, name="modelfleet-engine", daemon=True)
         import inspect
 
@@ -364,30 +368,82 @@ class Engine:
         return logits
 
     def _prefill(self) -> None:
+        """Spend up to ``prefill_chunk_tokens`` prompt tokens: new prompts that fit whole are
+        prefilled together in one forward pass; a longer prompt takes one chunk per step."""
         budget = self.settings.prefill_chunk_tokens
+        together: list[_Sequence] = []
         for seq in list(self._prefilling):
             if budget <= 0:
                 break
             if seq.end_reason is not None:  # cancelled after this iteration began
                 continue
-            prompt = seq.request.prompt_ids
-            chunk = prompt[seq.prefilled : seq.prefilled + budget]
-            start = seq.prefilled
-            ids = torch.tensor([chunk], dtype=torch.long, device=self.device)
-            positions = torch.arange(start, start + len(chunk), device=self.device).unsqueeze(0)
-            logits = self._forward(ids, seq.cache, position_ids=positions)
-            seq.prefilled += len(chunk)
-            budget -= len(chunk)
-            self.metrics.prompt_tokens.inc(len(chunk))
-            if seq.prefilled < len(prompt):
+            remaining = len(seq.request.prompt_ids) - seq.prefilled
+            if seq.prefilled == 0 and remaining <= budget:
+                together.append(seq)
+                budget -= remaining
                 continue
+            budget -= self._prefill_chunk(seq, budget)
+        if len(together) == 1:
+            self._prefill_chunk(together[0], len(together[0].request.prompt_ids))
+        elif together:
+            self._prefill_together(together)
+
+    def _prefill_chunk(self, seq: _Sequence, budget: int) -> int:
+        """Prefill the next ``budget`` prompt tokens of ``seq`` in its own cache; returns
+        the tokens used. The last chunk samples the first token and joins the batch."""
+        prompt = seq.request.prompt_ids
+        chunk = prompt[seq.prefilled : seq.prefilled + budget]
+        start = seq.prefilled
+        ids = torch.tensor([chunk], dtype=torch.long, device=self.device)
+        positions = torch.arange(start, start + len(chunk), device=self.device).unsqueeze(0)
+        logits = self._forward(ids, seq.cache, position_ids=positions)
+        seq.prefilled += len(chunk)
+        self.metrics.prompt_tokens.inc(len(chunk))
+        if seq.prefilled == len(prompt):
             self._prefilling.remove(seq)
-            token = self._sample(logits, [seq])[0]
-            if self._accept(seq, token):
-                cache_tensors(seq.cache)  # fails early for unsupported cache layers
-                self._batch.add(seq.cache, len(prompt))
-                seq.cache = None
-                self._decoding.append(seq)
+            self._join(seq, self._sample(logits, [seq])[0], cache_tensors(seq.cache))
+        return len(chunk)
+
+    def _prefill_together(self, group: list[_Sequence]) -> None:
+        """Prefill whole prompts of ``group`` in one forward pass. Rows are right-padded:
+        causal attention never lets a real position see the padding after it, so no mask
+        is needed and each row computes what it would alone; the logits are read at each
+        row's last real position and each row's cache is cut to its own length."""
+        self.peak_prefill_group = max(self.peak_prefill_group, len(group))
+        lengths = [len(s.request.prompt_ids) for s in group]
+        ids = torch.zeros((len(group), max(lengths)), dtype=torch.long)
+        for row, seq in enumerate(group):
+            ids[row, : lengths[row]] = torch.tensor(seq.request.prompt_ids, dtype=torch.long)
+        keep = sorted({n - 1 for n in lengths})
+        cache = new_cache()
+        out = self.model(
+            input_ids=ids.to(self.device),
+            use_cache=True,
+            logits_to_keep=torch.tensor(keep, device=self.device),
+            **{self._cache_kwarg: cache},
+        )
+        column = {position: i for i, position in enumerate(keep)}
+        rows = torch.arange(len(group), device=self.device)
+        index = torch.tensor([column[n - 1] for n in lengths], device=self.device)
+        logits: torch.Tensor = out.logits[rows, index]
+        tokens = self._sample(logits, group)
+        tensors = cache_tensors(cache)
+        for row, (seq, token, n) in enumerate(zip(group, tokens, lengths, strict=True)):
+            seq.prefilled = n
+            self.metrics.prompt_tokens.inc(n)
+            self._prefilling.remove(seq)
+            own = [(k[row : row + 1, :, :n], v[row : row + 1, :, :n]) for k, v in tensors]
+            self._join(seq, token, own)
+
+    def _join(
+        self, seq: _Sequence, token: int, tensors: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> None:
+        """``seq`` is prefilled and sampled ``token``: send it, and unless that ended the
+        sequence, add its cache (``tensors``, batch 1) to the running batch."""
+        seq.cache = None
+        if self._accept(seq, token):
+            self._batch.add(new_cache(tensors), seq.prefilled)
+            self._decoding.append(seq)
 
     def _decode(self) -> None:
         if not self._decoding:
