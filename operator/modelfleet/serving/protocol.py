@@ -167,12 +167,6 @@ class CompletionRequest(SamplingRequest):
             raise UnsupportedField("best_of", "best_of is not supported")
 
 
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
 class ErrorBody(BaseModel):
     message: str
     type: str
