@@ -207,7 +207,8 @@ def test_the_operators_builtin_queries_read_the_servers_metrics(
 
     ttft_bounds, ttft_counts = buckets(text, "modelfleet_ttft_seconds")
     tpot_bounds, tpot_counts = buckets(text, "modelfleet_tpot_seconds")
-    assert ttft_counts[-1] == 8  # 2 held streams that ran + 6 (the 2 queued never started)
+    # 2 held streams that ran + 6; a queued stream may have started between two closes.
+    assert 8 <= ttft_counts[-1] <= 10
     assert values.ttft_p95_ms == pytest.approx(
         1000 * expected_quantile(0.95, ttft_bounds, ttft_counts), rel=1e-6
     ), values.errors
