@@ -1,10 +1,13 @@
 """Turn a stream of token ids into a stream of text, stopping at stop strings.
 
-Tokens do not map one-to-one onto characters (a multi-byte character may span tokens,
-a tokenizer may merge spaces), so the text is re-decoded from all the generated ids and
-only the part that can no longer change is released: text ending in an incomplete
-character (U+FFFD) is held, and so is a tail that could be the start of a stop string.
-When a stop string appears, the text before it is the final output and generation ends.
+Tokens do not map one-to-one onto characters (a multi-byte character may span tokens, a
+tokenizer may merge spaces), so each new token is decoded together with the few tokens
+before it, and only the text that this window adds beyond the text of the window without
+the new token is appended (the incremental detokenization of TGI and vLLM: constant work
+per token, where re-decoding everything would grow with the answer). A window ending in an
+incomplete character (U+FFFD) adds nothing until the character completes. Text that could
+be the start of a stop string is held back; when a stop string appears, the text before
+it is the final output and generation ends.
 """
 
 from __future__ import annotations
@@ -21,45 +24,59 @@ class TextStream:
     tokenizer: Any
     stops: Sequence[str] = ()
     ids: list[int] = field(default_factory=list)
+    text: str = ""
+    """The text decoded so far (complete characters only)."""
     sent: int = 0
-    """Characters of the decoded text released so far."""
+    """Characters of ``text`` released so far."""
     stopped: bool = False
     """A stop string was found; the text is final."""
+    _prefix_offset: int = 0
+    _read_offset: int = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return text
 
     def push(self, token_id: int) -> str:
         """Add one generated token; return the newly released text (maybe empty)."""
         if self.stopped:
             return ""
         self.ids.append(token_id)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        cut = min(
-            (i for i in (text.find(s, max(0, self.sent - len(s))) for s in self.stops) if i >= 0),
-            default=-1,
-        )
+        before = self._decode(self.ids[self._prefix_offset : self._read_offset])
+        window = self._decode(self.ids[self._prefix_offset :])
+        if len(window) > len(before) and not window.endswith("\ufffd"):
+            self.text += window[len(before) :]
+            self._prefix_offset, self._read_offset = self._read_offset, len(self.ids)
+        text = self.text
+        cut = min((i for i in (text.find(s, max(0, self.sent - len(s))) for s in self.stops)
+                   if i >= 0), default=-1)  # fmt: skip
         if cut >= 0:
             self.stopped = True
-            return self._release(text, cut)
+            return self._release(cut)
         end = len(text)
-        while end > self.sent and text[end - 1] == "\ufffd":
-            end -= 1
         hold = 0  # the longest tail that may begin a stop string
         for stop in self.stops:
             for k in range(min(len(stop) - 1, end - self.sent), hold, -1):
                 if text[end - k : end] == stop[:k]:
                     hold = k
                     break
-        return self._release(text, end - hold)
+        return self._release(end - hold)
 
     def flush(self) -> str:
-        """At the end of generation: the text still held back."""
+        """At the end of generation: the text still held back (an incomplete character at
+        the very end is released as decoded)."""
         if self.stopped:
             return ""
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        return self._release(text, len(text))
+        before = self._decode(self.ids[self._prefix_offset : self._read_offset])
+        window = self._decode(self.ids[self._prefix_offset :])
+        if len(window) > len(before):
+            self.text += window[len(before) :]
+            self._prefix_offset = self._read_offset = len(self.ids)
+        return self._release(len(self.text))
 
-    def _release(self, text: str, end: int) -> str:
+    def _release(self, end: int) -> str:
         if end <= self.sent:
             return ""
-        out = text[self.sent : end]
+        out = self.text[self.sent : end]
         self.sent = end
         return out

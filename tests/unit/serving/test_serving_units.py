@@ -101,3 +101,30 @@ def test_modelfleet_serve_passes_its_flags_to_the_server() -> None:
     assert result.exit_code == 0
     assert "--max-running-sequences" in result.output
     assert "--served-model-name" in result.output
+
+
+def test_incremental_text_equals_decoding_everything_with_a_byte_level_tokenizer() -> None:
+    """Byte-level BPE (GPT-2/Llama-3 style): characters span several tokens, spaces merge
+    into tokens. Token by token, the released text must add up to the full decode."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    corpus = ["héllo wörld, 日本語のテキスト 🙂 and some plain english words"] * 20
+    raw.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, show_progress=False,
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw)
+    text = "wörld 日本 🙂🙂 héllo, plain"
+    ids = tokenizer(text)["input_ids"]
+    assert len(ids) > len(text.split())  # several tokens per word: a real test
+
+    stream = TextStream(tokenizer)
+    pieces = [stream.push(i) for i in ids]
+    assert "".join(pieces) + stream.flush() == tokenizer.decode(ids) == text
+    assert all("\ufffd" not in piece for piece in pieces)  # never half a character
+
+    stopping = TextStream(tokenizer, stops=["🙂"])
+    released = "".join(stopping.push(i) for i in ids)
+    assert stopping.stopped and released == "wörld 日本 "
