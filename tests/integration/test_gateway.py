@@ -726,3 +726,24 @@ async def test_a_slow_reader_slows_the_engine_instead_of_filling_the_gateway(
             received += len(chunk)
     assert stub.completed == 1
     assert received > 400 * 128 * 1024
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None], ids=["text-plain", "none"])
+async def test_upstream_always_gets_a_json_content_type(
+    tmp_path: Path, content_type: str | None
+) -> None:
+    # The gateway accepts any body that parses as JSON, whatever the caller's Content-Type;
+    # engines (vLLM's FastAPI) refuse a body not sent as application/json, so the gateway
+    # must label what it forwards, not pass on a wrong or missing type (aiohttp would then
+    # send application/octet-stream).
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    async with (
+        StubEngine("a") as a,
+        gateway_for(tmp_path, [Dep("d", "m", [a])]) as h,
+        aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as session,
+        session.post(h.url + "/v1/chat/completions", data=body, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+    sent = {k.lower(): v for k, v in a.seen[0].headers.items()}
+    assert sent["content-type"] == "application/json"
