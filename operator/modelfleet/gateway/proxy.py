@@ -59,6 +59,16 @@ class ClientGone(Exception):
     """The client closed its connection mid-answer (its endpoint label is the message)."""
 
 
+class NoEndpointLeft(Exception):
+    """Every try failed before reaching an engine's answer and the deployment has no healthy
+    endpoint left (all ejected during the request): the request may be held like those that
+    arrive after it. ``error`` is what to answer when it may not."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class RetryBudget:
     """Envoy-style retry budget over a sliding window. Call on the event loop."""
 
@@ -243,6 +253,8 @@ class Forwarder:
         if isinstance(last_error, _UpstreamAnswer):
             return last_error.response(), last_error.endpoint
         if last_error is not None:
+            if isinstance(last_error, UpstreamFailed) and not self._pool.healthy(deployment):
+                raise NoEndpointLeft(last_error)
             raise last_error
         raise Unavailable(
             f"deployment {deployment.key} has no healthy endpoint left to try",
