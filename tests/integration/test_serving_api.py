@@ -178,6 +178,17 @@ def test_bad_chat_inputs_are_400_naming_the_field(
     assert caught.value.type == "invalid_request_error"
 
 
+def test_seed_beyond_64_bits_is_400_and_the_engine_keeps_serving(client: openai.OpenAI) -> None:
+    # torch's generator takes 64-bit seeds; a larger one used to kill the engine thread, so
+    # this request got a dropped connection and every later one a 503.
+    for seed in (2**63, -(2**63) - 1, 10**30):
+        with pytest.raises(openai.BadRequestError) as caught:
+            chat(client, temperature=1.0, seed=seed, max_tokens=2)
+        assert caught.value.param == "seed"
+    assert chat(client, temperature=1.0, seed=2**63 - 1, max_tokens=2).choices[0].message.content
+    assert chat(client, temperature=1.0, seed=-(2**63), max_tokens=2).choices[0].message.content
+
+
 def test_bad_completion_inputs_are_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model=MODEL_NAME, prompt=[1, 2, 10_000_000], max_tokens=2)
