@@ -269,9 +269,11 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(ref, cache_dir)
-    if Path(path).is_dir() and not any(
-        (Path(path) / name).is_file() for name in TOKENIZER_FILES
-    ) and not any(Path(path).glob("*.tiktoken")):
+    if (
+        Path(path).is_dir()
+        and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES)
+        and not any(Path(path).glob("*.tiktoken"))
+    ):
         raise ModelLoadError(
             f"no tokenizer files in {path} (expected one of {', '.join(TOKENIZER_FILES)})"
         )
