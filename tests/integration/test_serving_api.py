@@ -8,6 +8,7 @@ streaming and non-streaming answers, stop strings and usage counts can be checke
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import urllib.error
@@ -246,3 +247,31 @@ def test_a_client_timing_out_on_a_whole_answer_frees_its_slot(
     server.wait_metric("modelfleet_running_sequences", 0, timeout_s=5)
     server.wait_metric("modelfleet_requests_total", cancelled + 1, finish_reason="cancelled")
     assert time.monotonic() - started < 5  # 1,900 tokens would take longer
+
+
+def test_a_client_timing_out_on_a_whole_answer_leaves_no_server_error(
+    client: openai.OpenAI, server: RunningServer
+) -> None:
+    # The cancelled collector used to be read before its cancellation ran:
+    # InvalidStateError, logged by uvicorn as "Exception in ASGI application".
+    errors: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record)
+
+    handler = Keep(level=logging.ERROR)
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        for _ in range(3):
+            with pytest.raises(openai.APITimeoutError):
+                chat(
+                    client.with_options(timeout=0.3),
+                    max_tokens=1900,
+                    extra_body={"ignore_eos": True},
+                )
+            server.wait_metric("modelfleet_running_sequences", 0, timeout_s=5)
+        time.sleep(0.5)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert [r.getMessage() for r in errors] == []
