@@ -177,6 +177,23 @@ def main() -> None:
     sys.exit(app())
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the built-in OpenAI-compatible inference server (needs the serving extra).
+
+    Takes the flags of `python -m modelfleet.serving` (`modelfleet serve --help` lists them).
+    """
+    try:
+        from modelfleet.serving.server import main as serve_main
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}; pip install 'modelfleet[serving]'")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(serve_main(ctx.args))
+
+
 @app.command()
 def run(
     namespace: Annotated[

@@ -50,12 +50,11 @@ async def test_tolerant_deployment_keeps_demand_outside_each_region(fleet: Fleet
         )
 
         async def status() -> dict[str, Any] | None:
-            # The status patch follows the workloads' creation (a separate request), and a
-            # first pass before the clusters were probed wrote a status with nothing
-            # placed: wait for the status of the pass that placed them.
             body = await fleet.md("llama")
             st = (body or {}).get("status") or {}
-            placed = sum(p["replicas"] for p in st.get("placements") or [])
+            # A pass may write status while the new placements are still being applied
+            # (costPerHour 0); wait for the pass that reports the placed replicas.
+            placed = sum(p.get("replicas", 0) for p in st.get("placements") or [])
             return st if st.get("headroomCostPerHour") is not None and placed == 4 else None
 
         st = await eventually(status, what="status.headroomCostPerHour")
