@@ -20,7 +20,7 @@ from modelfleet.sim.policies import POLICIES, PolicyName
 from modelfleet.sim.report import PolicyReport, evaluate, timeline_rows
 from modelfleet.sim.scenario import Scenario, load_scenario
 
-BASELINES: tuple[PolicyName, ...] = ("static-peak", "hpa-failover")
+BASELINES: tuple[PolicyName, ...] = ("static-peak", "hpa-failover", "oracle")
 
 
 def default_scenario_path() -> Path:

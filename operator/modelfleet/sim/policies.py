@@ -32,12 +32,18 @@ from modelfleet.reconciler import (
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
 
 PolicyName = Literal[
-    "modelfleet", "static-peak", "hpa-failover", "modelfleet-on-demand", "modelfleet-no-standby"
+    "modelfleet",
+    "static-peak",
+    "hpa-failover",
+    "oracle",
+    "modelfleet-on-demand",
+    "modelfleet-no-standby",
 ]
 POLICIES: tuple[PolicyName, ...] = (
     "modelfleet",
     "static-peak",
     "hpa-failover",
+    "oracle",
     "modelfleet-on-demand",
     "modelfleet-no-standby",
 )
