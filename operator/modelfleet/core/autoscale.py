@@ -111,28 +111,34 @@ def correct_profile(
     *,
     profiled: float,
     correction: float | None,
+    current: int,
     settings: PlannerSettings,
 ) -> float | None:
     """The online correction of a profile's capacity ``profiled`` (requests/s per replica)
     after observing ``signals``; the rules of docs/decisions.md section 1:
 
-    - a breach (worst > 1 + tolerance) at a per-replica load x >= half the corrected
-      capacity lowers the correction to ``x / profiled x breach margin`` (breaches at low
-      load are cold starts or outages, not capacity);
-    - every signal within target on complete data at a load above the corrected capacity
-      raises it to ``x / profiled``;
+    - a breach (worst > 1 + tolerance) while the fleet is steady (every desired replica
+      ready: a breach while replicas start is backlog, not capacity) at a per-replica load
+      x >= 60% of the corrected capacity (lower loads breach from cold starts or outages)
+      lowers the correction to ``x / profiled x breach margin``;
+    - every signal within target on complete data moves it a tenth of the way back toward
+      ``max(1, x / profiled)``: the profile stays the anchor, so one bad spell cannot
+      pin the capacity low for good (the flaw of a capacity learned from load alone);
     - always within ``CORRECTION_BOUNDS``.
     """
     rate, ready = signals.request_rate, signals.ready_replicas
-    if worst is None or not rate or not ready or profiled <= 0:
+    if worst is None or rate is None or not ready or profiled <= 0:
         return correction
     factor = 1.0 if correction is None else correction
     x = rate / ready
     lo, hi = CORRECTION_BOUNDS
-    if worst > 1.0 + settings.tolerance and x >= 0.5 * profiled * factor:
+    if worst > 1.0 + settings.tolerance:
+        if ready < current or x < 0.6 * profiled * factor:
+            return correction
         factor = min(factor, x / profiled * settings.capacity_breach_margin)
-    elif worst <= 1.0 and signals.complete and x > profiled * factor:
-        factor = x / profiled
+    elif worst <= 1.0 and signals.complete:
+        target = max(1.0, x / profiled)
+        factor += 0.1 * (target - factor)
     else:
         return correction
     return min(hi, max(lo, factor))
@@ -291,6 +297,7 @@ def recommend_replicas(
             worst if ratios else None,
             profiled=profiled,
             correction=correction,
+            current=current,
             settings=settings,
         )
         per_replica = profiled * (1.0 if correction is None else correction)
