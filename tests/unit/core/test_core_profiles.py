@@ -127,8 +127,8 @@ def test_missing_data_never_scales_down_in_predictive_mode() -> None:
 def test_placement_prices_per_unit_of_capacity() -> None:
     """A cheap slow GPU is not "cheapest" per unit of capacity; one that cannot meet the SLO
     is not a candidate at all."""
-    slow = CapacityProfile("L40S", 8_000.0, 700.0, source="Measured")  # 2.2 req/s: $2/h
-    fast = H100  # 12.9 req/s: $10/h -> $0.78 per req/s vs $0.91
+    slow = CapacityProfile("L40S", 8_000.0, 700.0, source="Measured")  # 2.3 req/s: $2/h
+    fast = H100  # 12.9 req/s: $10/h -> $0.78 per req/s vs $0.87
     s = _profiled((slow, fast))
     fleet = [
         cluster("a", offering("l40s", gpu="L40S", od=2.0), offering("h100", gpu="H100", od=10.0))
