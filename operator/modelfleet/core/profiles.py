@@ -21,6 +21,7 @@ gives no capacity (0) is not a candidate at all. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -113,6 +114,15 @@ def capacity_for(
 ) -> float | None:
     """Requests/s one replica of ``gpu_count`` x ``gpu`` sustains within the SLO for
     ``workload``; None when no profile covers that GPU (unknown, not zero)."""
+    return _capacity_for(tuple(profiles), workload, gpu, gpu_count)
+
+
+@functools.lru_cache(maxsize=4096)
+def _capacity_for(
+    profiles: tuple[CapacityProfile, ...], workload: Workload, gpu: str, gpu_count: int
+) -> float | None:
+    # Memoised (pure; every argument is immutable): the planner asks for every candidate
+    # of every deployment on every reconcile.
     profile = best_profile(profiles, gpu, gpu_count)
     if profile is None:
         return None
@@ -143,13 +153,19 @@ def replica_capacity(spec: DeploymentSpec, offering: Offering) -> float:
     """
     if not spec.profiles:
         return 1.0
-    own = capacity_for(spec.profiles, spec.workload, offering.gpu, spec.gpu.count)
+    return _replica_capacity(spec.profiles, spec.workload, offering.gpu, spec.gpu.count)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replica_capacity(
+    profiles: tuple[CapacityProfile, ...], workload: Workload, gpu: str, gpu_count: int
+) -> float:
+    own = _capacity_for(profiles, workload, gpu, gpu_count)
     if own is not None:
         return own
     known = [
         c
-        for p in spec.profiles
-        if (c := capacity_for(spec.profiles, spec.workload, p.gpu, spec.gpu.count)) is not None
-        and c > 0
+        for p in profiles
+        if (c := _capacity_for(profiles, workload, p.gpu, gpu_count)) is not None and c > 0
     ]
     return min(known) if known else 1.0

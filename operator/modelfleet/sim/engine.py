@@ -99,7 +99,7 @@ def make_policy(
     if name == "hpa-failover":
         return HpaFailoverPolicy(world, scenario.deployments, load)
     if name == "oracle":
-        return OraclePolicy(world, scenario.deployments, load)
+        return OraclePolicy(world, scenario.deployments, load, scenario)
     metrics = SimulatedMetricsSource(load, clock)
     error = scenario.spec.world.control.profile_error
     deployments = tuple(

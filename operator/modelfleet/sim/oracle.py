@@ -10,13 +10,17 @@ on-demand offerings cheapest per unit of capacity, filled in that order within
 lead`` (lead = the cloud's 90th-percentile node provisioning + the 90th-percentile model
 start, so a replica is ready when its minute comes), and releases what no minute of the
 coming lead time needs. No spot (GPU-hours, not dollars, is what it bounds), no standby,
-no reaction to outages: it is a bound on GPU-hours, not a way to run a fleet. The report
-gives every policy's GPU-hours as a ratio to it.
+and it knows the scenario's events too: a pool whose cluster will be in a region outage,
+or whose GPU will be stocked out (on-demand), at any time from now to one lead time ahead
+is not used, so its replicas are already elsewhere when the event strikes. It is a bound
+on GPU-hours, not a way to run a fleet. The report gives every policy's GPU-hours as a
+ratio to it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,7 +30,15 @@ from modelfleet.sim.baselines import ON_DEMAND, Choice, _ensure, candidates
 from modelfleet.sim.fleet import FleetWorld
 from modelfleet.sim.load import LoadModel
 from modelfleet.sim.profiles import true_capacity
+from modelfleet.sim.scenario import RegionOutage, Scenario, Stockout
 from modelfleet.sim.serving import Workload, replica_model
+
+
+def _in(clusters: set[str], gpu: str | None) -> Callable[[str, str], bool]:
+    def blocked(cluster: str, offered: str) -> bool:
+        return cluster in clusters and (gpu is None or gpu == offered)
+
+    return blocked
 
 
 class OraclePolicy:
@@ -35,9 +47,29 @@ class OraclePolicy:
     name = "oracle"
 
     def __init__(
-        self, world: FleetWorld, deployments: tuple[ModelDeployment, ...], load: LoadModel
+        self,
+        world: FleetWorld,
+        deployments: tuple[ModelDeployment, ...],
+        load: LoadModel,
+        scenario: Scenario | None = None,
     ) -> None:
         self._world = world
+        self._blocked: list[tuple[float, float, Callable[[str, str], bool]]] = []
+        """(begin, end, (cluster, gpu) -> blocked) in run seconds, from the scenario."""
+        if scenario is not None:
+            twins = {c.metadata.name: c for c in scenario.fleet}
+            for event in scenario.spec.events:
+                begin = world.offset + event.at_seconds
+                if isinstance(event, RegionOutage):
+                    hit = {n for n, c in twins.items() if event.matches(c)}
+                    self._blocked.append(
+                        (begin, begin + event.duration_minutes * 60, _in(hit, None))
+                    )
+                elif isinstance(event, Stockout) and event.capacity_type != "Spot":
+                    hit = {n for n, c in twins.items() if event.matches(c)}
+                    self._blocked.append(
+                        (begin, begin + event.duration_minutes * 60, _in(hit, event.gpu))
+                    )
         self._errors: list[tuple[float, str]] = []
         self._desired: dict[str, int] = {}
         self._plans: list[tuple[str, list[tuple[Choice, float]], np.ndarray, int, float]] = []
@@ -102,7 +134,15 @@ class OraclePolicy:
             rate = float(window.max()) if window.size else 0.0
             left = rate
             total = 0
-            for i, (choice, cap) in enumerate(choices):
+            usable = [
+                (c, cap)
+                for c, cap in choices
+                if not any(
+                    b <= now + lead and e >= now and blocked(c.cluster, c.offering.gpu)
+                    for b, e, blocked in self._blocked
+                )
+            ]
+            for i, (choice, cap) in enumerate(usable):
                 pool = (choice.cluster, choice.offering.instance_type)
                 quota = choice.offering.max_nodes
                 room = (

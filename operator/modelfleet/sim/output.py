@@ -149,6 +149,16 @@ def _fmt_seconds(value: Any) -> str:
     return f"{float(value):.0f}s"
 
 
+def _latency(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.0f}" if h >= 100 else f"{h:.1f}"
+
+
 def _count(n: float) -> str:
     """A whole number in at most 5 characters: 812, 9,640, 96k, 9.6M."""
     if n < 10_000:
@@ -169,14 +179,15 @@ def summary_table(result: SimulationResult) -> Table:
         f"{_count(requests)} requests",
         title_justify="left",
         box=box.SIMPLE_HEAD,
+        show_edge=False,
         pad_edge=False,
-        padding=(0, 1),
-        caption="SLO: minutes within it; GPU-h/oracle: the oracle's GPU-hours = 1.00; "
+        padding=(0, 1, 0, 0),
+        caption="SLO: minutes within it; xOracle: GPU-hours over the oracle's; "
         "RTO: outage recovery; stock: stockout recovery",
         caption_justify="left",
     )
     table.add_column("policy", no_wrap=True)
-    for column in ("SLO", "TTFT p95", "failed", "GPU-h", "/oracle", "cost", "RTO", "stock"):
+    for column in ("SLO", "TTFTp95", "failed", "GPU-h", "xOracle", "cost", "RTO", "stock"):
         table.add_column(column, justify="right", no_wrap=True)
     for rep in result.reports:
         rto = ",".join(_fmt_seconds(f["rtoSeconds"]) for f in rep.failovers) or "-"
@@ -195,9 +206,9 @@ def summary_table(result: SimulationResult) -> Table:
         table.add_row(
             rep.run.policy,
             f"{rep.slo_attainment:.1%}",
-            "-" if rep.ttft_p95_ms is None else f"{rep.ttft_p95_ms:,.0f}ms",
+            _latency(rep.ttft_p95_ms),
             _count(rep.failed),
-            f"{rep.gpu_hours:,.0f}",
+            _hours(rep.gpu_hours),
             ratio,
             f"${rep.cost_usd:,.0f}",
             rto,
@@ -214,7 +225,7 @@ def headline(result: SimulationResult) -> list[str]:
         return []
     lines = [
         f"modelfleet met the SLO in {mf.slo_attainment:.1%} of minutes, used "
-        f"{mf.gpu_hours:,.0f} GPU-hours and cost ${mf.cost_usd:,.0f}."
+        f"{_hours(mf.gpu_hours)} GPU-hours and cost ${mf.cost_usd:,.0f}."
     ]
     for name, what in (("static-peak", "static peak provisioning"), ("hpa-failover", "HPA")):
         other = by.get(name)
@@ -228,13 +239,13 @@ def headline(result: SimulationResult) -> list[str]:
         cost_words = f"{1 - cost:.0%} cheaper" if cost < 1 else f"{cost - 1:.0%} dearer"
         slo = mf.slo_attainment - other.slo_attainment
         lines.append(
-            f"Against {what}: {more_less} ({mf.gpu_hours:,.0f} vs {other.gpu_hours:,.0f}), "
+            f"Against {what}: {more_less} ({_hours(mf.gpu_hours)} vs {_hours(other.gpu_hours)}), "
             f"{cost_words}, SLO {'+' if slo >= 0 else ''}{slo * 100:.1f} points."
         )
     oracle = by.get("oracle")
     if oracle is not None and oracle.gpu_hours > 0:
         lines.append(
-            f"The clairvoyant oracle needed {oracle.gpu_hours:,.0f} GPU-hours: modelfleet used "
+            f"The clairvoyant oracle needed {_hours(oracle.gpu_hours)} GPU-hours: modelfleet used "
             f"{mf.gpu_hours / oracle.gpu_hours:.2f}x that."
         )
     ondemand = by.get("modelfleet-on-demand")
