@@ -138,3 +138,26 @@ def test_placement_prices_per_unit_of_capacity() -> None:
     never = CapacityProfile("H100", 0.0, 0.0, source="Measured")
     q = run(_profiled((slow, never)), fleet, state=DecisionState(last_desired=1))
     assert set(k[1] for k in placed(q)) == {"l40s"}
+
+
+def test_the_predictive_memory_round_trips_through_status_json() -> None:
+    import json
+
+    from modelfleet.api.modeldeployment import DecisionStatus
+    from modelfleet.reconciler.status import decision_from_status, decision_to_status
+
+    state = DecisionState(
+        last_desired=5,
+        capacity_correction=0.83,
+        rate_history=((ago(60), 12.5), (ago(30), 14.0)),
+        lead_time_seconds=412.0,
+        short_since=ago(20),
+    )
+    assert DecisionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    status = decision_to_status(state)
+    again = DecisionStatus.model_validate(json.loads(status.model_dump_json(by_alias=True)))
+    assert decision_from_status(again) == state
+    with pytest.raises(ValueError, match="capacityCorrection"):
+        DecisionState.from_dict({"capacityCorrection": 0})
+    with pytest.raises(ValueError, match="rateHistory"):
+        DecisionState.from_dict({"rateHistory": [{"at": "2025-01-01T00:00:00Z", "rate": -1}]})
