@@ -248,6 +248,18 @@ def headline(result: SimulationResult) -> list[str]:
             f"The clairvoyant oracle needed {_hours(oracle.gpu_hours)} GPU-hours: modelfleet used "
             f"{mf.gpu_hours / oracle.gpu_hours:.2f}x that."
         )
+    errors = [
+        (key.split("/", 1)[1], d.forecast)
+        for key, d in mf.deployments.items()
+        if d.forecast and d.forecast.get("mape") is not None
+    ]
+    if errors:
+        lead = errors[0][1]["leadSeconds"]
+        parts = ", ".join(f"{name} {f['mape']:.0%}" for name, f in errors)
+        lines.append(
+            f"Its demand forecast {lead / 60:.0f} min ahead ({errors[0][1]['predictor']}) "
+            f"was off by {parts} on average."
+        )
     ondemand = by.get("modelfleet-on-demand")
     if ondemand is not None and ondemand.cost_usd > 0:
         lines.append(

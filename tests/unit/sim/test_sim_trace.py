@@ -24,6 +24,7 @@ def spec(**kw: object) -> TraceSpec:
 def test_the_trace_is_read_in_time_order_with_its_lengths() -> None:
     times, prompts, outputs = read_trace(str(SYNTHETIC))
     rows = SYNTHETIC.read_text().splitlines()[1:]
+    assert int(outputs[-1]) >= 1
     assert len(times) == len(rows)
     assert times[0] == 0.0 and np.all(np.diff(times) >= 0)
     assert int(prompts[0]) == int(rows[0].split(",")[1])
@@ -75,6 +76,6 @@ def test_the_bundled_azure_scenario_replays_the_real_trace() -> None:
     assert trace is not None and trace.path is not None
     times, _, _ = read_trace(trace.path)
     assert len(times) == 8819  # the README's count
-    traffic = replay(trace, seconds=int(2 * 3600 + 1800), seed=1, name="x", offset=1800)
+    traffic = replay(trace, seconds=2 * 3600 + 1800, seed=1, name="x", offset=1800)
     assert 3.6 * 2 * 8819 < traffic.arrivals.sum() < 4.4 * 2 * 8819
     assert traffic.prompt_median > 1000  # code completion: long prompts
