@@ -105,8 +105,8 @@ class TraceSpec(SimModel):
 class TrafficSpec(SimModel):
     """A deployment's traffic: diurnal curve, bursts, token lengths; or a replayed trace."""
 
-    peak_rps: float = Field(
-        default=0.0, ge=0, description="Requests/s at the daily peak (required without trace)."
+    peak_rps: float | None = Field(
+        default=None, gt=0, description="Requests/s at the daily peak (required without trace)."
     )
     trough_rps: float = Field(default=0.0, ge=0, description="Requests/s at the daily trough.")
     trace: TraceSpec | None = Field(
@@ -123,9 +123,9 @@ class TrafficSpec(SimModel):
 
     @model_validator(mode="after")
     def _trough_below_peak(self) -> TrafficSpec:
-        if self.trace is None and self.peak_rps <= 0:
-            raise ValueError("peakRps must be greater than 0 (or replay a trace)")
-        if self.trough_rps > self.peak_rps and self.trace is None:
+        if self.trace is None and self.peak_rps is None:
+            raise ValueError("peakRps is required (or replay a trace)")
+        if self.peak_rps is not None and self.trough_rps > self.peak_rps:
             raise ValueError("troughRps must not exceed peakRps")
         return self
 

@@ -81,7 +81,8 @@ def diurnal_rate(spec: TrafficSpec, seconds: int, *, start_hour: float) -> Float
     t = np.arange(seconds, dtype=np.float64)
     hours = (start_hour + t / 3600.0) % 24.0
     phase = (1.0 + np.cos(2.0 * np.pi * (hours - spec.peak_hour) / 24.0)) / 2.0
-    rate: FloatArray = spec.trough_rps + (spec.peak_rps - spec.trough_rps) * phase**spec.shape
+    peak = spec.peak_rps if spec.peak_rps is not None else spec.trough_rps
+    rate: FloatArray = spec.trough_rps + (peak - spec.trough_rps) * phase**spec.shape
     return rate
 
 

@@ -37,4 +37,4 @@ def test_default_scenario_runs_and_prints_the_summary() -> None:
         app, ["simulate", str(scenario), "--hours", "0.25", "--policy", "static-peak"]
     )
     assert result.exit_code == 0, result.output
-    assert "static-peak" in result.output and "SLO met" in result.output
+    assert "static-peak" in result.output and "SLO: minutes within it" in result.output
