@@ -12,7 +12,9 @@ start, so a replica is ready when its minute comes), and releases what no minute
 coming lead time needs. No spot (GPU-hours, not dollars, is what it bounds), no standby,
 and it knows the scenario's events too: a pool whose cluster will be in a region outage,
 or whose GPU will be stocked out (on-demand), at any time from now to one lead time ahead
-is not used, so its replicas are already elsewhere when the event strikes. It is a bound
+is not used, so its replicas are already elsewhere when the event strikes; while a
+deployment has fewer ready replicas than it needs, the replicas it had in other pools stay
+until the moved ones serve (make-before-break). It is a bound
 on GPU-hours, not a way to run a fleet. The report gives every policy's GPU-hours as a
 ratio to it.
 """
@@ -72,6 +74,7 @@ class OraclePolicy:
                     )
         self._errors: list[tuple[float, str]] = []
         self._desired: dict[str, int] = {}
+        self._prev: dict[tuple[str, str, str], tuple[Choice, int]] = {}
         self._plans: list[tuple[str, list[tuple[Choice, float]], np.ndarray, int, float]] = []
         params = world.world
         for md in deployments:
@@ -164,6 +167,36 @@ class OraclePolicy:
                 if left <= 0:
                     break
             self._desired[key] = total
+        # Make-before-break: while a deployment has fewer ready replicas than it needs, the
+        # replicas it had elsewhere stay until the new ones serve (a move is not free).
+        targets = {(k, c.cluster, c.offering.gpu) for k, c, _ in wants}
+        ready: dict[str, int] = {}
+        for (md, cluster, gpu), n in self._world.ready_pods(now).items():
+            if (md, cluster, gpu) in targets:
+                ready[md] = ready.get(md, 0) + n
+        planned = {(k, c.cluster, c.offering.instance_type): n for k, c, n in wants}
+        for (key, cluster, it), (choice, n_prev) in self._prev.items():
+            if ready.get(key, 0) >= self._desired.get(key, 0) or n_prev <= 0:
+                continue
+            if self._world.clusters[cluster].down:
+                continue
+            n_new = planned.get((key, cluster, it), 0)
+            if n_prev > n_new:
+                pool = (cluster, it)
+                extra = math.ceil(n_prev / choice.replicas_per_node) - math.ceil(
+                    n_new / choice.replicas_per_node
+                )
+                nodes[pool] = nodes.get(pool, 0) + extra
+                planned[(key, cluster, it)] = n_prev
+                wants = [
+                    w
+                    for w in wants
+                    if (w[0], w[1].cluster, w[1].offering.instance_type) != (key, cluster, it)
+                ]
+                wants.append((key, choice, n_prev))
+        self._prev = {
+            (k, c.cluster, c.offering.instance_type): (c, n) for k, c, n in wants if n > 0
+        }
         placed = {(k, c.cluster, c.offering.instance_type) for k, c, _ in wants}
         for key, choices, _, _, _ in self._plans:
             for choice, _ in choices:
