@@ -4,7 +4,10 @@
 FleetClusters are probed every ``probeInterval`` through ``probe_fleet_cluster`` and every
 ModelDeployment is reconciled by the real ``Reconciler`` every ``interval`` seconds, or
 sooner when the previous pass asked to be requeued — on the 5-second timer tick the kopf
-handlers use. The adapters are the simulated ones (in-memory member clusters, the simulated
+handlers use; every ``pools_interval_seconds`` (60 s) the probe also does the pool upkeep
+the FleetCluster handler does: node pools no deployment places replicas on are scaled to
+zero and deleted after the grace period (without it, pools a deployment moved away from
+kept their nodes for the rest of the run). The adapters are the simulated ones (in-memory member clusters, the simulated
 node-pool provider of each cluster, metrics computed from the simulated traffic); after each
 pass the returned status is stored on the object, as the API server would store the status
 patch. Nothing of the decision path is reimplemented here.
@@ -15,6 +18,7 @@ Every policy (this one and the baselines) exposes the same small interface to th
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal, Protocol
 
 from modelfleet.api import FleetCluster, ModelDeployment
@@ -24,6 +28,7 @@ from modelfleet.metrics.source import MetricsSource
 from modelfleet.providers import NodePoolProvider
 from modelfleet.reconciler import (
     FleetSettings,
+    PoolUpkeep,
     ProviderRegistry,
     Reconciler,
     StockoutMemory,
@@ -50,6 +55,12 @@ POLICIES: tuple[PolicyName, ...] = (
 """Every policy the simulator knows; the last two are modelfleet with the deployments'
 spot policy set to Never (the all-on-demand reference of spot hedging) and with no warm
 standby."""
+
+
+POOLS_INTERVAL_SECONDS = 60.0
+"""``modelfleet run``'s default pool upkeep period (``RunSettings.pools_interval_seconds``;
+not imported: the runtime pulls in the Kubernetes and HTTP clients the simulator does not
+need)."""
 
 
 class Policy(Protocol):
@@ -151,6 +162,9 @@ class ModelfleetPolicy:
         )
         self._due = [0.0] * len(self.deployments)
         self._next_probe = 0.0
+        self._next_pools = 0.0
+        self._pools_interval = POOLS_INTERVAL_SECONDS
+        self._orphan_since: dict[str, dict[str, datetime]] = {}
         self._desired: dict[str, int] = {}
         self._errors: list[tuple[float, str]] = []
         self.events: list[tuple[float, str, str, str]] = []
@@ -162,13 +176,32 @@ class ModelfleetPolicy:
         if now >= self._next_probe:
             self._next_probe = now + self._probe_interval
             fleet = []
+            pools_due = now >= self._next_pools
+            if pools_due:
+                self._next_pools = now + self._pools_interval
             for cluster in self.fleet:
+                name = cluster.metadata.name
+                upkeep = None
+                if pools_due:
+                    # As the kopf handler does (handlers.py): the pools some deployment
+                    # places replicas on are needed; the others are orphans, scaled to zero
+                    # and deleted after the grace period.
+                    needed: set[tuple[str, str]] = {
+                        (p.instance_type, str(p.capacity_type))
+                        for md in self.deployments
+                        for p in (md.status.placements if md.status else None) or []
+                        if p.cluster == name and p.replicas > 0
+                    }
+                    upkeep = PoolUpkeep(
+                        needed=needed, orphan_since=self._orphan_since.setdefault(name, {})
+                    )
                 probed = await probe_fleet_cluster(
                     cluster,
                     clusters=self._client_for,
                     providers=self.providers,
                     stockouts=self.stockouts,
                     now=self._clock(),
+                    pools=upkeep,
                     settings=FleetSettings(),
                 )
                 self.probes += 1
