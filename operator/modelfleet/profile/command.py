@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelfleet.profile.loadgen import Arrivals, run_step
+from modelfleet.profile.loadgen import Arrivals, one_request, run_step
 from modelfleet.profile.mix import Mix
 from modelfleet.profile.search import (
     MeasuredProfile,
@@ -51,6 +51,8 @@ class ProfileRequest:
     api_key: str = "none"
     timeout: float = 60.0
     seed: int = 0
+    warmup: int = 4
+    """Requests sent one by one before the first step and not measured."""
 
 
 def _table(steps: list[StepResult], passed: list[bool]) -> Table:
@@ -84,6 +86,10 @@ async def profile(
     console = console or Console()
     client = AsyncOpenAI(base_url=req.base_url, api_key=req.api_key, max_retries=0)
     lengths = req.mix.lengths(req.seed)
+    # Warm-up, not measured: connections, the endpoint's first-request costs.
+    for _ in range(req.warmup):
+        p, o = next(lengths)
+        await one_request(client, req.model, p, o, timeout=req.timeout)
     steps: list[StepResult] = []
     passed: list[bool] = []
     try:
