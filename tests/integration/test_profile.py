@@ -67,7 +67,7 @@ async def test_profile_finds_the_rate_the_latency_law_predicts(
     )
     console = Console(file=(tmp_path / "out.txt").open("w"), width=100)
     result, steps, passed = await asyncio.wait_for(profile(req, console), timeout=120)
-    assert stub.requests == sum(len(s.results) for s in steps)
+    assert stub.requests == req.warmup + sum(len(s.results) for s in steps)
     assert result is not None, [(s.rate, s.ttft_ms(0.95)) for s in steps]
     expected = LAW.capacity(TTFT_SLO_MS / 1000.0, OUTPUT)
     assert 0.35 * expected <= result.requests_per_second <= 1.15 * expected, (
