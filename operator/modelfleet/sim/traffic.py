@@ -142,7 +142,8 @@ def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
 
 def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int = 0) -> Traffic:
     """A deployment's traffic from a trace (see ``scenario.TraceSpec``): arrivals per
-    second as the trace has them (shifted, stretched, scaled, repeated), the expected rate
+    second as the trace has them (shifted, stretched, scaled, repeated; the warm-up before
+    the scenario start replays the trace's end), the expected rate
     as their one-minute moving mean, and the lengths' log-normal fit (median and sigma of
     the kept requests' log lengths), which is what the serving model reads."""
     if trace.path is None:
@@ -152,10 +153,18 @@ def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int 
     rng = np.random.default_rng(own)
     span = float(times[-1]) + 1.0
     plays = trace.repeat or max(1, math.ceil(seconds / (span * trace.stretch)) + 1)
-    at = np.concatenate([times + k * span for k in range(plays)]) * trace.stretch
+    # Pre-roll: the warm-up before the scenario start plays the trace's end, as if it had
+    # been running, so that every policy has its capacity up when measurement begins.
+    pre = math.ceil((offset + trace.shift_seconds) / (span * trace.stretch)) if offset else 0
+    first = -pre
+    at = np.concatenate([times + k * span for k in range(first, plays)]) * trace.stretch
     at = at + offset + trace.shift_seconds
-    p = np.tile(prompts, plays)
-    o = np.tile(outputs, plays)
+    p = np.tile(prompts, plays - first)
+    o = np.tile(outputs, plays - first)
+    if pre:
+        keep_pre = at < offset  # pre-roll only inside the warm-up
+        keep_pre |= np.repeat(np.arange(first, plays) >= 0, len(times))
+        at, p, o = at[keep_pre], p[keep_pre], o[keep_pre]
     whole = math.floor(trace.rate_scale)
     copies = np.full(len(at), whole, dtype=np.int64) + (
         rng.random(len(at)) < trace.rate_scale - whole

@@ -54,6 +54,19 @@ def test_replay_keeps_every_request_and_shift_stretch_scale_repeat_move_them() -
     assert base.prompt_median == pytest.approx(float(np.median(prompts)), rel=0.05)
 
 
+def test_the_warm_up_replays_the_end_of_the_trace() -> None:
+    """Before the scenario start (the unmeasured warm-up) the trace's end plays, so every
+    policy has its capacity up when measurement begins; the measured part is unchanged."""
+    times, _, _ = read_trace(str(SYNTHETIC))
+    n = len(times)
+    warm = replay(spec(), seconds=3600 + 600, seed=1, name="m", offset=600)
+    cold = replay(spec(), seconds=3600, seed=1, name="m")
+    assert np.array_equal(warm.arrivals[600:], cold.arrivals)
+    tail = int((times >= times[-1] + 1.0 - 600).sum())  # requests of the trace's last 600 s
+    assert warm.arrivals[:600].sum() == tail > 0
+    assert int(warm.arrivals[600:].sum()) == n
+
+
 def test_a_missing_trace_file_names_the_field(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     fleet = ROOT / "examples" / "scenarios" / "fleet"
@@ -77,5 +90,5 @@ def test_the_bundled_azure_scenario_replays_the_real_trace() -> None:
     times, _, _ = read_trace(trace.path)
     assert len(times) == 8819  # the README's count
     traffic = replay(trace, seconds=2 * 3600 + 1800, seed=1, name="x", offset=1800)
-    assert 3.6 * 2 * 8819 < traffic.arrivals.sum() < 4.4 * 2 * 8819
+    assert 3.6 * 2 * 8819 < traffic.arrivals[1800:].sum() < 4.4 * 2 * 8819
     assert traffic.prompt_median > 1000  # code completion: long prompts
