@@ -16,12 +16,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_help import TidyGroup
+
 app = typer.Typer(
     name="modelfleet",
     help="Serve models on GPUs across clouds and regions within an SLO and a budget.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=TidyGroup,
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -33,7 +36,7 @@ DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
 def crds(
     out_dir: Annotated[
         list[Path] | None,
-        typer.Option("--out-dir", help="Folder to write CRDs into (repeatable)."),
+        typer.Option("--out-dir", metavar="<dir>", help="Folder to write CRDs into (repeatable)."),
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the files differ from the models.")
@@ -78,19 +81,39 @@ def crds(
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path], typer.Argument(help="Manifest files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Manifest files or folders.")],
 ) -> None:
     """Validate ModelDeployment and FleetCluster manifests.
 
     Checks each document against the pydantic models, the generated CRD schema and its CEL
-    rules, exactly as the operator and the API server would. Exits 1 on any error.
+    rules, exactly as the operator and the API server would. Every file is checked even
+    when one does not parse; empty files are reported. Exit status: 0 when every document
+    is valid; 1 when a document is invalid; 2 when a path does not exist, a file cannot be
+    loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
     """
-    from modelfleet.api.validation import ManifestLoadError, iter_documents, validate_document
+    from modelfleet.api.validation import (
+        ManifestLoadError,
+        load_file,
+        manifest_files,
+        validate_document,
+    )
 
-    count = 0
-    failures = 0
     try:
-        for doc in iter_documents(paths):
+        files = manifest_files(paths)
+    except ManifestLoadError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    count = failures = broken = 0
+    for file in files:
+        try:
+            docs = load_file(file)
+        except ManifestLoadError as exc:
+            broken += 1
+            err.print(f"[red]✗[/red] {escape(str(exc))}", highlight=False)
+            continue
+        if not docs:
+            err.print(f"[yellow]![/yellow] {escape(str(file))}: empty (no YAML documents)")
+        for doc in docs:
             count += 1
             errors = validate_document(doc)
             if errors:
@@ -99,15 +122,15 @@ def validate(
                     err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
             else:
                 out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
-    except ManifestLoadError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from exc
-    if count == 0:
-        err.print("[red]error:[/red] no YAML documents found")
+    if count == 0 and not broken:
+        where = ", ".join(str(p) for p in paths)
+        err.print(f"[red]error:[/red] no YAML documents found in {escape(where)}")
         raise typer.Exit(2)
-    if failures:
-        err.print(f"{failures} of {count} document(s) invalid")
-        raise typer.Exit(1)
+    if failures or broken:
+        parts = [f"{failures} of {count} document(s) invalid"] if failures else []
+        parts += [f"{broken} file(s) could not be loaded"] if broken else []
+        err.print(", ".join(parts))
+        raise typer.Exit(2 if broken else 1)
     out.print(f"{count} document(s) valid")
 
 
@@ -149,7 +172,12 @@ def main() -> None:
 def run(
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Serve ModelDeployments in this namespace."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="<namespace>",
+            help="Serve ModelDeployments in this namespace (repeatable).",
+        ),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
@@ -159,7 +187,9 @@ def run(
     log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
     interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
     probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs (kopf's too).")
+    ] = False,
 ) -> None:
     """Run the operator against the current cluster (in-cluster or $KUBECONFIG)."""
     import asyncio
@@ -171,6 +201,14 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
+    from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
+
+    try:  # one line on what is wrong instead of tracebacks and kopf's retries
+        check_operator_extras()
+        asyncio.run(check_hub())
+    except StartupError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from exc
     from modelfleet.run import RunOptions, configure_logging, run_operator
     from modelfleet.runtime import RunSettings
 
@@ -205,23 +243,32 @@ def simulate(
         int | None, typer.Option("--seed", help="Override the scenario's seed.")
     ] = None,
     hours: Annotated[
-        float | None, typer.Option("--hours", help="Simulate only the first H hours.")
+        float | None,
+        typer.Option(
+            "--hours",
+            help="Simulate only the first H hours (longer than the scenario: all of it).",
+        ),
     ] = None,
     policy: Annotated[
         list[str] | None,
         typer.Option(
             "--policy",
+            metavar="<policy>",
             help="Policies to run (repeatable): modelfleet, static-peak, hpa-failover, oracle, "
             "modelfleet-on-demand, modelfleet-no-standby. Default: modelfleet.",
         ),
     ] = None,
 ) -> None:
-    """What-if: run a scenario (outages, stockouts, spot reclaims, bursts) on virtual time
-    through the real decision path, and report SLO attainment, cost and recovery times."""
-    from modelfleet.sim import ScenarioError
+    """What-if: simulate outages, stockouts, spot reclaims and bursts on virtual time.
+
+    Runs a scenario through the real decision path and reports SLO attainment, cost and
+    recovery times.
+    """
+    from modelfleet.sim import ScenarioError, default_scenario_path
     from modelfleet.sim import simulate as run_simulation
     from modelfleet.sim.output import print_summary
     from modelfleet.sim.policies import POLICIES
+    from modelfleet.sim.scenario import load_scenario
 
     names = policy or ["modelfleet"]
     unknown = [p for p in names if p not in POLICIES]
@@ -231,7 +278,22 @@ def simulate(
     if hours is not None and hours <= 0:
         err.print("[red]error:[/red] --hours must be positive")
         raise typer.Exit(2)
+    if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "exists and is not a folder" if out_dir.exists() else exc.strerror
+            err.print(f"[red]error:[/red] --out {escape(str(out_dir))}: {reason}")
+            raise typer.Exit(2) from exc
     try:
+        if hours is not None:
+            length = load_scenario(scenario or default_scenario_path()).spec.duration_hours
+            if hours > length:
+                err.print(
+                    f"note: --hours {hours:g} is longer than the scenario ({length:g} h); "
+                    f"simulating all {length:g} h"
+                )
+                hours = None
         result = run_simulation(
             scenario,
             policies=names,  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -174,6 +174,19 @@ def render_table(result: Plan, console: Console) -> None:
     console.print(reasons)
 
 
+def rounded(value: Any, key: str = "") -> Any:
+    """``value`` (JSON types) with floats rounded for people: money (keys ending in
+    ``PerHour``, e.g. ``costPerHour``, USD) to cents, other figures (rates in requests/s,
+    capacities) to 3 decimals, so ``-o json`` never shows ``5.489999999999999``."""
+    if isinstance(value, dict):
+        return {k: rounded(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, key) for v in value]
+    if isinstance(value, float):
+        return round(value, 2 if key.endswith("PerHour") else 3)
+    return value
+
+
 def plan_command(
     deployment: Path,
     fleet: Path,
@@ -194,7 +207,7 @@ def plan_command(
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
     if output == "json":
-        out.print(json.dumps(result.to_dict(), indent=2), markup=False, highlight=False)
+        out.print(json.dumps(rounded(result.to_dict()), indent=2), markup=False, highlight=False)
     else:
         render_table(result, out)
     return 0

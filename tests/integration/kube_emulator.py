@@ -254,6 +254,19 @@ class KubeEmulator:
             for r in self.handler._requests
         ]
 
+    def authenticated_requests(self) -> list[tuple[str, str]]:
+        """(method, path with query) of every request that carried credentials (an
+        ``Authorization`` header): what the code under test sent, as opposed to the test's
+        own unauthenticated ``Kubectl``. Paths are the ones the client used (the namespaces
+        alias is undone), ready for ``rbac_check``."""
+        found = []
+        for r in self.handler._requests:
+            if not any(str(key).lower() == "authorization" for key in r.headers):
+                continue
+            path = str(r.url.path_qs).replace("/api/v1/x-namespaces", "/api/v1/namespaces", 1)
+            found.append((str(getattr(r.method, "value", r.method)).upper(), path))
+        return found
+
 
 def free_port() -> int:
     """A loopback TCP port nothing listens on (right now)."""

@@ -5,6 +5,12 @@ The operator is started exactly as ``modelfleet run`` starts it (``run_operator`
 with our handlers; kopf logs in through a test login handler, see below); only
 its context is built here so the test can set short intervals, use the in-memory metrics
 fake and reach the simulated providers to inject stockouts.
+
+Every fleet checks, when its block ends without an error, that each request the operator
+sent was allowed by RBAC: on the hub by the Helm chart's ClusterRole and Roles (as
+``helm template`` renders them), in member clusters by the ClusterRole documented in
+docs/member-clusters.md (see ``rbac_check``). A code path needing a permission the chart
+or the docs do not grant fails the test that exercises it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import aiohttp
 import kopf
 import yaml
+from tests.integration import rbac_check
 from tests.integration.kube_emulator import KubeEmulator, kube_emulator
 
 from modelfleet.metrics.source import StaticMetricsSource
@@ -95,10 +102,17 @@ class Kubectl:
 
 
 def fleet_cluster(
-    name: str, *, region: str, cloud: str, price: float, spot: float | None = None
+    name: str,
+    *,
+    region: str,
+    cloud: str,
+    price: float,
+    spot: float | None = None,
+    on_hub: bool = False,
 ) -> dict[str, Any]:
-    """A simulated FleetCluster whose member API is reached through a kubeconfig Secret."""
-    return {
+    """A simulated FleetCluster whose member API is reached through a kubeconfig Secret,
+    or (``on_hub``) without one: the hub itself is the member cluster."""
+    body: dict[str, Any] = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "FleetCluster",
         "metadata": {"name": name, "labels": {"tier": "prod"}},
@@ -121,6 +135,9 @@ def fleet_cluster(
             ],
         },
     }
+    if on_hub:
+        del body["spec"]["kubeconfigSecretRef"]
+    return body
 
 
 def model_deployment(name: str, **spec: Any) -> dict[str, Any]:
@@ -195,6 +212,9 @@ async def fleet_of(
             )
         members: dict[str, KubeEmulator] = {}
         for name, body in clusters.items():
+            if "kubeconfigSecretRef" not in body["spec"]:  # the hub itself (no Secret)
+                await kubectl.create(FC_PATH, body)
+                continue
             members[name] = await stack.enter_async_context(kube_emulator(crds=False))
             content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
             hub.put(
@@ -208,6 +228,22 @@ async def fleet_of(
             )
             await kubectl.create(FC_PATH, body)
         yield Fleet(hub, members, kubectl, stack)
+        assert_rbac_allows(hub, members)
+
+
+def assert_rbac_allows(hub: KubeEmulator, members: Mapping[str, KubeEmulator]) -> None:
+    """Fail when the operator sent a request its RBAC would not allow: the chart's on the
+    hub, docs/member-clusters.md's in a member cluster (see ``rbac_check``)."""
+    denied = [
+        f"hub (charts/modelfleet): {line}"
+        for line in rbac_check.hub_grants().denied(hub.authenticated_requests())
+    ]
+    for name, member in members.items():
+        denied += [
+            f"member {name} (docs/member-clusters.md): {line}"
+            for line in rbac_check.member_grants().denied(member.authenticated_requests())
+        ]
+    assert not denied, "the operator sent requests its RBAC does not allow:\n" + "\n".join(denied)
 
 
 def operator(

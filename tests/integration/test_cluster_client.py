@@ -9,7 +9,6 @@ explicitly, and the client must not depend on the emulator's gaps.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +33,9 @@ from modelfleet.clusters.objects import DEPLOYMENT, PDB, SERVICE
 from modelfleet.clusters.workloads import WorkloadPlacement, owner_selector, render_workloads
 
 pytestmark = pytest.mark.integration
+
+GENEROUS_S = 30.0
+"""Outer bound on calls that must end by themselves (a hang fails; slowness does not)."""
 
 NS = "team-a"
 
@@ -272,10 +274,11 @@ async def test_unreachable_api_server_raises_cluster_unreachable_within_the_time
         kubeconfig, name="gone", request_timeout=2.0
     )
     try:
-        started = time.monotonic()
+        # Behaviour, not speed: it ends as Unreachable (a refused connection, well inside a
+        # generous bound; a wall-clock bound near the 2 s timeout flakes on a loaded machine).
         with pytest.raises(ClusterUnreachable) as caught:
-            await client.probe()
-        assert time.monotonic() - started < 2.5
+            async with asyncio.timeout(GENEROUS_S):
+                await client.probe()
         assert caught.value.retryable
         assert caught.value.cluster == "gone"
     finally:
@@ -300,10 +303,12 @@ async def test_a_server_that_never_answers_times_out_as_unreachable() -> None:
     }
     client = await KubernetesClusterClient.from_kubeconfig(kubeconfig, request_timeout=0.5)
     try:
-        started = time.monotonic()
+        # The client's own 0.5 s timeout ends the call (the message says so) as Unreachable;
+        # the generous outer bound only stops a hang. (It used to assert < 2.0 s of wall
+        # time, which measured 3.38 s once on a loaded machine.)
         with pytest.raises(ClusterUnreachable, match=r"did not answer within 0\.5s"):
-            await client.list_nodes()
-        assert time.monotonic() - started < 2.0
+            async with asyncio.timeout(GENEROUS_S):
+                await client.list_nodes()
     finally:
         await client.close()
         release.set()

@@ -408,6 +408,8 @@ REQUIRED_CLUSTER_PERMISSIONS = [
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("", "namespaces", "watch"),
+    ("", "namespaces", "get"),
+    ("", "namespaces", "create"),
     ("", "events", "create"),
     ("events.k8s.io", "events", "create"),
     ("kopf.dev", "clusterkopfpeerings", "patch"),

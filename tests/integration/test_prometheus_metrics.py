@@ -44,6 +44,9 @@ except ImportError:  # tests as a package
 
 pytestmark = pytest.mark.integration
 
+GENEROUS_S = 30.0
+"""Outer bound on calls that must end by themselves (a hang fails; slowness does not)."""
+
 NS = "team-a"
 WINDOW = "5s"  # rate() needs the whole window inside the scraped history; keep the test short
 SETTINGS = QuerySettings(window=WINDOW)
@@ -410,10 +413,11 @@ async def test_unreachable_prometheus_raises_metrics_unavailable_quickly() -> No
     url = f"http://127.0.0.1:{free_port()}"
     async with PrometheusClient(timeout_s=2.0, retries=2, retry_backoff_s=0.05) as client:
         source = PrometheusMetricsSource(client)
-        started = time.monotonic()
+        # Bounded by behaviour (3 attempts, asserted below), not by wall time; the generous
+        # outer bound only stops a hang.
         with pytest.raises(MetricsUnavailable, match="cannot connect") as caught:
-            await source.fetch(target(url, "llama", "vllm"), now=datetime.now(UTC))
-        assert time.monotonic() - started < 2.0
+            async with asyncio.timeout(GENEROUS_S):
+                await source.fetch(target(url, "llama", "vllm"), now=datetime.now(UTC))
     assert caught.value.cluster == "local"
     assert "3 attempts" in caught.value.reason
 
@@ -474,10 +478,11 @@ async def test_timeouts_are_not_retried_and_bound_the_call() -> None:
         return web.json_response(vector("1"))
 
     async with StubPrometheus(slow) as stub, PrometheusClient(timeout_s=0.5, retries=3) as client:
-        started = time.monotonic()
+        # The client's 0.5 s timeout ends the call (the message) and it is not retried
+        # (calls == 1 below); the generous outer bound only stops a hang.
         with pytest.raises(MetricsUnavailable, match=r"within 0.5s"):
-            await client.query(stub.url, "up")
-        assert time.monotonic() - started < 1.5
+            async with asyncio.timeout(GENEROUS_S):
+                await client.query(stub.url, "up")
         release.set()
     assert calls == 1
 

@@ -65,3 +65,55 @@ def test_committed_crds_are_current() -> None:
         str(ROOT / "charts/modelfleet/crds"),
     ]
     assert runner.invoke(app, args).exit_code == 0
+
+
+def test_validate_goes_on_after_a_file_that_does_not_parse(tmp_path: Path) -> None:
+    (tmp_path / "a-broken.yaml").write_text("a: [unclosed\n")
+    (tmp_path / "b-empty.yaml").write_text("")
+    (tmp_path / "c-invalid.yaml").write_text(
+        "apiVersion: modelfleet.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: x}\n"
+        "spec: {model: {name: m}, replicas: {min: 3, max: 1}}\n"
+    )
+    (tmp_path / "d-good.yaml").write_text((ROOT / "examples" / "spot-hedged.yaml").read_text())
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    broken = tmp_path / "a-broken.yaml"
+    # The YAML error names the file (not "<unicode string>") and the line.
+    assert f"{broken}: not valid YAML" in result.output
+    assert f'in "{broken}", line 2' in result.output
+    assert "<unicode string>" not in result.output
+    assert f"{tmp_path / 'b-empty.yaml'}: empty (no YAML documents)" in result.output
+    assert "replicas.min must not exceed replicas.max" in result.output  # later file checked
+    assert "✓" in result.output and "d-good.yaml" in result.output
+    assert "1 of 2 document(s) invalid, 1 file(s) could not be loaded" in result.output
+
+
+def test_validate_an_empty_file_alone_names_it(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n# nothing here\n")
+    result = runner.invoke(app, ["validate", str(empty)])
+    assert result.exit_code == 2
+    assert f"no YAML documents found in {empty}" in result.output
+
+
+def test_validate_help_states_the_exit_statuses() -> None:
+    result = runner.invoke(app, ["validate", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "0 when every document is valid; 1 when a document is invalid; 2 when" in text
+    assert "Exits 1 on any error" not in text
+
+
+@pytest.mark.parametrize("command", [[], ["crds"], ["validate"], ["plan"], ["run"], ["simulate"]])
+def test_help_shows_no_python_type_names(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "list[" not in result.output
+
+
+def test_command_list_shows_whole_first_sentences() -> None:
+    result = runner.invoke(app, ["--help"])
+    text = " ".join(result.output.replace("│", " ").split())
+    # The summary is the docstring's first paragraph: one whole sentence, not a line of it.
+    assert "simulate What-if: simulate outages, stockouts, spot reclaims and bursts on " in text
+    assert "on virtual time. ╰" in text

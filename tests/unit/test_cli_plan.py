@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from modelfleet.cli import app
@@ -126,3 +127,40 @@ def test_bad_now_and_output_are_rejected() -> None:
     assert result.exit_code == 2 and "--now" in result.output
     result = runner.invoke(app, ["plan", "--fleet", str(FLEET), "-o", "xml", md])
     assert result.exit_code == 2 and "table or json" in result.output
+
+
+def test_json_rounds_money_to_cents_and_rates_to_three_decimals() -> None:
+    metrics = ROOT / "tests" / "fixtures" / "metrics" / "llama-8b-burst.yaml"
+    data = plan_json("--metrics", str(metrics), str(ROOT / "examples" / "multicloud-failover.yaml"))
+    state = data["state"]
+    assert isinstance(state, dict)
+    assert state["capacityPerReplica"] == 5.49  # 5.489999999999999 before rounding
+
+    def floats(value: object, key: str = "") -> list[tuple[str, float]]:
+        if isinstance(value, dict):
+            return [f for k, v in value.items() for f in floats(v, k)]
+        if isinstance(value, list):
+            return [f for v in value for f in floats(v, key)]
+        return [(key, value)] if isinstance(value, float) else []
+
+    found = floats(data)
+    assert ("costPerHour", data["costPerHour"]) in found
+    for key, value in found:
+        assert value == round(value, 2 if key.endswith("PerHour") else 3), (key, value)
+
+
+def test_spot_hedged_example_shows_spot_over_an_on_demand_base() -> None:
+    running = ROOT / "tests" / "fixtures" / "plan" / "mistral-7b-batch-running.yaml"
+    metrics = ROOT / "tests" / "fixtures" / "metrics" / "mistral-7b-batch-busy.yaml"
+    example = yaml.safe_load((ROOT / "examples" / "spot-hedged.yaml").read_text())
+    assert yaml.safe_load(running.read_text())["spec"] == example["spec"]  # no drift
+    data = plan_json("--metrics", str(metrics), str(running))
+    assert data["desiredReplicas"] == 8  # 4 running, TTFT p95 at 1.8x target
+    placements = data["placements"]
+    assert isinstance(placements, list)
+    by_capacity: dict[str, int] = {}
+    for p in placements:
+        by_capacity[p["capacityType"]] = by_capacity.get(p["capacityType"], 0) + p["replicas"]
+    assert by_capacity == {"OnDemand": 2, "Spot": 6}  # onDemandBase: 2, the rest on spot
+    spot_regions = {p["region"] for p in placements if p["capacityType"] == "Spot"}
+    assert len(spot_regions) >= 2  # spot spread over regions

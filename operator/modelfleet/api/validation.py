@@ -70,9 +70,9 @@ class ManifestLoadError(Exception):
     """A file could not be read or parsed as YAML."""
 
 
-def iter_documents(paths: list[Path]) -> Iterator[Document]:
-    """Yield every non-empty YAML document under ``paths`` (files, or folders searched for
-    ``*.yaml``/``*.yml`` recursively, in sorted order). Raises ManifestLoadError."""
+def manifest_files(paths: list[Path]) -> list[Path]:
+    """The files ``paths`` name: files as given, folders searched for ``*.yaml``/``*.yml``
+    recursively (sorted). Raises ManifestLoadError for a path that does not exist."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -81,17 +81,37 @@ def iter_documents(paths: list[Path]) -> Iterator[Document]:
             files.append(path)
         else:
             raise ManifestLoadError(f"{path}: no such file or directory")
-    for file in files:
-        try:
-            docs = list(yaml.safe_load_all(file.read_text()))
-        except yaml.YAMLError as exc:
-            raise ManifestLoadError(f"{file}: not valid YAML: {exc}") from exc
-        for index, data in enumerate(docs):
-            if data is None:
-                continue
-            if not isinstance(data, dict):
-                raise ManifestLoadError(f"{file} (document {index + 1}): not a mapping")
-            yield Document(str(file), index, data)
+    return files
+
+
+def load_file(file: Path) -> list[Document]:
+    """Every non-empty YAML document of ``file`` (an empty file gives ``[]``). Raises
+    ManifestLoadError naming the file (and line) when it cannot be read or parsed, or when
+    a document is not a mapping."""
+    try:
+        # A named stream, so that YAML errors say the file rather than "<unicode string>".
+        with file.open(encoding="utf-8") as stream:
+            docs = list(yaml.safe_load_all(stream))
+    except yaml.YAMLError as exc:
+        raise ManifestLoadError(f"{file}: not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestLoadError(f"{file}: cannot be read: {exc}") from exc
+    found = []
+    for index, data in enumerate(docs):
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise ManifestLoadError(f"{file} (document {index + 1}): not a mapping")
+        found.append(Document(str(file), index, data))
+    return found
+
+
+def iter_documents(paths: list[Path]) -> Iterator[Document]:
+    """Yield every non-empty YAML document under ``paths`` (files, or folders searched for
+    ``*.yaml``/``*.yml`` recursively, in sorted order). Raises ManifestLoadError at the first
+    file that cannot be read or parsed (``modelfleet validate`` goes on per file instead)."""
+    for file in manifest_files(paths):
+        yield from load_file(file)
 
 
 def pydantic_errors(doc: Document, exc: ValidationError) -> list[ManifestError]:

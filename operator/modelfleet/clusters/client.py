@@ -316,8 +316,14 @@ class KubernetesClusterClient:
         )
         return readiness_of(obj)
 
+    async def server_version(self) -> JsonObject:
+        """The API server's ``/version`` document (``gitVersion``, ...): the cheapest call
+        every identity may make (the built-in ``system:public-info-viewer`` role). Raises
+        the typed errors of ``_request`` (``ClusterUnreachable``, ``ClusterForbidden``...)."""
+        return await self._request("GET", "/version", verb="get", resource="version")
+
     async def probe(self) -> ClusterProbe:
-        version = await self._request("GET", "/version", verb="get", resource="version")
+        version = await self.server_version()
         nodes = await self.list_nodes()
         gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
         pods = await self.list_owned(POD, {labels.MANAGED: "true"})

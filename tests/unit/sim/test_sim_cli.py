@@ -3,6 +3,7 @@ integration test runs a real scenario)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -38,3 +39,33 @@ def test_default_scenario_runs_and_prints_the_summary() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "static-peak" in result.output and "SLO: minutes within it" in result.output
+
+
+def test_out_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("keep me\n")
+    result = runner.invoke(app, ["simulate", "--out", str(taken), "--policy", "static-peak"])
+    assert result.exit_code == 2
+    assert f"--out {taken}: exists and is not a folder" in result.output
+    assert "SLO: minutes within it" not in result.output  # refused up front: nothing was simulated
+    assert taken.read_text() == "keep me\n"
+
+
+def test_out_below_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "file" / "sub")])
+    assert result.exit_code == 2 and "--out" in result.output
+    assert "SLO: minutes within it" not in result.output
+
+
+def test_hours_beyond_the_scenario_are_clamped_and_said(tmp_path: Path) -> None:
+    scenario = ROOT / "examples/scenarios/spot-reclaim.toml"  # durationHours = 3
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["simulate", str(scenario), "--hours", "100", "--policy", "static-peak", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "--hours 100 is longer than the scenario (3 h); simulating all 3 h" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["durationHours"] == 3
