@@ -182,8 +182,7 @@ def summary_table(result: SimulationResult) -> Table:
         show_edge=False,
         pad_edge=False,
         padding=(0, 1, 0, 0),
-        caption="SLO: minutes within it; xOracle: GPU-hours over the oracle's; "
-        "RTO: outage recovery; stock: stockout recovery",
+        caption="SLO: minutes within it; xOracle: GPU-h over oracle; RTO/stock: recovery",
         caption_justify="left",
     )
     table.add_column("policy", no_wrap=True)
@@ -240,7 +239,8 @@ def headline(result: SimulationResult) -> list[str]:
         slo = mf.slo_attainment - other.slo_attainment
         lines.append(
             f"Against {what}: {more_less} ({_hours(mf.gpu_hours)} vs {_hours(other.gpu_hours)}), "
-            f"{cost_words}, SLO {'+' if slo >= 0 else ''}{slo * 100:.1f} points."
+            f"{cost_words}, SLO met in {abs(slo) * 100:.1f} points "
+            f"{'more' if slo >= 0 else 'fewer'} of the minutes."
         )
     oracle = by.get("oracle")
     if oracle is not None and oracle.gpu_hours > 0:
