@@ -143,11 +143,11 @@ def test_stockout_falls_through_and_recovery_is_reported(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the autoscaler now sizes from capacity profiles (its desired replica-hours are "
-    "0.56x static peak on the default scenario, seed 1), but the nodes held are not: pools the "
-    "simulator never garbage-collects (its loop runs no pool upkeep) and half-empty 8-GPU "
-    "nodes after a failover hold ~45% of modelfleet's GPU-hours without a ready replica "
-    "(docs/simulation.md, 'Measured').",
+    reason="on the 24 h default scenario modelfleet now uses 0.68-0.76x static peak's "
+    "GPU-hours (seeds 1-3), but this 3 h scenario is the morning ramp with a stockout and an "
+    "outage, where new capacity is starting, replicas are moved make-before-break and fail "
+    "over onto half-empty 8-GPU nodes: nodes without a ready replica (docs/simulation.md, "
+    "'Measured').",
 )
 def test_modelfleet_uses_fewer_gpu_hours_than_static_peak(
     report: tuple[dict[str, Any], Path, str],
