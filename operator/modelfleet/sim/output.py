@@ -239,8 +239,13 @@ def headline(result: SimulationResult) -> list[str]:
         slo = mf.slo_attainment - other.slo_attainment
         lines.append(
             f"Against {what}: {more_less} ({_hours(mf.gpu_hours)} vs {_hours(other.gpu_hours)}), "
-            f"{cost_words}, SLO met in {abs(slo) * 100:.1f} points "
-            f"{'more' if slo >= 0 else 'fewer'} of the minutes."
+            f"{cost_words}, "
+            + (
+                "the SLO met in as many minutes."
+                if abs(slo) < 0.0005
+                else f"the SLO met in {abs(slo) * 100:.1f} points "
+                f"{'more' if slo > 0 else 'fewer'} of the minutes."
+            )
         )
     oracle = by.get("oracle")
     if oracle is not None and oracle.gpu_hours > 0:
