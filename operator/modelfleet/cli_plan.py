@@ -136,6 +136,12 @@ def render_table(result: Plan, console: Console) -> None:
         f"[bold]{result.deployment}[/bold]: desired {result.desired_replicas}"
         f" + standby {result.standby_replicas}, placed {result.placed_replicas}, "
         f"unplaced {result.unplaced}, cost ${result.cost_per_hour:,.2f}/h"
+        + (
+            f" (of which region-loss headroom ${result.headroom_cost_per_hour:,.2f}/h)"
+            if result.headroom_cost_per_hour
+            else ""
+        )
+        + f"; placement: {result.placement_method}"
     )
     terminal = unsatisfiable(result)
     if terminal is not None:

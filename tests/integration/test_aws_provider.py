@@ -486,6 +486,59 @@ async def test_spot_pool_and_cluster_subnets_without_zones(world: World) -> None
     assert sorted(group["nodegroup"]["subnets"]) == sorted(world.subnets.values())
 
 
+async def test_zone_stockout_plan_creates_the_group_in_the_open_zone(world: World) -> None:
+    """Zone fall-through end to end: an InsufficientInstanceCapacity naming us-east-1a marks
+    that zone only; the decision core keeps the pool, restricted to us-east-1b, and the
+    node group EKS creates from that plan has only the us-east-1b subnet."""
+    from modelfleet.core import (
+        ClusterView,
+        DecisionState,
+        DeploymentSpec,
+        FleetSnapshot,
+        GpuNeed,
+        MetricsSnapshot,
+        ScalingPolicy,
+        plan,
+        record_capacity_error,
+    )
+    from modelfleet.core import Offering as CoreOffering
+    from modelfleet.providers.aws.errors import classify
+
+    now = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+    error = classify(
+        client_error(
+            "InsufficientInstanceCapacity",
+            "We currently do not have sufficient p5.48xlarge capacity in the Availability "
+            "Zone you requested (us-east-1a). Our system will be working on provisioning "
+            "additional capacity.",
+        ),
+        operation="eks:CreateNodegroup",
+        instance_type=H100.instance_type,
+        capacity_type="OnDemand",
+    )
+    assert isinstance(error, InsufficientCapacity) and error.zone == "us-east-1a"
+    marks = record_capacity_error(
+        (), "H100", capacity_type="OnDemand", now=now, instance_type="p5.48xlarge", zone=error.zone
+    )
+    offering = CoreOffering("H100", 80, 8, "p5.48xlarge", 55.04, None, 4, H100.zones)
+    view = ClusterView(FLEET_CLUSTER, "aws", REGION, (offering,), stockouts=marks)
+    spec = DeploymentSpec("default/llama", GpuNeed(8, 80), ScalingPolicy(2, 2))
+    result = plan(
+        spec, FleetSnapshot((view,)), metrics=MetricsSnapshot(), state=DecisionState(), now=now
+    )
+    [pool] = result.node_pools
+    assert (pool.cluster, pool.nodes, pool.zones) == (FLEET_CLUSTER, 2, ("us-east-1b",))
+
+    provider = AwsNodePoolProvider(fleet_cluster())
+    created = await provider.ensure_pool(
+        PoolSpec(FLEET_CLUSTER, H100, "OnDemand", pool.nodes, zones=pool.zones)
+    )
+    group = world.client("eks").describe_nodegroup(
+        clusterName=EKS_CLUSTER, nodegroupName=created.name
+    )
+    assert group["nodegroup"]["subnets"] == [world.subnets["us-east-1b"]]
+
+
 async def test_ready_nodes_count_healthy_instances_of_the_groups_asg(world: World) -> None:
     provider = AwsNodePoolProvider(fleet_cluster())
     pool = await provider.ensure_pool(pool_spec(nodes=2))

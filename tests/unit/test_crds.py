@@ -123,6 +123,7 @@ def test_names_scope_and_columns() -> None:
         "Regions",
         "Cost/h",
         "Age",
+        "Headroom/h",
     ]
     assert [c["name"] for c in fc["versions"][0]["additionalPrinterColumns"]] == [
         "Provider",

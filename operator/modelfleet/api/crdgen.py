@@ -178,6 +178,12 @@ def model_deployment_crd() -> JsonDict:
             {"name": "Regions", "type": "string", "jsonPath": ".status.regions"},
             {"name": "Cost/h", "type": "number", "jsonPath": ".status.costPerHour"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            {
+                "name": "Headroom/h",
+                "type": "number",
+                "priority": 1,  # kubectl get -o wide
+                "jsonPath": ".status.headroomCostPerHour",
+            },
         ],
     )
 

@@ -208,6 +208,11 @@ class Stockout(ApiModel):
     until: datetime = Field(description="Candidate is skipped until then.")
     failures: int = Field(default=1, ge=1, description="Consecutive capacity errors (backoff).")
     message: str | None = Field(default=None, description="The cloud's error, secrets removed.")
+    zone: ZoneName | None = Field(
+        default=None,
+        description="Zone the cloud named in the error: only that zone is skipped (the pool "
+        "falls through to its other zones); unset: every zone.",
+    )
 
 
 class NodePoolStatus(ApiModel):

@@ -271,6 +271,13 @@ class Failover(ApiModel):
         ge=0,
         description="A recovered cluster must stay healthy this long before replicas return.",
     )
+    tolerate_region_loss: bool = Field(
+        default=False,
+        description="Keep, for every region, enough ready replicas outside it to carry the "
+        "desired replicas (the count that meets the SLO at current demand), so losing any one "
+        "region needs no new node. The headroom is placed at the least extra cost; "
+        "status.headroomCostPerHour says what it costs.",
+    )
 
 
 class Scaling(ApiModel):
@@ -511,6 +518,11 @@ class ModelDeploymentStatus(ApiModel):
     slo: SloStatus | None = Field(default=None, description="Observed SLO figures.")
     cost_per_hour: float | None = Field(
         default=None, description="Cost of the placed node capacity, USD per hour."
+    )
+    headroom_cost_per_hour: float | None = Field(
+        default=None,
+        description="Part of costPerHour paid for failover.tolerateRegionLoss headroom, "
+        "USD per hour (unset when the option is off).",
     )
     endpoints: list[Endpoint] | None = Field(default=None, description="Serving endpoints.")
     last_reconcile_time: datetime | None = Field(

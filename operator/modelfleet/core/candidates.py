@@ -24,7 +24,7 @@ from typing import Any
 from modelfleet.core import reasons as R
 from modelfleet.core.health import accepts_new_replicas
 from modelfleet.core.reasons import Reason
-from modelfleet.core.stockouts import active_stockout
+from modelfleet.core.stockouts import pool_stockout
 from modelfleet.core.types import (
     ON_DEMAND,
     SPOT,
@@ -385,17 +385,19 @@ def eligibility(
             continue
         stockouts = clusters[name].stockouts
         if stockouts:
-            mark = active_stockout(
+            mark = pool_stockout(
                 stockouts,
                 cand.gpu,
                 capacity_type=cand.capacity_type,
                 instance_type=cand.instance_type,
+                zones=index.offerings[(name, cand.instance_type)].zones,
                 now=now,
             )
             if mark is not None:
+                where = " in any zone" if mark.zone is not None else ""
                 r = Reason(
                     R.STOCKOUT,
-                    f"no {cand.gpu} {cand.capacity_type} capacity until "
+                    f"no {cand.gpu} {cand.capacity_type} capacity{where} until "
                     f"{mark.until.isoformat()} ({mark.failures} capacity error(s))",
                     name,
                     cand.instance_type,

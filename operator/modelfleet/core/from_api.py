@@ -108,6 +108,7 @@ def spec_from_api(spec: ModelDeploymentSpec, *, key: str) -> DeploymentSpec:
             warm_standby_replicas=spec.failover.warm_standby_replicas,
             fail_after_seconds=spec.failover.fail_after_seconds,
             failback_after_seconds=spec.failover.failback_after_seconds,
+            tolerate_region_loss=spec.failover.tolerate_region_loss,
         ),
     )
 
@@ -117,8 +118,9 @@ def deployment_from_api(md: ModelDeployment) -> DeploymentSpec:
     return spec_from_api(md.spec, key=deployment_key(md))
 
 
-def offering_from_api(o: GpuOffering) -> Offering:
-    """The planner's Offering for an API GpuOffering."""
+def offering_from_api(o: GpuOffering, *, cluster_zones: tuple[str, ...] = ()) -> Offering:
+    """The planner's Offering for an API GpuOffering; its zones default to the cluster's
+    (the API's "all the cluster's zones when unset")."""
     return Offering(
         gpu=o.gpu,
         gpu_memory_gib=o.gpu_memory_gi_b,
@@ -127,6 +129,7 @@ def offering_from_api(o: GpuOffering) -> Offering:
         on_demand_per_hour=o.on_demand_per_hour,
         spot_per_hour=o.spot_per_hour,
         max_nodes=o.max_nodes,
+        zones=tuple(o.zones) if o.zones else cluster_zones,
     )
 
 
@@ -154,6 +157,7 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
             instance_type=s.instance_type,
             since=s.since,
             message=s.message,
+            zone=s.zone,
         )
         for s in (status.stockouts or [] if status else [])
     )
@@ -161,7 +165,10 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
         name=fc.metadata.name,
         cloud=fc.spec.cloud_name,
         region=fc.spec.region,
-        offerings=tuple(offering_from_api(o) for o in [*declared, *discovered]),
+        offerings=tuple(
+            offering_from_api(o, cluster_zones=tuple(fc.spec.zones or ()))
+            for o in [*declared, *discovered]
+        ),
         zones=tuple(fc.spec.zones or ()),
         labels=dict(fc.metadata.labels),
         health=status.health if status else default_health,

@@ -1,9 +1,18 @@
 """Cost-minimising placement of replicas on eligible candidates.
 
 Input: how many replicas (main + warm standby), the eligible candidates, the replicas that
-stay where they are (stickiness), per-pool node quotas. Output: replicas per pool and the
-reasons behind the choices. The phases, each an exact cheapest cover (``core.cover``) of
-what is still missing, run in this order:
+stay where they are (stickiness), per-pool node quotas (net of nodes other deployments
+hold). Output: replicas per pool and the reasons behind the choices.
+
+``place`` first solves the *relaxation* without any coupling constraint: sticky replicas
+stay (on scale-in the cheapest-to-keep nodes stay, an exact cover), the rest is an exact
+cheapest cover (``core.cover``; spot first under ``Preferred``). If that plan already meets
+every coupling constraint (minRegions, maxReplicasPerRegion, on-demand base, standby
+outside the largest region, spot over two regions, budget, region-loss tolerance) it is
+optimal for the full problem, which only adds constraints: the fast path. Otherwise the
+placement is solved exactly as a MILP (``core.solver``), seeded with the plan of the
+greedy phases below, which also remain the fallback if the solver finds nothing within its
+limits (reported as ``SolverLimit``):
 
 1. keep sticky replicas; trim the most expensive first when there are too many;
 2. put ``onDemandBase`` replicas on on-demand;
@@ -13,23 +22,30 @@ what is still missing, run in this order:
 6. put ``warmStandbyReplicas`` outside the region holding most replicas;
 7. trim to ``maxCostPerHour``.
 
-Optimality: with no sticky replicas, minRegions 1, no per-region cap, no on-demand base, no
-standby, no preferred regions and no spot spread to do, phase 3 alone runs and the plan is
-the exact optimum (property-tested against brute force). Otherwise the phase order is
-greedy: fixing the on-demand base before the rest, or adding a region by its cheapest node,
-can cost more than a joint optimum (docs/decisions.md gives an example); the property tests
-check those cases for feasibility, not optimality.
+docs/decisions.md ("Exact placement") has the formulation and an example where these
+phases pay $14/h for an $11/h optimum; tests/unit/core/test_core_exact.py checks the
+plan against brute force under every coupling constraint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelfleet.core import reasons as R
 from modelfleet.core.candidates import Candidate, PoolKey
 from modelfleet.core.cover import Option, cheapest_cover
 from modelfleet.core.reasons import Reason
+from modelfleet.core.solver import (
+    Limits,
+    Pool,
+    Problem,
+    Solution,
+    cost,
+    prune,
+    replicas_upper_bound,
+    solve,
+)
 from modelfleet.core.types import ON_DEMAND, SPOT, DeploymentSpec
 
 
@@ -83,6 +99,10 @@ class PlacementResult:
     reasons: tuple[Reason, ...]
     budget_bound: bool
     full_regions: frozenset[str]
+    method: str = "greedy"
+    """How the counts were found: ``greedy`` (fast path, provably optimal), ``solver``
+    (MILP optimum), ``solver-limit`` (MILP stopped at its limit: best found) or
+    ``greedy-fallback`` (the solver found nothing; greedy phases, maybe not optimal)."""
 
 
 class Placer:
@@ -340,7 +360,7 @@ class Placer:
         return True
 
 
-def place(
+def greedy_phases(
     spec: DeploymentSpec,
     *,
     main: int,
@@ -352,7 +372,8 @@ def place(
     own_nodes: Mapping[PoolKey, int],
     on_demand_base: int,
 ) -> PlacementResult:
-    """Replicas per pool for ``main + standby`` replicas (see the module doc for the phases).
+    """The greedy phases (module doc): the fallback when the solver finds no solution
+    within its limits. Replicas per pool for ``main + standby`` replicas.
 
     ``growth`` are the candidates that may take new replicas, cheapest (effective price)
     first; ties go to the earlier one. ``known`` maps every pool the deployment may touch
@@ -390,3 +411,329 @@ def place(
     return PlacementResult(
         dict(pl.alloc.counts), tuple(pl.reasons), budget_bound, frozenset(pl.full_regions)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOptions:
+    """Inputs of ``place`` beyond the candidates: region-loss tolerance, the move cost
+    factor (a removed sticky replica costs this many node-hours of the dearest pool the
+    deployment holds), solver limits, and optional capacity per replica per pool (in
+    replica-equivalents; default 1.0) for the region-loss requirement."""
+
+    tolerate_region_loss: bool = False
+    move_cost_factor: float = 1.0
+    limits: Limits = field(default_factory=Limits)
+    capacity: Mapping[PoolKey, float] | None = None
+
+
+def place(
+    spec: DeploymentSpec,
+    *,
+    main: int,
+    standby: int,
+    growth: Sequence[Candidate],
+    known: Mapping[PoolKey, Candidate],
+    sticky: Mapping[PoolKey, int],
+    free: Mapping[PoolKey, int | None],
+    own_nodes: Mapping[PoolKey, int],
+    on_demand_base: int,
+    options: PlaceOptions = PlaceOptions(),
+) -> PlacementResult:
+    """Replicas per pool for ``main + standby`` replicas at the least cost under every
+    constraint (module doc: the fast path, then the MILP of ``core.solver``).
+
+    ``growth`` are the candidates that may take new replicas, cheapest (effective price)
+    first; ties go to the earlier one. ``known`` maps every pool the deployment may touch
+    (growth and sticky) to its candidate, ``sticky`` the replicas that stay. A pool may hold
+    ``free[pool]`` nodes (None: unlimited) plus the ``own_nodes`` the deployment already has
+    there. Never places on a pool outside ``growth`` beyond its sticky replicas.
+    Deterministic for equal inputs (unless the solver's wall-clock limit is hit, which the
+    reasons say).
+    """
+    pol = spec.placement
+    target = main + standby
+    kept = {k: n for k, n in sorted(sticky.items()) if n > 0 and k in known}
+    excess = sum(kept.values()) > target
+    if (not excess or pol.spot != "Preferred") and options.capacity is None:
+        pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+        pl.cap = None  # the relaxation: no coupling constraint at all
+        if excess:
+            _keep_cheapest(pl, kept, target)
+        else:
+            for key, n in kept.items():
+                pl.alloc.add(known[key], n)
+        missing = target - pl.alloc.total()
+        if missing > 0 and pol.spot == "Preferred":
+            missing -= pl.cover(missing, [c for c in growth if c.capacity_type == SPOT])
+        if missing > 0:
+            pl.cover(missing, growth)
+        base = min(on_demand_base, main)
+        if _coupling_met(pl, main=main, standby=standby, base=base, options=options):
+            return PlacementResult(
+                dict(pl.alloc.counts),
+                tuple(_spot_spread_reason(pl.alloc.counts, known, growth)),
+                False,
+                frozenset(),
+            )
+    return _solve(
+        spec, main, standby, growth, known, kept, free, own_nodes, on_demand_base, options
+    )
+
+
+def _keep_cheapest(pl: Placer, kept: Mapping[PoolKey, int], target: int) -> None:
+    """Scale-in without coupling constraints: keep the ``target`` sticky replicas whose
+    nodes cost least (an exact cover over the nodes they occupy: full nodes, and the last
+    partly filled node of each pool). Removing only forced replicas and never moving one
+    is optimal because a move costs more than the node it could free."""
+    opts: list[Option] = []
+    refs: list[Candidate] = []
+    for key, n in kept.items():
+        c = pl.alloc.known[key]
+        full, part = divmod(n, c.replicas_per_node)
+        if full:
+            opts.append(Option(c.replicas_per_node, c.effective, full))
+            refs.append(c)
+        if part:
+            opts.append(Option(part, c.effective, 1))
+            refs.append(c)
+    chosen = cheapest_cover(target, opts)
+    left = target
+    for opt, cand, nodes in zip(opts, refs, chosen.nodes, strict=True):
+        n = min(nodes * opt.slots, left)
+        pl.alloc.add(cand, n)
+        left -= n
+
+
+def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: PlaceOptions) -> bool:
+    """True when the relaxed (greedy, coupling-free) plan already meets every coupling
+    constraint: then it is optimal for the full problem too, since the full problem only
+    adds constraints to the relaxation and this plan satisfies them."""
+    pol = pl.spec.placement
+    alloc = pl.alloc
+    regions = alloc.by_region()
+    if main > 0 and len(regions) < min(pol.min_regions, main):
+        return False
+    if pol.max_replicas_per_region is not None and any(
+        n > pol.max_replicas_per_region for n in regions.values()
+    ):
+        return False
+    if base > 0 and alloc.of_type(ON_DEMAND) < base:
+        return False
+    if standby > 0 and alloc.total() - max(regions.values(), default=0) < standby:
+        return False
+    if pol.max_cost_per_hour is not None and alloc.cost() > pol.max_cost_per_hour + 1e-9:
+        return False
+    # Headroom only adds replicas (and cost): a plan already tolerant is optimal.
+    if (
+        options.tolerate_region_loss
+        and main > 0
+        and (len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()))
+    ):
+        return False
+    return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
+
+
+def _spot_regions(counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate]) -> set[str]:
+    return {known[k].region for k, n in counts.items() if k[2] == SPOT and n > 0}
+
+
+def _spot_spread_possible(
+    counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate], growth: Sequence[Candidate]
+) -> bool:
+    """Two or more spot replicas all in one region while another region offers spot."""
+    spot = sum(n for k, n in counts.items() if k[2] == SPOT)
+    regions = _spot_regions(counts, known)
+    if spot < 2 or len(regions) != 1:
+        return False
+    return any(c.capacity_type == SPOT and c.region not in regions for c in growth)
+
+
+def _spot_spread_reason(
+    counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate], growth: Sequence[Candidate]
+) -> list[Reason]:
+    spot = sum(n for k, n in counts.items() if k[2] == SPOT)
+    regions = _spot_regions(counts, known)
+    if spot < 2 or len(regions) != 1 or _spot_spread_possible(counts, known, growth):
+        return []
+    (region,) = regions
+    return [
+        Reason(
+            R.SPOT_SPREAD_UNAVAILABLE,
+            f"all spot replicas in {region}: no spot capacity in another region",
+        )
+    ]
+
+
+def _solve(
+    spec: DeploymentSpec,
+    main: int,
+    standby: int,
+    growth: Sequence[Candidate],
+    known: Mapping[PoolKey, Candidate],
+    sticky: Mapping[PoolKey, int],
+    free: Mapping[PoolKey, int | None],
+    own_nodes: Mapping[PoolKey, int],
+    on_demand_base: int,
+    options: PlaceOptions,
+) -> PlacementResult:
+    """The exact path: build the MILP of ``core.solver`` from the candidates and solve it."""
+    pol = spec.placement
+    capacity = options.capacity or {}
+    pools: list[Pool] = []
+    seen: set[PoolKey] = set()
+
+    def limit(c: Candidate) -> int | None:
+        left = free.get(c.key)
+        return None if left is None else max(0, left) + own_nodes.get(c.key, 0)
+
+    for c in growth:
+        if c.key in seen:
+            continue
+        seen.add(c.key)
+        pools.append(
+            Pool(
+                c.key,
+                c.region,
+                c.capacity_type == SPOT,
+                c.price,
+                c.effective,
+                c.replicas_per_node,
+                limit(c),
+                sticky.get(c.key, 0),
+                True,
+                capacity.get(c.key, 1.0),
+            )
+        )
+    for key, n in sticky.items():
+        if key in seen:
+            continue
+        c = known[key]
+        pools.append(
+            Pool(
+                key,
+                c.region,
+                c.capacity_type == SPOT,
+                c.price,
+                c.effective,
+                c.replicas_per_node,
+                -(-n // c.replicas_per_node),
+                n,
+                False,
+                capacity.get(key, 1.0),
+            )
+        )
+    dearest_sticky = max((p.effective for p in pools if p.sticky), default=0.0)
+    problem = Problem(
+        pools=(),
+        main=main,
+        standby=standby,
+        on_demand_base=min(on_demand_base, main),
+        min_regions=min(pol.min_regions, main) if main > 0 else 0,
+        max_per_region=pol.max_replicas_per_region,
+        budget=pol.max_cost_per_hour,
+        spot_preferred=pol.spot == "Preferred",
+        spot_spread=pol.spot != "Never",
+        tolerate_region_loss=options.tolerate_region_loss,
+        demand=float(main),
+        move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
+    )
+    problem = replace(problem, pools=tuple(prune(pools, replicas_upper_bound(problem))))
+    fallback = greedy_phases(
+        spec,
+        main=main,
+        standby=standby,
+        growth=growth,
+        known=known,
+        sticky=sticky,
+        free=free,
+        own_nodes=own_nodes,
+        on_demand_base=on_demand_base,
+    )
+    sol = solve(problem, options.limits, start=fallback.counts)
+    if sol.status == "NoSolution":
+        why = Reason(
+            R.SOLVER_LIMIT,
+            f"the placement solver found no solution within {options.limits.nodes} nodes / "
+            f"{options.limits.seconds:g}s: greedy placement used (may cost more than optimal)",
+        )
+        return replace(fallback, reasons=(*fallback.reasons, why), method="greedy-fallback")
+    return PlacementResult(
+        sol.counts,
+        tuple(_solution_reasons(problem, sol, known, growth)),
+        _budget_bound(problem, sol, growth),
+        _full_regions(sol.counts, known, pol.max_replicas_per_region),
+        "solver" if sol.status == "Optimal" else "solver-limit",
+    )
+
+
+def _solution_reasons(
+    problem: Problem, sol: Solution, known: Mapping[PoolKey, Candidate], growth: Sequence[Candidate]
+) -> list[Reason]:
+    out: list[Reason] = []
+    short = sol.shortfall
+    by_region: dict[str, int] = {}
+    for k, n in sol.counts.items():
+        by_region[known[k].region] = by_region.get(known[k].region, 0) + n
+    if short.on_demand_base:
+        out.append(
+            Reason(
+                R.ON_DEMAND_BASE_UNSATISFIED,
+                f"capacity.onDemandBase is {problem.on_demand_base} but only "
+                f"{problem.on_demand_base - short.on_demand_base} on-demand replica(s) fit",
+            )
+        )
+    if short.regions:
+        out.append(
+            Reason(
+                R.SPREAD_UNSATISFIED,
+                f"spread.minRegions is {problem.min_regions} but only {len(by_region)} "
+                "region(s) could take a replica",
+            )
+        )
+    if short.standby:
+        major = min(by_region, key=lambda r: (-by_region[r], r)) if by_region else "any region"
+        out.append(
+            Reason(
+                R.STANDBY_UNAVAILABLE,
+                f"{short.standby} warm standby replica(s) found no capacity outside {major}",
+            )
+        )
+    out.extend(_spot_spread_reason(sol.counts, known, growth))
+    for region, missing in sorted(short.region_loss.items()):
+        out.append(
+            Reason(
+                R.REGION_LOSS_UNCOVERED,
+                f"losing {region} would leave {missing:g} replica(s) of demand without "
+                "capacity elsewhere (no eligible capacity, quota or budget for the headroom)",
+            )
+        )
+    if sol.status == "Limit":
+        out.append(
+            Reason(
+                R.SOLVER_LIMIT,
+                f"the placement solver stopped at its limit after {sol.nodes_explored} "
+                f"node(s): best plan found used, within {sol.gap:.2%} of the optimum",
+            )
+        )
+    return out
+
+
+def _budget_bound(problem: Problem, sol: Solution, growth: Sequence[Candidate]) -> bool:
+    """True when the budget is what stopped more replicas (or a soft requirement)."""
+    if problem.budget is None:
+        return False
+    if not sol.shortfall.unplaced and not sol.shortfall.total():
+        return False
+    cheapest = min((c.price for c in growth), default=0.0)
+    return cost(problem, sol.counts) + cheapest > problem.budget + 1e-9
+
+
+def _full_regions(
+    counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate], cap: int | None
+) -> frozenset[str]:
+    if cap is None:
+        return frozenset()
+    by_region: dict[str, int] = {}
+    for k, n in counts.items():
+        by_region[known[k].region] = by_region.get(known[k].region, 0) + n
+    return frozenset(r for r, n in by_region.items() if n >= cap)

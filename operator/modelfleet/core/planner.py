@@ -25,12 +25,13 @@ from modelfleet.core.candidates import (
 )
 from modelfleet.core.health import is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
-from modelfleet.core.placement import place
+from modelfleet.core.placement import PlacementResult, PlaceOptions, place
 from modelfleet.core.profiles import replica_capacity
 from modelfleet.core.reasons import Reason
-from modelfleet.core.result import PlacementDecision, Plan, Retiring
+from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
+from modelfleet.core.solver import Limits
 from modelfleet.core.state import DecisionState
-from modelfleet.core.stockouts import active_stockout
+from modelfleet.core.stockouts import open_zones, pool_stockout
 from modelfleet.core.types import (
     DEFAULT_SETTINGS,
     ON_DEMAND,
@@ -86,11 +87,12 @@ def _classify(
         keep = p.replicas
         offering = index.offerings.get((p.cluster, p.instance_type))
         mark = (
-            active_stockout(
+            pool_stockout(
                 cluster.stockouts,
                 offering.gpu,
                 capacity_type=p.capacity_type,
                 instance_type=p.instance_type,
+                zones=offering.zones,
                 now=now,
             )
             if offering
@@ -227,18 +229,33 @@ def plan(
         _, regained = _capacity_view(spec, regained, {}, index)
         growth = sorted([*growth, *regained], key=lambda c: (c.effective, c.order))
 
-    # 4. Placement.
-    result = place(
-        spec,
-        main=desired,
-        standby=standby,
-        growth=growth,
-        known=elig.known,
-        sticky=sticky,
-        free=elig.quota,
-        own_nodes=own_nodes,
-        on_demand_base=base,
+    # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
+    #    what the headroom costs).
+    options = PlaceOptions(
+        tolerate_region_loss=spec.failover.tolerate_region_loss and desired > 0,
+        move_cost_factor=settings.move_cost_node_hours,
+        limits=Limits(settings.solver_max_nodes, settings.solver_time_limit_seconds),
     )
+
+    def placed_with(opts: PlaceOptions) -> PlacementResult:
+        return place(
+            spec,
+            main=desired,
+            standby=standby,
+            growth=growth,
+            known=elig.known,
+            sticky=sticky,
+            free=elig.quota,
+            own_nodes=own_nodes,
+            on_demand_base=base,
+            options=opts,
+        )
+
+    result = placed_with(options)
+    headroom_cost = 0.0
+    if options.tolerate_region_loss:
+        plain = placed_with(replace(options, tolerate_region_loss=False))
+        headroom_cost = max(0.0, _cost(result.counts, elig.known) - _cost(plain.counts, elig.known))
     reasons.extend(result.reasons)
     counts = result.counts
 
@@ -250,7 +267,10 @@ def plan(
             price = offering.price(ON_DEMAND if key[2] == ON_DEMAND else SPOT) or 0.0
             rpn = max(1, offering.gpus_per_node // spec.gpu.count)
             info[key] = PoolInfo(offering.gpu, price, rpn)
-    pools = size_node_pools(counts, ex.running_elsewhere, info=info)
+    pools, zone_reasons = _zone_fall_through(
+        size_node_pools(counts, ex.running_elsewhere, info=info), index, now
+    )
+    reasons.extend(zone_reasons)
     cost = sum(-(-n // info[k].replicas_per_node) * info[k].price for k, n in counts.items())
     placements = tuple(
         PlacementDecision(
@@ -318,6 +338,8 @@ def plan(
         reasons=tuple(reasons),
         changes=tuple(changes),
         state=new_state,
+        headroom_cost_per_hour=headroom_cost,
+        placement_method=result.method,
     )
 
 
@@ -360,6 +382,49 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+def _zone_fall_through(
+    pools: tuple[NodePoolSize, ...], index: FleetIndex, now: datetime
+) -> tuple[tuple[NodePoolSize, ...], list[Reason]]:
+    """Pools restricted to their open zones where some zones of the offering are stocked
+    out (fall-through zone -> zone within the pool; a pool with every zone out is not a
+    candidate at all, so the plan falls through to another cluster, region or cloud)."""
+    out: list[NodePoolSize] = []
+    reasons: list[Reason] = []
+    for pool in pools:
+        cluster = index.clusters.get(pool.cluster)
+        offering = index.offerings.get((pool.cluster, pool.instance_type))
+        zones: tuple[str, ...] = ()
+        if cluster is not None and offering is not None and cluster.stockouts:
+            zones = open_zones(
+                cluster.stockouts,
+                pool.gpu,
+                capacity_type=pool.capacity_type,
+                instance_type=pool.instance_type,
+                zones=offering.zones,
+                now=now,
+            )
+        if zones:
+            out.append(replace(pool, zones=zones))
+            closed = [z for z in offering.zones if z not in zones] if offering else []
+            reasons.append(
+                Reason(
+                    R.ZONE_STOCKOUT,
+                    f"no capacity in {', '.join(closed)}: pool limited to {', '.join(zones)}",
+                    pool.cluster,
+                    pool.instance_type,
+                    pool.capacity_type,
+                )
+            )
+        else:
+            out.append(pool)
+    return tuple(out), reasons
+
+
+def _cost(counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate]) -> float:
+    """USD per hour of whole nodes for ``counts``."""
+    return sum(-(-n // known[k].replicas_per_node) * known[k].price for k, n in counts.items())
 
 
 def _release_on_demand(sticky: Mapping[PoolKey, int], *, keep: int) -> dict[PoolKey, int]:

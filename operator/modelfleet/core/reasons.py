@@ -23,6 +23,7 @@ TOO_MANY_GPUS_PER_REPLICA: Final = "TooManyGpusPerReplica"
 SPOT_NOT_ALLOWED: Final = "SpotNotAllowed"
 NO_SPOT_OFFERED: Final = "NoSpotOffered"
 STOCKOUT: Final = "Stockout"
+ZONE_STOCKOUT: Final = "ZoneStockout"
 SPOT_HYSTERESIS: Final = "SpotHysteresis"
 QUOTA_EXHAUSTED: Final = "QuotaExhausted"
 
@@ -39,6 +40,9 @@ BUDGET_EXCEEDED: Final = "BudgetExceeded"
 SPREAD_UNSATISFIED: Final = "SpreadUnsatisfied"
 SPOT_SPREAD_UNAVAILABLE: Final = "SpotSpreadUnavailable"
 STANDBY_UNAVAILABLE: Final = "StandbyUnavailable"
+ON_DEMAND_BASE_UNSATISFIED: Final = "OnDemandBaseUnsatisfied"
+REGION_LOSS_UNCOVERED: Final = "RegionLossUncovered"
+SOLVER_LIMIT: Final = "SolverLimit"
 METRICS_MISSING: Final = "MetricsMissing"
 
 # Changes (what moved and why).

@@ -53,16 +53,22 @@ class NodePoolSize:
     capacity_type: CapacityType
     nodes: int
     price_per_node_hour: float
+    zones: tuple[str, ...] = ()
+    """Zones the pool may grow in when some of its offering's zones are stocked out (the
+    zone fall-through); empty: the cluster's default zones."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form with the API's camelCase names."""
-        return {
+        """JSON form with the API's camelCase names (``zones`` only when restricted)."""
+        out: dict[str, Any] = {
             "cluster": self.cluster,
             "instanceType": self.instance_type,
             "gpu": self.gpu,
             "capacityType": self.capacity_type,
             "nodes": self.nodes,
         }
+        if self.zones:
+            out["zones"] = list(self.zones)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,11 @@ class Plan:
     reasons: tuple[Reason, ...]
     changes: tuple[Reason, ...]
     state: DecisionState
+    headroom_cost_per_hour: float = 0.0
+    """USD per hour that ``failover.tolerateRegionLoss`` adds over the same plan without it."""
+    placement_method: str = "greedy"
+    """``greedy`` (fast path, provably optimal), ``solver`` (MILP optimum), ``solver-limit``
+    (best found within the solver's limits) or ``greedy-fallback`` (see core.placement)."""
 
     @property
     def placed_replicas(self) -> int:
@@ -128,6 +139,8 @@ class Plan:
             "nodePools": [n.to_dict() for n in self.node_pools],
             "retiring": [r.to_dict() for r in self.retiring],
             "costPerHour": round(self.cost_per_hour, 4),
+            "headroomCostPerHour": round(self.headroom_cost_per_hour, 4),
+            "placementMethod": self.placement_method,
             "unplaced": self.unplaced,
             "reasons": [r.to_dict() for r in self.reasons],
             "changes": [c.to_dict() for c in self.changes],

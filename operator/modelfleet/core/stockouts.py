@@ -19,11 +19,18 @@ from modelfleet.core.types import CapacityType, StockoutMark
 Marks = tuple[StockoutMark, ...]
 
 
-def _same_key(mark: StockoutMark, gpu: str, capacity_type: str, instance_type: str | None) -> bool:
+def _same_key(
+    mark: StockoutMark,
+    gpu: str,
+    capacity_type: str,
+    instance_type: str | None,
+    zone: str | None = None,
+) -> bool:
     return (
         mark.gpu == gpu
         and mark.capacity_type == capacity_type
         and mark.instance_type == instance_type
+        and mark.zone == zone
     )
 
 
@@ -46,6 +53,7 @@ def record_capacity_error(
     message: str | None = None,
     initial_seconds: float = 180.0,
     max_seconds: float = 1800.0,
+    zone: str | None = None,
 ) -> Marks:
     """Marks after a capacity error at ``now``: a new mark (3 min) or the existing one with
     its failure count incremented and its expiry pushed to ``now + backoff``.
@@ -54,7 +62,7 @@ def record_capacity_error(
     (existing marks keep their position, a new mark is appended).
     """
     for i, mark in enumerate(marks):
-        if _same_key(mark, gpu, capacity_type, instance_type):
+        if _same_key(mark, gpu, capacity_type, instance_type, zone):
             failures = mark.failures + 1
             until = now + timedelta(
                 seconds=backoff_seconds(
@@ -69,20 +77,27 @@ def record_capacity_error(
                 instance_type=instance_type,
                 since=mark.since or now,
                 message=message or mark.message,
+                zone=zone,
             )
             return (*marks[:i], updated, *marks[i + 1 :])
     until = now + timedelta(
         seconds=backoff_seconds(1, initial_seconds=initial_seconds, max_seconds=max_seconds)
     )
-    new = StockoutMark(gpu, capacity_type, until, 1, instance_type, now, message)
+    new = StockoutMark(gpu, capacity_type, until, 1, instance_type, now, message, zone)
     return (*marks, new)
 
 
 def record_capacity_success(
-    marks: Marks, gpu: str, *, capacity_type: CapacityType, instance_type: str | None = None
+    marks: Marks,
+    gpu: str,
+    *,
+    capacity_type: CapacityType,
+    instance_type: str | None = None,
+    zones: tuple[str, ...] = (),
 ) -> Marks:
     """Marks after capacity was obtained: every mark covering that instance type (and the
-    GPU-wide mark) is removed, so the backoff starts over. Idempotent."""
+    GPU-wide mark) is removed, so the backoff starts over. When the capacity was obtained
+    in ``zones`` only, zone marks of other zones stay. Idempotent."""
     return tuple(
         m
         for m in marks
@@ -92,6 +107,7 @@ def record_capacity_success(
             and (
                 m.instance_type is None or instance_type is None or m.instance_type == instance_type
             )
+            and (not zones or m.zone is None or m.zone in zones)
         )
     )
 
@@ -110,6 +126,80 @@ def active_stockout(
         ):
             best = mark
     return best
+
+
+def blocked_zones(
+    marks: Marks, gpu: str, *, capacity_type: str, instance_type: str, now: datetime
+) -> dict[str, StockoutMark]:
+    """Zones with an active zone mark for (gpu, capacity type, instance type) at ``now``,
+    each with the mark expiring last."""
+    out: dict[str, StockoutMark] = {}
+    for mark in marks:
+        if (
+            mark.zone is not None
+            and now < mark.until
+            and mark.covers(gpu, capacity_type, instance_type)
+            and (mark.zone not in out or mark.until > out[mark.zone].until)
+        ):
+            out[mark.zone] = mark
+    return out
+
+
+def pool_stockout(
+    marks: Marks,
+    gpu: str,
+    *,
+    capacity_type: str,
+    instance_type: str,
+    zones: tuple[str, ...],
+    now: datetime,
+) -> StockoutMark | None:
+    """The active mark closing the whole pool at ``now``, or None while some zone is open.
+
+    A mark without a zone closes the pool (``active_stockout``). Zone marks close only
+    their zone: the pool is closed once every zone of ``zones`` (the offering's) is marked,
+    and then the mark returned is the zone mark expiring first (when the pool reopens).
+    Without zone data (``zones`` empty) any zone mark closes the pool: today's behaviour for
+    clusters that report no zones.
+    """
+    whole = active_stockout(
+        tuple(m for m in marks if m.zone is None),
+        gpu,
+        capacity_type=capacity_type,
+        instance_type=instance_type,
+        now=now,
+    )
+    if whole is not None:
+        return whole
+    blocked = blocked_zones(
+        marks, gpu, capacity_type=capacity_type, instance_type=instance_type, now=now
+    )
+    if not blocked:
+        return None
+    if zones and any(z not in blocked for z in zones):
+        return None
+    relevant = [m for z, m in blocked.items() if not zones or z in zones]
+    return min(relevant, key=lambda m: (m.until, m.zone or ""))
+
+
+def open_zones(
+    marks: Marks,
+    gpu: str,
+    *,
+    capacity_type: str,
+    instance_type: str,
+    zones: tuple[str, ...],
+    now: datetime,
+) -> tuple[str, ...]:
+    """The zones of ``zones`` without an active zone mark: where a pool may still grow
+    (fall-through zone -> zone in the same plan). Empty when none is blocked or no zone data
+    (the pool's default zones apply)."""
+    blocked = blocked_zones(
+        marks, gpu, capacity_type=capacity_type, instance_type=instance_type, now=now
+    )
+    if not zones or not any(z in blocked for z in zones):
+        return ()
+    return tuple(z for z in zones if z not in blocked)
 
 
 def prune(marks: Marks, now: datetime, *, keep_seconds: float = 3600.0) -> Marks:

@@ -107,6 +107,8 @@ class FailoverPolicy:
     warm_standby_replicas: int = 0
     fail_after_seconds: int = 45
     failback_after_seconds: int = 300
+    tolerate_region_loss: bool = False
+    """Keep, for every region, enough capacity outside it to carry the desired replicas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,8 @@ class Offering:
     on_demand_per_hour: float
     spot_per_hour: float | None = None
     max_nodes: int | None = None  # quota / pool limit, shared by both capacity types
+    zones: tuple[str, ...] = ()
+    """Zones where the cloud offers this type (empty: no zone data, the pool is one unit)."""
 
     def price(self, capacity_type: CapacityType) -> float | None:
         """Price per node-hour for ``capacity_type``, None when that market is not offered."""
@@ -146,7 +150,9 @@ class StockoutMark:
     """A remembered capacity error for (gpu, capacity type[, instance type]) in a cluster.
 
     Active while ``now < until``; kept after expiry (until a success resets it) so that the
-    next error doubles the backoff. ``instance_type`` None matches every instance type.
+    next error doubles the backoff. ``instance_type`` None matches every instance type;
+    ``zone`` None blocks every zone, a zone blocks only that zone of the pool (see
+    ``core.stockouts.pool_stockout``).
     """
 
     gpu: str
@@ -156,6 +162,7 @@ class StockoutMark:
     instance_type: str | None = None
     since: datetime | None = None
     message: str | None = None
+    zone: str | None = None
 
     def covers(self, gpu: str, capacity_type: str, instance_type: str) -> bool:
         """True when this mark concerns that (gpu, capacity type, instance type)."""
@@ -271,6 +278,14 @@ class PlannerSettings:
     """No single reconcile removes more than this fraction of the current replicas."""
     capacity_breach_margin: float = 0.9
     """On an SLO breach at R/n requests/s per replica, capacity becomes at most this times R/n."""
+    move_cost_node_hours: float = 1.0
+    """Stickiness: removing a healthy replica beyond what a scale-in forces costs this many
+    node-hours of the dearest pool the deployment holds (>= 1: never moved to save cost
+    alone; moved only when a constraint needs it)."""
+    solver_max_nodes: int = 20_000
+    """Branch-and-bound node limit of the placement MILP (deterministic)."""
+    solver_time_limit_seconds: float = 1.0
+    """Wall-clock safety net of the placement MILP; hitting it is reported (SolverLimit)."""
 
 
 DEFAULT_SETTINGS = PlannerSettings()

@@ -386,7 +386,8 @@ class Reconciler:
                 offering=offering,
                 capacity_type=pool.capacity_type,
                 nodes=total,
-                zones=tuple(cluster.spec.zones or ()),
+                # The plan's open zones when some are stocked out (zone fall-through).
+                zones=tuple(pool.zones) or tuple(cluster.spec.zones or ()),
             )
             try:
                 provider: NodePoolProvider = await self._providers.provider_for(cluster)
@@ -401,6 +402,7 @@ class Reconciler:
                         instance_type=pool.instance_type,
                         message=str(exc),
                         now=now,
+                        zone=getattr(exc, "zone", None),
                     )
                     work.stockouts.append((pool.cluster, pool.gpu, pool.capacity_type))
                     work.events.append(
@@ -422,6 +424,7 @@ class Reconciler:
                     pool.gpu,
                     capacity_type=pool.capacity_type,
                     instance_type=pool.instance_type,
+                    zones=tuple(pool.zones),
                 )
             return False
 

@@ -179,6 +179,7 @@ async def probe_fleet_cluster(
             until=m.until,
             failures=m.failures,
             message=m.message,
+            zone=m.zone,
         )
         for m in stockouts.marks(cluster.metadata.name)
         if m.until > now

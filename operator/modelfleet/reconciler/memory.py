@@ -46,6 +46,7 @@ class StockoutMemory:
                 instance_type=s.instance_type,
                 since=s.since,
                 message=s.message,
+                zone=s.zone,
             )
             for s in cluster.status.stockouts or []
         )
@@ -62,8 +63,10 @@ class StockoutMemory:
         instance_type: str | None,
         message: str,
         now: datetime,
+        zone: str | None = None,
     ) -> StockoutMark:
-        """Record a capacity error; returns the mark now in force (backoff doubled)."""
+        """Record a capacity error (in ``zone`` when the cloud named one); returns the mark
+        now in force (backoff doubled)."""
         marks = record_capacity_error(
             self.marks(cluster),
             gpu,
@@ -71,6 +74,7 @@ class StockoutMemory:
             now=now,
             instance_type=instance_type,
             message=message,
+            zone=zone,
         )
         self._marks[cluster] = marks
         return next(
@@ -79,15 +83,27 @@ class StockoutMemory:
             if m.gpu == gpu
             and m.capacity_type == capacity_type
             and m.instance_type == instance_type
+            and m.zone == zone
         )
 
     def record_success(
-        self, cluster: str, gpu: str, *, capacity_type: CapacityType, instance_type: str
+        self,
+        cluster: str,
+        gpu: str,
+        *,
+        capacity_type: CapacityType,
+        instance_type: str,
+        zones: tuple[str, ...] = (),
     ) -> None:
-        """Capacity was obtained: forget the backoff for it."""
+        """Capacity was obtained (in ``zones`` when the pool was restricted to them): forget
+        the backoff for it; marks of other zones stay."""
         if cluster in self._marks:
             self._marks[cluster] = record_capacity_success(
-                self._marks[cluster], gpu, capacity_type=capacity_type, instance_type=instance_type
+                self._marks[cluster],
+                gpu,
+                capacity_type=capacity_type,
+                instance_type=instance_type,
+                zones=zones,
             )
 
     def prune(self, now: datetime) -> None:

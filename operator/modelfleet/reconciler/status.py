@@ -268,6 +268,9 @@ def build_status(
             met=None if status == "Unknown" else status == "True",
         ),
         cost_per_hour=round(plan.cost_per_hour, 4),
+        headroom_cost_per_hour=(
+            round(plan.headroom_cost_per_hour, 4) if md.spec.failover.tolerate_region_loss else None
+        ),
         endpoints=list(endpoints),
         last_reconcile_time=now,
         decision=decision_to_status(plan.state),
