@@ -122,14 +122,6 @@ def test_stockout_is_reported(report: tuple[dict[str, Any], Path, str]) -> None:
         assert stockout["recoverySeconds"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with load-proportional scale-down the chat fleet keeps enough headroom through "
-    "the morning that no scale-up needs the stocked-out eastus H100 pool in this scenario, "
-    "so the stockout is never hit (stockout fall-through itself is tested end to end in "
-    "test_operator.py and test_e2e_clouds.py). Un-mark once the scenario forces demand "
-    "into the stocked-out pool.",
-)
 def test_stockout_falls_through_and_recovery_is_reported(
     report: tuple[dict[str, Any], Path, str],
 ) -> None:

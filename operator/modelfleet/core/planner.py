@@ -226,8 +226,8 @@ def plan(
     growth: Sequence[Candidate] = growth_ranked
     regained = [c for c in elig.exhausted if (elig.quota[c.key] or 0) + own_nodes.get(c.key, 0) > 0]
     if regained:
-        _, regained = _capacity_view(spec, regained, {}, index)
-        growth = sorted([*growth, *regained], key=lambda c: (c.effective, c.order))
+        _, regained_ranked = _capacity_view(spec, regained, {}, index)
+        growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
     #    what the headroom costs).
@@ -348,7 +348,7 @@ def _capacity_view(
     candidates: Sequence[Candidate],
     sticky: Mapping[PoolKey, int],
     index: FleetIndex,
-) -> tuple[float | None, list[Candidate]]:
+) -> tuple[float | None, tuple[Candidate, ...]]:
     """Capacity profiles as the autoscaler and placement use them.
 
     Returns the requests/s per replica the autoscaler sizes with (the replica-weighted
@@ -358,7 +358,7 @@ def _capacity_view(
     they cannot meet the SLO dropped, cheapest first. Without profiles both are unchanged.
     """
     if not spec.profiles:
-        return None, list(candidates)
+        return None, tuple(candidates)
     caps: dict[PoolKey, float] = {}
     for c in candidates:
         offering = index.offerings.get((c.cluster, c.instance_type))
@@ -366,9 +366,11 @@ def _capacity_view(
             caps[c.key] = replica_capacity(spec, offering)
     usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
     best = max((caps[c.key] for c in usable), default=0.0)
-    ranked = sorted(
-        (replace(c, effective=c.effective * best / caps[c.key]) for c in usable),
-        key=lambda c: (c.effective, c.order),
+    ranked = tuple(
+        sorted(
+            (replace(c, effective=c.effective * best / caps[c.key]) for c in usable),
+            key=lambda c: (c.effective, c.order),
+        )
     )
     weighted = 0.0
     count = 0
