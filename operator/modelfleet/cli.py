@@ -8,6 +8,7 @@ import them lazily so that ``modelfleet validate`` works on the light core insta
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from modelfleet.cli_help import TidyGroup
+from modelfleet.gateway.command import gateway as gateway_command
 
 app = typer.Typer(
     name="modelfleet",
@@ -30,6 +32,9 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
+
+# `modelfleet gateway`: the global OpenAI-compatible endpoint (modelfleet.gateway.command).
+app.command(name="gateway")(gateway_command)
 
 
 @app.command()
@@ -98,11 +103,14 @@ def validate(
         validate_document,
     )
 
-    try:
-        files = manifest_files(paths)
-    except ManifestLoadError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from exc
+    files: list[Path] = []
+    missing = 0
+    for path in paths:  # a path that does not exist must not hide the others' errors
+        try:
+            files += manifest_files([path])
+        except ManifestLoadError as exc:
+            missing += 1
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     count = failures = broken = 0
     for file in files:
         try:
@@ -122,15 +130,16 @@ def validate(
                     err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
             else:
                 out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
-    if count == 0 and not broken:
+    if count == 0 and not broken and not missing:
         where = ", ".join(str(p) for p in paths)
         err.print(f"[red]error:[/red] no YAML documents found in {escape(where)}")
         raise typer.Exit(2)
-    if failures or broken:
+    if failures or broken or missing:
         parts = [f"{failures} of {count} document(s) invalid"] if failures else []
         parts += [f"{broken} file(s) could not be loaded"] if broken else []
+        parts += [f"{missing} path(s) not found"] if missing else []
         err.print(", ".join(parts))
-        raise typer.Exit(2 if broken else 1)
+        raise typer.Exit(2 if broken or missing else 1)
     out.print(f"{count} document(s) valid")
 
 
@@ -143,8 +152,13 @@ def plan(
     metrics: Annotated[
         Path | None, typer.Option("--metrics", help="Observed SLO signals (YAML, see docs).")
     ] = None,
-    now: Annotated[str | None, typer.Option("--now", help="Plan as of this ISO 8601 time.")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    now: Annotated[
+        str | None,
+        typer.Option("--now", metavar="<time>", help="Plan as of this ISO 8601 time."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="<format>", help="table or json.")
+    ] = "table",
 ) -> None:
     """Show what modelfleet would do for a deployment: replicas, placements, cost, reasons."""
     from modelfleet.cli_plan import plan_command
@@ -168,6 +182,23 @@ def main() -> None:
     sys.exit(app())
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the built-in OpenAI-compatible inference server (needs the serving extra).
+
+    Takes the flags of `python -m modelfleet.serving` (`modelfleet serve --help` lists them).
+    """
+    try:
+        from modelfleet.serving.server import main as serve_main
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}; pip install 'modelfleet[serving]'")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(serve_main(ctx.args))
+
+
 @app.command()
 def run(
     namespace: Annotated[
@@ -184,7 +215,7 @@ def run(
     ] = False,
     liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
-    log_format: Annotated[str, typer.Option(help="json or text.")] = "text",
+    log_format: Annotated[str, typer.Option(metavar="<format>", help="json or text.")] = "text",
     interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
     probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
     verbose: Annotated[
@@ -275,8 +306,11 @@ def simulate(
     if unknown:
         err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
         raise typer.Exit(2)
-    if hours is not None and hours <= 0:
+    if hours is not None and not hours > 0:  # NaN too
         err.print("[red]error:[/red] --hours must be positive")
+        raise typer.Exit(2)
+    if seed is not None and seed < 0:  # else the scenario file would get the blame
+        err.print("[red]error:[/red] --seed must be 0 or more")
         raise typer.Exit(2)
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
         try:
@@ -285,6 +319,14 @@ def simulate(
             reason = "exists and is not a folder" if out_dir.exists() else exc.strerror
             err.print(f"[red]error:[/red] --out {escape(str(out_dir))}: {reason}")
             raise typer.Exit(2) from exc
+        for output in ("report.json", "timeline.csv", "report.png"):
+            target = out_dir / output
+            if target.exists() and not target.is_file():
+                err.print(f"[red]error:[/red] --out: {escape(str(target))} is not a file")
+                raise typer.Exit(2)
+        if not os.access(out_dir, os.W_OK):
+            err.print(f"[red]error:[/red] --out {escape(str(out_dir))}: not writable")
+            raise typer.Exit(2)
     try:
         if hours is not None:
             length = load_scenario(scenario or default_scenario_path()).spec.duration_hours

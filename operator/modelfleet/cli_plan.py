@@ -70,11 +70,19 @@ def _aware(value: datetime | None, default: datetime) -> datetime:
 def load_metrics(path: Path, *, now: datetime) -> MetricsSnapshot:
     """Parse a metrics file. Raises PlanInputError naming ``path`` and the bad field."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        # A named stream, so that YAML errors say the file rather than "<unicode string>".
+        with path.open(encoding="utf-8") as stream:
+            raw = yaml.safe_load(stream)
     except OSError as exc:
         raise PlanInputError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanInputError(f"{path}: cannot read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise PlanInputError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise PlanInputError(
+            f"{path}: not a metrics file (a mapping with observedAt and deployments)"
+        )
     try:
         parsed = _MetricsFile.model_validate(raw or {})
     except ValidationError as exc:

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 OPERATOR_MODULES = ("kopf", "kubernetes_asyncio", "aiohttp", "prometheus_client")
 """Modules of the ``operator`` extra that ``modelfleet run`` imports."""
 
-INSTALL_HINT = 'pip install "modelfleet[operator]"'
+INSTALL_HINT = f'{sys.executable} -m pip install "modelfleet[operator]"'
+"""The interpreter's own pip: a bare ``pip`` is often another Python's (the README runs
+``.venv/bin/modelfleet`` without activating the venv), where the install does not help."""
 
 
 class StartupError(Exception):
@@ -54,6 +59,58 @@ def kubeconfig_location() -> tuple[Path, str]:
     return Path("~/.kube/config").expanduser(), "the default location; set $KUBECONFIG"
 
 
+def _named(entries: Any, key: str) -> dict[str, Any]:
+    """``{name: entry[key]}`` of a kubeconfig list (clusters, users, contexts); malformed
+    entries are left out (the loader reports those)."""
+    found: dict[str, Any] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            found[entry["name"]] = entry.get(key)
+    return found
+
+
+def kubeconfig_problem(kubeconfig: dict[str, Any]) -> str | None:
+    """What makes a parsed kubeconfig unusable, in words naming the part at fault, or None.
+
+    Checks what the kubernetes client's loader only reports as an opaque exception (or as an
+    unreachable server): the current-context exists; its cluster and user are defined; the
+    cluster's server is an http(s) URL with a host; an exec credential plugin
+    (``aws eks get-token``, ``gke-gcloud-auth-plugin``, ``kubelogin``) is on ``$PATH``.
+    """
+    current = kubeconfig.get("current-context")
+    contexts = _named(kubeconfig.get("contexts"), "context")
+    if not current:
+        return "it has no current-context (`kubectl config use-context NAME`)"
+    if current not in contexts:
+        known = ", ".join(sorted(contexts)) or "none"
+        return f"its current-context {current!r} is not one of its contexts ({known})"
+    context = contexts[current] if isinstance(contexts[current], dict) else {}
+    cluster_name = context.get("cluster")
+    clusters = _named(kubeconfig.get("clusters"), "cluster")
+    if cluster_name not in clusters or not isinstance(clusters[cluster_name], dict):
+        return f"context {current!r} names cluster {cluster_name!r}, which it does not define"
+    server = str(clusters[cluster_name].get("server") or "")
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (
+            f"cluster {cluster_name!r} has server {server!r}, not an http(s) URL with a host "
+            "(e.g. https://api.example.com:6443)"
+        )
+    user_name = context.get("user")
+    users = _named(kubeconfig.get("users"), "user")
+    if user_name and user_name not in users:
+        return f"context {current!r} names user {user_name!r}, which it does not define"
+    user = users.get(user_name) if user_name else None
+    command = (user.get("exec") or {}).get("command") if isinstance(user, dict) else None
+    if command and shutil.which(str(command)) is None:
+        return (
+            f"user {user_name!r} gets its credentials from the exec plugin {command!r}, which "
+            "is not installed (not on $PATH): install it, or use a token kubeconfig "
+            "(docs/member-clusters.md#kubeconfig-secret)"
+        )
+    return None
+
+
 def _server_of(kubeconfig: dict[str, Any]) -> str:
     """The current context's server URL, or "?" when the kubeconfig does not say."""
     try:
@@ -70,12 +127,19 @@ async def check_hub(*, timeout: float = 5.0) -> None:
 
     In a pod (``$KUBERNETES_SERVICE_HOST``) the service account is used; otherwise the
     kubeconfig of ``kubeconfig_location``. Raises ``StartupError`` when the kubeconfig is
-    missing, empty, not YAML or unusable, or the API server does not answer within
-    ``timeout`` seconds or rejects the credentials. Any other answer (even 403: RBAC is the
-    chart's job and the operator reports it per object) lets the operator start.
+    missing, a folder, empty, not YAML or unusable (``kubeconfig_problem``), or the API
+    server does not answer within ``timeout`` seconds, rejects the credentials or is not a
+    Kubernetes API server (``/version`` missing or without ``gitVersion``). Any other
+    answer (even 403: RBAC is the chart's job and the operator reports it per object) lets
+    the operator start.
     """
     from modelfleet.clusters import KubernetesClusterClient
-    from modelfleet.clusters.errors import ClusterError, ClusterForbidden, ClusterUnreachable
+    from modelfleet.clusters.errors import (
+        ClusterError,
+        ClusterForbidden,
+        ClusterNotFound,
+        ClusterUnreachable,
+    )
 
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         where = "the in-cluster service account"
@@ -90,6 +154,11 @@ async def check_hub(*, timeout: float = 5.0) -> None:
     else:
         path, source = kubeconfig_location()
         where = f"kubeconfig {path}"
+        if path.is_dir():
+            raise StartupError(
+                f"kubeconfig {path} ({source}) is a folder, not a file: point $KUBECONFIG at "
+                "the hub cluster's kubeconfig file"
+            )
         if not path.is_file():
             raise StartupError(
                 f"no kubeconfig at {path} ({source}): point $KUBECONFIG at the hub cluster's "
@@ -107,6 +176,9 @@ async def check_hub(*, timeout: float = 5.0) -> None:
             )
         if not isinstance(loaded, dict):
             raise StartupError(f"{where} is not a kubeconfig (a YAML mapping)")
+        problem = kubeconfig_problem(loaded)
+        if problem is not None:
+            raise StartupError(f"{where} is unusable: {problem}")
         server = _server_of(loaded)
         try:
             client = await KubernetesClusterClient.from_kubeconfig(
@@ -114,8 +186,16 @@ async def check_hub(*, timeout: float = 5.0) -> None:
             )
         except ClusterError as error:
             raise StartupError(f"{where}: {error.message}") from None
+    not_kubernetes = (
+        f"{server} (from {where}) answered GET /version, but not as a Kubernetes API server "
+        "does: check the server address and port"
+    )
     try:
-        await client.server_version()
+        version = await client.server_version()
+        if "gitVersion" not in version:  # e.g. a web server's HTML page
+            raise StartupError(not_kubernetes)
+    except ClusterNotFound:  # every API server serves /version
+        raise StartupError(not_kubernetes) from None
     except ClusterUnreachable as error:
         raise StartupError(
             f"cannot reach the hub API server {server} (from {where}): "
@@ -129,6 +209,8 @@ async def check_hub(*, timeout: float = 5.0) -> None:
             ) from None
     except ClusterError:
         pass  # it answered: the operator reports anything else per object
+    except StartupError:
+        raise
     except Exception as error:  # e.g. an exec credential plugin that is not installed
         raise StartupError(
             f"cannot connect to the hub API server {server} (from {where}): "

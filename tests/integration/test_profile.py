@@ -1,5 +1,5 @@
 """``modelfleet profile`` against a local OpenAI-compatible stub whose latency grows with
-load in a known way (tests/integration/openai_stub.py), through the official ``openai``
+load in a known way (tests/integration/profile_stub.py), through the official ``openai``
 client over real HTTP on loopback.
 
 The stub's law gives the rate at which the *mean* TTFT reaches the objective (``lam*``);
@@ -25,9 +25,9 @@ from modelfleet.profile.command import ProfileRequest, profile, profile_manifest
 from modelfleet.profile.mix import Mix
 
 try:
-    from openai_stub import LatencyLaw, OpenAIStub
+    from profile_stub import LatencyLaw, OpenAIStub
 except ImportError:  # tests as a package
-    from tests.integration.openai_stub import LatencyLaw, OpenAIStub
+    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
 
 pytestmark = pytest.mark.integration
 

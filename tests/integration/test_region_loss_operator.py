@@ -52,7 +52,10 @@ async def test_tolerant_deployment_keeps_demand_outside_each_region(fleet: Fleet
         async def status() -> dict[str, Any] | None:
             body = await fleet.md("llama")
             st = (body or {}).get("status") or {}
-            return st if st.get("headroomCostPerHour") is not None else None
+            # A pass may write status while the new placements are still being applied
+            # (costPerHour 0); wait for the pass that reports the placed replicas.
+            placed = sum(p.get("replicas", 0) for p in st.get("placements") or [])
+            return st if st.get("headroomCostPerHour") is not None and placed == 4 else None
 
         st = await eventually(status, what="status.headroomCostPerHour")
         # Plain: both replicas in east at $10 = $20/h. Tolerant: 2 + 2 = $44/h.

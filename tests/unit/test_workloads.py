@@ -112,7 +112,8 @@ ENGINE_CASES = [
             "--host", "0.0.0.0",
             "--port", "8000",
         ],
-        "/health",
+        # Not ready (nor started) until the model is loaded; alive while it loads.
+        {"startupProbe": "/ready", "readinessProbe": "/ready", "livenessProbe": "/health"},
         id="builtin",
     ),
     pytest.param(
@@ -132,7 +133,7 @@ def test_engine_container(
     image: str,
     command: list[str] | None,
     args: list[str],
-    health: str | None,
+    health: str | dict[str, str] | None,
 ) -> None:
     deployment = of_kind(render_workloads(md(**runtime), [ON_DEMAND]), "Deployment")[0]
     c = container(deployment)
@@ -146,7 +147,8 @@ def test_engine_container(
         if health is None:
             assert c[probe]["tcpSocket"] == {"port": "http"}
         else:
-            assert c[probe]["httpGet"] == {"path": health, "port": "http"}
+            path = health if isinstance(health, str) else health[probe]
+            assert c[probe]["httpGet"] == {"path": path, "port": "http"}
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from modelfleet import GROUP, VERSION
 from modelfleet.api.fleetcluster import FleetClusterSpec, FleetClusterStatus
 from modelfleet.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
+from modelfleet.api.modelroute import ModelRouteSpec
 
 JsonDict = dict[str, Any]
 
@@ -108,9 +109,17 @@ def _crd(
     scope: str,
     description: str,
     spec: type[BaseModel],
-    status: type[BaseModel],
+    status: type[BaseModel] | None,
     columns: list[JsonDict],
 ) -> JsonDict:
+    properties: JsonDict = {
+        "apiVersion": {"type": "string"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": openapi_schema(spec),
+    }
+    if status is not None:
+        properties["status"] = openapi_schema(status)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -134,20 +143,14 @@ def _crd(
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    **({"subresources": {"status": {}}} if status is not None else {}),
                     "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
                             "description": description,
                             "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": openapi_schema(spec),
-                                "status": openapi_schema(status),
-                            },
+                            "properties": properties,
                         }
                     },
                 }
@@ -208,9 +211,28 @@ def fleet_cluster_crd() -> JsonDict:
     )
 
 
+def model_route_crd() -> JsonDict:
+    """The ModelRoute CRD (namespaced, short name ``mr``; no status: only the gateway reads
+    it)."""
+    return _crd(
+        kind="ModelRoute",
+        plural="modelroutes",
+        short="mr",
+        scope="Namespaced",
+        description="How the modelfleet gateway maps a model name clients send to "
+        "ModelDeployments: aliases, header and prompt-size rules, weighted splits, fallbacks.",
+        spec=ModelRouteSpec,
+        status=None,
+        columns=[
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+    )
+
+
 def all_crds() -> dict[str, JsonDict]:
     """Every CRD keyed by its file name (``<plural>.<group>.yaml``)."""
-    crds = [model_deployment_crd(), fleet_cluster_crd()]
+    crds = [model_deployment_crd(), fleet_cluster_crd(), model_route_crd()]
     return {f"{crd['metadata']['name']}.yaml": crd for crd in crds}
 
 

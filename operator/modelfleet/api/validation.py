@@ -1,7 +1,7 @@
 """Validate manifests the way both modelfleet and a Kubernetes API server would.
 
-``modelfleet validate`` and the tests run three checks on every ModelDeployment and
-FleetCluster document:
+``modelfleet validate`` and the tests run three checks on every ModelDeployment,
+FleetCluster and ModelRoute document:
 
 1. the pydantic models (what the operator itself will accept);
 2. the generated CRD's OpenAPI schema, after applying the schema's defaults as the API server
@@ -30,10 +30,12 @@ from modelfleet import API_VERSION
 from modelfleet.api.crdgen import all_crds
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.api.modeldeployment import ModelDeployment
+from modelfleet.api.modelroute import ModelRoute
 
 KINDS: dict[str, type[BaseModel]] = {
     "ModelDeployment": ModelDeployment,
     "FleetCluster": FleetCluster,
+    "ModelRoute": ModelRoute,
 }
 
 
@@ -235,7 +237,8 @@ def validate_document(doc: Document) -> list[ManifestError]:
 
 
 def load_objects(paths: list[Path]) -> tuple[list[ModelDeployment], list[FleetCluster]]:
-    """Parse every document under ``paths`` into API objects.
+    """Parse every ModelDeployment and FleetCluster under ``paths`` into API objects
+    (ModelRoutes are validated and skipped: only the gateway reads them).
 
     Raises ManifestLoadError naming the file, document and field of the first invalid one.
     """
@@ -247,6 +250,6 @@ def load_objects(paths: list[Path]) -> tuple[list[ModelDeployment], list[FleetCl
             raise ManifestLoadError("\n".join(str(e) for e in errors))
         if doc.data["kind"] == "ModelDeployment":
             deployments.append(ModelDeployment.model_validate(doc.data))
-        else:
+        elif doc.data["kind"] == "FleetCluster":
             clusters.append(FleetCluster.model_validate(doc.data))
     return deployments, clusters

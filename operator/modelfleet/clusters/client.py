@@ -464,10 +464,16 @@ class KubernetesClusterClient:
                 )
         except ApiException as error:
             raise _classify(error, verb=verb, resource=resource, cluster=self.name) from None
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as error:
+        except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
             raise ClusterUnreachable(
                 f"{verb} {resource}: API server did not answer within {self.timeout:g}s "
                 f"({type(error).__name__})",
+                cluster=self.name,
+            ) from None
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as error:
+            # Refused, no route, DNS, TLS: it failed at once, it did not time out.
+            raise ClusterUnreachable(
+                f"{verb} {resource}: cannot connect to the API server ({type(error).__name__})",
                 cluster=self.name,
             ) from None
         return result if isinstance(result, dict) else {}

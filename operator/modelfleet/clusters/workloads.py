@@ -51,13 +51,20 @@ DEFAULT_IMAGES: Final[Mapping[str, str]] = {
 """Pinned engine images (``spec.runtime.image`` overrides). ``custom`` has no default."""
 
 HEALTH_PATHS: Final[Mapping[Engine, str]] = {
-    "builtin": "/health",  # modelfleet.serving: 200 once the model is loaded
+    "builtin": "/health",  # modelfleet.serving: 200 while the process serves HTTP
     "vllm": "/health",  # vLLM OpenAI server: 200 when the engine is alive
     "sglang": "/health",  # sglang.launch_server: 200 when the scheduler answers
     "tgi": "/health",  # TGI router: 200 once the shards are warmed up
 }
 """HTTP health endpoint per engine. A ``custom`` engine is probed with a TCP connect on its
 port, because modelfleet cannot know its health path."""
+
+READY_PATHS: Final[Mapping[Engine, str]] = {
+    "builtin": "/ready",  # modelfleet.serving: 200 once the model is loaded, 503 before
+}
+"""Readiness endpoint (startup and readiness probes) where an engine has one apart from its
+health endpoint; the liveness probe keeps ``HEALTH_PATHS``, so a replica still loading its
+weights is not ready, yet not restarted either."""
 
 METRICS_PATH: Final = "/metrics"
 CONTAINER_NAME: Final = "server"
@@ -282,12 +289,13 @@ def engine_command(md: ModelDeployment) -> tuple[list[str] | None, list[str]]:
     return None, user  # custom: the user's image and arguments, untouched
 
 
-def _probe(md: ModelDeployment, **timing: int) -> JsonObject:
+def _probe(md: ModelDeployment, *, ready: bool, **timing: int) -> JsonObject:
     engine = md.spec.runtime.engine
+    path = READY_PATHS.get(engine) if ready else None
     action: JsonObject = (
         {"tcpSocket": {"port": PORT_NAME}}
         if engine == "custom"
-        else {"httpGet": {"path": HEALTH_PATHS[engine], "port": PORT_NAME}}
+        else {"httpGet": {"path": path or HEALTH_PATHS[engine], "port": PORT_NAME}}
     )
     return {**action, **timing}
 
@@ -322,12 +330,17 @@ def _container(md: ModelDeployment, settings: RenderSettings) -> JsonObject:
             "resources": {"requests": requests, "limits": {GPU_RESOURCE: gpus}},
             "startupProbe": _probe(
                 md,
+                ready=True,
                 periodSeconds=10,
                 timeoutSeconds=5,
                 failureThreshold=max(1, math.ceil(settings.startup_timeout_seconds / 10)),
             ),
-            "readinessProbe": _probe(md, periodSeconds=5, timeoutSeconds=3, failureThreshold=3),
-            "livenessProbe": _probe(md, periodSeconds=15, timeoutSeconds=5, failureThreshold=4),
+            "readinessProbe": _probe(
+                md, ready=True, periodSeconds=5, timeoutSeconds=3, failureThreshold=3
+            ),
+            "livenessProbe": _probe(
+                md, ready=False, periodSeconds=15, timeoutSeconds=5, failureThreshold=4
+            ),
             # Tensor-parallel engines exchange tensors through shared memory; Docker's 64 MiB
             # /dev/shm default is far too small.
             "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],

@@ -326,6 +326,9 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
         raise ScenarioError([f"{source}: no such scenario file"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError([f"{source}: not valid TOML: {exc}"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, a binary file, no permission
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ScenarioError([f"{source}: cannot be read: {reason}"]) from exc
     shortened = "durationHours" in (overrides or {})
     raw.update(overrides or {})
     try:

@@ -1,0 +1,186 @@
+"""The ``ModelRoute`` resource: how the gateway maps a model name clients send to deployments.
+
+Namespaced, group ``modelfleet.io``, version ``v1alpha1``, short name ``mr``. A ModelRoute
+gives a public model name (and aliases) to one or more ModelDeployments of its namespace,
+with ordered rules: a match on request headers and on the prompt's size, then a weighted
+split between deployments (canary), and fallback deployments for when the chosen one has no
+ready endpoint. It is enough for the planner/executor pattern: requests marked as planning
+(a header) or with a long prompt go to a large reasoning model, the rest to a fast one.
+
+It is a resource of its own, not a field of ModelDeployment: a route spans deployments
+(a canary is two deployments), and the teams that own routing and serving differ. Only the
+gateway reads it; nothing writes its status, so it has none.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from modelfleet.api.common import ApiModel, DnsLabel, ObjectMeta
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
+"""What a client may send as ``model`` (same rule as ModelDeployment spec.model.name)."""
+
+ModelName = Annotated[
+    str, StringConstraints(pattern=MODEL_NAME_PATTERN, min_length=1, max_length=253)
+]
+# RFC 9110 token characters: what an HTTP header name may contain.
+HeaderName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", min_length=1, max_length=256)
+]
+
+
+class HeaderMatch(ApiModel):
+    """One request header the rule requires (names compare case-insensitively)."""
+
+    name: HeaderName = Field(description="Header name, e.g. x-modelfleet-role.")
+    value: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Exact value the header must have; unset means the header must be present.",
+    )
+
+
+class RouteMatch(ApiModel):
+    """When a rule applies: every condition given must hold (an empty match always holds)."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.minPromptChars) || !has(self.maxPromptChars) || "
+            "self.minPromptChars <= self.maxPromptChars",
+            "message": "match.minPromptChars must not exceed match.maxPromptChars",
+        }
+    ]
+
+    headers: list[HeaderMatch] | None = Field(
+        default=None, max_length=16, description="Headers the request must carry, all of them."
+    )
+    min_prompt_chars: int | None = Field(
+        default=None,
+        ge=0,
+        description="The prompt has at least this many characters (chat: the text of every "
+        "message; completions: the prompt). About 4 characters make a token in English.",
+    )
+    max_prompt_chars: int | None = Field(
+        default=None, ge=0, description="The prompt has at most this many characters."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RouteMatch:
+        low, high = self.min_prompt_chars, self.max_prompt_chars
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"match.minPromptChars must not exceed match.maxPromptChars (min={low}, max={high})"
+            )
+        return self
+
+
+class RouteBackend(ApiModel):
+    """A ModelDeployment of the route's namespace and its share of the rule's traffic."""
+
+    deployment: DnsLabel = Field(description="ModelDeployment name (same namespace).")
+    weight: int = Field(
+        default=1,
+        ge=0,
+        le=10000,
+        description="Relative share of the rule's requests (0 takes none unless the others "
+        "have no ready endpoint).",
+    )
+
+
+class RouteRule(ApiModel):
+    """A match and where the matching requests go. Rules are tried in order; first wins."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "self.backends.exists(b, b.weight > 0)",
+            "message": "a rule needs at least one backend with a positive weight",
+        }
+    ]
+
+    name: str | None = Field(
+        default=None, max_length=63, description="Rule name, for metrics and logs."
+    )
+    match: RouteMatch | None = Field(
+        default=None, description="Conditions; unset means every request matches."
+    )
+    backends: list[RouteBackend] = Field(
+        min_length=1,
+        max_length=16,
+        description="Deployments sharing the matched requests by weight (a canary is two).",
+    )
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> RouteRule:
+        if not any(b.weight > 0 for b in self.backends):
+            raise ValueError("a rule needs at least one backend with a positive weight")
+        return self
+
+
+class ModelRouteSpec(ApiModel):
+    """A public model name, its aliases, ordered rules and fallbacks."""
+
+    x_validations: ClassVar[list[dict[str, str]]] = [
+        {
+            "rule": "!has(self.aliases) || !(self.model in self.aliases)",
+            "message": "aliases must not repeat spec.model",
+        },
+        {
+            "rule": "self.onNoMatch != 'Fallback' || (has(self.fallback) && "
+            "size(self.fallback) > 0)",
+            "message": "onNoMatch: Fallback needs spec.fallback",
+        },
+    ]
+
+    model: ModelName = Field(
+        description="The name clients send as the OpenAI `model` field, e.g. assistant."
+    )
+    aliases: list[ModelName] | None = Field(
+        default=None,
+        max_length=32,
+        description="Other names that mean this route.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    rules: list[RouteRule] = Field(
+        min_length=1, max_length=32, description="Tried in order; the first that matches wins."
+    )
+    fallback: list[DnsLabel] | None = Field(
+        default=None,
+        max_length=8,
+        description="ModelDeployments (same namespace) tried in order when the rule's "
+        "deployments have no ready endpoint; requests are held only when these have none "
+        "either.",
+    )
+    on_no_match: Literal["Reject", "Fallback"] = Field(
+        default="Reject",
+        description="When no rule matches: Reject (404 to the client) or Fallback (send to "
+        "the fallback deployments).",
+    )
+
+    @model_validator(mode="after")
+    def _aliases_distinct(self) -> ModelRouteSpec:
+        if self.aliases and self.model in self.aliases:
+            raise ValueError("aliases must not repeat spec.model")
+        if self.on_no_match == "Fallback" and not self.fallback:
+            raise ValueError("onNoMatch: Fallback needs spec.fallback")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every model name this route answers to: ``model`` first, then the aliases."""
+        return (self.model, *(self.aliases or ()))
+
+
+class ModelRoute(ApiModel):
+    """Routing of one public model name to ModelDeployments (read by the gateway)."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    api_version: Literal["modelfleet.io/v1alpha1"] = Field(
+        default="modelfleet.io/v1alpha1", description="modelfleet.io/v1alpha1"
+    )
+    kind: Literal["ModelRoute"] = Field(default="ModelRoute", description="Kind.")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: ModelRouteSpec = Field(description="Desired routing.")

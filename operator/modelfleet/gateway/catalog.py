@@ -1,0 +1,242 @@
+"""What the gateway can route to: deployments, their endpoints and the routes, as one
+immutable snapshot.
+
+A source (the hub watch or a static file, see ``discovery``) builds a new ``Catalog`` on
+every change and hands it over whole; request handling reads whichever snapshot is current
+without locks. Live state that must survive a new snapshot (outstanding requests, moving
+TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
+
+Model names resolve in this order: a ModelRoute's ``model`` or alias, then a
+ModelDeployment's ``spec.model.name``. When two objects claim one name, the first in
+(namespace, name) order wins and the clash is reported in ``Catalog.conflicts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelfleet.api.modeldeployment import ModelDeployment
+from modelfleet.api.modelroute import MODEL_NAME_PATTERN, ModelRoute, ModelRouteSpec
+
+log = logging.getLogger(__name__)
+
+
+class DeploymentKey(NamedTuple):
+    """A ModelDeployment's identity: (namespace, name)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """One URL serving a deployment: a member cluster's Service (hub) or a replica (file)."""
+
+    id: str
+    """Stable label for metrics and logs: the FleetCluster name, or the file's ``name``."""
+    url: str
+    """Base URL without a trailing slash; the OpenAI path is appended."""
+    region: str | None
+    """Region of the endpoint, for locality; None when unknown."""
+    ready: bool
+    """Whether it has ready replicas (status.placements[].ready > 0 on the hub)."""
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """A deployment the gateway routes to."""
+
+    key: DeploymentKey
+    served_model: str
+    """The model name its engine serves; the gateway rewrites ``model`` to it."""
+    endpoints: tuple[EndpointInfo, ...]
+
+    @property
+    def ready_endpoints(self) -> tuple[EndpointInfo, ...]:
+        """Endpoints with ready replicas."""
+        return tuple(e for e in self.endpoints if e.ready)
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """A model name that resolves through a ModelRoute."""
+
+    namespace: str
+    name: str
+    spec: ModelRouteSpec
+
+
+@dataclass(frozen=True)
+class DeploymentTarget:
+    """A model name that resolves straight to a deployment (its served model name)."""
+
+    key: DeploymentKey
+
+
+Target = RouteTarget | DeploymentTarget
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An immutable snapshot: deployments by key and model names to targets."""
+
+    deployments: Mapping[DeploymentKey, DeploymentInfo] = field(default_factory=dict)
+    models: Mapping[str, Target] = field(default_factory=dict)
+    conflicts: tuple[str, ...] = ()
+    """Human-readable notes on model names claimed twice (the loser is named)."""
+
+    def resolve(self, model: str) -> Target | None:
+        """The target of a model name, or None when nothing serves it."""
+        return self.models.get(model)
+
+    def deployment(self, namespace: str, name: str) -> DeploymentInfo | None:
+        """A deployment by namespace and name, or None."""
+        return self.deployments.get(DeploymentKey(namespace, name))
+
+
+def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelRoute]) -> Catalog:
+    """Index deployments and routes by every model name they answer to (see module doc)."""
+    by_key = {d.key: d for d in deployments}
+    models: dict[str, Target] = {}
+    owners: dict[str, str] = {}
+    conflicts: list[str] = []
+
+    def claim(name: str, target: Target, owner: str) -> None:
+        if name in models:
+            conflicts.append(f"model {name!r}: {owner} ignored, {owners[name]} serves it")
+            return
+        models[name] = target
+        owners[name] = owner
+
+    ordered_routes = sorted(routes, key=lambda r: (r.metadata.namespace or "", r.metadata.name))
+    for route in ordered_routes:
+        namespace = route.metadata.namespace or "default"
+        target = RouteTarget(namespace, route.metadata.name, route.spec)
+        for name in route.spec.names:
+            claim(name, target, f"ModelRoute {namespace}/{route.metadata.name}")
+    for key in sorted(by_key):
+        claim(by_key[key].served_model, DeploymentTarget(key), f"ModelDeployment {key}")
+    return Catalog(deployments=by_key, models=models, conflicts=tuple(conflicts))
+
+
+def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
+    """A DeploymentInfo from a ModelDeployment object as the hub serves it.
+
+    Endpoints come from ``status.endpoints``; an endpoint is ready when the placements of
+    its cluster report ready replicas, and its region is theirs. Returns None (and logs)
+    for an object the API model rejects.
+    """
+    try:
+        md = ModelDeployment.model_validate(obj)
+    except ValidationError as exc:
+        meta = obj.get("metadata") or {}
+        log.warning(
+            "ignoring ModelDeployment %s/%s: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            exc.errors()[0]["msg"] if exc.errors() else exc,
+        )
+        return None
+    key = DeploymentKey(md.metadata.namespace or "default", md.metadata.name)
+    status = md.status
+    ready: dict[str, int] = {}
+    regions: dict[str, str] = {}
+    for placement in (status.placements if status else None) or []:
+        ready[placement.cluster] = ready.get(placement.cluster, 0) + placement.ready
+        regions[placement.cluster] = placement.region
+    endpoints = tuple(
+        EndpointInfo(
+            id=endpoint.cluster,
+            url=endpoint.url.rstrip("/"),
+            region=regions.get(endpoint.cluster),
+            ready=ready.get(endpoint.cluster, 0) > 0,
+        )
+        for endpoint in ((status.endpoints if status else None) or [])
+    )
+    return DeploymentInfo(key=key, served_model=md.spec.model.name, endpoints=endpoints)
+
+
+def route_from_object(obj: Mapping[str, Any]) -> ModelRoute | None:
+    """A ModelRoute from an object as the hub serves it, or None (logged) when invalid."""
+    try:
+        return ModelRoute.model_validate(obj)
+    except ValidationError as exc:
+        meta = obj.get("metadata") or {}
+        log.warning("ignoring ModelRoute %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
+        return None
+
+
+# -- the static endpoints file -----------------------------------------------------------
+
+
+class _StaticModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StaticEndpoint(_StaticModel):
+    """One endpoint in the static file."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", description="Base URL of the engine.")
+    name: str | None = Field(default=None, description="Label; defaults to host:port.")
+    region: str | None = Field(default=None, description="Region, for locality.")
+    ready: bool = Field(default=True, description="Whether to route to it.")
+
+
+class StaticDeployment(_StaticModel):
+    """One deployment in the static file."""
+
+    name: str = Field(min_length=1, description="Deployment name.")
+    namespace: str = Field(default="default", description="Namespace (for routes, metrics).")
+    model: str = Field(pattern=MODEL_NAME_PATTERN, description="Model name the engine serves.")
+    endpoints: list[StaticEndpoint] = Field(default_factory=list, description="Its endpoints.")
+
+
+class StaticFile(_StaticModel):
+    """The static endpoints file: deployments and optional ModelRoute manifests."""
+
+    deployments: list[StaticDeployment] = Field(default_factory=list)
+    routes: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StaticFileError(ValueError):
+    """The static endpoints file is not valid (the message names the field)."""
+
+
+def catalog_from_static(text: str) -> Catalog:
+    """Parse the static endpoints file (YAML, see docs/gateway.md). Raises StaticFileError."""
+    try:
+        raw = yaml.safe_load(text) or {}
+        parsed = StaticFile.model_validate(raw)
+        routes = [ModelRoute.model_validate(r) for r in parsed.routes]
+    except yaml.YAMLError as exc:
+        raise StaticFileError(f"not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StaticFileError(f"{where}: {first['msg']}") from None
+    deployments = [
+        DeploymentInfo(
+            key=DeploymentKey(d.namespace, d.name),
+            served_model=d.model,
+            endpoints=tuple(
+                EndpointInfo(
+                    id=e.name or e.url.split("://", 1)[1].rstrip("/"),
+                    url=e.url.rstrip("/"),
+                    region=e.region,
+                    ready=e.ready,
+                )
+                for e in d.endpoints
+            ),
+        )
+        for d in parsed.deployments
+    ]
+    return build_catalog(deployments, routes)

@@ -1,0 +1,240 @@
+"""The gateway discovering endpoints from a hub: KMock's Kubernetes API emulator over real
+HTTP serves ModelDeployments (with the status the operator writes), a ModelRoute and the API
+keys Secret; the gateway lists and watches them through kubernetes_asyncio, exactly as
+against a real API server. Status changes are made with HTTP PATCHes so they reach the
+gateway as watch events."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+import yaml
+from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
+from openai_stub import StubEngine
+from tests.integration import rbac_check
+
+from modelfleet.gateway.run import GatewayOptions, serve_gateway
+from modelfleet.gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.integration
+
+
+def gateway_grants(namespaces: tuple[str, ...]) -> rbac_check.Grants:
+    """What the chart's gateway ServiceAccount may do, rendered by the real helm with the
+    gateway on, the keys Secret this test uses and ``namespaces``."""
+    args = ["--set", "gateway.enabled=true", "--set", "gateway.apiKeys.existingSecret=gateway-keys"]
+    for index, namespace in enumerate(namespaces):
+        args += ["--set", f"gateway.namespaces[{index}]={namespace}"]
+    with tempfile.TemporaryDirectory() as home:
+        result = subprocess.run(
+            [
+                str(rbac_check._helm_binary()),
+                "template",
+                rbac_check.CHART_RELEASE,
+                str(rbac_check.CHART),
+                "-n",
+                rbac_check.CHART_NAMESPACE,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": home,
+                "HELM_CACHE_HOME": f"{home}/c",
+                "HELM_CONFIG_HOME": f"{home}/g",
+                "HELM_DATA_HOME": f"{home}/d",
+            },
+        )
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
+    subject = (rbac_check.CHART_NAMESPACE, f"{rbac_check.CHART_RELEASE}-modelfleet-gateway")
+    return rbac_check.grants_from_manifests(manifests, subject=subject)
+
+
+ROUTES = {"modelfleet.io/v1alpha1/modelroutes": ResourceSpec("ModelRoute", namespaced=True)}
+KEY = "sk-hub-0123456789"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def deployment(name: str, model: str, url: str, *, ready: int) -> dict[str, Any]:
+    """A ModelDeployment as the operator leaves it: one placement in c-<name>, one endpoint."""
+    cluster = f"c-{name}"
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": "team"},
+        "spec": {"model": {"name": model}, "replicas": {"min": 0, "max": 2}},
+        "status": {
+            "placements": [
+                {
+                    "cluster": cluster,
+                    "cloud": "aws",
+                    "region": "us-east-1",
+                    "gpu": "L40S",
+                    "instanceType": "g6e.xlarge",
+                    "capacityType": "OnDemand",
+                    "replicas": 1,
+                    "ready": ready,
+                }
+            ],
+            "endpoints": [{"cluster": cluster, "url": url}],
+        },
+    }
+
+
+async def _http(kube: KubeEmulator, method: str, path: str, body: Any = None) -> int:
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, kube.url + path, json=body, headers=headers) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+async def _pending(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+        return await response.text()
+
+
+@pytest.mark.parametrize("namespaces", [(), ("team",)], ids=["cluster-wide", "namespaced"])
+async def test_hub_discovery_routes_holds_and_follows_status_changes(
+    tmp_path: Path, namespaces: tuple[str, ...]
+) -> None:
+    async with (
+        kube_emulator(resources=ROUTES) as kube,
+        StubEngine("warm") as warm,
+        StubEngine("cold") as cold,
+    ):
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("llama", "llama-8b", warm.url, ready=1),
+        )
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("qwen", "qwen-1.5b", cold.url, ready=0),
+        )
+        kube.put(
+            "modelfleet.io/v1alpha1/modelroutes",
+            {
+                "apiVersion": "modelfleet.io/v1alpha1",
+                "kind": "ModelRoute",
+                "metadata": {"name": "assistant", "namespace": "team"},
+                "spec": {"model": "assistant", "rules": [{"backends": [{"deployment": "qwen"}]}]},
+            },
+        )
+        kube.put(
+            "v1/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "gateway-keys", "namespace": rbac_check.CHART_NAMESPACE},
+                "data": {"team-a": base64.b64encode(KEY.encode()).decode()},
+            },
+        )
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
+        options = GatewayOptions(
+            host="127.0.0.1",
+            port=0,
+            management_port=0,
+            kubeconfig=kubeconfig,
+            api_keys_secret=(rbac_check.CHART_NAMESPACE, "gateway-keys"),
+            namespaces=namespaces,
+            settings=GatewaySettings(scrape_interval=0, hold_timeout=20),
+        )
+        async with serve_gateway(options) as running:
+            assert running.management_url is not None
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key=KEY, max_retries=0)
+            for _ in range(100):  # the first list arrives asynchronously
+                if running.gateway.catalog.resolve("assistant") is not None:
+                    break
+                await asyncio.sleep(0.05)
+            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)
+            assert reply.choices[0].message.content == "warm:llama-8b"
+            with pytest.raises(openai.AuthenticationError):
+                await openai.AsyncOpenAI(
+                    base_url=f"{running.url}/v1", api_key="sk-other", max_retries=0
+                ).models.list()
+
+            # qwen has no ready replica: the request is held and counted as pending demand.
+            held = asyncio.create_task(
+                client.chat.completions.create(model="assistant", messages=MSG)
+            )
+            gauge = 'modelfleet_gateway_pending_requests{deployment="qwen",namespace="team"} 1.0'
+            for _ in range(100):
+                if gauge in await _pending(running.management_url):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the held request never showed as pending")
+            assert cold.served() == 0 and not held.done()
+
+            # The operator reports the replica ready: the watch event releases the request.
+            ready = deployment("qwen", "qwen-1.5b", cold.url, ready=1)["status"]
+            path = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen/status"
+            assert await _http(kube, "PATCH", path, {"status": ready}) == 200
+            released = await asyncio.wait_for(held, 10)
+            assert released.choices[0].message.content == "cold:qwen-1.5b"
+
+            # Deleted on the hub: the model disappears from the gateway.
+            path = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"
+            assert await _http(kube, "DELETE", path) == 200
+            for _ in range(100):
+                if running.gateway.catalog.resolve("llama-8b") is None:
+                    break
+                await asyncio.sleep(0.05)
+            with pytest.raises(openai.NotFoundError):
+                await client.chat.completions.create(model="llama-8b", messages=MSG)
+            await client.close()
+    requests = kube.requests()
+    # The only writes are the test's own (standing in for the operator): the gateway reads.
+    assert [m for m, _ in requests if m != "GET"] == ["PATCH", "DELETE"]
+    # Every request the gateway sent is one the chart's gateway RBAC allows.
+    gateway_requests = [(m, p) for m, p in requests if m == "GET"]
+    assert gateway_grants(namespaces).denied(gateway_requests) == []
+    prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
+    for plural in ("modeldeployments", "modelroutes"):
+        assert ("GET", prefix + plural) in requests
+        assert any(p.startswith(f"{prefix}{plural}?") and "watch=true" in p for _, p in requests)
+
+
+async def test_a_hub_without_the_modelroute_crd_still_serves_deployments(tmp_path: Path) -> None:
+    async with kube_emulator() as kube, StubEngine("warm") as warm:  # no modelroutes resource
+        kube.put(
+            "modelfleet.io/v1alpha1/modeldeployments",
+            deployment("llama", "llama-8b", warm.url, ready=1),
+        )
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
+        options = GatewayOptions(
+            host="127.0.0.1",
+            port=0,
+            management_port=0,
+            kubeconfig=kubeconfig,
+            settings=GatewaySettings(scrape_interval=0),
+        )
+        async with serve_gateway(options) as running:
+            assert running.management_url is not None
+            async with aiohttp.ClientSession() as session:
+                for _ in range(100):
+                    async with session.get(running.management_url + "/readyz") as ready:
+                        if ready.status == 200:
+                            break
+                    await asyncio.sleep(0.05)
+                assert ready.status == 200
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            reply = await client.chat.completions.create(model="llama-8b", messages=MSG)
+            assert reply.choices[0].message.content == "warm:llama-8b"
+            await client.close()

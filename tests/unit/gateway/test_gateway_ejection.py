@@ -1,0 +1,70 @@
+"""Outlier ejection rules of the endpoint pool, on a fake clock: how many failures eject,
+the cap on ejections for HTTP errors, refused connections, and what never counts."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from modelfleet.gateway.catalog import DeploymentInfo, DeploymentKey, EndpointInfo, build_catalog
+from modelfleet.gateway.endpoints import EndpointPool, Failure
+from modelfleet.gateway.metrics import GatewayMetrics
+from modelfleet.gateway.settings import GatewaySettings
+
+KEY = DeploymentKey("team", "d")
+
+
+@pytest.fixture
+async def pool() -> EndpointPool:
+    urls = [f"http://127.0.0.1:{port}" for port in (1, 2, 3, 4)]  # never contacted here
+    info = DeploymentInfo(KEY, "m", tuple(EndpointInfo(u[-1], u, None, True) for u in urls))
+    settings = GatewaySettings(eject_after_failures=3, eject_base_seconds=60)
+    session = aiohttp.ClientSession()
+    p = EndpointPool(settings, GatewayMetrics(process_metrics=False), session, clock=lambda: 0.0)
+    p.update(build_catalog([info], []))
+    yield p  # type: ignore[misc]
+    await p.close()
+    await session.close()
+
+
+def healthy(pool: EndpointPool) -> int:
+    info = pool._catalog.deployments[KEY]
+    return len(pool.healthy(info))
+
+
+async def test_consecutive_http_errors_eject_at_most_half(pool: EndpointPool) -> None:
+    outcomes = []
+    for port in (1, 2, 3, 4):
+        state = pool.state(f"http://127.0.0.1:{port}")
+        assert state is not None
+        outcomes.append([pool.failed(state, Failure.STATUS_5XX) for _ in range(3)])
+    # The third failure in a row ejects; the third and fourth endpoints stay: half of four.
+    assert outcomes == [[False, False, True]] * 2 + [[False, False, False]] * 2
+    assert healthy(pool) == 2
+
+
+async def test_a_success_resets_the_count(pool: EndpointPool) -> None:
+    state = pool.state("http://127.0.0.1:1")
+    assert state is not None
+    pool.failed(state, Failure.STATUS_5XX)
+    pool.failed(state, Failure.TIMEOUT)
+    pool.succeeded(state, 0.1)
+    assert not pool.failed(state, Failure.RESET)
+    assert healthy(pool) == 4
+
+
+async def test_refused_connections_eject_at_once_and_are_not_capped(pool: EndpointPool) -> None:
+    for port in (1, 2, 3, 4):
+        state = pool.state(f"http://127.0.0.1:{port}")
+        assert state is not None
+        assert pool.failed(state, Failure.REFUSED)
+    assert healthy(pool) == 0
+
+
+async def test_busy_and_mid_stream_failures_never_eject(pool: EndpointPool) -> None:
+    state = pool.state("http://127.0.0.1:1")
+    assert state is not None
+    for _ in range(10):
+        assert not pool.failed(state, Failure.STATUS_429)
+        assert not pool.failed(state, Failure.STREAM)
+    assert healthy(pool) == 4

@@ -1,0 +1,29 @@
+"""Help shows what a value is (``<time>``, ``<format>``), not Python's ``<str>``.
+
+Issue 14 removed ``<bool>`` and ``<list[Path]>`` from the help; ``--now <str>``,
+``--output <str>`` and ``--log-format <str>`` were left, saying nothing a newcomer can use.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from modelfleet.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["crds"], ["validate"], ["plan"], ["run"], ["simulate"]])
+def test_help_shows_no_str_type(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=120)
+    assert result.exit_code == 0, result.output
+    assert "<str>" not in result.output
+
+
+def test_plan_and_run_name_their_text_values() -> None:
+    plan = " ".join(runner.invoke(app, ["plan", "--help"], terminal_width=120).output.split())
+    assert "--now <time>" in plan
+    assert "--output -o <format>" in plan
+    run = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=120).output.split())
+    assert "--log-format <format>" in run
