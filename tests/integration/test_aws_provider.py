@@ -902,3 +902,18 @@ async def test_health_issues_are_returned_and_capacity_ones_recognised(
         assert error is not None
         assert error.instance_type == "p5.48xlarge"
         assert error.capacity_type == "OnDemand"
+
+
+async def test_cluster_zones_do_not_put_the_group_where_the_type_is_not_sold(
+    world: World,
+) -> None:
+    """Without a zone restriction in the plan the reconciler passes the FleetCluster's zones;
+    the group must still leave out zones where EC2 does not sell the instance type."""
+    provider = AwsNodePoolProvider(fleet_cluster())
+    created = await provider.ensure_pool(
+        PoolSpec(FLEET_CLUSTER, H100, "OnDemand", 1, zones=("us-east-1a", "us-east-1c"))
+    )
+    group = world.client("eks").describe_nodegroup(
+        clusterName=EKS_CLUSTER, nodegroupName=created.name
+    )
+    assert group["nodegroup"]["subnets"] == [world.subnets["us-east-1a"]]

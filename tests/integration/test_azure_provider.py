@@ -767,3 +767,17 @@ async def test_discovery_never_raises_not_found(arm: CloudStub) -> None:
     arm.inject("GET", r"/usages$", 404, azure_error("NotFound", "Location not found."))
     with pytest.raises(InvalidConfiguration, match=REGION):
         await _provider(arm).discover_offerings()
+
+
+async def test_cluster_zones_do_not_put_the_pool_where_the_sku_is_restricted(
+    arm: CloudStub,
+) -> None:
+    """Without a zone restriction in the plan the reconciler passes the FleetCluster's zones
+    (1, 2); the SKU is offered in zone 2 only, so the pool must not ask for zone 1."""
+    only_2 = Offering("H100", 94, 1, NC40, 6.98, 2.79, zones=("2",))
+    spec = PoolSpec("aks-eus", only_2, "Spot", 1, zones=("1", "2"))
+
+    await _provider(arm).ensure_pool(spec)
+
+    (put,) = arm.calls("PUT", POOLS)
+    assert put.body["properties"]["availabilityZones"] == ["2"]  # type: ignore[index]

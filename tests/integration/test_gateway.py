@@ -726,3 +726,39 @@ async def test_a_slow_reader_slows_the_engine_instead_of_filling_the_gateway(
             received += len(chunk)
     assert stub.completed == 1
     assert received > 400 * 128 * 1024
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None], ids=["text-plain", "none"])
+async def test_upstream_always_gets_a_json_content_type(
+    tmp_path: Path, content_type: str | None
+) -> None:
+    # The gateway accepts any body that parses as JSON, whatever the caller's Content-Type;
+    # engines (vLLM's FastAPI) refuse a body not sent as application/json, so the gateway
+    # must label what it forwards, not pass on a wrong or missing type (aiohttp would then
+    # send application/octet-stream).
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    async with (
+        StubEngine("a") as a,
+        gateway_for(tmp_path, [Dep("d", "m", [a])]) as h,
+        aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as session,
+        session.post(h.url + "/v1/chat/completions", data=body, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+    sent = {k.lower(): v for k, v in a.seen[0].headers.items()}
+    assert sent["content-type"] == "application/json"
+
+
+async def test_a_request_whose_every_endpoint_refuses_is_held_not_502(tmp_path: Path) -> None:
+    # Every endpoint refuses: they are ejected during the request, which reached no engine.
+    # The request must be held like the next ones (then released when an endpoint is probed
+    # back), not answered 502 while the following requests are held.
+    settings = GatewaySettings(scrape_interval=0, eject_base_seconds=0.3, hold_timeout=20)
+    async with StubEngine("a") as a:
+        await a.kill()
+        async with gateway_for(tmp_path, [Dep("d", "m", [a])], settings=settings) as h:
+            request = asyncio.create_task(chat_text(h.client, "m"))
+            await asyncio.sleep(0.5)
+            assert not request.done(), request.result()
+            await a.start()
+            assert await asyncio.wait_for(request, 15) == "a:m"

@@ -724,3 +724,16 @@ async def test_discovery_never_raises_not_found(gcp: CloudStub) -> None:
     del gcp.regions[REGION]
     with pytest.raises(InvalidConfiguration, match=REGION):
         await _provider(gcp).discover_offerings()
+
+
+async def test_create_pins_the_pool_to_a_zone_that_offers_the_machine(gcp: CloudStub) -> None:
+    """The reconciler passes the FleetCluster's zones (us-central1-a, -b) when the plan does
+    not restrict the pool; the machine type is offered in -b only, so the pool must go
+    there, not to the first cluster zone (where GKE could never start a node)."""
+    only_b = Offering("H100", 80, 8, "a3-highgpu-8g", 88.49, 29.53, zones=(f"{REGION}-b",))
+    spec = PoolSpec("gke-usc1", only_b, "Spot", 1, zones=(f"{REGION}-a", f"{REGION}-b"))
+
+    await _provider(gcp).ensure_pool(spec)
+
+    (create,) = gcp.calls("POST", POOLS + "$")
+    assert create.body["nodePool"]["locations"] == [f"{REGION}-b"]  # type: ignore[index]

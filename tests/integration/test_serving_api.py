@@ -8,6 +8,7 @@ streaming and non-streaming answers, stop strings and usage counts can be checke
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import urllib.error
@@ -178,6 +179,17 @@ def test_bad_chat_inputs_are_400_naming_the_field(
     assert caught.value.type == "invalid_request_error"
 
 
+def test_seed_beyond_64_bits_is_400_and_the_engine_keeps_serving(client: openai.OpenAI) -> None:
+    # torch's generator takes 64-bit seeds; a larger one used to kill the engine thread, so
+    # this request got a dropped connection and every later one a 503.
+    for seed in (2**63, -(2**63) - 1, 10**30):
+        with pytest.raises(openai.BadRequestError) as caught:
+            chat(client, temperature=1.0, seed=seed, max_tokens=2)
+        assert caught.value.param == "seed"
+    assert chat(client, temperature=1.0, seed=2**63 - 1, max_tokens=2).choices[0].message.content
+    assert chat(client, temperature=1.0, seed=-(2**63), max_tokens=2).choices[0].message.content
+
+
 def test_bad_completion_inputs_are_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model=MODEL_NAME, prompt=[1, 2, 10_000_000], max_tokens=2)
@@ -235,3 +247,31 @@ def test_a_client_timing_out_on_a_whole_answer_frees_its_slot(
     server.wait_metric("modelfleet_running_sequences", 0, timeout_s=5)
     server.wait_metric("modelfleet_requests_total", cancelled + 1, finish_reason="cancelled")
     assert time.monotonic() - started < 5  # 1,900 tokens would take longer
+
+
+def test_a_client_timing_out_on_a_whole_answer_leaves_no_server_error(
+    client: openai.OpenAI, server: RunningServer
+) -> None:
+    # The cancelled collector used to be read before its cancellation ran:
+    # InvalidStateError, logged by uvicorn as "Exception in ASGI application".
+    errors: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append(record)
+
+    handler = Keep(level=logging.ERROR)
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        for _ in range(3):
+            with pytest.raises(openai.APITimeoutError):
+                chat(
+                    client.with_options(timeout=0.3),
+                    max_tokens=1900,
+                    extra_body={"ignore_eos": True},
+                )
+            server.wait_metric("modelfleet_running_sequences", 0, timeout_s=5)
+        time.sleep(0.5)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert [r.getMessage() for r in errors] == []

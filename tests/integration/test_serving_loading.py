@@ -276,3 +276,17 @@ def test_a_gs_model_is_fetched_through_the_storage_json_api(
         model_dir / "model.safetensors"
     ).read_bytes()
     assert calls.count("/storage/v1/b/weights/o") >= 4  # paged listing followed to the end
+
+
+def test_a_directory_without_tokenizer_files_is_one_clear_load_error(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # transformers' own message for this case is five lines about sentencepiece/tiktoken
+    # and never says that the tokenizer files are missing.
+    bare = tmp_path / "no-tokenizer"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((model_dir / name).read_bytes())
+    with pytest.raises(ModelLoadError, match="no tokenizer files") as caught:
+        load_model(str(bare), cache_dir=tmp_path / "cache", device="cpu")
+    assert "\n" not in str(caught.value)

@@ -29,6 +29,7 @@ plan against brute force under every coupling constraint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -708,11 +709,17 @@ def _solution_reasons(
             )
         )
     if sol.status == "Limit":
+        # HiGHS reports an infinite gap when no lower bound was proven before the limit.
+        bound = (
+            f"within {sol.gap:.2%} of the optimum"
+            if math.isfinite(sol.gap)
+            else "no bound on its distance from the optimum proven"
+        )
         out.append(
             Reason(
                 R.SOLVER_LIMIT,
                 f"the placement solver stopped at its limit after {sol.nodes_explored} "
-                f"node(s): best plan found used, within {sol.gap:.2%} of the optimum",
+                f"node(s): best plan found used, {bound}",
             )
         )
     return out

@@ -34,7 +34,7 @@ from modelfleet.gateway.errors import (
 )
 from modelfleet.gateway.holding import HoldQueue
 from modelfleet.gateway.metrics import GatewayMetrics
-from modelfleet.gateway.proxy import ClientGone, Forwarder, rewrite_model
+from modelfleet.gateway.proxy import ClientGone, Forwarder, NoEndpointLeft, rewrite_model
 from modelfleet.gateway.routing import (
     NoRuleMatched,
     RequestFacts,
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 CLIENT_CLOSED: Final = 499
 """Status recorded in metrics when the client left mid-answer (nginx's convention)."""
+MAX_REHOLDS: Final = 2
+"""Times a request whose every endpoint refused (and was ejected) goes back to holding."""
 
 
 def prompt_text(kind: str, payload: dict[str, Any]) -> str:
@@ -206,19 +208,29 @@ class Gateway:
             except NoRuleMatched as exc:
                 raise NoRoute(str(exc)) from None
             key = decision.primary
-            hold_started = self._clock()
-            deployment = await self.forwarder.choose_deployment(decision)
-            held = self._clock() - hold_started
-            key = deployment.key
-            upstream_body = rewrite_model(body, payload, deployment.served_model)
-            response, endpoint = await self.forwarder.forward(
-                request,
-                path=path,
-                body=upstream_body,
-                deployment=deployment,
-                affinity=prefix_key(text, self.settings),
-                own_since=started + held,
-            )
+            waited = 0.0
+            for rehold in range(MAX_REHOLDS + 1):
+                hold_started = self._clock()
+                deployment = await self.forwarder.choose_deployment(decision)
+                waited += self._clock() - hold_started
+                key = deployment.key
+                upstream_body = rewrite_model(body, payload, deployment.served_model)
+                try:
+                    response, endpoint = await self.forwarder.forward(
+                        request,
+                        path=path,
+                        body=upstream_body,
+                        deployment=deployment,
+                        affinity=prefix_key(text, self.settings),
+                        own_since=started + waited,
+                    )
+                    break
+                except NoEndpointLeft as gone:
+                    # Every endpoint failed to connect and is now ejected: the request
+                    # reached no engine, so hold it like the ones arriving after it.
+                    if rehold == MAX_REHOLDS:
+                        raise gone.error from None
+                    waited = self._clock() - started
         except GatewayError as error:
             if key is None:
                 self.metrics.rejected(error.reason).inc()

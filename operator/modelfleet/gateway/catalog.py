@@ -125,6 +125,18 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
             claim(name, target, f"ModelRoute {namespace}/{route.metadata.name}")
     for key in sorted(by_key):
         claim(by_key[key].served_model, DeploymentTarget(key), f"ModelDeployment {key}")
+    for route in ordered_routes:
+        # A missing deployment would hold the route's requests until the hold timeout as if
+        # it were scaling from zero: say so (it may also just not be created yet).
+        namespace = route.metadata.namespace or "default"
+        owner = f"ModelRoute {namespace}/{route.metadata.name}"
+        backends = dict.fromkeys(b.deployment for r in route.spec.rules for b in r.backends)
+        for role, names in (("backend", backends), ("fallback", route.spec.fallback or ())):
+            for name in names:
+                if DeploymentKey(namespace, name) not in by_key:
+                    conflicts.append(
+                        f"{owner}: {role} deployment {namespace}/{name} does not exist"
+                    )
     return Catalog(deployments=by_key, models=models, conflicts=tuple(conflicts))
 
 
@@ -213,16 +225,27 @@ class StaticFileError(ValueError):
 
 def catalog_from_static(text: str) -> Catalog:
     """Parse the static endpoints file (YAML, see docs/gateway.md). Raises StaticFileError."""
+    where: tuple[str | int, ...] = ()
     try:
         raw = yaml.safe_load(text) or {}
         parsed = StaticFile.model_validate(raw)
-        routes = [ModelRoute.model_validate(r) for r in parsed.routes]
+        routes = []
+        for index, route in enumerate(parsed.routes):
+            where = ("routes", index)
+            routes.append(ModelRoute.model_validate(route))
     except yaml.YAMLError as exc:
         raise StaticFileError(f"not valid YAML: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise StaticFileError(f"{where}: {first['msg']}") from None
+        location = ".".join(str(p) for p in (*where, *first["loc"]))
+        raise StaticFileError(f"{location}: {first['msg']}") from None
+    seen: set[tuple[str, str]] = set()
+    for index, d in enumerate(parsed.deployments):
+        if (d.namespace, d.name) in seen:
+            raise StaticFileError(
+                f"deployments.{index}: deployment {d.namespace}/{d.name} appears twice"
+            )
+        seen.add((d.namespace, d.name))
     deployments = [
         DeploymentInfo(
             key=DeploymentKey(d.namespace, d.name),

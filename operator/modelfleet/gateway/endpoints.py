@@ -16,12 +16,13 @@ are not capped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -79,6 +80,11 @@ class EndpointState:
     ejected_until: float = 0.0
     queue: float | None = None
     kv_cache: float | None = None
+    counted: collections.Counter[tuple[DeploymentKey, str]] = field(
+        default_factory=collections.Counter
+    )
+    """(deployment, label) under which each request in flight raised the in-flight gauge, so
+    its release lowers the same series even if the catalog relabelled the endpoint since."""
 
     @property
     def ejected(self) -> bool:
@@ -164,13 +170,21 @@ class EndpointPool:
         """Count a request in flight to ``url`` (pair with ``release``)."""
         state = self._states[url]
         state.outstanding += 1
-        self._metrics.outstanding(state.deployment, state.label).inc()
+        labels = (state.deployment, state.label)
+        state.counted[labels] += 1
+        self._metrics.outstanding(*labels).inc()
         return state
 
     def release(self, state: EndpointState) -> None:
         """The request counted by ``acquire`` is over."""
         state.outstanding -= 1
-        self._metrics.outstanding(state.deployment, state.label).dec()
+        labels = (state.deployment, state.label)
+        if state.counted[labels] <= 0:  # relabelled since: lower a series that was raised
+            labels = next(iter(+state.counted), labels)
+        state.counted[labels] -= 1
+        if state.counted[labels] <= 0:
+            del state.counted[labels]
+        self._metrics.outstanding(*labels).dec()
 
     def succeeded(self, state: EndpointState, ttft: float) -> None:
         """The endpoint answered (first byte after ``ttft`` seconds): reset its failures and

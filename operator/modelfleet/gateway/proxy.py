@@ -46,9 +46,10 @@ from modelfleet.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
-FORWARDED_REQUEST_HEADERS: Final = frozenset({"content-type", "accept", "user-agent"})
+FORWARDED_REQUEST_HEADERS: Final = frozenset({"accept", "user-agent"})
 """Request headers passed upstream, besides ``x-*`` ones (never Authorization: the caller's
-key is for the gateway)."""
+key is for the gateway). Content-Type is set, not passed: the gateway parsed the body as JSON
+whatever the caller called it, and engines refuse a body not labelled application/json."""
 DROPPED_X_HEADERS: Final = frozenset({"x-api-key", "x-forwarded-for"})
 PASSED_RESPONSE_HEADERS: Final = ("Content-Type", "Cache-Control", "X-Request-Id")
 RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
@@ -56,6 +57,16 @@ RETRYABLE_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 
 class ClientGone(Exception):
     """The client closed its connection mid-answer (its endpoint label is the message)."""
+
+
+class NoEndpointLeft(Exception):
+    """Every try failed before reaching an engine's answer and the deployment has no healthy
+    endpoint left (all ejected during the request): the request may be held like those that
+    arrive after it. ``error`` is what to answer when it may not."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class RetryBudget:
@@ -106,6 +117,7 @@ def upstream_headers(headers: Mapping[str, str], request_id: str | None) -> CIMu
             lower.startswith("x-") and lower not in DROPPED_X_HEADERS
         ):
             out.add(name, value)
+    out["Content-Type"] = "application/json"
     # Answers are passed through byte for byte: ask for them uncompressed.
     out["Accept-Encoding"] = "identity"
     if request_id and "x-request-id" not in out:
@@ -241,6 +253,8 @@ class Forwarder:
         if isinstance(last_error, _UpstreamAnswer):
             return last_error.response(), last_error.endpoint
         if last_error is not None:
+            if isinstance(last_error, UpstreamFailed) and not self._pool.healthy(deployment):
+                raise NoEndpointLeft(last_error)
             raise last_error
         raise Unavailable(
             f"deployment {deployment.key} has no healthy endpoint left to try",

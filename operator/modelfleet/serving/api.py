@@ -290,6 +290,9 @@ async def _complete(request: Request, job: _Prepared) -> Response:
             collector.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    # cancel() only asks: the task is cancelled once it has run again, and reading its
+    # result before that raises InvalidStateError (a 500 with a logged traceback).
+    await asyncio.wait({collector})
     if collector.cancelled():
         return Response(status_code=499)  # nobody reads it
     text, finish, count = collector.result()

@@ -516,7 +516,9 @@ def sample_token(
 ) -> int:
     """Draw one token id from ``logits`` ``[vocab]`` (float32, CPU) with temperature and
     nucleus (top-p) sampling. Deterministic for a given generator state."""
-    probs = torch.softmax(logits / params.temperature, dim=-1)
+    # Shift first: the largest logit becomes 0, so a tiny temperature gives 0 and -inf (a
+    # one-hot softmax) instead of inf / inf = NaN, which multinomial refuses.
+    probs = torch.softmax((logits - logits.max()) / params.temperature, dim=-1)
     if params.top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
         cumulative = sorted_probs.cumsum(0)

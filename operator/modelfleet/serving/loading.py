@@ -256,6 +256,10 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
+# The files a tokenizer loads from (fast, sentencepiece, BPE, WordPiece); one must exist.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
+
+
 def load_model(
     ref: str, *, cache_dir: Path, device: str = "auto", dtype: str = "auto"
 ) -> LoadedModel:
@@ -265,12 +269,22 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(ref, cache_dir)
+    if (
+        Path(path).is_dir()
+        and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES)
+        and not any(Path(path).glob("*.tiktoken"))
+    ):
+        raise ModelLoadError(
+            f"no tokenizer files in {path} (expected one of {', '.join(TOKENIZER_FILES)})"
+        )
     dev, torch_dtype = pick_device_dtype(device, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"loading {ref} ({path}): {exc}") from exc
+        # transformers' messages span lines; the log line (and the exit reason) is one line.
+        reason = " ".join(str(exc).split())
+        raise ModelLoadError(f"loading {ref} ({path}): {reason}") from exc
     model = model.to(dev).eval()
     torch.set_grad_enabled(False)
     max_context = int(getattr(model.config, "max_position_embeddings", 0) or 4096)

@@ -221,3 +221,38 @@ def test_engine_load_is_read_from_each_engines_metrics() -> None:
         0.8,
     )
     assert parse_engine_load("") == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # A second entry with the same namespace/name silently replaced the first one.
+        (
+            "deployments: [{name: x, model: m}, {name: x, model: m2}]",
+            "deployments.1: deployment default/x appears twice",
+        ),
+        # A route's errors must say which route, not just 'spec.rules.0'.
+        (
+            "routes: [{metadata: {name: r}, spec: {model: r, rules: "
+            "[{backends: [{deployment: d, weight: 0}]}]}}]",
+            "routes.0.spec.rules.0",
+        ),
+    ],
+)
+def test_static_file_duplicates_and_route_errors_are_located(text: str, message: str) -> None:
+    with pytest.raises(StaticFileError, match=message.replace(".", r"\.")):
+        catalog_from_static(text)
+
+
+def test_routes_to_missing_deployments_are_reported() -> None:
+    # A route whose backend or fallback names no deployment would hold every request until
+    # the hold timeout and answer 503 'scaling from zero': a typo must be visible at load.
+    catalog = catalog_from_static(
+        "deployments: [{name: d, model: m}]\n"
+        "routes: [{metadata: {name: r}, spec: {model: a, fallback: [ghost2],"
+        " rules: [{backends: [{deployment: d}, {deployment: ghost}]}]}}]\n"
+    )
+    assert catalog.conflicts == (
+        "ModelRoute default/r: backend deployment default/ghost does not exist",
+        "ModelRoute default/r: fallback deployment default/ghost2 does not exist",
+    )

@@ -68,3 +68,32 @@ async def test_busy_and_mid_stream_failures_never_eject(pool: EndpointPool) -> N
         assert not pool.failed(state, Failure.STATUS_429)
         assert not pool.failed(state, Failure.STREAM)
     assert healthy(pool) == 4
+
+
+async def test_in_flight_gauge_returns_to_zero_when_the_endpoint_is_relabelled() -> None:
+    # A request in flight while the catalog renames its endpoint (static file edited, same
+    # URL): the gauge was raised under the old label and lowered under the new one, leaving
+    # old=1 and new=-1 for ever.
+    url = "http://127.0.0.1:1"
+    metrics = GatewayMetrics(process_metrics=False)
+    session = aiohttp.ClientSession()
+    p = EndpointPool(GatewaySettings(), metrics, session, clock=lambda: 0.0)
+    try:
+        p.update(
+            build_catalog([DeploymentInfo(KEY, "m", (EndpointInfo("old", url, None, True),))], [])
+        )
+        lease = p.acquire(url)
+        p.update(
+            build_catalog([DeploymentInfo(KEY, "m", (EndpointInfo("new", url, None, True),))], [])
+        )
+        p.release(lease)
+    finally:
+        await p.close()
+        await session.close()
+    gauges = [
+        line
+        for line in metrics.render().decode().splitlines()
+        if line.startswith("modelfleet_gateway_outstanding_requests{")
+    ]
+    assert gauges, "no in-flight gauge rendered"
+    assert all(line.endswith(" 0.0") for line in gauges), gauges

@@ -128,3 +128,13 @@ def test_incremental_text_equals_decoding_everything_with_a_byte_level_tokenizer
     stopping = TextStream(tokenizer, stops=["🙂"])
     released = "".join(stopping.push(i) for i in ids)
     assert stopping.stopped and released == "wörld 日本 "
+
+
+@pytest.mark.parametrize("temperature", [1e-45, 1e-30, 1e-8])
+def test_a_tiny_positive_temperature_draws_the_most_likely_token(temperature: float) -> None:
+    # logits / 1e-45 overflowed to inf, softmax gave NaN and multinomial raised: the
+    # exception ended the engine thread, so one request made the server answer 503 forever.
+    logits = torch.tensor([1.0, 3.0, 2.5, -1.0])
+    generator = torch.Generator().manual_seed(0)
+    for top_p in (1.0, 0.5):
+        assert sample_token(logits, SamplingParams(temperature, top_p, 0), generator) == 1

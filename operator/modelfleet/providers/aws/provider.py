@@ -259,7 +259,7 @@ class AwsNodePoolProvider:
             spec,
             settings=self._settings,
             node_role_arn=role,
-            subnets=await self._subnets(spec.zones or spec.offering.zones),
+            subnets=await self._subnets(_group_zones(spec)),
             hour=self._clock().strftime("%Y%m%d%H"),
         )
         log.info(
@@ -382,3 +382,14 @@ class AwsNodePoolProvider:
                 continue
             out[family] = float(response["Quota"]["Value"])
         return out
+
+
+def _group_zones(spec: PoolSpec) -> tuple[str, ...]:
+    """Zones for a new group: ``spec.zones`` (the plan's open zones, or the FleetCluster's
+    when the plan does not restrict the pool) where EC2 sells the instance type; the
+    offering's zones when ``spec.zones`` is empty; ``spec.zones`` as given when the
+    offering reports no zones or none of them is wanted."""
+    if not spec.zones:
+        return tuple(spec.offering.zones)
+    sold = tuple(z for z in spec.zones if z in spec.offering.zones)
+    return sold or tuple(spec.zones)

@@ -336,7 +336,10 @@ class AzureNodePoolProvider:
     def _zones_for(self, spec: PoolSpec) -> tuple[str, ...]:
         cluster_zones = tuple(self._cluster.spec.zones or ())
         if spec.zones:
-            return spec.zones
+            # spec.zones may be the FleetCluster's zones (no restriction in the plan): keep
+            # those where the SKU is offered, when any.
+            sold = tuple(z for z in spec.zones if z in spec.offering.zones)
+            return sold or spec.zones
         offered = tuple(z for z in spec.offering.zones if not cluster_zones or z in cluster_zones)
         return offered or cluster_zones
 

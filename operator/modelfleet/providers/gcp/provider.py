@@ -344,7 +344,10 @@ class GcpNodePoolProvider:
     def _zone_for(self, spec: PoolSpec) -> str:
         cluster_zones = tuple(self._cluster.spec.zones or ())
         offered = [z for z in spec.offering.zones if not cluster_zones or z in cluster_zones]
-        for candidates in (spec.zones, offered, cluster_zones):
+        # spec.zones may be the FleetCluster's zones (no zone restriction in the plan): pick
+        # one of them where the machine type is offered, else GKE never starts a node.
+        wanted = [z for z in spec.zones if z in offered]
+        for candidates in (wanted, spec.zones, offered, cluster_zones):
             if candidates:
                 return candidates[0]
         if self._location.count("-") == 2:  # a zonal cluster, e.g. us-central1-a
