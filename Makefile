@@ -25,7 +25,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 ## demo: the main job on the embedded default (no cluster, no cloud account): validate the
 ## examples, show one placement decision, then simulate the bundled 24 h scenario under
-## modelfleet and the two baselines and write the report and plot to out/sim/.
+## modelfleet and the three baselines and write the report and plot to out/sim/.
 demo: $(VENV)/.core
 	$(BIN)/modelfleet validate examples/
 	$(BIN)/modelfleet plan --fleet examples/fleet examples/multicloud-failover.yaml

@@ -172,6 +172,11 @@ def plan(
         raise typer.Exit(code)
 
 
+from modelfleet.cli_profile import profile_command  # noqa: E402 - registered beside the rest
+
+app.command("profile")(profile_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())
@@ -293,7 +298,10 @@ def simulate(
         typer.Argument(help="Scenario file (TOML); default: examples/scenarios/default.toml."),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Also run the static-peak and hpa-failover baselines.")
+        bool,
+        typer.Option(
+            "--compare", help="Also run the static-peak, hpa-failover and oracle baselines."
+        ),
     ] = False,
     out_dir: Annotated[
         Path | None,
@@ -314,7 +322,7 @@ def simulate(
         typer.Option(
             "--policy",
             metavar="<policy>",
-            help="Policies to run (repeatable): modelfleet, static-peak, hpa-failover, "
+            help="Policies to run (repeatable): modelfleet, static-peak, hpa-failover, oracle, "
             "modelfleet-on-demand, modelfleet-no-standby. Default: modelfleet.",
         ),
     ] = None,

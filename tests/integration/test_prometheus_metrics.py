@@ -15,6 +15,7 @@ import base64
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -187,6 +188,10 @@ def render_engines(elapsed: float) -> str:
     )
     out.histogram("tgi_request_mean_time_per_token_duration", falcon, TPOT_BOUNDS, FALCON_TPOT)
     out.gauge("tgi_queue_size", falcon, 1.0)
+    # A gateway holding requests for a deployment that has no replica (scale from zero).
+    out.gauge(
+        "modelfleet_gateway_pending_requests", {"namespace": NS, "deployment": "nightly"}, 3.0
+    )
     out.counter("tgi_request_count", falcon, 2.5)
     out.lines.append(
         f"tgi_request_generated_tokens_sum{Exposition._labels(falcon)} {75.0 * elapsed}"
@@ -531,3 +536,31 @@ async def test_credentials_are_sent_but_never_appear_in_errors() -> None:
         assert "HTTP 401" in message
         assert "s3cret" not in message
         assert "hunter2" not in message
+
+
+async def test_at_zero_only_the_named_demand_query_is_asked(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    """Scale from zero: with no replica anywhere, the user's demand PromQL (the gateway's
+    pending-requests gauge of docs/decisions.md) comes back as the request rate; no other
+    signal is asked (their series cannot exist at zero)."""
+    demand = MetricsQueries(
+        demand='sum(modelfleet_gateway_pending_requests{namespace="$namespace",'
+        'deployment="$deployment"})'
+    )
+    at_zero = MetricsTarget(
+        namespace=NS,
+        deployment="nightly",
+        cluster="local",
+        engine="vllm",
+        prometheus=PrometheusEndpoint(url=prometheus.url),
+        ready_replicas=0,
+        overrides=demand,
+        demand_only=True,
+    )
+    values = await fetch(prometheus, client, at_zero)
+    assert values.request_rate == 3.0, values.errors
+    assert (values.ttft_p95_ms, values.queue_depth, values.tokens_per_second) == (None, None, None)
+    # Without a demand query the engine's own request rate is asked: no series at zero.
+    plain = await fetch(prometheus, client, replace(at_zero, overrides=None))
+    assert plain.request_rate is None

@@ -21,6 +21,7 @@ from modelfleet.api.common import (
     ObjectMeta,
     RegionName,
 )
+from modelfleet.api.profiles import CapacityProfileSpec, WorkloadMix
 
 Engine = Literal["builtin", "vllm", "sglang", "tgi", "custom"]
 SpotPolicy = Literal["Never", "Allowed", "Preferred"]
@@ -295,6 +296,20 @@ class Scaling(ApiModel):
         ge=1,
         description="Scale to zero after this long without requests (needs replicas.min: 0).",
     )
+    predictor: Literal["constant", "trend"] = Field(
+        default="trend",
+        description="Demand forecast over the provisioning lead time (docs/decisions.md).",
+    )
+    headroom: float = Field(
+        default=0.2, ge=0, le=4, description="Capacity kept above the forecast demand (0.2: 20%)."
+    )
+    lead_time_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=7200,
+        description="Provisioning lead time (node + model start) to forecast over; unset: "
+        "learned from observed starts (480 s until one is seen).",
+    )
 
 
 class MetricsQueries(ApiModel):
@@ -312,6 +327,14 @@ class MetricsQueries(ApiModel):
     )
     tokens_per_second: str | None = Field(
         default=None, max_length=4096, description="Generated tokens per second."
+    )
+    demand: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Demand that exists at zero replicas (scale from zero): requests held "
+        "or arriving at a gateway, e.g. sum(modelfleet_gateway_pending_requests{namespace="
+        '"$namespace",deployment="$deployment"}). Asked only while no cluster runs a '
+        "replica; any value above 0 starts the deployment.",
     )
 
 
@@ -340,6 +363,14 @@ class ModelDeploymentSpec(ApiModel):
     placement: Placement = Field(default_factory=Placement, description="Where replicas may run.")
     failover: Failover = Field(default_factory=Failover, description="Failure handling.")
     scaling: Scaling = Field(default_factory=Scaling, description="Autoscaler behaviour.")
+    capacity_profiles: list[CapacityProfileSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="What one replica sustains within the SLO per GPU type (docs/api.md).",
+    )
+    workload: WorkloadMix | None = Field(
+        default=None, description="Mean request lengths to size capacity for."
+    )
     metrics: MetricsQueries | None = Field(
         default=None, description="PromQL overrides for the SLO signals."
     )
@@ -409,6 +440,13 @@ class Recommendation(ApiModel):
     replicas: int = Field(ge=0, description="Replicas recommended.")
 
 
+class RateSample(ApiModel):
+    """One request-rate sample of the demand forecast's history."""
+
+    at: datetime = Field(description="When it was observed.")
+    rate: float = Field(ge=0, description="Requests per second.")
+
+
 class DecisionStatus(ApiModel):
     """What the planner remembers between reconciles (written by the operator only): the
     recommendation history of the stabilisation windows, the scale-to-zero and spot
@@ -437,6 +475,20 @@ class DecisionStatus(ApiModel):
         default=None,
         description="When an SLO breach last bounded capacityPerReplica (unset: the "
         "capacity is only a demonstrated lower bound and scale-down steps by 10%).",
+    )
+    capacity_correction: float | None = Field(
+        default=None,
+        gt=0,
+        description="Online correction of the capacity profile (observed / profiled).",
+    )
+    rate_history: list[RateSample] | None = Field(
+        default=None, max_length=100, description="Request rates the demand forecast reads."
+    )
+    lead_time_seconds: float | None = Field(
+        default=None, gt=0, description="Provisioning lead time learned from observed starts."
+    )
+    short_since: datetime | None = Field(
+        default=None, description="Since when fewer replicas serve than desired."
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from modelfleet.core import reasons as R
+from modelfleet.core.forecast import PREDICTORS
 from modelfleet.core.reasons import Reason
 from modelfleet.core.types import ClusterSignals, PlannerSettings, ScalingPolicy
 
@@ -51,6 +52,96 @@ class AutoscaleDecision:
     reason: Reason
     capacity_per_replica: float | None = None
     capacity_bounded_at: datetime | None = None
+    capacity_correction: float | None = None
+    rate_history: tuple[tuple[datetime, float], ...] = ()
+    lead_time_seconds: float | None = None
+    short_since: datetime | None = None
+    forecast: float | None = None
+    """Requests/s the predictor expected one lead time ahead (None: no forecast)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What the predictive mode carries between plans (``DecisionState`` fields)."""
+
+    correction: float | None = None
+    rate_history: tuple[tuple[datetime, float], ...] = ()
+    lead_time_seconds: float | None = None
+    short_since: datetime | None = None
+
+
+DEFAULT_LEAD_TIME_SECONDS = 480.0
+"""Forecast horizon before any start has been observed: a GPU node (~4-5 min) plus a
+model start (~2.5 min), the medians of docs/simulation.md."""
+CORRECTION_BOUNDS = (0.5, 1.5)
+"""Online correction never moves a profile by more than this factor either way."""
+HISTORY_SPACING_SECONDS = 30.0
+HISTORY_SECONDS = 600.0
+
+
+def update_memory(memory: Memory, signals: Signals, *, current: int, now: datetime) -> Memory:
+    """Record the request rate for the predictor and time the provisioning lead.
+
+    Lead time: from the first plan that sees fewer ready replicas than were desired to the
+    first one that sees them all ready (60 s..1,800 s kept), folded in with weight 1/2.
+    """
+    history = memory.rate_history
+    rate = signals.request_rate
+    if rate is not None and (
+        not history or (now - history[-1][0]).total_seconds() >= HISTORY_SPACING_SECONDS
+    ):
+        history = (*history, (now, rate))
+    history = tuple(h for h in history if (now - h[0]).total_seconds() <= HISTORY_SECONDS)
+    lead, since = memory.lead_time_seconds, memory.short_since
+    ready = signals.ready_replicas
+    if ready is not None:
+        if ready < current:
+            since = since or now
+        elif since is not None:
+            seen = (now - since).total_seconds()
+            if 60.0 <= seen <= 1800.0:
+                lead = seen if lead is None else 0.5 * lead + 0.5 * seen
+            since = None
+    return Memory(memory.correction, history, lead, since)
+
+
+def correct_profile(
+    signals: Signals,
+    worst: float | None,
+    *,
+    profiled: float,
+    correction: float | None,
+    current: int,
+    settings: PlannerSettings,
+) -> float | None:
+    """The online correction of a profile's capacity ``profiled`` (requests/s per replica)
+    after observing ``signals``; the rules of docs/decisions.md section 1:
+
+    - a breach (worst > 1 + tolerance) while the fleet is steady (every desired replica
+      ready: a breach while replicas start is backlog, not capacity) at a per-replica load
+      x >= 60% of the corrected capacity (lower loads breach from cold starts or outages)
+      lowers the correction to ``x / profiled x breach margin``;
+    - every signal within target on complete data moves it a tenth of the way back toward
+      ``max(1, x / profiled)``: the profile stays the anchor, so one bad spell cannot
+      pin the capacity low for good (the flaw of a capacity learned from load alone);
+    - always within ``CORRECTION_BOUNDS``.
+    """
+    rate, ready = signals.request_rate, signals.ready_replicas
+    if worst is None or rate is None or not ready or profiled <= 0:
+        return correction
+    factor = 1.0 if correction is None else correction
+    x = rate / ready
+    lo, hi = CORRECTION_BOUNDS
+    if worst > 1.0 + settings.tolerance:
+        if ready < current or x < 0.6 * profiled * factor:
+            return correction
+        factor = min(factor, x / profiled * settings.capacity_breach_margin)
+    elif worst <= 1.0 and signals.complete:
+        target = max(1.0, x / profiled)
+        factor += 0.1 * (target - factor)
+    else:
+        return correction
+    return min(hi, max(lo, factor))
 
 
 def aggregate_signals(
@@ -152,14 +243,24 @@ def recommend_replicas(
     settings: PlannerSettings,
     capacity: float | None = None,
     capacity_bounded_at: datetime | None = None,
+    profiled: float | None = None,
+    memory: Memory | None = None,
 ) -> AutoscaleDecision:
     """Desired replicas from ``signals`` given ``current`` desired replicas.
 
     Contract (the rules of docs/decisions.md, section 1):
     - worst ratio r = max(observed / target) over the configured SLOs with data;
       |r - 1| <= tolerance keeps ``current``.
-    - r > 1 + tolerance: scale up to ``ceil(current * r)``; r > panic_ratio: at once (no
+    - r > 1 + tolerance: scale up to ``ceil(ready * r)`` where ``ready`` is the ready
+      replicas the ratio was measured on (HPA semantics: placed-but-not-ready replicas
+      carry no load, and they count toward the need: the result is never below
+      ``current``, so it holds while they start); r > panic_ratio: at once (no
       up-stabilisation).
+    - with a capacity profile (``profiled``: requests/s per replica of the offering the
+      placement prefers, times the online correction) the count is sized for the demand
+      forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
+      (predictive mode); a breach still scales up as above (reactive mode) and the larger
+      of the two wins; scale-down to the predictive count keeps the windows below.
     - r < 1 - tolerance: scale down on load, not latency. The capacity (``learn_capacity``)
       is updated from this observation first; with a request rate R and a capacity C the
       recommendation is ``ceil(R / (C * utilisation_target))``, otherwise
@@ -185,6 +286,32 @@ def recommend_replicas(
         if observed is not None and target is not None:
             ratios.append((name, observed / target))
     worst_name, worst = max(ratios, key=lambda x: x[1]) if ratios else ("", 1.0)
+    mem = update_memory(memory or Memory(), signals, current=current, now=now)
+    correction = mem.correction
+    predicted: int | None = None
+    forecast: float | None = None
+    per_replica: float | None = None
+    if profiled is not None and profiled > 0:
+        correction = correct_profile(
+            signals,
+            worst if ratios else None,
+            profiled=profiled,
+            correction=correction,
+            current=current,
+            settings=settings,
+        )
+        per_replica = profiled * (1.0 if correction is None else correction)
+        horizon = scaling.lead_time_seconds
+        if horizon is None:
+            horizon = mem.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS
+        predictor = PREDICTORS.get(scaling.predictor, PREDICTORS["trend"])
+        samples = [((now - t).total_seconds(), r) for t, r in mem.rate_history]
+        forecast = predictor(samples, horizon) if samples else None
+        if signals.request_rate is not None:
+            forecast = max(forecast or 0.0, signals.request_rate)
+        if forecast is not None:
+            predicted = math.ceil(forecast * (1.0 + scaling.headroom) / per_replica - 1e-9)
+    mem = Memory(correction, mem.rate_history, mem.lead_time_seconds, mem.short_since)
     capacity, capacity_bounded_at = learn_capacity(
         signals,
         worst if ratios else None,
@@ -196,10 +323,33 @@ def recommend_replicas(
     demand = bool(signals.request_rate) or bool(signals.queue_per_replica)
     panic = worst > settings.panic_ratio
 
+    ready = signals.ready_replicas
+    base = ready if ready else current
+    breach = bool(ratios) and worst > 1.0 + settings.tolerance
+
     if current == 0:
         raw = max(1, lo) if demand else lo
         code = R.SCALE_FROM_ZERO if demand else R.HOLD
         why = "requests arrived at zero replicas" if demand else "no requests at zero replicas"
+    elif predicted is not None and per_replica is not None and forecast is not None:
+        raw = predicted
+        why = (
+            f"forecast {forecast:.3g} req/s over the lead time + {scaling.headroom:.0%} "
+            f"headroom at {per_replica:.3g} req/s per replica needs {predicted}"
+        )
+        if breach:
+            reactive = math.ceil(base * worst - 1e-9)
+            if reactive > raw:
+                raw = reactive
+                why = f"{worst_name} at {worst:.2f}x target on {base} ready replica(s)"
+        if raw < current and (breach or worst > 1.0):
+            raw = current
+            why += f"; {worst_name} at {worst:.2f}x target: no scale-down"
+        code = R.SCALE_UP if raw > current else R.SCALE_DOWN if raw < current else R.HOLD
+        if code == R.SCALE_UP and panic:
+            code = R.PANIC_SCALE_UP
+        if raw < current:
+            raw = max(raw, math.ceil(current * (1.0 - settings.max_scale_down_fraction) - 1e-9))
     elif not ratios or abs(worst - 1.0) <= settings.tolerance:
         raw = current
         code, why = (
@@ -211,9 +361,12 @@ def recommend_replicas(
             ),
         )
     elif worst > 1.0:
-        raw = math.ceil(current * worst - 1e-9)
+        raw = max(current, math.ceil(base * worst - 1e-9))
         code = R.PANIC_SCALE_UP if panic else R.SCALE_UP
-        why = f"{worst_name} at {worst:.2f}x target"
+        why = f"{worst_name} at {worst:.2f}x target on {base} ready replica(s)"
+        if raw == current:
+            code = R.HOLD
+            why += f": the {current - base} replica(s) on their way cover it"
     else:
         raw, why = _scale_down(
             signals,
@@ -269,7 +422,17 @@ def recommend_replicas(
         code = R.HOLD
     message = f"{current} -> {desired} replicas: {why}"
     return AutoscaleDecision(
-        desired, history, idle_since, Reason(code, message), capacity, capacity_bounded_at
+        desired,
+        history,
+        idle_since,
+        Reason(code, message),
+        capacity,
+        capacity_bounded_at,
+        mem.correction,
+        mem.rate_history,
+        mem.lead_time_seconds,
+        mem.short_since,
+        forecast,
     )
 
 

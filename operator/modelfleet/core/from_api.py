@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from modelfleet.api.common import LabelSelector
 from modelfleet.api.fleetcluster import FleetCluster, GpuOffering, Stockout
 from modelfleet.api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from modelfleet.core.profiles import CapacityProfile, Workload
 from modelfleet.core.types import (
     ClusterView,
     DeploymentSpec,
@@ -69,6 +70,29 @@ def spec_from_api(spec: ModelDeploymentSpec, *, key: str) -> DeploymentSpec:
             up_stabilization_seconds=spec.scaling.up_stabilization_seconds,
             down_stabilization_seconds=spec.scaling.down_stabilization_seconds,
             scale_to_zero_after_seconds=spec.scaling.scale_to_zero_after_seconds,
+            predictor=spec.scaling.predictor,
+            headroom=spec.scaling.headroom,
+            lead_time_seconds=(
+                None
+                if spec.scaling.lead_time_seconds is None
+                else float(spec.scaling.lead_time_seconds)
+            ),
+        ),
+        profiles=tuple(
+            CapacityProfile(
+                gpu=cp.gpu,
+                prefill_tokens_per_second=cp.prefill_tokens_per_second,
+                decode_tokens_per_second=cp.decode_tokens_per_second,
+                gpu_count=cp.gpu_count,
+                source=cp.source,
+                prompt_tokens=cp.prompt_tokens,
+                output_tokens=cp.output_tokens,
+            )
+            for cp in spec.capacity_profiles
+        ),
+        workload=Workload(
+            prompt_tokens=spec.workload.prompt_tokens if spec.workload else None,
+            output_tokens=spec.workload.output_tokens if spec.workload else None,
         ),
         placement=PlacementPolicy(
             clouds=frozenset(p.clouds) if p.clouds else None,

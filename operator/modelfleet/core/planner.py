@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelfleet.core import reasons as R
-from modelfleet.core.autoscale import aggregate_signals, recommend_replicas
+from modelfleet.core.autoscale import Memory, aggregate_signals, recommend_replicas
 from modelfleet.core.candidates import (
     Candidate,
     Eligibility,
@@ -26,6 +26,7 @@ from modelfleet.core.candidates import (
 from modelfleet.core.health import accepts_new_replicas, is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, place
+from modelfleet.core.profiles import replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits
@@ -167,6 +168,7 @@ def plan(
         now=now,
         settings=settings,
     )
+    profiled, growth_ranked = _capacity_view(spec, elig.candidates, ex.sticky, index)
     auto = recommend_replicas(
         scaling,
         signals,
@@ -177,6 +179,13 @@ def plan(
         settings=settings,
         capacity=state.capacity_per_replica,
         capacity_bounded_at=state.capacity_bounded_at,
+        profiled=profiled,
+        memory=Memory(
+            state.capacity_correction,
+            state.rate_history,
+            state.lead_time_seconds,
+            state.short_since,
+        ),
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -226,10 +235,11 @@ def plan(
     for p in existing:
         pkey: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
         own_nodes[pkey] = index.own_nodes.get((spec.key, pkey), 0)
-    growth: Sequence[Candidate] = elig.candidates
+    growth: Sequence[Candidate] = growth_ranked
     regained = [c for c in elig.exhausted if (elig.quota[c.key] or 0) + own_nodes.get(c.key, 0) > 0]
     if regained:
-        growth = sorted([*growth, *regained], key=lambda c: (c.effective, c.order))
+        _, regained_ranked = _capacity_view(spec, regained, {}, index)
+        growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
     #    what the headroom costs).
@@ -323,6 +333,10 @@ def plan(
         spot_unavailable_at=unavailable_at if fallback or ex.spot_stocked_out else None,
         capacity_per_replica=auto.capacity_per_replica,
         capacity_bounded_at=auto.capacity_bounded_at,
+        capacity_correction=auto.capacity_correction,
+        rate_history=auto.rate_history,
+        lead_time_seconds=auto.lead_time_seconds,
+        short_since=auto.short_since,
     )
     return Plan(
         deployment=spec.key,
@@ -340,6 +354,49 @@ def plan(
         headroom_cost_per_hour=headroom_cost,
         placement_method=result.method,
     )
+
+
+def _capacity_view(
+    spec: DeploymentSpec,
+    candidates: Sequence[Candidate],
+    sticky: Mapping[PoolKey, int],
+    index: FleetIndex,
+) -> tuple[float | None, tuple[Candidate, ...]]:
+    """Capacity profiles as the autoscaler and placement use them.
+
+    Returns the requests/s per replica the autoscaler sizes with (the replica-weighted
+    capacity of what runs now, else that of the candidate cheapest per unit of capacity;
+    None without profiles), and ``candidates`` priced per unit of capacity: each one's
+    ``effective`` price scaled by (best capacity / its capacity), those whose profile says
+    they cannot meet the SLO dropped, cheapest first. Without profiles both are unchanged.
+    """
+    if not spec.profiles:
+        return None, tuple(candidates)
+    caps: dict[PoolKey, float] = {}
+    for c in candidates:
+        offering = index.offerings.get((c.cluster, c.instance_type))
+        if offering is not None:
+            caps[c.key] = replica_capacity(spec, offering)
+    usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
+    best = max((caps[c.key] for c in usable), default=0.0)
+    ranked = tuple(
+        sorted(
+            (replace(c, effective=c.effective * best / caps[c.key]) for c in usable),
+            key=lambda c: (c.effective, c.order),
+        )
+    )
+    weighted = 0.0
+    count = 0
+    for key, n in sticky.items():
+        offering = index.offerings.get((key[0], key[1]))
+        if offering is not None and n > 0:
+            weighted += n * replica_capacity(spec, offering)
+            count += n
+    if count:
+        return weighted / count, ranked
+    if ranked:
+        return caps[ranked[0].key], ranked
+    return None, ranked
 
 
 def _zone_fall_through(

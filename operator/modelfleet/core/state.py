@@ -29,6 +29,19 @@ def _parse_ts(value: Any, field: str) -> datetime | None:
     return parsed
 
 
+def _positive(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"decision state: {field} must be a positive number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class DecisionState:
     """What the planner remembers about one deployment.
@@ -44,6 +57,13 @@ class DecisionState:
       (None: not learned yet); scale-down sizes the fleet from it.
     - ``capacity_bounded_at``: when a breach last bounded ``capacity_per_replica`` (None: only
       a demonstrated lower bound; scale-down then takes bounded steps).
+    - ``capacity_correction``: online correction of the capacity profile: observed capacity
+      / the profile's prediction, within [0.5, 1.5] (None: 1, nothing learned yet).
+    - ``rate_history``: ``(time, requests/s)`` samples the demand predictor reads, at least
+      30 s apart, the last 10 minutes.
+    - ``lead_time_seconds``: provisioning lead time (scale-up until the replicas serve)
+      learned from observed starts (None: not observed yet).
+    - ``short_since``: since when fewer replicas serve than desired (times the lead time).
     """
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
@@ -53,6 +73,10 @@ class DecisionState:
     spot_unavailable_at: datetime | None = None
     capacity_per_replica: float | None = None
     capacity_bounded_at: datetime | None = None
+    capacity_correction: float | None = None
+    rate_history: tuple[tuple[datetime, float], ...] = ()
+    lead_time_seconds: float | None = None
+    short_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A dict of JSON types; ``from_dict`` inverts it exactly. The shape (camelCase,
@@ -67,6 +91,10 @@ class DecisionState:
             "spotUnavailableAt": _ts(self.spot_unavailable_at),
             "capacityPerReplica": self.capacity_per_replica,
             "capacityBoundedAt": _ts(self.capacity_bounded_at),
+            "capacityCorrection": self.capacity_correction,
+            "rateHistory": [{"at": t.isoformat(), "rate": r} for t, r in self.rate_history],
+            "leadTimeSeconds": self.lead_time_seconds,
+            "shortSince": _ts(self.short_since),
         }
 
     @classmethod
@@ -103,7 +131,20 @@ class DecisionState:
             raise ValueError(
                 f"decision state: capacityPerReplica must be a positive number, got {capacity!r}"
             )
+        rates: list[tuple[datetime, float]] = []
+        for item in data.get("rateHistory") or []:
+            rate = item.get("rate") if isinstance(item, dict) else None
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+                raise ValueError(f"decision state: bad rateHistory entry {item!r}")
+            at = _parse_ts(item.get("at"), "rateHistory[].at")
+            if at is None:
+                raise ValueError(f"decision state: rateHistory entry without at: {item!r}")
+            rates.append((at, float(rate)))
         return cls(
+            capacity_correction=_positive(data.get("capacityCorrection"), "capacityCorrection"),
+            rate_history=tuple(rates),
+            lead_time_seconds=_positive(data.get("leadTimeSeconds"), "leadTimeSeconds"),
+            short_since=_parse_ts(data.get("shortSince"), "shortSince"),
             recommendations=tuple(recs),
             last_desired=last,
             idle_since=_parse_ts(data.get("idleSince"), "idleSince"),

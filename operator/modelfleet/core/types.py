@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from modelfleet.core.profiles import CapacityProfile, Workload
+
 CapacityType = Literal["OnDemand", "Spot"]
 SpotPolicy = Literal["Never", "Allowed", "Preferred"]
 HealthState = Literal["Healthy", "Suspect", "Failed", "Recovering", "Unknown"]
@@ -75,6 +77,12 @@ class ScalingPolicy:
     up_stabilization_seconds: int = 0
     down_stabilization_seconds: int = 300
     scale_to_zero_after_seconds: int | None = None
+    predictor: str = "trend"
+    """Name in ``core.forecast.PREDICTORS``."""
+    headroom: float = 0.2
+    """Capacity kept above the forecast demand (fraction)."""
+    lead_time_seconds: float | None = None
+    """Forecast horizon; None: learned from observed starts (``DecisionState``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,10 @@ class DeploymentSpec:
     scaling: ScalingPolicy = field(default_factory=ScalingPolicy)
     placement: PlacementPolicy = field(default_factory=PlacementPolicy)
     failover: FailoverPolicy = field(default_factory=FailoverPolicy)
+    profiles: tuple[CapacityProfile, ...] = ()
+    """Capacity profiles (``core.profiles``); empty: capacity is learned online."""
+    workload: Workload = field(default_factory=Workload)
+    """Mean request lengths to size capacity for."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
+from modelfleet.api.modeldeployment import MetricsQueries
 from modelfleet.metrics.queries import QuerySettings, QueryTemplateError, Signal, build_queries
 from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalValues
 
@@ -287,6 +288,18 @@ class PrometheusMetricsSource:
             cluster=target.cluster,
             settings=self._settings,
         )
+        if target.demand_only:
+            demand = target.overrides.demand if target.overrides is not None else None
+            if demand:
+                queries = build_queries(
+                    target.engine,
+                    MetricsQueries(request_rate=demand),
+                    deployment=target.deployment,
+                    namespace=target.namespace,
+                    cluster=target.cluster,
+                    settings=self._settings,
+                )
+            queries = {"request_rate": queries["request_rate"]}
         signals = list(queries)
         outcomes = await asyncio.gather(
             *(self._run(base_url, queries[s], at=now) for s in signals),

@@ -57,6 +57,10 @@ class MetricsTarget:
     """Ready replicas of this deployment in this cluster (divisor of queue_per_replica)."""
     overrides: MetricsQueries | None = None
     """``spec.metrics``: PromQL overrides per signal."""
+    demand_only: bool = False
+    """The deployment has no replica anywhere: only the demand signal is asked, returned as
+    ``request_rate`` (``spec.metrics.demand`` where set, else the request-rate query). Other
+    signals are missing. Scale from zero depends on it (docs/decisions.md)."""
 
 
 @dataclass(frozen=True)

@@ -101,13 +101,21 @@ async def metrics_snapshot(
     *,
     now: datetime,
 ) -> MetricsSnapshot:
-    """Signals of ``md`` in every cluster that runs it; missing data stays missing."""
+    """Signals of ``md`` in every cluster that runs it; missing data stays missing.
+
+    At zero (no cluster holds a workload of ``md``) there is nothing to measure on
+    replicas, so the demand signal is asked instead from every reachable cluster: a
+    ``demand_only`` target whose request rate is ``spec.metrics.demand`` (the user's
+    PromQL for requests held or arriving at a gateway). The largest answer stands for
+    the deployment (one gateway metric may be visible to several Prometheus servers).
+    """
     key = deployment_key(md)
     namespace = md.metadata.namespace or "default"
+    at_zero = not any(obs.workloads for obs in observation.clusters.values())
     targets = []
     for cluster in fleet:
         obs = observation.clusters.get(cluster.metadata.name)
-        if obs is None or not obs.reachable or not obs.workloads:
+        if obs is None or not obs.reachable or (not obs.workloads and not at_zero):
             continue
         targets.append(
             MetricsTarget(
@@ -118,6 +126,7 @@ async def metrics_snapshot(
                 prometheus=cluster.spec.prometheus,
                 ready_replicas=sum(w.ready for w in obs.workloads),
                 overrides=md.spec.metrics,
+                demand_only=at_zero,
             )
         )
 
@@ -138,4 +147,7 @@ async def metrics_snapshot(
         )
 
     results = [r for r in await asyncio.gather(*(fetch(t) for t in targets)) if r]
+    if at_zero:
+        seen = [r for r in results if r[1].request_rate is not None]
+        results = [max(seen, key=lambda r: r[1].request_rate or 0.0)] if seen else []
     return MetricsSnapshot({key: dict(results)}, observed_at=now)

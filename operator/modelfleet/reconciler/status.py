@@ -22,6 +22,7 @@ from modelfleet.api.modeldeployment import (
     Endpoint,
     ModelDeploymentStatus,
     PlacementStatus,
+    RateSample,
     Recommendation,
     ReplicaCounts,
     SloStatus,
@@ -70,6 +71,10 @@ def decision_to_status(state: DecisionState) -> DecisionStatus:
         spot_unavailable_at=state.spot_unavailable_at,
         capacity_per_replica=state.capacity_per_replica,
         capacity_bounded_at=state.capacity_bounded_at,
+        capacity_correction=state.capacity_correction,
+        rate_history=[RateSample(at=t, rate=r) for t, r in state.rate_history],
+        lead_time_seconds=state.lead_time_seconds,
+        short_since=state.short_since,
     )
 
 
@@ -85,6 +90,10 @@ def decision_from_status(status: DecisionStatus | None) -> DecisionState:
         spot_unavailable_at=status.spot_unavailable_at,
         capacity_per_replica=status.capacity_per_replica,
         capacity_bounded_at=status.capacity_bounded_at,
+        capacity_correction=status.capacity_correction,
+        rate_history=tuple((r.at, r.rate) for r in status.rate_history or []),
+        lead_time_seconds=status.lead_time_seconds,
+        short_since=status.short_since,
     )
 
 

@@ -22,7 +22,9 @@ from modelfleet.core.from_api import deployment_key
 from modelfleet.sim.baselines import HpaFailoverPolicy, StaticPeakPolicy
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
 from modelfleet.sim.load import LoadModel
+from modelfleet.sim.oracle import OraclePolicy
 from modelfleet.sim.policies import ModelfleetPolicy, Policy, PolicyName
+from modelfleet.sim.profiles import measured_profiles
 from modelfleet.sim.prometheus import SimulatedMetricsSource
 from modelfleet.sim.scenario import Scenario
 from modelfleet.sim.traffic import Traffic, generate
@@ -96,8 +98,21 @@ def make_policy(
         return StaticPeakPolicy(world, scenario.deployments, load)
     if name == "hpa-failover":
         return HpaFailoverPolicy(world, scenario.deployments, load)
+    if name == "oracle":
+        return OraclePolicy(world, scenario.deployments, load, scenario)
     metrics = SimulatedMetricsSource(load, clock)
-    return ModelfleetPolicy(name, world, scenario.deployments, metrics=metrics, clock=clock)
+    error = scenario.spec.world.control.profile_error
+    deployments = tuple(
+        measured_profiles(
+            md,
+            load.deployments[deployment_key(md)].models,
+            load.deployments[deployment_key(md)].traffic,
+            seed=scenario.spec.seed,
+            error=error,
+        )
+        for md in scenario.deployments
+    )
+    return ModelfleetPolicy(name, world, deployments, metrics=metrics, clock=clock)
 
 
 async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyRun:

@@ -98,6 +98,16 @@ class LoadModel:
             self.deployments[key] = DeploymentLoad(key, t, classes[key], models, seconds, clusters)
         self._detect: dict[str, list[tuple[float, float]]] = {k: [] for k in traffic}
 
+    def arrivals_rate(self, key: str, end: int) -> float:
+        """Requests/s arriving for ``key`` over the monitoring window ending at second
+        ``end``, served or not: what a gateway in front of the deployment counts (the
+        demand signal of scale from zero)."""
+        window = int(self.world.monitoring.window_seconds)
+        arrivals = self.deployments[key].traffic.arrivals
+        stop = max(0, min(end, len(arrivals)))
+        begin = max(0, stop - window)
+        return float(arrivals[begin:stop].sum()) / (stop - begin) if stop > begin else 0.0
+
     def vanished(self, key: str, at: float, fraction: float) -> None:
         """``fraction`` of ``key``'s ready capacity vanished at ``at``: the router keeps
         sending that share of requests there for ``routing.detectSeconds``."""

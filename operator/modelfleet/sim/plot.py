@@ -2,8 +2,11 @@
 
 One column per policy, three rows sharing the time axis: ready replicas stacked by region,
 each deployment's per-minute TTFT p95 (log scale) with its SLO as a dashed line, and the
-cost rate in USD/hour. Scenario events are shaded on every panel. Uses matplotlib's Agg
-backend (no display needed).
+cost rate in USD/hour. Panels of a row share their y-scale, so policies compare at a
+glance; the cost axis leaves room above the highest line, so a flat line (static peak)
+stays visible. Scenario events are shaded on every panel with a solid line where they
+begin and at least ten minutes wide, so a short one (a spot reclaim) shows; regions are
+drawn in colours no event uses. Uses matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cols = len(reports)
-    fig, axes = plt.subplots(3, cols, figsize=(6.0 * cols, 9.0), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        3, cols, figsize=(6.0 * cols, 9.0), sharex=True, sharey="row", squeeze=False
+    )
     regions = sorted({r for rep in reports for r in rep.run.region_ready})
     palette = plt.get_cmap("tab10")
+    # tab10 without red (3), orange (1) and purple (4): those mark events.
+    region_colours = [plt.get_cmap("tab10")(i) for i in (0, 2, 5, 7, 8, 9)] + [
+        plt.get_cmap("Pastel1")(i) for i in range(9)
+    ]
+    top_cost = 0.0
     for col, rep in enumerate(reports):
         run = rep.run
         per_minute = int(60 // run.tick)
@@ -48,7 +58,10 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
             stacks.append(window.min(axis=1))
         ax = axes[0][col]
         ax.stackplot(
-            hours, *stacks, labels=regions, colors=[palette(i) for i in range(len(regions))]
+            hours,
+            *stacks,
+            labels=regions,
+            colors=[region_colours[i % len(region_colours)] for i in range(len(regions))],
         )
         ax.set_title(f"{run.policy}: SLO {rep.slo_attainment:.1%}, ${rep.cost_usd:,.0f}")
         ax.set_ylabel("ready replicas")
@@ -67,8 +80,9 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
             ax.legend(loc="upper left", fontsize="small", bbox_to_anchor=(1.0, 1.0))
         ax = axes[2][col]
         cost = run.cost[first : first + minutes * per_minute].reshape(minutes, per_minute)
-        ax.plot(hours, cost.sum(axis=1) * 60.0, color="black", lw=0.8)
-        ax.set_ylim(bottom=0)
+        rate = cost.sum(axis=1) * 60.0
+        top_cost = max(top_cost, float(rate.max(initial=0.0)))
+        ax.plot(hours, rate, color="black", lw=1.2)
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.set_ylabel("cost (USD/hour)")
         ax.set_xlabel("hours from the scenario start")
@@ -79,7 +93,10 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
                     continue
                 begin = float(event["atSeconds"]) / 3600.0  # type: ignore[arg-type]
                 end = float(event.get("endSeconds", event["atSeconds"] + 300)) / 3600.0  # type: ignore[operator, arg-type]
-                axes[row][col].axvspan(begin, end, color=shade, alpha=0.15, lw=0)
+                end = max(end, begin + 10.0 / 60.0)
+                axes[row][col].axvspan(begin, end, color=shade, alpha=0.18, lw=0)
+                axes[row][col].axvline(begin, color=shade, lw=1.0)
+    axes[2][0].set_ylim(0, max(1.0, top_cost * 1.15))
     fig.suptitle(
         f"{reports[0].run.scenario.name}: shaded = outage (red), stockout (orange), "
         "spot reclaim (purple)"

@@ -16,6 +16,7 @@ Every policy (this one and the baselines) exposes the same small interface to th
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal, Protocol
 
 from modelfleet.api import FleetCluster, ModelDeployment
@@ -33,12 +34,18 @@ from modelfleet.reconciler import (
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
 
 PolicyName = Literal[
-    "modelfleet", "static-peak", "hpa-failover", "modelfleet-on-demand", "modelfleet-no-standby"
+    "modelfleet",
+    "static-peak",
+    "hpa-failover",
+    "oracle",
+    "modelfleet-on-demand",
+    "modelfleet-no-standby",
 ]
 POLICIES: tuple[PolicyName, ...] = (
     "modelfleet",
     "static-peak",
     "hpa-failover",
+    "oracle",
     "modelfleet-on-demand",
     "modelfleet-no-standby",
 )

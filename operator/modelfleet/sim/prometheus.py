@@ -76,6 +76,14 @@ class SimulatedMetricsSource:
         seconds = (now - self._clock.start).total_seconds()
         interval = self._load.world.monitoring.scrape_interval_seconds
         scrape = int(math.floor(seconds / interval) * interval)
+        if target.demand_only:
+            # No replica anywhere: the gateway in front of the deployment still sees the
+            # requests arriving (and fails or holds them); that is the demand signal.
+            return SignalValues.from_signals(
+                {"request_rate": self._load.arrivals_rate(key, scrape)},
+                ready_replicas=0,
+                observed_at=self._clock.at(scrape),
+            )
         cached = self._cache.get((key, target.cluster, scrape))
         if cached is None:
             cached = self._evaluate(key, target.cluster, scrape)

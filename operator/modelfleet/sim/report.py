@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelfleet.core.autoscale import DEFAULT_LEAD_TIME_SECONDS
+from modelfleet.core.forecast import PREDICTORS
 from modelfleet.sim.engine import PolicyRun
 
 FloatArray = npt.NDArray[np.float64]
@@ -48,6 +50,9 @@ class DeploymentFigures:
     ttft_p95_ms: float | None
     replicas_mean: float
     replicas_max: int
+    forecast: dict[str, Any] | None = None
+    """The deployment's predictor error at the lead time (``predictor_error``); None for
+    policies that do not forecast."""
 
     @property
     def minute_met(self) -> npt.NDArray[np.bool_]:
@@ -98,10 +103,62 @@ class PolicyReport:
                     "requestsFailed": d.failed,
                     "replicasMean": round(d.replicas_mean, 3),
                     "replicasMax": d.replicas_max,
+                    **({"forecastError": d.forecast} if d.forecast else {}),
                 }
                 for key, d in self.deployments.items()
             },
         }
+
+
+def predictor_error(
+    arrivals: npt.NDArray[np.int64],
+    *,
+    predictor: str,
+    lead_seconds: float,
+    begin: int,
+    step: int = 30,
+    window: int = 60,
+) -> dict[str, Any]:
+    """How well ``predictor`` (``core.forecast``) forecasts the request rate one lead time
+    ahead on this traffic, seeing only the past as the operator does: every ``step`` s from
+    ``begin``, it gets the one-minute rates of the last 10 minutes (``step`` apart) and its
+    forecast is compared with the mean rate of the minute ending one lead time later.
+    Returns the mean absolute percentage error over minutes with traffic (``mape``), the
+    mean signed error relative to the mean rate (``bias``: > 0 forecasts too high), and the
+    share of forecasts below the actual rate (``under``)."""
+    fn = PREDICTORS.get(predictor, PREDICTORS["trend"])
+    cum = np.concatenate([[0], np.cumsum(arrivals)])
+
+    def rate(end: int) -> float:
+        a = max(0, end - window)
+        return float(cum[end] - cum[a]) / max(1, end - a)
+
+    lead = int(lead_seconds)
+    errors: list[float] = []
+    signed: list[float] = []
+    actuals: list[float] = []
+    under = 0
+    for t in range(max(begin, window), len(arrivals) - lead, step):
+        samples = [
+            (float(age), rate(t - age)) for age in range(600, -1, -step) if t - age >= window
+        ]
+        forecast = fn(samples, float(lead))
+        if forecast is None:
+            continue
+        actual = rate(t + lead)
+        actuals.append(actual)
+        signed.append(forecast - actual)
+        under += forecast < actual
+        if actual > 0:
+            errors.append(abs(forecast - actual) / actual)
+    mean_rate = float(np.mean(actuals)) if actuals else 0.0
+    return {
+        "predictor": predictor,
+        "leadSeconds": lead,
+        "mape": round(float(np.mean(errors)), 4) if errors else None,
+        "bias": round(float(np.mean(signed)) / mean_rate, 4) if mean_rate > 0 else None,
+        "under": round(under / len(actuals), 4) if actuals else None,
+    }
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
@@ -314,6 +371,14 @@ def evaluate(run: PolicyRun) -> PolicyReport:
             ttft_p95_ms=float(np.percentile(ok, 95)) * 1000.0 if len(ok) else None,
             replicas_mean=float(ready.mean()) if len(ready) else 0.0,
             replicas_max=int(ready.max(initial=0)),
+            forecast=predictor_error(
+                run.load.deployments[key].traffic.arrivals,
+                predictor=md.spec.scaling.predictor,
+                lead_seconds=md.spec.scaling.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS,
+                begin=run.offset,
+            )
+            if run.policy.startswith("modelfleet")
+            else None,
         )
         requests += len(ttft)
         failed += n_failed

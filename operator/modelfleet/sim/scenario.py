@@ -10,6 +10,7 @@ all of it and raises ``ScenarioError`` whose messages name the file and the fiel
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -71,11 +72,46 @@ class Burst(SimModel):
         return data
 
 
-class TrafficSpec(SimModel):
-    """A deployment's traffic: diurnal curve, bursts, token lengths."""
+class TraceSpec(SimModel):
+    """Replay of a request trace in the Azure LLM inference trace format
+    (``TIMESTAMP,ContextTokens,GeneratedTokens``, one row per request, in time order).
 
-    peak_rps: float = Field(gt=0, description="Requests/s at the daily peak.")
-    trough_rps: float = Field(ge=0, description="Requests/s at the daily trough.")
+    Trace time ``t`` (seconds since its first request) lands at ``shift + t x stretch``
+    from the scenario start; ``rateScale`` thins (< 1) or multiplies (> 1) the requests,
+    each copy of a request keeping its lengths; ``repeat`` plays it that many times back to
+    back (0: until the scenario ends).
+    """
+
+    file: str = Field(description="CSV trace, relative to the scenario file.")
+    shift: str | float = Field(
+        default=0.0, description="Where the trace's first request lands ('90m', '1h', seconds)."
+    )
+    stretch: float = Field(default=1.0, gt=0, le=1000, description="Time dilation factor.")
+    rate_scale: float = Field(default=1.0, gt=0, le=1000, description="Request multiplier.")
+    repeat: int = Field(default=1, ge=0, description="Plays (0: loop to the end).")
+    path: str | None = Field(default=None, description="(resolved file)", exclude=True)
+
+    @field_validator("shift")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        parse_at(value)
+        return value
+
+    @property
+    def shift_seconds(self) -> float:
+        return parse_at(self.shift)
+
+
+class TrafficSpec(SimModel):
+    """A deployment's traffic: diurnal curve, bursts, token lengths; or a replayed trace."""
+
+    peak_rps: float | None = Field(
+        default=None, gt=0, description="Requests/s at the daily peak (required without trace)."
+    )
+    trough_rps: float = Field(default=0.0, ge=0, description="Requests/s at the daily trough.")
+    trace: TraceSpec | None = Field(
+        default=None, description="Replay this trace instead of the diurnal curve."
+    )
     peak_hour: float = Field(default=15.0, ge=0, lt=24, description="UTC hour of the peak.")
     shape: float = Field(default=1.5, gt=0, description="Peakiness of the diurnal curve.")
     noise_sigma: float = Field(
@@ -87,7 +123,9 @@ class TrafficSpec(SimModel):
 
     @model_validator(mode="after")
     def _trough_below_peak(self) -> TrafficSpec:
-        if self.trough_rps > self.peak_rps:
+        if self.trace is None and self.peak_rps is None:
+            raise ValueError("peakRps is required (or replay a trace)")
+        if self.peak_rps is not None and self.trough_rps > self.peak_rps:
             raise ValueError("troughRps must not exceed peakRps")
         return self
 
@@ -324,6 +362,23 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
             )
             continue
         deployments.append(found[0])
+    refs = list(spec.deployments)
+    for i, ref in enumerate(refs):
+        trace = ref.traffic.trace
+        if trace is None:
+            continue
+        file = Path(os.path.normpath(base / trace.file))  # lexical: ../ as written
+        if not file.is_file():
+            errors.append(
+                f"{source}: deployments.{i}.traffic.trace.file: no such file {trace.file!r} "
+                f"(resolved to {file})"
+            )
+            continue
+        traffic = ref.traffic.model_copy(
+            update={"trace": trace.model_copy(update={"path": str(file)})}
+        )
+        refs[i] = ref.model_copy(update={"traffic": traffic})
+    spec = spec.model_copy(update={"deployments": refs})
     md_names = [m.metadata.name for m in deployments]
     if len(set(md_names)) != len(md_names):
         errors.append(f"{source}: deployments: ModelDeployment names repeat: {md_names}")

@@ -13,14 +13,17 @@ factor; arrivals per second are Poisson around it. Prompt and output lengths are
 
 from __future__ import annotations
 
+import csv
+import functools
 import math
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from modelfleet.sim.scenario import Burst, TrafficSpec
+from modelfleet.sim.scenario import Burst, TraceSpec, TrafficSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -78,7 +81,8 @@ def diurnal_rate(spec: TrafficSpec, seconds: int, *, start_hour: float) -> Float
     t = np.arange(seconds, dtype=np.float64)
     hours = (start_hour + t / 3600.0) % 24.0
     phase = (1.0 + np.cos(2.0 * np.pi * (hours - spec.peak_hour) / 24.0)) / 2.0
-    rate: FloatArray = spec.trough_rps + (spec.peak_rps - spec.trough_rps) * phase**spec.shape
+    peak = spec.peak_rps if spec.peak_rps is not None else spec.trough_rps
+    rate: FloatArray = spec.trough_rps + (peak - spec.trough_rps) * phase**spec.shape
     return rate
 
 
@@ -102,11 +106,98 @@ def apply_bursts(rate: FloatArray, bursts: list[Burst], *, offset: float = 0.0) 
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
+    """(seconds since the first request, prompt tokens, output tokens) of an Azure-format
+    trace, in time order. Raises ValueError naming the file and line on a bad row."""
+    times: list[float] = []
+    prompts: list[int] = []
+    outputs: list[int] = []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+        if not need <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path}: expected the columns {','.join(sorted(need))}")
+        first: datetime | None = None
+        for line, row in enumerate(reader, start=2):
+            try:
+                stamp = row["TIMESTAMP"].strip()
+                head, _, frac = stamp.partition(".")
+                when = datetime.fromisoformat(head + ("." + frac[:6] if frac else ""))
+                first = first or when
+                times.append((when - first).total_seconds())
+                prompts.append(max(1, int(row["ContextTokens"])))
+                outputs.append(max(1, int(row["GeneratedTokens"])))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{path}:{line}: {exc}") from exc
+    if not times:
+        raise ValueError(f"{path}: no requests")
+    order = np.argsort(np.asarray(times), kind="stable")
+    return (
+        np.asarray(times)[order],
+        np.asarray(prompts, dtype=np.int64)[order],
+        np.asarray(outputs, dtype=np.int64)[order],
+    )
+
+
+def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int = 0) -> Traffic:
+    """A deployment's traffic from a trace (see ``scenario.TraceSpec``): arrivals per
+    second as the trace has them (shifted, stretched, scaled, repeated; the warm-up before
+    the scenario start replays the trace's end), the expected rate
+    as their one-minute moving mean, and the lengths' log-normal fit (median and sigma of
+    the kept requests' log lengths), which is what the serving model reads."""
+    if trace.path is None:
+        raise ValueError("trace path not resolved (load the scenario with load_scenario)")
+    times, prompts, outputs = read_trace(trace.path)
+    own = stable_seed(seed, name)
+    rng = np.random.default_rng(own)
+    span = float(times[-1]) + 1.0
+    plays = trace.repeat or max(1, math.ceil(seconds / (span * trace.stretch)) + 1)
+    # Pre-roll: the warm-up before the scenario start plays the trace's end, as if it had
+    # been running, so that every policy has its capacity up when measurement begins.
+    pre = math.ceil((offset + trace.shift_seconds) / (span * trace.stretch)) if offset else 0
+    first = -pre
+    at = np.concatenate([times + k * span for k in range(first, plays)]) * trace.stretch
+    at = at + offset + trace.shift_seconds
+    p = np.tile(prompts, plays - first)
+    o = np.tile(outputs, plays - first)
+    if pre:
+        keep_pre = at < offset  # pre-roll only inside the warm-up
+        keep_pre |= np.repeat(np.arange(first, plays) >= 0, len(times))
+        at, p, o = at[keep_pre], p[keep_pre], o[keep_pre]
+    whole = math.floor(trace.rate_scale)
+    copies = np.full(len(at), whole, dtype=np.int64) + (
+        rng.random(len(at)) < trace.rate_scale - whole
+    )
+    at, p, o = np.repeat(at, copies), np.repeat(p, copies), np.repeat(o, copies)
+    keep = (at >= 0) & (at < seconds)
+    at, p, o = at[keep], p[keep], o[keep]
+    arrivals: IntArray = np.bincount(at.astype(np.int64), minlength=seconds)[:seconds].astype(
+        np.int64
+    )
+    kernel = np.ones(60) / 60.0
+    rate: FloatArray = np.convolve(arrivals.astype(np.float64), kernel, mode="same")
+    lp = np.log(p) if len(p) else np.zeros(1)
+    lo = np.log(o) if len(o) else np.zeros(1)
+    return Traffic(
+        rate=rate,
+        arrivals=arrivals,
+        prompt_median=float(np.exp(np.median(lp))),
+        prompt_sigma=float(np.std(lp)),
+        output_median=float(np.exp(np.median(lo))),
+        output_sigma=float(np.std(lo)),
+        seed=own,
+    )
+
+
 def generate(
     spec: TrafficSpec, *, seconds: int, seed: int, name: str, start_hour: float, offset: int = 0
 ) -> Traffic:
     """Draw one deployment's traffic. ``offset`` seconds of warm-up precede the scenario
-    start (the diurnal curve and bursts are positioned relative to the start)."""
+    start (the diurnal curve and bursts are positioned relative to the start). A spec with
+    a ``trace`` replays it instead (``replay``)."""
+    if spec.trace is not None:
+        return replay(spec.trace, seconds=seconds, seed=seed, name=name, offset=offset)
     own = stable_seed(seed, name)
     rng = np.random.default_rng(own)
     base_hour = (start_hour - offset / 3600.0) % 24.0

@@ -231,6 +231,13 @@ class Control(SimModel):
         description="Simulated before the measured window (not reported), "
         "so every policy starts with its capacity up.",
     )
+    profile_error: float = Field(
+        default=0.15,
+        ge=0,
+        lt=1,
+        description="Capacity profiles a modelfleet policy reads are the truth x (1 + e), e "
+        "uniform in [-profileError, profileError] per GPU type and seed (sim/profiles.py).",
+    )
 
 
 class Baselines(SimModel):

@@ -38,7 +38,7 @@ def test_default_scenario_runs_and_prints_the_summary() -> None:
         app, ["simulate", str(scenario), "--hours", "0.25", "--policy", "static-peak"]
     )
     assert result.exit_code == 0, result.output
-    assert "static-peak" in result.output and "SLO met" in result.output
+    assert "static-peak" in result.output and "SLO: minutes within it" in result.output
 
 
 def test_out_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_out_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--out", str(taken), "--policy", "static-peak"])
     assert result.exit_code == 2
     assert f"--out {taken}: exists and is not a folder" in result.output
-    assert "SLO met" not in result.output  # refused up front: nothing was simulated
+    assert "SLO: minutes within it" not in result.output  # refused up front: nothing was simulated
     assert taken.read_text() == "keep me\n"
 
 
@@ -55,7 +55,7 @@ def test_out_below_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     result = runner.invoke(app, ["simulate", "--out", str(tmp_path / "file" / "sub")])
     assert result.exit_code == 2 and "--out" in result.output
-    assert "SLO met" not in result.output
+    assert "SLO: minutes within it" not in result.output
 
 
 def test_hours_beyond_the_scenario_are_clamped_and_said(tmp_path: Path) -> None:

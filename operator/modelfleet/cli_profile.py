@@ -1,0 +1,103 @@
+"""``modelfleet profile``: the command-line face of ``modelfleet.profile`` (kept out of
+``cli.py`` so the command's many options stay in one place; ``cli.py`` registers it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+
+def profile_command(
+    url: Annotated[
+        str, typer.Argument(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+    ],
+    model: Annotated[str, typer.Option("--model", help="Model name the endpoint serves.")],
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU type of the replica, e.g. H100.")],
+    gpu_count: Annotated[int, typer.Option("--gpu-count", help="GPUs per replica.")] = 1,
+    ttft_p95_ms: Annotated[
+        float | None, typer.Option("--ttft-p95-ms", help="TTFT p95 objective (ms).")
+    ] = 200.0,
+    tpot_p95_ms: Annotated[
+        float | None, typer.Option("--tpot-p95-ms", help="TPOT p95 objective (ms).")
+    ] = None,
+    prompt_tokens: Annotated[
+        float, typer.Option("--prompt-tokens", help="Median prompt tokens (synthetic mix).")
+    ] = 512.0,
+    output_tokens: Annotated[
+        float, typer.Option("--output-tokens", help="Median output tokens (synthetic mix).")
+    ] = 128.0,
+    sigma: Annotated[
+        float, typer.Option("--sigma", help="Log-normal sigma of both lengths (0: fixed).")
+    ] = 0.0,
+    trace: Annotated[
+        Path | None,
+        typer.Option("--trace", help="Take lengths from an Azure-format trace CSV instead."),
+    ] = None,
+    start_rate: Annotated[float, typer.Option("--start-rate", help="First rate (req/s).")] = 1.0,
+    growth: Annotated[float, typer.Option("--growth", help="Rate multiplier per step.")] = 2.0,
+    max_rate: Annotated[float, typer.Option("--max-rate", help="Highest rate tried.")] = 256.0,
+    step_seconds: Annotated[
+        float, typer.Option("--step-seconds", help="Seconds each rate is held.")
+    ] = 30.0,
+    refine: Annotated[
+        int, typer.Option("--refine", help="Bisections after the first failing rate.")
+    ] = 3,
+    arrivals: Annotated[
+        str, typer.Option("--arrivals", help="poisson or uniform inter-arrival times.")
+    ] = "poisson",
+    api_key_env: Annotated[
+        str, typer.Option("--api-key-env", help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the profile (YAML fragment) here.")
+    ] = None,
+) -> None:
+    """Load-test an endpoint at rising rates and write the capacity profile the operator
+    reads: the highest rate whose TTFT p95 and TPOT p95 stay within the objectives."""
+    from modelfleet.profile.command import ProfileRequest, run_profile
+    from modelfleet.profile.mix import Mix, read_trace
+
+    err = Console(stderr=True, soft_wrap=True)
+    if arrivals not in ("poisson", "uniform"):
+        err.print(f"[red]error:[/red] --arrivals: poisson or uniform, got {escape(arrivals)}")
+        raise typer.Exit(2)
+    if start_rate <= 0 or growth <= 1 or step_seconds <= 0:
+        err.print("[red]error:[/red] --start-rate and --step-seconds > 0, --growth > 1")
+        raise typer.Exit(2)
+    try:
+        rows = read_trace(trace) if trace is not None else ()
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] --trace: {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    mix = Mix(prompt_tokens, sigma, output_tokens, sigma, rows)
+    request = ProfileRequest(
+        base_url=url,
+        model=model,
+        gpu=gpu,
+        gpu_count=gpu_count,
+        ttft_p95_ms=ttft_p95_ms,
+        tpot_p95_ms=tpot_p95_ms,
+        mix=mix,
+        start_rate=start_rate,
+        growth=growth,
+        max_rate=max_rate,
+        step_seconds=step_seconds,
+        refinements=refine,
+        arrivals="poisson" if arrivals == "poisson" else "uniform",
+        api_key=os.environ.get(api_key_env, "none"),
+    )
+    try:
+        code = run_profile(request, out_file, Console(soft_wrap=True))
+    except ImportError as exc:
+        err.print(
+            "[red]error:[/red] modelfleet profile needs the openai package: "
+            "pip install 'modelfleet[profile]'"
+        )
+        raise typer.Exit(2) from exc
+    if code:
+        raise typer.Exit(code)

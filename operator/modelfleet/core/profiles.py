@@ -1,0 +1,171 @@
+"""Capacity profiles: what one replica sustains within the SLO, per GPU type and count.
+
+A profile says how fast one replica works through the two phases of a request, as
+aggregate throughputs at the highest load that still meets the deployment's TTFT and TPOT
+objectives: ``prefill_tokens_per_second`` (prompt tokens) and
+``decode_tokens_per_second`` (generated tokens). That form survives a change of request
+mix: a request of ``P`` prompt and ``O`` output tokens occupies a replica for
+``P / prefill + O / decode`` seconds of its capacity, so
+
+    requests/s within the SLO = 1 / (P / prefill_tokens_per_second + O / decode_tokens_per_second)
+
+Three sources, in this order of trust (``best_profile``): measured (``modelfleet
+profile``), declared (written by hand in the ModelDeployment), and online correction (a
+factor the autoscaler learns from observed latency against the profile's prediction,
+``DecisionState.capacity_correction``), which only ever scales a profile that exists.
+
+Placement ranks offerings by cost per unit of capacity (``cost_per_capacity``), so a slow
+cheap GPU is never "cheapest" while it cannot meet the SLO: an offering whose profile
+gives no capacity (0) is not a candidate at all. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from modelfleet.core.types import DeploymentSpec, Offering
+
+ProfileSource = Literal["Measured", "Declared"]
+TRUST: dict[ProfileSource, int] = {"Measured": 2, "Declared": 1}
+"""Higher wins when several profiles match one (GPU type, GPU count)."""
+
+DEFAULT_PROMPT_TOKENS = 512.0
+"""Mix assumed when neither the deployment nor the profile states one (prompt tokens)."""
+DEFAULT_OUTPUT_TOKENS = 256.0
+"""Mix assumed when neither the deployment nor the profile states one (output tokens)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityProfile:
+    """One replica on ``gpu_count`` GPUs of type ``gpu``, within the deployment's SLO.
+
+    Throughputs are tokens/s of the whole replica at its highest load within the SLO; 0
+    means "cannot meet the SLO on this GPU" (never placed there). ``prompt_tokens`` and
+    ``output_tokens`` are the mean lengths it was measured at (informational, and the mix
+    used when the deployment declares none).
+    """
+
+    gpu: str
+    prefill_tokens_per_second: float
+    decode_tokens_per_second: float
+    gpu_count: int | None = None
+    source: ProfileSource = "Declared"
+    prompt_tokens: float | None = None
+    output_tokens: float | None = None
+
+    def requests_per_second(self, prompt_tokens: float, output_tokens: float) -> float:
+        """Requests/s one replica sustains within the SLO at mean lengths ``prompt_tokens``
+        and ``output_tokens`` (both >= 0); 0.0 when the profile says it cannot."""
+        if self.prefill_tokens_per_second <= 0 or self.decode_tokens_per_second <= 0:
+            return 0.0
+        seconds = (
+            max(0.0, prompt_tokens) / self.prefill_tokens_per_second
+            + max(0.0, output_tokens) / self.decode_tokens_per_second
+        )
+        return math.inf if seconds <= 0 else 1.0 / seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Mean request lengths a deployment is sized for (tokens); None: not declared."""
+
+    prompt_tokens: float | None = None
+    output_tokens: float | None = None
+
+
+def best_profile(
+    profiles: Iterable[CapacityProfile], gpu: str, gpu_count: int
+) -> CapacityProfile | None:
+    """The most trusted profile for ``gpu`` x ``gpu_count`` (measured over declared; a
+    profile without a count matches any count), or None when there is none."""
+    best: CapacityProfile | None = None
+    for p in profiles:
+        if p.gpu != gpu or (p.gpu_count is not None and p.gpu_count != gpu_count):
+            continue
+        exact = p.gpu_count is not None
+        rank = (TRUST[p.source], exact)
+        if best is None or rank > (TRUST[best.source], best.gpu_count is not None):
+            best = p
+    return best
+
+
+def mix_of(workload: Workload, profile: CapacityProfile | None) -> tuple[float, float]:
+    """The (prompt, output) mean lengths to size for: the deployment's, else the profile's
+    measurement mix, else the defaults."""
+    prompt = workload.prompt_tokens
+    output = workload.output_tokens
+    if prompt is None:
+        prompt = profile.prompt_tokens if profile and profile.prompt_tokens else None
+    if output is None:
+        output = profile.output_tokens if profile and profile.output_tokens else None
+    return (
+        DEFAULT_PROMPT_TOKENS if prompt is None else prompt,
+        DEFAULT_OUTPUT_TOKENS if output is None else output,
+    )
+
+
+def capacity_for(
+    profiles: Iterable[CapacityProfile], workload: Workload, gpu: str, gpu_count: int
+) -> float | None:
+    """Requests/s one replica of ``gpu_count`` x ``gpu`` sustains within the SLO for
+    ``workload``; None when no profile covers that GPU (unknown, not zero)."""
+    return _capacity_for(tuple(profiles), workload, gpu, gpu_count)
+
+
+@functools.lru_cache(maxsize=4096)
+def _capacity_for(
+    profiles: tuple[CapacityProfile, ...], workload: Workload, gpu: str, gpu_count: int
+) -> float | None:
+    # Memoised (pure; every argument is immutable): the planner asks for every candidate
+    # of every deployment on every reconcile.
+    profile = best_profile(profiles, gpu, gpu_count)
+    if profile is None:
+        return None
+    prompt, output = mix_of(workload, profile)
+    return profile.requests_per_second(prompt, output)
+
+
+def cost_per_capacity(price_per_replica_hour: float, capacity: float | None) -> float:
+    """USD per hour per request/s of capacity; the bare replica price when the capacity is
+    unknown (no profile), ``inf`` when the profile says the GPU cannot meet the SLO."""
+    if capacity is None:
+        return price_per_replica_hour
+    if capacity <= 0:
+        return math.inf
+    return price_per_replica_hour / capacity
+
+
+def replica_capacity(spec: DeploymentSpec, offering: Offering) -> float:
+    """Capacity of one replica of ``spec`` on ``offering``, for placement and autoscaling.
+
+    Units: requests/s within the SLO at the deployment's mix when ``spec`` has profiles;
+    when it has none at all, 1.0 (one replica's worth: every offering counts the same, the
+    behaviour before profiles). An offering whose GPU no profile covers gets the smallest
+    capacity profiled for another GPU type (pessimistic: an unprofiled GPU is assumed no
+    better than the worst measured one). 0.0: the profile says it cannot meet the SLO.
+    Pure; used by the autoscaler (replicas per unit of demand) and by placement (cost per
+    unit of capacity).
+    """
+    if not spec.profiles:
+        return 1.0
+    return _replica_capacity(spec.profiles, spec.workload, offering.gpu, spec.gpu.count)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replica_capacity(
+    profiles: tuple[CapacityProfile, ...], workload: Workload, gpu: str, gpu_count: int
+) -> float:
+    own = _capacity_for(profiles, workload, gpu, gpu_count)
+    if own is not None:
+        return own
+    known = [
+        c
+        for p in profiles
+        if (c := _capacity_for(profiles, workload, p.gpu, gpu_count)) is not None and c > 0
+    ]
+    return min(known) if known else 1.0

@@ -1,0 +1,198 @@
+"""``modelfleet profile``: the load test as a command, with a live table and a progress bar.
+
+Runs ``search.next_rate`` steps against the endpoint with ``loadgen.run_step``, prints one
+table row per step (offered and achieved rate, TTFT p50/p95, TPOT p95, errors, verdict)
+and writes the profile the operator reads: a ModelDeployment fragment holding one
+``spec.capacityProfiles`` entry with ``source: Measured`` (docs/api.md), ready for
+``kubectl patch md NAME --type merge --patch-file`` or for pasting into the manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modelfleet.profile.loadgen import Arrivals, one_request, run_step
+from modelfleet.profile.mix import Mix
+from modelfleet.profile.search import (
+    MeasuredProfile,
+    StepResult,
+    next_rate,
+    profile_from,
+)
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """Everything one profiling run needs."""
+
+    base_url: str
+    model: str
+    gpu: str
+    gpu_count: int
+    ttft_p95_ms: float | None
+    tpot_p95_ms: float | None
+    mix: Mix
+    start_rate: float = 1.0
+    growth: float = 2.0
+    max_rate: float = 256.0
+    step_seconds: float = 30.0
+    refinements: int = 3
+    arrivals: Arrivals = "poisson"
+    max_error_rate: float = 0.01
+    api_key: str = "none"
+    timeout: float = 60.0
+    seed: int = 0
+    warmup: int = 4
+    """Requests sent one by one before the first step and not measured."""
+
+
+def _table(steps: list[StepResult], passed: list[bool]) -> Table:
+    table = Table(title="modelfleet profile", title_justify="left")
+    for name in ("rate", "achieved", "TTFT p50", "TTFT p95", "TPOT p95", "errors", ""):
+        table.add_column(name, justify="right")
+    for s, ok in zip(steps, passed, strict=True):
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:,.0f} ms"
+
+        table.add_row(
+            f"{s.rate:.2f}/s",
+            f"{s.achieved:.2f}/s",
+            ms(s.ttft_ms(0.5)),
+            ms(s.ttft_ms(0.95)),
+            ms(s.tpot_ms(0.95)),
+            f"{s.errors}",
+            "within SLO" if ok else "breaks SLO",
+        )
+    return table
+
+
+async def profile(
+    req: ProfileRequest, console: Console | None = None
+) -> tuple[MeasuredProfile | None, list[StepResult], list[bool]]:
+    """Run the search; returns the profile (None if no rate met the objectives) and the
+    steps. Raises ImportError when the ``openai`` package is missing."""
+    from openai import AsyncOpenAI
+
+    console = console or Console()
+    client = AsyncOpenAI(base_url=req.base_url, api_key=req.api_key, max_retries=0)
+    lengths = req.mix.lengths(req.seed)
+    # Warm-up, not measured: connections, the endpoint's first-request costs.
+    for _ in range(req.warmup):
+        p, o = next(lengths)
+        await one_request(client, req.model, p, o, timeout=req.timeout)
+    steps: list[StepResult] = []
+    passed: list[bool] = []
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            while True:
+                rate = next_rate(
+                    steps,
+                    passed,
+                    start=req.start_rate,
+                    growth=req.growth,
+                    max_rate=req.max_rate,
+                    refinements=req.refinements,
+                )
+                if rate is None:
+                    break
+                expected = max(1, round(rate * req.step_seconds))
+                task = bar.add_task(f"{rate:.2f} req/s", total=expected)
+                step = await run_step(
+                    client,
+                    req.model,
+                    rate,
+                    req.step_seconds,
+                    lengths,
+                    arrivals=req.arrivals,
+                    seed=req.seed + len(steps),
+                    timeout=req.timeout,
+                    on_done=lambda task=task: bar.advance(task),  # type: ignore[misc]
+                )
+                bar.remove_task(task)
+                ok = step.passes(req.ttft_p95_ms, req.tpot_p95_ms, req.max_error_rate)
+                steps.append(step)
+                passed.append(ok)
+                console.print(
+                    f"{rate:.2f} req/s: TTFT p95 {step.ttft_ms(0.95) or 0:,.0f} ms, "
+                    f"TPOT p95 {step.tpot_ms(0.95) or 0:,.1f} ms, {step.errors} errors: "
+                    + ("within SLO" if ok else "breaks SLO")
+                )
+    finally:
+        await client.close()
+    order = sorted(range(len(steps)), key=lambda i: steps[i].rate)
+    console.print(_table([steps[i] for i in order], [passed[i] for i in order]))
+    return profile_from(steps, passed), steps, passed
+
+
+def profile_manifest(
+    req: ProfileRequest, result: MeasuredProfile, *, at: datetime | None = None
+) -> dict[str, Any]:
+    """The ModelDeployment fragment the operator reads (``spec.capacityProfiles``)."""
+    measurement: dict[str, Any] = {
+        "requestsPerSecond": round(result.requests_per_second, 3),
+        "at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "endpoint": req.base_url,
+    }
+    if result.ttft_p95_ms is not None:
+        measurement["ttftP95Ms"] = round(result.ttft_p95_ms, 1)
+    if result.tpot_p95_ms is not None:
+        measurement["tpotP95Ms"] = round(result.tpot_p95_ms, 2)
+    return {
+        "spec": {
+            "capacityProfiles": [
+                {
+                    "gpu": req.gpu,
+                    "gpuCount": req.gpu_count,
+                    "source": "Measured",
+                    "prefillTokensPerSecond": round(result.prefill_tokens_per_second, 1),
+                    "decodeTokensPerSecond": round(result.decode_tokens_per_second, 1),
+                    "promptTokens": round(result.prompt_tokens, 1),
+                    "outputTokens": round(result.output_tokens, 1),
+                    "measurement": measurement,
+                }
+            ]
+        }
+    }
+
+
+def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
+    """The command's body: run, print, write ``out``; exit status (1: no rate met the SLO)."""
+    result, _, _ = asyncio.run(profile(req, console))
+    if result is None:
+        console.print("[red]no offered rate met the objectives: no profile written[/red]")
+        return 1
+    doc = profile_manifest(req, result)
+    text = (
+        f"# modelfleet profile of {req.model} on {req.gpu_count} x {req.gpu} at {req.base_url}\n"
+        "# Apply: kubectl patch md NAME --type merge --patch-file THIS_FILE (replaces the list)\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+    console.print(
+        f"highest rate within the SLO: {result.requests_per_second:.2f} req/s "
+        f"({result.prompt_tokens:.0f} prompt / {result.output_tokens:.0f} output tokens): "
+        f"prefill {result.prefill_tokens_per_second:,.0f} tok/s, "
+        f"decode {result.decode_tokens_per_second:,.0f} tok/s"
+    )
+    if out is not None:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+    else:
+        console.print(text)
+    return 0

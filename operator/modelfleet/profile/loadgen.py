@@ -1,0 +1,91 @@
+"""Drive an OpenAI-compatible endpoint at a fixed rate and time every streamed request.
+
+Each request is a streaming chat completion sent with the official ``openai`` client
+(``max_tokens`` = the drawn output length, plus ``ignore_eos``/``min_tokens`` in the body,
+which vLLM and SGLang honour so that outputs have the drawn length). TTFT is from sending
+to the first chunk that carries content; TPOT is the time from the first to the last
+content chunk divided by the chunks in between. Arrivals are Poisson or evenly spaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from modelfleet.profile.mix import prompt_text
+from modelfleet.profile.search import RequestResult, StepResult
+
+Arrivals = Literal["poisson", "uniform"]
+
+
+async def one_request(
+    client: Any, model: str, prompt_tokens: int, output_tokens: int, *, timeout: float
+) -> RequestResult:
+    """Send one streaming chat completion and time it; never raises (errors are recorded)."""
+    sent = time.perf_counter()
+    first: float | None = None
+    last: float | None = None
+    chunks = 0
+    try:
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": prompt_text(prompt_tokens)}],
+            max_tokens=output_tokens,
+            stream=True,
+            timeout=timeout,
+            extra_body={"ignore_eos": True, "min_tokens": output_tokens},
+        )
+        async for chunk in stream:
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            if delta is None or not delta.content:
+                continue
+            now = time.perf_counter()
+            if first is None:
+                first = now
+            last = now
+            chunks += 1
+    except Exception as exc:
+        return RequestResult(None, None, prompt_tokens, output_tokens, f"{type(exc).__name__}")
+    if first is None or last is None:
+        return RequestResult(None, None, prompt_tokens, 0, "no content")
+    tpot = (last - first) / (chunks - 1) if chunks > 1 else None
+    return RequestResult(first - sent, tpot, prompt_tokens, chunks)
+
+
+async def run_step(
+    client: Any,
+    model: str,
+    rate: float,
+    duration: float,
+    lengths: Iterator[tuple[int, int]],
+    *,
+    arrivals: Arrivals = "poisson",
+    seed: int = 0,
+    timeout: float = 60.0,
+    on_done: Callable[[], None] | None = None,
+) -> StepResult:
+    """Offer ``rate`` requests/s for ``duration`` seconds, wait for them all (each bounded
+    by ``timeout``), and return their results."""
+    rng = random.Random(seed)
+    tasks: list[asyncio.Task[RequestResult]] = []
+    start = time.perf_counter()
+    at = 0.0
+    while True:
+        at += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+        if at >= duration:
+            break
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        p, o = next(lengths)
+        task = asyncio.create_task(one_request(client, model, p, o, timeout=timeout))
+        if on_done is not None:
+            task.add_done_callback(lambda _t: on_done())
+        tasks.append(task)
+    results = tuple(await asyncio.gather(*tasks))
+    return StepResult(rate=rate, duration_s=duration, results=results)

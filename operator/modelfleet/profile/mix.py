@@ -1,0 +1,67 @@
+"""Request-length mixes for a load test: synthetic log-normal lengths, or a trace file.
+
+A trace is a CSV in the Azure LLM inference trace format (``TIMESTAMP,ContextTokens,
+GeneratedTokens``); only the two length columns are used here (the load test sets its
+own rate). Prompts are made of a repeated common word so that one word is about one
+token for the usual BPE tokenizers; the endpoint's own usage figures, when it reports
+them, replace the estimate.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Where request lengths come from: log-normal (median, sigma) pairs, or a trace's rows."""
+
+    prompt_median: float = 512.0
+    prompt_sigma: float = 0.0
+    output_median: float = 128.0
+    output_sigma: float = 0.0
+    trace: tuple[tuple[int, int], ...] = ()
+
+    def lengths(self, seed: int) -> Iterator[tuple[int, int]]:
+        """An endless, seeded stream of (prompt tokens, output tokens), each >= 1."""
+        rng = random.Random(seed)
+        while True:
+            if self.trace:
+                yield self.trace[rng.randrange(len(self.trace))]
+                continue
+            p = self.prompt_median * math.exp(rng.gauss(0.0, self.prompt_sigma))
+            o = self.output_median * math.exp(rng.gauss(0.0, self.output_sigma))
+            yield max(1, round(p)), max(1, round(o))
+
+
+def read_trace(path: Path, *, limit: int = 100_000) -> tuple[tuple[int, int], ...]:
+    """(ContextTokens, GeneratedTokens) rows of an Azure-format trace. Raises ValueError
+    naming the file when the columns are missing or a value is not a positive integer."""
+    rows: list[tuple[int, int]] = []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = set(reader.fieldnames or ())
+        if not {"ContextTokens", "GeneratedTokens"} <= fields:
+            raise ValueError(f"{path}: expected columns ContextTokens,GeneratedTokens")
+        for i, row in enumerate(reader, start=2):
+            try:
+                p, o = int(row["ContextTokens"]), int(row["GeneratedTokens"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{i}: not an integer token count") from exc
+            if p >= 1 and o >= 1:
+                rows.append((p, o))
+            if len(rows) >= limit:
+                break
+    if not rows:
+        raise ValueError(f"{path}: no rows with positive token counts")
+    return tuple(rows)
+
+
+def prompt_text(tokens: int) -> str:
+    """A prompt of about ``tokens`` tokens."""
+    return " ".join(["hello"] * max(1, tokens))

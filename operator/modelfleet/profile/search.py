@@ -1,0 +1,163 @@
+"""The rate search and the profile it yields (pure: no I/O, no clock).
+
+A step is one fixed offered rate held for a while; ``StepResult`` summarises its requests.
+``next_rate`` climbs geometrically until a step fails (TTFT p95 or TPOT p95 above the
+objective, or more than ``max_error_rate`` of requests failed), then bisects between the
+highest passing and lowest failing rates a bounded number of times. ``profile_from``
+turns the highest passing step into the token-throughput form of a capacity profile
+(``modelfleet.core.profiles``): with the share ``f`` of a request's time spent before its
+first token at the lowest load (TTFT p50 against TTFT p50 + TPOT p50 x (output - 1)), a
+replica sustaining ``r`` requests/s of ``P`` prompt and ``O`` output tokens has
+``prefill = r P / f`` and ``decode = r O / (1 - f)``, so that
+``1 / (P / prefill + O / decode) = r`` at the measured mix and the split follows the
+phases when the mix changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` (0..1) percentile by linear interpolation (numpy's default); None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    """One request: seconds to first token, seconds per later token, tokens, or an error."""
+
+    ttft_s: float | None
+    tpot_s: float | None
+    prompt_tokens: int
+    output_tokens: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one offered rate gave."""
+
+    rate: float
+    """Offered requests/s."""
+    duration_s: float
+    results: tuple[RequestResult, ...]
+
+    @property
+    def ok(self) -> list[RequestResult]:
+        return [r for r in self.results if r.error is None and r.ttft_s is not None]
+
+    @property
+    def errors(self) -> int:
+        return len(self.results) - len(self.ok)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / len(self.results) if self.results else 0.0
+
+    @property
+    def achieved(self) -> float:
+        """Completed requests/s."""
+        return len(self.ok) / self.duration_s if self.duration_s > 0 else 0.0
+
+    def ttft_ms(self, q: float) -> float | None:
+        v = percentile([r.ttft_s for r in self.ok if r.ttft_s is not None], q)
+        return None if v is None else v * 1000.0
+
+    def tpot_ms(self, q: float) -> float | None:
+        v = percentile([r.tpot_s for r in self.ok if r.tpot_s is not None], q)
+        return None if v is None else v * 1000.0
+
+    def passes(
+        self, ttft_slo_ms: float | None, tpot_slo_ms: float | None, max_error_rate: float
+    ) -> bool:
+        """Within every objective given, enough requests succeeded, and the endpoint kept
+        up (at least 80% of the offered rate completed)."""
+        if not self.ok or self.error_rate > max_error_rate:
+            return False
+        ttft = self.ttft_ms(0.95)
+        if ttft_slo_ms is not None and (ttft is None or ttft > ttft_slo_ms):
+            return False
+        tpot = self.tpot_ms(0.95)
+        if tpot_slo_ms is not None and tpot is not None and tpot > tpot_slo_ms:
+            return False
+        return self.achieved >= 0.8 * self.rate
+
+
+def next_rate(
+    steps: Sequence[StepResult],
+    passed: Sequence[bool],
+    *,
+    start: float,
+    growth: float,
+    max_rate: float,
+    refinements: int,
+) -> float | None:
+    """The next rate to try, or None when the search is over: ``start``, then x ``growth``
+    while every step passes (up to ``max_rate``), then ``refinements`` bisections between
+    the highest passing rate and the lowest failing rate above it."""
+    if not steps:
+        return start
+    first_fail = next((i for i, p in enumerate(passed) if not p), None)
+    if first_fail is None:
+        last = steps[-1].rate
+        return None if last >= max_rate else min(last * growth, max_rate)
+    good = [s.rate for s, p in zip(steps, passed, strict=True) if p]
+    if not good:
+        return None
+    lo = max(good)
+    above = [s.rate for s, p in zip(steps, passed, strict=True) if not p and s.rate > lo]
+    if not above:
+        return None
+    hi = min(above)
+    if len(steps) - 1 - first_fail >= refinements or hi / lo < 1.05:
+        return None
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class MeasuredProfile:
+    """The result: the highest rate within the objectives and its token-throughput form."""
+
+    requests_per_second: float
+    prefill_tokens_per_second: float
+    decode_tokens_per_second: float
+    prompt_tokens: float
+    output_tokens: float
+    ttft_p95_ms: float | None
+    tpot_p95_ms: float | None
+
+
+def profile_from(steps: Sequence[StepResult], passed: Sequence[bool]) -> MeasuredProfile | None:
+    """The profile from the highest passing step (None when no step passed)."""
+    good = [s for s, p in zip(steps, passed, strict=True) if p]
+    if not good:
+        return None
+    best = max(good, key=lambda s: s.rate)
+    lowest = min(steps, key=lambda s: s.rate)
+    rate = best.achieved
+    ok = best.ok
+    prompt = sum(r.prompt_tokens for r in ok) / len(ok)
+    output = sum(r.output_tokens for r in ok) / len(ok)
+    ttft50 = lowest.ttft_ms(0.5) or 0.0
+    tpot50 = lowest.tpot_ms(0.5) or 0.0
+    decode_time = tpot50 * max(0.0, output - 1.0)
+    share = ttft50 / (ttft50 + decode_time) if ttft50 + decode_time > 0 else 0.5
+    share = min(0.95, max(0.05, share))
+    return MeasuredProfile(
+        requests_per_second=rate,
+        prefill_tokens_per_second=rate * prompt / share,
+        decode_tokens_per_second=rate * output / (1.0 - share),
+        prompt_tokens=prompt,
+        output_tokens=output,
+        ttft_p95_ms=best.ttft_ms(0.95),
+        tpot_p95_ms=best.tpot_ms(0.95),
+    )

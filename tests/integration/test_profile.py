@@ -1,0 +1,125 @@
+"""``modelfleet profile`` against a local OpenAI-compatible stub whose latency grows with
+load in a known way (tests/integration/profile_stub.py), through the official ``openai``
+client over real HTTP on loopback.
+
+The stub's law gives the rate at which the *mean* TTFT reaches the objective (``lam*``);
+the p95 reaches it earlier, and a busy test machine adds client-side delay, so the rate
+found must lie in [0.35, 1.15] x ``lam*`` — and the profile written must be one the
+ModelDeployment API accepts and that predicts the measured rate at the measured mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from modelfleet.api import ModelDeployment
+from modelfleet.core.from_api import deployment_from_api
+from modelfleet.core.profiles import capacity_for
+from modelfleet.profile.command import ProfileRequest, profile, profile_manifest
+from modelfleet.profile.mix import Mix
+
+try:
+    from profile_stub import LatencyLaw, OpenAIStub
+except ImportError:  # tests as a package
+    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
+
+pytestmark = pytest.mark.integration
+
+LAW = LatencyLaw()
+OUTPUT = 10
+TTFT_SLO_MS = 300.0
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[OpenAIStub]:
+    server = OpenAIStub(LAW)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_profile_finds_the_rate_the_latency_law_predicts(
+    stub: OpenAIStub, tmp_path: Path
+) -> None:
+    req = ProfileRequest(
+        base_url=stub.url,
+        model="stub",
+        gpu="H100",
+        gpu_count=1,
+        ttft_p95_ms=TTFT_SLO_MS,
+        tpot_p95_ms=None,
+        mix=Mix(prompt_median=64, output_median=OUTPUT),
+        start_rate=4.0,
+        growth=2.0,
+        max_rate=64.0,
+        step_seconds=2.0,
+        refinements=2,
+        arrivals="uniform",
+        timeout=20.0,
+    )
+    console = Console(file=(tmp_path / "out.txt").open("w"), width=100)
+    result, steps, passed = await asyncio.wait_for(profile(req, console), timeout=120)
+    assert stub.requests == req.warmup + sum(len(s.results) for s in steps)
+    assert result is not None, [(s.rate, s.ttft_ms(0.95)) for s in steps]
+    expected = LAW.capacity(TTFT_SLO_MS / 1000.0, OUTPUT)
+    assert 0.35 * expected <= result.requests_per_second <= 1.15 * expected, (
+        result.requests_per_second,
+        expected,
+        [(s.rate, s.ttft_ms(0.95), ok) for s, ok in zip(steps, passed, strict=True)],
+    )
+    # Latency grows with load: the lowest step is fastest; the search stopped at a failing
+    # rate above the one it reports.
+    by_rate = sorted(zip(steps, passed, strict=True), key=lambda x: x[0].rate)
+    assert (by_rate[0][0].ttft_ms(0.95) or 0) < (by_rate[-1][0].ttft_ms(0.95) or 0)
+    failing = [s.rate for s, ok in by_rate if not ok]
+    assert failing and min(failing) > result.requests_per_second
+    # The table was printed with every step.
+    console.file.close()
+    printed = (tmp_path / "out.txt").read_text()
+    assert "breaks SLO" in printed and "within SLO" in printed
+
+    # The profile is what the operator reads: it merges into a ModelDeployment and predicts
+    # the measured rate at the measured mix.
+    fragment = profile_manifest(req, result)
+    manifest = {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": "default"},
+        "spec": {
+            "model": {"name": "stub"},
+            "replicas": {"min": 1, "max": 4},
+            "resources": {"gpu": {"count": 1, "types": ["H100"]}},
+            **fragment["spec"],
+        },
+    }
+    md = ModelDeployment.model_validate(yaml.safe_load(yaml.safe_dump(manifest)))
+    spec = deployment_from_api(md)
+    assert spec.profiles[0].source == "Measured"
+    predicted = capacity_for(spec.profiles, spec.workload, "H100", 1)
+    assert predicted == pytest.approx(result.requests_per_second, rel=0.01)
+
+
+async def test_no_rate_within_the_slo_gives_no_profile(stub: OpenAIStub, tmp_path: Path) -> None:
+    req = ProfileRequest(
+        base_url=stub.url,
+        model="stub",
+        gpu="H100",
+        gpu_count=1,
+        ttft_p95_ms=10.0,  # below the stub's 50 ms floor
+        tpot_p95_ms=None,
+        mix=Mix(prompt_median=16, output_median=4),
+        start_rate=2.0,
+        step_seconds=1.0,
+        arrivals="uniform",
+    )
+    console = Console(file=(tmp_path / "out.txt").open("w"), width=100)
+    result, steps, passed = await profile(req, console)
+    assert result is None and passed == [False] and len(steps) == 1
