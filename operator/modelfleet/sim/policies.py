@@ -16,7 +16,6 @@ Every policy (this one and the baselines) exposes the same small interface to th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal, Protocol
 
 from modelfleet.api import FleetCluster, ModelDeployment
