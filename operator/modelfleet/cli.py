@@ -96,9 +96,9 @@ def validate(
     together: two ModelRoutes claiming one model name, routes naming deployments absent
     from the files (when ModelDeployments are given). A static endpoints file gets the
     gateway's start-up check. Every file is checked even when one does not parse; empty
-    files are reported. Exit status: 0 when every document is valid; 1 when a document or
-    the set is invalid; 2 when a path does not exist, a file cannot be loaded (not YAML,
-    not a mapping) or no document was found (2 wins over 1).
+    files are reported; documents that conflict, as above, are invalid. Exit status: 0 when
+    every document is valid; 1 when a document is invalid; 2 when a path does not exist, a
+    file cannot be loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
     """
     from modelfleet.api.validation import (
         ManifestLoadError,

@@ -66,14 +66,16 @@ def _report(problems: Sequence[CatalogProblem], where: dict[ObjectRef, str]) -> 
 
 
 def check_set(docs: Sequence[Document]) -> Findings:
-    """Problems of the ModelRoutes and ModelDeployments of ``docs`` taken together.
+    """Problems of the ModelRoutes and ModelDeployments of ``docs`` taken together (errors
+    only: ``notes`` stays empty).
 
     ``docs`` must each be valid on their own. Backends and fallbacks are checked against
     the deployments only when at least one ModelDeployment is among them (routes validated
-    alone may point at deployments applied from elsewhere). One object defined twice is a
-    note (the later one is used, as ``kubectl apply`` of both would leave it).
+    alone may point at deployments applied from elsewhere). The files given need not be one
+    gateway's world (examples/ holds variants of one deployment and one model served in
+    several namespaces), so a shadowed name is not reported, and of one object defined
+    twice the later is used, as ``kubectl apply`` of both would leave it.
     """
-    found = Findings()
     where: dict[ObjectRef, str] = {}
     routes: dict[ObjectRef, ModelRoute] = {}
     deployments: dict[ObjectRef, DeploymentInfo] = {}
@@ -82,10 +84,6 @@ def check_set(docs: Sequence[Document]) -> Findings:
         if kind not in ("ModelRoute", "ModelDeployment"):
             continue
         ref = _ref(doc)
-        if ref in where:
-            found.notes.append(
-                f"{ref} is defined twice: {where[ref]} and {doc.label} (the later is used) [set]"
-            )
         where[ref] = doc.label
         if kind == "ModelRoute":
             routes[ref] = ModelRoute.model_validate(doc.data)
@@ -94,13 +92,8 @@ def check_set(docs: Sequence[Document]) -> Findings:
             key = DeploymentKey(ref.namespace, ref.name)
             deployments[ref] = DeploymentInfo(key, md.spec.model.name, endpoints=())
     catalog = build_catalog(deployments.values(), routes.values())
-    problems = [
-        p for p in catalog.problems if deployments or p.kind != "missing-deployment"
-    ]
-    report = _report(problems, where)
-    found.errors += report.errors
-    found.notes += report.notes
-    return found
+    problems = [p for p in catalog.problems if deployments or p.kind != "missing-deployment"]
+    return Findings(errors=_report(problems, where).errors)
 
 
 def check_static_file(doc: Document) -> tuple[Catalog | None, Findings]:

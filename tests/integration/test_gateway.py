@@ -299,8 +299,10 @@ async def test_endpoint_killed_mid_traffic_loses_no_request_that_had_not_started
 
 
 async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> None:
+    # Ejected for 3 s: long enough for the 10 requests below to run inside it on a loaded
+    # machine (0.5 s made the check race the clock: the endpoint came back mid-loop).
     settings = GatewaySettings(
-        scrape_interval=0, eject_after_failures=2, eject_base_seconds=0.5, max_ejected_fraction=0.5
+        scrape_interval=0, eject_after_failures=2, eject_base_seconds=3.0, max_ejected_fraction=0.5
     )
     async with (
         StubEngine("good") as good,
@@ -322,7 +324,7 @@ async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> N
         )
         # Healthy again: the probe after the ejection brings it back into rotation.
         bad.behaviour.fail_next = []
-        for _ in range(100):
+        for _ in range(300):  # a hang bound: back about 3 s after the ejection
             await asyncio.sleep(0.05)
             back = 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 0.0'
             if back in await metrics_text(h):

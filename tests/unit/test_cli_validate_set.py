@@ -83,17 +83,16 @@ def test_routes_to_deployments_absent_from_the_files_fail_when_deployments_are_g
     assert code == 0, output
 
 
-def test_a_valid_set_passes_and_a_route_in_front_of_its_deployment_is_a_note(
+def test_a_route_in_front_of_its_deployment_and_one_model_in_two_namespaces_are_valid(
     tmp_path: Path,
 ) -> None:
     both = tmp_path / "both.yaml"
     both.write_text(route("r1", "qwen-small") + "---\n" + deployment("small", "qwen-small"))
-    code, output = validate(both)
+    other = tmp_path / "other.yaml"
+    other.write_text(deployment("small", "qwen-small").replace("team", "other-team"))
+    code, output = validate(both, other)
     assert code == 0, output
-    assert "ModelDeployment team/small ignored, ModelRoute team/r1 serves it" in " ".join(
-        output.split()
-    )
-    assert "2 document(s) valid" in output
+    assert "3 document(s) valid" in output
 
 
 STATIC = """\
