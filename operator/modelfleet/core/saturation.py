@@ -80,9 +80,13 @@ def saturation_floor(
     if not ready or ready <= 0 or current <= 0:
         return None
     growth = 1.0
-    if queue is not None and running is not None and running > 0:
-        if queue > settings.saturation_queue_per_replica:
-            growth = (running + queue) / running
+    if (
+        queue is not None
+        and running is not None
+        and running > 0
+        and queue > settings.saturation_queue_per_replica
+    ):
+        growth = (running + queue) / running
     needs: list[tuple[int, str]] = []
     if kv_cache is not None and kv_cache > settings.kv_cache_threshold:
         projected = kv_cache * growth

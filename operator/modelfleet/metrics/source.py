@@ -123,7 +123,9 @@ class SignalValues:
         per_replica = queue / ready_replicas if queue is not None and ready_replicas > 0 else None
         kv, running = clean["kv_cache_usage"], clean["requests_running"]
         kv_mean = (
-            min(1.0, max(0.0, kv / ready_replicas)) if kv is not None and ready_replicas > 0 else None
+            min(1.0, max(0.0, kv / ready_replicas))
+            if kv is not None and ready_replicas > 0
+            else None
         )
         running_mean = (
             running / ready_replicas if running is not None and ready_replicas > 0 else None

@@ -67,9 +67,10 @@ def test_thresholds_are_settings() -> None:
         kv_cache=0.7, queue=0.0, running=10.0, ready=3, current=3, settings=strict
     )
     assert got is not None and got.replicas == 5  # ceil(3 x 0.7 / 0.5) = ceil(4.2)
-    assert saturation_floor(
-        kv_cache=0.7, queue=0.0, running=10.0, ready=3, current=3, settings=S
-    ) is None
+    assert (
+        saturation_floor(kv_cache=0.7, queue=0.0, running=10.0, ready=3, current=3, settings=S)
+        is None
+    )
 
 
 # --- Inside core.plan ----------------------------------------------------------------------
@@ -154,7 +155,13 @@ def test_saturation_blocks_a_scale_down_the_other_rules_would_make() -> None:
     # engines report 90% KV use on the 4 ready: no scale-down; with low KV use it goes down.
     state = DecisionState(last_desired=4, capacity_per_replica=50.0, capacity_bounded_at=NOW)
     low = ClusterSignals(
-        4, 50.0, 10.0, 0.0, 10.0, observed_at=NOW, kv_cache_per_replica=0.2,
+        4,
+        50.0,
+        10.0,
+        0.0,
+        10.0,
+        observed_at=NOW,
+        kv_cache_per_replica=0.2,
         running_per_replica=5.0,
     )
     sat = replace(low, kv_cache_per_replica=0.9)
