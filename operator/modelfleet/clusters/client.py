@@ -378,12 +378,14 @@ class KubernetesClusterClient:
         resource_version: str,
         timeout_seconds: int,
     ) -> AsyncIterator[JsonObject]:
-        """Watch events (``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}``)
-        of the collection from ``resource_version`` on, with bookmarks asked for, until the
-        server ends the stream (after about ``timeout_seconds``) or the caller stops
-        iterating. Raises the typed errors of a request for a refused watch (a 410 Gone
-        answer is ``ClusterNotFound`` with ``status`` 410) and ``ClusterUnreachable`` when
-        the connection fails or stays silent ``timeout_seconds`` + the request timeout."""
+        """Open a watch of the collection from ``resource_version`` on, with bookmarks asked
+        for; returns once the server accepted it. The iterator gives the events
+        (``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}``) until the server
+        ends the stream (after about ``timeout_seconds``); close it (``aclose``) when
+        stopping early. Raises the typed errors of a request for a refused watch (a 410 Gone
+        answer is ``ClusterNotFound`` with ``status`` 410); the iterator raises
+        ``ClusterUnreachable`` when the connection breaks or stays silent
+        ``timeout_seconds`` + the request timeout."""
         import aiohttp
         from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -422,12 +424,21 @@ class KubernetesClusterClient:
                 f"watch {kind.plural}: cannot connect to the API server ({type(error).__name__})",
                 cluster=self.name,
             ) from None
-        try:
-            if not 200 <= response.status <= 299:
+        if not 200 <= response.status <= 299:
+            try:
                 refused = ApiException(status=response.status, reason=response.reason)
                 refused.body = (await response.read()).decode("utf-8", "replace")
                 refused.headers = response.headers
-                raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
+            finally:
+                response.close()
+            raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
+        return self._events(response, kind)
+
+    async def _events(self, response: Any, kind: ResourceKind) -> AsyncIterator[JsonObject]:
+        """The events of an accepted watch response, one JSON object per line."""
+        import aiohttp
+
+        try:
             while True:
                 try:
                     line = await response.content.readline()

@@ -54,7 +54,7 @@ class ListWatchClient(Protocol):
         """The matching objects and the list's resourceVersion."""
         ...
 
-    def watch(
+    async def watch(
         self,
         kind: ResourceKind,
         selector: Mapping[str, str],
@@ -63,7 +63,8 @@ class ListWatchClient(Protocol):
         resource_version: str,
         timeout_seconds: int,
     ) -> AsyncIterator[JsonObject]:
-        """Watch events from ``resource_version`` until the server ends the stream."""
+        """Open a watch from ``resource_version`` (raises when refused); its events until
+        the server ends the stream."""
         ...
 
 
@@ -177,7 +178,7 @@ class Informer:
                 if relist:
                     await self._list(client)
                     relist = False
-                self.state.healthy = True
+                    self.state.healthy = True  # current as of the list
                 await self._watch(client)
             except _Relist as why:
                 relist = True
@@ -210,13 +211,14 @@ class Informer:
         s = self.settings
         self.state.watches += 1
         timeout = int(s.watch_timeout_seconds * random.uniform(1.0, 1.1))
-        stream = client.watch(
+        stream = await client.watch(
             self.kind,
             self.selector,
             namespace=self.namespace,
             resource_version=self.state.resource_version,
             timeout_seconds=max(1, timeout),
         )
+        self.state.healthy = True  # open: the store is current and will stay so
         try:
             async for event in stream:
                 self._apply(event)
