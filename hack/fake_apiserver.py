@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 Store = dict[tuple[str, str | None, str], dict[str, Any]]
 """(resource plural, namespace, name) -> object."""
@@ -193,35 +194,44 @@ def make_app(*, history: int = 100_000, bookmark_seconds: float = 60.0) -> web.A
                     if event is not None:
                         watcher.queue.put_nowait(event)
         watchers.add(watcher)
+        try:
+            return await _stream(response, watcher, timeout, bookmarks)
+        except (ConnectionResetError, ClientConnectionResetError):
+            return response  # the client went away
+        finally:
+            watchers.discard(watcher)
+
+    async def _stream(
+        response: web.StreamResponse, watcher: _Watcher, timeout: float, bookmarks: bool
+    ) -> web.StreamResponse:
+        request = watcher.request
+        resource = watcher.resource
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         next_bookmark = loop.time() + bookmark_seconds
-        try:
-            while True:
-                now = loop.time()
-                if now >= deadline:
-                    break
-                wait = min(deadline, next_bookmark if bookmarks else deadline) - now
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wait))
-                except TimeoutError:
-                    if bookmarks and loop.time() >= next_bookmark:
-                        next_bookmark = loop.time() + bookmark_seconds
-                        mark = {
-                            "kind": _KINDS.get(resource, "Object"),
-                            "metadata": {"resourceVersion": str(version[0])},
-                        }
-                        await response.write(
-                            json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
-                        )
-                    continue
-                if event is None:  # _drop: cut the connection, no clean end
-                    if request.transport is not None:
-                        request.transport.close()
-                    return response
-                await response.write(json.dumps(event).encode() + b"\n")
-        finally:
-            watchers.discard(watcher)
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                break
+            wait = min(deadline, next_bookmark if bookmarks else deadline) - now
+            try:
+                event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wait))
+            except TimeoutError:
+                if bookmarks and loop.time() >= next_bookmark:
+                    next_bookmark = loop.time() + bookmark_seconds
+                    mark = {
+                        "kind": _KINDS.get(resource, "Object"),
+                        "metadata": {"resourceVersion": str(version[0])},
+                    }
+                    await response.write(
+                        json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n"
+                    )
+                continue
+            if event is None:  # _drop: cut the connection, no clean end
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            await response.write(json.dumps(event).encode() + b"\n")
         await response.write_eof()
         return response
 
