@@ -18,7 +18,8 @@ as ``WATCH <resource>``;
 tests of watch clients: ``POST /_drop`` cuts every open watch connection (no clean end),
 ``POST /_compact`` forgets the event history (resuming from an older resourceVersion then
 gets the 410 ERROR event), ``POST /_refuse_watches?code=N`` answers watches with HTTP N (0
-to stop). Run in its own process so its CPU is not the operator's:
+to stop), ``POST /_pause`` holds watch events back until ``POST /_resume`` (a lagging
+watch). Run in its own process so its CPU is not the operator's:
 
     python hack/fake_apiserver.py --port 0      # prints "listening on http://127.0.0.1:PORT"
 
@@ -139,6 +140,8 @@ def make_app(*, history: int = 100_000, bookmark_seconds: float = 60.0) -> web.A
     log = _History(deque(maxlen=history))
     watchers: set[_Watcher] = set()
     refuse = [0]
+    flowing = asyncio.Event()
+    flowing.set()
 
     def publish(
         resource: str,
@@ -231,6 +234,7 @@ def make_app(*, history: int = 100_000, bookmark_seconds: float = 60.0) -> web.A
                 if request.transport is not None:
                     request.transport.close()
                 return response
+            await flowing.wait()  # _pause: events are held (a lagging watch)
             await response.write(json.dumps(event).encode() + b"\n")
         await response.write_eof()
         return response
@@ -244,6 +248,14 @@ def make_app(*, history: int = 100_000, bookmark_seconds: float = 60.0) -> web.A
         log.events.clear()
         log.floor = version[0]
         return web.json_response({"floor": log.floor})
+
+    async def pause(_: web.Request) -> web.Response:
+        flowing.clear()
+        return web.json_response({})
+
+    async def resume(_: web.Request) -> web.Response:
+        flowing.set()
+        return web.json_response({})
 
     async def refuse_watches(request: web.Request) -> web.Response:
         refuse[0] = int(request.query.get("code", "0"))
@@ -326,6 +338,8 @@ def make_app(*, history: int = 100_000, bookmark_seconds: float = 60.0) -> web.A
     app.router.add_get("/version", version_)
     app.router.add_post("/_drop", drop)
     app.router.add_post("/_compact", compact)
+    app.router.add_post("/_pause", pause)
+    app.router.add_post("/_resume", resume)
     app.router.add_post("/_refuse_watches", refuse_watches)
     app.router.add_route("*", "/{tail:.*}", any_)
     return app

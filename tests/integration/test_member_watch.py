@@ -395,3 +395,146 @@ def _md(name: str) -> ModelDeployment:
             },
         }
     )
+
+
+# -- a pass reading its own write too early ----------------------------------------------------
+
+
+async def test_a_pass_reading_a_store_that_lags_its_own_write_stays_safe(
+    fake_api: FakeApi,
+) -> None:
+    """The watch holds the pass's own Deployment back: the next pass sees nothing in the
+    member cluster, yet creates no duplicate, deletes nothing and plans the same."""
+    async with member(fake_api.url) as client:
+        loop, cluster = await _operator_loop(client)
+        md = _md("llama")
+        fleet = [cluster]
+        informers = loop.reconciler.observations.informers
+        assert informers is not None
+        informers.read(cluster, NS)
+        await until(lambda: informers.states()[0].serving, "never synced")
+        await fake_api.control("pause")  # from here the store lags the server
+        try:
+            first = await loop.reconcile("uid-1", md, fleet=fleet, others=[md])
+            assert first is not None and first.plan.placed_replicas == 1
+            created = await client.list_owned(DEPLOYMENT, SELECTOR, namespace=NS)
+            assert len(created) == 1
+            assert informers.read(cluster, NS) == []  # the store has not seen it
+
+            second = await loop.reconcile("uid-1", md, fleet=fleet, others=[md])
+            assert second is not None
+            assert second.plan.placements == first.plan.placements
+            again = await client.list_owned(DEPLOYMENT, SELECTOR, namespace=NS)
+            assert [d["metadata"]["resourceVersion"] for d in again] == [
+                d["metadata"]["resourceVersion"] for d in created
+            ]  # applied again as a no-op: neither duplicated nor rewritten
+            stats = await fake_api.stats()
+            assert not any(k.startswith("DELETE") for k in stats)
+            assert not [e for e in second.events if e.reason == "Retired"]
+        finally:
+            await fake_api.control("resume")
+        await until(lambda: len(informers.read(cluster, NS) or []) == 1, "never caught up")
+        third = await loop.reconcile("uid-1", md, fleet=fleet, others=[md])
+        assert third is not None and third.plan.placements == first.plan.placements
+        await loop.reconciler.observations.close()
+
+
+async def test_the_operator_context_watches_its_members_and_closes_every_watch(
+    fake_api: FakeApi,
+) -> None:
+    """Wiring: ``build_context`` gives the reconciler informers on the watch clients (the
+    hub as a member here), the probe publishes their state, ``close`` ends them all."""
+    from modelfleet.metrics.operator_metrics import OperatorMetrics
+    from modelfleet.metrics.source import StaticMetricsSource
+    from modelfleet.providers.simulated import SimulatedNodePoolProvider
+    from modelfleet.runtime import build_context, utcnow
+
+    async with member(fake_api.url) as hub:
+        metrics = OperatorMetrics(process_metrics=False)
+        context = await build_context(
+            hub=hub, metrics_source=StaticMetricsSource(), operator_metrics=metrics
+        )
+        try:
+            cluster = _simulated_cluster()
+            await context.providers.install(
+                cluster, SimulatedNodePoolProvider(cluster, clock=utcnow)
+            )
+            probed = await context.loop.probe(cluster)
+            fleet = [cluster.model_copy(update={"status": probed.status})]
+            md = _md("llama")
+            outcome = await context.loop.reconcile("uid-1", md, fleet=fleet, others=[md])
+            assert outcome is not None and outcome.plan.placed_replicas == 1
+            states = context.reconciler.observations.watch_states("m1")
+            assert [(s.cluster, s.namespace) for s in states] == [("m1", NS)]
+            await until(lambda: states[0].serving, "never synced")
+            await context.loop.probe(fleet[0])
+            assert 'modelfleet_member_watch_serving{cluster="m1",namespace="team-a"} 1.0' in (
+                metrics.exposition().decode()
+            )
+        finally:
+            await context.close()
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("informer ")]
+        await until(lambda: _open_watches(fake_api, 0), "a watch outlived close")
+
+
+def _simulated_cluster() -> FleetCluster:
+    return FleetCluster.model_validate(
+        {
+            "metadata": {"name": "m1", "uid": "uid-m1", "generation": 1},
+            "spec": {
+                "provider": "simulated",
+                "region": "us-east-1",
+                "simulated": {"provisioningSeconds": 0},
+                "gpuOfferings": [
+                    {
+                        "gpu": "H100",
+                        "gpuMemoryGiB": 80,
+                        "gpusPerNode": 1,
+                        "instanceType": "h100-1g",
+                        "onDemandPerHour": 10.0,
+                        "maxNodes": 4,
+                    }
+                ],
+            },
+        }
+    )
+
+
+async def _operator_loop(client: KubernetesClusterClient) -> tuple[Any, FleetCluster]:
+    """The real OperatorLoop over one simulated-provider FleetCluster whose member API is
+    ``client``'s, with member watches on; returns it and the probed FleetCluster."""
+    from datetime import UTC, datetime
+
+    from modelfleet.loop import OperatorLoop
+    from modelfleet.metrics.source import StaticMetricsSource
+    from modelfleet.providers.simulated import SimulatedNodePoolProvider
+    from modelfleet.reconciler import (
+        ProviderRegistry,
+        Reconciler,
+        ReconcilerSettings,
+        StockoutMemory,
+    )
+
+    def utcnow() -> datetime:
+        return datetime.now(UTC)
+
+    async def client_for(_: Any) -> KubernetesClusterClient:
+        return client
+
+    cluster = _simulated_cluster()
+    providers = ProviderRegistry(clusters=client_for, secrets=None, clock=utcnow)
+    await providers.install(cluster, SimulatedNodePoolProvider(cluster, clock=utcnow))
+    reconciler = Reconciler(
+        clusters=client_for,
+        providers=providers,
+        metrics=StaticMetricsSource(),
+        stockouts=StockoutMemory(),
+        clock=utcnow,
+        settings=ReconcilerSettings(informers=FAST),
+        watch_clients=client_for,
+    )
+    loop = OperatorLoop(
+        reconciler=reconciler, providers=providers, probe_clients=client_for, clock=utcnow
+    )
+    probed = await loop.probe(cluster)
+    return loop, cluster.model_copy(update={"status": probed.status})
