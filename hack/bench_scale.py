@@ -396,6 +396,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--unbounded-baseline", action="store_true", help="also the old unbounded scenario"
     )
+    parser.add_argument(
+        "--baseline-first", action="store_true", help="run the LIST-cache baseline first"
+    )
     parser.add_argument("--child", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -403,5 +406,7 @@ if __name__ == "__main__":
         child(args.api_url, args.deployments, args.child, args.steady)
     else:
         chosen = ["watch"] + ([] if args.no_baseline else ["list-cache"])
+        if args.baseline_first:
+            chosen.reverse()
         chosen += ["unbounded"] if args.unbounded_baseline else []
         asyncio.run(main(args.deployments, args.steady, chosen))
