@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import rbac_check
 from aiohttp import web
 from kube_emulator import KubeEmulator, kube_emulator
 
@@ -240,6 +241,8 @@ async def test_kmock_initial_sync_then_changes_arrive_without_a_new_list(
             assert kmock_lists(kube) == 2  # the one delete_owned sent itself; none by the informer
             assert informer.state.lists == 1
             assert informer.state.events >= 3
+        # Every request, the watches included, is allowed by the documented member role.
+        assert rbac_check.member_grants().denied(kube.authenticated_requests()) == []
 
 
 # -- hack/fake_apiserver.py -------------------------------------------------------------------
