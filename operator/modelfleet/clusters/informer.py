@@ -26,6 +26,11 @@ bounded). Informers are started on first read, stop when nobody has read them fo
 
 A client that cannot watch (the in-memory fakes of the simulator and the unit tests) makes
 ``client_for`` return None: the informer stops at once and reads always fall back.
+
+Each open watch holds one HTTP connection of its client's pool (kubernetes_asyncio: 100 per
+client), so the operator gives watches a client of their own per member cluster
+(``runtime``); past 100 watched namespaces in one member cluster, further watches wait for
+a connection, time out, and those namespaces are served by LIST.
 """
 
 from __future__ import annotations
