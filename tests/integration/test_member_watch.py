@@ -34,6 +34,7 @@ from kube_emulator import KubeEmulator, kube_emulator
 
 from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api.fleetcluster import FleetClusterStatus
 from modelfleet.clusters import KubernetesClusterClient
 from modelfleet.clusters.informer import Informer, InformerSet, InformerSettings
 from modelfleet.clusters.objects import DEPLOYMENT
@@ -329,6 +330,15 @@ async def test_a_failing_watch_falls_back_to_list(fake_api: FakeApi) -> None:
                 seen = await observe(md, [cluster], _const(client), cache=cache)
                 assert [w.name for w in seen.clusters["m1"].workloads] == ["a"]
             assert (await fake_api.stats()).get("LIST deployments", 0) == before  # watched
+
+            # A cluster the probe doubts is listed even while its watch serves.
+            doubted = cluster.model_copy(
+                update={"status": FleetClusterStatus.model_validate({"health": "Suspect"})}
+            )
+            seen = await observe(md, [doubted], _const(client), cache=cache)
+            assert [w.name for w in seen.clusters["m1"].workloads] == ["a"]
+            assert (await fake_api.stats()).get("LIST deployments", 0) == before + 1
+            before += 1
 
             await fake_api.control("refuse_watches", code="403")
             await fake_api.control("drop")
