@@ -318,3 +318,113 @@ async def test_deleting_a_deployment_while_its_cluster_is_failed() -> None:
         await world.probe()
     sizes = world.pool_sizes("east")
     assert sizes.get(("east-h100", "OnDemand"), (0, 0))[1] == 0, sizes
+
+
+def _serving(world: World, cluster: str) -> int:
+    """Replicas a Deployment controller would leave serving: per Deployment, its Ready
+    replicas capped by what it is now asked for (a scale-in takes effect at once)."""
+    total = 0
+    for d in world.members[cluster].objects(DEPLOYMENT):
+        ready = int((d.get("status") or {}).get("readyReplicas", 0))
+        total += min(int(d["spec"]["replicas"]), ready)
+    return total
+
+
+async def test_moving_back_to_spot_never_scales_on_demand_in_before_spot_is_ready() -> None:
+    """Make-before-break inside one cluster: after a spot reclaim the replicas run on
+    on-demand; when spot may be used again (spotReturnAfterSeconds) they move back, and the
+    on-demand Deployment must not be scaled in before the spot replicas are Ready."""
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0, spot=3.0)])
+    await world.start()
+    world.add(
+        model_deployment(
+            "llama",
+            replicas={"min": 3, "max": 3},
+            placement={"capacity": {"spot": "Preferred", "onDemandBase": 1}},
+        )
+    )
+    await world.reconcile("llama")
+    world.mark_ready("east")
+    await world.reconcile("llama")
+    assert world.pool_sizes("east")[("east-h100", "Spot")] == (2, 2)
+    cloud, member = world.clouds["east"], world.members["east"]
+    cloud.inject_stockout("east-h100", "Spot", until=world.clock() + timedelta(seconds=300))
+    cloud.reclaim_spot()
+    [spot] = [d for d in member.objects(DEPLOYMENT) if d["spec"]["replicas"] == 2]
+    member.set_deployment_status("default", spot["metadata"]["name"], ready=0)
+    for _ in range(6):  # the reclaimed replicas are replaced on on-demand, Ready
+        world.clock.advance(5)
+        await world.reconcile("llama")
+        world.mark_ready("east")
+    assert world.workloads("east") and _serving(world, "east") == 3
+    moved = False
+    for _ in range(120):  # 20 minutes: spot comes back and the planner returns to it
+        world.clock.advance(10)
+        outcome = await world.reconcile("llama")
+        moved = moved or any(c.code == "SpotReturn" for c in outcome.plan.changes)
+        serving = _serving(world, "east")
+        assert serving >= 3, f"{serving} of 3 serving while spot starts: {world.workloads('east')}"
+    assert moved, "the planner never moved back to spot (the case did not happen)"
+    # Once the spot replicas are Ready, on-demand is scaled in to its base.
+    world.mark_ready("east")
+    for _ in range(3):
+        world.clock.advance(5)
+        await world.reconcile("llama")
+        world.mark_ready("east")
+    assert world.replicas("east") == 3, world.workloads("east")
+    assert _serving(world, "east") == 3
+
+
+def test_replicas_a_key_is_scaled_in_from_are_not_its_replacements() -> None:
+    """Pure: east's on-demand key goes 3 -> 1 while 2 spot replicas start. Its 3 Ready
+    replicas count for 1 (the plan's), so the old workload elsewhere stays and east's
+    on-demand keeps 3 until spot is Ready; a plain scale-down (all Ready) has no floor."""
+    from modelfleet.reconciler.observe import ClusterObservation, ObservedWorkload
+    from modelfleet.reconciler.retire import decide_retire
+
+    observed = {
+        "east": ClusterObservation(
+            "east",
+            workloads=(
+                ObservedWorkload("llama-od", "h100", "OnDemand", 3, 3),
+                ObservedWorkload("llama-spot", "h100", "Spot", 2, 0),
+            ),
+        ),
+        "central": ClusterObservation(
+            "central", workloads=(ObservedWorkload("llama-c", "h100", "OnDemand", 1, 1),)
+        ),
+    }
+    planned = {("east", "h100", "OnDemand"): 1, ("east", "h100", "Spot"): 2}
+    health = {"east": "Healthy", "central": "Healthy"}
+    decision = decide_retire(
+        planned=set(planned),
+        desired=3,
+        observed=observed,
+        health=health,
+        planned_replicas=planned,
+    )
+    assert dict(decision.remove) == {}
+    assert dict(decision.floors) == {("east", "h100", "OnDemand"): 3}
+    ready = {
+        "east": ClusterObservation(
+            "east",
+            workloads=(
+                ObservedWorkload("llama-od", "h100", "OnDemand", 3, 3),
+                ObservedWorkload("llama-spot", "h100", "Spot", 2, 2),
+            ),
+        ),
+    }
+    decision = decide_retire(
+        planned=set(planned), desired=3, observed=ready, health=health, planned_replicas=planned
+    )
+    assert dict(decision.floors) == {}
+    down = {
+        "east": ClusterObservation(
+            "east", workloads=(ObservedWorkload("llama-od", "h100", "OnDemand", 5, 5),)
+        )
+    }
+    od = {("east", "h100", "OnDemand"): 3}
+    decision = decide_retire(
+        planned=set(od), desired=3, observed=down, health=health, planned_replicas=od
+    )
+    assert dict(decision.floors) == {}, "a plain scale-down is held"
