@@ -286,6 +286,44 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_mark() -> None:
     assert mark.until == second.clock() + timedelta(seconds=360)
 
 
+async def test_a_restart_after_the_mark_expired_keeps_the_backoff_doubling() -> None:
+    """The memory keeps an expired mark for an hour so the next refusal doubles the
+    backoff (3 -> 6 min); a restart in that hour must not start over at 3 min."""
+    clusters = [fleet_cluster("east", region="us-east-1", price=10.0, spot=4.0)]
+    first = World(clusters)
+    await first.start()
+    first.add(
+        model_deployment(
+            "llama",
+            replicas={"min": 2, "max": 8},
+            placement={"capacity": {"spot": "Preferred"}},
+        )
+    )
+    await first.reconcile("llama")
+    first.mark_ready("east")
+    await first.reconcile("llama")
+    first.clouds["east"].inject_stockout(
+        "east-h100", "Spot", until=first.clock() + timedelta(hours=2)
+    )
+    first.set_spec("llama", replicas=ReplicaRange.model_validate({"min": 3, "max": 8}))
+    await first.reconcile("llama")
+    assert first.stockouts.marks("east")[0].failures == 1
+    first.clock.advance(240)  # the 3-minute mark has expired; the memory still has it
+    await first.probe()
+
+    second = World(list(first.fleet.values()), stockouts=StockoutMemory())
+    second.clock.now = first.clock.now + timedelta(seconds=30)
+    second.members = first.members
+    second.clouds = first.clouds
+    await second.start()
+    second.deployments = dict(first.deployments)
+    second.set_spec("llama", replicas=ReplicaRange.model_validate({"min": 4, "max": 8}))
+    await second.reconcile("llama")
+    [mark] = second.stockouts.marks("east")
+    assert mark.failures == 2, "the restart reset the doubling"
+    assert mark.until == second.clock() + timedelta(seconds=360)
+
+
 async def test_deleting_a_deployment_while_its_cluster_is_failed() -> None:
     world = World(
         [
