@@ -279,6 +279,19 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
+    import math
+
+    for flag, seconds in (
+        ("--interval", interval),
+        ("--probe-interval", probe_interval),
+        ("--launch-timeout", launch_timeout),
+    ):
+        if not (math.isfinite(seconds) and seconds > 0):
+            err.print(f"[red]error:[/red] {flag} must be a number of seconds above 0")
+            raise typer.Exit(2)
+    if max_concurrent_reconciles < 1:
+        err.print("[red]error:[/red] --max-concurrent-reconciles must be at least 1")
+        raise typer.Exit(2)
     from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
 
     try:  # one line on what is wrong instead of tracebacks and kopf's retries

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ from modelfleet.reconciler import (
 def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
     """``PlannerSettings`` from ``KEY=VALUE`` strings (``modelfleet run --planner``, the
     chart's ``planner`` values). Keys are the field names, snake_case or camelCase; values
-    are numbers. Raises ValueError naming the key for an unknown key or a bad value."""
+    are finite numbers in the setting's range (no negatives; fractions at most 1; backoffs,
+    the utilisation target and the breach margin above 0; the backoff ceiling not below the
+    first backoff). Raises ValueError naming the key for an unknown key or a bad value."""
     fields = {f.name: f for f in dataclasses.fields(PlannerSettings)}
     camel = {_camel(name): name for name in fields}
     changes: dict[str, float | int] = {}
@@ -58,13 +61,58 @@ def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
             value = float(raw)
         except ValueError:
             raise ValueError(f"planner setting {key}: {raw!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"planner setting {key}: {raw!r} is not a finite number")
         if isinstance(getattr(DEFAULT_SETTINGS, name), int):
             if not value.is_integer():
                 raise ValueError(f"planner setting {key}: {raw!r} is not a whole number")
             changes[name] = int(value)
         else:
             changes[name] = value
-    return dataclasses.replace(DEFAULT_SETTINGS, **changes)  # type: ignore[arg-type]
+        _check_range(_camel(name), value)
+    settings = dataclasses.replace(DEFAULT_SETTINGS, **changes)  # type: ignore[arg-type]
+    if settings.stockout_max_seconds < settings.stockout_initial_seconds:
+        raise ValueError(
+            f"planner setting stockoutMaxSeconds ({settings.stockout_max_seconds:g}) is below "
+            f"stockoutInitialSeconds ({settings.stockout_initial_seconds:g}): the backoff "
+            "ceiling cannot be shorter than the first backoff"
+        )
+    return settings
+
+
+_POSITIVE = frozenset(
+    {
+        "stockoutInitialSeconds",  # 0: no backoff at all, the refused pool is asked again at once
+        "stockoutMaxSeconds",
+        "utilisationTarget",  # divided by
+        "capacityBreachMargin",
+        "panicRatio",
+        "solverMaxNodes",
+        "kvCacheThreshold",  # 0: every reading saturates
+        "kvCacheTarget",  # divided by
+    }
+)
+_FRACTIONS = frozenset(
+    {
+        "tolerance",
+        "utilisationTarget",
+        "scaleDownStep",
+        "maxScaleDownFraction",
+        "capacityBreachMargin",
+        "kvCacheThreshold",
+        "kvCacheTarget",
+    }
+)
+
+
+def _check_range(key: str, value: float) -> None:
+    """Refuse values the planner cannot work with (ValueError naming the key)."""
+    if key in _POSITIVE and value <= 0:
+        raise ValueError(f"planner setting {key}: must be greater than 0 (got {value:g})")
+    if value < 0:
+        raise ValueError(f"planner setting {key}: must not be negative (got {value:g})")
+    if key in _FRACTIONS and value > 1:
+        raise ValueError(f"planner setting {key}: a fraction, at most 1 (got {value:g})")
 
 
 def _camel(name: str) -> str:

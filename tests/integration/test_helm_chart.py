@@ -181,6 +181,13 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         ("metrics:\n  serviceMonitor:\n    enabled: 'yes'\n", "/metrics/serviceMonitor/enabled"),
         ("serviceAccount:\n  create: false\n", "/serviceAccount/name"),
         ("resources:\n  requests:\n    cpu: lots\n", "/resources/requests/cpu"),
+        ("operator:\n  launchTimeoutSeconds: '900'\n", "/operator/launchTimeoutSeconds"),
+        ("operator:\n  launchTimeoutSeconds: 0\n", "/operator/launchTimeoutSeconds"),
+        ("operator:\n  maxConcurrentReconciles: 0\n", "/operator/maxConcurrentReconciles"),
+        ("operator:\n  planner: {stockoutInitial: 60}\n", "stockoutInitial"),
+        ("operator:\n  planner: {stockoutInitialSeconds: 0}\n", "stockoutInitialSeconds"),
+        ("operator:\n  planner: {utilisationTarget: 0}\n", "/operator/planner/utilisationTarget"),
+        ("operator:\n  planner: {maxScaleDownFraction: 2}\n", "maxScaleDownFraction"),
     ],
 )
 def test_values_violating_the_schema_are_rejected(

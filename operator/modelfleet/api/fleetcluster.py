@@ -250,7 +250,11 @@ class FleetClusterStatus(ApiModel):
     last_success_time: datetime | None = Field(
         default=None, description="Last successful health probe."
     )
-    stockouts: list[Stockout] | None = Field(default=None, description="Active capacity errors.")
+    stockouts: list[Stockout] | None = Field(
+        default=None,
+        description="Capacity errors: each candidate is skipped until its ``until``; expired "
+        "ones stay an hour so the backoff keeps doubling, across operator restarts too.",
+    )
     node_pools: list[NodePoolStatus] | None = Field(default=None, description="Managed pools.")
     offerings: list[GpuOffering] | None = Field(
         default=None, description="Offerings discovered from the cloud, merged with declared."

@@ -19,14 +19,14 @@ kopf handlers and for the simulator alike. One pass:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.modeldeployment import Endpoint
 from modelfleet.clusters.informer import InformerSettings, WatchClientFor
-from modelfleet.clusters.workloads import RenderSettings, service_url
+from modelfleet.clusters.workloads import RenderSettings, WorkloadPlacement, service_url
 from modelfleet.core import DEFAULT_SETTINGS, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
@@ -213,9 +213,25 @@ class Reconciler:
             result = plan_and_book()
 
         per_cluster = placements_by_cluster(result)
+        planned_replicas: dict[PoolKey, int] = {}
+        for p in result.placements:
+            k: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
+            planned_replicas[k] = planned_replicas.get(k, 0) + p.replicas
+        decision = decide_retire(
+            planned=set(planned_replicas),
+            desired=result.desired_replicas,
+            observed={n: o for n, o in observation.clusters.items() if n in by_name},
+            health={n: health_of(c) for n, c in by_name.items()},
+            held={
+                (r.cluster, r.instance_type, r.capacity_type)
+                for r in result.retiring
+                if r.reason.startswith(R.CLUSTER_FAILING_BACK)
+            },
+            planned_replicas=planned_replicas,
+        )
         await apply_workloads(
             md,
-            per_cluster,
+            _with_floors(per_cluster, decision.floors),
             by_name=by_name,
             client_for=self._clusters,
             render=self._render,
@@ -225,17 +241,6 @@ class Reconciler:
             observation=observation,
             now=now,
             reapply_after=settings.reapply_after_seconds,
-        )
-        decision = decide_retire(
-            planned={(p.cluster, p.instance_type, p.capacity_type) for p in result.placements},
-            desired=result.desired_replicas,
-            observed={n: o for n, o in observation.clusters.items() if n in by_name},
-            health={n: health_of(c) for n, c in by_name.items()},
-            held={
-                (r.cluster, r.instance_type, r.capacity_type)
-                for r in result.retiring
-                if r.reason.startswith(R.CLUSTER_FAILING_BACK)
-            },
         )
         await retire(
             md,
@@ -273,6 +278,7 @@ class Reconciler:
         if (
             result.retiring
             or decision.held
+            or decision.floors
             or ready < result.placed_replicas
             or work.problems
             or work.retry
@@ -303,6 +309,24 @@ class Reconciler:
             cluster_timeout=self._settings.cluster_timeout_seconds,
             pool_settings=self._settings.pools,
         )
+
+
+def _with_floors(
+    per_cluster: dict[str, list[WorkloadPlacement]], floors: Mapping[PoolKey, int]
+) -> dict[str, list[WorkloadPlacement]]:
+    """``per_cluster`` with the replicas of scaled-in keys raised to their floors (the
+    replicas serving there until the plan's replacements are Ready)."""
+    if not floors:
+        return per_cluster
+    return {
+        name: [
+            replace(
+                w, replicas=max(w.replicas, floors.get((name, w.instance_type, w.capacity_type), 0))
+            )
+            for w in placements
+        ]
+        for name, placements in per_cluster.items()
+    }
 
 
 def _waiting(result: Plan, observation: Observation) -> set[PoolKey]:

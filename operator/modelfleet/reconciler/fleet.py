@@ -23,11 +23,12 @@ from modelfleet.api.fleetcluster import (
 )
 from modelfleet.clusters import ClusterError, ClusterProbe
 from modelfleet.core import HealthRecord, next_health
-from modelfleet.providers import Offering, ProviderError
+from modelfleet.providers import NodePool, Offering, ProviderError
 from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, EventType
+from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,13 @@ async def probe_fleet_cluster(
     if pools is not None:
         try:
             node_pools = await _upkeep_pools(
-                cluster, providers, pools, events, now=now, settings=settings
+                cluster,
+                providers,
+                pools,
+                events,
+                now=now,
+                settings=settings,
+                collect=record.state not in NO_CHANGES_HEALTH,
             )
             owned.add("nodePools")
         except ProviderError as exc:
@@ -203,8 +210,14 @@ async def _upkeep_pools(
     *,
     now: datetime,
     settings: FleetSettings,
+    collect: bool = True,
 ) -> list[NodePoolStatus] | None:
-    """List the managed pools, scale orphans to zero, delete them after the grace period."""
+    """List the managed pools, scale orphans to zero, delete them after the grace period.
+
+    ``collect`` False (the cluster is Failed or Suspect): list only. A pool no deployment
+    books while its cluster is down may still carry the replicas that survived the outage
+    (the planner books nothing there until it answers again), so nothing is collected and
+    the orphan clock starts over once the cluster is back."""
     provider = await providers.provider_for(cluster)
     async with asyncio.timeout(settings.provider_timeout_seconds):
         pools = await provider.list_pools()
@@ -216,6 +229,9 @@ async def _upkeep_pools(
         if asked is not None and asked != p.desired_nodes:
             # Resized behind our back (or our call was lost): the next pass re-asserts it.
             upkeep.ledger.forget_request(key)
+    if not collect:
+        upkeep.orphan_since.clear()
+        return _pool_statuses(pools)
     actions = plan_orphan_gc(
         pools,
         needed,
@@ -246,6 +262,10 @@ async def _upkeep_pools(
             )
         except (ProviderError, TimeoutError) as exc:
             events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
+    return _pool_statuses(pools)
+
+
+def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
     return [
         NodePoolStatus(
             name=p.name,

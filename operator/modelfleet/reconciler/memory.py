@@ -52,8 +52,12 @@ class StockoutMemory:
         return self._marks.get(cluster, ())
 
     def published(self, cluster: str, now: datetime) -> list[Stockout] | None:
-        """The marks in force at ``now`` as FleetCluster ``status.stockouts`` (None: none)."""
-        return [stockout_to_api(m) for m in self.marks(cluster) if m.until > now] or None
+        """The remembered marks as FleetCluster ``status.stockouts`` (None: none): those in
+        force at ``now`` and the expired ones still kept for the backoff (``prune`` drops
+        them an hour after expiry), so a restarted operator seeded from status keeps
+        doubling instead of starting over at the initial backoff. Readers skip a candidate
+        only until a mark's ``until``."""
+        return [stockout_to_api(m) for m in self.marks(cluster)] or None
 
     def record_error(
         self,

@@ -10,6 +10,9 @@ which workloads may go now. The rules, in both directions of a failover:
   are Ready in at least the desired number (its replacement is up), or when it has no Ready
   replica itself (removing it takes nothing away). Workloads that survived an outage are
   existing replicas like any other: they go only under the same rule.
+- The same holds inside one key: while the plan's replicas are not Ready in the desired
+  number, a workload the plan scales in (e.g. on-demand replicas moving back to spot)
+  keeps the replicas that serve now (``floors``, applied by the apply stage).
 - Workloads the plan holds for failback (``held``: on a Recovering cluster inside the
   deployment's ``failbackAfterSeconds``) stay: once the window has passed the planner takes
   them back like any replica, and the surplus is scaled in then, make-before-break.
@@ -43,6 +46,9 @@ class RetireDecision:
     remove: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     held: Mapping[str, str] = field(default_factory=dict)
     """Cluster -> reason nothing (more) is removed there this pass."""
+    floors: Mapping[PoolKey, int] = field(default_factory=dict)
+    """Planned keys whose plan count is below the replicas serving there now, while the
+    replacements are not Ready: apply keeps this many (a scale-in is a removal too)."""
 
 
 def decide_retire(
@@ -52,21 +58,38 @@ def decide_retire(
     observed: Mapping[str, ClusterObservation],
     health: Mapping[str, str],
     held: Collection[PoolKey] = (),
+    planned_replicas: Mapping[PoolKey, int] | None = None,
 ) -> RetireDecision:
     """Which observed workloads to remove (see the module docstring for the rules).
 
     ``planned``: the (cluster, instance type, capacity type) keys the plan places replicas
     on; ``desired``: replicas that must serve (standby excluded); ``observed``: the member
     clusters' workloads by cluster; ``health``: FleetCluster health by cluster (missing:
-    Unknown); ``held``: keys held for failback, never removed. Pure and total.
+    Unknown); ``held``: keys held for failback, never removed; ``planned_replicas``: the
+    plan's replicas per key, when known: Ready replicas count toward the plan only up to
+    them (replicas a key is being scaled in from are not its replacements), and keys
+    scaled in get ``floors``. Pure and total.
     """
-    ready_planned = sum(
-        w.ready
-        for name, obs in observed.items()
-        for w in obs.workloads
-        if (name, w.instance_type, w.capacity_type) in planned
-    )
+    ready_by_key: dict[PoolKey, int] = {}
+    for name, obs in observed.items():
+        for w in obs.workloads:
+            key = (name, w.instance_type, w.capacity_type)
+            if key in planned:
+                ready_by_key[key] = ready_by_key.get(key, 0) + w.ready
+    caps = planned_replicas or {}
+    ready_planned = sum(min(n, caps.get(k, n)) for k, n in ready_by_key.items())
     replaced = ready_planned >= desired
+    floors: dict[PoolKey, int] = {}
+    if not replaced:
+        for name, obs in observed.items():
+            if not obs.reachable or health.get(name, "Unknown") in NO_CHANGES_HEALTH:
+                continue
+            for w in obs.workloads:
+                key = (name, w.instance_type, w.capacity_type)
+                want = caps.get(key)
+                serving = min(w.replicas, w.ready)
+                if want is not None and serving > want:
+                    floors[key] = serving
     remove: dict[str, tuple[str, ...]] = {}
     kept: dict[str, str] = {}
     for name, obs in sorted(observed.items()):
@@ -99,7 +122,7 @@ def decide_retire(
                 else f"replacements not ready ({ready_planned} of {desired} ready): "
                 "kept until they are (make-before-break)"
             )
-    return RetireDecision(remove, kept)
+    return RetireDecision(remove, kept, floors)
 
 
 async def retire(

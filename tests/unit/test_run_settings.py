@@ -1,0 +1,89 @@
+"""Bad operator settings are refused when ``modelfleet run`` starts, with the flag named,
+instead of being taken as given and failing later (every pass raising, no backoff, every
+grow a stockout)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from modelfleet.cli import app
+from modelfleet.runtime import planner_settings
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("stockoutInitialSeconds=-1", "must be greater than 0"),
+        ("stockoutInitialSeconds=0", "must be greater than 0"),
+        ("stockoutMaxSeconds=nan", "finite"),
+        ("tolerance=inf", "finite"),
+        ("tolerance=-0.1", "must not be negative"),
+        ("utilisationTarget=0", "must be greater than 0"),  # divides by it
+        ("utilisationTarget=1.5", "at most 1"),
+        ("maxScaleDownFraction=2", "at most 1"),
+        ("capacityBreachMargin=0", "must be greater than 0"),
+        ("solverMaxNodes=0", "must be greater than 0"),
+        ("stockoutMaxSeconds=60", "stockoutMaxSeconds"),  # below the 180 s initial backoff
+        ("kvCacheThreshold=1.2", "at most 1"),  # a share of the KV cache
+        ("kvCacheTarget=0", "must be greater than 0"),  # divides by it
+        ("saturationQueuePerReplica=-1", "must not be negative"),
+    ],
+)
+def test_planner_settings_out_of_range_are_refused(pair: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        planner_settings([pair])
+
+
+def test_planner_settings_in_range_are_kept() -> None:
+    settings = planner_settings(
+        ["stockoutInitialSeconds=60", "stockoutMaxSeconds=60", "utilisationTarget=1"]
+    )
+    assert settings.stockout_max_seconds == settings.stockout_initial_seconds == 60
+    assert settings.utilisation_target == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--launch-timeout", "-5"],
+        ["--launch-timeout", "0"],
+        ["--launch-timeout", "nan"],
+        ["--max-concurrent-reconciles", "0"],
+        ["--max-concurrent-reconciles", "-3"],
+        ["--interval", "0"],
+        ["--probe-interval", "-1"],
+    ],
+)
+def test_run_refuses_bad_loop_settings_before_contacting_the_hub(args: list[str]) -> None:
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 2, result.output
+    assert args[0] in result.output
+
+
+def test_run_refuses_a_planner_value_out_of_range() -> None:
+    result = runner.invoke(app, ["run", "--planner", "utilisationTarget=0"])
+    assert result.exit_code == 2, result.output
+    assert "utilisationTarget" in result.output
+
+
+def test_the_chart_schema_names_every_planner_setting() -> None:
+    """``operator.planner`` in the chart refuses unknown keys: every PlannerSettings field
+    must be listed there, or Helm refuses a setting ``modelfleet run --planner`` takes."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from modelfleet.core import PlannerSettings
+
+    schema_path = Path(__file__).parents[2] / "charts" / "modelfleet" / "values.schema.json"
+    schema = json.loads(schema_path.read_text())
+    planner = schema["properties"]["operator"]["properties"]["planner"]
+    assert planner["additionalProperties"] is False
+    fields = {
+        head + "".join(part.title() for part in rest)
+        for head, *rest in (f.name.split("_") for f in dataclasses.fields(PlannerSettings))
+    }
+    assert fields == set(planner["properties"])
