@@ -30,7 +30,7 @@ from modelfleet.core import DEFAULT_SETTINGS, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
 from modelfleet.metrics.source import MetricsSource
-from modelfleet.reconciler.apply import apply_workloads, placements_by_cluster
+from modelfleet.reconciler.apply import RenderMemo, apply_workloads, placements_by_cluster
 from modelfleet.reconciler.finalize import finalize
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
@@ -124,6 +124,7 @@ class Reconciler:
             clock=lambda: self._clock().timestamp(),
         )
         self._applied: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._renders: RenderMemo = {}
 
     @property
     def settings(self) -> ReconcilerSettings:
@@ -202,6 +203,7 @@ class Reconciler:
             log=work,
             timeout=settings.cluster_timeout_seconds,
             applied=self._applied,
+            renders=self._renders,
             observation=observation,
             now=now,
             reapply_after=settings.reapply_after_seconds,

@@ -118,6 +118,8 @@ class SimulatedMetricsSource:
         }
         if end <= begin:
             return empty
+        if not load.ready[begin:end, c, :].any():
+            return empty  # no replica there all window: nothing served, no series
         ready = load.ready[begin:end, c, :].astype(np.float64)  # (w, g)
         mu = np.array(load.mu)
         capacity = load.capacity[begin:end]
