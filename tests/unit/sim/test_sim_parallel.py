@@ -65,3 +65,13 @@ def test_parallel_outputs_are_written(parallel: SimulationResult, tmp_path: Path
     written = write_outputs(parallel, tmp_path)
     assert [p.name for p in written] == ["report.json", "timeline.csv", "report.png"]
     assert json.loads((tmp_path / "report.json").read_text())["events"]
+
+
+def test_jobs_must_be_positive() -> None:
+    from typer.testing import CliRunner
+
+    from modelfleet.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", str(SCENARIO), "--jobs", "0"])
+    assert result.exit_code == 2
+    assert "--jobs must be 1 or more" in result.output
