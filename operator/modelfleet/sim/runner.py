@@ -13,7 +13,10 @@ the others share the remaining cores. Policies are submitted longest first.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -39,6 +42,20 @@ def _report(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -
     return report
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """Fork when this process has one thread (the CLI: workers start at once, modules
+    loaded); else a fork server (forking a process whose other threads may hold a lock,
+    e.g. under a test runner, can deadlock the child)."""
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["modelfleet.sim.runner"])
+    return context
+
+
 def _cost_rank(name: PolicyName) -> int:
     """Longest first: the modelfleet variants run the reconciler, the oracle plans ahead."""
     return 0 if name.startswith("modelfleet") else 1 if name == "oracle" else 2
@@ -61,6 +78,6 @@ def run_reports(
     if workers <= 1:
         return [evaluate(run_policy(name, scenario, traffic)) for name in names]
     order = sorted(names, key=_cost_rank)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures = {name: pool.submit(_report, name, scenario, traffic) for name in order}
         return [futures[name].result() for name in names]
