@@ -52,6 +52,8 @@ class DeploymentLoad:
     capacity: FloatArray = field(init=False)
     tau: FloatArray = field(init=False)
     """Step time per second per class (seconds), shape (seconds, classes)."""
+    batch: FloatArray = field(init=False)
+    """Running sequences of one replica per second per class, shape (seconds, classes)."""
     ready: npt.NDArray[np.int32] = field(init=False)
     """Ready replicas per second per (cluster, class), shape (seconds, clusters, classes)."""
     backlog: float = 0.0
@@ -64,6 +66,7 @@ class DeploymentLoad:
         self.waiting = np.zeros(n)
         self.capacity = np.zeros(n)
         self.tau = np.zeros((n, g))
+        self.batch = np.zeros((n, g))
         self.ready = np.zeros((n, c, g), dtype=np.int32)
 
     @property
@@ -144,6 +147,7 @@ class LoadModel:
             out_wait = d.wait[begin:stop].tolist()
             out_waiting = d.waiting[begin:stop].tolist()
             out_tau = d.tau[begin:stop].tolist()
+            out_batch = d.batch[begin:stop].tolist()
             for i, s in enumerate(range(begin, stop)):
                 n_in = float(arrivals[i])
                 share_lost = 0.0
@@ -176,6 +180,7 @@ class LoadModel:
                     tau = model.step_time(lam)
                     b = min(float(model.concurrency), lam * model.output_mean * tau)
                     out_tau[i][g] = tau
+                    out_batch[i][g] = b
                     busy += per_class[g] * b
                 service = busy / load if load > 0 else 0.0
                 stochastic = 0.0
@@ -189,3 +194,4 @@ class LoadModel:
             d.wait[begin:stop] = out_wait
             d.waiting[begin:stop] = out_waiting
             d.tau[begin:stop] = out_tau
+            d.batch[begin:stop] = out_batch
