@@ -88,13 +88,17 @@ def crds(
 def validate(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="Manifest files or folders.")],
 ) -> None:
-    """Validate ModelDeployment and FleetCluster manifests.
+    """Validate ModelDeployment, FleetCluster and ModelRoute manifests and gateway
+    static endpoints files.
 
     Checks each document against the pydantic models, the generated CRD schema and its CEL
-    rules, exactly as the operator and the API server would. Every file is checked even
-    when one does not parse; empty files are reported. Exit status: 0 when every document
-    is valid; 1 when a document is invalid; 2 when a path does not exist, a file cannot be
-    loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
+    rules, exactly as the operator and the API server would; then the documents given
+    together: two ModelRoutes claiming one model name, routes naming deployments absent
+    from the files (when ModelDeployments are given). A static endpoints file gets the
+    gateway's start-up check. Every file is checked even when one does not parse; empty
+    files are reported; documents that conflict, as above, are invalid. Exit status: 0 when
+    every document is valid; 1 when a document is invalid; 2 when a path does not exist, a
+    file cannot be loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
     """
     from modelfleet.api.validation import (
         ManifestLoadError,
@@ -102,6 +106,7 @@ def validate(
         manifest_files,
         validate_document,
     )
+    from modelfleet.cli_validate import check_set, check_static_file, looks_like_static_file
 
     files: list[Path] = []
     missing = 0
@@ -112,6 +117,7 @@ def validate(
             missing += 1
             err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     count = failures = broken = 0
+    valid = []
     for file in files:
         try:
             docs = load_file(file)
@@ -123,19 +129,40 @@ def validate(
             err.print(f"[yellow]![/yellow] {escape(str(file))}: empty (no YAML documents)")
         for doc in docs:
             count += 1
+            if looks_like_static_file(doc.data):
+                catalog, found = check_static_file(doc)
+                for line in found.notes:
+                    err.print(f"[yellow]![/yellow] {escape(line)}", highlight=False)
+                for line in found.errors:
+                    err.print(f"[red]✗[/red] {escape(line)}", highlight=False)
+                failures += bool(found.errors)
+                if catalog is not None and not found.errors:
+                    what = (
+                        f"static endpoints file: {len(catalog.deployments)} deployment(s), "
+                        f"{len(catalog.models)} model name(s)"
+                    )
+                    out.print(f"[green]✓[/green] {escape(doc.source)} ({what})", highlight=False)
+                continue
             errors = validate_document(doc)
             if errors:
                 failures += 1
                 for error in errors:
                     err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
             else:
+                valid.append(doc)
                 out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
+    together = check_set(valid)
+    for line in together.notes:
+        err.print(f"[yellow]![/yellow] {escape(line)}", highlight=False)
+    for line in together.errors:
+        err.print(f"[red]✗[/red] {escape(line)}", highlight=False)
     if count == 0 and not broken and not missing:
         where = ", ".join(str(p) for p in paths)
         err.print(f"[red]error:[/red] no YAML documents found in {escape(where)}")
         raise typer.Exit(2)
-    if failures or broken or missing:
+    if failures or broken or missing or together.errors:
         parts = [f"{failures} of {count} document(s) invalid"] if failures else []
+        parts += [f"{len(together.errors)} problem(s) across documents"] if together.errors else []
         parts += [f"{broken} file(s) could not be loaded"] if broken else []
         parts += [f"{missing} path(s) not found"] if missing else []
         err.print(", ".join(parts))

@@ -32,6 +32,8 @@ class Dep:
     stubs: Sequence[StubEngine]
     regions: Mapping[str, str] | None = None
     not_ready: frozenset[str] = frozenset()
+    names: Mapping[str, str] | None = None
+    """Endpoint name per stub name, when not the stub's own (one stub in two deployments)."""
 
     def as_yaml(self) -> dict[str, Any]:
         return {
@@ -41,7 +43,7 @@ class Dep:
             "endpoints": [
                 {
                     "url": s.url,
-                    "name": s.name,
+                    "name": (self.names or {}).get(s.name, s.name),
                     "region": (self.regions or {}).get(s.name),
                     "ready": s.name not in self.not_ready,
                 }

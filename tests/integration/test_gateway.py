@@ -5,13 +5,16 @@ caller would notice: which engine answered, what arrived, which status and messa
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
 import openai
 import pytest
+from aiohttp import web
 from gateway_harness import Dep, Harness, gateway_for, route
 from openai_stub import Behaviour, StubEngine
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.gateway.settings import GatewaySettings
 
@@ -296,8 +299,10 @@ async def test_endpoint_killed_mid_traffic_loses_no_request_that_had_not_started
 
 
 async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> None:
+    # Ejected for 3 s: long enough for the 10 requests below to run inside it on a loaded
+    # machine (0.5 s made the check race the clock: the endpoint came back mid-loop).
     settings = GatewaySettings(
-        scrape_interval=0, eject_after_failures=2, eject_base_seconds=0.5, max_ejected_fraction=0.5
+        scrape_interval=0, eject_after_failures=2, eject_base_seconds=3.0, max_ejected_fraction=0.5
     )
     async with (
         StubEngine("good") as good,
@@ -319,7 +324,7 @@ async def test_failing_endpoint_is_ejected_then_probed_back(tmp_path: Path) -> N
         )
         # Healthy again: the probe after the ejection brings it back into rotation.
         bad.behaviour.fail_next = []
-        for _ in range(100):
+        for _ in range(300):  # a hang bound: back about 3 s after the ejection
             await asyncio.sleep(0.05)
             back = 'modelfleet_gateway_endpoint_ejected{deployment="d",endpoint="bad",namespace="team"} 0.0'
             if back in await metrics_text(h):
@@ -762,3 +767,136 @@ async def test_a_request_whose_every_endpoint_refuses_is_held_not_502(tmp_path: 
             assert not request.done(), request.result()
             await a.start()
             assert await asyncio.wait_for(request, 15) == "a:m"
+
+
+async def test_one_engine_in_two_deployments_counts_each_request_under_its_own(
+    tmp_path: Path,
+) -> None:
+    # One vLLM serving a base model and a LoRA adapter, listed as two deployments with the
+    # same URL: each request's metrics carry the deployment it was for and that
+    # deployment's name for the endpoint (the last deployment listed used to take them all).
+    settings = GatewaySettings(scrape_interval=0, eject_after_failures=100)
+    async with StubEngine("u") as u:
+        deps = [
+            Dep("base", "qwen", [u], names={"u": "base-ep"}),
+            Dep("lora", "qwen-sql", [u], names={"u": "lora-ep"}),
+        ]
+        async with gateway_for(tmp_path, deps, settings=settings) as h:
+            assert await chat_text(h.client, "qwen") == "u:qwen"
+            assert await chat_text(h.client, "qwen") == "u:qwen"
+            assert await stream_text(h.client, "qwen-sql") == "u:qwen-sql 1 2"
+            u.behaviour.fail_next = [503]
+            with pytest.raises(openai.InternalServerError):
+                await chat_text(h.client, "qwen-sql")
+            text = await metrics_text(h)
+    base = {"namespace": "team", "deployment": "base", "endpoint": "base-ep"}
+    lora = {"namespace": "team", "deployment": "lora", "endpoint": "lora-ep"}
+    requests = "modelfleet_gateway_requests_total"
+    assert sample(text, requests, {**base, "code": "200"}) == 2
+    assert sample(text, requests, {**lora, "code": "200"}) == 1
+    assert sample(text, requests, {**lora, "code": "503"}) == 1
+    assert sample(text, "modelfleet_gateway_ttft_seconds_count", base) == 2
+    assert sample(text, "modelfleet_gateway_ttft_seconds_count", lora) == 1
+    errors = "modelfleet_gateway_upstream_errors_total"
+    assert sample(text, errors, {**lora, "reason": "status_5xx"}) == 1
+    assert sample(text, "modelfleet_gateway_outstanding_requests", base) == 0
+    assert sample(text, "modelfleet_gateway_outstanding_requests", lora) == 0
+    overhead = "modelfleet_gateway_overhead_seconds_count"
+    assert sample(text, overhead, {"namespace": "team", "deployment": "lora"}) == 1
+    # Neither deployment's series name the other's endpoint id.
+    assert not series(text, {"deployment": "base", "endpoint": "lora-ep"})
+    assert not series(text, {"deployment": "lora", "endpoint": "base-ep"})
+
+
+def series(text: str, labels: dict[str, str]) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of the Prometheus ``text`` whose labels include ``labels``."""
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if labels.items() <= s.labels.items()
+    ]
+
+
+def sample(text: str, name: str, labels: dict[str, str]) -> float:
+    """The value of the one sample ``name{labels}`` (exact label set); fails when absent."""
+    found = [v for n, got, v in series(text, labels) if n == name and got == labels]
+    assert len(found) == 1, (name, labels, [s for s in series(text, labels) if s[0] == name])
+    return found[0]
+
+
+# -- hostile inputs ------------------------------------------------------------------------
+
+
+async def test_a_huge_upstream_error_body_is_not_read_whole_nor_passed_on(
+    tmp_path: Path,
+) -> None:
+    # An endpoint answering 500 with a 20 MB body: the gateway reads at most its limit and
+    # answers with its own error instead of the cut body (it used to read and pass it all).
+    huge = b'{"error": {"message": "' + b"x" * (20 * 1024 * 1024) + b'"}}'
+    hits = 0
+
+    async def explode(request: web.Request) -> web.Response:
+        nonlocal hits
+        hits += 1
+        return web.Response(status=500, body=huge, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", explode)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    settings = GatewaySettings(scrape_interval=0, max_attempts=1, max_upstream_error_bytes=4096)
+    stub = StubEngine("big")  # never started: it names the exploding server in the file
+    stub.port = port
+    try:
+        async with (
+            gateway_for(tmp_path, [Dep("d", "m", [stub])], settings=settings) as h,
+            aiohttp.ClientSession() as session,
+            session.post(
+                h.url + "/v1/chat/completions", json={"model": "m", "messages": MSG}
+            ) as response,
+        ):
+            body = await response.read()
+    finally:
+        await runner.cleanup()
+    assert hits == 1
+    assert response.status == 500
+    assert len(body) < 4096, len(body)
+    assert "error body over 4096 bytes" in json.loads(body)["error"]["message"]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_refused_as_not_json(tmp_path: Path, constant: str) -> None:
+    body = '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": '
+    body += constant + "}"
+    async with (
+        StubEngine("a") as a,
+        gateway_for(tmp_path, [Dep("d", "m", [a])]) as h,
+        aiohttp.ClientSession() as session,
+        session.post(
+            h.url + "/v1/chat/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
+        payload = await response.json()
+    assert response.status == 400, payload
+    assert payload["error"]["type"] == "invalid_request_error"
+    assert f"{constant} is not a JSON number" in payload["error"]["message"]
+    assert a.served() == 0
+
+
+async def test_an_unknown_model_name_is_quoted_back_cut_short(tmp_path: Path) -> None:
+    name = "m" + "y" * 100_000
+    async with StubEngine("a") as a, gateway_for(tmp_path, [Dep("d", "m", [a])]) as h:
+        with pytest.raises(openai.NotFoundError) as info:
+            await chat_text(h.client, name)
+    body = info.value.body
+    assert isinstance(body, dict)
+    message = body["message"]
+    assert "does not exist" in message
+    assert name[:256] in message
+    assert len(message) < 400, len(message)

@@ -14,9 +14,10 @@ gateway reads it; nothing writes its status, so it has none.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 
 from modelfleet.api.common import ApiModel, DnsLabel, ObjectMeta
 
@@ -26,6 +27,28 @@ MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
 ModelName = Annotated[
     str, StringConstraints(pattern=MODEL_NAME_PATTERN, min_length=1, max_length=253)
 ]
+STORED_CONTEXT: dict[str, bool] = {"stored": True}
+"""Validation context for an object the API server already admitted (the gateway reading
+the hub): duplicate entries, which the CRD now refuses but an object stored before that
+may still hold, are tolerated there (the gateway de-duplicates them and logs a warning)
+rather than dropping the whole route."""
+
+
+def duplicates(values: Iterable[str]) -> list[str]:
+    """The values that appear more than once, in first-repeat order."""
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for value in values:
+        if value in seen:
+            repeated[value] = None
+        seen.add(value)
+    return list(repeated)
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
 # RFC 9110 token characters: what an HTTP header name may contain.
 HeaderName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", min_length=1, max_length=256)
@@ -109,13 +132,25 @@ class RouteRule(ApiModel):
     backends: list[RouteBackend] = Field(
         min_length=1,
         max_length=16,
-        description="Deployments sharing the matched requests by weight (a canary is two).",
+        description="Deployments sharing the matched requests by weight (a canary is two); "
+        "each deployment at most once.",
+        # A list keyed by deployment: the API server refuses two entries for one deployment.
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["deployment"],
+        },
     )
 
     @model_validator(mode="after")
-    def _some_weight(self) -> RouteRule:
+    def _some_weight(self, info: ValidationInfo) -> RouteRule:
         if not any(b.weight > 0 for b in self.backends):
             raise ValueError("a rule needs at least one backend with a positive weight")
+        repeated = duplicates(b.deployment for b in self.backends)
+        if repeated and not _stored(info):
+            raise ValueError(
+                f"backends: deployment {', '.join(repeated)} listed more than once "
+                "(give each deployment once, with the sum of the weights)"
+            )
         return self
 
 
@@ -151,7 +186,8 @@ class ModelRouteSpec(ApiModel):
         max_length=8,
         description="ModelDeployments (same namespace) tried in order when the rule's "
         "deployments have no ready endpoint; requests are held only when these have none "
-        "either.",
+        "either. Each at most once.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     on_no_match: Literal["Reject", "Fallback"] = Field(
         default="Reject",
@@ -160,9 +196,14 @@ class ModelRouteSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _aliases_distinct(self) -> ModelRouteSpec:
+    def _aliases_distinct(self, info: ValidationInfo) -> ModelRouteSpec:
         if self.aliases and self.model in self.aliases:
             raise ValueError("aliases must not repeat spec.model")
+        if not _stored(info):
+            for field, values in (("aliases", self.aliases), ("fallback", self.fallback)):
+                repeated = duplicates(values or ())
+                if repeated:
+                    raise ValueError(f"{field}: {', '.join(repeated)} listed more than once")
         if self.on_no_match == "Fallback" and not self.fallback:
             raise ValueError("onNoMatch: Fallback needs spec.fallback")
         return self

@@ -8,6 +8,10 @@ FleetCluster and ModelRoute document:
    does (jsonschema, with OpenAPI's ``nullable`` translated);
 3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python.
 
+jsonschema does not know Kubernetes' list types, so ``x-kubernetes-list-type: set`` (no
+repeated item) and ``map`` (no two items with the same ``x-kubernetes-list-map-keys``) are
+checked here as the API server does (``Duplicate value``).
+
 Every error names the file, the document, the object and the field path.
 """
 
@@ -186,6 +190,36 @@ def cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[tuple[str,
     return errors
 
 
+def list_type_errors(schema: dict[str, Any], value: Any, path: str) -> list[tuple[str, str]]:
+    """``(field path, message)`` for each repeated item of an ``x-kubernetes-list-type``
+    ``set`` or ``map`` list below ``schema`` (the API server's ``Duplicate value``)."""
+    errors: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for name, sub in schema.get("properties", {}).items():
+            if name in value:
+                child = f"{path}.{name}" if path else name
+                errors.extend(list_type_errors(sub, value[name], child))
+    elif isinstance(value, list) and "items" in schema:
+        list_type = schema.get("x-kubernetes-list-type")
+        keys = schema.get("x-kubernetes-list-map-keys", [])
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            if list_type == "set":
+                identity: Any = item
+            elif list_type == "map" and isinstance(item, dict):
+                identity = {k: item.get(k) for k in keys}
+            else:
+                identity = None
+            if identity is not None:
+                token = yaml.safe_dump(identity, default_flow_style=True).strip()
+                if token in seen:
+                    kind = "keys " + ", ".join(keys) if list_type == "map" else "set"
+                    errors.append((f"{path}[{i}]", f"Duplicate value: {token} (list {kind})"))
+                seen.add(token)
+            errors.extend(list_type_errors(schema["items"], item, f"{path}[{i}]"))
+    return errors
+
+
 def _crd_schemas() -> dict[str, dict[str, Any]]:
     schemas = {}
     for crd in all_crds().values():
@@ -206,6 +240,8 @@ def schema_errors(doc: Document) -> list[ManifestError]:
     for err in sorted(validator.iter_errors(defaulted), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in err.absolute_path)
         out.append(ManifestError(doc.label, field, err.message, "crd-schema"))
+    for field, message in list_type_errors(schema, defaulted, ""):
+        out.append(ManifestError(doc.label, field, message, "crd-schema"))
     if not out:
         for field, message in cel_errors(schema, defaulted, ""):
             out.append(ManifestError(doc.label, field, message, "crd-cel"))

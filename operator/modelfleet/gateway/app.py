@@ -52,6 +52,20 @@ MAX_REHOLDS: Final = 2
 """Times a request whose every endpoint refused (and was ejected) goes back to holding."""
 
 
+class _NotJsonNumber(ValueError):
+    """``NaN``/``Infinity``/``-Infinity`` in a body: Python's json reads them, JSON (RFC 8259)
+    and the engines do not."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotJsonNumber(name)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def prompt_text(kind: str, payload: dict[str, Any]) -> str:
     """The prompt's text, for size rules and prefix affinity. Raises BadRequest when the
     request lacks what its kind requires."""
@@ -176,7 +190,11 @@ class Gateway:
         except web.HTTPRequestEntityTooLarge:
             raise TooLarge(f"request body exceeds {limit} bytes") from None
         try:
-            payload = json.loads(body)
+            payload = json.loads(body, parse_constant=_reject_constant)
+        except _NotJsonNumber as exc:
+            raise BadRequest(
+                f"request body is not valid JSON: {exc} is not a JSON number"
+            ) from None
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("request body is not valid JSON") from None
         if not isinstance(payload, dict):
@@ -203,7 +221,8 @@ class Gateway:
                 decision = decide_route(self.catalog, facts, self._rng)
             except UnknownModel:
                 raise ModelNotFound(
-                    f"model {payload['model']!r} does not exist (see /v1/models)"
+                    f"model {shorten(payload['model'], self.settings.max_echoed_model_chars)!r}"
+                    " does not exist (see /v1/models)"
                 ) from None
             except NoRuleMatched as exc:
                 raise NoRoute(str(exc)) from None

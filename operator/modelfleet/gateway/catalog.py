@@ -8,7 +8,9 @@ TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
 
 Model names resolve in this order: a ModelRoute's ``model`` or alias, then a
 ModelDeployment's ``spec.model.name``. When two objects claim one name, the first in
-(namespace, name) order wins and the clash is reported in ``Catalog.conflicts``.
+(namespace, name) order wins and the clash is reported in ``Catalog.problems`` (with the
+objects involved, so ``modelfleet validate`` can name their documents: this module is the
+one owner of these rules, for the gateway at run time and for ``validate`` before it).
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelfleet.api.modeldeployment import ModelDeployment
-from modelfleet.api.modelroute import MODEL_NAME_PATTERN, ModelRoute, ModelRouteSpec
+from modelfleet.api.modelroute import (
+    MODEL_NAME_PATTERN,
+    STORED_CONTEXT,
+    ModelRoute,
+    ModelRouteSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +92,55 @@ class DeploymentTarget:
 Target = RouteTarget | DeploymentTarget
 
 
+class ObjectRef(NamedTuple):
+    """A ModelRoute or ModelDeployment named in a problem: (kind, namespace, name)."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+ProblemKind = Literal["route-name-clash", "name-shadowed", "missing-deployment"]
+
+
+@dataclass(frozen=True)
+class CatalogProblem:
+    """Something wrong with the set of routes and deployments (not with one object).
+
+    ``kind``: ``route-name-clash`` (two ModelRoutes claim one model name: the second is
+    ignored for it), ``name-shadowed`` (a deployment's served model name is taken by a route
+    or an earlier deployment: often on purpose, a route in front of its deployment),
+    ``missing-deployment`` (a route's backend or fallback names no known deployment: its
+    requests would be held until the hold timeout). ``objects``: the object at fault first,
+    then the one it clashes with.
+    """
+
+    kind: ProblemKind
+    message: str
+    objects: tuple[ObjectRef, ...]
+
+    @property
+    def serious(self) -> bool:
+        """Whether it is a mistake (``validate`` fails on it) rather than a note."""
+        return self.kind != "name-shadowed"
+
+
 @dataclass(frozen=True)
 class Catalog:
     """An immutable snapshot: deployments by key and model names to targets."""
 
     deployments: Mapping[DeploymentKey, DeploymentInfo] = field(default_factory=dict)
     models: Mapping[str, Target] = field(default_factory=dict)
-    conflicts: tuple[str, ...] = ()
-    """Human-readable notes on model names claimed twice (the loser is named)."""
+    problems: tuple[CatalogProblem, ...] = ()
+    """Model names claimed twice (the loser is named) and routes to unknown deployments."""
+
+    @property
+    def conflicts(self) -> tuple[str, ...]:
+        """The problems as human-readable lines (logged by the gateway when they appear)."""
+        return tuple(p.message for p in self.problems)
 
     def resolve(self, model: str) -> Target | None:
         """The target of a model name, or None when nothing serves it."""
@@ -107,12 +155,18 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
     """Index deployments and routes by every model name they answer to (see module doc)."""
     by_key = {d.key: d for d in deployments}
     models: dict[str, Target] = {}
-    owners: dict[str, str] = {}
-    conflicts: list[str] = []
+    owners: dict[str, ObjectRef] = {}
+    problems: list[CatalogProblem] = []
 
-    def claim(name: str, target: Target, owner: str) -> None:
+    def claim(name: str, target: Target, owner: ObjectRef) -> None:
         if name in models:
-            conflicts.append(f"model {name!r}: {owner} ignored, {owners[name]} serves it")
+            clash: ProblemKind = (
+                "route-name-clash"
+                if owner.kind == owners[name].kind == "ModelRoute"
+                else "name-shadowed"
+            )
+            message = f"model {name!r}: {owner} ignored, {owners[name]} serves it"
+            problems.append(CatalogProblem(clash, message, (owner, owners[name])))
             return
         models[name] = target
         owners[name] = owner
@@ -122,22 +176,23 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
         namespace = route.metadata.namespace or "default"
         target = RouteTarget(namespace, route.metadata.name, route.spec)
         for name in route.spec.names:
-            claim(name, target, f"ModelRoute {namespace}/{route.metadata.name}")
+            claim(name, target, ObjectRef("ModelRoute", namespace, route.metadata.name))
     for key in sorted(by_key):
-        claim(by_key[key].served_model, DeploymentTarget(key), f"ModelDeployment {key}")
+        owner = ObjectRef("ModelDeployment", key.namespace, key.name)
+        claim(by_key[key].served_model, DeploymentTarget(key), owner)
     for route in ordered_routes:
         # A missing deployment would hold the route's requests until the hold timeout as if
         # it were scaling from zero: say so (it may also just not be created yet).
         namespace = route.metadata.namespace or "default"
-        owner = f"ModelRoute {namespace}/{route.metadata.name}"
+        owner = ObjectRef("ModelRoute", namespace, route.metadata.name)
         backends = dict.fromkeys(b.deployment for r in route.spec.rules for b in r.backends)
         for role, names in (("backend", backends), ("fallback", route.spec.fallback or ())):
-            for name in names:
+            for name in dict.fromkeys(names):
                 if DeploymentKey(namespace, name) not in by_key:
-                    conflicts.append(
-                        f"{owner}: {role} deployment {namespace}/{name} does not exist"
-                    )
-    return Catalog(deployments=by_key, models=models, conflicts=tuple(conflicts))
+                    message = f"{owner}: {role} deployment {namespace}/{name} does not exist"
+                    missing = ObjectRef("ModelDeployment", namespace, name)
+                    problems.append(CatalogProblem("missing-deployment", message, (owner, missing)))
+    return Catalog(deployments=by_key, models=models, problems=tuple(problems))
 
 
 def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
@@ -178,13 +233,28 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
 
 
 def route_from_object(obj: Mapping[str, Any]) -> ModelRoute | None:
-    """A ModelRoute from an object as the hub serves it, or None (logged) when invalid."""
+    """A ModelRoute from an object as the hub serves it, or None (logged) when invalid.
+
+    The API server admitted it: repeated backends, fallbacks or aliases (refused by the CRD
+    since, but possibly stored before) are logged and de-duplicated at routing, not a
+    reason to drop the route."""
+    meta = obj.get("metadata") or {}
     try:
-        return ModelRoute.model_validate(obj)
+        route = ModelRoute.model_validate(obj, context=STORED_CONTEXT)
     except ValidationError as exc:
-        meta = obj.get("metadata") or {}
         log.warning("ignoring ModelRoute %s/%s: %s", meta.get("namespace"), meta.get("name"), exc)
         return None
+    try:
+        ModelRoute.model_validate(obj)
+    except ValidationError as exc:
+        log.warning(
+            "ModelRoute %s/%s: %s (used as stored: a repeated backend's weights add up, a "
+            "repeated fallback or alias counts once)",
+            meta.get("namespace"),
+            meta.get("name"),
+            "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors()),
+        )
+    return route
 
 
 # -- the static endpoints file -----------------------------------------------------------
@@ -225,20 +295,44 @@ class StaticFileError(ValueError):
 
 def catalog_from_static(text: str) -> Catalog:
     """Parse the static endpoints file (YAML, see docs/gateway.md). Raises StaticFileError."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StaticFileError(f"not valid YAML: {exc}") from None
+    return catalog_from_static_data(raw)
+
+
+def looks_like_static_file(data: Mapping[str, Any]) -> bool:
+    """Whether a YAML document is a static endpoints file rather than a Kubernetes object:
+    no ``kind``/``apiVersion``, and a ``deployments`` or ``routes`` key."""
+    return (
+        "kind" not in data
+        and "apiVersion" not in data
+        and ("deployments" in data or "routes" in data)
+    )
+
+
+def catalog_from_static_data(raw: Any) -> Catalog:
+    """The static endpoints file's catalog from its parsed YAML (``None`` is an empty file).
+    This is the gateway's start-up check, and ``modelfleet validate``'s for such a file.
+    Raises StaticFileError naming the field."""
     where: tuple[str | int, ...] = ()
     try:
-        raw = yaml.safe_load(text) or {}
-        parsed = StaticFile.model_validate(raw)
+        parsed = StaticFile.model_validate(raw or {})
         routes = []
         for index, route in enumerate(parsed.routes):
             where = ("routes", index)
             routes.append(ModelRoute.model_validate(route))
-    except yaml.YAMLError as exc:
-        raise StaticFileError(f"not valid YAML: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(p) for p in (*where, *first["loc"]))
         raise StaticFileError(f"{location}: {first['msg']}") from None
+    named: set[tuple[str, str]] = set()
+    for index, r in enumerate(routes):
+        ident = (r.metadata.namespace or "default", r.metadata.name)
+        if ident in named:
+            raise StaticFileError(f"routes.{index}: ModelRoute {'/'.join(ident)} appears twice")
+        named.add(ident)
     seen: set[tuple[str, str]] = set()
     for index, d in enumerate(parsed.deployments):
         if (d.namespace, d.name) in seen:

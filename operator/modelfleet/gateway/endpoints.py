@@ -5,6 +5,14 @@ This is the only mutable routing state, owned by the event loop (no locks: every
 runs on the loop). It is keyed by endpoint URL so it survives new catalog snapshots, and a
 gateway replica keeps its own: replicas share nothing, so any number can run.
 
+One URL may serve several deployments (one vLLM serving a base model and a LoRA adapter,
+listed as two deployments): what belongs to the engine (in-flight count, moving TTFT,
+failures, ejection, scraped load) is kept once per URL, because it is one engine; what is
+counted per request (requests, TTFT, upstream errors, overhead, in-flight gauge) is labelled
+with the deployment the request was for and that deployment's name for the endpoint, carried
+by the ``Attempt`` that ``acquire`` returns. An ejection takes the engine out for every
+deployment that lists it, and its metrics are set under each of them.
+
 Outlier ejection follows Envoy's: ``eject_after_failures`` consecutive failures (a refused
 connection at once) eject an endpoint for ``eject_base_seconds`` doubled on every ejection
 in a row (capped); when the time is up a probe (GET ``probe_path``) brings it back or ejects
@@ -16,7 +24,6 @@ are not capped.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -68,11 +75,12 @@ class Failure(StrEnum):
 
 @dataclass
 class EndpointState:
-    """What the gateway knows of one endpoint right now."""
+    """What the gateway knows of one endpoint URL (one engine) right now."""
 
     url: str
-    label: str
-    deployment: DeploymentKey
+    labels: dict[DeploymentKey, str]
+    """Every deployment of the current catalog that lists the URL, and its endpoint id there
+    (the ``endpoint`` metrics label)."""
     outstanding: int = 0
     ttft: float | None = None
     consecutive_failures: int = 0
@@ -80,17 +88,48 @@ class EndpointState:
     ejected_until: float = 0.0
     queue: float | None = None
     kv_cache: float | None = None
-    counted: collections.Counter[tuple[DeploymentKey, str]] = field(
-        default_factory=collections.Counter
-    )
-    """(deployment, label) under which each request in flight raised the in-flight gauge, so
-    its release lowers the same series even if the catalog relabelled the endpoint since."""
+    ejected_as: set[tuple[DeploymentKey, str]] = field(default_factory=set)
+    """(deployment, label) series whose ejected gauge was raised, so probe-back lowers the
+    same ones even if the catalog relabelled the endpoint since."""
+
+    @property
+    def label(self) -> str:
+        """The endpoint id for logs: the first deployment's (they usually agree)."""
+        return next(iter(self.labels.values()), self.url.split("://", 1)[-1])
+
+    @property
+    def deployment(self) -> DeploymentKey | None:
+        """The first deployment that lists the URL, or None once none does."""
+        return next(iter(self.labels), None)
+
+    def seen_by(self, deployment: DeploymentKey | None = None) -> Attempt:
+        """An attempt's labels for a request to ``deployment`` (default: the first one)."""
+        key = deployment if deployment is not None else self.deployment
+        if key is None:
+            key = DeploymentKey("", "")
+        return Attempt(self, key, self.labels.get(key, self.label))
 
     @property
     def ejected(self) -> bool:
         """Whether it is out of rotation: from its ejection until a probe succeeds (the
         probe starts at ``ejected_until``)."""
         return self.ejected_until > 0.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request's use of an endpoint: the shared engine state, and the labels its metrics
+    go under (the deployment the request was for and that deployment's endpoint id), fixed at
+    ``acquire`` so a catalog update during the request cannot move its series."""
+
+    state: EndpointState
+    deployment: DeploymentKey
+    label: str
+
+    @property
+    def url(self) -> str:
+        """The endpoint's base URL."""
+        return self.state.url
 
 
 class EndpointPool:
@@ -124,18 +163,17 @@ class EndpointPool:
     def update(self, catalog: Catalog) -> None:
         """Take a new catalog: create state for new endpoints, forget vanished idle ones."""
         self._catalog = catalog
-        live: set[str] = set()
+        labels: dict[str, dict[DeploymentKey, str]] = {}
         for deployment in catalog.deployments.values():
             for endpoint in deployment.endpoints:
-                live.add(endpoint.url)
-                state = self._states.get(endpoint.url)
-                if state is None:
-                    self._states[endpoint.url] = EndpointState(
-                        endpoint.url, endpoint.id, deployment.key
-                    )
-                else:
-                    state.label, state.deployment = endpoint.id, deployment.key
-        for url in [u for u, s in self._states.items() if u not in live and s.outstanding == 0]:
+                labels.setdefault(endpoint.url, {})[deployment.key] = endpoint.id
+        for url, by_deployment in labels.items():
+            state = self._states.get(url)
+            if state is None:
+                self._states[url] = EndpointState(url, by_deployment)
+            else:
+                state.labels = by_deployment
+        for url in [u for u, s in self._states.items() if u not in labels and s.outstanding == 0]:
             del self._states[url]
             task = self._probes.pop(url, None)
             if task is not None:
@@ -166,36 +204,34 @@ class EndpointPool:
 
     # -- per request -------------------------------------------------------------------
 
-    def acquire(self, url: str) -> EndpointState:
-        """Count a request in flight to ``url`` (pair with ``release``)."""
-        state = self._states[url]
-        state.outstanding += 1
-        labels = (state.deployment, state.label)
-        state.counted[labels] += 1
-        self._metrics.outstanding(*labels).inc()
-        return state
+    def acquire(self, url: str, deployment: DeploymentKey | None = None) -> Attempt:
+        """Count a request for ``deployment`` in flight to ``url`` (pair with ``release``).
+        Its metrics go under ``deployment`` (default: the first that lists the URL) and that
+        deployment's endpoint id. Raises KeyError for a URL not in the catalog."""
+        attempt = self._states[url].seen_by(deployment)
+        attempt.state.outstanding += 1
+        self._metrics.outstanding(attempt.deployment, attempt.label).inc()
+        return attempt
 
-    def release(self, state: EndpointState) -> None:
-        """The request counted by ``acquire`` is over."""
-        state.outstanding -= 1
-        labels = (state.deployment, state.label)
-        if state.counted[labels] <= 0:  # relabelled since: lower a series that was raised
-            labels = next(iter(+state.counted), labels)
-        state.counted[labels] -= 1
-        if state.counted[labels] <= 0:
-            del state.counted[labels]
-        self._metrics.outstanding(*labels).dec()
+    def release(self, attempt: Attempt) -> None:
+        """The request counted by ``acquire`` is over (lowers the series it raised)."""
+        attempt.state.outstanding -= 1
+        self._metrics.outstanding(attempt.deployment, attempt.label).dec()
 
-    def succeeded(self, state: EndpointState, ttft: float) -> None:
+    def succeeded(self, who: Attempt | EndpointState, ttft: float) -> None:
         """The endpoint answered (first byte after ``ttft`` seconds): reset its failures and
         fold ``ttft`` into the moving average."""
+        state = who.state if isinstance(who, Attempt) else who
         state.consecutive_failures = 0
         alpha = self._settings.ttft_smoothing
         state.ttft = ttft if state.ttft is None else (1 - alpha) * state.ttft + alpha * ttft
 
-    def failed(self, state: EndpointState, failure: Failure) -> bool:
-        """Record a failure; returns True when it ejected the endpoint."""
-        self._metrics.upstream_errors(state.deployment, state.label, failure.value).inc()
+    def failed(self, who: Attempt | EndpointState, failure: Failure) -> bool:
+        """Record a failure of an attempt (an ``EndpointState``: as seen by the first
+        deployment that lists it); returns True when it ejected the endpoint."""
+        attempt = who if isinstance(who, Attempt) else who.seen_by()
+        state = attempt.state
+        self._metrics.upstream_errors(attempt.deployment, attempt.label, failure.value).inc()
         if failure in (Failure.STATUS_429, Failure.STREAM):
             return False  # busy, or broke mid-answer: not evidence the endpoint is down
         state.consecutive_failures += 1
@@ -204,30 +240,37 @@ class EndpointPool:
         if failure is not Failure.REFUSED:
             if state.consecutive_failures < self._settings.eject_after_failures:
                 return False
-            if not self._may_eject_for_errors(state):
+            if not self._may_eject_for_errors(attempt):
                 return False
-        self._eject(state, self._clock())
+        self._eject(attempt, self._clock())
         return True
 
-    def _may_eject_for_errors(self, state: EndpointState) -> bool:
-        deployment = self._catalog.deployments.get(state.deployment)
-        peers = [e.url for e in deployment.ready_endpoints] if deployment else [state.url]
+    def _may_eject_for_errors(self, attempt: Attempt) -> bool:
+        """Whether ejecting keeps within ``max_ejected_fraction`` of the requested
+        deployment's ready endpoints."""
+        deployment = self._catalog.deployments.get(attempt.deployment)
+        peers = [e.url for e in deployment.ready_endpoints] if deployment else [attempt.url]
         ejected = sum(1 for u in peers if (s := self._states.get(u)) is not None and s.ejected)
         return ejected + 1 <= math.floor(self._settings.max_ejected_fraction * len(peers))
 
-    def _eject(self, state: EndpointState, now: float) -> None:
+    def _eject(self, attempt: Attempt, now: float) -> None:
+        state = attempt.state
         seconds = min(
             self._settings.eject_base_seconds * 2**state.ejections_in_a_row,
             self._settings.eject_max_seconds,
         )
         state.ejections_in_a_row += 1
         state.ejected_until = now + seconds
-        self._metrics.ejections(state.deployment, state.label).inc()
-        self._metrics.ejected(state.deployment, state.label).set(1)
+        # One engine: out for every deployment that lists it, counted under each.
+        series = set(state.labels.items()) or {(attempt.deployment, attempt.label)}
+        for key, label in series:
+            self._metrics.ejections(key, label).inc()
+            self._metrics.ejected(key, label).set(1)
+        state.ejected_as |= series
         log.warning(
-            "ejected endpoint %s of %s for %.1fs after %d failure(s)",
-            state.label,
-            state.deployment,
+            "ejected endpoint %s (%s) for %.1fs after %d failure(s)",
+            attempt.label,
+            ", ".join(f"{label} of {key}" for key, label in sorted(series)),
             seconds,
             state.consecutive_failures,
         )
@@ -245,8 +288,10 @@ class EndpointPool:
                 state.ejections_in_a_row = 0
                 state.consecutive_failures = 0
                 state.ejected_until = 0.0
-                self._metrics.ejected(state.deployment, state.label).set(0)
-                log.info("endpoint %s of %s is back", state.label, state.deployment)
+                for key, label in state.ejected_as | set(state.labels.items()):
+                    self._metrics.ejected(key, label).set(0)
+                state.ejected_as.clear()
+                log.info("endpoint %s (%s) is back", state.label, state.url)
                 self._on_recovered()
                 return
             self._eject_again(state)

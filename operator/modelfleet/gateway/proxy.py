@@ -31,7 +31,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from modelfleet.gateway.catalog import Catalog, DeploymentInfo
-from modelfleet.gateway.endpoints import EndpointPool, EndpointState, Failure
+from modelfleet.gateway.endpoints import Attempt, EndpointPool, Failure
 from modelfleet.gateway.errors import (
     GatewayError,
     StreamBroken,
@@ -133,6 +133,20 @@ def rewrite_model(body: bytes, parsed: dict[str, Any], served_model: str) -> byt
     return json.dumps({**parsed, "model": served_model}, ensure_ascii=False).encode()
 
 
+async def read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body (fewer at its end); the rest is left unread (the
+    connection is then closed on release, not reused)."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 class Forwarder:
     """Sends requests to endpoints; one per gateway, on one event loop."""
 
@@ -230,7 +244,7 @@ class Forwarder:
                     break
                 self._metrics.retries(deployment.key).inc()
             tried.add(choice.url)
-            state = self._pool.acquire(choice.url)
+            state = self._pool.acquire(choice.url, deployment.key)
             attempt_started = self._clock()
             try:
                 outcome = await self._attempt(
@@ -264,7 +278,7 @@ class Forwarder:
     async def _attempt(
         self,
         request: web.Request,
-        state: EndpointState,
+        state: Attempt,
         *,
         path: str,
         body: bytes,
@@ -288,12 +302,19 @@ class Forwarder:
                         state.url + path, data=body, headers=headers, timeout=timeout
                     )
                     if upstream.status in RETRYABLE_STATUS:
-                        error_body = await upstream.read()
+                        limit = settings.max_upstream_error_bytes
+                        error_body = await read_at_most(upstream.content, limit + 1)
                         failure = (
                             Failure.STATUS_429 if upstream.status == 429 else Failure.STATUS_5XX
                         )
                         self._pool.failed(state, failure)
-                        return _UpstreamAnswer(upstream, error_body, state.label)
+                        answer = _UpstreamAnswer(upstream, error_body, state.label)
+                        if len(error_body) > limit:  # not read whole: never pass a cut body
+                            answer.replace_body(
+                                f"endpoint {state.label} answered {upstream.status} with an "
+                                f"error body over {limit} bytes (not passed on)"
+                            )
+                        return answer
                     first = await upstream.content.readany()
             except aiohttp.ClientConnectorError as exc:
                 self._pool.failed(state, Failure.REFUSED)
@@ -339,7 +360,7 @@ class Forwarder:
         request: web.Request,
         upstream: aiohttp.ClientResponse,
         first: bytes,
-        state: EndpointState,
+        state: Attempt,
         *,
         deadline: float,
         own: Callable[[], float],
@@ -390,7 +411,7 @@ class Forwarder:
         return response
 
     async def _broken(
-        self, response: web.StreamResponse, state: EndpointState, *, sse: bool, what: str
+        self, response: web.StreamResponse, state: Attempt, *, sse: bool, what: str
     ) -> web.StreamResponse:
         """The endpoint failed mid-answer: end an SSE stream with an error event; a plain
         body can only be cut short (the client sees a truncated answer)."""
@@ -421,6 +442,20 @@ class _UpstreamAnswer(GatewayError):
         self.endpoint = endpoint
         self.content_type = upstream.headers.get("Content-Type", "application/json")
         self.retry_after = upstream.headers.get("Retry-After")
+
+    def replace_body(self, message: str) -> None:
+        """Answer with the gateway's own OpenAI-shaped error instead of the endpoint's body."""
+        self.body = json.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": "server_error",
+                    "param": None,
+                    "code": "upstream_error_too_large",
+                }
+            }
+        ).encode()
+        self.content_type = "application/json"
 
     def response(self) -> web.Response:
         headers = {"Content-Type": self.content_type, "X-Modelfleet-Endpoint": self.endpoint}

@@ -74,6 +74,11 @@ class GatewaySettings:
 
     max_request_bytes: int = 4 * 1024 * 1024
     """Largest request body accepted; more is answered 413."""
+    max_upstream_error_bytes: int = 64 * 1024
+    """Most of an endpoint's 5xx/429 error body the gateway reads (it keeps it to pass on
+    if no retry succeeds); a longer one is replaced by the gateway's own error message."""
+    max_echoed_model_chars: int = 256
+    """Characters of an unknown ``model`` name quoted back in the 404 (the rest is cut)."""
     rate_limit_per_second: float = 0.0
     """Requests per second each API key may make (token bucket); 0 means unlimited."""
     rate_limit_burst: int = 20

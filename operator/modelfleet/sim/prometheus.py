@@ -84,9 +84,12 @@ class SimulatedMetricsSource:
         scrape = int(math.floor(seconds / interval) * interval)
         if target.demand_only:
             # No replica anywhere: the gateway in front of the deployment still sees the
-            # requests arriving (and fails or holds them); that is the demand signal.
+            # requests arriving (and fails or holds them); that is the demand signal, if
+            # the deployment names it (spec.metrics.demand). Without it the operator asks
+            # the engine's request rate, which has no series at zero: nothing to see.
+            named = target.overrides is not None and bool(target.overrides.demand)
             return SignalValues.from_signals(
-                {"request_rate": self._load.arrivals_rate(key, scrape)},
+                {"request_rate": self._load.arrivals_rate(key, scrape) if named else None},
                 ready_replicas=0,
                 observed_at=self._clock.at(scrape),
             )

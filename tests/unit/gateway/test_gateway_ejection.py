@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.gateway.catalog import DeploymentInfo, DeploymentKey, EndpointInfo, build_catalog
 from modelfleet.gateway.endpoints import EndpointPool, Failure
@@ -97,3 +98,51 @@ async def test_in_flight_gauge_returns_to_zero_when_the_endpoint_is_relabelled()
     ]
     assert gauges, "no in-flight gauge rendered"
     assert all(line.endswith(" 0.0") for line in gauges), gauges
+
+
+async def test_one_url_in_two_deployments_shares_ejection_but_not_labels() -> None:
+    # A base model and a LoRA adapter on one engine: two deployments, one URL. A failure of
+    # a request for "lora" is counted under lora and its endpoint id; the engine is ejected
+    # for both deployments (one engine), and the ejected gauge is set under both.
+    url = "http://127.0.0.1:1"
+    base, lora = DeploymentKey("team", "base"), DeploymentKey("team", "lora")
+    metrics = GatewayMetrics(process_metrics=False)
+    session = aiohttp.ClientSession()
+    p = EndpointPool(GatewaySettings(), metrics, session, clock=lambda: 0.0)
+    catalog = build_catalog(
+        [
+            DeploymentInfo(base, "qwen", (EndpointInfo("base-ep", url, None, True),)),
+            DeploymentInfo(lora, "qwen-sql", (EndpointInfo("lora-ep", url, None, True),)),
+        ],
+        [],
+    )
+    try:
+        p.update(catalog)
+        attempt = p.acquire(url, lora)
+        assert (attempt.deployment, attempt.label) == (lora, "lora-ep")
+        assert p.failed(attempt, Failure.REFUSED)
+        p.release(attempt)
+        assert p.healthy(catalog.deployments[base]) == []
+        assert p.healthy(catalog.deployments[lora]) == []
+    finally:
+        await p.close()
+        await session.close()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+
+    def value(name: str, deployment: str, endpoint: str, **more: str) -> float | None:
+        labels = {"namespace": "team", "deployment": deployment, "endpoint": endpoint, **more}
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    errors = "modelfleet_gateway_upstream_errors_total"
+    assert value(errors, "lora", "lora-ep", reason="refused") == 1
+    assert value(errors, "base", "base-ep", reason="refused") is None
+    assert value(errors, "base", "lora-ep", reason="refused") is None
+    for deployment, endpoint in (("base", "base-ep"), ("lora", "lora-ep")):
+        assert value("modelfleet_gateway_endpoint_ejected", deployment, endpoint) == 1
+        assert value("modelfleet_gateway_ejections_total", deployment, endpoint) == 1
+        assert value("modelfleet_gateway_outstanding_requests", deployment, endpoint) in (0, None)
+    assert value("modelfleet_gateway_outstanding_requests", "lora", "lora-ep") == 0

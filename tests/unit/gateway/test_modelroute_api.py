@@ -71,6 +71,15 @@ BAD = [
         "",
     ),
     ("no-rules", "spec.rules", [], "spec.rules", ""),
+    (
+        "backend-twice",
+        "spec.rules.1.backends",
+        [{"deployment": "small", "weight": 5}, {"deployment": "small", "weight": 5}],
+        "spec.rules.1",
+        "deployment small listed more than once",
+    ),
+    ("fallback-twice", "spec.fallback", ["small", "big", "small"], "spec", "fallback: small"),
+    ("alias-twice", "spec.aliases", ["chat", "chat"], "spec", "aliases: chat"),
 ]
 
 
@@ -107,3 +116,28 @@ def test_bad_routes_are_rejected_by_model_and_crd(
     # CEL errors write list indexes as rules[1]; the model and the schema as rules.1.
     fields = [e.field.replace("[", ".").replace("]", "") for e in crd_errors]
     assert any(f.startswith(field) or field.startswith(f) for f in fields), crd_errors
+
+
+def test_the_crd_declares_backends_a_map_by_deployment_and_fallback_a_set() -> None:
+    # What a real API server (1.18+) enforces: structural list types, no CEL needed.
+    from modelfleet.api.crdgen import all_crds
+
+    crd = next(c for c in all_crds().values() if c["spec"]["names"]["kind"] == "ModelRoute")
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    backends = spec["properties"]["rules"]["items"]["properties"]["backends"]
+    assert backends["x-kubernetes-list-type"] == "map"
+    assert backends["x-kubernetes-list-map-keys"] == ["deployment"]
+    assert "deployment" in backends["items"]["required"]  # a map key must be required
+    assert spec["properties"]["fallback"]["x-kubernetes-list-type"] == "set"
+    assert spec["properties"]["aliases"]["x-kubernetes-list-type"] == "set"
+
+
+def test_a_stored_route_with_repeats_is_still_routed_by_the_gateway() -> None:
+    # Stored before the CRD refused repeats: the gateway keeps the route (and logs it).
+    from modelfleet.gateway.catalog import route_from_object
+
+    data = copy.deepcopy(GOOD)
+    data["spec"]["fallback"] = ["small", "small"]
+    route = route_from_object(data)
+    assert route is not None
+    assert route.spec.fallback == ["small", "small"]
