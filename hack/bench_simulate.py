@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
 import time
 from pathlib import Path
 
@@ -22,8 +23,18 @@ from rich.console import Console
 from modelfleet.sim import load_scenario, simulate
 from modelfleet.sim.output import print_summary
 from modelfleet.sim.policies import PolicyName
+from modelfleet.sim.runner import default_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished worker processes."""
+    own, workers = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def _targets(result_json: dict[str, object], variants: dict[str, dict[str, object]]) -> None:
@@ -80,10 +91,10 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         return
     wall = time.perf_counter()
-    cpu = time.process_time()
-    result = simulate(scenario, compare=True)
+    cpu = _cpu()
+    result = simulate(scenario, compare=True, jobs=default_jobs())
     wall = time.perf_counter() - wall
-    cpu = time.process_time() - cpu
+    cpu = _cpu() - cpu
     print_summary(result, console)
     print(
         f"\n--compare (modelfleet, static-peak, hpa-failover, oracle): wall {wall:.1f} s, "

@@ -366,6 +366,14 @@ def simulate(
             "modelfleet-on-demand, modelfleet-no-standby. Default: modelfleet.",
         ),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="Policies simulated at once, in worker processes (same report for any "
+            "value). Default: the CPU cores.",
+        ),
+    ] = None,
 ) -> None:
     """What-if: simulate outages, stockouts, spot reclaims and bursts on virtual time.
 
@@ -376,6 +384,7 @@ def simulate(
     from modelfleet.sim import simulate as run_simulation
     from modelfleet.sim.output import print_summary
     from modelfleet.sim.policies import POLICIES
+    from modelfleet.sim.runner import default_jobs
     from modelfleet.sim.scenario import load_scenario
 
     names = policy or ["modelfleet"]
@@ -385,6 +394,9 @@ def simulate(
         raise typer.Exit(2)
     if hours is not None and not hours > 0:  # NaN too
         err.print("[red]error:[/red] --hours must be positive")
+        raise typer.Exit(2)
+    if jobs is not None and jobs < 1:
+        err.print("[red]error:[/red] --jobs must be 1 or more")
         raise typer.Exit(2)
     if seed is not None and seed < 0:  # else the scenario file would get the blame
         err.print("[red]error:[/red] --seed must be 0 or more")
@@ -420,6 +432,7 @@ def simulate(
             seed=seed,
             hours=hours,
             out=out_dir,
+            jobs=jobs or default_jobs(),
         )
     except ScenarioError as exc:
         for line in exc.errors:

@@ -7,6 +7,11 @@ bumped on every write, metadata.generation bumped when the spec changes, JSON me
 controller would do (Deployments becoming ready, pods appearing) happens only when the test
 or simulator says so, through ``complete_rollouts``, ``set_deployment_status`` and ``put``.
 
+Reads copy by default, as the HTTP client hands out fresh objects. With ``share_reads``
+(the simulator, which lists constantly and never edits what it reads) they hand out the
+stored objects themselves: every write replaces a stored object instead of editing it, so
+what a caller holds stays the snapshot it read, but the caller must not edit it.
+
 Faults are injected the way Karpenter's fake provider does it: ``set_unreachable`` makes
 every call raise ``ClusterUnreachable`` until switched off, ``fail_next`` queues one error
 for the next call, and ``calls`` records every call so tests can assert on what was asked.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import base64
 import copy
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +68,9 @@ class ClusterCall:
 class InMemoryClusterClient:
     """ClusterClient and SecretReader in memory; see the module docstring."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, *, share_reads: bool = False) -> None:
         self.name = name
+        self._copy: Callable[[Any], Any] = _same if share_reads else _clone
         self.calls: list[ClusterCall] = []
         self.closed = False
         self._unreachable = False
@@ -106,17 +112,17 @@ class InMemoryClusterClient:
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = self._bump()
         self._objects[key] = stored
-        copied: JsonObject = _clone(stored)
+        copied: JsonObject = self._copy(stored)
         return copied
 
     def get(self, kind: ResourceKind, name: str, namespace: str | None = None) -> JsonObject | None:
         """A copy of the stored object, or None."""
         obj = self._objects.get(self._key(kind, name, namespace))
-        return _clone(obj) if obj is not None else None
+        return self._copy(obj) if obj is not None else None
 
     def objects(self, kind: ResourceKind, namespace: str | None = None) -> list[JsonObject]:
         """Copies of every stored object of ``kind`` (in ``namespace`` when given)."""
-        return [_clone(obj) for obj in self._live(kind, namespace)]
+        return [self._copy(obj) for obj in self._live(kind, namespace)]
 
     def add_node(
         self,
@@ -182,14 +188,16 @@ class InMemoryClusterClient:
         if obj is None:
             raise KeyError(f"no Deployment {namespace}/{name}")
         desired = int(obj.get("spec", {}).get("replicas", 1))
-        obj["status"] = {
+        status = {
             "observedGeneration": obj["metadata"].get("generation", 1),
             "replicas": desired,
             "readyReplicas": desired if ready is None else ready,
             "availableReplicas": desired if ready is None else ready,
             "updatedReplicas": desired if updated is None else updated,
         }
-        obj["metadata"]["resourceVersion"] = self._bump()
+        # Replaced, not edited: a reader holding the old object keeps its snapshot.
+        metadata = {**obj["metadata"], "resourceVersion": self._bump()}
+        self._objects[key] = {**obj, "metadata": metadata, "status": status}
 
     def complete_rollouts(self) -> list[str]:
         """Mark every Deployment fully rolled out and ready; returns their names."""
@@ -225,7 +233,7 @@ class InMemoryClusterClient:
                     f"{kind.kind} {name} exists and is not managed by modelfleet", cluster=self.name
                 )
             if _unchanged_by(live, body):
-                results.append(_clone(live))
+                results.append(self._copy(live))
                 continue
             patched = merge_patch(live, body)
             if patched != live:
@@ -233,7 +241,7 @@ class InMemoryClusterClient:
                     patched["metadata"]["generation"] = int(live["metadata"]["generation"]) + 1
                 patched["metadata"]["resourceVersion"] = self._bump()
                 self._objects[key] = patched
-            results.append(_clone(self._objects[key]))
+            results.append(self._copy(self._objects[key]))
         return results
 
     async def list_owned(
@@ -245,7 +253,9 @@ class InMemoryClusterClient:
     ) -> list[JsonObject]:
         self._enter("list_owned", f"{kind.plural} {dict(selector)}")
         return [
-            _clone(obj) for obj in self._live(kind, namespace) if matches_selector(obj, selector)
+            self._copy(obj)
+            for obj in self._live(kind, namespace)
+            if matches_selector(obj, selector)
         ]
 
     async def delete_owned(
@@ -277,9 +287,10 @@ class InMemoryClusterClient:
 
     async def probe(self) -> ClusterProbe:
         self._enter("probe")
-        nodes = [node_info(obj) for obj in self.objects(NODE)]
+        # Read in place: node_info copies what it keeps, and the pods are only counted.
+        nodes = [node_info(obj) for obj in self._live(NODE, None)]
         gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
-        pods = [p for p in self.objects(POD) if is_managed(p)]
+        pods = [p for p in self._live(POD, None) if is_managed(p)]
         return ClusterProbe(
             server_version="v1.30.0-fake",
             gpu_nodes=len(gpu_nodes),
@@ -291,7 +302,9 @@ class InMemoryClusterClient:
     async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:
         self._enter("list_nodes", str(dict(selector or {})))
         return [
-            node_info(obj) for obj in self.objects(NODE) if matches_selector(obj, selector or {})
+            node_info(obj)
+            for obj in self._live(NODE, None)
+            if matches_selector(obj, selector or {})
         ]
 
     async def close(self) -> None:
@@ -357,6 +370,11 @@ def _clone(value: Any) -> Any:
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _same(value: Any) -> Any:
+    """No copy (``share_reads``)."""
+    return value
 
 
 def _unchanged_by(live: Any, patch: Any) -> bool:

@@ -16,11 +16,14 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 from modelfleet import labels
-from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api import FleetCluster, ModelDeployment, ObjectMeta
+from modelfleet.api.modeldeployment import ModelDeploymentSpec
 from modelfleet.clusters import ClusterClient, ClusterConflict, ClusterError
+from modelfleet.clusters.objects import JsonObject
 from modelfleet.clusters.workloads import (
     RenderSettings,
     WorkloadPlacement,
@@ -64,14 +67,25 @@ async def apply_workloads(
     observation: Observation | None = None,
     now: datetime | None = None,
     reapply_after: float = 0.0,
+    renders: RenderMemo | None = None,
 ) -> None:
     """Render and apply ``per_cluster``'s workloads (idempotent). ``applied`` remembers
-    (digest, when) per (cluster, deployment) across passes."""
+    (digest, when) per (cluster, deployment) across passes; ``renders`` the last render's
+    inputs and digest, so an unchanged deployment is not rendered again just to learn that
+    nothing changed."""
     key = deployment_key(md)
 
     async def apply(name: str, placements: list[WorkloadPlacement]) -> None:
-        objects = render_workloads(md, placements, settings=render)
-        digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+        inputs = _RenderInputs(md.spec, md.metadata, tuple(placements), render)
+        memo = renders.get((name, key)) if renders is not None else None
+        objects: list[JsonObject] | None = None
+        if memo is not None and memo[0].same_as(inputs):
+            digest = memo[1]
+        else:
+            objects = render_workloads(md, placements, settings=render)
+            digest = hashlib.sha256(json.dumps(objects, sort_keys=True).encode()).hexdigest()
+            if renders is not None:
+                renders[(name, key)] = (inputs, digest)
         last = applied.get((name, key)) if applied is not None else None
         if (
             last is not None
@@ -81,6 +95,8 @@ async def apply_workloads(
             and _observed_as_applied(observation, name, placements, md.metadata.name)
         ):
             return
+        if objects is None:
+            objects = render_workloads(md, placements, settings=render)
         try:
             async with asyncio.timeout(timeout):
                 client = await client_for(by_name[name])
@@ -102,6 +118,30 @@ async def apply_workloads(
             if n in by_name and health_of(by_name[n]) not in NO_CHANGES_HEALTH
         )
     )
+
+
+@dataclass(frozen=True)
+class _RenderInputs:
+    """Everything ``render_workloads`` reads (the ModelDeployment's spec and metadata, the
+    placements, the settings): equal inputs render equal objects."""
+
+    spec: ModelDeploymentSpec
+    metadata: ObjectMeta
+    placements: tuple[WorkloadPlacement, ...]
+    settings: RenderSettings
+
+    def same_as(self, other: _RenderInputs) -> bool:
+        # Identity first: a pass that only stored a new status keeps spec and metadata.
+        return (
+            self.placements == other.placements
+            and (self.spec is other.spec or self.spec == other.spec)
+            and (self.metadata is other.metadata or self.metadata == other.metadata)
+            and self.settings == other.settings
+        )
+
+
+RenderMemo = dict[tuple[str, str], tuple[_RenderInputs, str]]
+"""The last render's inputs and its digest per (cluster, deployment key)."""
 
 
 def _observed_as_applied(

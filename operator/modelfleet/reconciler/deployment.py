@@ -31,7 +31,7 @@ from modelfleet.core import DEFAULT_SETTINGS, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
 from modelfleet.metrics.source import MetricsSource
-from modelfleet.reconciler.apply import apply_workloads, placements_by_cluster
+from modelfleet.reconciler.apply import RenderMemo, apply_workloads, placements_by_cluster
 from modelfleet.reconciler.finalize import finalize
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
@@ -144,6 +144,7 @@ class Reconciler:
             informers=informers,
         )
         self._applied: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._renders: RenderMemo = {}
 
     @property
     def settings(self) -> ReconcilerSettings:
@@ -238,6 +239,7 @@ class Reconciler:
             log=work,
             timeout=settings.cluster_timeout_seconds,
             applied=self._applied,
+            renders=self._renders,
             observation=observation,
             now=now,
             reapply_after=settings.reapply_after_seconds,

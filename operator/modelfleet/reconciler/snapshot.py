@@ -22,7 +22,8 @@ from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, MetricsSnapshot
-from modelfleet.core.from_api import deployment_key, fleet_from_api, placements_from_status
+from modelfleet.core.from_api import cluster_from_api, deployment_key, placements_from_status
+from modelfleet.core.types import ClusterView
 from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import StockoutMemory
@@ -74,6 +75,30 @@ def seed_ledger(ledger: PoolLedger, deployments: Sequence[ModelDeployment]) -> N
             ledger.seed(key, placements_from_status(other))
 
 
+class _ViewMemo:
+    """``cluster_from_api`` once per FleetCluster object, not once per pass: the same
+    object (the operator keeps it until a probe or a watch event replaces it) always
+    converts to the same view. Keyed by identity, holding the object so that its id is not
+    reused while remembered; never edited in place, so a hit is exact. Bounded."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._views: dict[int, tuple[FleetCluster, ClusterView]] = {}
+
+    def view(self, cluster: FleetCluster) -> ClusterView:
+        hit = self._views.get(id(cluster))
+        if hit is not None and hit[0] is cluster:
+            return hit[1]
+        view = cluster_from_api(cluster, default_health="Unknown")
+        if len(self._views) >= self._size:
+            self._views.clear()
+        self._views[id(cluster)] = (cluster, view)
+        return view
+
+
+_VIEWS = _ViewMemo()
+
+
 def fleet_snapshot(
     md: ModelDeployment,
     fleet: Sequence[FleetCluster],
@@ -87,8 +112,8 @@ def fleet_snapshot(
     purpose: the caller plans and books right after, with no ``await`` in between."""
     for cluster in fleet:
         stockouts.seed(cluster)
-    base = fleet_from_api(fleet, (), default_health="Unknown")
-    clusters = tuple(replace(c, stockouts=stockouts.marks(c.name)) for c in base.clusters)
+    base = sorted((_VIEWS.view(c) for c in fleet), key=lambda v: v.name)  # as fleet_from_api
+    clusters = tuple(replace(c, stockouts=stockouts.marks(c.name)) for c in base)
     others = ledger.placements(exclude=deployment_key(md))
     return FleetSnapshot(clusters, (*others, *mine))
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from modelfleet.core.from_api import deployment_key
 from modelfleet.sim.baselines import HpaFailoverPolicy, StaticPeakPolicy
-from modelfleet.sim.fleet import FleetWorld, VirtualClock
+from modelfleet.sim.fleet import FleetWorld, Loss, VirtualClock
 from modelfleet.sim.load import LoadModel
 from modelfleet.sim.oracle import OraclePolicy
 from modelfleet.sim.policies import ModelfleetPolicy, Policy, PolicyName
@@ -33,6 +34,29 @@ SCENARIO_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 """Day 0 of every scenario (a Monday); ``startHour`` is added to it."""
 
 
+class WorldLog(Protocol):
+    """What the report reads of the world after a run (``FleetWorld`` is one)."""
+
+    @property
+    def event_log(self) -> list[dict[str, object]]:
+        """Every scenario event that fired, as report.json lists it."""
+        ...
+
+    @property
+    def losses(self) -> list[Loss]:
+        """Every abrupt loss of ready replicas, in time order."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorldRecord:
+    """The ``WorldLog`` of a finished run without the live world (its simulated clusters
+    hold closures and event loops' leftovers): what a run sends back from a worker process."""
+
+    event_log: list[dict[str, object]]
+    losses: list[Loss]
+
+
 @dataclass
 class PolicyRun:
     """Everything one policy's run recorded (the report is computed from it)."""
@@ -43,7 +67,8 @@ class PolicyRun:
     """Warm-up seconds before the scenario start."""
     tick: float
     load: LoadModel
-    world: FleetWorld
+    world: WorldLog
+    """The simulated world (``FleetWorld``), or only its record (``detached``)."""
     ready: dict[str, npt.NDArray[np.int32]]
     """Ready replicas per deployment per tick."""
     desired: dict[str, npt.NDArray[np.int32]]
@@ -63,6 +88,12 @@ class PolicyRun:
     @property
     def start(self) -> datetime:
         return SCENARIO_EPOCH + timedelta(hours=self.scenario.spec.start_hour)
+
+    def detached(self) -> PolicyRun:
+        """This run with the world reduced to its record: everything the report, the
+        timeline and the plot read, and picklable (sent back from a worker process)."""
+        record = WorldRecord(list(self.world.event_log), list(self.world.losses))
+        return replace(self, world=record)
 
 
 def traffic_for(scenario: Scenario, *, seconds: int, offset: int) -> dict[str, Traffic]:

@@ -195,7 +195,10 @@ class FleetWorld:
             )
             offerings = {o.instance_type: o for o in twin.spec.gpu_offerings or []}
             self.clusters[twin.metadata.name] = ClusterTwin(
-                twin, InMemoryClusterClient(twin.metadata.name), provider, offerings
+                twin,
+                InMemoryClusterClient(twin.metadata.name, share_reads=True),
+                provider,
+                offerings,
             )
         self.md_keys = {
             (label_value(md.metadata.name), md.metadata.namespace or "default"): deployment_key(md)

@@ -132,12 +132,24 @@ class LoadModel:
             mus = d.mu
             capacity = sum(n * mu for n, mu in zip(per_class, mus, strict=True))
             slots = sum(n * m.concurrency for n, m in zip(per_class, d.models, strict=True))
-            arrivals = d.traffic.arrivals
             detect = self._detect[key]
             d.ready[begin:end] = grid
-            expected = d.traffic.rate
-            for s in range(begin, min(end, self.seconds)):
-                n_in = float(arrivals[s])
+            stop = min(end, self.seconds)
+            if stop <= begin:
+                continue
+            # The tick's seconds are computed on Python floats and written back as slices
+            # (the same float64 values; numpy scalar access per second costs more).
+            arrivals = d.traffic.arrivals[begin:stop].tolist()
+            expected = d.traffic.rate[begin:stop].tolist()
+            out_capacity = [capacity] * (stop - begin)
+            out_served = d.served[begin:stop].tolist()
+            out_failed = d.failed[begin:stop].tolist()
+            out_wait = d.wait[begin:stop].tolist()
+            out_waiting = d.waiting[begin:stop].tolist()
+            out_tau = d.tau[begin:stop].tolist()
+            out_batch = d.batch[begin:stop].tolist()
+            for i, s in enumerate(range(begin, stop)):
+                n_in = float(arrivals[i])
                 share_lost = 0.0
                 if detect:
                     detect[:] = [(until, f) for until, f in detect if until > s]
@@ -145,35 +157,41 @@ class LoadModel:
                         share_lost = min(1.0, sum(f for _, f in detect))
                 lost = n_in * share_lost
                 n_in -= lost
-                d.capacity[s] = capacity
                 if capacity <= 0.0:
-                    d.failed[s] = lost + n_in
+                    out_failed[i] = lost + n_in
                     d.backlog = 0.0
                     continue
                 # The queue follows the expected rate (overload that lasts); the Poisson
                 # randomness of arrivals is the stochastic wait's business below.
-                rate = float(expected[s]) * (1.0 - share_lost)
+                rate = float(expected[i]) * (1.0 - share_lost)
                 backlog = max(0.0, d.backlog + rate - capacity)
                 dropped = max(0.0, backlog - capacity * timeout)
                 backlog -= dropped
                 d.backlog = backlog
                 overloaded = backlog > 0.0
                 served = min(n_in, capacity) if overloaded else n_in
-                d.served[s] = served
-                d.failed[s] = lost + (n_in * dropped / rate if rate > 0 else 0.0)
+                out_served[i] = served
+                out_failed[i] = lost + (n_in * dropped / rate if rate > 0 else 0.0)
                 load = capacity if overloaded else min(rate, capacity)
                 per_replica = load / capacity
                 busy = 0.0
                 for g, model in enumerate(d.models):
-                    lam = per_replica * model.mu_max
+                    lam = per_replica * mus[g]
                     tau = model.step_time(lam)
                     b = min(float(model.concurrency), lam * model.output_mean * tau)
-                    d.tau[s, g] = tau
-                    d.batch[s, g] = b
+                    out_tau[i][g] = tau
+                    out_batch[i][g] = b
                     busy += per_class[g] * b
                 service = busy / load if load > 0 else 0.0
                 stochastic = 0.0
                 if not overloaded and slots:
                     stochastic = waiting_time(busy / slots, slots, service)
-                d.wait[s] = min(timeout, backlog / capacity + stochastic)
-                d.waiting[s] = backlog + load * stochastic
+                out_wait[i] = min(timeout, backlog / capacity + stochastic)
+                out_waiting[i] = backlog + load * stochastic
+            d.capacity[begin:stop] = out_capacity
+            d.served[begin:stop] = out_served
+            d.failed[begin:stop] = out_failed
+            d.wait[begin:stop] = out_wait
+            d.waiting[begin:stop] = out_waiting
+            d.tau[begin:stop] = out_tau
+            d.batch[begin:stop] = out_batch

@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 import modelfleet
-from modelfleet.sim.engine import run_policy, traffic_for
+from modelfleet.sim.engine import traffic_for
 from modelfleet.sim.policies import POLICIES, PolicyName
-from modelfleet.sim.report import PolicyReport, evaluate, timeline_rows
+from modelfleet.sim.report import PolicyReport, timeline_rows
+from modelfleet.sim.runner import run_reports
 from modelfleet.sim.scenario import Scenario, load_scenario
 
 BASELINES: tuple[PolicyName, ...] = ("static-peak", "hpa-failover", "oracle")
@@ -97,10 +98,12 @@ def simulate(
     seed: int | None = None,
     hours: float | None = None,
     out: Path | None = None,
+    jobs: int = 1,
 ) -> SimulationResult:
     """Simulate ``scenario`` (a path, a loaded Scenario, or the default) under each of
-    ``policies`` (plus the baselines with ``compare``), all on the same traffic. Writes
-    the outputs under ``out`` when given. Raises ScenarioError for a bad scenario."""
+    ``policies`` (plus the baselines with ``compare``), all on the same traffic, up to
+    ``jobs`` policies at once in worker processes (same reports either way). Writes the
+    outputs under ``out`` when given. Raises ScenarioError for a bad scenario."""
     started = time.perf_counter()
     if not isinstance(scenario, Scenario):
         overrides: dict[str, Any] = {}
@@ -117,7 +120,7 @@ def simulate(
     offset = int(control.warmup_minutes * 60)
     seconds = offset + int(scenario.spec.duration_hours * 3600)
     traffic = traffic_for(scenario, seconds=seconds, offset=offset)
-    reports = [evaluate(run_policy(name, scenario, traffic)) for name in names]
+    reports = run_reports(scenario, names, traffic, jobs=jobs)
     result = SimulationResult(scenario, reports, time.perf_counter() - started)
     if out is not None:
         write_outputs(result, out)

@@ -66,6 +66,9 @@ class SimulatedMetricsSource:
         self._load = load
         self._clock = clock
         self._cache: dict[tuple[str, str, int], dict[str, float | None]] = {}
+        self._windows: dict[str, tuple[int, np.ndarray]] = {}
+        """Per deployment: the last scrape's TTFT bucket probabilities (the same for every
+        cluster of the deployment, so computed once per scrape)."""
         self.fetches = 0
 
     async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
@@ -110,6 +113,34 @@ class SimulatedMetricsSource:
             observed_at=self._clock.at(scrape),
         )
 
+    def _bucket_cdf(
+        self, key: str, scrape: int, begin: int, end: int, edges: np.ndarray
+    ) -> np.ndarray:
+        """P(TTFT <= edge) per second of the window, GPU class and bucket edge, shape
+        (seconds, classes, edges): a property of the deployment's serving state, the same
+        for each of its clusters (cached for the last scrape)."""
+        last = self._windows.get(key)
+        if last is not None and last[0] == scrape:
+            return last[1]
+        load = self._load.deployments[key]
+        prefill = np.array([m.prefill_rate for m in load.models])
+        chunk = np.array([float(m.chunk_tokens) for m in load.models])
+        tau = load.tau[begin:end]
+        # TTFT = wait + U*tau + ceil(P/B)*tau + P/R ~ wait + tau + P*(tau/B + 1/R) (U and
+        # the chunk rounding at their means), linear in the log-normal prompt length P:
+        # P(TTFT <= edge) = P(P <= (edge - shift) / slope).
+        shift = load.wait[begin:end, None] + tau
+        slope = tau / chunk[None, :] + 1.0 / prefill[None, :]
+        room = (edges[None, None, :] - shift[:, :, None]) / slope[:, :, None]
+        t = load.traffic
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (np.log(np.maximum(room, 1e-9)) - math.log(t.prompt_median)) / max(
+                t.prompt_sigma, 1e-6
+            )
+        cdf: np.ndarray = np.where(room > 0, normal_cdf(z), 0.0)
+        self._windows[key] = (scrape, cdf)
+        return cdf
+
     def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
         load = self._load.deployments[key]
         monitoring = self._load.world.monitoring
@@ -128,6 +159,8 @@ class SimulatedMetricsSource:
         }
         if end <= begin:
             return empty
+        if not load.ready[begin:end, c, :].any():
+            return empty  # no replica there all window: nothing served, no series
         ready = load.ready[begin:end, c, :].astype(np.float64)  # (w, g)
         mu = np.array(load.mu)
         capacity = load.capacity[begin:end]
@@ -153,21 +186,8 @@ class SimulatedMetricsSource:
         gauges = {"queue": queue, "kv": kv, "running": running}
         if total <= 0.0:
             return {**empty, **gauges, "rate": 0.0, "tokens": 0.0}
-        prefill = np.array([m.prefill_rate for m in load.models])
-        chunk = np.array([float(m.chunk_tokens) for m in load.models])
         tau = load.tau[begin:end]
-        # TTFT = wait + U*tau + ceil(P/B)*tau + P/R ~ wait + tau + P*(tau/B + 1/R) (U and
-        # the chunk rounding at their means), linear in the log-normal prompt length P:
-        # P(TTFT <= edge) = P(P <= (edge - shift) / slope).
-        shift = load.wait[begin:end, None] + tau
-        slope = tau / chunk[None, :] + 1.0 / prefill[None, :]
-        room = (edges[None, None, :] - shift[:, :, None]) / slope[:, :, None]
-        t = load.traffic
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (np.log(np.maximum(room, 1e-9)) - math.log(t.prompt_median)) / max(
-                t.prompt_sigma, 1e-6
-            )
-        cdf = np.where(room > 0, normal_cdf(z), 0.0)
+        cdf = self._bucket_cdf(key, scrape, begin, end, edges)
         cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
         ttft = histogram_quantile(0.95, tuple(edges), cumulative)
         used = counts.sum(axis=0) > 0

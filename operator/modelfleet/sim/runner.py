@@ -1,0 +1,83 @@
+"""Run several policies over one scenario, in parallel processes when asked.
+
+``simulate --compare`` runs four policies over the same traffic; each run is independent
+(its own world, clock and seeded random streams, built from the scenario and the seed
+alone), so they can run in separate processes and give exactly the reports they give one
+after the other. A worker runs its policy, evaluates it, and sends back the report with the
+run detached from its live world (``PolicyRun.detached``: the simulated clusters hold
+closures and cannot be pickled; the report reads only the world's event log and losses).
+
+The wall time is bounded by the longest policy (modelfleet, which runs the real reconciler);
+the others share the remaining cores. Policies are submitted longest first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from modelfleet.sim.engine import run_policy
+from modelfleet.sim.policies import PolicyName
+from modelfleet.sim.report import PolicyReport, evaluate
+from modelfleet.sim.scenario import Scenario
+from modelfleet.sim.traffic import Traffic
+
+
+def default_jobs() -> int:
+    """The CPU cores this process may run on (at least 1): ``--jobs``' default."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not every platform has affinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _report(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyReport:
+    """One policy's report, its run detached (the worker process' job)."""
+    report = evaluate(run_policy(name, scenario, traffic))
+    report.run = report.run.detached()
+    return report
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Fork when this process has one thread (the CLI: workers start at once, modules
+    loaded); else a fork server (forking a process whose other threads may hold a lock,
+    e.g. under a test runner, can deadlock the child)."""
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["modelfleet.sim.runner"])
+    return context
+
+
+def _cost_rank(name: PolicyName) -> int:
+    """Longest first: the modelfleet variants run the reconciler, the oracle plans ahead."""
+    return 0 if name.startswith("modelfleet") else 1 if name == "oracle" else 2
+
+
+def run_reports(
+    scenario: Scenario,
+    names: Sequence[PolicyName],
+    traffic: dict[str, Traffic],
+    *,
+    jobs: int = 1,
+) -> list[PolicyReport]:
+    """Every policy of ``names`` evaluated over ``traffic``, in the order of ``names``.
+
+    ``jobs`` > 1 runs up to that many policies at once in worker processes (never more
+    processes than policies); the reports are the same as with ``jobs`` = 1, except that
+    their runs are detached from the live world. Raises what a run raises.
+    """
+    workers = min(max(1, jobs), len(names))
+    if workers <= 1:
+        return [evaluate(run_policy(name, scenario, traffic)) for name in names]
+    order = sorted(names, key=_cost_rank)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        futures = {name: pool.submit(_report, name, scenario, traffic) for name in order}
+        return [futures[name].result() for name in names]
