@@ -40,7 +40,8 @@ from modelfleet.providers.aws import (
     nodegroup_name,
 )
 from modelfleet.providers.aws.sdk import default_session_factory
-from modelfleet.providers.base import Offering, PoolSpec
+from modelfleet.core import Offering
+from modelfleet.providers.base import PoolSpec
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,

@@ -361,29 +361,13 @@ class Placer:
         return True
 
 
-def greedy_phases(
-    spec: DeploymentSpec,
-    *,
-    main: int,
-    standby: int,
-    growth: Sequence[Candidate],
-    known: Mapping[PoolKey, Candidate],
-    sticky: Mapping[PoolKey, int],
-    free: Mapping[PoolKey, int | None],
-    own_nodes: Mapping[PoolKey, int],
-    on_demand_base: int,
+def _greedy_phases(
+    pl: Placer, *, main: int, standby: int, sticky: Mapping[PoolKey, int]
 ) -> PlacementResult:
-    """The greedy phases (module doc): the fallback when the solver finds no solution
-    within its limits. Replicas per pool for ``main + standby`` replicas.
-
-    ``growth`` are the candidates that may take new replicas, cheapest (effective price)
-    first; ties go to the earlier one. ``known`` maps every pool the deployment may touch
-    (growth and sticky) to its candidate, ``sticky`` the replicas that stay. A pool may hold
-    ``free[pool]`` nodes (None: unlimited) plus the ``own_nodes`` the deployment already has
-    there. Never places on a pool outside ``growth`` beyond its sticky replicas.
-    Deterministic for equal inputs.
-    """
-    pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+    """The greedy phases (module doc) on a fresh Placer: the fallback when the solver
+    finds no solution within its limits (``PlaceOptions.greedy`` forces them). Replicas
+    per pool for ``main + standby`` replicas; always deterministic."""
+    spec, growth, known, on_demand_base = pl.spec, pl.growth, pl.alloc.known, pl.base
     pol = spec.placement
     total_target = main + standby
     for key, n in sorted(sticky.items()):
@@ -425,6 +409,8 @@ class PlaceOptions:
     move_cost_factor: float = 1.0
     limits: Limits = field(default_factory=Limits)
     capacity: Mapping[PoolKey, float] | None = None
+    greedy: bool = False
+    """Use the greedy phases only (what ``place`` did before the solver; for comparison)."""
 
 
 def place(
@@ -451,6 +437,9 @@ def place(
     Deterministic for equal inputs (unless the solver's wall-clock limit is hit, which the
     reasons say).
     """
+    if options.greedy:
+        pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+        return _greedy_phases(pl, main=main, standby=standby, sticky=sticky)
     pol = spec.placement
     target = main + standby
     kept = {k: n for k, n in sorted(sticky.items()) if n > 0 and k in known}
@@ -639,17 +628,8 @@ def _solve(
         move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
     )
     problem = replace(problem, pools=tuple(prune(pools, replicas_upper_bound(problem))))
-    fallback = greedy_phases(
-        spec,
-        main=main,
-        standby=standby,
-        growth=growth,
-        known=known,
-        sticky=sticky,
-        free=free,
-        own_nodes=own_nodes,
-        on_demand_base=on_demand_base,
-    )
+    placer = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+    fallback = _greedy_phases(placer, main=main, standby=standby, sticky=sticky)
     sol = solve(problem, options.limits, start=fallback.counts)
     if sol.status == "NoSolution":
         why = Reason(

@@ -256,7 +256,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
     from core_builders import cluster, offering, placed, spec
     from core_builders import run as run_fleet
 
-    from modelfleet.core.placement import greedy_phases
+    from modelfleet.core.placement import PlaceOptions, place
 
     fleet = [
         cluster("a", offering("a4", per_node=4, od=10.0), offering("a2", per_node=2, od=6.0)),
@@ -271,7 +271,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
     fl = FleetSnapshot(tuple(fleet))
     s = spec(4, 4, min_regions=2)
     elig = eligibility(fl, s, NOW)
-    old = greedy_phases(
+    old = place(
         s,
         main=4,
         standby=0,
@@ -281,6 +281,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
         free=elig.quota,
         own_nodes={},
         on_demand_base=0,
+        options=PlaceOptions(greedy=True),
     )
     assert old.counts == {("a", "a4", "OnDemand"): 3, ("b", "b1", "OnDemand"): 1}
 

@@ -50,7 +50,8 @@ from modelfleet.providers.azure.prices import (
     live_prices_enabled,
 )
 from modelfleet.providers.azure.sdk import AzureClients, load_sdk
-from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
+from modelfleet.core.types import Offering
+from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.offerings import merge_declared
 from modelfleet.providers.retry import retry_throttled
