@@ -164,6 +164,31 @@ def declared_offerings(fc: FleetCluster) -> list[Offering]:
 def cluster_offerings(fc: FleetCluster, *, cluster_zones: tuple[str, ...] = ()) -> list[Offering]:
     """Every offering of a FleetCluster: declared ones (``spec.gpuOfferings``) first, then
     the discovered ones (``status.offerings``) of other instance types."""
+    declared = list(fc.spec.gpu_offerings or [])
+    seen = {o.instance_type for o in declared}
+    discovered = [
+        o for o in (fc.status.offerings or [] if fc.status else []) if o.instance_type not in seen
+    ]
+    return [offering_from_api(o, cluster_zones=cluster_zones) for o in [*declared, *discovered]]
+
+
+def offering_of(fc: FleetCluster | None, instance_type: str) -> Offering | None:
+    """The Offering for ``instance_type`` in ``fc`` (declared first, then discovered), zones
+    as the API has them; None when the cluster offers no such type."""
+    if fc is None:
+        return None
+    return next((o for o in cluster_offerings(fc) if o.instance_type == instance_type), None)
+
+
+def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown") -> ClusterView:
+    """The planner's ClusterView of a FleetCluster.
+
+    Offerings: ``cluster_offerings`` (declared ones override discovered ones with the same
+    instance type), their zones defaulting to the cluster's. Health and stockouts come from
+    ``status``; ``default_health`` applies when there is no status (the operator uses
+    Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy so that plain manifests
+    can be planned).
+    """
     status = fc.status
     stockouts = tuple(stockout_from_api(s) for s in (status.stockouts or [] if status else []))
     return ClusterView(

@@ -520,7 +520,30 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
         and (len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()))
     ):
         return False
+    for offering, most in _shared_nodes([c.key for c in pl.growth], pl.free, pl.own_nodes).items():
+        if sum(alloc.nodes(k) for k in alloc.counts if k[:2] == offering) > most:
+            return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
+
+
+def _shared_nodes(
+    keys: Iterable[PoolKey], free: Mapping[PoolKey, int | None], own_nodes: Mapping[PoolKey, int]
+) -> dict[tuple[str, str], int]:
+    """Per offering (cluster, instance type) with both its on-demand and spot pools among
+    ``keys`` and a quota: the most nodes the deployment may hold on the two together (the
+    fleet's free quota, which ``core.candidates`` counts over both capacity types, plus its
+    own nodes on either). The per-pool limits alone would let each pool take it all."""
+    groups: dict[tuple[str, str], list[PoolKey]] = {}
+    for key in dict.fromkeys(keys):
+        groups.setdefault((key[0], key[1]), []).append(key)
+    out: dict[tuple[str, str], int] = {}
+    for offering, group in groups.items():
+        left = [free.get(k) for k in group]
+        if len(group) > 1 and all(n is not None for n in left):
+            out[offering] = max(0, min(n or 0 for n in left)) + sum(
+                own_nodes.get(k, 0) for k in group
+            )
+    return out
 
 
 def _spot_regions(counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate]) -> set[str]:
@@ -613,6 +636,7 @@ def _solve(
             )
         )
     dearest_sticky = max((p.effective for p in pools if p.sticky), default=0.0)
+    shared = _shared_nodes([p.key for p in pools], free, own_nodes)
     problem = Problem(
         pools=(),
         main=main,
@@ -626,8 +650,10 @@ def _solve(
         tolerate_region_loss=options.tolerate_region_loss,
         demand=float(main),
         move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
+        shared_nodes=tuple(sorted(shared.items())),
     )
-    problem = replace(problem, pools=tuple(prune(pools, replicas_upper_bound(problem))))
+    top = replicas_upper_bound(problem)
+    problem = replace(problem, pools=tuple(prune(pools, top, shared=shared)))
     placer = Placer(spec, growth, known, free, own_nodes, on_demand_base)
     fallback = _greedy_phases(placer, main=main, standby=standby, sticky=sticky)
     sol = solve(problem, options.limits, start=fallback.counts)

@@ -258,4 +258,3 @@ async def _upkeep_pools(
         )
         for p in pools
     ] or None
-

@@ -51,10 +51,7 @@ def _plan(deployment: str, *pools: tuple[CapacityType, int]) -> Plan:
         desired_replicas=0,
         standby_replicas=0,
         placements=(),
-        node_pools=tuple(
-            NodePoolSize("east", "h100", "H100", ct, n, 1.0)
-            for ct, n in pools
-        ),
+        node_pools=tuple(NodePoolSize("east", "h100", "H100", ct, n, 1.0) for ct, n in pools),
         retiring=(),
         cost_per_hour=0.0,
         unplaced=0,

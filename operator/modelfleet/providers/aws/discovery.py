@@ -1,4 +1,4 @@
-from modelfleet.core.types import Offering"""Turning EC2's answers about GPU instance types into modelfleet ``Offering``s (pure).
+"""Turning EC2's answers about GPU instance types into modelfleet ``Offering``s (pure).
 
 The provider makes the calls; the functions here only read the responses, so the rules are
 testable without AWS:
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-
+from modelfleet.core.types import Offering
 from modelfleet.providers.offerings import merge_declared
 
 GPU_FAMILIES: Final = ("p5", "p5e", "p5en", "p4d", "p4de", "g6e", "g6", "g5")

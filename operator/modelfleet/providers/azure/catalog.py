@@ -1,4 +1,4 @@
-from modelfleet.core.types import Offering"""What GPU capacity an AKS cluster's region can offer, assembled from ARM facts.
+"""What GPU capacity an AKS cluster's region can offer, assembled from ARM facts.
 
 Resource SKUs say which VM sizes exist in the region and zones, how many vCPUs and GPUs each
 has, and where the subscription is restricted from using them; compute usages say how much
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
+from modelfleet.core.types import Offering
 from modelfleet.providers.offerings import PriceTable
 from modelfleet.providers.offerings import load_price_table as load_bundled_table
 

@@ -1,4 +1,4 @@
-from modelfleet.core.types import Offering"""What GPU capacity a GKE cluster's region can offer, assembled from Compute Engine facts.
+"""What GPU capacity a GKE cluster's region can offer, assembled from Compute Engine facts.
 
 Compute Engine tells us which accelerator types and GPU machine types each zone has and how
 much GPU quota the project has left in the region; it does not tell us prices (the Cloud
@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-
+from modelfleet.core.types import Offering
 from modelfleet.providers.offerings import PriceTable
 from modelfleet.providers.offerings import load_price_table as load_bundled_table
 
