@@ -3,8 +3,8 @@
 Draws the same random fleets and specs as tests/unit/core/test_core_exact.py (hypothesis,
 derandomized: the same cases every run), and for every case where some assignment meets
 every constraint compares the effective cost of (a) the planner, (b) the greedy phases
-(``core.placement.greedy_phases``, what ``place`` did before the MILP) against the brute
-force optimum. Region-loss cases are left out for (b): the phases do not know the option.
+(``core.placement.place`` with ``PlaceOptions(greedy=True)``, what ``place`` did before
+the MILP) against the brute force optimum. Region-loss cases are left out for (b): the phases do not know the option.
 
     .venv/bin/python hack/placement_gap.py [--examples 1000]
 """
@@ -64,8 +64,8 @@ def main() -> None:
         for name in ("planner", "phases"):
             if name == "phases":
                 original = planner.place
-                planner.place = lambda spec, *, options=None, **kw: placement.greedy_phases(
-                    spec, **kw
+                planner.place = lambda spec, *, options=None, **kw: placement.place(
+                    spec, options=placement.PlaceOptions(greedy=True), **kw
                 )
                 try:
                     p = t.run(s, fleet)

@@ -34,13 +34,14 @@ from moto.server import ThreadedMotoServer
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.core import Offering
 from modelfleet.providers.aws import (
     AwsNodePoolProvider,
     capacity_issue,
     nodegroup_name,
 )
 from modelfleet.providers.aws.sdk import default_session_factory
-from modelfleet.providers.base import Offering, PoolSpec
+from modelfleet.providers.base import PoolSpec
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
     NotFound,
-    Offering,
     PermissionDenied,
     PoolIssue,
     PoolSpec,

@@ -45,20 +45,21 @@ from tests.integration.test_e2e_clouds import (
 
 from modelfleet.api import FleetCluster
 from modelfleet.clusters.fake import InMemoryClusterClient
+from modelfleet.core import Offering
+from modelfleet.core.from_api import declared_offerings
 from modelfleet.providers import (
     InvalidConfiguration,
     NodePool,
     NodePoolProvider,
     NotFound,
-    Offering,
     PoolSpec,
 )
 from modelfleet.providers.aws import AwsNodePoolProvider
 from modelfleet.providers.azure import AzureNodePoolProvider
 from modelfleet.providers.gcp import GcpNodePoolProvider
-from modelfleet.providers.offerings import declared_offerings
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
 from modelfleet.providers.static import StaticNodePoolProvider
+from modelfleet.reconciler.node_source import ClusterNodeSource
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +170,7 @@ def _static(**_: Any) -> Case:
     nodes = InMemoryClusterClient("onprem-1")
     for i in range(2):
         nodes.add_node(f"dgx-{i}", instance_type="dgx-h100")
-    provider = StaticNodePoolProvider(cluster, cluster_client=nodes)
+    provider = StaticNodePoolProvider(cluster, nodes=ClusterNodeSource(nodes, cluster="onprem-1"))
     return Case(provider, cluster, _offering(cluster, "dgx-h100"), resizable=False)
 
 

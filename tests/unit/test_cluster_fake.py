@@ -225,7 +225,7 @@ def test_missing_cloud_extra_is_provider_unavailable(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "modelfleet.providers.aws", None)  # import fails
 
     with pytest.raises(ProviderUnavailable, match=r'pip install "modelfleet\[aws\]"'):
-        provider_for(aws_cluster(), cluster_client=InMemoryClusterClient(), clock=lambda: None)  # type: ignore[arg-type,return-value]
+        provider_for(aws_cluster(), nodes=InMemoryClusterClient(), clock=lambda: None)  # type: ignore[arg-type,return-value]
 
 
 def test_cloud_provider_gets_the_cluster_and_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,7 +239,7 @@ def test_cloud_provider_gets_the_cluster_and_credentials(monkeypatch: pytest.Mon
 
     built = provider_for(
         aws_cluster(),
-        cluster_client=InMemoryClusterClient(),
+        nodes=InMemoryClusterClient(),
         clock=lambda: None,  # type: ignore[arg-type,return-value]
         credentials={"AWS_ACCESS_KEY_ID": "x"},
     )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from modelfleet.api.fleetcluster import GpuOffering
-from modelfleet.providers.base import Offering
+from modelfleet.core import Offering
 from modelfleet.providers.errors import NotFound, Throttled
 from modelfleet.providers.offerings import PriceTable, load_price_table, merge_declared
 from modelfleet.providers.retry import jittered_delay, retry_throttled

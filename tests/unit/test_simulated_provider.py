@@ -10,11 +10,12 @@ import pytest
 from modelfleet.api import FleetCluster
 from modelfleet.api.common import CapacityType
 from modelfleet.clusters.fake import InMemoryClusterClient
+from modelfleet.core import Offering
+from modelfleet.core.from_api import declared_offerings
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
     NotFound,
-    Offering,
     PoolSpec,
     QuotaExceeded,
     Throttled,
@@ -22,7 +23,6 @@ from modelfleet.providers import (
 )
 from modelfleet.providers.factory import provider_for
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
-from modelfleet.providers.static import declared_offerings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -87,7 +87,7 @@ def spec(
 
 
 def test_factory_builds_it_and_it_honours_the_protocol(clock: VirtualClock) -> None:
-    built = provider_for(cluster(), cluster_client=InMemoryClusterClient(), clock=clock)
+    built = provider_for(cluster(), nodes=InMemoryClusterClient(), clock=clock)
 
     assert type(built) is SimulatedNodePoolProvider  # the contract: test_provider_contract.py
 

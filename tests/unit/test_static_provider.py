@@ -10,6 +10,7 @@ import pytest
 from modelfleet.api import FleetCluster
 from modelfleet.clusters.errors import ClusterForbidden
 from modelfleet.clusters.fake import InMemoryClusterClient
+from modelfleet.core.from_api import declared_offerings
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -20,7 +21,8 @@ from modelfleet.providers import (
 )
 from modelfleet.providers.base import pool_id
 from modelfleet.providers.factory import provider_for
-from modelfleet.providers.static import StaticNodePoolProvider, declared_offerings
+from modelfleet.providers.static import StaticNodePoolProvider
+from modelfleet.reconciler.node_source import ClusterNodeSource
 
 
 def cluster() -> FleetCluster:
@@ -65,7 +67,11 @@ def nodes() -> InMemoryClusterClient:
 
 @pytest.fixture
 def provider(nodes: InMemoryClusterClient) -> StaticNodePoolProvider:
-    built = provider_for(cluster(), cluster_client=nodes, clock=lambda: datetime.now(UTC))
+    built = provider_for(
+        cluster(),
+        nodes=ClusterNodeSource(nodes, cluster="onprem-1"),
+        clock=lambda: datetime.now(UTC),
+    )
     assert type(built) is StaticNodePoolProvider  # the contract: test_provider_contract.py
     return built
 

@@ -105,12 +105,23 @@ class GpuOffering(ApiModel):
     instance_type: str = Field(
         description="Instance type / machine type / VM size.", min_length=1, max_length=128
     )
-    on_demand_per_hour: float = Field(ge=0, description="On-demand price per node-hour, USD.")
+    on_demand_per_hour: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "On-demand price per node-hour, USD; unset: no on-demand price known (spot "
+            "only, or static nodes without a declared price), so no on-demand replicas "
+            "are placed on it."
+        ),
+    )
     spot_per_hour: float | None = Field(
         default=None, ge=0, description="Spot price per node-hour, USD; no spot when unset."
     )
     max_nodes: int | None = Field(
-        default=None, ge=0, description="Most nodes of this offering (quota or pool limit)."
+        default=None,
+        ge=0,
+        description="Most nodes of this offering, on-demand and spot together (quota or "
+        "pool limit).",
     )
     zones: list[ZoneName] | None = Field(
         default=None,

@@ -44,7 +44,7 @@ PoolKey = tuple[str, str, str]
 class Candidate:
     """One place replicas may go, with what the planner needs to cost and pack it.
 
-    ``max_nodes`` is the offering's quota for this capacity type (None: unlimited);
+    ``max_nodes`` is the offering's quota, shared by both capacity types (None: unlimited);
     ``replicas_per_node`` is ``gpus_per_node // gpu.count`` of the deployment; ``effective``
     is the price the optimiser compares (``price`` discounted for preferred regions).
     ``order`` is the position in the fleet and breaks ties.
@@ -73,8 +73,10 @@ class Eligibility:
     - ``exhausted``: eligible but every node of the quota is used (by someone).
     - ``known``: every pool the deployment may run on (eligible, exhausted or transient).
     - ``transient``: pools closed to new capacity for now (unhealthy cluster, stockout).
-    - ``quota``: nodes still free per pool across the fleet (None: unlimited); a deployment
-      may also use the nodes it already holds.
+    - ``quota``: nodes still free per pool across the fleet (None: unlimited): the
+      offering's ``max_nodes`` less the nodes held on its on-demand *and* spot pools (the
+      limit is shared by both capacity types); a deployment may also use the nodes it
+      already holds.
     - ``reasons``: every exclusion, for the plan, in fleet order.
     Pools the deployment may not use at all: see ``static_reason``.
     """
@@ -113,13 +115,14 @@ class _OfferingPass:
 
 class FleetIndex:
     """Per-fleet precomputation: clusters by name, existing placements by deployment, nodes
-    used per pool across all deployments (``used_nodes``) and per deployment
+    used per offering across all deployments and both capacity types (``offering_nodes``,
+    keyed by (cluster, instance type): what ``max_nodes`` limits) and per deployment
     (``own_nodes``, keyed by (deployment, pool)), and a memo of filtering results."""
 
     def __init__(self, fleet: FleetSnapshot) -> None:
         self.clusters: dict[str, ClusterView] = {c.name: c for c in fleet.clusters}
         self.by_deployment: dict[str, list[ExistingPlacement]] = {}
-        self.used_nodes: dict[PoolKey, int] = {}
+        self.offering_nodes: dict[tuple[str, str], int] = {}
         self.own_nodes: dict[tuple[str, PoolKey], int] = {}
         self.offerings: dict[tuple[str, str], Offering] = {
             (c.name, o.instance_type): o for c in fleet.clusters for o in c.offerings
@@ -129,7 +132,8 @@ class FleetIndex:
             self.by_deployment.setdefault(p.deployment, []).append(p)
             key = (p.cluster, p.instance_type, p.capacity_type)
             nodes = nodes_of(p, offerings.get((p.cluster, p.instance_type)))
-            self.used_nodes[key] = self.used_nodes.get(key, 0) + nodes
+            both = (p.cluster, p.instance_type)
+            self.offering_nodes[both] = self.offering_nodes.get(both, 0) + nodes
             own = (p.deployment, key)
             self.own_nodes[own] = self.own_nodes.get(own, 0) + nodes
         self.memo: dict[Any, Any] = {}
@@ -360,7 +364,7 @@ def eligibility(
     quota: dict[PoolKey, int | None] = {}
     reasons: list[Reason] = []
     excluded_clusters: dict[str, Reason] = {}
-    used = index.used_nodes
+    used = index.offering_nodes
     health: dict[str, Reason | None] = {}
     for cluster, creason, hreason in _cluster_pass(index, spec, now):
         name = cluster.name
@@ -410,7 +414,7 @@ def eligibility(
             quota[pool] = None
             open_.append(cand)
             continue
-        left = cand.max_nodes - used.get(pool, 0)
+        left = cand.max_nodes - used.get((name, cand.instance_type), 0)
         quota[pool] = left
         (exhausted if left <= 0 else open_).append(cand)
     for cand in exhausted:

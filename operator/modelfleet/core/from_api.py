@@ -4,7 +4,8 @@ The shell (reconciler, CLI, simulator) reads ModelDeployments and FleetClusters 
 models; the planner wants small frozen dataclasses it can read quickly thousands of times.
 Converting here, once per snapshot, keeps pydantic out of the hot path and the mapping from
 API field to planner input in one place (stockout marks also go back the other way, with
-``stockout_to_api``, so both directions live together). Pure: no I/O, no clock.
+``stockout_to_api``, and offerings with ``offering_to_api``, so both directions live
+together). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -120,8 +121,13 @@ def deployment_from_api(md: ModelDeployment) -> DeploymentSpec:
 
 
 def offering_from_api(o: GpuOffering, *, cluster_zones: tuple[str, ...] = ()) -> Offering:
-    """The planner's Offering for an API GpuOffering; its zones default to the cluster's
-    (the API's "all the cluster's zones when unset")."""
+    """The Offering of an API ``GpuOffering`` (the one converter in this direction;
+    ``offering_to_api`` is its inverse).
+
+    Unset zones become ``cluster_zones`` (the API's "all the cluster's zones when unset";
+    the planner passes the cluster's, providers pass none and keep "no zone data"). An
+    unset ``onDemandPerHour`` stays None: no on-demand price known (``Offering``).
+    """
     return Offering(
         gpu=o.gpu,
         gpu_memory_gib=o.gpu_memory_gi_b,
@@ -134,30 +140,62 @@ def offering_from_api(o: GpuOffering, *, cluster_zones: tuple[str, ...] = ()) ->
     )
 
 
+def offering_to_api(offering: Offering) -> GpuOffering:
+    """The API ``GpuOffering`` of an Offering (what ``status.offerings`` publishes); no
+    zones become unset. ``offering_from_api(offering_to_api(o)) == o``."""
+    return GpuOffering(
+        gpu=offering.gpu,
+        gpu_memory_gi_b=offering.gpu_memory_gib,
+        gpus_per_node=offering.gpus_per_node,
+        instance_type=offering.instance_type,
+        on_demand_per_hour=offering.on_demand_per_hour,
+        spot_per_hour=offering.spot_per_hour,
+        max_nodes=offering.max_nodes,
+        zones=list(offering.zones) or None,
+    )
+
+
+def declared_offerings(fc: FleetCluster) -> list[Offering]:
+    """The FleetCluster's declared ``spec.gpuOfferings``, in declaration order, zones as
+    declared (what the static and simulated providers offer)."""
+    return [offering_from_api(o) for o in fc.spec.gpu_offerings or []]
+
+
+def cluster_offerings(fc: FleetCluster, *, cluster_zones: tuple[str, ...] = ()) -> list[Offering]:
+    """Every offering of a FleetCluster: declared ones (``spec.gpuOfferings``) first, then
+    the discovered ones (``status.offerings``) of other instance types."""
+    declared = list(fc.spec.gpu_offerings or [])
+    seen = {o.instance_type for o in declared}
+    discovered = [
+        o for o in (fc.status.offerings or [] if fc.status else []) if o.instance_type not in seen
+    ]
+    return [offering_from_api(o, cluster_zones=cluster_zones) for o in [*declared, *discovered]]
+
+
+def offering_of(fc: FleetCluster | None, instance_type: str) -> Offering | None:
+    """The Offering for ``instance_type`` in ``fc`` (declared first, then discovered), zones
+    as the API has them; None when the cluster offers no such type."""
+    if fc is None:
+        return None
+    return next((o for o in cluster_offerings(fc) if o.instance_type == instance_type), None)
+
+
 def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown") -> ClusterView:
     """The planner's ClusterView of a FleetCluster.
 
-    Offerings: discovered ones (``status.offerings``) overridden by declared ones
-    (``spec.gpuOfferings``) with the same instance type, in declared-then-discovered order.
-    Health and stockouts come from ``status``; ``default_health`` applies when there is no
-    status (the operator uses Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy
-    so that plain manifests can be planned).
+    Offerings: ``cluster_offerings`` (declared ones override discovered ones with the same
+    instance type), their zones defaulting to the cluster's. Health and stockouts come from
+    ``status``; ``default_health`` applies when there is no status (the operator uses
+    Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy so that plain manifests
+    can be planned).
     """
-    declared = list(fc.spec.gpu_offerings or [])
-    seen = {o.instance_type for o in declared}
     status = fc.status
-    discovered = (
-        [o for o in (status.offerings or []) if o.instance_type not in seen] if status else []
-    )
     stockouts = tuple(stockout_from_api(s) for s in (status.stockouts or [] if status else []))
     return ClusterView(
         name=fc.metadata.name,
         cloud=fc.spec.cloud_name,
         region=fc.spec.region,
-        offerings=tuple(
-            offering_from_api(o, cluster_zones=tuple(fc.spec.zones or ()))
-            for o in [*declared, *discovered]
-        ),
+        offerings=tuple(cluster_offerings(fc, cluster_zones=tuple(fc.spec.zones or ()))),
         zones=tuple(fc.spec.zones or ()),
         labels=dict(fc.metadata.labels),
         health=status.health if status else default_health,

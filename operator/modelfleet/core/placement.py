@@ -361,29 +361,13 @@ class Placer:
         return True
 
 
-def greedy_phases(
-    spec: DeploymentSpec,
-    *,
-    main: int,
-    standby: int,
-    growth: Sequence[Candidate],
-    known: Mapping[PoolKey, Candidate],
-    sticky: Mapping[PoolKey, int],
-    free: Mapping[PoolKey, int | None],
-    own_nodes: Mapping[PoolKey, int],
-    on_demand_base: int,
+def _greedy_phases(
+    pl: Placer, *, main: int, standby: int, sticky: Mapping[PoolKey, int]
 ) -> PlacementResult:
-    """The greedy phases (module doc): the fallback when the solver finds no solution
-    within its limits. Replicas per pool for ``main + standby`` replicas.
-
-    ``growth`` are the candidates that may take new replicas, cheapest (effective price)
-    first; ties go to the earlier one. ``known`` maps every pool the deployment may touch
-    (growth and sticky) to its candidate, ``sticky`` the replicas that stay. A pool may hold
-    ``free[pool]`` nodes (None: unlimited) plus the ``own_nodes`` the deployment already has
-    there. Never places on a pool outside ``growth`` beyond its sticky replicas.
-    Deterministic for equal inputs.
-    """
-    pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+    """The greedy phases (module doc) on a fresh Placer: the fallback when the solver
+    finds no solution within its limits (``PlaceOptions.greedy`` forces them). Replicas
+    per pool for ``main + standby`` replicas; always deterministic."""
+    spec, growth, known, on_demand_base = pl.spec, pl.growth, pl.alloc.known, pl.base
     pol = spec.placement
     total_target = main + standby
     for key, n in sorted(sticky.items()):
@@ -425,6 +409,8 @@ class PlaceOptions:
     move_cost_factor: float = 1.0
     limits: Limits = field(default_factory=Limits)
     capacity: Mapping[PoolKey, float] | None = None
+    greedy: bool = False
+    """Use the greedy phases only (what ``place`` did before the solver; for comparison)."""
 
 
 def place(
@@ -451,6 +437,9 @@ def place(
     Deterministic for equal inputs (unless the solver's wall-clock limit is hit, which the
     reasons say).
     """
+    if options.greedy:
+        pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+        return _greedy_phases(pl, main=main, standby=standby, sticky=sticky)
     pol = spec.placement
     target = main + standby
     kept = {k: n for k, n in sorted(sticky.items()) if n > 0 and k in known}
@@ -531,7 +520,30 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
         and (len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()))
     ):
         return False
+    for offering, most in _shared_nodes([c.key for c in pl.growth], pl.free, pl.own_nodes).items():
+        if sum(alloc.nodes(k) for k in alloc.counts if k[:2] == offering) > most:
+            return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
+
+
+def _shared_nodes(
+    keys: Iterable[PoolKey], free: Mapping[PoolKey, int | None], own_nodes: Mapping[PoolKey, int]
+) -> dict[tuple[str, str], int]:
+    """Per offering (cluster, instance type) with both its on-demand and spot pools among
+    ``keys`` and a quota: the most nodes the deployment may hold on the two together (the
+    fleet's free quota, which ``core.candidates`` counts over both capacity types, plus its
+    own nodes on either). The per-pool limits alone would let each pool take it all."""
+    groups: dict[tuple[str, str], list[PoolKey]] = {}
+    for key in dict.fromkeys(keys):
+        groups.setdefault((key[0], key[1]), []).append(key)
+    out: dict[tuple[str, str], int] = {}
+    for offering, group in groups.items():
+        left = [free.get(k) for k in group]
+        if len(group) > 1 and all(n is not None for n in left):
+            out[offering] = max(0, min(n or 0 for n in left)) + sum(
+                own_nodes.get(k, 0) for k in group
+            )
+    return out
 
 
 def _spot_regions(counts: Mapping[PoolKey, int], known: Mapping[PoolKey, Candidate]) -> set[str]:
@@ -624,6 +636,7 @@ def _solve(
             )
         )
     dearest_sticky = max((p.effective for p in pools if p.sticky), default=0.0)
+    shared = _shared_nodes([p.key for p in pools], free, own_nodes)
     problem = Problem(
         pools=(),
         main=main,
@@ -637,19 +650,12 @@ def _solve(
         tolerate_region_loss=options.tolerate_region_loss,
         demand=float(main),
         move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
+        shared_nodes=tuple(sorted(shared.items())),
     )
-    problem = replace(problem, pools=tuple(prune(pools, replicas_upper_bound(problem))))
-    fallback = greedy_phases(
-        spec,
-        main=main,
-        standby=standby,
-        growth=growth,
-        known=known,
-        sticky=sticky,
-        free=free,
-        own_nodes=own_nodes,
-        on_demand_base=on_demand_base,
-    )
+    top = replicas_upper_bound(problem)
+    problem = replace(problem, pools=tuple(prune(pools, top, shared=shared)))
+    placer = Placer(spec, growth, known, free, own_nodes, on_demand_base)
+    fallback = _greedy_phases(placer, main=main, standby=standby, sticky=sticky)
     sol = solve(problem, options.limits, start=fallback.counts)
     if sol.status == "NoSolution":
         why = Reason(

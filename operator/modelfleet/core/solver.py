@@ -10,7 +10,8 @@ one deployment as one MILP and solves it with HiGHS through ``highspy``.
 Variables, per pool ``i`` (cluster, instance type, capacity type):
 
 - ``x_i`` replicas (integer), ``y_i`` nodes (integer), ``x_i <= slots_i * y_i``,
-  ``y_i <= max_nodes_i`` (free quota plus the deployment's own nodes);
+  ``y_i <= max_nodes_i`` (free quota plus the deployment's own nodes), and the nodes of an
+  offering's on-demand and spot pools together within the limit they share;
 - per region ``z_r`` (binary: the region holds a replica) when ``minRegions > 1``;
 - slacks for every soft requirement, so the program is always feasible.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -89,6 +90,9 @@ class Problem:
     tolerate_region_loss: bool = False
     demand: float = 0.0
     move_cost: float = 0.0
+    shared_nodes: tuple[tuple[tuple[str, str], int], ...] = ()
+    """Most nodes the pools of one offering, keyed (cluster, instance type), may hold
+    together: its on-demand and spot pools share ``maxNodes`` (``core.types.Offering``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +257,10 @@ def _solve(
         xs.append(b.col(w_od if not p.spot else 0.0, 0, hi_x))
         ys.append(b.col(p.effective, 0, hi_y))
         b.row({xs[-1]: 1.0, ys[-1]: -float(p.slots)}, -inf, 0.0)
+    for offering, most in problem.shared_nodes:
+        group = [y for p, y in zip(pools, ys, strict=True) if p.key[:2] == offering]
+        if len(group) > 1:
+            b.row(dict.fromkeys(group, 1.0), -inf, float(most))
 
     # Aggregates (continuous, integral by construction) keep the rows sparse: the total,
     # and replicas per region.
@@ -471,7 +479,9 @@ def cost(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> float:
     return sum(math.ceil(n / by_key[k].slots) * by_key[k].price for k, n in counts.items())
 
 
-def prune(pools: Sequence[Pool], top: int) -> list[Pool]:
+def prune(
+    pools: Sequence[Pool], top: int, *, shared: Collection[tuple[str, str]] = ()
+) -> list[Pool]:
     """Drop pools that cannot be needed by an optimum placing at most ``top`` replicas.
 
     Pools of one group (region, capacity type, capacity per replica) differ only in price,
@@ -480,12 +490,14 @@ def prune(pools: Sequence[Pool], top: int) -> list[Pool]:
     nodes: no solution uses more than ``top`` nodes in a group (each holds a replica), so
     every node of the dominated pool can be swapped for an unused dominating node at no
     more cost, without changing any per-region or per-capacity-type count. Sticky and
-    non-growth pools are always kept. Result order: cheapest first (stable).
+    non-growth pools are always kept, and so are the pools of a ``shared`` offering
+    (keyed (cluster, instance type): a limit shared with another pool makes their supply
+    conditional). Result order: cheapest first (stable).
     """
     out: list[Pool] = []
     kept: dict[tuple[str, bool, float], list[tuple[int, int]]] = {}  # (size, nodes)
     for p in sorted(pools, key=lambda p: (p.effective, -p.slots, p.key)):
-        if p.sticky or not p.growth:
+        if p.sticky or not p.growth or p.key[:2] in shared:
             out.append(p)
             continue
         size = min(p.slots, top)

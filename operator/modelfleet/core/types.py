@@ -128,15 +128,36 @@ class DeploymentSpec:
 
 @dataclass(frozen=True, slots=True)
 class Offering:
-    """A GPU node type a cluster provides. ``spot_per_hour`` None: no spot market."""
+    """A GPU node type a cluster provides: the one model of an offering.
+
+    The core plans with it, every ``NodePoolProvider.discover_offerings`` returns it, the
+    reconciler sizes pools with it and the simulator prices with it; ``core.from_api``
+    holds the one converter each way to the API's ``GpuOffering`` (``offering_from_api``,
+    ``offering_to_api``).
+
+    Prices are USD per node-hour, one per capacity type. ``None`` means modelfleet has no
+    price for that capacity type here and never places replicas of that type on it (a
+    placement is costed and checked against ``maxCostPerHour``; an unknown price can take
+    part in neither):
+
+    - ``spot_per_hour`` None: no spot market (or none known);
+    - ``on_demand_per_hour`` None: no on-demand price known: a GPU the cloud sells only as
+      spot, an instance type the bundled price table lacks, or static nodes found on the
+      cluster that nobody declared a price for. The offering is still reported (it appears
+      in ``status.offerings``); on-demand replicas go there once a price is declared in
+      ``spec.gpuOfferings`` (0 for capacity already paid for).
+    """
 
     gpu: str
     gpu_memory_gib: float
     gpus_per_node: int
     instance_type: str
-    on_demand_per_hour: float
+    on_demand_per_hour: float | None
     spot_per_hour: float | None = None
-    max_nodes: int | None = None  # quota / pool limit, shared by both capacity types
+    max_nodes: int | None = None
+    """Most nodes of this instance type in the cluster (quota or pool limit), shared by
+    both capacity types: on-demand plus spot nodes together never exceed it (the core's
+    quota, the pool ledger and the providers all count it so). None: no known limit."""
     zones: tuple[str, ...] = ()
     """Zones where the cloud offers this type (empty: no zone data, the pool is one unit)."""
 

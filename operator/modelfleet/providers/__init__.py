@@ -9,7 +9,6 @@ provider classified as "no capacity/quota" (reported after an accepted resize).
 from modelfleet.providers.base import (
     NodePool,
     NodePoolProvider,
-    Offering,
     PoolIssue,
     PoolSpec,
     capacity_issue,
@@ -33,7 +32,6 @@ __all__ = [
     "NodePool",
     "NodePoolProvider",
     "NotFound",
-    "Offering",
     "PermissionDenied",
     "PoolIssue",
     "PoolSpec",

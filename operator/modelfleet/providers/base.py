@@ -6,6 +6,9 @@ aws (EKS managed node groups), gcp (GKE node pools), azure (AKS agent pools), st
 (pre-provisioned nodes, never resized) and simulated (in-process) — honours the same
 contracts, raises only the typed errors of ``providers.errors``, and never touches a pool
 that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``).
+
+What a provider can offer is the core's ``Offering`` (``core.types``): the one model of an
+offering, returned as is by ``discover_offerings`` and carried by ``PoolSpec``.
 """
 
 from __future__ import annotations
@@ -16,24 +19,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 from modelfleet import labels
 from modelfleet.api.common import CapacityType
+from modelfleet.core.types import Offering
 from modelfleet.labels import pool_id as pool_id
 
 PoolState = Literal["Creating", "Active", "Updating", "Deleting", "Degraded", "Failed"]
-
-
-@dataclass(frozen=True)
-class Offering:
-    """A GPU node type a cluster can provide. Prices are USD per node-hour; ``None`` spot
-    price means no spot market; ``max_nodes`` is the quota or pool limit (None: unknown)."""
-
-    gpu: str
-    gpu_memory_gib: float
-    gpus_per_node: int
-    instance_type: str
-    on_demand_per_hour: float | None
-    spot_per_hour: float | None = None
-    max_nodes: int | None = None
-    zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,8 +100,9 @@ class NodePoolProvider(Protocol):
 
     async def discover_offerings(self) -> list[Offering]:
         """GPU offerings of the cluster's region, with prices and quota where the cloud
-        exposes them. May return an empty list (static and simulated providers return the
-        declared offerings). Never raises NotFound."""
+        exposes them (a price the provider does not know is None: see ``Offering``; its
+        ``max_nodes`` is shared by both capacity types). May return an empty list (static
+        and simulated providers return the declared offerings). Never raises NotFound."""
         ...
 
     async def ensure_pool(self, spec: PoolSpec) -> NodePool:

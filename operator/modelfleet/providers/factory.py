@@ -14,11 +14,10 @@ from datetime import datetime
 from typing import Final
 
 from modelfleet.api.fleetcluster import FleetCluster
-from modelfleet.clusters.client import ClusterClient
 from modelfleet.providers.base import NodePoolProvider
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
-from modelfleet.providers.static import StaticNodePoolProvider
+from modelfleet.providers.static import NodeSource, StaticNodePoolProvider
 
 CLOUD_PROVIDERS: Final[Mapping[str, tuple[str, str]]] = {
     "aws": ("modelfleet.providers.aws", "AwsNodePoolProvider"),
@@ -31,13 +30,14 @@ CLOUD_PROVIDERS: Final[Mapping[str, tuple[str, str]]] = {
 def provider_for(
     cluster: FleetCluster,
     *,
-    cluster_client: ClusterClient,
+    nodes: NodeSource,
     clock: Callable[[], datetime],
     credentials: Mapping[str, str] | None = None,
 ) -> NodePoolProvider:
     """Build the NodePoolProvider for ``cluster``.
 
-    ``cluster_client`` is the member cluster's client (the static provider reads its nodes);
+    ``nodes`` lists the member cluster's Nodes (the static provider reads them;
+    ``reconciler.node_source`` adapts a member-cluster client);
     ``clock`` drives the simulated provider's delays; ``credentials`` (the decoded
     ``credentialsSecretRef`` Secret, or None for the SDK's default chain) go to the cloud
     providers only. Raises ``ProviderUnavailable`` when a cloud provider's extra is not
@@ -50,7 +50,7 @@ def provider_for(
     if provider == "simulated":
         return SimulatedNodePoolProvider(cluster, clock=clock)
     if provider == "static":
-        return StaticNodePoolProvider(cluster, cluster_client=cluster_client)
+        return StaticNodePoolProvider(cluster, nodes=nodes)
     if provider not in CLOUD_PROVIDERS:
         raise InvalidConfiguration(
             f"unknown provider {provider!r} for cluster {cluster.metadata.name}"

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from modelfleet import labels
-from modelfleet.providers.base import NodePool, Offering, PoolSpec
+from modelfleet.core.types import Offering
+from modelfleet.providers.base import NodePool, PoolSpec
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Offering helpers shared by the cloud providers (pure).
 
-- ``declared_offerings``/``offering_of``: a FleetCluster's offerings as providers see them.
 - ``merge_declared``: a FleetCluster's declared ``gpuOfferings`` over the discovered ones
-  (``offering_from_api`` turns one declared entry into an ``Offering``).
+  (``core.from_api.offering_from_api``, the one API -> core converter, turns one declared
+  entry into an ``Offering``).
 - ``PriceTable``/``load_price_table``: the bundled, dated (on-demand, spot) price tables in
   ``providers/prices`` that the GCP and Azure providers price discovered offerings from
   (AWS bundles on-demand prices only and reads spot prices live; see ``aws.prices``).
@@ -17,41 +17,9 @@ from typing import Any
 
 import yaml
 
-from modelfleet.api.fleetcluster import FleetCluster, GpuOffering
-from modelfleet.providers.base import Offering
-
-
-def offering_from_api(offering: GpuOffering) -> Offering:
-    """The provider-side Offering of a FleetCluster's declared ``gpuOfferings`` entry."""
-    return Offering(
-        gpu=offering.gpu,
-        gpu_memory_gib=offering.gpu_memory_gi_b,
-        gpus_per_node=offering.gpus_per_node,
-        instance_type=offering.instance_type,
-        on_demand_per_hour=offering.on_demand_per_hour,
-        spot_per_hour=offering.spot_per_hour,
-        max_nodes=offering.max_nodes,
-        zones=tuple(offering.zones or ()),
-    )
-
-
-def declared_offerings(cluster: FleetCluster) -> list[Offering]:
-    """The FleetCluster's declared offerings, in declaration order."""
-    return [offering_from_api(o) for o in cluster.spec.gpu_offerings or []]
-
-
-def offering_of(cluster: FleetCluster | None, instance_type: str) -> Offering | None:
-    """The Offering for ``instance_type`` in ``cluster``: declared first, then discovered
-    (``status.offerings``); None when the cluster offers no such type."""
-    if cluster is None:
-        return None
-    for offering in cluster.spec.gpu_offerings or []:
-        if offering.instance_type == instance_type:
-            return offering_from_api(offering)
-    for discovered in (cluster.status.offerings if cluster.status else None) or []:
-        if discovered.instance_type == instance_type:
-            return offering_from_api(discovered)
-    return None
+from modelfleet.api.fleetcluster import GpuOffering
+from modelfleet.core.from_api import offering_from_api
+from modelfleet.core.types import Offering
 
 
 def merge_declared(
@@ -60,8 +28,9 @@ def merge_declared(
     """Discovered offerings overlaid with declared ones, keyed by instance type.
 
     A declared field wins whenever it is set (its required fields always are; an unset
-    ``spotPerHour``/``maxNodes``/``zones`` keeps the discovered value). A declared offering
-    the cloud did not report is added as declared (fills a gap). Sorted by instance type.
+    ``onDemandPerHour``/``spotPerHour``/``maxNodes``/``zones`` keeps the discovered value).
+    A declared offering the cloud did not report is added as declared (fills a gap).
+    Sorted by instance type.
     """
     merged = {offering.instance_type: offering for offering in discovered}
     for item in declared or ():
@@ -70,6 +39,9 @@ def merge_declared(
         if base is not None:
             overlay = replace(
                 overlay,
+                on_demand_per_hour=base.on_demand_per_hour
+                if item.on_demand_per_hour is None
+                else item.on_demand_per_hour,
                 spot_per_hour=base.spot_per_hour
                 if item.spot_per_hour is None
                 else item.spot_per_hour,

@@ -30,7 +30,9 @@ from datetime import datetime, timedelta
 
 from modelfleet.api.common import CapacityType
 from modelfleet.api.fleetcluster import FleetCluster
-from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
+from modelfleet.core.from_api import declared_offerings
+from modelfleet.core.types import Offering
+from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -39,7 +41,6 @@ from modelfleet.providers.errors import (
     QuotaExceeded,
     Unreachable,
 )
-from modelfleet.providers.offerings import declared_offerings
 
 SPOT_RECLAIMED = "SpotReclaimed"
 """Pool issue code: spot nodes were reclaimed and the pool is not whole again yet."""

@@ -14,35 +14,31 @@ deletes anything:
   pool is not modelfleet's; a name that matches nothing is already gone.
 
 Offerings are the FleetCluster's declared ``gpuOfferings`` with ``maxNodes`` filled in from
-the labelled nodes when not declared; undeclared instance types found on nodes are offered
-too when NVIDIA GPU feature discovery labels them (``nvidia.com/gpu.product``), without a
-price.
+the labelled nodes when not declared (on-demand and spot nodes of one instance type
+together: the limit is shared by both capacity types); undeclared instance types found on
+nodes are reported too when NVIDIA GPU feature discovery labels them
+(``nvidia.com/gpu.product``), with no price: the planner places nothing on a capacity type
+it has no price for (``core.types.Offering``), so they show in ``status.offerings`` and are
+used once declared with a price (0 for capacity already paid for).
+
+The provider reads nodes through a ``NodeSource`` port it owns (a member-cluster client
+adapted by ``reconciler.node_source``), so providers never import the cluster clients.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from modelfleet import labels
 from modelfleet.api.common import CapacityType
 from modelfleet.api.fleetcluster import FleetCluster
-from modelfleet.clusters.client import ClusterClient
-from modelfleet.clusters.errors import ClusterError, ClusterForbidden, ClusterUnreachable
-from modelfleet.clusters.objects import NodeInfo
-from modelfleet.providers.base import NodePool, Offering, PoolSpec, pool_id
-from modelfleet.providers.errors import (
-    InsufficientCapacity,
-    InvalidConfiguration,
-    NotFound,
-    PermissionDenied,
-    ProviderError,
-    Unreachable,
-)
-from modelfleet.providers.offerings import declared_offerings as declared_offerings
-from modelfleet.providers.offerings import offering_from_api as offering_from_api
+from modelfleet.core.from_api import declared_offerings
+from modelfleet.core.types import Offering
+from modelfleet.providers.base import NodePool, PoolSpec, pool_id
+from modelfleet.providers.errors import InsufficientCapacity, InvalidConfiguration, NotFound
 
 GFD_PRODUCT = "nvidia.com/gpu.product"
 """GPU feature discovery label: the GPU model, e.g. NVIDIA-H100-80GB-HBM3."""
@@ -54,17 +50,46 @@ _CAPACITY_TYPES: dict[str, CapacityType] = {"on-demand": "OnDemand", "spot": "Sp
 """Node-label value -> capacity type (the inverse of ``labels.capacity_label``)."""
 
 
+class NodeView(Protocol):
+    """What the static provider reads of a Node."""
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def gpus(self) -> int:
+        """Allocatable GPUs."""
+        ...
+
+    @property
+    def usable(self) -> bool:
+        """Ready and schedulable."""
+        ...
+
+
+class NodeSource(Protocol):
+    """The static provider's port to the member cluster's Nodes.
+
+    Raises only provider errors: ``Unreachable`` (the API server did not answer),
+    ``PermissionDenied`` (nodes may not be listed) or ``ProviderError``.
+    """
+
+    async def list_nodes(self, selector: Mapping[str, str] | None = None) -> Sequence[NodeView]:
+        """Nodes whose labels include every pair of ``selector`` (all nodes when None)."""
+        ...
+
+
 class StaticNodePoolProvider:
     """NodePoolProvider over pre-provisioned, labelled nodes; see the module docstring."""
 
-    def __init__(self, cluster: FleetCluster, *, cluster_client: ClusterClient) -> None:
+    def __init__(self, cluster: FleetCluster, *, nodes: NodeSource) -> None:
         self._cluster = cluster
         self._name = cluster.metadata.name
-        self._client = cluster_client
+        self._nodes = nodes
 
     async def discover_offerings(self) -> list[Offering]:
         groups = await self._groups()
-        nodes_per_type: dict[str, list[NodeInfo]] = defaultdict(list)
+        nodes_per_type: dict[str, list[NodeView]] = defaultdict(list)
         for (instance_type, _), nodes in groups.items():
             nodes_per_type[instance_type].extend(nodes)
         result: list[Offering] = []
@@ -123,18 +148,16 @@ class StaticNodePoolProvider:
                 "it is never deleted"
             )
 
-    async def _nodes_for(self, spec: PoolSpec) -> list[NodeInfo]:
+    async def _nodes_for(self, spec: PoolSpec) -> Sequence[NodeView]:
         selector = {
             labels.NODE_INSTANCE_TYPE: spec.offering.instance_type,
             labels.NODE_CAPACITY_TYPE: labels.capacity_label(spec.capacity_type),
         }
-        with self._translated():
-            return await self._client.list_nodes(selector)
+        return await self._nodes.list_nodes(selector)
 
-    async def _groups(self) -> dict[tuple[str, CapacityType], list[NodeInfo]]:
-        with self._translated():
-            nodes = await self._client.list_nodes()
-        groups: dict[tuple[str, CapacityType], list[NodeInfo]] = defaultdict(list)
+    async def _groups(self) -> dict[tuple[str, CapacityType], list[NodeView]]:
+        nodes = await self._nodes.list_nodes()
+        groups: dict[tuple[str, CapacityType], list[NodeView]] = defaultdict(list)
         for node in nodes:
             instance_type = node.labels.get(labels.NODE_INSTANCE_TYPE)
             capacity_type = _CAPACITY_TYPES.get(node.labels.get(labels.NODE_CAPACITY_TYPE, ""))
@@ -142,24 +165,9 @@ class StaticNodePoolProvider:
                 groups[(instance_type, capacity_type)].append(node)
         return dict(groups)
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Cluster errors -> provider errors: the one place this provider translates."""
-        try:
-            yield
-        except ClusterUnreachable as error:
-            raise Unreachable(f"cluster {self._name}: {error.message}") from error
-        except ClusterForbidden as error:
-            raise PermissionDenied(
-                f"cluster {self._name}: cannot list nodes ({error.message})",
-                permission="nodes: list (ClusterRole modelfleet-member)",
-            ) from error
-        except ClusterError as error:
-            raise ProviderError(f"cluster {self._name}: {error}") from error
-
 
 def _pool(
-    cluster: str, instance_type: str, capacity_type: CapacityType, nodes: list[NodeInfo]
+    cluster: str, instance_type: str, capacity_type: CapacityType, nodes: Sequence[NodeView]
 ) -> NodePool:
     usable = sum(1 for n in nodes if n.usable)
     gpu = next((n.labels[GFD_PRODUCT] for n in nodes if GFD_PRODUCT in n.labels), None)
@@ -175,9 +183,10 @@ def _pool(
     )
 
 
-def _discovered_offering(instance_type: str, nodes: list[NodeInfo]) -> Offering | None:
+def _discovered_offering(instance_type: str, nodes: list[NodeView]) -> Offering | None:
     """An offering for labelled nodes nobody declared, when GPU feature discovery says what
-    GPU they carry. No price: placement treats it as unknown cost."""
+    GPU they carry. No price (``Offering``: nothing is placed on it until one is declared);
+    ``max_nodes`` counts its nodes of both capacity types."""
     labelled = next((n for n in nodes if GFD_PRODUCT in n.labels), None)
     if labelled is None:
         return None

@@ -16,14 +16,11 @@ from datetime import datetime, timedelta
 from modelfleet.api import FleetCluster
 from modelfleet.api import conditions as C
 from modelfleet.api.common import Condition
-from modelfleet.api.fleetcluster import (
-    FleetClusterStatus,
-    GpuOffering,
-    NodePoolStatus,
-)
+from modelfleet.api.fleetcluster import FleetClusterStatus, NodePoolStatus
 from modelfleet.clusters import ClusterError, ClusterProbe
 from modelfleet.core import HealthRecord, next_health
-from modelfleet.providers import NodePool, Offering, ProviderError
+from modelfleet.core.from_api import offering_to_api
+from modelfleet.providers import NodePool, ProviderError
 from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
@@ -155,7 +152,9 @@ async def probe_fleet_cluster(
         try:
             provider = await providers.provider_for(cluster)
             found = await provider.discover_offerings()
-            offerings = [_to_api(o) for o in found if o.on_demand_per_hour is not None] or None
+            # Offerings without an on-demand price are published too (Offering: the planner
+            # places only the capacity types it has a price for).
+            offerings = [offering_to_api(o) for o in found] or None
             owned.add("offerings")
         except ProviderError as exc:
             events.append(EventRecord("Warning", "DiscoveryFailed", f"offering discovery: {exc}"))
@@ -279,16 +278,3 @@ def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
         )
         for p in pools
     ] or None
-
-
-def _to_api(offering: Offering) -> GpuOffering:
-    return GpuOffering(
-        gpu=offering.gpu,
-        gpu_memory_gi_b=offering.gpu_memory_gib,
-        gpus_per_node=offering.gpus_per_node,
-        instance_type=offering.instance_type,
-        on_demand_per_hour=offering.on_demand_per_hour or 0.0,
-        spot_per_hour=offering.spot_per_hour,
-        max_nodes=offering.max_nodes,
-        zones=list(offering.zones) or None,
-    )

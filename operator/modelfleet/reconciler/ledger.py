@@ -2,7 +2,8 @@
 
 A node pool (cluster, instance type, capacity type) is shared by every ModelDeployment that
 places replicas on it, so its size is a fleet-wide decision: the sum of all deployments'
-current plans, never above the pool's ``maxNodes``. Deciding it per deployment from the
+current plans, never above the offering's ``maxNodes`` (shared by its on-demand and spot
+pools). Deciding it per deployment from the
 neighbours' last status (as Karpenter would call "stale cluster state") lets two passes that
 run at the same time book the same free nodes. The ledger is kept in process, updated
 synchronously right after each plan (no ``await`` between reading the bookings and writing
@@ -115,6 +116,26 @@ class PoolLedger:
     def total(self, pool: PoolKey) -> int:
         """Nodes every deployment together books on ``pool``."""
         return sum(b.get(pool, Booking(0, 0)).nodes for b in self._bookings.values())
+
+    def within_quota(self, pool: PoolKey, max_nodes: int | None) -> int:
+        """Nodes to ask ``pool`` for: its total, less what would take the offering's two
+        pools (on-demand and spot) together past ``max_nodes`` (the limit is shared by
+        both capacity types: ``core.types.Offering``). The other pool counts with the size
+        it was last asked for (what the cloud holds), or its booking when that is unknown.
+        None: no limit."""
+        total = self.total(pool)
+        if max_nodes is None:
+            return total
+        cluster, instance_type, capacity_type = pool
+        other: PoolKey = (
+            cluster,
+            instance_type,
+            "Spot" if capacity_type == "OnDemand" else "OnDemand",
+        )
+        held = self._requested.get(other)
+        if held is None:
+            held = self.total(other)
+        return max(0, min(total, max_nodes - held))
 
     def zones(self, pool: PoolKey) -> tuple[str, ...]:
         """Zones to ask ``pool`` for: the union of its bookings' zones, or every zone (empty)

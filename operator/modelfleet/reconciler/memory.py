@@ -26,6 +26,7 @@ from modelfleet.core import (
 from modelfleet.core.from_api import stockout_from_api, stockout_to_api
 from modelfleet.providers import NodePoolProvider
 from modelfleet.providers.factory import provider_for
+from modelfleet.reconciler.node_source import ClusterNodeSource
 
 
 class StockoutMemory:
@@ -169,12 +170,12 @@ class ProviderRegistry:
             if cached is not None and cached[0] == identity:
                 return cached[1]
             credentials = await self._credentials(cluster)
-            cluster_client = await self._clusters(cluster)
+            nodes = ClusterNodeSource(await self._clusters(cluster), cluster=name)
             # Cloud providers import and configure heavy SDKs: not on the event loop.
             provider = await asyncio.to_thread(
                 provider_for,
                 cluster,
-                cluster_client=cluster_client,
+                nodes=nodes,
                 clock=self._clock,
                 credentials=credentials,
             )

@@ -1,8 +1,9 @@
 """Pools stage: size every node pool a pass touched to the ledger's total, and read back
 what the cloud did with the request.
 
-A pool's size is the sum of every deployment's booking (``ledger.PoolLedger``), capped at
-the offering's ``maxNodes``: modelfleet never asks a pool for more than its limit, so its
+A pool's size is the sum of every deployment's booking (``ledger.PoolLedger``), capped so
+that the offering's on-demand and spot pools together stay within its ``maxNodes``
+(``PoolLedger.within_quota``): modelfleet never asks a pool for more than its limit, so its
 own bookkeeping can never surface as a stockout. Calls are made only where needed: a pool
 whose total changed is resized (``ensure_pool``); a pool this deployment is waiting on is
 read back (``get_pool``). Capacity problems become stockout marks whichever way the cloud
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from modelfleet.api import FleetCluster
+from modelfleet.core.from_api import offering_of
 from modelfleet.providers import (
     NodePool,
     NodePoolProvider,
@@ -37,7 +39,6 @@ from modelfleet.providers import (
     capacity_issue,
     is_capacity_error,
 )
-from modelfleet.providers.offerings import offering_of
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
@@ -120,14 +121,16 @@ async def _one(
         log.note("Warning", "UnknownOffering", f"{name} has no offering {instance_type}")
         return False
     total = ledger.total(pool)
-    if offering.max_nodes is not None and total > offering.max_nodes:
+    allowed = ledger.within_quota(pool, offering.max_nodes)
+    if allowed < total:
         log.note(
             "Warning",
             "PoolOverbooked",
-            f"{name}: {total} {capacity_type} {instance_type} node(s) booked, the pool's "
-            f"maxNodes is {offering.max_nodes}; asking for {offering.max_nodes}",
+            f"{name}: {total} {capacity_type} {instance_type} node(s) booked, maxNodes "
+            f"{offering.max_nodes} (on-demand and spot together) leaves {allowed}; "
+            f"asking for {allowed}",
         )
-        total = offering.max_nodes
+        total = allowed
     before = ledger.requested(pool)
     total = _after_scale_in_delay(pool, total, before, ledger, now=now, settings=settings)
     if before == total and not waiting:

@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 
 from modelfleet.api import ModelDeployment
 from modelfleet.api.common import CapacityType
-from modelfleet.api.fleetcluster import GpuOffering
 from modelfleet.core.from_api import deployment_key
+from modelfleet.core.types import Offering
 from modelfleet.providers import PoolSpec, ProviderError, is_capacity_error
-from modelfleet.providers.static import offering_from_api
 from modelfleet.sim.fleet import ClusterTwin, FleetWorld
 from modelfleet.sim.load import LoadModel
 from modelfleet.sim.serving import Workload, replica_model
@@ -54,18 +53,20 @@ class Choice:
 
     cluster: str
     region: str
-    offering: GpuOffering
+    offering: Offering
     replicas_per_node: int
     mu: float
     """Saturation throughput of one replica there, requests/s."""
 
 
-def _eligible(md: ModelDeployment, twin: ClusterTwin, offering: GpuOffering) -> bool:
+def _eligible(md: ModelDeployment, twin: ClusterTwin, offering: Offering) -> bool:
     gpu = md.spec.resources.gpu
     placement = md.spec.placement
+    if offering.on_demand_per_hour is None:  # no on-demand price: not on-demand capacity
+        return False
     if gpu.types and offering.gpu not in gpu.types:
         return False
-    if gpu.memory_gi_b is not None and offering.gpu_memory_gi_b < gpu.memory_gi_b:
+    if gpu.memory_gi_b is not None and offering.gpu_memory_gib < gpu.memory_gi_b:
         return False
     if gpu.count > offering.gpus_per_node:
         return False
@@ -102,7 +103,7 @@ def cheapest_for(
         quota = c.offering.max_nodes
         if quota is not None and used.get((c.cluster, c.offering.instance_type), 0) + nodes > quota:
             continue
-        cost = nodes * c.offering.on_demand_per_hour
+        cost = nodes * (c.offering.on_demand_per_hour or 0.0)  # priced: see _eligible
         if best is None or (cost, i) < best[:2]:
             best = (cost, i, c)
     return best[2] if best else None
@@ -113,7 +114,7 @@ async def _ensure(world: FleetWorld, choice: Choice, nodes: int, now: float, key
     twin = world.clusters[choice.cluster]
     spec = PoolSpec(
         cluster=choice.cluster,
-        offering=offering_from_api(choice.offering),
+        offering=choice.offering,
         capacity_type=ON_DEMAND,
         nodes=nodes,
         zones=tuple(twin.spec.spec.zones or ()),

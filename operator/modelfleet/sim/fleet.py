@@ -35,11 +35,12 @@ import numpy as np
 from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.common import CapacityType
-from modelfleet.api.fleetcluster import GpuOffering, SimulatedSettings
+from modelfleet.api.fleetcluster import SimulatedSettings
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT
 from modelfleet.clusters.workloads import label_value
-from modelfleet.core.from_api import deployment_key
+from modelfleet.core.from_api import declared_offerings, deployment_key
+from modelfleet.core.types import Offering
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
 from modelfleet.sim.scenario import RegionOutage, Scenario, SpotReclaim, Stockout
 from modelfleet.sim.world import Distribution, World
@@ -118,7 +119,7 @@ class ClusterTwin:
     spec: FleetCluster
     client: InMemoryClusterClient
     provider: SimulatedNodePoolProvider
-    offerings: dict[str, GpuOffering]
+    offerings: dict[str, Offering]
     down: bool = False
     seen_revision: int = -1
     desired: dict[tuple[str, str, str, CapacityType], int] = field(default_factory=dict)
@@ -193,7 +194,7 @@ class FleetWorld:
             provider = SimulatedNodePoolProvider(
                 twin, clock=clock, provisioning=_sampler(self.rng, dist)
             )
-            offerings = {o.instance_type: o for o in twin.spec.gpu_offerings or []}
+            offerings = {o.instance_type: o for o in declared_offerings(twin)}
             self.clusters[twin.metadata.name] = ClusterTwin(
                 twin,
                 InMemoryClusterClient(twin.metadata.name, share_reads=True),
@@ -391,8 +392,11 @@ class FleetWorld:
             if offering is None or desired == 0:
                 continue
             price = offering.spot_per_hour if cap == "Spot" else offering.on_demand_per_hour
-            self.cost_usd += desired * (price or 0.0) * hours
-            self.on_demand_cost_usd += desired * offering.on_demand_per_hour * hours
+            price = price or 0.0
+            self.cost_usd += desired * price * hours
+            # At on-demand prices; a spot-only offering (no on-demand price) at its own.
+            listed = offering.on_demand_per_hour
+            self.on_demand_cost_usd += desired * (price if listed is None else listed) * hours
             self.gpu_hours += desired * offering.gpus_per_node * hours
 
     def _sync_pools(

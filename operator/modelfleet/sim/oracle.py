@@ -94,7 +94,8 @@ class OraclePolicy:
                     prompt_p95=prompt_p95,
                 )
                 if cap > 0:
-                    price = c.offering.on_demand_per_hour / c.replicas_per_node
+                    # candidates() keeps offerings with an on-demand price only.
+                    price = (c.offering.on_demand_per_hour or 0.0) / c.replicas_per_node
                     ranked.append((price / cap, c, cap))
             ranked.sort(key=lambda x: (x[0], x[1].cluster, x[1].offering.instance_type))
             seconds = len(traffic.arrivals) // 60 * 60

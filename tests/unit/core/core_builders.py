@@ -39,7 +39,7 @@ def offering(
     gpu: str = "L40S",
     mem: float = 48,
     per_node: int = 1,
-    od: float = 2.0,
+    od: float | None = 2.0,
     spot: float | None = None,
     max_nodes: int | None = None,
 ) -> Offering:

@@ -1,9 +1,9 @@
 """Exact placement under coupling constraints, against brute force (hypothesis).
 
 Random small fleets (up to 3 clusters in up to 3 regions, 1-2 offerings each, optional
-spot, quotas, capacity already booked by another deployment) and specs with spread
-(minRegions, maxReplicasPerRegion), preferred regions, on-demand base, warm standby, spot
-policies, a budget and region-loss tolerance. The brute force below restates every rule
+spot, quotas shared by on-demand and spot, capacity already booked by another deployment)
+and specs with spread (minRegions, maxReplicasPerRegion), preferred regions, on-demand
+base, warm standby, spot policies, a budget and region-loss tolerance. The brute force below restates every rule
 of docs/decisions.md ("Exact placement") independently of the planner: it enumerates
 every assignment of replicas to pools and keeps those meeting every hard constraint and
 every requirement. Whenever one exists, the plan must meet them all too and cost no more
@@ -100,6 +100,7 @@ class Pool:
     price: float
     slots: int
     max_replicas: int  # whole nodes left for this deployment, times slots
+    offering_nodes: int  # nodes left on the offering, on-demand and spot together
 
 
 def pools_of(s: DeploymentSpec, fleet: FleetSnapshot, total: int) -> list[Pool]:
@@ -109,11 +110,11 @@ def pools_of(s: DeploymentSpec, fleet: FleetSnapshot, total: int) -> list[Pool]:
             for ct, price in (("OnDemand", o.on_demand_per_hour), ("Spot", o.spot_per_hour)):
                 if price is None or (ct == "Spot" and s.placement.spot == "Never"):
                     continue
+                # maxNodes is shared by the offering's on-demand and spot nodes.
                 used = sum(
                     p.nodes or 0
                     for p in fleet.placements
-                    if (p.cluster, p.instance_type, p.capacity_type)
-                    == (c.name, o.instance_type, ct)
+                    if (p.cluster, p.instance_type) == (c.name, o.instance_type)
                 )
                 nodes = total if o.max_nodes is None else max(0, o.max_nodes - used)
                 out.append(
@@ -124,6 +125,7 @@ def pools_of(s: DeploymentSpec, fleet: FleetSnapshot, total: int) -> list[Pool]:
                         price,
                         o.gpus_per_node,
                         nodes * o.gpus_per_node,
+                        nodes,
                     )
                 )
     return out
@@ -148,6 +150,12 @@ def meets_everything(
             regions[by[k].region] = regions.get(by[k].region, 0) + n
         if n > by[k].max_replicas:
             return False
+    offering_nodes: dict[tuple[str, str], int] = {}
+    for k, n in x.items():
+        offering_nodes[k[:2]] = offering_nodes.get(k[:2], 0) + math.ceil(n / by[k].slots)
+    left = {q.key[:2]: q.offering_nodes for q in pools}
+    if any(n > left[o] for o, n in offering_nodes.items()):
+        return False
     cost = sum(math.ceil(n / by[k].slots) * by[k].price for k, n in x.items())
     if pol.max_cost_per_hour is not None and cost > pol.max_cost_per_hour + 1e-9:
         return False
@@ -222,6 +230,11 @@ def test_plan_is_the_brute_force_optimum_under_every_coupling_constraint(
     assert set(x) <= set(by), set(x) - set(by)
     for k, n in x.items():
         assert n <= by[k].max_replicas, (k, n)
+    on_offering: dict[tuple[str, str], int] = {}
+    for k, n in x.items():
+        on_offering[k[:2]] = on_offering.get(k[:2], 0) + math.ceil(n / by[k].slots)
+    for o, nodes in on_offering.items():
+        assert nodes <= by[(*o, "OnDemand")].offering_nodes, (o, nodes)
     if s.placement.max_cost_per_hour is not None:
         assert p.cost_per_hour <= s.placement.max_cost_per_hour + 1e-9
     cap = s.placement.max_replicas_per_region
@@ -256,7 +269,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
     from core_builders import cluster, offering, placed, spec
     from core_builders import run as run_fleet
 
-    from modelfleet.core.placement import greedy_phases
+    from modelfleet.core.placement import PlaceOptions, place
 
     fleet = [
         cluster("a", offering("a4", per_node=4, od=10.0), offering("a2", per_node=2, od=6.0)),
@@ -271,7 +284,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
     fl = FleetSnapshot(tuple(fleet))
     s = spec(4, 4, min_regions=2)
     elig = eligibility(fl, s, NOW)
-    old = greedy_phases(
+    old = place(
         s,
         main=4,
         standby=0,
@@ -281,6 +294,7 @@ def test_worked_example_min_regions_joint_optimum_beats_the_phases() -> None:
         free=elig.quota,
         own_nodes={},
         on_demand_base=0,
+        options=PlaceOptions(greedy=True),
     )
     assert old.counts == {("a", "a4", "OnDemand"): 3, ("b", "b1", "OnDemand"): 1}
 

@@ -184,6 +184,15 @@ def test_every_placement_satisfies_the_hard_constraints(
         assert d.replicas_per_node == rpn
         max_nodes = allowed[key].offering.max_nodes
         assert max_nodes is None or math.ceil(d.replicas / rpn) <= max_nodes
+    # maxNodes is shared by the offering's on-demand and spot nodes.
+    nodes: dict[tuple[str, str], int] = {}
+    for d in p.placements:
+        offering = (d.cluster, d.instance_type)
+        nodes[offering] = nodes.get(offering, 0) + math.ceil(d.replicas / d.replicas_per_node)
+    offerings = {key[:2]: q.offering for key, q in allowed.items()}
+    for offering, n in nodes.items():
+        limit = offerings[offering].max_nodes
+        assert limit is None or n <= limit, (offering, n)
     if s.placement.max_cost_per_hour is not None:
         assert p.cost_per_hour <= s.placement.max_cost_per_hour + 1e-9
     assert p.cost_per_hour == sum(n.nodes * n.price_per_node_hour for n in p.node_pools)
@@ -200,9 +209,10 @@ def test_replica_bounds_and_accounting(s: DeploymentSpec, fleet: FleetSnapshot) 
     # Without a budget, replicas go unplaced only when the feasible capacity (or spread
     # rules) cannot hold them.
     if budget is None and p.unplaced and s.placement.max_replicas_per_region is None:
+        # One offering's on-demand and spot pools share its maxNodes: count it once.
+        offerings = {(q.cluster.name, q.offering.instance_type): q.offering for q in pools}
         capacity = sum(
-            (q.offering.max_nodes or 10**6) * (q.offering.gpus_per_node // s.gpu.count)
-            for q in pools
+            (o.max_nodes or 10**6) * (o.gpus_per_node // s.gpu.count) for o in offerings.values()
         )
         if p.unplaced > p.standby_replicas:  # serving replicas left out: capacity is full
             assert p.placed_replicas == capacity
@@ -291,10 +301,16 @@ def test_cost_equals_brute_force_optimum_in_the_exact_case(
 ) -> None:
     """One region, no spread/base/standby/budget/stickiness: the plan is the optimum."""
     p = run(s, fleet)
-    pools = feasible_pools(s, fleet)
+    # An offering's two capacity types share its maxNodes and hold the same replicas per
+    # node, so the cheaper one dominates: one option per offering.
+    cheapest: dict[tuple[str, str], Pool] = {}
+    for q in feasible_pools(s, fleet):
+        key = (q.cluster.name, q.offering.instance_type)
+        if key not in cheapest or q.price < cheapest[key].price:
+            cheapest[key] = q
     options = [
         Option(q.offering.gpus_per_node // s.gpu.count, q.price, q.offering.max_nodes)
-        for q in pools
+        for q in cheapest.values()
     ]
     best = brute_force_cover(p.desired_replicas, options)
     if best == INF:  # cannot hold them all: placed is the most that fits

@@ -49,20 +49,22 @@ def fleet_cluster(
     name: str,
     *,
     region: str,
-    price: float,
+    price: float | None,
     spot: float | None = None,
     max_nodes: int | None = 8,
     provisioning_seconds: float = 0.0,
     instance_type: str | None = None,
 ) -> FleetCluster:
-    """A simulated FleetCluster with one 1-GPU H100 offering."""
+    """A simulated FleetCluster with one 1-GPU H100 offering (``price`` None: no
+    on-demand price)."""
     offering: dict[str, Any] = {
         "gpu": "H100",
         "gpuMemoryGiB": 80,
         "gpusPerNode": 1,
         "instanceType": instance_type or f"{name}-h100",
-        "onDemandPerHour": price,
     }
+    if price is not None:
+        offering["onDemandPerHour"] = price
     if spot is not None:
         offering["spotPerHour"] = spot
     if max_nodes is not None:

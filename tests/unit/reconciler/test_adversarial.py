@@ -469,12 +469,6 @@ def test_replicas_a_key_is_scaled_in_from_are_not_its_replacements() -> None:
     assert dict(decision.floors) == {}, "a plain scale-down is held"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (break-9.md): the planner and the pool ledger count maxNodes per capacity "
-    "type, the simulated provider (and core.Offering's docstring) per offering across both; "
-    "the provider's refusal of modelfleet's own overbooking is then recorded as a stockout",
-)
 async def test_spot_and_on_demand_of_one_offering_never_overbook_its_max_nodes() -> None:
     world = World(
         [

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from modelfleet.providers.base import Offering
+from modelfleet.core.types import Offering
 from modelfleet.providers.offerings import merge_declared
 
 GPU_FAMILIES: Final = ("p5", "p5e", "p5en", "p4d", "p4de", "g6e", "g6", "g5")

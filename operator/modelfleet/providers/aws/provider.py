@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelfleet.api.fleetcluster import AwsSettings, FleetCluster
+from modelfleet.core.types import Offering
 from modelfleet.providers.aws import discovery, nodegroups
 from modelfleet.providers.aws.calls import AwsApi, Redactor, Sleep, chunks
 from modelfleet.providers.aws.prices import PriceTable, load_price_table
 from modelfleet.providers.aws.sdk import SessionFactory, default_session_factory
-from modelfleet.providers.base import NodePool, Offering, PoolSpec
+from modelfleet.providers.base import NodePool, PoolSpec
 from modelfleet.providers.errors import InvalidConfiguration, NotFound, ProviderError, Throttled
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.providers.base import Offering
+from modelfleet.core.types import Offering
 from modelfleet.providers.offerings import PriceTable
 from modelfleet.providers.offerings import load_price_table as load_bundled_table
 

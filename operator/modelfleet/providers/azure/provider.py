@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.core.types import Offering
 from modelfleet.providers.azure import naming
 from modelfleet.providers.azure.catalog import (
     available_vcpus,
@@ -50,7 +51,7 @@ from modelfleet.providers.azure.prices import (
     live_prices_enabled,
 )
 from modelfleet.providers.azure.sdk import AzureClients, load_sdk
-from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.offerings import merge_declared
 from modelfleet.providers.retry import retry_throttled

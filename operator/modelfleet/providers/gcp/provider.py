@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
-from modelfleet.providers.base import NodePool, Offering, PoolIssue, PoolSpec, PoolState
+from modelfleet.core.types import Offering
+from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.gcp import naming
 from modelfleet.providers.gcp.catalog import (
