@@ -257,6 +257,11 @@ class FleetClusterStatus(ApiModel):
         default="Unknown", description="Healthy, Suspect, Failed, Recovering, Unknown."
     )
     health_since: datetime | None = Field(default=None, description="When health last changed.")
+    recovered_since: datetime | None = Field(
+        default=None,
+        description="When the cluster last came back from Failed (cleared when it fails "
+        "again): each ModelDeployment's failover.failbackAfterSeconds counts from here.",
+    )
     last_probe_time: datetime | None = Field(default=None, description="Last health probe.")
     last_success_time: datetime | None = Field(
         default=None, description="Last successful health probe."

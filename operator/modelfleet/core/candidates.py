@@ -286,7 +286,7 @@ def _cluster_pass(
             if health is not None:
                 code = (
                     R.CLUSTER_FAILING_BACK
-                    if cluster.health == "Recovering"
+                    if cluster.health in ("Recovering", "Healthy")
                     else R.CLUSTER_UNHEALTHY
                 )
                 hreason = Reason(code, health, cluster.name)

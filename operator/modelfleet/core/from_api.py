@@ -201,6 +201,7 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
         health=status.health if status else default_health,
         health_since=status.health_since if status else None,
         last_success=status.last_success_time if status else None,
+        recovered_since=status.recovered_since if status else None,
         cordoned=fc.spec.cordoned,
         stockouts=stockouts,
     )

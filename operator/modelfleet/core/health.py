@@ -26,11 +26,14 @@ from modelfleet.core.types import ClusterView, FailoverPolicy, HealthState
 
 @dataclass(frozen=True, slots=True)
 class HealthRecord:
-    """A cluster's health: the state, when it was entered, and the last successful probe."""
+    """A cluster's health: the state, when it was entered, the last successful probe, and
+    when the cluster last came back from Failed (its first good probe after it; None once it
+    fails again or when it never failed)."""
 
     state: HealthState = "Unknown"
     since: datetime | None = None
     last_success: datetime | None = None
+    recovered_since: datetime | None = None
 
 
 def next_health(
@@ -50,26 +53,32 @@ def next_health(
     - Failed: ok -> Recovering; fail stays.
     - Recovering: fail -> Failed; ok -> Healthy once ``now - since >= recover_after_seconds``.
 
-    ``since`` changes only on a transition; ``last_success`` is ``now`` after an ok probe.
+    ``since`` changes only on a transition; ``last_success`` is ``now`` after an ok probe;
+    ``recovered_since`` is set on Failed -> Recovering, kept while the cluster answers
+    (through Healthy, where failback hysteresis still reads it) and cleared on Failed.
     """
     last_success = now if probe_ok else current.last_success
     state = current.state
     since = current.since or now
+    recovered = current.recovered_since
 
     def go(target: HealthState) -> HealthRecord:
-        return HealthRecord(target, now, last_success)
+        back = now if target == "Recovering" else None if target == "Failed" else recovered
+        return HealthRecord(target, now, last_success, back)
 
     if state == "Unknown":
         return go("Healthy" if probe_ok else "Suspect")
     if state == "Healthy":
-        return HealthRecord("Healthy", since, last_success) if probe_ok else go("Suspect")
+        if probe_ok:
+            return HealthRecord("Healthy", since, last_success, recovered)
+        return go("Suspect")
     if state == "Suspect":
         if probe_ok:
             return go("Healthy")
         failing_from = current.last_success or since
         if (now - failing_from).total_seconds() >= fail_after_seconds:
             return go("Failed")
-        return HealthRecord("Suspect", since, last_success)
+        return HealthRecord("Suspect", since, last_success, recovered)
     if state == "Failed":
         return go("Recovering") if probe_ok else HealthRecord("Failed", since, last_success)
     # Recovering
@@ -77,7 +86,7 @@ def next_health(
         return go("Failed")
     if (now - since).total_seconds() >= recover_after_seconds:
         return go("Healthy")
-    return HealthRecord("Recovering", since, last_success)
+    return HealthRecord("Recovering", since, last_success, recovered)
 
 
 def is_lost(cluster: ClusterView, failover: FailoverPolicy, now: datetime) -> bool:
@@ -101,16 +110,30 @@ def accepts_new_replicas(
 ) -> str | None:
     """None when new replicas may go to ``cluster``; otherwise a short human reason.
 
-    Only Healthy clusters accept new replicas, and Recovering ones once they have been
-    recovering for the deployment's ``failback_after_seconds`` (failback hysteresis).
+    Only Healthy and Recovering clusters accept new replicas, and a cluster that came back
+    from Failed only once it has answered for the deployment's ``failback_after_seconds``
+    (failback hysteresis, ``failing_back``), whether it is still Recovering or already
+    Healthy (the fleet's ``recoverAfterSeconds`` may be shorter than a deployment's window).
     """
-    if cluster.health == "Healthy":
+    if cluster.health not in ("Healthy", "Recovering"):
+        return f"health is {cluster.health}"
+    return failing_back(cluster, failover, now)
+
+
+def failing_back(cluster: ClusterView, failover: FailoverPolicy, now: datetime) -> str | None:
+    """A short reason while ``cluster`` is inside the deployment's failback window (it came
+    back from Failed less than ``failback_after_seconds`` ago), else None. Replicas, new or
+    still there from before the outage, move back only after the window."""
+    if cluster.health not in ("Healthy", "Recovering"):
         return None
-    if cluster.health == "Recovering":
-        if cluster.health_since is None:
-            return "recovering (since unknown)"
-        waited = (now - cluster.health_since).total_seconds()
-        if waited >= failover.failback_after_seconds:
+    back = cluster.recovered_since
+    if back is None:
+        if cluster.health != "Recovering":
             return None
-        return f"recovering for {waited:.0f}s of {failover.failback_after_seconds}s failback"
-    return f"health is {cluster.health}"
+        back = cluster.health_since
+        if back is None:
+            return "recovering (since unknown)"
+    waited = (now - back).total_seconds()
+    if waited >= failover.failback_after_seconds:
+        return None
+    return f"back for {waited:.0f}s of {failover.failback_after_seconds}s failback"

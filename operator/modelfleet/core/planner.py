@@ -23,7 +23,7 @@ from modelfleet.core.candidates import (
     eligibility,
     fleet_index,
 )
-from modelfleet.core.health import accepts_new_replicas, is_lost
+from modelfleet.core.health import failing_back, is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, place
 from modelfleet.core.profiles import replica_capacity
@@ -77,11 +77,7 @@ def _classify(
             why = "cluster left the fleet" if cluster is None else f"cluster is {cluster.health}"
             retiring.append(Retiring(*key, p.replicas, True, f"{R.CLUSTER_FAILED}: {why}"))
             continue
-        held = (
-            accepts_new_replicas(cluster, spec.failover, now)
-            if cluster.health == "Recovering"
-            else None
-        )
+        held = failing_back(cluster, spec.failover, now)
         if held is not None:
             # Failback hysteresis applies to replicas still there from before the outage as
             # much as to new ones: they keep serving (and keep their nodes) but are not

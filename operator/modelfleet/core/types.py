@@ -198,7 +198,9 @@ class StockoutMark:
 class ClusterView:
     """A FleetCluster as the planner sees it: identity, labels, health, offerings, stockouts.
 
-    ``health_since`` is when ``health`` last changed; ``last_success`` the last good probe.
+    ``health_since`` is when ``health`` last changed; ``last_success`` the last good probe;
+    ``recovered_since`` when it last came back from Failed (None: never failed, or failed
+    again since), the start of every deployment's failback window.
     """
 
     name: str
@@ -211,6 +213,7 @@ class ClusterView:
     health_since: datetime | None = None
     last_success: datetime | None = None
     cordoned: bool = False
+    recovered_since: datetime | None = None
     stockouts: tuple[StockoutMark, ...] = ()
 
 

@@ -94,7 +94,9 @@ async def probe_fleet_cluster(
         error = f"no answer within {settings.probe_timeout_seconds:.0f}s"
 
     record = next_health(
-        HealthRecord(status.health, status.health_since, status.last_success_time),
+        HealthRecord(
+            status.health, status.health_since, status.last_success_time, status.recovered_since
+        ),
         probe is not None,
         now,
         fail_after_seconds=settings.fail_after_seconds,
@@ -143,6 +145,7 @@ async def probe_fleet_cluster(
         "conditions",
         "health",
         "healthSince",
+        "recoveredSince",
         "lastProbeTime",
         "lastSuccessTime",
         "stockouts",
@@ -182,6 +185,7 @@ async def probe_fleet_cluster(
         conditions=[reachable, ready],
         health=record.state,
         health_since=record.since,
+        recovered_since=record.recovered_since,
         last_probe_time=now,
         last_success_time=record.last_success,
         stockouts=stockouts.published(cluster.metadata.name, now),

@@ -141,3 +141,46 @@ def test_decision_state_round_trips_through_json_types() -> None:
         DecisionState.from_dict({"lastDesired": "four"})
     with pytest.raises(ValueError, match="timezone"):
         DecisionState.from_dict({"idleSince": "2025-01-01T00:00:00"})
+
+
+def test_failback_window_counts_from_the_return_not_from_healthy() -> None:
+    """The cluster answers again at t=60 (Recovering), turns Healthy at t=360 (the fleet's
+    300 s), and a deployment with failbackAfterSeconds 900 still waits until t=960; one with
+    120 s may move back at t=180, while the cluster is still Recovering. A new failure
+    clears the mark (break-9.md: the window used to end when the cluster turned Healthy)."""
+    from modelfleet.core import ClusterView, FailoverPolicy
+    from modelfleet.core.health import accepts_new_replicas, failing_back
+
+    long, short = (
+        FailoverPolicy(failback_after_seconds=900),
+        FailoverPolicy(failback_after_seconds=120),
+    )
+    rec = HealthRecord("Failed", ago(1000), ago(1000))
+    views: dict[int, ClusterView] = {}
+    for t in (60, 180, 360, 959, 960):
+        now = NOW + timedelta(seconds=t)
+        rec = next_health(rec, True, now, recover_after_seconds=300)
+        views[t] = ClusterView(
+            "east",
+            "aws",
+            "us-east-1",
+            health=rec.state,
+            health_since=rec.since,
+            recovered_since=rec.recovered_since,
+        )
+        assert rec.recovered_since == NOW + timedelta(seconds=60)
+    at = {t: NOW + timedelta(seconds=t) for t in views}
+    assert views[360].health == "Healthy"
+    assert failing_back(views[180], short, at[180]) is None
+    assert failing_back(views[60], short, at[60]) is not None
+    for t in (180, 360, 959):
+        assert accepts_new_replicas(views[t], long, at[t]) is not None, t
+    assert accepts_new_replicas(views[960], long, at[960]) is None
+    failed_again = next_health(rec, False, at[960] + timedelta(seconds=60), fail_after_seconds=45)
+    assert failed_again.state == "Suspect" and failed_again.recovered_since is not None
+    failed_again = next_health(
+        failed_again, False, at[960] + timedelta(seconds=120), fail_after_seconds=45
+    )
+    assert failed_again.state == "Failed" and failed_again.recovered_since is None
+    # A cluster that never failed has no window.
+    assert failing_back(ClusterView("west", "aws", "us-west-2"), long, NOW) is None

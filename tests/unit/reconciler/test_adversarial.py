@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from reconciler_world import World, fleet_cluster, model_deployment
 
 from modelfleet.api.modeldeployment import ReplicaRange
@@ -489,12 +488,6 @@ async def test_spot_and_on_demand_of_one_offering_never_overbook_its_max_nodes()
     assert not world.stockouts.marks("east")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (break-9.md): the failback window is checked only while the cluster is "
-    "Recovering; once it turns Healthy (fleet recoverAfterSeconds, 300 s by default) every "
-    "deployment fails back, so a failbackAfterSeconds above that is cut short",
-)
 async def test_two_deployments_fail_back_each_after_its_own_window() -> None:
     """east (cheaper) fails and returns with its pods still running; a (failback 120 s) and
     b (failback 900 s) share its pool. Each leaves west (takes east back) only after its own
