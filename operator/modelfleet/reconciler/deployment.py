@@ -43,7 +43,7 @@ from modelfleet.reconciler.outcome import (
     ReconcileOutcome,
 )
 from modelfleet.reconciler.pools import PoolSettings, health_of, size_pools
-from modelfleet.reconciler.retire import decide_retire, retire
+from modelfleet.reconciler.retire import decide_retire, hold_scale_in, retire
 from modelfleet.reconciler.snapshot import (
     fleet_snapshot,
     metrics_snapshot,
@@ -193,9 +193,13 @@ class Reconciler:
             result = plan_and_book()
 
         per_cluster = placements_by_cluster(result)
+        health = {n: health_of(c) for n, c in by_name.items()}
+        observed = {n: o for n, o in observation.clusters.items() if n in by_name}
         await apply_workloads(
             md,
-            per_cluster,
+            hold_scale_in(
+                per_cluster, desired=result.desired_replicas, observed=observed, health=health
+            ),
             by_name=by_name,
             client_for=self._clusters,
             render=self._render,
@@ -209,8 +213,8 @@ class Reconciler:
         decision = decide_retire(
             planned={(p.cluster, p.instance_type, p.capacity_type) for p in result.placements},
             desired=result.desired_replicas,
-            observed={n: o for n, o in observation.clusters.items() if n in by_name},
-            health={n: health_of(c) for n, c in by_name.items()},
+            observed=observed,
+            health=health,
             held={
                 (r.cluster, r.instance_type, r.capacity_type)
                 for r in result.retiring

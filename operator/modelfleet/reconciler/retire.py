@@ -10,6 +10,8 @@ which workloads may go now. The rules, in both directions of a failover:
   are Ready in at least the desired number (its replacement is up), or when it has no Ready
   replica itself (removing it takes nothing away). Workloads that survived an outage are
   existing replicas like any other: they go only under the same rule.
+- A workload the plan keeps but lowers (a move between pools) loses Ready replicas only
+  as far as the others still cover the desired count (``hold_scale_in``).
 - Workloads the plan holds for failback (``held``: on a Recovering cluster inside the
   deployment's ``failbackAfterSeconds``) stay: once the window has passed the planner takes
   them back like any replica, and the surplus is scaled in then, make-before-break.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.clusters import ClusterClient, ClusterError
@@ -100,6 +102,52 @@ def decide_retire(
                 "kept until they are (make-before-break)"
             )
     return RetireDecision(remove, kept)
+
+
+def hold_scale_in(
+    per_cluster: Mapping[str, list[WorkloadPlacement]],
+    *,
+    desired: int,
+    observed: Mapping[str, ClusterObservation],
+    health: Mapping[str, str],
+) -> dict[str, list[WorkloadPlacement]]:
+    """The placements to apply now: ``per_cluster`` with scale-ins held, make-before-break.
+
+    A plan that moves replicas lowers one pool's count while raising another's (the exact
+    placement moves replicas to spread them, or when a constraint needs it). Applied at
+    once, the lowered workload loses Ready replicas before their replacements serve. Here
+    a workload is lowered by its Ready replicas only as far as the deployment's other Ready
+    replicas still cover ``desired`` (standby excluded): ``spare`` = Ready replicas on
+    clusters that are reachable and neither Failed nor Suspect, minus ``desired``; each
+    scale-in (clusters and pools in name order) removes at most ``spare`` Ready replicas
+    and uses that much of it. Replicas that are not Ready go at once (Kubernetes removes
+    those first). A plain scale-in (load fell) has spare to spend and is not held. Pure.
+    """
+    ready_total = sum(
+        w.ready
+        for name, obs in observed.items()
+        if obs.reachable and health.get(name, "Unknown") not in NO_CHANGES_HEALTH
+        for w in obs.workloads
+    )
+    spare = max(0, ready_total - desired)
+    out: dict[str, list[WorkloadPlacement]] = {}
+    for name in sorted(per_cluster):
+        obs = observed.get(name)
+        seen = {}
+        if obs is not None and obs.reachable:
+            seen = {(w.instance_type, w.capacity_type): w for w in obs.workloads}
+        kept: list[WorkloadPlacement] = []
+        for p in sorted(per_cluster[name], key=lambda p: (p.instance_type, p.capacity_type)):
+            w = seen.get((p.instance_type, p.capacity_type))
+            if w is not None and w.replicas > p.replicas:
+                lost_ready = max(0, w.ready - p.replicas)
+                allowed = min(lost_ready, spare)
+                spare -= allowed
+                if allowed < lost_ready:
+                    p = replace(p, replicas=p.replicas + lost_ready - allowed)
+            kept.append(p)
+        out[name] = kept
+    return out
 
 
 async def retire(

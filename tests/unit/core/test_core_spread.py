@@ -8,8 +8,13 @@ at the planner (which deployments get it, what it is computed from, how to turn 
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 from core_builders import NOW, cluster, offering, placed, spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelfleet.core import DecisionState, FleetSnapshot, MetricsSnapshot, plan
 from modelfleet.core.solver import Pool, Problem, evaluate, solve
@@ -139,3 +144,59 @@ def test_planner_spreads_deployments_that_ask_to_survive_a_region(
     )
     assert p.desired_replicas == 4
     assert regions_of(p) == expected
+
+
+@st.composite
+def spread_problems(draw: st.DrawFn) -> Problem:
+    pools = []
+    for i in range(draw(st.integers(2, 4))):
+        region = draw(st.sampled_from("abc"))
+        slots = draw(st.sampled_from([1, 1, 2, 4]))
+        price = draw(st.sampled_from([1.0, 1.5, 2.0, 3.0, 5.0])) * slots
+        pools.append(Pool((region, f"g{i}", "OnDemand"), region, False, price, price, slots, 3))
+    main = draw(st.integers(1, 5))
+    demand = main / draw(st.sampled_from([1.0, 1.2, 1.5, 2.0]))
+    return Problem(
+        tuple(pools),
+        main=main,
+        spread_demand=demand,
+        spread_price=draw(st.sampled_from([0.5, 1.0, 4.0, 12.0])),
+    )
+
+
+def brute_force(problem: Problem) -> float:
+    """Least node cost + price x the worst region's uncovered demand, over every way to
+    put exactly ``main`` replicas on the pools within their node limits."""
+    pools = problem.pools
+    best = math.inf
+    for x in itertools.product(*(range(p.slots * (p.max_nodes or 0) + 1) for p in pools)):
+        if sum(x) != problem.main:
+            continue
+        by_region: dict[str, int] = {}
+        for p, n in zip(pools, x, strict=True):
+            by_region[p.region] = by_region.get(p.region, 0) + n
+        nodes = sum(math.ceil(n / p.slots) * p.effective for p, n in zip(pools, x, strict=True))
+        regions = {p.region for p in pools}
+        worst = 0.0
+        if len(regions) > 1:
+            worst = max(
+                max(0.0, problem.spread_demand - (problem.main - by_region.get(r, 0)))
+                for r in regions
+            )
+        best = min(best, nodes + problem.spread_price * worst)
+    return best
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=spread_problems())
+def test_spread_is_the_brute_force_optimum(problem: Problem) -> None:
+    sol = solve(problem)
+    by_key = {p.key: p for p in problem.pools}
+    nodes = sum(math.ceil(n / by_key[k].slots) * by_key[k].effective for k, n in sol.counts.items())
+    worst = max(sol.shortfall.spread.values(), default=0.0)
+    best = brute_force(problem)
+    if math.isinf(best):
+        assert sol.shortfall.unplaced > 0
+        return
+    assert sum(sol.counts.values()) == problem.main
+    assert nodes + problem.spread_price * worst == pytest.approx(best, rel=1e-6, abs=1e-6)
