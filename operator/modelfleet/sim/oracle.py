@@ -1,13 +1,10 @@
 """The ``oracle`` policy: the least GPU-hours that can meet the SLO, as a yardstick.
 
 Clairvoyant, and allowed to be: it knows every arrival of the run in advance (the
-traffic's per-second arrivals and expected rate) and each GPU's true capacity within the
-SLO (``sim.profiles.true_capacity`` on the world model), and starts each replica exactly
-its lead time before it is needed. Per deployment and per minute ``m`` the need is
-``ceil(rate(m) / capacity)`` replicas (at least ``replicas.min``), ``rate(m)`` the larger
-of the minute's mean arrivals and its highest expected rate of any second (the rate the
-world's queue follows: sizing for the minute's mean let a bursty trace's seconds overload
-the fleet, and the oracle missed the SLO it is meant to meet), on the
+traffic's per-minute arrival counts) and each GPU's true capacity within the SLO
+(``sim.profiles.true_capacity`` on the world model), and starts each replica exactly its
+lead time before it is needed. Per deployment and per minute ``m`` the need is
+``ceil(arrivals(m) / 60 / capacity)`` replicas (at least ``replicas.min``) on the
 on-demand offerings cheapest per unit of capacity, filled in that order within
 ``maxNodes``; at time ``t`` it holds ``max(need(m))`` over the minutes from ``t`` to ``t +
 lead`` (lead = the cloud's 90th-percentile node provisioning + the 90th-percentile model
