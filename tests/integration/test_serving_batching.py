@@ -17,6 +17,7 @@ from typing import Any
 
 import openai
 import pytest
+import torch
 
 from modelfleet.serving.engine import Engine, GenerationRequest, SamplingParams
 from modelfleet.serving.loading import load_model
@@ -285,3 +286,61 @@ def test_a_dead_engine_fails_liveness_readiness_and_requests(model_dir: Path) ->
         with pytest.raises(openai.InternalServerError) as answer:
             client.completions.create(model=MODEL_NAME, prompt="w1", max_tokens=2)
         assert answer.value.status_code == 503
+
+
+class _FaultyModel(torch.nn.Module):
+    """The served model behind a switch: ``fail_next`` forward passes raise (a model step
+    that fails for one request's input), ``fail_always`` makes every pass raise (a broken
+    device). A stand-in for the torch module, not for our engine."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fail_next = 0
+        self.fail_always = False
+
+    def forward(self, **kwargs: Any) -> Any:
+        if self.fail_always or self.fail_next > 0:
+            self.fail_next = max(0, self.fail_next - 1)
+            raise RuntimeError("simulated kernel failure")
+        return self.inner(**kwargs)
+
+
+def test_a_failing_step_fails_only_its_requests_and_a_repeating_fault_stops_the_engine(
+    model_dir: Path,
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    with running_server(settings_for(model_dir)) as server:
+        engine = server.service.engine
+        assert engine is not None
+        faulty = _FaultyModel(engine.model)
+        engine.model = faulty
+        client = openai.OpenAI(base_url=server.api, api_key="unused", max_retries=0)
+
+        faulty.fail_next = 1
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.completions.create(model=MODEL_NAME, prompt="w1 w2", max_tokens=2)
+        assert failed.value.status_code >= 500
+        # The engine went on: the next request is served and the server stays healthy.
+        served = client.completions.create(model=MODEL_NAME, prompt="w1 w2", max_tokens=2)
+        assert served.choices[0].text
+        with urllib.request.urlopen(f"{server.url}/health", timeout=5) as health:
+            assert health.status == 200
+        assert engine.alive
+
+        faulty.fail_always = True  # every step fails: the model or device is broken
+        limit = EngineSettings().max_consecutive_step_failures
+        for _ in range(limit):
+            with pytest.raises(openai.APIStatusError):
+                client.completions.create(model=MODEL_NAME, prompt="w3", max_tokens=2)
+            if not engine.alive:
+                break
+        deadline = time.monotonic() + 10
+        while engine.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not engine.alive
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"{server.url}/health", timeout=5)
+        assert caught.value.code == 500

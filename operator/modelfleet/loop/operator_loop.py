@@ -26,11 +26,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.core import reasons as R
 from modelfleet.loop.schedule import Cadence, Schedule
-from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.reconciler import (
     FinalizeOutcome,
     FleetSettings,
@@ -44,6 +44,9 @@ from modelfleet.reconciler import (
 )
 from modelfleet.reconciler.memory import ClientFor
 from modelfleet.reconciler.snapshot import seed_ledger
+
+if TYPE_CHECKING:  # prometheus_client is the operator extra's; the simulator runs this loop
+    from modelfleet.metrics.operator_metrics import OperatorMetrics
 
 log = logging.getLogger(__name__)
 

@@ -162,6 +162,8 @@ class Engine:
         self._batch = PaddedKVBatch()
         self._outbox: list[tuple[_Sequence, TokenEvent]] = []
         self._closing = False
+        self._failed_steps = 0
+        """Engine steps that raised in a row (reset by a step that did not)."""
         self.peak_batch = 0
         """The most sequences one decode step has served so far."""
         self.peak_prefill_group = 0
@@ -273,8 +275,8 @@ class Engine:
             with torch.inference_mode():
                 while self._iterate():
                     pass
-        except Exception:  # pragma: no cover - a bug; fail every request rather than hang
-            log.exception("engine thread failed")
+        except Exception:  # fail every request rather than hang; /health then answers 500
+            log.exception("engine thread stopped")
         finally:
             with self._cv:
                 self._closing = True
@@ -313,6 +315,18 @@ class Engine:
         except torch.OutOfMemoryError:
             log.exception("out of memory; failing the running batch")
             self._fail_running()
+        except Exception:
+            # One request's step must not take the server down for every other request:
+            # fail the sequences of this step and go on. A fault that repeats on every step
+            # (a broken device, a model that cannot run) stops the engine so /health fails.
+            self._failed_steps += 1
+            limit = self.settings.max_consecutive_step_failures
+            log.exception("engine step failed (%d in a row, limit %d)", self._failed_steps, limit)
+            self._fail_running()
+            if self._failed_steps >= limit:
+                raise
+        else:
+            self._failed_steps = 0
         self._flush()
         self.metrics.running.set(len(self._prefilling) + len(self._decoding))
         held = self._batch.padded_tokens() + sum(s.prefilled for s in self._prefilling)

@@ -131,6 +131,13 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     )
     add("--kv-cache-memory-fraction", type=float, default=engine.kv_cache_memory_fraction)
     add(
+        "--max-consecutive-step-failures",
+        type=int,
+        default=engine.max_consecutive_step_failures,
+        help="engine steps that may fail in a row (each fails only its own requests) "
+        "before the engine stops and /health answers 500",
+    )
+    add(
         "--cpu-threads",
         type=int,
         default=None,
@@ -159,6 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
                 prefill_chunk_tokens=args.prefill_chunk_tokens,
                 kv_cache_tokens=args.kv_cache_tokens,
                 kv_cache_memory_fraction=args.kv_cache_memory_fraction,
+                max_consecutive_step_failures=args.max_consecutive_step_failures,
             ),
         )
     except ValueError as exc:

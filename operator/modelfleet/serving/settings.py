@@ -22,9 +22,19 @@ class EngineSettings:
     ``kv_cache_memory_fraction`` of the GPU memory left after loading; on CPU, 65,536."""
     kv_cache_memory_fraction: float = 0.8
     """Share of the free GPU memory (after loading the weights) the KV cache may use."""
+    max_consecutive_step_failures: int = 3
+    """An engine step that raises fails only the requests in that step (their streams end
+    with an error) and the engine goes on. This many failing steps in a row mean the model
+    or the device is broken, not one request: the engine stops, ``/health`` answers 500 and
+    Kubernetes restarts the pod."""
 
     def __post_init__(self) -> None:
-        for name in ("max_running_sequences", "max_queue", "prefill_chunk_tokens"):
+        for name in (
+            "max_running_sequences",
+            "max_queue",
+            "prefill_chunk_tokens",
+            "max_consecutive_step_failures",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.kv_cache_tokens is not None and self.kv_cache_tokens < 1:
