@@ -352,7 +352,11 @@ def _solve(
         # The spread prices the blast radius: one slack shared by every region, i.e. the
         # most demand any single region's loss leaves uncovered (a sum would rate 4/1/1
         # replicas over three regions as well spread as 2/2/2).
-        shared = None if problem.tolerate_region_loss else b.col(loss_weight, 0, loss_demand, integer=False)
+        shared = (
+            None
+            if problem.tolerate_region_loss
+            else b.col(loss_weight, 0, loss_demand, integer=False)
+        )
         for r in regions:
             s = shared if shared is not None else b.col(loss_weight, 0, loss_demand, integer=False)
             if uniform:

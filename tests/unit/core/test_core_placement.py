@@ -151,7 +151,9 @@ def test_min_regions_spreads_and_max_per_region_caps() -> None:
         cluster("c", offering(od=3.0)),
     ]
     # minRegions alone (the blast-radius spread off): the cheapest two regions.
-    p = run(spec(4, 4, min_regions=2), fleet, settings=PlannerSettings(region_spread_price_factor=0))
+    p = run(
+        spec(4, 4, min_regions=2), fleet, settings=PlannerSettings(region_spread_price_factor=0)
+    )
     assert placed(p) == {("a", "g1", "OnDemand"): 3, ("b", "g1", "OnDemand"): 1}
     # By default a deployment asking to survive a region is spread too (demand 4 / 1.2 =
     # 3.33): 2/2 ($6 + 1.33 uncovered x $3) beats 3/1 ($5 + 2.33 x $3) and 2/1/1 ($7 + 4).
