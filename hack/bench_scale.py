@@ -15,9 +15,17 @@ bottleneck; KMock is not), with the simulated node-pool provider and static metr
    the API server is another process);
 4. delete: all N finalized at once: time until done.
 
-Each figure is printed next to a baseline from the same run: the old way (unbounded
-concurrent passes, probes sharing the reconcile client and its connection pool), so the
-effect of bounded passes and isolated probes is visible on the same machine.
+Scenarios, each in a fresh child process (so its RSS is its own) against the same API
+server, printed side by side:
+
+- ``watch``: bounded passes, isolated probes, member watches (``clusters.informer``: one
+  LIST then one WATCH per namespace, reads from the informer store);
+- ``list-cache``: the same without watches: the shared 2-second LIST cache (the baseline);
+- ``unbounded`` (``--unbounded-baseline``): the old way, unbounded concurrent passes and
+  probes sharing the reconcile client, LIST cache.
+
+Steady-state requests are split into LISTs, watch connections opened, and the rest (GET,
+PATCH, ...), per deployment per minute.
 
     .venv/bin/python hack/bench_scale.py --deployments 1000 --steady 60
 
@@ -29,6 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -46,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from modelfleet.api import FleetCluster, ModelDeployment  # noqa: E402
 from modelfleet.clusters import ClusterClient, KubernetesClusterClient  # noqa: E402
+from modelfleet.clusters.informer import ListWatchClient  # noqa: E402
 from modelfleet.loop import LoopSettings, OperatorLoop  # noqa: E402
 from modelfleet.metrics.source import StaticMetricsSource  # noqa: E402
 from modelfleet.providers.simulated import SimulatedNodePoolProvider  # noqa: E402
@@ -155,6 +166,8 @@ class Figures:
     requests: Counter[str] = field(default_factory=Counter)
     steady_seconds: float = 0.0
     delete_seconds: float = 0.0
+    open_watches: int = 0
+    rss_mib: float = 0.0
 
 
 async def stats(session: aiohttp.ClientSession, url: str) -> Counter[str]:
@@ -162,8 +175,20 @@ async def stats(session: aiohttp.ClientSession, url: str) -> Counter[str]:
         return Counter(await resp.json())
 
 
-async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: str) -> Figures:
-    figures = Figures(label)
+PROBE_REQUESTS = frozenset({"GET version", "LIST nodes", "LIST pods"})
+"""What one FleetCluster probe sends (counted apart: it does not grow with deployments)."""
+
+SCENARIOS = {
+    "watch": "member watches (informers), bounded, isolated probes",
+    "list-cache": "baseline: shared 2 s LIST cache, bounded, isolated probes",
+    "unbounded": "old baseline: LIST cache, unbounded, probes share the client",
+}
+
+
+async def scenario(url: str, n: int, *, name: str, steady: float) -> Figures:
+    isolated = name != "unbounded"
+    watching = name == "watch"
+    figures = Figures(SCENARIOS[name])
     session = aiohttp.ClientSession()
     async with session.post(url + "/_reset"):
         pass
@@ -180,6 +205,15 @@ async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: st
     async def probe_for(_: FleetCluster) -> ClusterClient:
         return probe_client
 
+    watch_client = (
+        await KubernetesClusterClient.from_kubeconfig(kubeconfig(url), name="hub")
+        if watching
+        else None
+    )
+
+    async def watch_for(_: FleetCluster) -> ListWatchClient | None:
+        return watch_client
+
     cluster = fleet_cluster(n)
     providers = ProviderRegistry(clusters=client_for, secrets=None, clock=utcnow)
     await providers.install(cluster, SimulatedNodePoolProvider(cluster, clock=utcnow))
@@ -190,6 +224,7 @@ async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: st
         stockouts=StockoutMemory(),
         clock=utcnow,
         settings=ReconcilerSettings(cluster_timeout_seconds=60.0),
+        watch_clients=watch_for if watching else None,
     )
     loop = OperatorLoop(
         reconciler=reconciler,
@@ -250,7 +285,10 @@ async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: st
     steady_stop.set()
     await asyncio.gather(*timers)
     figures.steady_seconds = time.monotonic() - started
-    figures.requests = (await stats(session, url)) - before
+    after = await stats(session, url)
+    figures.open_watches = after.pop("open watches", 0)
+    before.pop("open watches", None)
+    figures.requests = after - before
     stop.set()
     await probing
 
@@ -260,6 +298,10 @@ async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: st
         *(loop.finalize(uid, md, fleet=fleet, others=others) for uid, md in deployments.items())
     )
     figures.delete_seconds = time.monotonic() - started
+    figures.rss_mib = rss_mib()
+    await reconciler.observations.close()
+    if watch_client is not None:
+        await watch_client.close()
     await reconcile_client.close()
     if probe_client is not reconcile_client:
         await probe_client.close()
@@ -270,7 +312,7 @@ async def scenario(url: str, n: int, *, isolated: bool, steady: float, label: st
 def report(f: Figures, n: int) -> None:
     probes = sorted(f.probes)
     p99 = probes[min(len(probes) - 1, int(0.99 * len(probes)))] if probes else float("nan")
-    total = sum(f.requests.values())
+    total = sum(v for k, v in f.requests.items() if k not in PROBE_REQUESTS)
     per_min = total / n / (f.steady_seconds / 60) if f.steady_seconds else float("nan")
     print(f"\n== {f.label} ==")
     print(f"  burst: {n} deployments reconciled in {f.burst_seconds:.1f} s")
@@ -280,32 +322,91 @@ def report(f: Figures, n: int) -> None:
         f"{probes[-1] * 1000:.0f} ms over {len(probes)} probes; {f.probe_failures} failed; "
         f"health seen: {sorted(f.health_seen)}"
     )
-    print(f"  memory: {f.rss_per_md_kib:.1f} KiB RSS per deployment (after the burst)")
-    print(f"  steady: {per_min:.2f} member-API requests per deployment per minute")
+    print(
+        f"  memory: {f.rss_per_md_kib:.1f} KiB RSS per deployment (after the burst); "
+        f"process {f.rss_mib:.0f} MiB at the end"
+    )
+    minutes = f.steady_seconds / 60
+
+    def rate(kinds: list[str]) -> float:
+        return sum(f.requests[k] for k in kinds) / n / minutes
+
+    probes = [k for k in f.requests if k in PROBE_REQUESTS]
+    lists = [k for k in f.requests if k.startswith("LIST ") and k not in probes]
+    watches = [k for k in f.requests if k.startswith("WATCH ")]
+    others = [k for k in f.requests if k not in lists + watches + probes]
+    print(f"  steady: {per_min:.3f} member-API requests per deployment per minute (probes apart):")
+    print(f"    LISTs of workloads           {rate(lists):7.3f} /md/min")
+    print(
+        f"    watch connections opened     {rate(watches):7.3f} /md/min "
+        f"({f.open_watches} open at the end)"
+    )
+    print(f"    other (get, patch, delete)   {rate(others):7.3f} /md/min")
+    print(f"    health probes (every 0.5 s)  {rate(probes):7.3f} /md/min (not per deployment)")
     for kind, count in f.requests.most_common():
-        print(f"    {kind:<28} {count / n / (f.steady_seconds / 60):6.2f} /md/min")
+        print(f"      {kind:<26} {count / n / minutes:7.3f} /md/min")
     print(f"  delete: all {n} finalized in {f.delete_seconds:.1f} s")
 
 
-async def main(n: int, steady: float, baseline: bool) -> None:
-    print(f"python {sys.version.split()[0]}, pid {os.getpid()}, start RSS {rss_mib():.0f} MiB")
+def child(url: str, n: int, name: str, steady: float) -> None:
+    """One scenario in this (fresh) process; prints its figures as one JSON line."""
+    figures = asyncio.run(scenario(url, n, name=name, steady=steady))
+    data = {f.name: getattr(figures, f.name) for f in dataclasses.fields(figures)}
+    data["health_seen"] = sorted(figures.health_seen)
+    data["requests"] = dict(figures.requests)
+    print("FIGURES " + json.dumps(data), flush=True)
+
+
+async def run_child(url: str, n: int, name: str, steady: float) -> Figures:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--api-url",
+        url,
+        "--deployments",
+        str(n),
+        "--steady",
+        str(steady),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    for line in out.decode().splitlines():
+        if line.startswith("FIGURES "):
+            data = json.loads(line.removeprefix("FIGURES "))
+            data["health_seen"] = set(data["health_seen"])
+            data["requests"] = Counter(data["requests"])
+            return Figures(**data)
+    raise RuntimeError(f"scenario {name} printed no figures (exit {proc.returncode})")
+
+
+async def main(n: int, steady: float, names: list[str]) -> None:
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {n} deployments")
     async with api_server() as url:
-        new = await scenario(
-            url, n, isolated=True, steady=steady, label="bounded + isolated probes"
-        )
-        report(new, n)
-        print(f"  process RSS now {rss_mib():.0f} MiB")
-        if baseline:
-            old = await scenario(
-                url, n, isolated=False, steady=steady, label="baseline: unbounded, shared client"
-            )
-            report(old, n)
+        for name in names:
+            report(await run_child(url, n, name, steady), n)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--steady", type=float, default=60.0, help="steady-state seconds")
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true", help="only the watch scenario")
+    parser.add_argument(
+        "--unbounded-baseline", action="store_true", help="also the old unbounded scenario"
+    )
+    parser.add_argument(
+        "--baseline-first", action="store_true", help="run the LIST-cache baseline first"
+    )
+    parser.add_argument("--child", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
+    parser.add_argument("--api-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.deployments, args.steady, not args.no_baseline))
+    if args.child:
+        child(args.api_url, args.deployments, args.child, args.steady)
+    else:
+        chosen = ["watch"] + ([] if args.no_baseline else ["list-cache"])
+        if args.baseline_first:
+            chosen.reverse()
+        chosen += ["unbounded"] if args.unbounded_baseline else []
+        asyncio.run(main(args.deployments, args.steady, chosen))

@@ -10,7 +10,8 @@ observedAt: "2025-06-01T12:00:00Z"   # optional, defaults to --now
 deployments:
   default/llama-8b:                   # namespace/name, or a bare name in namespace default
     aws-use1: {readyReplicas: 2, ttftP95Ms: 310, tpotP95Ms: 42, queuePerReplica: 5,
-               requestRate: 14.2, tokensPerSecond: 2100}
+               requestRate: 14.2, tokensPerSecond: 2100,
+               kvCachePerReplica: 0.9, runningPerReplica: 40}   # saturation (optional)
 ```
 """
 
@@ -49,6 +50,8 @@ class _SignalsFile(BaseModel):
     queue_per_replica: float | None = Field(default=None, ge=0)
     request_rate: float | None = Field(default=None, ge=0)
     tokens_per_second: float | None = Field(default=None, ge=0)
+    kv_cache_per_replica: float | None = Field(default=None, ge=0, le=1)
+    running_per_replica: float | None = Field(default=None, ge=0)
     observed_at: datetime | None = None
 
 
@@ -99,6 +102,8 @@ def load_metrics(path: Path, *, now: datetime) -> MetricsSnapshot:
                 queue_per_replica=s.queue_per_replica,
                 request_rate=s.request_rate,
                 tokens_per_second=s.tokens_per_second,
+                kv_cache_per_replica=s.kv_cache_per_replica,
+                running_per_replica=s.running_per_replica,
                 observed_at=_aware(s.observed_at, observed) if s.observed_at else None,
             )
             for cluster, s in clusters.items()

@@ -59,10 +59,32 @@ def profile_command(
 ) -> None:
     """Load-test an endpoint at rising rates and write the capacity profile the operator
     reads: the highest rate whose TTFT p95 and TPOT p95 stay within the objectives."""
-    from modelfleet.profile.command import ProfileRequest, run_profile
+    from pydantic import ValidationError
+
+    from modelfleet.api.profiles import CapacityProfileSpec
+    from modelfleet.profile.command import EndpointError, ProfileRequest, run_profile
     from modelfleet.profile.mix import Mix, read_trace
 
     err = Console(stderr=True, soft_wrap=True)
+    try:  # what the written profile will carry, checked by the API model before any load
+        CapacityProfileSpec.model_validate(
+            {
+                "gpu": gpu,
+                "gpuCount": gpu_count,
+                "prefillTokensPerSecond": 0,
+                "decodeTokensPerSecond": 0,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--gpu-count" if "gpuCount" in first["loc"] else "--gpu"
+        err.print(f"[red]error:[/red] {option}: {escape(first['msg'])}")
+        raise typer.Exit(2) from exc
+    if out_file is not None and (
+        out_file.is_dir() or not out_file.parent.is_dir() or not os.access(out_file.parent, os.W_OK)
+    ):
+        err.print(f"[red]error:[/red] --out {escape(str(out_file))}: cannot write a file there")
+        raise typer.Exit(2)
     if arrivals not in ("poisson", "uniform"):
         err.print(f"[red]error:[/red] --arrivals: poisson or uniform, got {escape(arrivals)}")
         raise typer.Exit(2)
@@ -93,6 +115,9 @@ def profile_command(
     )
     try:
         code = run_profile(request, out_file, Console(soft_wrap=True))
+    except EndpointError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
     except ImportError as exc:
         err.print(
             "[red]error:[/red] modelfleet profile needs the openai package: "

@@ -4,7 +4,8 @@
 schedules, the pool ledger and the stockout memory), the cluster and provider registries
 and the operator's own metrics. Member clusters get two clients each: one for reconciles
 and one, with its own connection pool, for health probes, so a probe never queues behind
-reconcile traffic. Building it does I/O (the hub connection), so it lives here and not in
+reconcile traffic; a third client per member cluster carries the member watches (each
+watch holds a connection for minutes: they must take none from the other two pools). Building it does I/O (the hub connection), so it lives here and not in
 the reconciler; it imports no kopf, so the tests can build one too.
 """
 
@@ -23,6 +24,7 @@ import yaml
 
 from modelfleet.api import FleetCluster
 from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesClusterClient
+from modelfleet.clusters.informer import ListWatchClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
 from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
 from modelfleet.loop import LoopSettings, OperatorLoop
@@ -116,6 +118,7 @@ class OperatorContext:
     settings: RunSettings
     clock: Callable[[], datetime] = utcnow
     closers: list[Any] = field(default_factory=list)
+    watch_clusters: ClusterRegistry | None = None
 
     @property
     def reconciler(self) -> Reconciler:
@@ -127,13 +130,18 @@ class OperatorContext:
 
     async def forget_cluster(self, name: str) -> None:
         """FleetCluster ``name`` was deleted: drop its clients and everything remembered."""
+        self.loop.forget_cluster(name)  # stops its informers before their client closes
         await self.clusters.forget(name)
         await self.probe_clusters.forget(name)
-        self.loop.forget_cluster(name)
+        if self.watch_clusters is not None:
+            await self.watch_clusters.forget(name)
 
     async def close(self) -> None:
+        await self.loop.reconciler.observations.close()  # no informer task outlives this
         await self.clusters.close()
         await self.probe_clusters.close()
+        if self.watch_clusters is not None:
+            await self.watch_clusters.close()
         for closer in self.closers:
             await closer()
 
@@ -165,10 +173,15 @@ async def build_context(
     settings = settings or RunSettings()
     closers: list[Any] = []
     probe_hub: ClusterClient | None = None
+    watch_hub: ClusterClient | None = None
+    watching = settings.reconciler.watch_member_clusters
     if hub is None:
         hub = await hub_client()
         probe_hub = await hub_client()  # its own connection pool: probes never queue
         closers.extend([hub.close, probe_hub.close])
+        if watching:
+            watch_hub = await hub_client()  # watches hold connections: their own pool
+            closers.append(watch_hub.close)
     if not hasattr(hub, "read_secret"):
         raise TypeError("the hub client must also read Secrets (SecretReader)")
     clusters = ClusterRegistry(hub=hub, secrets=hub, factory=cluster_factory)  # type: ignore[arg-type]
@@ -178,8 +191,24 @@ async def build_context(
         factory=cluster_factory,
     )
 
+    watch_clusters = (
+        ClusterRegistry(
+            hub=watch_hub or hub,
+            secrets=hub,  # type: ignore[arg-type]
+            factory=cluster_factory,
+        )
+        if watching
+        else None
+    )
+
     async def client_for(cluster: FleetCluster) -> ClusterClient:
         return await clusters.client_for(cluster)
+
+    async def watch_client_for(cluster: FleetCluster) -> ListWatchClient | None:
+        assert watch_clusters is not None
+        client = await watch_clusters.client_for(cluster)
+        # Only the HTTP client can watch; in-memory fakes are observed by LIST.
+        return client if isinstance(client, KubernetesClusterClient) else None
 
     async def probe_client_for(cluster: FleetCluster) -> ClusterClient:
         return await probe_clusters.client_for(cluster)
@@ -201,6 +230,7 @@ async def build_context(
         stockouts=stockouts,
         clock=clock,
         settings=settings.reconciler,
+        watch_clients=watch_client_for if watching else None,
     )
     metrics = operator_metrics or OperatorMetrics()
     loop = OperatorLoop(
@@ -220,4 +250,5 @@ async def build_context(
         settings=settings,
         clock=clock,
         closers=closers,
+        watch_clusters=watch_clusters,
     )

@@ -66,9 +66,15 @@ FAST = RunSettings(
     # Timings scaled down ~10x from production (requeue 5 s -> 0.5 s). The shared
     # observation cache is off here: with failure declared after 1 s, even a 0.2 s-old list
     # can make a pass see a cluster as reachable that the test just broke (the cache is
-    # tested with a virtual clock in tests/unit/reconciler/test_member_traffic.py).
+    # tested with a virtual clock in tests/unit/reconciler/test_member_traffic.py). Member
+    # watches are off for the same reason and because the tests play the Deployment
+    # controller with ``kube.patch``, which KMock does not publish to its watch streams
+    # (the watches are tested in tests/integration/test_member_watch.py).
     reconciler=ReconcilerSettings(
-        cluster_timeout_seconds=2.0, progressing_requeue_seconds=0.5, observe_cache_seconds=0.0
+        cluster_timeout_seconds=2.0,
+        progressing_requeue_seconds=0.5,
+        observe_cache_seconds=0.0,
+        watch_member_clusters=False,
     ),
 )
 

@@ -61,6 +61,8 @@ LLAMA_TPOT = {"a": (40, 80, 95, 100, 100), "b": (60, 90, 98, 100, 100)}
 LLAMA_QUEUE = {"a": 3.0, "b": 4.0}
 LLAMA_REQUESTS = {"a": {"stop": 1.5, "length": 0.5}, "b": {"stop": 3.0}}  # per second
 LLAMA_TOKENS = {"a": 100.0, "b": 150.0}  # per second
+LLAMA_KV = {"a": 0.6, "b": 0.8}  # vllm:kv_cache_usage_perc (a fraction despite the name)
+LLAMA_RUNNING = {"a": 10.0, "b": 30.0}
 DECOY_TTFT = (0, 0, 0, 0, 0, 100)  # another deployment, all in +Inf: must not leak in
 OLD_VLLM_TPOT = (0, 10, 60, 100, 100)
 MISTRAL_TTFT = (60, 90, 100, 100, 100, 100)
@@ -148,6 +150,8 @@ def render_engines(elapsed: float) -> str:
         for reason, rate in LLAMA_REQUESTS[p].items():
             out.counter("vllm:request_success_total", {**labels, "finished_reason": reason}, rate)
         out.counter("vllm:generation_tokens_total", labels, LLAMA_TOKENS[p])
+        out.gauge("vllm:kv_cache_usage_perc", labels, LLAMA_KV[p])
+        out.gauge("vllm:num_requests_running", labels, LLAMA_RUNNING[p])
     # A different deployment in the same Prometheus: the selector must exclude it.
     decoy = pod("decoy")
     out.histogram("vllm:time_to_first_token_seconds", decoy, TTFT_BOUNDS, DECOY_TTFT)
@@ -156,6 +160,12 @@ def render_engines(elapsed: float) -> str:
     # vLLM before 0.11: time_per_output_token_seconds only.
     old = pod("old-vllm")
     out.histogram("vllm:time_per_output_token_seconds", old, TPOT_BOUNDS, OLD_VLLM_TPOT)
+    out.gauge("vllm:gpu_cache_usage_perc", old, 0.5)
+    # A vLLM exposing both KV-cache names (the deprecation window): the newer one counts.
+    both = pod("both-vllm")
+    out.gauge("vllm:kv_cache_usage_perc", both, 0.7)
+    out.gauge("vllm:gpu_cache_usage_perc", both, 0.2)
+    out.gauge("vllm:kv_cache_usage_perc", pod("both-vllm", "b"), 0.3)
     # Idle vLLM: series exist, nothing happens (histograms flat, counters flat, queue 0).
     idle = pod("idle")
     out.histogram(
@@ -170,6 +180,9 @@ def render_engines(elapsed: float) -> str:
     out.gauge("modelfleet_queue_depth", mistral, 2.0)
     out.counter("modelfleet_requests_total", mistral, 4.0)
     out.counter("modelfleet_generated_tokens_total", mistral, 80.0)
+    out.gauge("modelfleet_kv_cache_usage_ratio", mistral, 0.9)
+    out.gauge("modelfleet_kv_cache_usage_ratio", pod("mistral", "b"), 0.7)
+    out.gauge("modelfleet_running_sequences", mistral, 3.0)
     # SGLang.
     qwen = pod("qwen", tp_rank="0")
     out.histogram("sglang:time_to_first_token_seconds", qwen, TTFT_BOUNDS, QWEN_TTFT)
@@ -177,6 +190,8 @@ def render_engines(elapsed: float) -> str:
     out.gauge("sglang:num_queue_reqs", qwen, 5.0)
     out.counter("sglang:num_requests_total", qwen, 6.0)
     out.counter("sglang:generation_tokens_total", qwen, 300.0)
+    out.gauge("sglang:token_usage", qwen, 0.4)
+    out.gauge("sglang:num_running_reqs", qwen, 7.0)
     # TGI: counters without _total, TTFT from queue + prefill histograms.
     falcon = pod("falcon")
     out.histogram("tgi_request_queue_duration", falcon, TGI_QUEUE_BOUNDS, FALCON_QUEUE)
@@ -188,6 +203,7 @@ def render_engines(elapsed: float) -> str:
     )
     out.histogram("tgi_request_mean_time_per_token_duration", falcon, TPOT_BOUNDS, FALCON_TPOT)
     out.gauge("tgi_queue_size", falcon, 1.0)
+    out.gauge("tgi_batch_current_size", falcon, 4.0)
     # A gateway holding requests for a deployment that has no replica (scale from zero).
     out.gauge(
         "modelfleet_gateway_pending_requests", {"namespace": NS, "deployment": "nightly"}, 3.0
@@ -275,6 +291,9 @@ async def test_vllm_signals_match_the_buckets_summed_over_pods(
     assert values.queue_per_replica == 3.5
     assert values.request_rate == pytest.approx(5.0, rel=0.05)
     assert values.tokens_per_second == pytest.approx(250.0, rel=0.05)
+    assert values.kv_cache_usage == pytest.approx(1.4)  # 0.6 + 0.8 over the two pods
+    assert values.kv_cache_per_replica == pytest.approx(0.7)
+    assert (values.requests_running, values.running_per_replica) == (40.0, 20.0)
     assert values.errors == {}
     assert before.timestamp() - 1 <= values.observed_at.timestamp() <= time.time() + 1
 
@@ -285,6 +304,16 @@ async def test_older_vllm_tpot_name_is_read_when_the_newer_is_absent(
     values = await fetch(prometheus, client, target(prometheus, "old-vllm", "vllm"))
     expected = 1000 * expected_quantile(0.95, TPOT_BOUNDS, OLD_VLLM_TPOT)
     assert values.tpot_p95_ms == pytest.approx(expected, rel=1e-6)
+    assert values.kv_cache_per_replica == pytest.approx(0.5)  # gpu_cache_usage_perc
+
+
+async def test_a_pod_exposing_both_kv_cache_names_counts_once(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    values = await fetch(prometheus, client, target(prometheus, "both-vllm", "vllm", ready=2))
+    # Pod a: kv_cache_usage_perc 0.7 wins over its gpu_cache_usage_perc 0.2; pod b: 0.3.
+    assert values.kv_cache_usage == pytest.approx(1.0)
+    assert values.kv_cache_per_replica == pytest.approx(0.5)
 
 
 async def test_builtin_sglang_and_tgi_signals(
@@ -298,6 +327,8 @@ async def test_builtin_sglang_and_tgi_signals(
     assert (mistral.queue_depth, mistral.queue_per_replica) == (2.0, 1.0)
     assert mistral.request_rate == pytest.approx(4.0, rel=0.05)
     assert mistral.tokens_per_second == pytest.approx(80.0, rel=0.05)
+    assert mistral.kv_cache_per_replica == pytest.approx(0.8)  # (0.9 + 0.7) / 2 ready
+    assert mistral.running_per_replica == pytest.approx(1.5)
 
     qwen = await fetch(prometheus, client, target(prometheus, "qwen", "sglang"))
     assert qwen.ttft_p95_ms == pytest.approx(
@@ -309,6 +340,7 @@ async def test_builtin_sglang_and_tgi_signals(
     assert qwen.queue_depth == 5.0
     assert qwen.request_rate == pytest.approx(6.0, rel=0.05)
     assert qwen.tokens_per_second == pytest.approx(300.0, rel=0.05)
+    assert (qwen.kv_cache_per_replica, qwen.running_per_replica) == (0.4, 7.0)
 
     falcon = await fetch(prometheus, client, target(prometheus, "falcon", "tgi"))
     ttft = 1000 * (
@@ -322,6 +354,22 @@ async def test_builtin_sglang_and_tgi_signals(
     assert falcon.queue_depth == 1.0
     assert falcon.request_rate == pytest.approx(2.5, rel=0.05)
     assert falcon.tokens_per_second == pytest.approx(75.0, rel=0.05)
+    assert falcon.running_per_replica == 4.0
+    # TGI has no KV-cache gauge: missing, with the reason, never a made-up figure.
+    assert falcon.kv_cache_per_replica is None and falcon.kv_cache_usage is None
+    assert "exposes no metric" in falcon.errors["kv_cache_usage"]
+    # An override gives TGI one (here: the running batch over 8 slots, 0.5).
+    declared = await fetch(
+        prometheus,
+        client,
+        target(
+            prometheus,
+            "falcon",
+            "tgi",
+            overrides=MetricsQueries(kv_cache_usage="sum(tgi_batch_current_size{$selector}) / 8"),
+        ),
+    )
+    assert declared.kv_cache_per_replica == 0.5
 
 
 async def test_no_series_and_empty_histograms_are_missing_but_a_flat_counter_is_zero(
@@ -338,6 +386,8 @@ async def test_no_series_and_empty_histograms_are_missing_but_a_flat_counter_is_
         "queue_depth",
         "request_rate",
         "tokens_per_second",
+        "kv_cache_usage",
+        "requests_running",
     }
 
     idle = await fetch(prometheus, client, target(prometheus, "idle", "vllm", ready=2))

@@ -161,6 +161,8 @@ def test_member_rules_come_from_the_documented_cluster_role() -> None:
         ("GET", "/api/v1/nodes?labelSelector=x%3Dy"),
         ("PATCH", "/apis/apps/v1/namespaces/default/deployments/llama"),
         ("DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/llama"),
+        # observation's informer (clusters.informer): a watch per workload namespace
+        ("GET", "/apis/apps/v1/namespaces/default/deployments?watch=true&resourceVersion=7"),
     ]
     assert grants.denied(allowed) == []
     assert grants.denied([("GET", "/api/v1/namespaces/default/secrets/x")]) != []

@@ -183,6 +183,12 @@ def test_the_operators_builtin_queries_read_the_servers_metrics(
     server.wait_metric("modelfleet_queue_depth", 2)
     waiting = wait_signal(prometheus, "queue_depth", 2.0)
     assert waiting.queue_per_replica == 2.0
+    # The saturation gauges through the same queries: two running on the two slots, and
+    # their KV-cache positions a fraction of the budget.
+    running = wait_signal(prometheus, "requests_running", 2.0)
+    assert running.running_per_replica == 2.0
+    assert running.kv_cache_per_replica is not None
+    assert 0.0 < running.kv_cache_per_replica <= 1.0
     for stream in streams:
         stream.close()
     server.wait_metric("modelfleet_running_sequences", 0)

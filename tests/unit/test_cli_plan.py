@@ -69,6 +69,23 @@ def test_metrics_file_drives_scale_up() -> None:
     assert any(c["reason"] == "ScaleUp" for c in changes)
 
 
+def test_metrics_file_kv_cache_saturation_scales_up_within_the_slo(tmp_path: Path) -> None:
+    # 3 ready replicas well inside every objective, KV caches 95% full: ceil(3 x 0.95 / 0.75).
+    metrics = tmp_path / "metrics.yaml"
+    metrics.write_text(
+        'observedAt: "2025-06-01T12:00:00Z"\n'
+        "deployments:\n"
+        "  default/llama-8b:\n"
+        "    aws-use1: {readyReplicas: 3, ttftP95Ms: 120, tpotP95Ms: 30, queuePerReplica: 0,\n"
+        "               requestRate: 9, kvCachePerReplica: 0.95, runningPerReplica: 80}\n"
+    )
+    data = plan_json("--metrics", str(metrics), str(ROOT / "examples" / "multicloud-failover.yaml"))
+    assert data["desiredReplicas"] == 4
+    changes = data["changes"]
+    assert isinstance(changes, list)
+    assert any("KV cache 95%" in str(c["message"]) for c in changes)
+
+
 def test_table_output_lists_placements_and_reasons() -> None:
     result = runner.invoke(
         app,

@@ -13,6 +13,7 @@ from modelfleet.api.modeldeployment import Engine, MetricsQueries
 from modelfleet.metrics.queries import (
     ENGINE_QUERIES,
     SIGNALS,
+    NoEngineQuery,
     QuerySettings,
     QueryTemplateError,
     SelectorLabels,
@@ -34,6 +35,8 @@ def queries_for(engine: Engine, overrides: MetricsQueries | None = None) -> dict
     built = build_queries(engine, overrides, deployment="llama", namespace="team-a")
     out: dict[str, str] = {}
     for signal, query in built.items():
+        if isinstance(query, NoEngineQuery):
+            continue  # TGI's KV-cache use: no metric, no query
         assert isinstance(query, str), f"{engine}/{signal}: {query}"
         out[signal] = query
     return out
@@ -47,24 +50,32 @@ def queries_for(engine: Engine, overrides: MetricsQueries | None = None) -> dict
         ("builtin", "queue_depth", "modelfleet_queue_depth"),
         ("builtin", "request_rate", "modelfleet_requests_total"),
         ("builtin", "tokens_per_second", "modelfleet_generated_tokens_total"),
+        ("builtin", "kv_cache_usage", "modelfleet_kv_cache_usage_ratio"),
+        ("builtin", "requests_running", "modelfleet_running_sequences"),
         ("vllm", "ttft_p95_ms", "vllm:time_to_first_token_seconds_bucket"),
         ("vllm", "tpot_p95_ms", "vllm:inter_token_latency_seconds_bucket"),
         ("vllm", "tpot_p95_ms", "vllm:time_per_output_token_seconds_bucket"),
         ("vllm", "queue_depth", "vllm:num_requests_waiting"),
         ("vllm", "request_rate", "vllm:request_success_total"),
         ("vllm", "tokens_per_second", "vllm:generation_tokens_total"),
+        ("vllm", "kv_cache_usage", "vllm:kv_cache_usage_perc"),
+        ("vllm", "kv_cache_usage", "vllm:gpu_cache_usage_perc"),
+        ("vllm", "requests_running", "vllm:num_requests_running"),
         ("sglang", "ttft_p95_ms", "sglang:time_to_first_token_seconds_bucket"),
         ("sglang", "tpot_p95_ms", "sglang:inter_token_latency_seconds_bucket"),
         ("sglang", "tpot_p95_ms", "sglang:time_per_output_token_seconds_bucket"),
         ("sglang", "queue_depth", "sglang:num_queue_reqs"),
         ("sglang", "request_rate", "sglang:num_requests_total"),
         ("sglang", "tokens_per_second", "sglang:generation_tokens_total"),
+        ("sglang", "kv_cache_usage", "sglang:token_usage"),
+        ("sglang", "requests_running", "sglang:num_running_reqs"),
         ("tgi", "ttft_p95_ms", "tgi_request_queue_duration_bucket"),
         ("tgi", "ttft_p95_ms", "tgi_batch_inference_duration_bucket"),
         ("tgi", "tpot_p95_ms", "tgi_request_mean_time_per_token_duration_bucket"),
         ("tgi", "queue_depth", "tgi_queue_size"),
         ("tgi", "request_rate", "tgi_request_count"),
         ("tgi", "tokens_per_second", "tgi_request_generated_tokens_sum"),
+        ("tgi", "requests_running", "tgi_batch_current_size"),
     ],
 )
 def test_each_engine_reads_its_own_metric_for_the_deployment(
@@ -78,8 +89,37 @@ def test_each_engine_reads_its_own_metric_for_the_deployment(
 
 def test_every_engine_defines_every_signal_and_custom_reads_builtin_names() -> None:
     for engine, templates in ENGINE_QUERIES.items():
-        assert set(templates) == set(SIGNALS), engine
+        absent = {"kv_cache_usage"} if engine == "tgi" else set()
+        assert set(templates) == set(SIGNALS) - absent, engine
     assert queries_for("custom") == queries_for("builtin")
+
+
+def test_tgi_has_no_kv_cache_query_unless_an_override_names_one() -> None:
+    built = build_queries("tgi", None, deployment="llama", namespace="team-a")
+    missing = built["kv_cache_usage"]
+    assert isinstance(missing, NoEngineQuery) and "tgi" in str(missing)
+    declared = build_queries(
+        "tgi",
+        MetricsQueries(kv_cache_usage="sum(my_kv{$selector})"),
+        deployment="llama",
+        namespace="team-a",
+    )
+    assert declared["kv_cache_usage"] == f"sum(my_kv{{{SELECTOR}}})"
+
+
+def test_kv_cache_use_and_running_are_divided_by_ready_replicas() -> None:
+    values = SignalValues.from_signals(
+        {"kv_cache_usage": 2.7, "requests_running": 90.0}, ready_replicas=3, observed_at=NOW
+    )
+    assert values.kv_cache_per_replica == pytest.approx(0.9)
+    assert values.running_per_replica == 30.0
+    # More than the ready replicas hold (a pod on its way out still reporting): at most 1.
+    over = SignalValues.from_signals({"kv_cache_usage": 2.5}, ready_replicas=2, observed_at=NOW)
+    assert over.kv_cache_per_replica == 1.0
+    none_ready = SignalValues.from_signals(
+        {"kv_cache_usage": 0.5}, ready_replicas=0, observed_at=NOW
+    )
+    assert none_ready.kv_cache_usage == 0.5 and none_ready.kv_cache_per_replica is None
 
 
 def test_latency_signals_are_p95_in_milliseconds_over_the_window() -> None:

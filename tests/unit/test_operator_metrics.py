@@ -139,3 +139,21 @@ def test_the_http_server_serves_the_registry_with_process_metrics() -> None:
     assert any(name == "process_resident_memory_bytes" for name, _ in samples(text))
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=2)
+
+
+def test_member_watch_state_is_published_and_dropped_with_its_namespace(
+    metrics: OperatorMetrics,
+) -> None:
+    metrics.set_member_watches("m1", [("team-a", True, 1), ("team-b", False, 3)])
+    text = metrics.exposition()
+    assert value(text, "modelfleet_member_watch_serving", cluster="m1", namespace="team-a") == 1
+    assert value(text, "modelfleet_member_watch_serving", cluster="m1", namespace="team-b") == 0
+    assert value(text, "modelfleet_member_watch_lists", cluster="m1", namespace="team-b") == 3
+
+    metrics.set_member_watches("m1", [("team-a", False, 2)])  # team-b's informer stopped
+    text = metrics.exposition()
+    assert value(text, "modelfleet_member_watch_serving", cluster="m1", namespace="team-a") == 0
+    assert value(text, "modelfleet_member_watch_serving", cluster="m1", namespace="team-b") is None
+
+    metrics.set_member_watches("m1", [])  # the FleetCluster was deleted
+    assert "modelfleet_member_watch_serving{" not in metrics.exposition().decode()

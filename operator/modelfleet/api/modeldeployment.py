@@ -328,6 +328,14 @@ class MetricsQueries(ApiModel):
     tokens_per_second: str | None = Field(
         default=None, max_length=4096, description="Generated tokens per second."
     )
+    kv_cache_usage: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="KV-cache use summed over the pods (each pod 0..1); TGI has no default.",
+    )
+    requests_running: str | None = Field(
+        default=None, max_length=4096, description="Running requests, summed over replicas."
+    )
     demand: str | None = Field(
         default=None,
         max_length=4096,
@@ -423,6 +431,12 @@ class SloStatus(ApiModel):
     tpot_p95_ms: float | None = Field(default=None, description="Observed TPOT p95, ms.")
     queue_per_replica: float | None = Field(default=None, description="Observed queue/replica.")
     request_rate: float | None = Field(default=None, description="Observed requests/s.")
+    kv_cache_per_replica: float | None = Field(
+        default=None, description="Observed mean KV-cache use of a ready replica, 0..1."
+    )
+    running_per_replica: float | None = Field(
+        default=None, description="Observed running requests per ready replica."
+    )
     met: bool | None = Field(default=None, description="Whether every set objective is met.")
 
 

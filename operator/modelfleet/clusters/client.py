@@ -13,8 +13,9 @@ It uses the generic ``call_api`` rather than the generated typed APIs so that on
 serves every kind and returns plain JSON (no model round-trip that would drop fields the
 generated models do not know). It sends only requests every API server since 1.19 treats
 the same way — create (POST), get, list with ``labelSelector``, JSON merge patch
-(``application/merge-patch+json``) and delete — and never server-side apply, strategic
-merge patch or watches. Two consequences are deliberate:
+(``application/merge-patch+json``), delete, and (``list_versioned``/``watch``, used only by
+``clusters.informer``) a LIST's resourceVersion and a ``?watch=true`` stream with bookmarks —
+never server-side apply or strategic merge patch. Two consequences are deliberate:
 
 - Listing by labels also filters client-side. A real server has already filtered, so this
   costs nothing there; it keeps the contract true against servers or proxies that ignore
@@ -36,7 +37,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -343,6 +344,118 @@ class KubernetesClusterClient:
         if not self._closed:
             self._closed = True
             await self._api.close()
+
+    # -- list + watch (clusters.informer) --------------------------------------------------
+
+    async def list_versioned(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+    ) -> tuple[list[JsonObject], str]:
+        """``list_owned`` plus the list's ``metadata.resourceVersion`` (where a watch of the
+        same collection starts). Raises what ``list_owned`` raises."""
+        query = [("labelSelector", selector_string(selector))] if selector else []
+        result = await self._request(
+            "GET", kind.collection_path(namespace), verb="list", resource=kind.plural, query=query
+        )
+        items: list[JsonObject] = []
+        for item in result.get("items") or []:
+            if matches_selector(item, selector):
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+                items.append(item)
+        version = (result.get("metadata") or {}).get("resourceVersion")
+        return items, "" if version is None else str(version)
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[JsonObject]:
+        """Open a watch of the collection from ``resource_version`` on, with bookmarks asked
+        for; returns once the server accepted it. The iterator gives the events
+        (``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}``) until the server
+        ends the stream (after about ``timeout_seconds``); close it (``aclose``) when
+        stopping early. Raises the typed errors of a request for a refused watch (a 410 Gone
+        answer is ``ClusterNotFound`` with ``status`` 410); the iterator raises
+        ``ClusterUnreachable`` when the connection breaks or stays silent
+        ``timeout_seconds`` + the request timeout."""
+        import aiohttp
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        query = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout_seconds)),
+        ]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        if selector:
+            query.append(("labelSelector", selector_string(selector)))
+        path = kind.collection_path(namespace)
+        read_timeout = timeout_seconds + self.timeout
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._api.call_api(
+                    path,
+                    "GET",
+                    query_params=query,
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _preload_content=False,
+                    _request_timeout=aiohttp.ClientTimeout(
+                        total=None, connect=self.timeout, sock_read=read_timeout
+                    ),
+                )
+        except TimeoutError:
+            raise ClusterUnreachable(
+                f"watch {kind.plural}: API server did not answer within {self.timeout:g}s",
+                cluster=self.name,
+            ) from None
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as error:
+            raise ClusterUnreachable(
+                f"watch {kind.plural}: cannot connect to the API server ({type(error).__name__})",
+                cluster=self.name,
+            ) from None
+        if not 200 <= response.status <= 299:
+            try:
+                refused = ApiException(status=response.status, reason=response.reason)
+                refused.body = (await response.read()).decode("utf-8", "replace")
+                refused.headers = response.headers
+            finally:
+                response.close()
+            raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
+        return self._events(response, kind)
+
+    async def _events(self, response: Any, kind: ResourceKind) -> AsyncIterator[JsonObject]:
+        """The events of an accepted watch response, one JSON object per line."""
+        import aiohttp
+
+        try:
+            while True:
+                try:
+                    line = await response.content.readline()
+                except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                    raise ClusterUnreachable(
+                        f"watch {kind.plural}: stream broken ({type(error).__name__})",
+                        cluster=self.name,
+                    ) from None
+                if not line:
+                    return  # the server ended the stream (its timeout): resume from here
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    yield event
+        finally:
+            response.close()  # a watch connection is not worth keeping for reuse
 
     # -- SecretReader ------------------------------------------------------------------
 

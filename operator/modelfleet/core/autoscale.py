@@ -23,6 +23,7 @@ from datetime import datetime
 from modelfleet.core import reasons as R
 from modelfleet.core.forecast import PREDICTORS
 from modelfleet.core.reasons import Reason
+from modelfleet.core.saturation import saturation_floor
 from modelfleet.core.types import ClusterSignals, PlannerSettings, ScalingPolicy
 
 
@@ -40,6 +41,10 @@ class Signals:
     request_rate: float | None = None
     complete: bool = False
     ready_replicas: int | None = None
+    kv_cache_per_replica: float | None = None
+    """Mean KV-cache use of a ready replica, 0..1 (saturation; never part of ``complete``)."""
+    running_per_replica: float | None = None
+    """Running requests per ready replica (saturation; never part of ``complete``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +158,14 @@ def aggregate_signals(
     now: datetime,
     settings: PlannerSettings,
 ) -> Signals:
-    """Fold per-cluster signals: worst (max) latency percentiles, ready-weighted queue per
-    replica, summed request rate. Signals older than ``stale_after_seconds`` are dropped."""
+    """Fold per-cluster signals: worst (max) latency percentiles, ready-weighted queue,
+    KV-cache use and running requests per replica, summed request rate. Signals older than
+    ``stale_after_seconds`` are dropped."""
     ttft: float | None = None
     tpot: float | None = None
     queue_sum = 0.0
     queue_weight = 0.0
+    per_replica: dict[str, list[float]] = {"kv": [0.0, 0.0], "running": [0.0, 0.0]}
     rate: float | None = None
     ready: int | None = None
     fresh: dict[str, ClusterSignals] = {}
@@ -175,6 +182,11 @@ def aggregate_signals(
             weight = float(sig.ready_replicas) if sig.ready_replicas else 1.0
             queue_sum += sig.queue_per_replica * weight
             queue_weight += weight
+        for name, value in (("kv", sig.kv_cache_per_replica), ("running", sig.running_per_replica)):
+            if value is not None:
+                weight = float(sig.ready_replicas) if sig.ready_replicas else 1.0
+                per_replica[name][0] += value * weight
+                per_replica[name][1] += weight
         if sig.request_rate is not None:
             rate = sig.request_rate + (rate or 0.0)
         if sig.ready_replicas is not None:
@@ -194,7 +206,8 @@ def aggregate_signals(
         if any(t is not None and getattr(sig_or_none, name) is None for name, t in wanted):
             complete = False
             break
-    return Signals(ttft, tpot, queue, rate, complete, ready)
+    kv, running = (s / w if w else None for s, w in per_replica.values())
+    return Signals(ttft, tpot, queue, rate, complete, ready, kv, running)
 
 
 def _window(history: tuple[tuple[datetime, int], ...], now: datetime, seconds: float) -> list[int]:
@@ -273,6 +286,8 @@ def recommend_replicas(
       scale-down to the highest over ``down_stabilization_seconds``; with no history the
       current count is taken as recommended now (so lost state delays, never hastens,
       scale-down).
+    - saturation (``core.saturation``): the engines' KV-cache use, queue and running
+      batch may raise the count, never lower it; while saturated nothing scales down.
     - incomplete/stale data never lowers the count (hold).
     - from zero: any request (or queue) gives at least one replica; to zero: after
       ``scale_to_zero_after_seconds`` of observed zero request rate (bypasses the window).
@@ -385,6 +400,17 @@ def recommend_replicas(
             settings,
         )
         code = R.SCALE_DOWN if raw < current else R.HOLD
+    saturated = saturation_floor(
+        kv_cache=signals.kv_cache_per_replica,
+        queue=signals.queue_per_replica,
+        running=signals.running_per_replica,
+        ready=signals.ready_replicas,
+        current=current,
+        settings=settings,
+    )
+    if saturated is not None and saturated.replicas >= raw:
+        raw, why = saturated.replicas, saturated.why
+        code = R.HOLD if raw == current else R.PANIC_SCALE_UP if panic else R.SCALE_UP
     raw = min(max(raw, lo), hi)
 
     if raw < current and not signals.complete:

@@ -236,6 +236,10 @@ class ClusterSignals:
     request_rate: float | None = None
     tokens_per_second: float | None = None
     observed_at: datetime | None = None
+    kv_cache_per_replica: float | None = None
+    """Mean KV-cache use of a ready replica, 0..1 (None: missing, e.g. TGI)."""
+    running_per_replica: float | None = None
+    """Running requests per ready replica."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,14 @@ class PlannerSettings:
     """Branch-and-bound node limit of the placement MILP (deterministic)."""
     solver_time_limit_seconds: float = 1.0
     """Wall-clock safety net of the placement MILP; hitting it is reported (SolverLimit)."""
+    kv_cache_threshold: float = 0.85
+    """Saturation: mean KV-cache use of the ready replicas above this scales up
+    (core.saturation; llm-d's saturation analyzer defaults to 0.80 per replica)."""
+    kv_cache_target: float = 0.75
+    """Saturation scale-up sizes the fleet so the projected mean KV-cache use is at most this."""
+    saturation_queue_per_replica: float = 2.0
+    """Saturation: waiting requests per ready replica above this (with running-request data)
+    scale up by the concurrency the queue needs."""
 
 
 DEFAULT_SETTINGS = PlannerSettings()

@@ -216,6 +216,14 @@ class OperatorLoop:
             settings=self.settings.fleet,
         )
         self.probe_count += 1
+        if self.metrics is not None:
+            self.metrics.set_member_watches(
+                name,
+                [
+                    (st.namespace or "", st.serving, st.lists)
+                    for st in self.reconciler.observations.watch_states(name)
+                ],
+            )
         return outcome
 
     def forget_cluster(self, name: str) -> None:
@@ -227,3 +235,5 @@ class OperatorLoop:
         self.stockouts.forget(name)
         self.reconciler.ledger.forget_cluster(name)
         self.reconciler.observations.forget(name)
+        if self.metrics is not None:
+            self.metrics.set_member_watches(name, [])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Final
@@ -95,6 +95,20 @@ class OperatorMetrics:
             registry=self.registry,
         )
         self._deployment_gauges = (self.desired_replicas, self.ready_replicas, self.cost_per_hour)
+        self.member_watch_serving = Gauge(
+            "modelfleet_member_watch_serving",
+            "1 while observation of a member cluster's namespace reads its watch (informer) "
+            "store, 0 while it falls back to LIST (not synced yet, or the watch is failing).",
+            ["cluster", "namespace"],
+            registry=self.registry,
+        )
+        self.member_watch_lists = Gauge(
+            "modelfleet_member_watch_lists",
+            "LISTs an informer has sent (1 at start, +1 per relist after 410 Gone or ERROR).",
+            ["cluster", "namespace"],
+            registry=self.registry,
+        )
+        self._watched: dict[str, set[str]] = {}
 
     def observe_reconcile(self, kind: str, seconds: float) -> None:
         """Record one reconcile of ``kind`` (ModelDeployment, FleetCluster) that took
@@ -151,6 +165,23 @@ class OperatorMetrics:
         """Remove every per-deployment series of a deleted ModelDeployment. Idempotent."""
         for gauge in self._deployment_gauges:
             _remove(gauge, namespace, name)
+
+    def set_member_watches(self, cluster: str, states: Iterable[tuple[str, bool, int]]) -> None:
+        """Publish ``cluster``'s informers as (namespace, serving, lists); series of
+        namespaces no longer watched are removed."""
+        seen: set[str] = set()
+        for namespace, serving, lists in states:
+            seen.add(namespace)
+            self.member_watch_serving.labels(cluster=cluster, namespace=namespace).set(serving)
+            self.member_watch_lists.labels(cluster=cluster, namespace=namespace).set(lists)
+        for namespace in self._watched.get(cluster, set()) - seen:
+            for gauge in (self.member_watch_serving, self.member_watch_lists):
+                with suppress(KeyError):
+                    gauge.remove(cluster, namespace)
+        if seen:
+            self._watched[cluster] = seen
+        else:
+            self._watched.pop(cluster, None)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format (what the endpoint serves)."""

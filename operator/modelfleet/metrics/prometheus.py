@@ -32,7 +32,9 @@ from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalV
 
 log = logging.getLogger(__name__)
 
-_SUMMED: Final[frozenset[Signal]] = frozenset({"queue_depth", "request_rate", "tokens_per_second"})
+_SUMMED: Final[frozenset[Signal]] = frozenset(
+    {"queue_depth", "request_rate", "tokens_per_second", "kv_cache_usage", "requests_running"}
+)
 """Signals whose several series (an override without ``sum``) add up; the others take the
 worst (largest) series."""
 
@@ -262,7 +264,7 @@ class PrometheusClient:
 class PrometheusMetricsSource:
     """``MetricsSource`` backed by each cluster's Prometheus (``FleetCluster.spec.prometheus``).
 
-    Runs the five signal queries concurrently, all evaluated at ``now``. A query with no
+    Runs the signal queries (docs/metrics.md) concurrently, all evaluated at ``now``. A query with no
     series, or whose value is NaN or infinite, gives ``None``. Several series (an override
     without aggregation) are added for queue depth and rates and maxed for percentiles.
     """

@@ -1,6 +1,7 @@
 """PromQL for the autoscaler's signals, per inference engine, with user overrides.
 
-The autoscaler reads five signals per (deployment, cluster). Each engine exposes them under
+The autoscaler reads seven signals per (deployment, cluster): five SLO signals and two
+saturation signals (KV-cache use and running requests; ``core.saturation``). Each engine exposes them under
 its own metric names, so this module owns the one table that maps (engine, signal) to a
 PromQL template, and the substitution of ``$selector``, ``$window``, ``$deployment``,
 ``$namespace`` and ``$cluster`` into those templates and into the user's
@@ -17,8 +18,21 @@ from typing import Final, Literal, get_args
 
 from modelfleet.api.modeldeployment import Engine, MetricsQueries
 
-Signal = Literal["ttft_p95_ms", "tpot_p95_ms", "queue_depth", "request_rate", "tokens_per_second"]
-"""A signal the autoscaler reads. Names match the ``spec.metrics`` override fields."""
+Signal = Literal[
+    "ttft_p95_ms",
+    "tpot_p95_ms",
+    "queue_depth",
+    "request_rate",
+    "tokens_per_second",
+    "kv_cache_usage",
+    "requests_running",
+]
+"""A signal the autoscaler reads. Names match the ``spec.metrics`` override fields.
+
+``kv_cache_usage`` is the **sum over the deployment's pods** of each pod's KV-cache use
+(a fraction 0..1 per pod), so that dividing by the ready replicas gives the mean use per
+ready replica (as ``queue_depth`` gives the queue per replica); ``requests_running`` is the
+sum of the running batch sizes."""
 
 SIGNALS: Final[tuple[Signal, ...]] = get_args(Signal)
 
@@ -32,6 +46,8 @@ BUILTIN_TPOT_HISTOGRAM: Final = "modelfleet_tpot_seconds"
 BUILTIN_QUEUE_GAUGE: Final = "modelfleet_queue_depth"
 BUILTIN_REQUESTS_COUNTER: Final = "modelfleet_requests_total"
 BUILTIN_GENERATED_TOKENS_COUNTER: Final = "modelfleet_generated_tokens_total"
+BUILTIN_RUNNING_GAUGE: Final = "modelfleet_running_sequences"
+BUILTIN_KV_CACHE_GAUGE: Final = "modelfleet_kv_cache_usage_ratio"
 
 VARIABLES: Final[tuple[str, ...]] = ("selector", "window", "deployment", "namespace", "cluster")
 """Names a template or override may use as ``$name`` or ``${name}``; ``$$`` is a literal $."""
@@ -45,6 +61,11 @@ _VARIABLE = re.compile(
 
 class QueryTemplateError(ValueError):
     """A PromQL template (usually a user override) names a variable that does not exist."""
+
+
+class NoEngineQuery(QueryTemplateError):
+    """The engine exposes no metric for this signal (TGI has no KV-cache gauge) and no
+    override is set: the signal is missing and no query is sent."""
 
 
 def _quantile_ms(bucket: str) -> str:
@@ -69,6 +90,12 @@ def _sum(metric: str) -> str:
     return f"sum({metric}{{$selector}})"
 
 
+def _sum_either(new: str, old: str) -> str:
+    # Per pod, the newer name where the pod exposes it, else the older one (`or` matches on
+    # the labels without the metric name), then summed over the pods.
+    return f"sum({new}{{$selector}} or {old}{{$selector}})"
+
+
 def _sum_rate(metric: str) -> str:
     return f"sum(rate({metric}{{$selector}}[$window]))"
 
@@ -79,6 +106,8 @@ _BUILTIN: Final[Mapping[Signal, str]] = {
     "queue_depth": _sum(BUILTIN_QUEUE_GAUGE),
     "request_rate": _sum_rate(BUILTIN_REQUESTS_COUNTER),
     "tokens_per_second": _sum_rate(BUILTIN_GENERATED_TOKENS_COUNTER),
+    "kv_cache_usage": _sum(BUILTIN_KV_CACHE_GAUGE),
+    "requests_running": _sum(BUILTIN_RUNNING_GAUGE),
 }
 
 _VLLM: Final[Mapping[Signal, str]] = {
@@ -92,6 +121,10 @@ _VLLM: Final[Mapping[Signal, str]] = {
     # Finished requests of every finish reason (stop, length, abort, ...).
     "request_rate": _sum_rate("vllm:request_success_total"),
     "tokens_per_second": _sum_rate("vllm:generation_tokens_total"),
+    # vLLM V1 names KV-cache use kv_cache_usage_perc (a fraction 0..1 despite the name);
+    # older releases gpu_cache_usage_perc (same meaning); read either, per pod.
+    "kv_cache_usage": _sum_either("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    "requests_running": _sum("vllm:num_requests_running"),
 }
 
 _SGLANG: Final[Mapping[Signal, str]] = {
@@ -103,6 +136,9 @@ _SGLANG: Final[Mapping[Signal, str]] = {
     "queue_depth": _sum("sglang:num_queue_reqs"),
     "request_rate": _sum_rate("sglang:num_requests_total"),
     "tokens_per_second": _sum_rate("sglang:generation_tokens_total"),
+    # Fraction of the KV-cache token pool in use (0..1).
+    "kv_cache_usage": _sum("sglang:token_usage"),
+    "requests_running": _sum("sglang:num_running_reqs"),
 }
 
 _TGI: Final[Mapping[Signal, str]] = {
@@ -124,6 +160,9 @@ _TGI: Final[Mapping[Signal, str]] = {
     # tgi_request_generated_tokens is a histogram of tokens per finished request; its _sum
     # grows by the tokens generated.
     "tokens_per_second": _sum_rate("tgi_request_generated_tokens_sum"),
+    # TGI exposes no KV-cache use gauge: kv_cache_usage has no default (missing unless
+    # spec.metrics.kvCacheUsage is set); never a made-up query.
+    "requests_running": _sum("tgi_batch_current_size"),
 }
 
 ENGINE_QUERIES: Final[Mapping[Engine, Mapping[Signal, str]]] = {
@@ -135,7 +174,8 @@ ENGINE_QUERIES: Final[Mapping[Engine, Mapping[Signal, str]]] = {
     # spec.metrics overrides for the signals it names differently).
     "custom": _BUILTIN,
 }
-"""Default PromQL template per engine and signal. Every engine defines every signal."""
+"""Default PromQL template per engine and signal. Every engine defines every signal except
+TGI's ``kv_cache_usage`` (TGI has no KV-cache gauge)."""
 
 
 @dataclass(frozen=True)
@@ -220,12 +260,15 @@ def substitute(template: str, variables: Mapping[str, str]) -> str:
 
 
 def signal_templates(engine: Engine, overrides: MetricsQueries | None) -> dict[Signal, str]:
-    """The PromQL template of every signal: the override where set, else the engine's."""
+    """The PromQL template of every signal: the override where set, else the engine's.
+    A signal the engine has no metric for and no override sets is left out."""
     defaults = ENGINE_QUERIES[engine]
     templates: dict[Signal, str] = {}
     for signal in SIGNALS:
         override = getattr(overrides, signal) if overrides is not None else None
-        templates[signal] = override if override else defaults[signal]
+        template = override if override else defaults.get(signal)
+        if template:
+            templates[signal] = template
     return templates
 
 
@@ -241,7 +284,8 @@ def build_queries(
     """The PromQL to run for each signal of one deployment in one cluster.
 
     A signal whose template cannot be rendered maps to its ``QueryTemplateError`` instead of
-    a query, so that one bad override leaves the other signals readable. Pure; the result
+    a query, so that one bad override leaves the other signals readable; a signal the
+    engine has no metric for (and no override) maps to ``NoEngineQuery``. Pure; the result
     is the same for the same arguments.
     """
     settings = settings or QuerySettings()
@@ -254,8 +298,15 @@ def build_queries(
         "namespace": namespace,
         "cluster": cluster or "",
     }
+    templates = signal_templates(engine, overrides)
     queries: dict[Signal, str | QueryTemplateError] = {}
-    for signal, template in signal_templates(engine, overrides).items():
+    for signal in SIGNALS:
+        template = templates.get(signal)
+        if template is None:
+            queries[signal] = NoEngineQuery(
+                f"engine {engine} exposes no metric for {signal}: set spec.metrics to read it"
+            )
+            continue
         try:
             queries[signal] = substitute(template, variables)
         except QueryTemplateError as error:

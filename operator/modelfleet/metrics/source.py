@@ -87,6 +87,15 @@ class SignalValues:
     """Requests per second over the window."""
     tokens_per_second: float | None = None
     """Generated tokens per second over the window."""
+    kv_cache_usage: float | None = None
+    """KV-cache use summed over the deployment's pods (each pod's use is a fraction 0..1)."""
+    kv_cache_per_replica: float | None = None
+    """``kv_cache_usage / ready_replicas``, clamped to [0, 1]: mean KV-cache use of a ready
+    replica; ``None`` with no ready replica or no KV-cache data (TGI)."""
+    requests_running: float | None = None
+    """Requests in the running batches, summed over the deployment's pods."""
+    running_per_replica: float | None = None
+    """``requests_running / ready_replicas``; ``None`` with no ready replica."""
     errors: Mapping[Signal, str] = field(default_factory=dict)
     """Why a signal is missing, for the signals where a reason is known."""
 
@@ -99,8 +108,9 @@ class SignalValues:
         observed_at: datetime,
         errors: Mapping[Signal, str] | None = None,
     ) -> SignalValues:
-        """Assemble the values, turning non-finite numbers into missing and deriving
-        ``queue_per_replica`` from ``queue_depth`` and ``ready_replicas``."""
+        """Assemble the values, turning non-finite numbers into missing and deriving the
+        per-replica figures (queue, KV-cache use, running) from the sums and
+        ``ready_replicas``."""
         clean: dict[Signal, float | None] = {}
         reasons: dict[Signal, str] = dict(errors or {})
         for signal in SIGNALS:
@@ -111,6 +121,15 @@ class SignalValues:
             clean[signal] = value
         queue = clean["queue_depth"]
         per_replica = queue / ready_replicas if queue is not None and ready_replicas > 0 else None
+        kv, running = clean["kv_cache_usage"], clean["requests_running"]
+        kv_mean = (
+            min(1.0, max(0.0, kv / ready_replicas))
+            if kv is not None and ready_replicas > 0
+            else None
+        )
+        running_mean = (
+            running / ready_replicas if running is not None and ready_replicas > 0 else None
+        )
         return cls(
             observed_at=observed_at,
             ttft_p95_ms=clean["ttft_p95_ms"],
@@ -119,6 +138,10 @@ class SignalValues:
             queue_per_replica=per_replica,
             request_rate=clean["request_rate"],
             tokens_per_second=clean["tokens_per_second"],
+            kv_cache_usage=kv,
+            kv_cache_per_replica=kv_mean,
+            requests_running=running,
+            running_per_replica=running_mean,
             errors=reasons,
         )
 
@@ -179,14 +202,19 @@ class StaticMetricsSource:
         queue_depth: float | None = None,
         request_rate: float | None = None,
         tokens_per_second: float | None = None,
+        kv_cache_usage: float | None = None,
+        requests_running: float | None = None,
     ) -> None:
-        """Set the signals of one deployment in one cluster (unset ones are missing)."""
+        """Set the signals of one deployment in one cluster (unset ones are missing).
+        ``kv_cache_usage`` and ``requests_running`` are sums over the pods."""
         self.values[(namespace, deployment, cluster)] = {
             "ttft_p95_ms": ttft_p95_ms,
             "tpot_p95_ms": tpot_p95_ms,
             "queue_depth": queue_depth,
             "request_rate": request_rate,
             "tokens_per_second": tokens_per_second,
+            "kv_cache_usage": kv_cache_usage,
+            "requests_running": requests_running,
         }
 
     def clear(self, namespace: str, deployment: str, *, cluster: str) -> None:

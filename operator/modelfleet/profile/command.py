@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from rich.console import Console
@@ -28,6 +29,31 @@ from modelfleet.profile.search import (
     next_rate,
     profile_from,
 )
+
+
+class EndpointError(Exception):
+    """The endpoint never gave a streamed answer: every warm-up request failed. The message
+    says why (cannot connect, no streamed content, ...), without credentials."""
+
+
+def redact(url: str) -> str:
+    """``url`` without user:password (it goes into the profile and the output)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_WHY = {
+    "APIConnectionError": "cannot connect to {url}",
+    "APITimeoutError": "{url} did not answer within the timeout",
+    "no content": "{url} answered without streamed content: is it a streaming OpenAI "
+    "chat-completions endpoint?",
+    "NotFoundError": "{url} answered 404: check the base URL (it usually ends in /v1) and --model",
+    "AuthenticationError": "{url} refused the API key (--api-key-env)",
+    "PermissionDeniedError": "{url} refused the API key (--api-key-env)",
+}
 
 
 @dataclass(frozen=True)
@@ -86,10 +112,17 @@ async def profile(
     console = console or Console()
     client = AsyncOpenAI(base_url=req.base_url, api_key=req.api_key, max_retries=0)
     lengths = req.mix.lengths(req.seed)
-    # Warm-up, not measured: connections, the endpoint's first-request costs.
+    # Warm-up, not measured: connections, the endpoint's first-request costs. If none of
+    # it got a streamed answer, the search would only measure errors: say why instead.
+    warm = []
     for _ in range(req.warmup):
         p, o = next(lengths)
-        await one_request(client, req.model, p, o, timeout=req.timeout)
+        warm.append(await one_request(client, req.model, p, o, timeout=req.timeout))
+    if warm and all(r.error is not None for r in warm):
+        await client.close()
+        error = str(warm[-1].error)
+        why = _WHY.get(error, "every warm-up request to {url} failed ({error})")
+        raise EndpointError(why.format(url=redact(req.base_url), error=error))
     steps: list[StepResult] = []
     passed: list[bool] = []
     try:
@@ -148,7 +181,7 @@ def profile_manifest(
     measurement: dict[str, Any] = {
         "requestsPerSecond": round(result.requests_per_second, 3),
         "at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-        "endpoint": req.base_url,
+        "endpoint": redact(req.base_url),
     }
     if result.ttft_p95_ms is not None:
         measurement["ttftP95Ms"] = round(result.ttft_p95_ms, 1)
@@ -173,14 +206,17 @@ def profile_manifest(
 
 
 def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
-    """The command's body: run, print, write ``out``; exit status (1: no rate met the SLO)."""
+    """The command's body: run, print, write ``out``; exit status (1: no rate met the SLO,
+    2: ``out`` could not be written: the profile is printed instead). Raises
+    EndpointError."""
     result, _, _ = asyncio.run(profile(req, console))
     if result is None:
         console.print("[red]no offered rate met the objectives: no profile written[/red]")
         return 1
     doc = profile_manifest(req, result)
     text = (
-        f"# modelfleet profile of {req.model} on {req.gpu_count} x {req.gpu} at {req.base_url}\n"
+        f"# modelfleet profile of {req.model} on {req.gpu_count} x {req.gpu} at "
+        f"{redact(req.base_url)}\n"
         "# Apply: kubectl patch md NAME --type merge --patch-file THIS_FILE (replaces the list)\n"
         + yaml.safe_dump(doc, sort_keys=False)
     )
@@ -191,7 +227,12 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
         f"decode {result.decode_tokens_per_second:,.0f} tok/s"
     )
     if out is not None:
-        out.write_text(text)
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            console.print(f"[red]error:[/red] --out {out}: {exc.strerror}; the profile:")
+            console.print(text, markup=False, highlight=False)
+            return 2
         console.print(f"wrote {out}")
     else:
         console.print(text)

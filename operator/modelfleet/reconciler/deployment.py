@@ -25,6 +25,7 @@ from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.modeldeployment import Endpoint
+from modelfleet.clusters.informer import InformerSettings, WatchClientFor
 from modelfleet.clusters.workloads import RenderSettings, service_url
 from modelfleet.core import DEFAULT_SETTINGS, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
@@ -34,7 +35,12 @@ from modelfleet.reconciler.apply import apply_workloads, placements_by_cluster
 from modelfleet.reconciler.finalize import finalize
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
-from modelfleet.reconciler.observe import Observation, ObservationCache, observe
+from modelfleet.reconciler.observe import (
+    Observation,
+    ObservationCache,
+    deployment_informers,
+    observe,
+)
 from modelfleet.reconciler.outcome import (
     EventRecord,
     EventType,
@@ -74,6 +80,12 @@ class ReconcilerSettings:
     observe_cache_seconds: float = 2.0
     """Member-cluster Deployments are listed once per (cluster, namespace) per this many
     seconds and shared by every pass (0: every pass lists its own)."""
+    watch_member_clusters: bool = True
+    """Keep member clusters' managed Deployments in informers (LIST once, then WATCH)
+    instead of listing them every ``observe_cache_seconds``; the LIST path stays the
+    fallback while a watch is not synced or failing (needs a client that can watch)."""
+    informers: InformerSettings = field(default_factory=InformerSettings)
+    """Timings of the member-cluster watches."""
     reapply_after_seconds: float = 300.0
     """Workloads unchanged since the last apply, and observed as applied, are re-applied
     (a GET per object) only this often; a changed render or a drifted observation applies
@@ -110,7 +122,11 @@ class Reconciler:
         settings: ReconcilerSettings | None = None,
         render: RenderSettings | None = None,
         ledger: PoolLedger | None = None,
+        watch_clients: WatchClientFor | None = None,
     ) -> None:
+        """``watch_clients`` gives each FleetCluster's watch client (its own connection
+        pool: a watch holds a connection); with it and ``watch_member_clusters``,
+        observation reads informers (see ``reconciler.observe``)."""
         self._clusters = clusters
         self._providers = providers
         self._metrics = metrics
@@ -119,9 +135,13 @@ class Reconciler:
         self._clock = clock
         self._settings = settings or ReconcilerSettings()
         self._render = render or RenderSettings()
+        informers = None
+        if watch_clients is not None and self._settings.watch_member_clusters:
+            informers = deployment_informers(watch_clients, self._settings.informers)
         self.observations = ObservationCache(
             ttl_seconds=self._settings.observe_cache_seconds,
             clock=lambda: self._clock().timestamp(),
+            informers=informers,
         )
         self._applied: dict[tuple[str, str], tuple[str, datetime]] = {}
 

@@ -10,6 +10,19 @@ At scale, one LIST per deployment per pass per cluster is most of the operator's
 ``ObservationCache`` shares it: one LIST of every modelfleet-managed Deployment per (cluster,
 namespace), reused by every pass for ``ttl_seconds`` and fetched once however many passes
 ask at the same moment; each pass filters its own workloads from it.
+
+With member watches on (``informers``, see ``clusters.informer``) the cache does not list at
+all once a (cluster, namespace) informer has synced: passes read its store, which the watch
+keeps current. Until it has synced, and whenever its watch is failing, the LIST path above
+answers, so no pass ever waits for a watch. The store keeps only the fields observation
+reads (``trim_deployment``). A cluster the probe doubts (Suspect, Failed) is always
+listed: a watch on a silently hung connection would keep answering from a stale store.
+
+Reading an informer's store may lag a pass's own writes by the watch's delay (milliseconds
+on a healthy API server); the stages tolerate that as they tolerated the 2 s LIST cache:
+apply is idempotent (a Deployment not seen yet is applied again, a GET and no write),
+retire removes a workload only after its replacements are *observed* Ready (a lagging store
+delays a retirement, never causes one early), and deleting what is already gone is a no-op.
 """
 
 from __future__ import annotations
@@ -23,7 +36,13 @@ from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.common import CapacityType
 from modelfleet.clusters import ClusterClient, ClusterError, ClusterUnreachable
-from modelfleet.clusters.objects import DEPLOYMENT, readiness_of
+from modelfleet.clusters.informer import (
+    InformerSet,
+    InformerSettings,
+    InformerState,
+    WatchClientFor,
+)
+from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
 from modelfleet.clusters.workloads import owner_selector
 
 ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
@@ -84,25 +103,87 @@ def _workload_of(obj: Mapping[str, Any]) -> ObservedWorkload | None:
     )
 
 
-class ObservationCache:
-    """Managed Deployments per (cluster, namespace), listed at most once per ``ttl_seconds``
-    of ``clock`` (monotonic seconds) and once for any number of concurrent askers.
-    ``ttl_seconds`` 0: no caching (every pass lists)."""
+def trim_deployment(obj: JsonObject) -> JsonObject:
+    """The fields of a Deployment that observation reads (``_workload_of``, the owner
+    labels, readiness): what an informer keeps per object, a few hundred bytes instead of
+    the whole rendered pod template."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    return {
+        "metadata": {
+            key: meta[key]
+            for key in ("name", "namespace", "labels", "generation", "resourceVersion")
+            if key in meta
+        },
+        "spec": {
+            "replicas": spec.get("replicas"),
+            "template": {"spec": {"nodeSelector": pod_spec.get("nodeSelector") or {}}},
+        },
+        "status": obj.get("status") or {},
+    }
 
-    def __init__(self, *, ttl_seconds: float, clock: Callable[[], float]) -> None:
+
+def deployment_informers(
+    client_for: WatchClientFor, settings: InformerSettings | None = None
+) -> InformerSet:
+    """Informers of modelfleet-managed Deployments per (member cluster, namespace)."""
+    return InformerSet(
+        client_for=client_for,
+        kind=DEPLOYMENT,
+        selector={labels.MANAGED: "true"},
+        settings=settings,
+        transform=trim_deployment,
+    )
+
+
+_DOUBTED = frozenset({"Suspect", "Failed"})
+"""Health of a cluster the probe doubts: observed by LIST, never from a watch store that
+a silently hung connection could keep stale (a failing LIST reports it unreachable)."""
+
+
+class ObservationCache:
+    """Managed Deployments per (cluster, namespace): from ``informers`` once synced, else
+    listed at most once per ``ttl_seconds`` of ``clock`` (monotonic seconds) and once for
+    any number of concurrent askers. ``ttl_seconds`` 0 and no informers: every pass lists."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], float],
+        informers: InformerSet | None = None,
+    ) -> None:
         self.ttl = ttl_seconds
+        self.informers = informers
         self._clock = clock
         self._entries: dict[tuple[str, str], tuple[float, asyncio.Future[list[Any]]]] = {}
+        self.lists = 0
+        """LISTs this cache sent (the fallback path)."""
 
-    async def managed(self, cluster: str, namespace: str, client: ClusterClient) -> list[Any]:
-        """Every modelfleet-managed Deployment of ``namespace`` in ``cluster``."""
-        key = (cluster, namespace)
+    @property
+    def active(self) -> bool:
+        """Whether passes read through this cache (else each lists its own workloads)."""
+        return self.ttl > 0 or self.informers is not None
+
+    async def managed(
+        self, cluster: FleetCluster, namespace: str, client: ClusterClient
+    ) -> list[Any]:
+        """Every modelfleet-managed Deployment of ``namespace`` in ``cluster`` (read-only:
+        the objects are shared between passes)."""
+        doubted = cluster.status is not None and cluster.status.health in _DOUBTED
+        if self.informers is not None and not doubted:
+            watched = self.informers.read(cluster, namespace)
+            if watched is not None:
+                return watched
+        key = (cluster.metadata.name, namespace)
         now = self._clock()
         entry = self._entries.get(key)
         if entry is not None and (not entry[1].done() or now - entry[0] < self.ttl):
             return await asyncio.shield(entry[1])
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._entries[key] = (now, future)
+        self.lists += 1
         try:
             items = await client.list_owned(
                 DEPLOYMENT, {labels.MANAGED: "true"}, namespace=namespace
@@ -116,8 +197,20 @@ class ObservationCache:
         return items
 
     def forget(self, cluster: str) -> None:
+        """FleetCluster ``cluster`` was deleted: drop its entries, stop its informers."""
         for key in [k for k in self._entries if k[0] == cluster]:
             del self._entries[key]
+        if self.informers is not None:
+            self.informers.forget(cluster)
+
+    def watch_states(self, cluster: str | None = None) -> list[InformerState]:
+        """The informers' states (of ``cluster`` when given); empty without informers."""
+        return [] if self.informers is None else self.informers.states(cluster)
+
+    async def close(self) -> None:
+        """Stop every informer and wait for them (operator shutdown). Idempotent."""
+        if self.informers is not None:
+            await self.informers.close()
 
 
 async def observe_cluster(
@@ -135,8 +228,8 @@ async def observe_cluster(
     try:
         async with asyncio.timeout(timeout):
             client = await client_for(cluster)
-            if cache is not None and cache.ttl > 0:
-                listed = await cache.managed(name, namespace, client)
+            if cache is not None and cache.active:
+                listed = await cache.managed(cluster, namespace, client)
                 objects = [
                     o
                     for o in listed

@@ -144,6 +144,8 @@ async def metrics_snapshot(
             request_rate=values.request_rate,
             tokens_per_second=values.tokens_per_second,
             observed_at=values.observed_at,
+            kv_cache_per_replica=values.kv_cache_per_replica,
+            running_per_replica=values.running_per_replica,
         )
 
     results = [r for r in await asyncio.gather(*(fetch(t) for t in targets)) if r]

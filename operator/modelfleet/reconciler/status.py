@@ -39,13 +39,15 @@ STOCKOUT_CODES = (R.STOCKOUT, R.SPOT_RECLAIMED)
 @dataclass(frozen=True)
 class SloFigures:
     """Fleet-wide SLO figures: the planner's own aggregate (``Plan.signals``: worst cluster
-    for the percentiles, ready-weighted queue per replica, summed rate), so that SLOMet and
-    the autoscaler always judge the same numbers."""
+    for the percentiles, ready-weighted queue, KV-cache use and running requests per
+    replica, summed rate), so that SLOMet and the autoscaler always judge the same numbers."""
 
     ttft_p95_ms: float | None = None
     tpot_p95_ms: float | None = None
     queue_per_replica: float | None = None
     request_rate: float | None = None
+    kv_cache_per_replica: float | None = None
+    running_per_replica: float | None = None
 
     @classmethod
     def of(cls, plan: Plan) -> SloFigures:
@@ -58,6 +60,8 @@ class SloFigures:
             tpot_p95_ms=signals.tpot_p95_ms,
             queue_per_replica=signals.queue_per_replica,
             request_rate=signals.request_rate,
+            kv_cache_per_replica=signals.kv_cache_per_replica,
+            running_per_replica=signals.running_per_replica,
         )
 
 
@@ -302,6 +306,8 @@ def build_status(
             tpot_p95_ms=slo.tpot_p95_ms,
             queue_per_replica=slo.queue_per_replica,
             request_rate=slo.request_rate,
+            kv_cache_per_replica=slo.kv_cache_per_replica,
+            running_per_replica=slo.running_per_replica,
             met=None if status == "Unknown" else status == "True",
         ),
         cost_per_hour=round(plan.cost_per_hour, 4),

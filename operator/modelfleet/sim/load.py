@@ -52,6 +52,8 @@ class DeploymentLoad:
     capacity: FloatArray = field(init=False)
     tau: FloatArray = field(init=False)
     """Step time per second per class (seconds), shape (seconds, classes)."""
+    batch: FloatArray = field(init=False)
+    """Running sequences of one replica per second per class, shape (seconds, classes)."""
     ready: npt.NDArray[np.int32] = field(init=False)
     """Ready replicas per second per (cluster, class), shape (seconds, clusters, classes)."""
     backlog: float = 0.0
@@ -64,6 +66,7 @@ class DeploymentLoad:
         self.waiting = np.zeros(n)
         self.capacity = np.zeros(n)
         self.tau = np.zeros((n, g))
+        self.batch = np.zeros((n, g))
         self.ready = np.zeros((n, c, g), dtype=np.int32)
 
     @property
@@ -166,6 +169,7 @@ class LoadModel:
                     tau = model.step_time(lam)
                     b = min(float(model.concurrency), lam * model.output_mean * tau)
                     d.tau[s, g] = tau
+                    d.batch[s, g] = b
                     busy += per_class[g] * b
                 service = busy / load if load > 0 else 0.0
                 stochastic = 0.0

@@ -185,9 +185,7 @@ def summary_table(result: SimulationResult) -> Table:
         caption="SLO: minutes within it; xOracle: GPU-h over oracle; RTO/stock: recovery",
         caption_justify="left",
     )
-    table.add_column("policy", no_wrap=True)
-    for column in ("SLO", "TTFTp95", "failed", "GPU-h", "xOracle", "cost", "RTO", "stock"):
-        table.add_column(column, justify="right", no_wrap=True)
+    rows: list[tuple[str, ...]] = []
     for rep in result.reports:
         rto = ",".join(_fmt_seconds(f["rtoSeconds"]) for f in rep.failovers) or "-"
         rec = (
@@ -202,17 +200,29 @@ def summary_table(result: SimulationResult) -> Table:
             if oracle is not None and oracle.gpu_hours > 0
             else "-"
         )
-        table.add_row(
-            rep.run.policy,
-            f"{rep.slo_attainment:.1%}",
-            _latency(rep.ttft_p95_ms),
-            _count(rep.failed),
-            _hours(rep.gpu_hours),
-            ratio,
-            f"${rep.cost_usd:,.0f}",
-            rto,
-            rec,
+        rows.append(
+            (
+                rep.run.policy,
+                f"{rep.slo_attainment:.1%}",
+                _latency(rep.ttft_p95_ms),
+                _count(rep.failed),
+                _hours(rep.gpu_hours),
+                ratio,
+                f"${rep.cost_usd:,.0f}",
+                rto,
+                rec,
+            )
         )
+    headers = ("policy", "SLO", "TTFTp95", "failed", "GPU-h", "xOracle", "cost", "RTO", "stock")
+    for i, column in enumerate(headers):
+        # A column never narrower than its widest figure: a narrow console must not cut
+        # one ("100.…"); print with crop=False and the terminal wraps the line instead.
+        widest = max([len(column), *(len(row[i]) for row in rows)])
+        table.add_column(
+            column, justify="left" if i == 0 else "right", no_wrap=True, min_width=widest
+        )
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -275,8 +285,9 @@ def headline(result: SimulationResult) -> list[str]:
 
 
 def print_summary(result: SimulationResult, console: Console) -> None:
-    """Print the summary table and the plain-language headline."""
-    console.print(summary_table(result))
+    """Print the summary table and the plain-language headline. On a console narrower than
+    the table its lines are not cropped (the terminal wraps them): figures are never cut."""
+    console.print(summary_table(result), crop=False)
     for line in headline(result):
         console.print(line)
     console.print(f"simulated in {result.wall_seconds:.1f} s")

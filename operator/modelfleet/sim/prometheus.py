@@ -9,7 +9,10 @@ would, so the decision core gets exactly the signal quality it gets in productio
 - TTFT p95 is ``histogram_quantile(0.95, rate(time_to_first_token_seconds_bucket[1m]))``:
   the requests of the window counted into vLLM's buckets, then interpolated linearly
   inside the bucket holding the 95th percentile (so it is coarse between bucket edges);
-- request rate and tokens/s are ``rate(...[1m])``; queue depth is the gauge at the scrape;
+- request rate and tokens/s are ``rate(...[1m])``; queue depth, running requests and
+  KV-cache use are gauges at the scrape (KV-cache use of a replica: its running batch x the
+  mean context / the tokens its KV cache holds, ``serving.ReplicaModel.kv_cache_usage``),
+  summed over the cluster's ready replicas as the PromQL of docs/metrics.md sums them;
 - a cluster whose replicas served nothing in the window has no TTFT series (missing, not 0).
 
 Each cluster sees the requests routed to its replicas (its share of the fleet's capacity).
@@ -78,9 +81,12 @@ class SimulatedMetricsSource:
         scrape = int(math.floor(seconds / interval) * interval)
         if target.demand_only:
             # No replica anywhere: the gateway in front of the deployment still sees the
-            # requests arriving (and fails or holds them); that is the demand signal.
+            # requests arriving (and fails or holds them); that is the demand signal, if
+            # the deployment names it (spec.metrics.demand). Without it the operator asks
+            # the engine's request rate, which has no series at zero: nothing to see.
+            named = target.overrides is not None and bool(target.overrides.demand)
             return SignalValues.from_signals(
-                {"request_rate": self._load.arrivals_rate(key, scrape)},
+                {"request_rate": self._load.arrivals_rate(key, scrape) if named else None},
                 ready_replicas=0,
                 observed_at=self._clock.at(scrape),
             )
@@ -97,6 +103,8 @@ class SimulatedMetricsSource:
                 "queue_depth": cached["queue"],
                 "request_rate": cached["rate"],
                 "tokens_per_second": cached["tokens"],
+                "kv_cache_usage": cached["kv"],
+                "requests_running": cached["running"],
             },
             ready_replicas=target.ready_replicas,
             observed_at=self._clock.at(scrape),
@@ -115,6 +123,8 @@ class SimulatedMetricsSource:
             "queue": None,
             "rate": None,
             "tokens": None,
+            "kv": None,
+            "running": None,
         }
         if end <= begin:
             return empty
@@ -132,8 +142,17 @@ class SimulatedMetricsSource:
         tokens = rate * load.traffic.output_mean
         queue_share = float(share[-1].sum())
         queue = float(load.waiting[end - 1]) * queue_share
+        batch = load.batch[end - 1]  # per replica, per class
+        running = float((ready[-1] * batch).sum())
+        kv = float(
+            sum(
+                n * m.kv_cache_usage(float(b))
+                for n, m, b in zip(ready[-1], load.models, batch, strict=True)
+            )
+        )
+        gauges = {"queue": queue, "kv": kv, "running": running}
         if total <= 0.0:
-            return {**empty, "queue": queue, "rate": 0.0, "tokens": 0.0}
+            return {**empty, **gauges, "rate": 0.0, "tokens": 0.0}
         prefill = np.array([m.prefill_rate for m in load.models])
         chunk = np.array([float(m.chunk_tokens) for m in load.models])
         tau = load.tau[begin:end]
@@ -157,7 +176,7 @@ class SimulatedMetricsSource:
         return {
             "ttft": None if ttft is None else ttft * 1000.0,
             "tpot": tpot,
-            "queue": queue,
+            **gauges,
             "rate": rate,
             "tokens": tokens,
         }

@@ -312,6 +312,27 @@ def _load_manifests(paths: list[Path], kind: str, field: str, source: Path) -> l
     return out
 
 
+def _trace_problem(trace: TraceSpec, spec: ScenarioSpec, *, field: str) -> str | None:
+    """Why the resolved ``trace`` cannot be replayed in ``spec`` (None: it can): read now,
+    so that a bad row or an oversized replay is an error naming the field, not a
+    traceback (or the machine's memory) once the run has started."""
+    from modelfleet.sim.traffic import MAX_REPLAYED_REQUESTS, replayed_requests
+
+    offset = int(spec.world.control.warmup_minutes * 60)
+    seconds = offset + int(spec.duration_hours * 3600)
+    try:
+        requests = replayed_requests(trace, seconds=seconds, offset=offset)
+    except (OSError, ValueError) as exc:
+        return f"{field}.file: {exc}"
+    if requests > MAX_REPLAYED_REQUESTS:
+        return (
+            f"{field}: stretch {trace.stretch:g}, rateScale {trace.rate_scale:g} and repeat "
+            f"{trace.repeat} would lay out {requests:,.0f} requests over the run (at most "
+            f"{MAX_REPLAYED_REQUESTS:,}): raise stretch or lower rateScale"
+        )
+    return None
+
+
 def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read and validate the scenario at ``path`` and the manifests it references.
 
@@ -374,9 +395,11 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
                 f"(resolved to {file})"
             )
             continue
-        traffic = ref.traffic.model_copy(
-            update={"trace": trace.model_copy(update={"path": str(file)})}
-        )
+        resolved = trace.model_copy(update={"path": str(file)})
+        if problem := _trace_problem(resolved, spec, field=f"deployments.{i}.traffic.trace"):
+            errors.append(f"{source}: {problem}")
+            continue
+        traffic = ref.traffic.model_copy(update={"trace": resolved})
         refs[i] = ref.model_copy(update={"traffic": traffic})
     spec = spec.model_copy(update={"deployments": refs})
     md_names = [m.metadata.name for m in deployments]

@@ -72,6 +72,8 @@ class ReplicaModel:
     output_mean: float
     chunk_tokens: int = 2048
     """Chunked-prefill budget per step, tokens."""
+    kv_tokens: float = 0.0
+    """Tokens the KV cache holds (the memory left after the weights); 0: unknown."""
 
     @property
     def mu_max(self) -> float:
@@ -108,6 +110,14 @@ class ReplicaModel:
         chunks = max(1, math.ceil(prompt / self.chunk_tokens))
         return wait + residual * tau + chunks * tau + prompt / self.prefill_rate
 
+    def kv_cache_usage(self, batch: float) -> float:
+        """KV-cache use (0..1) with ``batch`` running sequences of the mean context, as
+        vLLM's ``kv_cache_usage_perc`` reports it; 0 when ``kv_tokens`` is unknown."""
+        if self.kv_tokens <= 0.0:
+            return 0.0
+        context = self.prompt_mean + self.output_mean / 2
+        return min(1.0, max(0.0, batch * context / self.kv_tokens))
+
 
 def replica_model(
     world: World, gpu: str, workload: Workload, *, gpus_per_replica: int = 1
@@ -137,6 +147,7 @@ def replica_model(
         prompt_mean=workload.prompt_mean,
         output_mean=workload.output_mean,
         chunk_tokens=engine.prefill_chunk_tokens,
+        kv_tokens=kv_tokens,
     )
 
 

@@ -106,38 +106,71 @@ def apply_bursts(rate: FloatArray, bursts: list[Burst], *, offset: float = 0.0) 
     return out
 
 
+MAX_REPLAYED_REQUESTS = 20_000_000
+"""Most requests a replay may lay out (about 1.5 GB of arrays at its peak): beyond it a
+scenario is refused (``load_scenario``) rather than running the machine out of memory."""
+
+
 @functools.lru_cache(maxsize=8)
 def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
-    """(seconds since the first request, prompt tokens, output tokens) of an Azure-format
-    trace, in time order. Raises ValueError naming the file and line on a bad row."""
+    """(seconds since the earliest request, prompt tokens, output tokens) of an
+    Azure-format trace, in time order (rows out of order are sorted, none is lost). Raises
+    ValueError naming the file (and the line, for a bad row); OSError if it cannot be
+    opened."""
     times: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
-        if not need <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path}: expected the columns {','.join(sorted(need))}")
-        first: datetime | None = None
-        for line, row in enumerate(reader, start=2):
-            try:
-                stamp = row["TIMESTAMP"].strip()
-                head, _, frac = stamp.partition(".")
-                when = datetime.fromisoformat(head + ("." + frac[:6] if frac else ""))
-                first = first or when
-                times.append((when - first).total_seconds())
-                prompts.append(max(1, int(row["ContextTokens"])))
-                outputs.append(max(1, int(row["GeneratedTokens"])))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{line}: {exc}") from exc
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+            if not need <= set(reader.fieldnames or ()):
+                raise ValueError(f"{path}: expected the columns {','.join(sorted(need))}")
+            first: datetime | None = None
+            for line, row in enumerate(reader, start=2):
+                if None in row.values():
+                    raise ValueError(f"{path}:{line}: fewer values than columns")
+                try:
+                    stamp = row["TIMESTAMP"].strip()
+                    head, _, frac = stamp.partition(".")
+                    when = datetime.fromisoformat(head + ("." + frac[:6] if frac else ""))
+                    first = first or when
+                    times.append((when - first).total_seconds())
+                    prompts.append(max(1, int(row["ContextTokens"])))
+                    outputs.append(max(1, int(row["GeneratedTokens"])))
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise ValueError(f"{path}:{line}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text (UTF-8) CSV file: {exc.reason}") from exc
     if not times:
         raise ValueError(f"{path}: no requests")
     order = np.argsort(np.asarray(times), kind="stable")
+    ordered = np.asarray(times)[order]
     return (
-        np.asarray(times)[order],
+        ordered - ordered[0],  # from the earliest request, wherever its row is
         np.asarray(prompts, dtype=np.int64)[order],
         np.asarray(outputs, dtype=np.int64)[order],
     )
+
+
+def _plays(trace: TraceSpec, span: float, *, seconds: int, offset: int) -> tuple[int, int]:
+    """(plays of the pre-roll before the trace's start, plays from it on) that can land in
+    ``[0, seconds)``: a ``repeat`` larger than what fits is played only as far as it fits."""
+    length = span * trace.stretch
+    fits = max(1, math.ceil(seconds / length) + 1)
+    plays = min(trace.repeat, fits) if trace.repeat else fits
+    pre = math.ceil((offset + trace.shift_seconds) / length) if offset else 0
+    return pre, plays
+
+
+def replayed_requests(trace: TraceSpec, *, seconds: int, offset: int) -> float:
+    """How many requests ``replay`` lays out (before keeping those inside the run): the
+    measure of its memory. Reads the trace (``read_trace``'s errors)."""
+    if trace.path is None:
+        raise ValueError("trace path not resolved (load the scenario with load_scenario)")
+    times, _, _ = read_trace(trace.path)
+    pre, plays = _plays(trace, float(times[-1]) + 1.0, seconds=seconds, offset=offset)
+    return float(len(times)) * (pre + plays) * math.ceil(trace.rate_scale)
 
 
 def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int = 0) -> Traffic:
@@ -152,10 +185,9 @@ def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int 
     own = stable_seed(seed, name)
     rng = np.random.default_rng(own)
     span = float(times[-1]) + 1.0
-    plays = trace.repeat or max(1, math.ceil(seconds / (span * trace.stretch)) + 1)
     # Pre-roll: the warm-up before the scenario start plays the trace's end, as if it had
     # been running, so that every policy has its capacity up when measurement begins.
-    pre = math.ceil((offset + trace.shift_seconds) / (span * trace.stretch)) if offset else 0
+    pre, plays = _plays(trace, span, seconds=seconds, offset=offset)
     first = -pre
     at = np.concatenate([times + k * span for k in range(first, plays)]) * trace.stretch
     at = at + offset + trace.shift_seconds

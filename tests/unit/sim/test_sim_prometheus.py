@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
-from modelfleet.sim.prometheus import histogram_quantile, normal_cdf
+from modelfleet.metrics.source import MetricsTarget, SignalValues
+from modelfleet.sim.fleet import VirtualClock
+from modelfleet.sim.load import LoadModel
+from modelfleet.sim.prometheus import SimulatedMetricsSource, histogram_quantile, normal_cdf
+from modelfleet.sim.serving import Workload, replica_model
+from modelfleet.sim.traffic import Traffic, lognormal_mean
+from modelfleet.sim.world import World
 
 
 def test_histogram_quantile_interpolates_inside_the_bucket_like_prometheus() -> None:
@@ -28,3 +37,61 @@ def test_tail_beyond_the_last_bucket_reads_as_the_last_edge() -> None:
 def test_normal_cdf() -> None:
     z = np.array([-1.6448536, 0.0, 1.6448536])
     assert normal_cdf(z) == pytest.approx([0.05, 0.5, 0.95], abs=1e-5)
+
+
+# --- Saturation gauges: KV-cache use and running requests ----------------------------------
+
+
+def _served(fraction: float, *, replicas: int = 2, gpu: str = "L40S") -> SignalValues:
+    """Serve 120 s of steady traffic at ``fraction`` of the fleet's saturation throughput
+    on ``replicas`` ready replicas of ``gpu`` in one cluster; the signals at second 90."""
+    world = World()
+    workload = Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
+    mu = replica_model(world, gpu, workload).mu_max
+    seconds = 120
+    rate = np.full(seconds, fraction * mu * replicas)
+    traffic = Traffic(
+        rate=rate,
+        arrivals=np.round(rate).astype(np.int64),
+        prompt_median=1200,
+        prompt_sigma=0.6,
+        output_median=120,
+        output_sigma=0.8,
+        seed=1,
+    )
+    load = LoadModel(
+        world, {"ns/md": traffic}, {"ns/md": (gpu,)}, {"ns/md": 1}, ("c1",), seconds=seconds
+    )
+    load.advance(0, seconds, {("ns/md", "c1", gpu): replicas})
+    clock = VirtualClock(datetime(2025, 6, 1, tzinfo=UTC))
+    source = SimulatedMetricsSource(load, clock)
+    target = MetricsTarget("ns", "md", "c1", "vllm", None, ready_replicas=replicas)
+    return asyncio.run(source.fetch(target, now=clock.at(90)))
+
+
+def test_kv_cache_use_follows_the_running_batch_of_the_serving_model() -> None:
+    world = World()
+    workload = Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
+    model = replica_model(world, "L40S", workload)
+    for fraction in (0.5, 0.95):
+        values = _served(fraction)
+        batch = model.batch(fraction * model.mu_max)
+        # Per replica: batch x mean context / KV tokens, summed over 2 replicas by the
+        # query and divided back by the ready count.
+        expected = batch * workload.context_mean / model.kv_tokens
+        assert values.running_per_replica == pytest.approx(batch, rel=1e-6)
+        assert values.kv_cache_per_replica == pytest.approx(expected, rel=1e-6)
+        assert values.kv_cache_usage == pytest.approx(2 * expected, rel=1e-6)
+    low, high = _served(0.5), _served(0.95)
+    assert low.kv_cache_per_replica is not None and high.kv_cache_per_replica is not None
+    assert low.kv_cache_per_replica < 0.2 < 0.5 < high.kv_cache_per_replica <= 1.0
+
+
+def test_an_overloaded_fleet_reads_a_full_batch_and_a_clamped_kv_cache() -> None:
+    values = _served(1.5)
+    model = replica_model(
+        World(), "L40S", Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
+    )
+    assert values.running_per_replica == pytest.approx(model.concurrency)
+    assert values.kv_cache_per_replica is not None and 0.9 < values.kv_cache_per_replica <= 1.0
+    assert values.queue_per_replica is not None and values.queue_per_replica > 0

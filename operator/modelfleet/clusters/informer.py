@@ -1,0 +1,373 @@
+"""Informers: member-cluster objects kept current by one LIST and then a WATCH.
+
+Every reconcile pass reads the deployment's Deployments in every member cluster. Listing
+them again for each pass (even shared, once per namespace every couple of seconds) is
+traffic that grows with the fleet and never stops. An ``Informer`` does what client-go's
+reflector does, with requests every API server since 1.19 serves the same way:
+
+1. LIST the collection (``labelSelector`` = modelfleet's ``managed`` label) and remember the
+   list's ``resourceVersion``: the store is *synced*;
+2. WATCH from that resourceVersion with ``allowWatchBookmarks=true`` and a server-side
+   ``timeoutSeconds``; ADDED/MODIFIED/DELETED change the store, every event and bookmark
+   moves the resourceVersion on;
+3. when the stream ends (the server's timeout, a proxy, a dropped connection) WATCH again
+   from the last resourceVersion: nothing is listed again;
+4. a 410 Gone answer or an ``ERROR`` event (the resourceVersion is too old, or the server
+   gave up) means events were lost: LIST again, after a backoff (doubling, capped);
+5. any other failure (unreachable, forbidden) marks the store not *healthy* and retries
+   with the same backoff.
+
+Readers (``InformerSet.read``) get the store only while it is synced and healthy, and None
+otherwise, so the caller falls back to a LIST of its own: nothing ever waits for a watch.
+The store keeps only what ``transform`` keeps of each object (memory per object small and
+bounded). Informers are started on first read, stop when nobody has read them for
+``idle_seconds`` (their namespace has no deployment left), when their cluster is forgotten
+(``forget``) and on ``close``; no task outlives ``close``.
+
+A client that cannot watch (the in-memory fakes of the simulator and the unit tests) makes
+``client_for`` return None: the informer stops at once and reads always fall back.
+
+Each open watch holds one HTTP connection of its client's pool (kubernetes_asyncio: 100 per
+client), so the operator gives watches a client of their own per member cluster
+(``runtime``); past 100 watched namespaces in one member cluster, further watches wait for
+a connection, time out, and those namespaces are served by LIST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from modelfleet.clusters.errors import ClusterError
+from modelfleet.clusters.objects import JsonObject, ResourceKind, matches_selector
+
+log = logging.getLogger(__name__)
+
+
+class ListWatchClient(Protocol):
+    """What an informer needs of a member cluster's client (``KubernetesClusterClient``)."""
+
+    async def list_versioned(
+        self, kind: ResourceKind, selector: Mapping[str, str], *, namespace: str | None = None
+    ) -> tuple[list[JsonObject], str]:
+        """The matching objects and the list's resourceVersion."""
+        ...
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[JsonObject]:
+        """Open a watch from ``resource_version`` (raises when refused); its events until
+        the server ends the stream."""
+        ...
+
+
+WatchClientFor = Callable[[Any], Awaitable[ListWatchClient | None]]
+"""The watch client of a FleetCluster (the argument); None when its client cannot watch."""
+
+Transform = Callable[[JsonObject], JsonObject]
+
+
+@dataclass(frozen=True)
+class InformerSettings:
+    """Timings of the informers (seconds)."""
+
+    watch_timeout_seconds: int = 300
+    """Server-side ``timeoutSeconds`` of one watch stream (jittered by up to +10%); a
+    silent broken connection is noticed after this plus the client's request timeout."""
+    backoff_initial_seconds: float = 1.0
+    """First wait after a failure or before a relist; doubles per consecutive failure."""
+    backoff_max_seconds: float = 60.0
+    idle_seconds: float = 900.0
+    """An informer nobody read for this long stops (checked when a stream ends)."""
+
+
+@dataclass
+class InformerState:
+    """How one informer stands (for metrics, logs and tests)."""
+
+    cluster: str
+    namespace: str | None
+    synced: bool = False
+    """A LIST has filled the store."""
+    healthy: bool = False
+    """The watch is open or resuming without an error: the store is current."""
+    unsupported: bool = False
+    """The cluster's client cannot watch: reads always fall back to LIST."""
+    resource_version: str = ""
+    lists: int = 0
+    """LISTs sent (1 at start, then one per 410/ERROR relist)."""
+    watches: int = 0
+    """Watch requests sent (one per stream: start, resume, reconnect)."""
+    events: int = 0
+    """ADDED/MODIFIED/DELETED events applied."""
+    errors: int = 0
+    last_error: str | None = None
+
+    @property
+    def serving(self) -> bool:
+        """Reads are answered from the store."""
+        return self.synced and self.healthy
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+class _Relist(Exception):
+    """The watch lost events (410 Gone or an ERROR event): LIST again."""
+
+
+class Informer:
+    """LIST then WATCH of one collection (``kind`` in ``namespace``, or every namespace
+    when None, filtered by ``selector``); see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        namespace: str | None,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        client_for: Callable[[], Awaitable[ListWatchClient | None]],
+        settings: InformerSettings | None = None,
+        transform: Transform | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self.selector = dict(selector)
+        self.settings = settings or InformerSettings()
+        self.state = InformerState(cluster=cluster, namespace=namespace)
+        self._client_for = client_for
+        self._transform = transform or (lambda obj: obj)
+        self._monotonic = monotonic
+        self._store: dict[str, JsonObject] = {}
+        self._last_read = monotonic()
+
+    def items(self) -> list[JsonObject] | None:
+        """The store's objects (shared, read-only) while it is synced and healthy; else None
+        (the caller lists for itself). Counts as a read for the idle timeout."""
+        self._last_read = self._monotonic()
+        return list(self._store.values()) if self.state.serving else None
+
+    async def run(self) -> None:
+        """LIST and WATCH until cancelled, idle, or the client cannot watch. Never raises
+        for API errors (they are counted and retried with backoff)."""
+        s = self.settings
+        backoff = s.backoff_initial_seconds
+        relist = True
+        while True:
+            if self._monotonic() - self._last_read > s.idle_seconds:
+                log.debug("informer %s/%s idle: stopped", self.state.cluster, self.namespace)
+                return
+            opened = self._monotonic()
+            events_before = self.state.events
+            try:
+                client = await self._client_for()
+                if client is None:
+                    self.state.unsupported = True
+                    return
+                if relist:
+                    await self._list(client)
+                    relist = False
+                    self.state.healthy = True  # current as of the list
+                await self._watch(client)
+            except _Relist as why:
+                relist = True
+                self._failed(str(why))
+            except ClusterError as error:
+                if error.status == 410:
+                    relist = True
+                self._failed(str(error))
+            except ValueError as error:  # a line that is not JSON: the stream is not trusted
+                relist = True
+                self._failed(f"bad watch event: {error}")
+            else:
+                if self.state.events > events_before or self._monotonic() - opened >= 1.0:
+                    backoff = s.backoff_initial_seconds
+                    continue  # the server ended the stream: resume from the last version
+                # An empty stream closed at once (a proxy?): do not spin, but stay healthy.
+            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, s.backoff_max_seconds)
+
+    async def _list(self, client: ListWatchClient) -> None:
+        self.state.lists += 1
+        items, version = await client.list_versioned(
+            self.kind, self.selector, namespace=self.namespace
+        )
+        self._store = {_key(o): self._transform(o) for o in items}
+        self.state.resource_version = version
+        self.state.synced = True
+
+    async def _watch(self, client: ListWatchClient) -> None:
+        s = self.settings
+        self.state.watches += 1
+        timeout = int(s.watch_timeout_seconds * random.uniform(1.0, 1.1))
+        stream = await client.watch(
+            self.kind,
+            self.selector,
+            namespace=self.namespace,
+            resource_version=self.state.resource_version,
+            timeout_seconds=max(1, timeout),
+        )
+        self.state.healthy = True  # open: the store is current and will stay so
+        try:
+            async for event in stream:
+                self._apply(event)
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            raise _Relist(
+                f"watch ERROR {obj.get('code', '?')} {obj.get('reason', '')}: "
+                f"{obj.get('message', '')}".strip()
+            )
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        if kind == "BOOKMARK":
+            if version:
+                self.state.resource_version = version
+            return
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        key = _key(obj)
+        if kind != "DELETED" and matches_selector(obj, self.selector):
+            obj.setdefault("apiVersion", self.kind.api_version)
+            obj.setdefault("kind", self.kind.kind)
+            self._store[key] = self._transform(dict(obj))
+        else:  # deleted, or no longer selected
+            self._store.pop(key, None)
+        self.state.events += 1
+        if version:
+            self.state.resource_version = version
+
+    def _failed(self, message: str) -> None:
+        self.state.healthy = False
+        self.state.errors += 1
+        self.state.last_error = message
+        log.info(
+            "informer %s/%s: %s (reads fall back to LIST meanwhile)",
+            self.state.cluster,
+            self.namespace or "*",
+            message,
+        )
+
+
+class InformerSet:
+    """One informer per (FleetCluster, namespace), started on first read; see the module
+    docstring. ``client_for(cluster)`` gives the watch client of a FleetCluster."""
+
+    def __init__(
+        self,
+        *,
+        client_for: WatchClientFor,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        settings: InformerSettings | None = None,
+        transform: Transform | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_for = client_for
+        self.kind = kind
+        self.selector = dict(selector)
+        self.settings = settings or InformerSettings()
+        self._transform = transform
+        self._monotonic = monotonic
+        self._informers: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]] = {}
+        self._clusters: dict[str, Any] = {}  # the latest FleetCluster object per name
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def read(self, cluster: Any, namespace: str) -> list[JsonObject] | None:
+        """The objects of ``namespace`` in FleetCluster ``cluster`` from its informer, or None
+        while it is not serving (not synced yet, failing, or unable to watch): list then.
+        Starts the informer when there is none (or it stopped). Call inside the event loop."""
+        name = str(cluster.metadata.name)
+        self._clusters[name] = cluster
+        key = (name, namespace)
+        entry = self._informers.get(key)
+        if entry is not None and entry[1].done() and not entry[0].state.unsupported:
+            entry = None  # stopped idle, or crashed (logged): start afresh
+        if entry is None:
+            if self._closed:
+                return None
+            entry = self._start(name, namespace)
+        return entry[0].items()
+
+    def states(self, cluster: str | None = None) -> list[InformerState]:
+        """Every informer's state (of ``cluster`` when given), sorted by cluster, namespace."""
+        found = [
+            informer.state
+            for (name, _), (informer, _task) in self._informers.items()
+            if cluster is None or name == cluster
+        ]
+        return sorted(found, key=lambda st: (st.cluster, st.namespace or ""))
+
+    def forget(self, cluster: str) -> None:
+        """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them."""
+        self._clusters.pop(cluster, None)
+        for key in [k for k in self._informers if k[0] == cluster]:
+            _, task = self._informers.pop(key)
+            self._stop(task)
+
+    async def close(self) -> None:
+        """Stop every informer and wait for their tasks to end. Idempotent."""
+        self._closed = True
+        for key in list(self._informers):
+            _, task = self._informers.pop(key)
+            self._stop(task)
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    def _start(self, cluster: str, namespace: str) -> tuple[Informer, asyncio.Task[None]]:
+        async def client() -> ListWatchClient | None:
+            fleet_cluster = self._clusters.get(cluster)
+            return None if fleet_cluster is None else await self._client_for(fleet_cluster)
+
+        informer = Informer(
+            cluster=cluster,
+            namespace=namespace,
+            kind=self.kind,
+            selector=self.selector,
+            client_for=client,
+            settings=self.settings,
+            transform=self._transform,
+            monotonic=self._monotonic,
+        )
+        task = asyncio.get_running_loop().create_task(
+            informer.run(), name=f"informer {cluster}/{namespace}"
+        )
+        task.add_done_callback(_log_crash)
+        entry = (informer, task)
+        self._informers[(cluster, namespace)] = entry
+        return entry
+
+    def _stop(self, task: asyncio.Task[None]) -> None:
+        if task.done():
+            return
+        task.cancel()
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "%s crashed; restarted on the next read", task.get_name(), exc_info=task.exception()
+        )

@@ -1,0 +1,37 @@
+"""The summary table on a terminal narrower than the table (QA of issue 10).
+
+Found on main: with ``COLUMNS=60`` (or a 60-column terminal) rich shrank the table's
+columns and cut the figures themselves: ``100.…`` for an SLO share, ``modelfle…``,
+``GPU…``; a cut figure reads as a different number. Figures are now never cut: the table
+keeps its natural width and a narrow terminal wraps the line instead.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from modelfleet.sim.output import print_summary, simulate
+
+ROOT = Path(__file__).parents[3]
+
+
+@pytest.mark.parametrize("width", [60, 40])
+def test_a_narrow_console_never_cuts_a_figure(width: int) -> None:
+    result = simulate(
+        ROOT / "examples" / "scenarios" / "trace-replay.toml",
+        policies=("modelfleet", "oracle"),
+        hours=0.25,
+    )
+    buffer = io.StringIO()
+    print_summary(result, Console(file=buffer, width=width))
+    text = buffer.getvalue()
+    assert "…" not in text, text
+    lines = text.splitlines()
+    for policy in ("modelfleet", "oracle"):
+        row = next(line.split() for line in lines if line.startswith(policy + " "))
+        report = next(r for r in result.reports if r.run.policy == policy)
+        assert row[1] == f"{report.slo_attainment:.1%}", text
