@@ -272,8 +272,10 @@ def recommend_replicas(
     - with a capacity profile (``profiled``: requests/s per replica of the offering the
       placement prefers, times the online correction) the count is sized for the demand
       forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
-      (predictive mode); a breach still scales up as above (reactive mode) and the larger
-      of the two wins; scale-down to the predictive count keeps the windows below.
+      (predictive mode); a breach on a steady fleet (every placed replica ready) still
+      scales up as above (reactive mode) and the larger of the two wins; while placed
+      replicas start, a breach holds (their backlog is not a capacity error);
+      scale-down to the predictive count keeps the windows below.
     - r < 1 - tolerance: scale down on load, not latency. The capacity (``learn_capacity``)
       is updated from this observation first; with a request rate R and a capacity C the
       recommendation is ``ceil(R / (C * utilisation_target))``, otherwise
@@ -352,7 +354,12 @@ def recommend_replicas(
             f"forecast {forecast:.3g} req/s over the lead time + {scaling.headroom:.0%} "
             f"headroom at {per_replica:.3g} req/s per replica needs {predicted}"
         )
-        if breach:
+        # Reactive on top, but only on a steady fleet: while placed replicas start (ready <
+        # current) a latency breach is the backlog of the missing ones, which the placed
+        # count and the rate-based forecast already cover. The latency ratio of a queue is
+        # not proportional to load (TTFT 12x its target at 1.6x the load), so ready x ratio
+        # would start nodes for minutes of backlog (desired 24 for a need of 15).
+        if breach and (ready is None or ready >= current):
             reactive = math.ceil(base * worst - 1e-9)
             if reactive > raw:
                 raw = reactive

@@ -8,8 +8,9 @@ hold). Output: replicas per pool and the reasons behind the choices.
 stay (on scale-in the cheapest-to-keep nodes stay, an exact cover), the rest is an exact
 cheapest cover (``core.cover``; spot first under ``Preferred``). If that plan already meets
 every coupling constraint (minRegions, maxReplicasPerRegion, on-demand base, standby
-outside the largest region, spot over two regions, budget, region-loss tolerance) it is
-optimal for the full problem, which only adds constraints: the fast path. Otherwise the
+outside the largest region, spot over two regions, budget, region-loss tolerance, and no
+region whose loss would leave the spread demand uncovered) it is optimal for the full
+problem, which only adds constraints or prices met at zero: the fast path. Otherwise the
 placement is solved exactly as a MILP (``core.solver``), seeded with the plan of the
 greedy phases below, which also remain the fallback if the solver finds nothing within its
 limits (reported as ``SolverLimit``):
@@ -411,6 +412,12 @@ class PlaceOptions:
     capacity: Mapping[PoolKey, float] | None = None
     greedy: bool = False
     """Use the greedy phases only (what ``place`` did before the solver; for comparison)."""
+    spread_demand: float = 0.0
+    """Blast-radius spread: replicas of demand (without headroom) that capacity outside
+    every region should carry, within ``main + standby`` (0: off)."""
+    spread_price_factor: float = 0.0
+    """Price of one replica of ``spread_demand`` left uncovered, as a multiple of the
+    dearest per-replica price among the pools (USD/h; 0: off)."""
 
 
 def place(
@@ -523,6 +530,16 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
     for offering, most in _shared_nodes([c.key for c in pl.growth], pl.free, pl.own_nodes).items():
         if sum(alloc.nodes(k) for k in alloc.counts if k[:2] == offering) > most:
             return False
+    # The spread is priced: a plan leaving demand uncovered by a region's loss may not be
+    # the cheapest once that price counts, while another region could take a replica.
+    if (
+        not options.tolerate_region_loss
+        and options.spread_demand > 0
+        and options.spread_price_factor > 0
+        and len({c.region for c in pl.growth} | set(regions)) > 1
+        and any(alloc.total() - n < options.spread_demand - 1e-9 for n in regions.values())
+    ):
+        return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
 
 
@@ -651,6 +668,9 @@ def _solve(
         demand=float(main),
         move_cost=options.move_cost_factor * dearest_sticky + 0.01 if dearest_sticky else 0.0,
         shared_nodes=tuple(sorted(shared.items())),
+        spread_demand=options.spread_demand,
+        spread_price=options.spread_price_factor
+        * max((p.effective / p.slots for p in pools), default=0.0),
     )
     top = replicas_upper_bound(problem)
     problem = replace(problem, pools=tuple(prune(pools, top, shared=shared)))

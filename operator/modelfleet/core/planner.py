@@ -243,6 +243,14 @@ def plan(
         tolerate_region_loss=spec.failover.tolerate_region_loss and desired > 0,
         move_cost_factor=settings.move_cost_node_hours,
         limits=Limits(settings.solver_max_nodes, settings.solver_time_limit_seconds),
+        # Only for deployments that ask to survive a region (minRegions > 1 or a warm
+        # standby): the others keep the cheapest packing.
+        spread_demand=(
+            desired / (1.0 + max(0.0, scaling.headroom))
+            if pol.min_regions > 1 or spec.failover.warm_standby_replicas > 0
+            else 0.0
+        ),
+        spread_price_factor=settings.region_spread_price_factor,
     )
 
     def placed_with(opts: PlaceOptions) -> PlacementResult:

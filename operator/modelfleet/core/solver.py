@@ -21,7 +21,10 @@ soft requirements (on-demand base, minRegions, standby outside the largest regio
 over two regions, region-loss headroom), one unit of shortfall each; (3) under
 ``spot: Preferred`` use as few on-demand replicas as possible; (4) least effective cost
 (preferred regions discounted) plus a move cost for every sticky replica removed beyond
-what a scale-in forces. Hard: per-region cap, quotas, budget, sticky-only pools.
+what a scale-in forces, plus the blast-radius price: each unit of ``spread_demand`` that
+the worst single region's loss would leave without capacity elsewhere costs
+``spread_price`` per hour (the default spread of the replicas already paid for; no
+replica is added for it). Hard: per-region cap, quotas, budget, sticky-only pools.
 
 Pure and deterministic: HiGHS runs single-threaded with a fixed seed and a node limit;
 the wall-clock limit is a safety net, and when either stops the search the best solution
@@ -93,6 +96,20 @@ class Problem:
     shared_nodes: tuple[tuple[tuple[str, str], int], ...] = ()
     """Most nodes the pools of one offering, keyed (cluster, instance type), may hold
     together: its on-demand and spot pools share ``maxNodes`` (``core.types.Offering``)."""
+    spread_demand: float = 0.0
+    spread_price: float = 0.0
+
+    def spread_priced(self) -> bool:
+        """True when the blast-radius spread applies: for every region, capacity outside
+        it should carry ``spread_demand``; each unit the worst region leaves short costs
+        ``spread_price`` per hour in the cost tier. Region-loss tolerance (full coverage, a soft requirement
+        with headroom on top) replaces it."""
+        return (
+            not self.tolerate_region_loss
+            and self.spread_demand > 0
+            and self.spread_price > 0
+            and len({p.region for p in self.pools}) > 1
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +122,10 @@ class Shortfall:
     standby: int = 0
     spot_spread: int = 0
     region_loss: Mapping[str, float] = field(default_factory=dict)
+    spread: Mapping[str, float] = field(default_factory=dict)
+    """Per region, demand (capacity units) that losing it would leave uncovered by the
+    blast-radius spread; its largest value is priced in the cost tier, so not part of
+    ``total``."""
 
     def total(self) -> float:
         """Units of soft shortfall (the second tier of the objective)."""
@@ -153,6 +174,8 @@ def tiers(problem: Problem) -> tuple[float, float, float]:
     top = replicas_upper_bound(problem) + 1
     dearest = max((p.effective for p in problem.pools), default=1.0)
     cost_range = top * (dearest + problem.move_cost) + 1.0
+    if problem.spread_priced():
+        cost_range += problem.spread_price * problem.spread_demand
     w_od = cost_range if problem.spot_preferred else 0.0
     w_soft = w_od * top + cost_range
     soft_units = (
@@ -320,21 +343,35 @@ def _solve(
         spread_short = b.col(w_soft, 0, 1)
         b.row({**dict.fromkeys(flags, 1.0), spread_short: 1.0, many: -2.0}, 0.0, inf)
 
-    loss_short: dict[str, int] = {}
+    # Region loss: for every region, capacity outside it >= the demand to cover; the
+    # slack is soft (tolerance: tier 2, headroom allowed above) or priced (the default
+    # blast-radius spread: cost tier, no replica beyond main + standby).
+    loss_demand, loss_weight = 0.0, 0.0
     if problem.tolerate_region_loss and problem.demand > 0:
+        loss_demand, loss_weight = problem.demand, w_soft
+    elif problem.spread_priced():
+        loss_demand, loss_weight = problem.spread_demand, problem.spread_price
+    if loss_demand > 0:
         uniform = all(p.capacity == 1.0 for p in pools)
         carried = total
         if not uniform:
             carried = b.col(0.0, 0, inf, integer=False)
             b.row({**{x: p.capacity for p, x in zip(pools, xs, strict=True)}, carried: -1.0}, 0, 0)
+        # The spread prices the blast radius: one slack shared by every region, i.e. the
+        # most demand any single region's loss leaves uncovered (a sum would rate 4/1/1
+        # replicas over three regions as well spread as 2/2/2).
+        shared = (
+            None
+            if problem.tolerate_region_loss
+            else b.col(loss_weight, 0, loss_demand, integer=False)
+        )
         for r in regions:
-            s = b.col(w_soft, 0, problem.demand, integer=False)
-            loss_short[r] = s
+            s = shared if shared is not None else b.col(loss_weight, 0, loss_demand, integer=False)
             if uniform:
                 inside = {per_region[r]: -1.0}
             else:
                 inside = {x: -p.capacity for p, x in zip(pools, xs, strict=True) if p.region == r}
-            b.row({carried: 1.0, **inside, s: 1.0}, problem.demand, inf)
+            b.row({carried: 1.0, **inside, s: 1.0}, loss_demand, inf)
 
     if problem.budget is not None:
         b.row(
@@ -456,13 +493,18 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
     spread = int(
         problem.spot_spread and len(offered_spot) > 1 and spot >= 2 and len(spot_regions) < 2
     )
-    loss: dict[str, float] = {}
-    if problem.tolerate_region_loss and problem.demand > 0:
-        total_cap = sum(cap_by_region.values())
+    total_cap = sum(cap_by_region.values())
+
+    def uncovered(demand: float) -> dict[str, float]:
+        out: dict[str, float] = {}
         for r in sorted(regions):
-            short = problem.demand - (total_cap - cap_by_region.get(r, 0.0))
+            short = demand - (total_cap - cap_by_region.get(r, 0.0))
             if short > 1e-9:
-                loss[r] = short
+                out[r] = short
+        return out
+
+    loss = uncovered(problem.demand) if problem.tolerate_region_loss and problem.demand else {}
+    spread_short = uncovered(problem.spread_demand) if problem.spread_priced() else {}
     return Shortfall(
         unplaced=unplaced,
         on_demand_base=max(0, problem.on_demand_base - od),
@@ -470,6 +512,7 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
         standby=standby_short,
         spot_spread=spread,
         region_loss=loss,
+        spread=spread_short,
     )
 
 

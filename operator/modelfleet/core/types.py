@@ -310,6 +310,13 @@ class PlannerSettings:
     """Stickiness: removing a healthy replica beyond what a scale-in forces costs this many
     node-hours of the dearest pool the deployment holds (>= 1: never moved to save cost
     alone; moved only when a constraint needs it)."""
+    region_spread_price_factor: float = 1.0
+    """Blast-radius spread (docs/decisions.md section 4): for every region, the replicas
+    already paid for (main + standby) outside it should carry the demand without headroom
+    (``desired / (1 + scaling.headroom)``). Each replica of that demand left uncovered
+    costs this multiple of the dearest per-replica price among the candidates, per hour,
+    in the placement's objective: spreading moves replicas to dearer regions, never adds
+    any. 0 turns it off (``failover.tolerateRegionLoss`` adds headroom for full cover)."""
     solver_max_nodes: int = 20_000
     """Branch-and-bound node limit of the placement MILP (deterministic)."""
     solver_time_limit_seconds: float = 1.0

@@ -22,7 +22,7 @@ from modelfleet.core import (
     ScalingPolicy,
     plan,
 )
-from modelfleet.core.types import CapacityType
+from modelfleet.core.types import DEFAULT_SETTINGS, CapacityType, PlannerSettings
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 KEY = "default/m"
@@ -103,11 +103,17 @@ def run(
     metrics: MetricsSnapshot | None = None,
     state: DecisionState | None = None,
     now: datetime = NOW,
+    settings: PlannerSettings = DEFAULT_SETTINGS,
 ) -> Plan:
     """Plan ``s`` over ``clusters`` with optional existing placements, metrics, state."""
     fleet = FleetSnapshot(tuple(clusters), placements)
     return plan(
-        s, fleet, metrics=metrics or MetricsSnapshot(), state=state or DecisionState(), now=now
+        s,
+        fleet,
+        metrics=metrics or MetricsSnapshot(),
+        state=state or DecisionState(),
+        now=now,
+        settings=settings,
     )
 
 

@@ -35,6 +35,7 @@ from modelfleet.core import (
     ScalingPolicy,
     plan,
 )
+from modelfleet.core.types import PlannerSettings
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OTHER = "other/booked"
@@ -211,7 +212,16 @@ def brute_force(s: DeploymentSpec, fleet: FleetSnapshot) -> tuple[float, int] | 
 
 
 def run(s: DeploymentSpec, fleet: FleetSnapshot) -> Plan:
-    return plan(s, fleet, metrics=MetricsSnapshot(), state=DecisionState(), now=NOW)
+    # The blast-radius spread (a price in the objective, not a rule of the brute force
+    # below) is off here; test_core_spread.py checks it against its own brute force.
+    return plan(
+        s,
+        fleet,
+        metrics=MetricsSnapshot(),
+        state=DecisionState(),
+        now=NOW,
+        settings=PlannerSettings(region_spread_price_factor=0.0),
+    )
 
 
 @SETTINGS

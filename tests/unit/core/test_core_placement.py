@@ -17,7 +17,7 @@ from core_builders import (
 )
 
 from modelfleet.core import GpuNeed, Selector, StockoutMark, unsatisfiable
-from modelfleet.core.types import ClusterView
+from modelfleet.core.types import ClusterView, PlannerSettings
 
 
 @pytest.mark.parametrize(
@@ -150,8 +150,15 @@ def test_min_regions_spreads_and_max_per_region_caps() -> None:
         cluster("b", offering(od=2.0)),
         cluster("c", offering(od=3.0)),
     ]
-    p = run(spec(4, 4, min_regions=2), fleet)
+    # minRegions alone (the blast-radius spread off): the cheapest two regions.
+    p = run(
+        spec(4, 4, min_regions=2), fleet, settings=PlannerSettings(region_spread_price_factor=0)
+    )
     assert placed(p) == {("a", "g1", "OnDemand"): 3, ("b", "g1", "OnDemand"): 1}
+    # By default a deployment asking to survive a region is spread too (demand 4 / 1.2 =
+    # 3.33): 2/2 ($6 + 1.33 uncovered x $3) beats 3/1 ($5 + 2.33 x $3) and 2/1/1 ($7 + 4).
+    spread = run(spec(4, 4, min_regions=2), fleet)
+    assert placed(spread) == {("a", "g1", "OnDemand"): 2, ("b", "g1", "OnDemand"): 2}
     capped = run(spec(5, 5, max_replicas_per_region=2), fleet)
     assert placed(capped) == {
         ("a", "g1", "OnDemand"): 2,
