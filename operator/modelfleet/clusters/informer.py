@@ -172,6 +172,7 @@ class Informer:
         while True:
             if self._monotonic() - self._last_read > s.idle_seconds:
                 log.debug("informer %s/%s idle: stopped", self.state.cluster, self.namespace)
+                self.state.healthy = False  # no watch keeps the store current any more
                 return
             opened = self._monotonic()
             events_before = self.state.events
@@ -246,6 +247,9 @@ class Informer:
             return
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             return
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        if self.namespace is not None and namespace != self.namespace:
+            return  # not this collection's object (a namespaced watch never sends one)
         key = _key(obj)
         if kind != "DELETED" and matches_selector(obj, self.selector):
             obj.setdefault("apiVersion", self.kind.api_version)
@@ -292,6 +296,7 @@ class InformerSet:
         self._informers: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]] = {}
         self._clusters: dict[str, Any] = {}  # the latest FleetCluster object per name
         self._stopping: set[asyncio.Task[None]] = set()
+        self._forgotten: dict[str, str] = {}  # name -> uid of a deleted FleetCluster
         self._closed = False
 
     def read(self, cluster: Any, namespace: str) -> list[JsonObject] | None:
@@ -299,6 +304,11 @@ class InformerSet:
         while it is not serving (not synced yet, failing, or unable to watch): list then.
         Starts the informer when there is none (or it stopped). Call inside the event loop."""
         name = str(cluster.metadata.name)
+        uid = cluster.metadata.uid
+        if name in self._forgotten:
+            if uid is not None and self._forgotten[name] == uid:
+                return None  # a pass that began before the cluster was deleted: it lists
+            del self._forgotten[name]  # created again under the same name
         self._clusters[name] = cluster
         key = (name, namespace)
         entry = self._informers.get(key)
@@ -311,17 +321,24 @@ class InformerSet:
         return entry[0].items()
 
     def states(self, cluster: str | None = None) -> list[InformerState]:
-        """Every informer's state (of ``cluster`` when given), sorted by cluster, namespace."""
+        """Every running informer's state (of ``cluster`` when given; an informer stopped
+        idle is left out until a read starts it again), sorted by cluster, namespace."""
         found = [
             informer.state
-            for (name, _), (informer, _task) in self._informers.items()
-            if cluster is None or name == cluster
+            for (name, _), (informer, task) in self._informers.items()
+            if (cluster is None or name == cluster)
+            and (not task.done() or informer.state.unsupported)  # stopped idle: gone
         ]
         return sorted(found, key=lambda st: (st.cluster, st.namespace or ""))
 
     def forget(self, cluster: str) -> None:
-        """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them."""
-        self._clusters.pop(cluster, None)
+        """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them.
+        A later read of the same FleetCluster (same uid: a pass that began before the
+        deletion) starts nothing and gets None; one created again (new uid) is watched."""
+        known = self._clusters.pop(cluster, None)
+        uid = None if known is None else known.metadata.uid
+        if uid is not None:
+            self._forgotten[cluster] = str(uid)
         for key in [k for k in self._informers if k[0] == cluster]:
             _, task = self._informers.pop(key)
             self._stop(task)
