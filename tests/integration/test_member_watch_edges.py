@@ -72,6 +72,8 @@ class Scripted:
     watches: list[list[Step]] = field(default_factory=list)
     relists: list[tuple[list[dict[str, Any]], int]] = field(default_factory=list)
     """(items, version) the next LISTs answer, in order; then ``items``/``version`` stay."""
+    list_delay: float = 0.0
+    """Seconds each LIST takes to answer."""
     requests: list[tuple[str, dict[str, str], str]] = field(default_factory=list)
     """(LIST|WATCH, query, Authorization header) of every request."""
 
@@ -86,6 +88,7 @@ async def scripted_server(script: Scripted) -> AsyncIterator[str]:
         auth = request.headers.get("Authorization", "")
         if query.get("watch") != "true":
             script.requests.append(("LIST", query, auth))
+            await asyncio.sleep(script.list_delay)
             if script.count("LIST") > 1 and script.relists:
                 script.items, script.version = script.relists.pop(0)
             return web.json_response(
@@ -374,3 +377,58 @@ def _informer_tasks() -> int:
     return sum(
         1 for t in asyncio.all_tasks() if t.get_name().startswith("informer ") and not t.done()
     )
+
+
+async def test_a_410_http_answer_relists() -> None:
+    script = Scripted(items=[versioned(A, 5)], version=10)
+    script.relists = [([versioned(B, 12)], 12)]
+    script.watches = [[410]]
+    async with informer_on(script, wait_sync=False) as informer:
+        await until(lambda: names(informer) == {"b": 2}, "no relist after HTTP 410")
+        assert informer.state.lists == 2
+        await until(lambda: script.count("WATCH") == 2, "no watch after the relist")
+        assert script.requests[-1][1]["resourceVersion"] == "12"
+
+
+async def test_a_relist_at_an_older_version_replaces_the_store_and_watches_from_it() -> None:
+    """After a relist the list's version may be below the last event seen (another API
+    server instance behind the load balancer): the list is the truth, nothing is merged."""
+    script = Scripted(items=[versioned(A, 5)], version=10)
+    script.relists = [([versioned(B, 8)], 8)]
+    script.watches = [
+        [line("ADDED", versioned(deployment("c"), 20)), 0.1, line("ERROR", status(410, "Expired"))]
+    ]
+    async with informer_on(script, wait_sync=False) as informer:
+        await until(lambda: informer.state.lists == 2, "no relist")
+        await until(lambda: names(informer) == {"b": 2}, "the relist was merged, not taken")
+        await until(lambda: script.count("WATCH") == 2, "no watch after the relist")
+        assert script.requests[-1][1]["resourceVersion"] == "8"
+
+
+async def test_forget_during_a_slow_list_ends_the_task_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    script = Scripted(items=[versioned(A, 5)], version=10, list_delay=1.0)
+    async with scripted_server(script) as url:
+        client = await KubernetesClusterClient.from_kubeconfig(
+            kubeconfig(url), name="m1", request_timeout=5.0
+        )
+
+        async def client_for(_: Any) -> KubernetesClusterClient:
+            return client
+
+        informers = InformerSet(
+            client_for=client_for, kind=DEPLOYMENT, selector=SELECTOR, settings=FAST
+        )
+        try:
+            informers.read(fleet_cluster(), NS)
+            await until(lambda: script.count("LIST") == 1, "never listed")  # LIST in flight
+            informers.forget("m1")
+            await client.close()  # what OperatorContext.forget_cluster does next
+            await until(lambda: _informer_tasks() == 0, "the informer outlived forget")
+            await asyncio.sleep(0.3)
+            assert script.count("WATCH") == 0
+            assert not [r for r in caplog.records if r.name.startswith("modelfleet")]
+        finally:
+            await informers.close()
