@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from test_member_watch import SELECTOR, deployment, fleet_cluster, kubeconfig, names, until
 
-from modelfleet.clusters import KubernetesClusterClient
+from modelfleet.clusters import ClusterUnreachable, KubernetesClusterClient
 from modelfleet.clusters.informer import Informer, InformerSet, InformerSettings
 from modelfleet.clusters.objects import DEPLOYMENT
 
@@ -432,3 +432,74 @@ async def test_forget_during_a_slow_list_ends_the_task_quietly(
             assert not [r for r in caplog.records if r.name.startswith("modelfleet")]
         finally:
             await informers.close()
+
+
+async def test_a_new_client_for_the_cluster_relists_before_it_is_served() -> None:
+    """The FleetCluster's kubeconfig Secret changed (the registry built a new client: new
+    credentials, or a kubeconfig now naming another API server). A resourceVersion is
+    only meaningful to the server that issued it, so the store is listed again through the
+    new client instead of being resumed with the old one's version."""
+    old = Scripted(items=[versioned(A, 5)], version=10)
+    new = Scripted(items=[versioned(B, 3)], version=4)
+    async with scripted_server(old) as old_url, scripted_server(new) as new_url:
+        clients = [
+            await KubernetesClusterClient.from_kubeconfig(
+                kubeconfig(url), name="m1", request_timeout=2.0
+            )
+            for url in (old_url, new_url)
+        ]
+        current = [clients[0]]
+
+        async def client_for() -> KubernetesClusterClient:
+            return current[0]
+
+        informer = Informer(
+            cluster="m1",
+            namespace=NS,
+            kind=DEPLOYMENT,
+            selector=SELECTOR,
+            client_for=client_for,
+            settings=FAST,
+        )
+        task = asyncio.create_task(informer.run())
+        try:
+            await until(lambda: names(informer) == {"a": 1}, "never synced")
+            current[0] = clients[1]
+            # What the registry does to the client it replaced: the watch open on it must
+            # end then (it hung, serving a frozen store, until the server's timeout and
+            # beyond), and the informer carry on with the new client.
+            await clients[0].close()
+            await until(lambda: new.count("WATCH") >= 1, "never watched the new server")
+            await until(lambda: names(informer) == {"b": 2}, "resumed with the old store")
+            assert new.count("LIST") == 1
+            assert new.requests[-1][1].get("resourceVersion") == "4"
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for client in clients:
+                await client.close()
+
+
+async def test_closing_the_client_ends_its_open_watches() -> None:
+    """``KubernetesClusterClient.close`` while a watch is open: the stream raises at once
+    (before, the reader stayed blocked past its own read timeout)."""
+    script = Scripted(items=[], version=10)  # the watch is held silent
+    async with scripted_server(script) as url:
+        client = await KubernetesClusterClient.from_kubeconfig(
+            kubeconfig(url), name="m1", request_timeout=2.0
+        )
+        stream = await client.watch(
+            DEPLOYMENT, SELECTOR, namespace=NS, resource_version="10", timeout_seconds=1
+        )
+
+        async def drain() -> None:
+            async for _ in stream:
+                pass
+
+        reader = asyncio.create_task(drain())
+        await asyncio.sleep(0.2)
+        await client.close()
+        with pytest.raises(ClusterUnreachable):
+            async with asyncio.timeout(10.0):  # read timeout 1 + 2 s; it never came
+                await reader

@@ -203,6 +203,9 @@ class KubernetesClusterClient:
         self.timeout = timeout
         self._namespaces: set[str] = set()  # namespaces known to exist
         self._closed = False
+        self._watches: set[Any] = set()
+        """Open watch responses: ``close`` ends them (closing the session alone leaves a
+        reader blocked in ``readline`` forever, past its read timeout)."""
 
     @classmethod
     async def from_kubeconfig(
@@ -343,6 +346,8 @@ class KubernetesClusterClient:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            for response in list(self._watches):
+                response.close()  # wakes its reader: the stream raises ClusterUnreachable
             await self._api.close()
 
     # -- list + watch (clusters.informer) --------------------------------------------------
@@ -432,6 +437,7 @@ class KubernetesClusterClient:
             finally:
                 response.close()
             raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
+        self._watches.add(response)
         return self._events(response, kind)
 
     async def _events(self, response: Any, kind: ResourceKind) -> AsyncIterator[JsonObject]:
@@ -455,6 +461,7 @@ class KubernetesClusterClient:
                 if isinstance(event, dict):
                     yield event
         finally:
+            self._watches.discard(response)
             response.close()  # a watch connection is not worth keeping for reuse
 
     # -- SecretReader ------------------------------------------------------------------

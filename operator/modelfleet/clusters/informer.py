@@ -155,6 +155,7 @@ class Informer:
         self._transform = transform or (lambda obj: obj)
         self._monotonic = monotonic
         self._store: dict[str, JsonObject] = {}
+        self._listed_with: ListWatchClient | None = None
         self._last_read = monotonic()
 
     def items(self) -> list[JsonObject] | None:
@@ -181,6 +182,11 @@ class Informer:
                 if client is None:
                     self.state.unsupported = True
                     return
+                if client is not self._listed_with:
+                    # A new client (its kubeconfig Secret changed, maybe to another API
+                    # server): a resourceVersion means something only to the server that
+                    # issued it, so the store is listed again rather than resumed.
+                    relist = True
                 if relist:
                     await self._list(client)
                     relist = False
@@ -210,6 +216,7 @@ class Informer:
             self.kind, self.selector, namespace=self.namespace
         )
         self._store = {_key(o): self._transform(o) for o in items}
+        self._listed_with = client
         self.state.resource_version = version
         self.state.synced = True
 
