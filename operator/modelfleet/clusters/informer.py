@@ -11,7 +11,9 @@ reflector does, with requests every API server since 1.19 serves the same way:
    ``timeoutSeconds``; ADDED/MODIFIED/DELETED change the store, every event and bookmark
    moves the resourceVersion on;
 3. when the stream ends (the server's timeout, a proxy, a dropped connection) WATCH again
-   from the last resourceVersion: nothing is listed again;
+   from the last resourceVersion: nothing is listed again, unless ``client_for`` now gives
+   another client (its kubeconfig changed, maybe to another API server, where the old
+   resourceVersion means nothing);
 4. a 410 Gone answer or an ``ERROR`` event (the resourceVersion is too old, or the server
    gave up) means events were lost: LIST again, after a backoff (doubling, capped);
 5. any other failure (unreachable, forbidden) marks the store not *healthy* and retries
@@ -22,7 +24,8 @@ otherwise, so the caller falls back to a LIST of its own: nothing ever waits for
 The store keeps only what ``transform`` keeps of each object (memory per object small and
 bounded). Informers are started on first read, stop when nobody has read them for
 ``idle_seconds`` (their namespace has no deployment left), when their cluster is forgotten
-(``forget``) and on ``close``; no task outlives ``close``.
+(``forget``; a late read of the same FleetCluster, by uid, starts nothing) and on ``close``;
+no task outlives ``close``.
 
 A client that cannot watch (the in-memory fakes of the simulator and the unit tests) makes
 ``client_for`` return None: the informer stops at once and reads always fall back.
