@@ -503,3 +503,44 @@ async def test_closing_the_client_ends_its_open_watches() -> None:
         with pytest.raises(ClusterUnreachable):
             async with asyncio.timeout(10.0):  # read timeout 1 + 2 s; it never came
                 await reader
+
+
+async def test_a_client_closed_before_its_request_is_unreachable_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The registry closed the client an informer had just taken (Secret changed between
+    ``client_for`` and the request): a typed, retried error, not aiohttp's RuntimeError
+    ("Session is closed") crashing the informer with an ERROR traceback."""
+    script = Scripted(items=[versioned(A, 5)], version=10)
+    async with scripted_server(script) as url:
+        closed, fresh = [
+            await KubernetesClusterClient.from_kubeconfig(
+                kubeconfig(url), name="m1", request_timeout=2.0
+            )
+            for _ in range(2)
+        ]
+        await closed.close()
+        with pytest.raises(ClusterUnreachable):
+            await closed.list_versioned(DEPLOYMENT, SELECTOR, namespace=NS)
+        with pytest.raises(ClusterUnreachable):
+            await closed.watch(
+                DEPLOYMENT, SELECTOR, namespace=NS, resource_version="10", timeout_seconds=1
+            )
+        given = [closed]
+
+        async def client_for(_: Any) -> KubernetesClusterClient:
+            client = given[0]
+            given[0] = fresh  # the registry's new client from now on
+            return client
+
+        informers = InformerSet(
+            client_for=client_for, kind=DEPLOYMENT, selector=SELECTOR, settings=FAST
+        )
+        try:
+            informers.read(fleet_cluster(), NS)
+            await until(lambda: informers.read(fleet_cluster(), NS) is not None, "no recovery")
+            assert informers.states()[0].errors == 1
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        finally:
+            await informers.close()
+            await fresh.close()
