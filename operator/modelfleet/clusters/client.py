@@ -203,6 +203,9 @@ class KubernetesClusterClient:
         self.timeout = timeout
         self._namespaces: set[str] = set()  # namespaces known to exist
         self._closed = False
+        self._watches: set[Any] = set()
+        """Open watch responses: ``close`` ends them (closing the session alone leaves a
+        reader blocked in ``readline`` forever, past its read timeout)."""
 
     @classmethod
     async def from_kubeconfig(
@@ -343,6 +346,8 @@ class KubernetesClusterClient:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            for response in list(self._watches):
+                response.close()  # wakes its reader: the stream raises ClusterUnreachable
             await self._api.close()
 
     # -- list + watch (clusters.informer) --------------------------------------------------
@@ -400,6 +405,7 @@ class KubernetesClusterClient:
             query.append(("labelSelector", selector_string(selector)))
         path = kind.collection_path(namespace)
         read_timeout = timeout_seconds + self.timeout
+        self._check_open(f"watch {kind.plural}")
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self._api.call_api(
@@ -432,7 +438,14 @@ class KubernetesClusterClient:
             finally:
                 response.close()
             raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
+        self._watches.add(response)
         return self._events(response, kind)
+
+    def _check_open(self, what: str) -> None:
+        """A closed client (the registry replaced it: its kubeconfig Secret changed) is
+        unreachable, a typed error callers retry, not aiohttp's RuntimeError."""
+        if self._closed:
+            raise ClusterUnreachable(f"{what}: client closed (replaced)", cluster=self.name)
 
     async def _events(self, response: Any, kind: ResourceKind) -> AsyncIterator[JsonObject]:
         """The events of an accepted watch response, one JSON object per line."""
@@ -455,6 +468,7 @@ class KubernetesClusterClient:
                 if isinstance(event, dict):
                     yield event
         finally:
+            self._watches.discard(response)
             response.close()  # a watch connection is not worth keeping for reuse
 
     # -- SecretReader ------------------------------------------------------------------
@@ -560,6 +574,8 @@ class KubernetesClusterClient:
         """One API call with the timeout; every transport and HTTP error is translated here."""
         import aiohttp  # with kubernetes_asyncio: only the real client needs them
         from kubernetes_asyncio.client.exceptions import ApiException
+
+        self._check_open(f"{verb} {resource}")
 
         try:
             async with asyncio.timeout(self.timeout):

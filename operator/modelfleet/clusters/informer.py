@@ -11,7 +11,9 @@ reflector does, with requests every API server since 1.19 serves the same way:
    ``timeoutSeconds``; ADDED/MODIFIED/DELETED change the store, every event and bookmark
    moves the resourceVersion on;
 3. when the stream ends (the server's timeout, a proxy, a dropped connection) WATCH again
-   from the last resourceVersion: nothing is listed again;
+   from the last resourceVersion: nothing is listed again, unless ``client_for`` now gives
+   another client (its kubeconfig changed, maybe to another API server, where the old
+   resourceVersion means nothing);
 4. a 410 Gone answer or an ``ERROR`` event (the resourceVersion is too old, or the server
    gave up) means events were lost: LIST again, after a backoff (doubling, capped);
 5. any other failure (unreachable, forbidden) marks the store not *healthy* and retries
@@ -22,7 +24,8 @@ otherwise, so the caller falls back to a LIST of its own: nothing ever waits for
 The store keeps only what ``transform`` keeps of each object (memory per object small and
 bounded). Informers are started on first read, stop when nobody has read them for
 ``idle_seconds`` (their namespace has no deployment left), when their cluster is forgotten
-(``forget``) and on ``close``; no task outlives ``close``.
+(``forget``; a late read of the same FleetCluster, by uid, starts nothing) and on ``close``;
+no task outlives ``close``.
 
 A client that cannot watch (the in-memory fakes of the simulator and the unit tests) makes
 ``client_for`` return None: the informer stops at once and reads always fall back.
@@ -155,6 +158,7 @@ class Informer:
         self._transform = transform or (lambda obj: obj)
         self._monotonic = monotonic
         self._store: dict[str, JsonObject] = {}
+        self._listed_with: ListWatchClient | None = None
         self._last_read = monotonic()
 
     def items(self) -> list[JsonObject] | None:
@@ -172,6 +176,7 @@ class Informer:
         while True:
             if self._monotonic() - self._last_read > s.idle_seconds:
                 log.debug("informer %s/%s idle: stopped", self.state.cluster, self.namespace)
+                self.state.healthy = False  # no watch keeps the store current any more
                 return
             opened = self._monotonic()
             events_before = self.state.events
@@ -180,6 +185,11 @@ class Informer:
                 if client is None:
                     self.state.unsupported = True
                     return
+                if client is not self._listed_with:
+                    # A new client (its kubeconfig Secret changed, maybe to another API
+                    # server): a resourceVersion means something only to the server that
+                    # issued it, so the store is listed again rather than resumed.
+                    relist = True
                 if relist:
                     await self._list(client)
                     relist = False
@@ -209,6 +219,7 @@ class Informer:
             self.kind, self.selector, namespace=self.namespace
         )
         self._store = {_key(o): self._transform(o) for o in items}
+        self._listed_with = client
         self.state.resource_version = version
         self.state.synced = True
 
@@ -246,6 +257,9 @@ class Informer:
             return
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             return
+        namespace = (obj.get("metadata") or {}).get("namespace")
+        if self.namespace is not None and namespace != self.namespace:
+            return  # not this collection's object (a namespaced watch never sends one)
         key = _key(obj)
         if kind != "DELETED" and matches_selector(obj, self.selector):
             obj.setdefault("apiVersion", self.kind.api_version)
@@ -292,6 +306,7 @@ class InformerSet:
         self._informers: dict[tuple[str, str], tuple[Informer, asyncio.Task[None]]] = {}
         self._clusters: dict[str, Any] = {}  # the latest FleetCluster object per name
         self._stopping: set[asyncio.Task[None]] = set()
+        self._forgotten: dict[str, str] = {}  # name -> uid of a deleted FleetCluster
         self._closed = False
 
     def read(self, cluster: Any, namespace: str) -> list[JsonObject] | None:
@@ -299,6 +314,11 @@ class InformerSet:
         while it is not serving (not synced yet, failing, or unable to watch): list then.
         Starts the informer when there is none (or it stopped). Call inside the event loop."""
         name = str(cluster.metadata.name)
+        uid = cluster.metadata.uid
+        if name in self._forgotten:
+            if uid is not None and self._forgotten[name] == uid:
+                return None  # a pass that began before the cluster was deleted: it lists
+            del self._forgotten[name]  # created again under the same name
         self._clusters[name] = cluster
         key = (name, namespace)
         entry = self._informers.get(key)
@@ -311,17 +331,24 @@ class InformerSet:
         return entry[0].items()
 
     def states(self, cluster: str | None = None) -> list[InformerState]:
-        """Every informer's state (of ``cluster`` when given), sorted by cluster, namespace."""
+        """Every running informer's state (of ``cluster`` when given; an informer stopped
+        idle is left out until a read starts it again), sorted by cluster, namespace."""
         found = [
             informer.state
-            for (name, _), (informer, _task) in self._informers.items()
-            if cluster is None or name == cluster
+            for (name, _), (informer, task) in self._informers.items()
+            if (cluster is None or name == cluster)
+            and (not task.done() or informer.state.unsupported)  # stopped idle: gone
         ]
         return sorted(found, key=lambda st: (st.cluster, st.namespace or ""))
 
     def forget(self, cluster: str) -> None:
-        """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them."""
-        self._clusters.pop(cluster, None)
+        """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them.
+        A later read of the same FleetCluster (same uid: a pass that began before the
+        deletion) starts nothing and gets None; one created again (new uid) is watched."""
+        known = self._clusters.pop(cluster, None)
+        uid = None if known is None else known.metadata.uid
+        if uid is not None:
+            self._forgotten[cluster] = str(uid)
         for key in [k for k in self._informers if k[0] == cluster]:
             _, task = self._informers.pop(key)
             self._stop(task)
