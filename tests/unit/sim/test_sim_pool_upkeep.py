@@ -40,5 +40,11 @@ def test_nodes_without_a_placement_are_released() -> None:
         for (instance_type, capacity_type), (nodes, _) in twin.provider.node_counts().items()
         if nodes > 0
     }
+    # Ready nodes a plan stopped using stay for the pools' scale-in delay (10 min, like
+    # cluster-autoscaler): at the end of the run those are still on their clock.
+    ledger = policy.reconciler.ledger
+    shrinking = {(name, it, str(ct)) for (name, it, ct) in ledger._shrinking}
     assert held, "the deployment runs somewhere"
-    assert held <= placed, f"nodes held in pools nothing is placed on: {held - placed}"
+    assert held <= placed | shrinking, (
+        f"nodes held in pools nothing is placed on: {held - placed - shrinking}"
+    )
