@@ -24,9 +24,9 @@ from tests.integration import rbac_check
 
 from modelfleet.api import ModelDeployment
 from modelfleet.gateway.run import GatewayOptions, serve_gateway
+from modelfleet.gateway.settings import GatewaySettings
 from modelfleet.labels import DEMAND_SEEN_AT
 from modelfleet.reconciler.activator import demand_seen_at
-from modelfleet.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
 
