@@ -97,6 +97,11 @@ class DemandWaker:
             return
         self.writes += 1
 
+    @property
+    def in_flight(self) -> int:
+        """Writes started and not finished."""
+        return len(self._tasks)
+
     async def close(self) -> None:
         """Cancel writes still in flight."""
         for task in list(self._tasks):
