@@ -1,6 +1,7 @@
 """The gateway's wake-up writes (gateway/activator.py) against a real HTTP server speaking
 the API server's PATCH: one merge patch per deployment per interval, a refused write (403:
-the RBAC verb missing) logged and retried on the next held request, never raised."""
+the RBAC verb missing; 404) logged, never raised, and retried after the interval (not on
+the next held request: a flood must not become one API call per request)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ async def _settle(waker: DemandWaker) -> None:
             return
 
 
-async def test_one_merge_patch_per_interval_and_a_refusal_is_retried(
+async def test_one_merge_patch_per_interval_and_a_refusal_is_retried_after_it(
     hub: tuple[Hub, ApiClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     state, client = hub
@@ -77,7 +78,11 @@ async def test_one_merge_patch_per_interval_and_a_refusal_is_retried(
     assert waker.writes == 0 and len(state.patches) == 1
     assert "403" in caplog.text and "'patch' on modeldeployments" in caplog.text
 
-    waker.held(key)  # refused before: the next held request tries again at once
+    waker.held(key)  # refused within the interval: no second try yet
+    await _settle(waker)
+    assert len(state.patches) == 1
+    now[0] += 15.0
+    waker.held(key)  # the interval has passed: tried again
     await _settle(waker)
     waker.held(key)  # within the interval of a write that worked: no second write
     await _settle(waker)
@@ -90,4 +95,29 @@ async def test_one_merge_patch_per_interval_and_a_refusal_is_retried(
     waker.held(key)
     await _settle(waker)
     assert waker.writes == 2 and len(state.patches) == 3
+    await waker.close()
+
+
+async def test_a_refusing_api_server_gets_one_write_per_interval_under_a_flood(
+    hub: tuple[Hub, ApiClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A gateway without the RBAC verb (403), or a deleted deployment (404), must not turn
+    every held request into an API call: a client opening and closing held requests in a
+    loop would otherwise make the gateway hammer the API server (and the log)."""
+    state, client = hub
+    now = [100.0]
+    waker = DemandWaker(client, interval=15.0, clock=lambda: now[0])
+    key = DeploymentKey("team", "coder")
+    state.statuses = [403] * 50 + [404] * 50
+    with caplog.at_level(logging.WARNING, logger="modelfleet.gateway.activator"):
+        for _ in range(200):  # each held request of a flood, each after the last answer
+            waker.held(key)
+            await _settle(waker)
+            now[0] += 0.05  # 10 s in all: within one interval
+    assert len(state.patches) == 1 and waker.writes == 0
+    assert caplog.text.count("could not wake") == 1
+    now[0] += 15.0
+    waker.held(key)
+    await _settle(waker)
+    assert len(state.patches) == 2  # tried again after the interval
     await waker.close()

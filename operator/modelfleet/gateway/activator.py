@@ -9,8 +9,12 @@ ModelDeployment's annotation ``activator.modelfleet.io/demand-seen-at``
 operator reconciles at once and reads it as demand (``reconciler/activator.py``).
 
 At most one write per deployment per ``interval`` seconds (a burst of held requests is one
-write); writes run in the background and never delay or fail a request: an API error is
-logged (a 403 names the RBAC verb the chart grants, ``patch`` on modeldeployments).
+write), whether the last one worked or not: a refused write (403: the RBAC verb missing;
+404: the deployment deleted or a route naming none) is tried again after ``interval``, not
+on the next held request, so a client opening and closing held requests in a loop cannot
+turn each of them into an API call. Writes run in the background and never delay or fail a
+request: an API error is logged (a 403 names the RBAC verb the chart grants, ``patch`` on
+modeldeployments).
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ class DemandWaker:
         """Annotation writes that succeeded."""
 
     def held(self, key: DeploymentKey) -> None:
-        """A request for ``key`` is being held: write the annotation unless one was written
-        within ``interval``. Returns at once (the write runs in the background)."""
+        """A request for ``key`` is being held: write the annotation unless a write was
+        started (worked or not) within ``interval``. Returns at once (the write runs in the
+        background)."""
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
@@ -86,13 +91,11 @@ class DemandWaker:
                 body,
                 **options,
             )
-        except ApiException as exc:
-            self._last.pop(key, None)  # let the next held request try again
+        except ApiException as exc:  # the limit stays: tried again after ``interval``
             hint = " (the gateway needs 'patch' on modeldeployments)" if exc.status == 403 else ""
             log.warning("could not wake the operator for %s: %s%s", key, exc.status, hint)
             return
         except Exception as exc:  # transport errors: the Prometheus signal still follows
-            self._last.pop(key, None)
             log.warning("could not wake the operator for %s: %s", key, exc)
             return
         self.writes += 1
