@@ -439,6 +439,50 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
                     f"{source}: fleet: {c.metadata.name} offers {o.gpu!r}, which has no GPU "
                     f"profile; add world.gpus.{o.gpu}"
                 )
+    if not errors:
+        errors.extend(f"{source}: {p}" for p in _weights_problems(spec, fleet, deployments))
     if errors:
         raise ScenarioError(errors)
     return Scenario(spec=spec, source=source, fleet=tuple(fleet), deployments=tuple(deployments))
+
+
+def _weights_problems(
+    spec: ScenarioSpec, fleet: list[FleetCluster], deployments: list[ModelDeployment]
+) -> list[str]:
+    """Where the world's model cannot be loaded: its weights (``paramsBillion`` x
+    ``bytesPerParam``) above the usable memory (``kvCacheMemoryFraction`` of the GPUs of one
+    replica) of a GPU type a deployment may be placed on. The serving model would otherwise
+    run such a replica with no KV cache at one request at a time, and the report would
+    quietly measure nonsense."""
+    world = spec.world
+    weights = world.model.params_billion * 1e9 * world.model.bytes_per_param
+    out: list[str] = []
+    for md in deployments:
+        need = md.spec.resources.gpu
+        gpus = sorted(
+            {
+                o.gpu
+                for c in fleet
+                for o in c.spec.gpu_offerings or []
+                if (not need.types or o.gpu in need.types)
+                and (need.memory_gi_b is None or o.gpu_memory_gi_b >= need.memory_gi_b)
+                and o.gpus_per_node >= need.count
+                and o.gpu in world.gpus
+            }
+        )
+        for gpu in gpus:
+            usable = (
+                world.gpus[gpu].memory_gib
+                * 2**30
+                * need.count
+                * world.engine.kv_cache_memory_fraction
+            )
+            if weights > usable:
+                out.append(
+                    f"world.model.paramsBillion: {world.model.params_billion:g} B parameters x "
+                    f"{world.model.bytes_per_param:g} bytes = {weights / 2**30:,.0f} GiB of "
+                    f"weights do not fit in {usable / 2**30:,.0f} GiB usable on "
+                    f"{need.count} x {gpu} (deployment {md.metadata.name}: "
+                    "resources.gpu.count, world.engine.kvCacheMemoryFraction)"
+                )
+    return out

@@ -169,6 +169,11 @@ def apply_bursts(rate: FloatArray, bursts: list[Burst], *, offset: float = 0.0) 
     return out
 
 
+MAX_TRACE_TOKENS = 10_000_000
+"""Most prompt or output tokens one trace row may give: above any model's context window
+(the largest public ones are 10M tokens). Larger counts, negative ones and counts beyond 64
+bits are errors naming the row; 0 counts as 1 token."""
+
 MAX_REPLAYED_REQUESTS = 20_000_000
 """Most requests a replay may lay out (about 1.5 GB of arrays at its peak): beyond it a
 scenario is refused (``load_scenario``) rather than running the machine out of memory."""
@@ -177,9 +182,10 @@ scenario is refused (``load_scenario``) rather than running the machine out of m
 @functools.lru_cache(maxsize=8)
 def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
     """(seconds since the earliest request, prompt tokens, output tokens) of an
-    Azure-format trace, in time order (rows out of order are sorted, none is lost). Raises
-    ValueError naming the file (and the line, for a bad row); OSError if it cannot be
-    opened."""
+    Azure-format trace, in time order (rows out of order are sorted, none is lost). A token
+    count of 0 counts as 1. Raises ValueError naming the file (and the line and column, for
+    a bad row: not an integer, negative, above ``MAX_TRACE_TOKENS``); OSError if it cannot
+    be opened."""
     times: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
@@ -199,8 +205,8 @@ def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
                     when = datetime.fromisoformat(head + ("." + frac[:6] if frac else ""))
                     first = first or when
                     times.append((when - first).total_seconds())
-                    prompts.append(max(1, int(row["ContextTokens"])))
-                    outputs.append(max(1, int(row["GeneratedTokens"])))
+                    prompts.append(_tokens(row, "ContextTokens"))
+                    outputs.append(_tokens(row, "GeneratedTokens"))
                 except (ValueError, TypeError, AttributeError) as exc:
                     raise ValueError(f"{path}:{line}: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -214,6 +220,14 @@ def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
         np.asarray(prompts, dtype=np.int64)[order],
         np.asarray(outputs, dtype=np.int64)[order],
     )
+
+
+def _tokens(row: dict[str, str], column: str) -> int:
+    """The token count in ``row[column]`` (0 counts as 1); ValueError naming the column."""
+    value = int(row[column])
+    if not 0 <= value <= MAX_TRACE_TOKENS:
+        raise ValueError(f"{column} {value} is out of range (0 to {MAX_TRACE_TOKENS:,} tokens)")
+    return max(1, value)
 
 
 def _plays(trace: TraceSpec, span: float, *, seconds: int, offset: int) -> tuple[int, int]:

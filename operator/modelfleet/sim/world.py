@@ -19,10 +19,15 @@ from pydantic.alias_generators import to_camel
 
 
 class SimModel(BaseModel):
-    """Base of the simulator's settings: camelCase keys, unknown keys rejected, frozen."""
+    """Base of the simulator's settings: camelCase keys, unknown keys rejected, numbers
+    finite (TOML's ``inf`` and ``nan`` are refused), frozen."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
     )
 
 
@@ -112,7 +117,7 @@ class ModelProfile(SimModel):
     bytes_per_param: float = Field(default=2.0, gt=0, description="2 for BF16, 1 for FP8.")
     kv_bytes_per_token: float = Field(
         default=131072,
-        gt=0,
+        ge=1,
         description="KV cache per token: 2 x 32 layers x 8 KV heads x 128 dims x 2 bytes "
         "for Llama-3.1-8B (grouped-query attention).",
     )
