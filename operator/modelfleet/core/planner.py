@@ -40,6 +40,7 @@ from modelfleet.core.types import (
     ExistingPlacement,
     FleetSnapshot,
     MetricsSnapshot,
+    Offering,
     PlannerSettings,
 )
 
@@ -376,11 +377,19 @@ def _capacity_view(
     """
     if not spec.profiles:
         return None, tuple(candidates)
+    per_gpu: dict[str, float] = {}  # replica_capacity depends on the offering's GPU only
+
+    def capacity(offering: Offering) -> float:
+        cap = per_gpu.get(offering.gpu)
+        if cap is None:
+            cap = per_gpu[offering.gpu] = replica_capacity(spec, offering)
+        return cap
+
     caps: dict[PoolKey, float] = {}
     for c in candidates:
         offering = index.offerings.get((c.cluster, c.instance_type))
         if offering is not None:
-            caps[c.key] = replica_capacity(spec, offering)
+            caps[c.key] = capacity(offering)
     usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
     best = max((caps[c.key] for c in usable), default=0.0)
     ranked = tuple(
@@ -394,7 +403,7 @@ def _capacity_view(
     for key, n in sticky.items():
         offering = index.offerings.get((key[0], key[1]))
         if offering is not None and n > 0:
-            weighted += n * replica_capacity(spec, offering)
+            weighted += n * capacity(offering)
             count += n
     if count:
         return weighted / count, ranked

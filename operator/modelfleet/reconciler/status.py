@@ -65,10 +65,32 @@ class SloFigures:
         )
 
 
-def decision_to_status(state: DecisionState) -> DecisionStatus:
-    """The API form of the planner's memory."""
+def decision_to_status(
+    state: DecisionState, previous: DecisionStatus | None = None
+) -> DecisionStatus:
+    """The API form of the planner's memory.
+
+    ``previous`` (the status ``state`` was read from) only saves work: an entry equal to
+    one of its entries (same instant, same tzinfo, same number of the same type) reuses
+    that immutable API object instead of validating a new one; most of the history is
+    unchanged from one pass to the next. The result is the same either way.
+    """
+    recs: dict[tuple[datetime, object, int], Recommendation] = {}
+    rates: dict[tuple[datetime, object, float], RateSample] = {}
+    if previous is not None:
+        recs = {(r.at, r.at.tzinfo, r.replicas): r for r in previous.recommendations or []}
+        rates = {(r.at, r.at.tzinfo, r.rate): r for r in previous.rate_history or []}
+    recommendations = []
+    for t, n in state.recommendations:
+        rec = recs.get((t, t.tzinfo, n)) if type(n) is int else None
+        recommendations.append(Recommendation(at=t, replicas=n) if rec is None else rec)
+    history = []
+    for t, r in state.rate_history:
+        # Only non-zero floats: -0.0 == 0.0 and 1 == 1.0 but they serialise differently.
+        sample = rates.get((t, t.tzinfo, r)) if type(r) is float and r != 0.0 else None
+        history.append(RateSample(at=t, rate=r) if sample is None else sample)
     return DecisionStatus(
-        recommendations=[Recommendation(at=t, replicas=n) for t, n in state.recommendations],
+        recommendations=recommendations,
         last_desired=state.last_desired,
         idle_since=state.idle_since,
         spot_fallback_replicas=state.spot_fallback_replicas,
@@ -76,7 +98,7 @@ def decision_to_status(state: DecisionState) -> DecisionStatus:
         capacity_per_replica=state.capacity_per_replica,
         capacity_bounded_at=state.capacity_bounded_at,
         capacity_correction=state.capacity_correction,
-        rate_history=[RateSample(at=t, rate=r) for t, r in state.rate_history],
+        rate_history=history,
         lead_time_seconds=state.lead_time_seconds,
         short_since=state.short_since,
     )
@@ -112,7 +134,16 @@ def _condition(
     now: datetime,
 ) -> Condition:
     old = previous.get(type_)
-    since = old.last_transition_time if old is not None and old.status == status else now
+    if old is not None and old.status == status:
+        if (
+            old.reason == reason
+            and old.message == message
+            and old.observed_generation == generation
+        ):
+            return old  # unchanged: the same immutable object (no validation)
+        since = old.last_transition_time
+    else:
+        since = now
     return Condition(
         type=type_,
         status=status,
@@ -182,22 +213,28 @@ def build_status(
         for w in obs.workloads
     }
     nodes_by_key = {(n.cluster, n.instance_type, n.capacity_type): n.nodes for n in plan.node_pools}
-    placements = [
-        PlacementStatus(
-            cluster=p.cluster,
-            cloud=p.cloud,
-            region=p.region,
-            gpu=p.gpu,
-            instance_type=p.instance_type,
-            capacity_type=p.capacity_type,
-            replicas=p.replicas,
-            ready=min(
-                p.replicas, ready_by_key.get((p.cluster, p.instance_type, p.capacity_type), 0)
-            ),
-            nodes=nodes_by_key.get((p.cluster, p.instance_type, p.capacity_type)),
+    # An entry equal to one of the last status reuses that immutable object (no validation).
+    before = {_placement_fields(p): p for p in (md.status.placements if md.status else None) or []}
+    placements = []
+    for p in plan.placements:
+        pool = (p.cluster, p.instance_type, p.capacity_type)
+        fields = (
+            p.cluster,
+            p.cloud,
+            p.region,
+            p.gpu,
+            p.instance_type,
+            p.capacity_type,
+            p.replicas,
+            min(p.replicas, ready_by_key.get(pool, 0)),
+            nodes_by_key.get(pool),
         )
-        for p in plan.placements
-    ]
+        kept = before.get(fields) if all(type(v) is not float for v in fields) else None
+        placements.append(
+            kept
+            if kept is not None
+            else PlacementStatus(**dict(zip(_PLACEMENT, fields, strict=True)))
+        )
     wanted = plan.desired_replicas + plan.standby_replicas
     ready = sum(p.ready for p in placements)
     spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
@@ -316,8 +353,28 @@ def build_status(
         ),
         endpoints=list(endpoints),
         last_reconcile_time=now,
-        decision=decision_to_status(plan.state),
+        decision=decision_to_status(
+            plan.state, md.status.decision if md.status is not None else None
+        ),
     )
+
+
+_PLACEMENT = (
+    "cluster",
+    "cloud",
+    "region",
+    "gpu",
+    "instance_type",
+    "capacity_type",
+    "replicas",
+    "ready",
+    "nodes",
+)
+"""The fields of a PlacementStatus, in the order ``_placement_fields`` gives them."""
+
+
+def _placement_fields(p: PlacementStatus) -> tuple[object, ...]:
+    return tuple(getattr(p, name) for name in _PLACEMENT)
 
 
 def _first_reason(plan: Plan) -> str:
