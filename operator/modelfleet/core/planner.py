@@ -9,6 +9,7 @@ randomness; ties are broken by fleet order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -394,7 +395,7 @@ def _capacity_view(
     best = max((caps[c.key] for c in usable), default=0.0)
     ranked = tuple(
         sorted(
-            (replace(c, effective=c.effective * best / caps[c.key]) for c in usable),
+            (_repriced(c, c.effective * best / caps[c.key]) for c in usable),
             key=lambda c: (c.effective, c.order),
         )
     )
@@ -410,6 +411,13 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+@functools.lru_cache(maxsize=4096)
+def _repriced(candidate: Candidate, effective: float) -> Candidate:
+    """``candidate`` at the ``effective`` price per unit of capacity. Memoised (pure, on
+    immutable values): the same candidates are repriced the same way every pass."""
+    return replace(candidate, effective=effective)
 
 
 def _zone_fall_through(

@@ -71,24 +71,36 @@ def decision_to_status(
     """The API form of the planner's memory.
 
     ``previous`` (the status ``state`` was read from) only saves work: an entry equal to
-    one of its entries (same instant, same tzinfo, same number of the same type) reuses
+    one of its entries (the same datetime object, an equal number of the same type) reuses
     that immutable API object instead of validating a new one; most of the history is
     unchanged from one pass to the next. The result is the same either way.
     """
-    recs: dict[tuple[datetime, object, int], Recommendation] = {}
-    rates: dict[tuple[datetime, object, float], RateSample] = {}
+    # Keyed by the identity of the timestamp: the state's entries carry the very datetime
+    # objects of the status they were read from, so a hit is the same instant and tzinfo.
+    recs: dict[int, Recommendation] = {}
+    rates: dict[int, RateSample] = {}
     if previous is not None:
-        recs = {(r.at, r.at.tzinfo, r.replicas): r for r in previous.recommendations or []}
-        rates = {(r.at, r.at.tzinfo, r.rate): r for r in previous.rate_history or []}
+        recs = {id(r.at): r for r in previous.recommendations or []}
+        rates = {id(r.at): r for r in previous.rate_history or []}
     recommendations = []
     for t, n in state.recommendations:
-        rec = recs.get((t, t.tzinfo, n)) if type(n) is int else None
-        recommendations.append(Recommendation(at=t, replicas=n) if rec is None else rec)
+        rec = recs.get(id(t))
+        if rec is None or rec.at is not t or rec.replicas != n or type(n) is not int:
+            rec = Recommendation(at=t, replicas=n)
+        recommendations.append(rec)
     history = []
     for t, r in state.rate_history:
+        sample = rates.get(id(t))
         # Only non-zero floats: -0.0 == 0.0 and 1 == 1.0 but they serialise differently.
-        sample = rates.get((t, t.tzinfo, r)) if type(r) is float and r != 0.0 else None
-        history.append(RateSample(at=t, rate=r) if sample is None else sample)
+        if (
+            sample is None
+            or sample.at is not t
+            or sample.rate != r
+            or type(r) is not float
+            or r == 0.0
+        ):
+            sample = RateSample(at=t, rate=r)
+        history.append(sample)
     return DecisionStatus(
         recommendations=recommendations,
         last_desired=state.last_desired,
