@@ -127,7 +127,8 @@ def predictor_error(
     mean signed error relative to the mean rate (``bias``: > 0 forecasts too high), and the
     share of forecasts below the actual rate (``under``)."""
     fn = PREDICTORS.get(predictor, PREDICTORS["trend"])
-    cum = np.concatenate([[0], np.cumsum(arrivals)])
+    # Python ints: the same exact counts as the int64 cumulative sum, cheaper to index.
+    cum: list[int] = np.concatenate([[0], np.cumsum(arrivals)]).tolist()
 
     def rate(end: int) -> float:
         a = max(0, end - window)
