@@ -302,6 +302,11 @@ policy, preferred regions and discount. A reconcile builds a new snapshot every 
 stockouts and bookings change), but the offerings rarely do. Bounded."""
 
 
+def clear_offering_passes() -> None:
+    """Forget the offering passes kept across snapshots (see ``_OFFERING_PASSES``)."""
+    _OFFERING_PASSES.clear()
+
+
 def _offering_pass(index: FleetIndex, spec: DeploymentSpec, discount: float) -> _OfferingPass:
     """Offering-level filtering (GPU model, memory, count) and candidate construction,
     memoised per (GPU need, spot policy, preferred regions, discount) on the index, and

@@ -21,6 +21,7 @@ from modelfleet.core.candidates import (
     Eligibility,
     FleetIndex,
     PoolKey,
+    clear_offering_passes,
     eligibility,
     fleet_index,
 )
@@ -30,7 +31,7 @@ from modelfleet.core.placement import PlacementResult, PlaceOptions, place
 from modelfleet.core.profiles import replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
-from modelfleet.core.solver import Limits
+from modelfleet.core.solver import Limits, clear_memo
 from modelfleet.core.state import DecisionState
 from modelfleet.core.stockouts import open_zones, pool_stockout
 from modelfleet.core.types import (
@@ -411,6 +412,15 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+def clear_memos() -> None:
+    """Forget every memo the planner keeps across snapshots (the offering filter, repriced
+    candidates, solver answers): benchmarks measure cold plans with it. Never needed for
+    correctness: every memo is keyed by all it reads."""
+    clear_offering_passes()
+    _repriced.cache_clear()
+    clear_memo()
 
 
 @functools.lru_cache(maxsize=4096)

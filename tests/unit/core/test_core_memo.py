@@ -13,16 +13,16 @@ from modelfleet.core import ClusterSignals, ClusterView, DecisionState, Deployme
 from modelfleet.core import candidates as cand_module
 from modelfleet.core import planner as planner_module
 from modelfleet.core.candidates import eligibility
+from modelfleet.core.planner import clear_memos
 from modelfleet.core.profiles import CapacityProfile, Workload
-from modelfleet.core.solver import clear_memo
 from modelfleet.core.types import FleetSnapshot, GpuNeed
 
 
 def _cold() -> None:
-    """Forget every memo of the core."""
-    cand_module._OFFERING_PASSES.clear()
-    planner_module._repriced.cache_clear()
-    clear_memo()
+    """Forget every memo the core keeps across snapshots."""
+    clear_memos()
+    assert not cand_module._OFFERING_PASSES
+    assert planner_module._repriced.cache_info().currsize == 0
 
 
 def _fleet(price: float = 2.0, *, health: str = "Healthy") -> list[ClusterView]:
