@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,42 +25,11 @@ from modelfleet.gateway.settings import GatewaySettings
 pytestmark = pytest.mark.integration
 
 
-def gateway_grants(namespaces: tuple[str, ...]) -> rbac_check.Grants:
-    """What the chart's gateway ServiceAccount may do, rendered by the real helm with the
-    gateway on, the keys Secret this test uses and ``namespaces``."""
-    args = ["--set", "gateway.enabled=true", "--set", "gateway.apiKeys.existingSecret=gateway-keys"]
-    for index, namespace in enumerate(namespaces):
-        args += ["--set", f"gateway.namespaces[{index}]={namespace}"]
-    with tempfile.TemporaryDirectory() as home:
-        result = subprocess.run(
-            [
-                str(rbac_check._helm_binary()),
-                "template",
-                rbac_check.CHART_RELEASE,
-                str(rbac_check.CHART),
-                "-n",
-                rbac_check.CHART_NAMESPACE,
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "HOME": home,
-                "HELM_CACHE_HOME": f"{home}/c",
-                "HELM_CONFIG_HOME": f"{home}/g",
-                "HELM_DATA_HOME": f"{home}/d",
-            },
-        )
-    assert result.returncode == 0, result.stderr
-    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
-    subject = (rbac_check.CHART_NAMESPACE, f"{rbac_check.CHART_RELEASE}-modelfleet-gateway")
-    return rbac_check.grants_from_manifests(manifests, subject=subject)
-
-
-ROUTES = {"modelfleet.io/v1alpha1/modelroutes": ResourceSpec("ModelRoute", namespaced=True)}
+ROUTES = {
+    "modelfleet.io/v1alpha1/modelroutes": ResourceSpec(
+        "ModelRoute", namespaced=True, subresources=("status",)
+    )
+}
 KEY = "sk-hub-0123456789"
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -199,11 +166,13 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
-    # The only writes are the test's own (standing in for the operator): the gateway reads.
-    assert [m for m, _ in requests if m != "GET"] == ["PATCH", "DELETE"]
+    # The gateway's only write: the route's status (accepted: it alone claims "assistant").
+    gateway_requests = kube.authenticated_requests()
+    route_status = "/apis/modelfleet.io/v1alpha1/namespaces/team/modelroutes/assistant/status"
+    assert [r for r in gateway_requests if r[0] != "GET"] == [("PATCH", route_status)]
+    assert [m for m, _ in requests if m != "GET"] == ["PATCH", "PATCH", "DELETE"]
     # Every request the gateway sent is one the chart's gateway RBAC allows.
-    gateway_requests = [(m, p) for m, p in requests if m == "GET"]
-    assert gateway_grants(namespaces).denied(gateway_requests) == []
+    assert rbac_check.gateway_grants(namespaces).denied(gateway_requests) == []
     prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
     for plural in ("modeldeployments", "modelroutes"):
         assert ("GET", prefix + plural) in requests
