@@ -248,17 +248,16 @@ async def fleet(
         yield running
 
 
-def _install_providers(
-    fleet: Fleet, clouds: Clouds
+def install_providers(
+    fleet: Fleet, aws_sessions: Callable[..., Any]
 ) -> Callable[[OperatorContext], Awaitable[None]]:
-    """AWS with the fault-injecting session, Azure with a fixed token; GCP is left to the
-    operator (built from its FleetCluster and credentials Secret)."""
+    """AWS with ``aws_sessions`` (the provider's ``session_factory`` seam: a fault-injecting
+    session over moto), Azure with a fixed token; GCP is left to the operator (built from
+    its FleetCluster and credentials Secret)."""
 
     async def install(context: OperatorContext) -> None:
         aws = FleetCluster.model_validate(await fleet.fc(AWS))
-        await context.providers.install(
-            aws, AwsNodePoolProvider(aws, session_factory=clouds.aws.factory)
-        )
+        await context.providers.install(aws, AwsNodePoolProvider(aws, session_factory=aws_sessions))
         azure = FleetCluster.model_validate(await fleet.fc(AZURE))
         await context.providers.install(
             azure, AzureNodePoolProvider(azure, sdk_credential=StaticToken())
@@ -321,7 +320,7 @@ async def test_aws_stockout_falls_through_to_gke_in_one_reconcile(
     clouds.aws.failing["create_nodegroup"] = client_error(
         "InsufficientInstanceCapacity", ICE_MESSAGE, operation="CreateNodegroup"
     )
-    async with operator_prepared(fleet, _install_providers(fleet, clouds)):
+    async with operator_prepared(fleet, install_providers(fleet, clouds.aws.factory)):
         await _ready(fleet)
         md = _h100_deployment(
             "llama", placement={"capacity": {"spot": "Allowed", "onDemandBase": 1}}
@@ -401,7 +400,7 @@ async def test_aws_stockout_falls_through_to_gke_in_one_reconcile(
 async def test_gke_pool_follows_replicas_and_shrinks_to_zero_on_delete(
     fleet: Fleet, clouds: Clouds
 ) -> None:
-    async with operator_prepared(fleet, _install_providers(fleet, clouds)):
+    async with operator_prepared(fleet, install_providers(fleet, clouds.aws.factory)):
         await _ready(fleet)
         await fleet.kubectl.create(MD, _h100_deployment("llama", placement={"clouds": ["gcp"]}))
         pool = "mf-" + pool_id(GCP, GCP_H100, "OnDemand")
