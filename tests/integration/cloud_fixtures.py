@@ -27,6 +27,17 @@ from typing import Any
 
 import pytest
 
+
+class RecordingSleep:
+    """A provider's ``sleep`` seam that returns at once and records each delay (seconds)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
 # -- AWS (moto) ---------------------------------------------------------------------------
 
 

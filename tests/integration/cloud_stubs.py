@@ -140,6 +140,14 @@ class CloudStub:
             server.shutdown()
             server.server_close()
 
+    def __enter__(self) -> CloudStub:
+        """Started for the ``with`` block, stopped after it."""
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def _serve(self, context: ssl.SSLContext | None) -> ThreadingHTTPServer:
         stub = self
 

@@ -30,7 +30,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
+from tests.integration.cloud_fixtures import moto_server
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
@@ -87,11 +87,8 @@ L40S = Offering(
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @dataclass

@@ -154,10 +154,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("cloud-stub"))
-    server.start()
-    yield server
-    server.stop()
+    with CloudStub(tmp_path_factory.mktemp("cloud-stub")) as server:
+        yield server
 
 
 @dataclass

@@ -94,10 +94,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("contract-stub"))
-    server.start()
-    yield server
-    server.stop()
+    with CloudStub(tmp_path_factory.mktemp("contract-stub")) as server:
+        yield server
 
 
 def _offering(cluster: FleetCluster, instance_type: str) -> Offering:
