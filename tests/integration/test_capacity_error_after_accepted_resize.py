@@ -9,7 +9,6 @@ on the next candidate (GKE).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 pytest.importorskip("moto.server")
 
 from tests.integration import test_e2e_clouds as e2e
+from tests.integration.cloud_fixtures import edit
 from tests.integration.operator_harness import MD_PATH, Fleet, eventually, operator_prepared
 from tests.integration.test_e2e_clouds import (
     AWS,
@@ -34,57 +34,25 @@ MD = MD_PATH.format(ns="default")
 moto_url, stub, clouds, fleet = e2e.moto_url, e2e.stub, e2e.clouds, e2e.fleet
 
 
-@dataclass
-class DegradingSession:
-    """boto3 session over moto whose describe_nodegroup answers are edited: every node group
-    is DEGRADED with an instance-launch failure (what EKS reports after an accepted resize
-    when EC2 has no capacity)."""
-
-    calls: list[str] = field(default_factory=list)
-
-    def factory(self, region: str, credentials: Any) -> DegradingSession:
-        from modelfleet.providers.aws.sdk import default_session_factory
-
-        self._real = default_session_factory(region, credentials)
-        return self
-
-    def client(self, service_name: str, *, config: Any = None) -> Any:
-        return _Client(self._real.client(service_name, config=config), self)
+def degraded(answer: dict[str, Any]) -> None:
+    """What EKS reports after an accepted resize when EC2 has no capacity: the node group
+    DEGRADED with an instance-launch failure."""
+    answer["nodegroup"]["status"] = "DEGRADED"
+    answer["nodegroup"]["health"] = {
+        "issues": [
+            {
+                "code": "AsgInstanceLaunchFailures",
+                "message": "Could not launch On-Demand Instances. "
+                "InsufficientInstanceCapacity - " + ICE_MESSAGE,
+                "resourceIds": ["eks-asg-1"],
+            }
+        ]
+    }
 
 
-class _Client:
-    def __init__(self, real: Any, session: DegradingSession) -> None:
-        self._real, self._session = real, session
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._real, name)
-        if not callable(real) or name.startswith("_"):
-            return real
-
-        def call(**params: Any) -> Any:
-            self._session.calls.append(name)
-            result = real(**params)
-            if name == "describe_nodegroup":
-                group = result["nodegroup"]
-                group["status"] = "DEGRADED"
-                group["health"] = {
-                    "issues": [
-                        {
-                            "code": "AsgInstanceLaunchFailures",
-                            "message": "Could not launch On-Demand Instances. "
-                            "InsufficientInstanceCapacity - " + ICE_MESSAGE,
-                            "resourceIds": ["eks-asg-1"],
-                        }
-                    ]
-                }
-            return result
-
-        return call
-
-
-async def test_async_capacity_error_falls_through(fleet: Fleet) -> None:
-    running = fleet
-    session = DegradingSession()
+async def test_async_capacity_error_falls_through(fleet: Fleet, clouds: e2e.Clouds) -> None:
+    running, session = fleet, clouds.aws
+    session.sticky["describe_nodegroup"] = edit(degraded)  # every answer, as moto gives it
     async with operator_prepared(running, install_providers(running, session.factory)):
         await _ready(running)
         await running.kubectl.create(MD, _h100_deployment("llama"))
@@ -100,7 +68,7 @@ async def test_async_capacity_error_falls_through(fleet: Fleet) -> None:
         [mark] = await eventually(published, what="the stockout on aws's FleetCluster status")
         assert (mark["gpu"], mark["capacityType"]) == ("H100", "OnDemand")
         assert "InsufficientInstanceCapacity" in mark["message"]
-        assert session.calls.count("describe_nodegroup") >= 1
+        assert session.called("describe_nodegroup")
 
         def late_stockouts() -> list[dict[str, Any]]:
             return [

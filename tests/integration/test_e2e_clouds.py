@@ -38,6 +38,7 @@ from tests.integration.cloud_fixtures import (
     StaticToken,
     client_error,
     create_eks_cluster,
+    fail,
     moto_server,
     no_google_access_boundary_lookup,
     seed_gcp,
@@ -315,8 +316,8 @@ async def test_aws_stockout_falls_through_to_gke_in_one_reconcile(
     fleet: Fleet, clouds: Clouds
 ) -> None:
     # EKS refuses every node group: no p5.48xlarge capacity, on-demand or spot.
-    clouds.aws.failing["create_nodegroup"] = client_error(
-        "InsufficientInstanceCapacity", ICE_MESSAGE, operation="CreateNodegroup"
+    clouds.aws.sticky["create_nodegroup"] = fail(
+        client_error("InsufficientInstanceCapacity", ICE_MESSAGE, operation="CreateNodegroup")
     )
     async with operator_prepared(fleet, install_providers(fleet, clouds.aws.factory)):
         await _ready(fleet)
