@@ -203,6 +203,45 @@ class Fleet:
     def events(self, reason: str) -> list[dict[str, Any]]:
         return [e for e in self.hub.objects("v1/events") if e.get("reason") == reason]
 
+    def mark_ready(self, member: str) -> None:
+        """Play kubelet + deployment controller: every Deployment's pods in ``member``'s
+        ``default`` namespace become ready."""
+        for d in self.deployments(member):
+            mark_ready(self.members[member], d)
+
+    async def until_healthy(self, *names: str, timeout: float = 60.0) -> None:
+        """Wait until every named FleetCluster's ``status.health`` reads Healthy."""
+
+        async def check() -> bool:
+            for name in names:
+                fc = await self.fc(name)
+                if not fc or (fc.get("status") or {}).get("health") != "Healthy":
+                    return False
+            return True
+
+        await eventually(check, timeout=timeout, what=f"{', '.join(names)} Healthy")
+
+
+def mark_ready(cluster: KubeEmulator, deployment: Mapping[str, Any]) -> None:
+    """Write the status the deployment controller writes once every pod of ``deployment``
+    (an object as the emulator holds it) is Ready."""
+    replicas = deployment["spec"]["replicas"]
+    meta = deployment["metadata"]
+    cluster.patch(
+        "apps/v1/deployments",
+        meta["name"],
+        {
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "readyReplicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        },
+        namespace=meta.get("namespace") or "default",
+    )
+
 
 @contextlib.asynccontextmanager
 async def fleet_of(
