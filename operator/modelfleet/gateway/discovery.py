@@ -14,7 +14,6 @@ only writes the gateway makes (see ``route_status``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from modelfleet.gateway.catalog import (
     route_from_object,
 )
 from modelfleet.gateway.route_status import RouteStatusWriter
+from modelfleet.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,7 @@ class HubSource:
 
     async def close(self) -> None:
         """Stop watching."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
 
     def _store(self, plural: str, namespace: str | None) -> dict[ObjectKey, Any]:
@@ -253,11 +249,8 @@ class StaticFileSource:
 
     async def close(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:
@@ -322,11 +315,8 @@ class KeyRefresher:
 
     async def close(self) -> None:
         """Stop reloading."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:

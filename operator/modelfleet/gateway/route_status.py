@@ -28,7 +28,6 @@ the route's uid and resourceVersion and the condition): the second gets 409 and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +39,7 @@ from modelfleet import GROUP, VERSION
 from modelfleet.api.common import Condition
 from modelfleet.api.modelroute import ModelRoute
 from modelfleet.gateway.catalog import Catalog, ObjectRef
+from modelfleet.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +200,8 @@ class RouteStatusWriter:
 
     async def close(self) -> None:
         """Stop writing (a write in flight is cancelled)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _drain(self) -> None:
         failures = 0
