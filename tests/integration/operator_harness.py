@@ -243,41 +243,54 @@ def mark_ready(cluster: KubeEmulator, deployment: Mapping[str, Any]) -> None:
     )
 
 
+async def start_hub(
+    stack: contextlib.AsyncExitStack, clusters: Mapping[str, dict[str, Any]]
+) -> tuple[KubeEmulator, Kubectl, dict[str, KubeEmulator]]:
+    """On ``stack``: a hub emulator with the ``modelfleet-system`` and ``default``
+    namespaces, a kubectl for it, and per entry of ``clusters`` (name -> FleetCluster body)
+    a member emulator whose kubeconfig Secret and FleetCluster are created on the hub (a
+    body without ``kubeconfigSecretRef`` is the hub itself: no emulator, no Secret).
+    Returns (hub, kubectl, members by name)."""
+    hub = await stack.enter_async_context(kube_emulator())
+    kubectl = Kubectl(hub.url)
+    stack.push_async_callback(kubectl.close)
+    for ns in (SYSTEM_NS, "default"):
+        hub.put(
+            "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
+    members: dict[str, KubeEmulator] = {}
+    for name, body in clusters.items():
+        if "kubeconfigSecretRef" not in body["spec"]:  # the hub itself (no Secret)
+            await kubectl.create(FC_PATH, body)
+            continue
+        members[name] = await stack.enter_async_context(kube_emulator(crds=False))
+        content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
+        hub.put(
+            "v1/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
+                "data": {"kubeconfig": base64.b64encode(content).decode()},
+            },
+        )
+        await kubectl.create(FC_PATH, body)
+    return hub, kubectl, members
+
+
 @contextlib.asynccontextmanager
 async def fleet_of(
     tmp_path: Path, monkeypatch: Any, clusters: Mapping[str, dict[str, Any]]
 ) -> AsyncIterator[Fleet]:
-    """A hub plus one member emulator per entry of ``clusters`` (name -> FleetCluster)."""
+    """A hub plus one member emulator per entry of ``clusters`` (name -> FleetCluster), with
+    KUBECONFIG pointing at the hub for the operator."""
     async with contextlib.AsyncExitStack() as stack:
-        hub = await stack.enter_async_context(kube_emulator())
+        hub, kubectl, members = await start_hub(stack, clusters)
         _CURRENT_HUB["url"] = hub.url
         kubeconfig = tmp_path / "hub.kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(hub.kubeconfig()))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        kubectl = Kubectl(hub.url)
-        stack.push_async_callback(kubectl.close)
-        for ns in (SYSTEM_NS, "default"):
-            hub.put(
-                "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            )
-        members: dict[str, KubeEmulator] = {}
-        for name, body in clusters.items():
-            if "kubeconfigSecretRef" not in body["spec"]:  # the hub itself (no Secret)
-                await kubectl.create(FC_PATH, body)
-                continue
-            members[name] = await stack.enter_async_context(kube_emulator(crds=False))
-            content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
-            hub.put(
-                "v1/secrets",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
-                    "data": {"kubeconfig": base64.b64encode(content).decode()},
-                },
-            )
-            await kubectl.create(FC_PATH, body)
         yield Fleet(hub, members, kubectl, stack)
         assert_rbac_allows(hub, members)
 
