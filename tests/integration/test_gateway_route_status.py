@@ -47,6 +47,20 @@ async def _send(kube: KubeEmulator, method: str, path: str, body: Any = None) ->
         return response.status
 
 
+def hub_gateway(kube: KubeEmulator, tmp_path: Path, *, route_status: bool = True) -> GatewayOptions:
+    """A gateway on loopback watching ``kube`` as its hub."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
+    return GatewayOptions(
+        host="127.0.0.1",
+        port=0,
+        management_port=None,
+        kubeconfig=kubeconfig,
+        route_status=route_status,
+        settings=GatewaySettings(scrape_interval=0),
+    )
+
+
 def conditions(kube: KubeEmulator, name: str) -> dict[str, dict[str, Any]]:
     obj = kube.get(ROUTES, name, namespace="team") or {}
     return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
@@ -79,15 +93,7 @@ async def test_a_losing_route_is_told_which_route_won_and_why(tmp_path: Path) ->
         assert await _send(kube, "POST", ROUTES_PATH, route("a-first", "assistant")) == 200
         second = route("b-second", "assistant", aliases=["helper"], fallback=["ghost"])
         assert await _send(kube, "POST", ROUTES_PATH, second) == 200
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
-        options = GatewayOptions(
-            host="127.0.0.1",
-            port=0,
-            management_port=None,
-            kubeconfig=kubeconfig,
-            settings=GatewaySettings(scrape_interval=0),
-        )
+        options = hub_gateway(kube, tmp_path)
         async with contextlib.AsyncExitStack() as replicas:
             for _ in range(2):
                 await replicas.enter_async_context(serve_gateway(options))
@@ -151,17 +157,7 @@ async def test_no_route_status_writes_nothing(tmp_path: Path) -> None:
     async with kube_emulator(resources=ROUTE_SPEC) as kube:
         for name in ("a-first", "b-second"):
             assert await _send(kube, "POST", ROUTES_PATH, route(name, "assistant")) == 200
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump(kube.kubeconfig()), encoding="utf-8")
-        options = GatewayOptions(
-            host="127.0.0.1",
-            port=0,
-            management_port=None,
-            kubeconfig=kubeconfig,
-            route_status=False,
-            settings=GatewaySettings(scrape_interval=0),
-        )
-        async with serve_gateway(options) as running:
+        async with serve_gateway(hub_gateway(kube, tmp_path, route_status=False)) as running:
             await until(lambda: bool(running.gateway.catalog.problems), "the clash seen")
             await asyncio.sleep(0.3)
         assert {m for m, _ in kube.authenticated_requests()} == {"GET"}
