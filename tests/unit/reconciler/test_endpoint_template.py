@@ -53,9 +53,13 @@ def test_service_url_fills_every_placeholder() -> None:
     assert service_url(md, MCS) == f"http://{name}.default.svc.clusterset.local:8000"
 
 
-CRD_PATTERN = fleet_cluster_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
-    "properties"
-]["spec"]["properties"]["endpointTemplate"]["pattern"]
+def _template_schema(crd: dict[str, Any]) -> dict[str, Any]:
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = root["properties"]["spec"]["properties"]["endpointTemplate"]
+    return schema
+
+
+CRD_PATTERN = _template_schema(fleet_cluster_crd())["pattern"]
 
 
 @pytest.mark.parametrize("template", [MCS, INGRESS, "http://10.0.0.7:{port}"])
@@ -86,5 +90,4 @@ def test_the_crd_files_carry_the_pattern() -> None:
     crd: dict[str, Any] = yaml.safe_load(
         (Path(__file__).parents[3] / "crds" / "fleetclusters.modelfleet.io.yaml").read_text()
     )
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert spec["properties"]["endpointTemplate"]["pattern"] == CRD_PATTERN
+    assert _template_schema(crd)["pattern"] == CRD_PATTERN
