@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
 from tests.integration.rbac_check import gateway_grants
+from tests.unit.test_argocd_health import SCRIPTS, run_health_check
 
 from modelfleet.gateway.run import GatewayOptions, serve_gateway
 from modelfleet.gateway.settings import GatewaySettings
@@ -74,6 +75,11 @@ async def until(check: Callable[[], bool], what: str) -> None:
     pytest.fail(f"never happened: {what}")
 
 
+def argocd_health(kube: KubeEmulator, name: str) -> tuple[str, str]:
+    script = (SCRIPTS / "modelroute.lua").read_text(encoding="utf-8")
+    return run_health_check(script, kube.get(ROUTES, name, namespace="team") or {})
+
+
 def events(kube: KubeEmulator, reason: str) -> list[dict[str, Any]]:
     return [e for e in kube.objects("v1/events", namespace="team") if e.get("reason") == reason]
 
@@ -116,6 +122,9 @@ async def test_a_losing_route_is_told_which_route_won_and_why(tmp_path: Path) ->
             await until(lambda: "Accepted" in conditions(kube, "a-first"), "a-first status")
             won = conditions(kube, "a-first")
             assert won["Accepted"]["status"] == won["ResolvedRefs"]["status"] == "True"
+            # Argo CD's health check (the chart's Lua) reads the status as written.
+            assert argocd_health(kube, "b-second") == ("Degraded", f"ModelNameClash: {message}")
+            assert argocd_health(kube, "a-first")[0] == "Healthy"
 
             # One Warning Event per problem on the losing route, not one per replica.
             await until(lambda: bool(events(kube, "DeploymentNotFound")), "the Events")
