@@ -40,9 +40,10 @@ def route(name: str, model: str, **spec: Any) -> dict[str, Any]:
 
 
 async def _send(kube: KubeEmulator, method: str, path: str, body: Any = None) -> int:
+    headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, kube.url + path, json=body) as response,
+        session.request(method, kube.url + path, json=body, headers=headers) as response,
     ):
         await response.read()
         return response.status
@@ -171,3 +172,35 @@ async def test_no_route_status_writes_nothing(tmp_path: Path) -> None:
             await asyncio.sleep(0.3)
         assert {m for m, _ in kube.authenticated_requests()} == {"GET"}
         assert conditions(kube, "b-second") == {}
+
+
+async def test_a_crd_without_status_is_patched_once_per_verdict(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``helm upgrade`` leaves an older ModelRoute CRD (no status subresource): the API
+    server answers 404 to the status PATCH. The gateway says so once and does not repeat
+    the PATCH on every deployment change."""
+    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+        assert await _send(kube, "POST", ROUTES_PATH, route("assistant", "assistant")) == 200
+        status_path = f"{ROUTES_PATH}/assistant/status"
+        kube.refuse("PATCH", status_path, 404)
+        qwen = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments"
+        body = {
+            "metadata": {"name": "qwen", "namespace": "team"},
+            "spec": {"model": {"name": "qwen-1.5b"}, "replicas": {"min": 0, "max": 1}},
+        }
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            await until(lambda: running.gateway.catalog.resolve("assistant") is not None, "sync")
+            for replicas in (1, 2, 3):  # three more catalogs, the same verdict on the route
+                body["spec"]["replicas"]["max"] = replicas
+                method, path = ("POST", qwen) if replicas == 1 else ("PATCH", f"{qwen}/qwen")
+                assert await _send(kube, method, path, body) == 200
+                await until(
+                    lambda: running.gateway.catalog.deployment("team", "qwen") is not None,
+                    "the deployment seen",
+                )
+                await asyncio.sleep(0.2)
+        patches = [p for m, p in kube.authenticated_requests() if m == "PATCH"]
+        # One PATCH for "accepted, but the backend is missing", one once qwen exists.
+        assert patches == [status_path, status_path]
+        assert caplog.text.count("status not written (404)") == 1

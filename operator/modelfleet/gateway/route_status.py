@@ -182,6 +182,7 @@ class RouteStatusWriter:
         self._pending: tuple[Catalog, tuple[ModelRoute, ...]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._disabled = False
+        self._warned_404 = False
         self._written: dict[tuple[str, str, str | None], tuple[object, ...]] = {}
         """Per route (namespace, name, uid): what it wrote, and the status it saw then."""
         self.writes = 0
@@ -279,7 +280,20 @@ class RouteStatusWriter:
             )
         except ApiException as exc:
             if exc.status == 404:
-                return  # deleted since (the watch will say so), or a CRD without status
+                # Deleted since (the watch will say so), or a ModelRoute CRD without the
+                # status subresource (``helm upgrade`` leaves CRDs as they were): not again
+                # for this verdict, or every deployment change would repeat the PATCH.
+                self._written[_ident(route)] = (wanted, _seen(route))
+                if not self._warned_404:
+                    self._warned_404 = True
+                    log.warning(
+                        "ModelRoute %s/%s: status not written (404); if the route exists, "
+                        "apply this release's CRDs (crds/modelroutes.modelfleet.io.yaml: "
+                        "helm upgrade does not update CRDs)",
+                        namespace,
+                        name,
+                    )
+                return
             if exc.status == 403:
                 self._disabled = True
                 log.warning(
