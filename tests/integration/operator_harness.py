@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +211,24 @@ class Fleet:
             mark_ready(self.members[member], d)
 
     async def until_healthy(self, *names: str, timeout: float = 60.0) -> None:
-        """Wait until every named FleetCluster's ``status.health`` reads Healthy."""
+        """Wait until every named FleetCluster is Healthy as the operator itself sees it.
+
+        ``status.health`` can read Healthy before the operator's own cache of the cluster
+        does: kopf holds a cluster's events back while its create handler runs (offering
+        discovery), and a plan made meanwhile skips the cluster as unprobed. A probe that
+        *kept* Healthy (``lastProbeTime`` after ``healthSince``) was written by a probe that
+        read Healthy back from that cache, so the cache is current.
+        """
 
         async def check() -> bool:
             for name in names:
-                fc = await self.fc(name)
-                if not fc or (fc.get("status") or {}).get("health") != "Healthy":
+                status = ((await self.fc(name)) or {}).get("status") or {}
+                if status.get("health") != "Healthy":
+                    return False
+                probed, since = status.get("lastProbeTime"), status.get("healthSince")
+                if not probed or not since:
+                    return False
+                if datetime.fromisoformat(probed) <= datetime.fromisoformat(since):
                     return False
             return True
 

@@ -21,7 +21,6 @@ import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,28 +265,8 @@ def install_providers(
 
 
 async def _ready(fleet: Fleet) -> None:
-    """Every FleetCluster Healthy as the operator itself sees it.
-
-    ``status.health`` can read Healthy before the operator's own cache of the cluster
-    does: kopf holds a cluster's events back while its create handler runs (offering
-    discovery), and a plan made meanwhile skips the cluster as unprobed. A probe that
-    *kept* Healthy (``lastProbeTime`` after ``healthSince``) was written by a probe that
-    read Healthy back from that cache, so the cache is current.
-    """
-
-    async def check() -> bool:
-        for name in (AWS, GCP, AZURE):
-            status = ((await fleet.fc(name)) or {}).get("status") or {}
-            if status.get("health") != "Healthy":
-                return False
-            probed, since = status.get("lastProbeTime"), status.get("healthSince")
-            if not probed or not since:
-                return False
-            if datetime.fromisoformat(probed) <= datetime.fromisoformat(since):
-                return False
-        return True
-
-    await eventually(check, what="every FleetCluster Healthy in the operator's view")
+    """Every FleetCluster Healthy in the operator's own view (``Fleet.until_healthy``)."""
+    await fleet.until_healthy(AWS, GCP, AZURE)
 
 
 def _workloads(fleet: Fleet, member: str) -> list[dict[str, Any]]:
