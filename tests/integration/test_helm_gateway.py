@@ -143,27 +143,31 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
 GATEWAY_WRITES = [
+    # The activator's wake-up annotation (gateway/activator.py).
+    {"apiGroups": ["modelfleet.io"], "resources": ["modeldeployments"], "verbs": ["patch"]},
+    # ModelRoute status and Events (gateway/route_status.py).
     {"apiGroups": ["modelfleet.io"], "resources": ["modelroutes/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
-"""The gateway's only writes: ModelRoute status and Events (docs/gateway.md)."""
+"""The gateway's only writes (docs/gateway.md)."""
+GATEWAY_RULES = [
+    {
+        "apiGroups": ["modelfleet.io"],
+        "resources": ["modeldeployments", "modelroutes"],
+        "verbs": ["get", "list", "watch"],
+    },
+    *GATEWAY_WRITES,
+]
 
 
-def test_gateway_rbac_reads_routes_and_deployments_writes_only_route_status(
+def test_gateway_rbac_reads_routes_and_deployments_writes_only_wakeups_and_route_status(
     enabled: Manifests, full: Manifests
 ) -> None:
     sa = one_of(enabled, "ServiceAccount")["metadata"]["name"]
     pod = one_of(enabled, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == sa != "mf-modelfleet"  # not the operator's identity
     role = one_of(enabled, "ClusterRole")
-    assert role["rules"] == [
-        {
-            "apiGroups": ["modelfleet.io"],
-            "resources": ["modeldeployments", "modelroutes"],
-            "verbs": ["get", "list", "watch"],
-        },
-        *GATEWAY_WRITES,
-    ]
+    assert role["rules"] == GATEWAY_RULES
     binding = one_of(enabled, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
     assert not [m for m in gateway_objects(enabled) if m["kind"] in ("Role", "RoleBinding")]

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from modelfleet.gateway.activator import DemandWaker
 from modelfleet.gateway.app import Gateway, api_app, management_app
 from modelfleet.gateway.auth import ApiKeys
 from modelfleet.gateway.discovery import HubSource, KeyRefresher, StaticFileSource
@@ -127,6 +128,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     writer: RouteStatusWriter | None = None
     static: StaticFileSource | None = None
     refresher: KeyRefresher | None = None
+    waker: DemandWaker | None = None
     runners: list[web.AppRunner] = []
     try:
         if options.endpoints_file is None or options.api_keys_secret is not None:
@@ -145,6 +147,8 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
                 route_status=writer,
             )
             hub.start()
+            waker = DemandWaker(api_client)  # scale from zero: wake the operator at once
+            gateway.holds.on_hold = waker.held
         if keys.required:
             refresher = KeyRefresher(
                 keys,
@@ -186,7 +190,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
-        for source in (hub, writer, static, refresher):
+        for source in (hub, writer, static, refresher, waker):
             if source is not None:
                 await source.close()
         await gateway.close()
