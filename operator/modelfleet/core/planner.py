@@ -164,7 +164,9 @@ def plan(
         now=now,
         settings=settings,
     )
-    profiled, growth_ranked = _capacity_view(spec, elig.candidates, ex.sticky, index)
+    profiled, growth_ranked = _capacity_view(
+        spec, elig.candidates, ex.sticky, index, gpu_hour_price=settings.gpu_hour_price
+    )
     auto = recommend_replicas(
         scaling,
         signals,
@@ -182,6 +184,7 @@ def plan(
             state.lead_time_seconds,
             state.short_since,
         ),
+        standby=spec.failover.warm_standby_replicas,
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -234,7 +237,9 @@ def plan(
     growth: Sequence[Candidate] = growth_ranked
     regained = [c for c in elig.exhausted if (elig.quota[c.key] or 0) + own_nodes.get(c.key, 0) > 0]
     if regained:
-        _, regained_ranked = _capacity_view(spec, regained, {}, index)
+        _, regained_ranked = _capacity_view(
+            spec, regained, {}, index, gpu_hour_price=settings.gpu_hour_price
+        )
         growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
@@ -365,6 +370,8 @@ def _capacity_view(
     candidates: Sequence[Candidate],
     sticky: Mapping[PoolKey, int],
     index: FleetIndex,
+    *,
+    gpu_hour_price: float = 0.0,
 ) -> tuple[float | None, tuple[Candidate, ...]]:
     """Capacity profiles as the autoscaler and placement use them.
 
@@ -377,15 +384,23 @@ def _capacity_view(
     if not spec.profiles:
         return None, tuple(candidates)
     caps: dict[PoolKey, float] = {}
+    gpus: dict[PoolKey, int] = {}
     for c in candidates:
         offering = index.offerings.get((c.cluster, c.instance_type))
         if offering is not None:
             caps[c.key] = replica_capacity(spec, offering)
+            gpus[c.key] = offering.gpus_per_node
     usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
     best = max((caps[c.key] for c in usable), default=0.0)
+    shadow = max(0.0, gpu_hour_price)
     ranked = tuple(
         sorted(
-            (replace(c, effective=c.effective * best / caps[c.key]) for c in usable),
+            (
+                replace(
+                    c, effective=(c.effective + shadow * gpus[c.key]) * best / caps[c.key]
+                )
+                for c in usable
+            ),
             key=lambda c: (c.effective, c.order),
         )
     )
