@@ -84,14 +84,13 @@ HISTORY_SPACING_SECONDS = 30.0
 HISTORY_SECONDS = 600.0
 
 
-def update_memory(
-    memory: Memory, signals: Signals, *, current: int, now: datetime, standby: int = 0
-) -> Memory:
+def update_memory(memory: Memory, signals: Signals, *, current: int, now: datetime) -> Memory:
     """Record the request rate for the predictor and time the provisioning lead.
 
-    Lead time: from the first plan that sees fewer ready replicas than were placed (desired
-    ``current`` plus ``standby``) to the first one that sees them all ready (60 s..1,800 s
-    kept), folded in with weight 1/2.
+    Lead time: from the first plan that sees fewer ready replicas than were desired to the
+    first one that sees them all ready (60 s..1,800 s kept), folded in with weight 1/2.
+    (Counting the standby here too, like the steady check, was measured and not kept:
+    docs/decisions.md section 1.)
     """
     history = memory.rate_history
     rate = signals.request_rate
@@ -103,7 +102,7 @@ def update_memory(
     lead, since = memory.lead_time_seconds, memory.short_since
     ready = signals.ready_replicas
     if ready is not None:
-        if ready < current + standby:
+        if ready < current:
             since = since or now
         elif since is not None:
             seen = (now - since).total_seconds()

@@ -396,9 +396,7 @@ def _capacity_view(
     ranked = tuple(
         sorted(
             (
-                replace(
-                    c, effective=(c.effective + shadow * gpus[c.key]) * best / caps[c.key]
-                )
+                replace(c, effective=(c.effective + shadow * gpus[c.key]) * best / caps[c.key])
                 for c in usable
             ),
             key=lambda c: (c.effective, c.order),

@@ -317,7 +317,7 @@ class PlannerSettings:
     costs this multiple of the dearest per-replica price among the candidates, per hour,
     in the placement's objective: spreading moves replicas to dearer regions, never adds
     any. 0 turns it off (``failover.tolerateRegionLoss`` adds headroom for full cover)."""
-    gpu_hour_price: float = 0.5
+    gpu_hour_price: float = 1.0
     """Placement only: a shadow price in USD per GPU-hour added to every offering's node
     price (``gpus_per_node x gpu_hour_price``) before it is ranked and costed per unit of
     capacity, so that at about the same price per unit of capacity the offering that

@@ -38,10 +38,10 @@ FLEET = [
     [
         # No shadow price: the L40S is 5% cheaper per unit of capacity: 4 x $1.00.
         (0.0, "l40s", 4.0),
-        # $0.50 per GPU-hour: (1.00 + 0.50) / 1.0 = 1.50 vs (2.10 + 0.50) / 2.0 = 1.30
+        # $1 per GPU-hour (the default): (1.00 + 1) / 1.0 = 2.00 vs (2.10 + 1) / 2.0 = 1.55
         # per unit of capacity: the A100, with half the GPUs for the same capacity once the
         # autoscaler sizes with its profile. The plan's cost is the node prices: 4 x $2.10.
-        (0.5, "a100", 8.4),
+        (1.0, "a100", 8.4),
     ],
 )
 def test_gpu_hour_price_prefers_fewer_gpus_at_about_the_same_price(
@@ -58,15 +58,15 @@ def test_gpu_hour_price_prefers_fewer_gpus_at_about_the_same_price(
 
 
 def test_gpu_hour_price_never_picks_a_clearly_dearer_offering() -> None:
-    # The A100 at $3.00 is $1.50 per req/s, 50% dearer than the L40S: with the shadow price
-    # it is (3.00 + 0.50) / 2.0 = 1.75 against 1.50: the L40S stays.
+    # The A100 at $3.50 is $1.75 per req/s, 75% dearer than the L40S: with the shadow price
+    # it is (3.50 + 1) / 2.0 = 2.25 against (1.00 + 1) / 1.0 = 2.00: the L40S stays.
     fleet = [
         cluster(
             "a",
             offering("l40s", gpu="L40S", mem=48, od=1.00),
-            offering("a100", gpu="A100", mem=80, od=3.00),
+            offering("a100", gpu="A100", mem=80, od=3.50),
         )
     ]
     p = run(_spec(), fleet, state=DecisionState(last_desired=4))
-    assert DEFAULT_SETTINGS.gpu_hour_price == 0.5
+    assert DEFAULT_SETTINGS.gpu_hour_price == 1.0
     assert {k[1] for k in placed(p)} == {"l40s"}

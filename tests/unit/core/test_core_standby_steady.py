@@ -1,18 +1,16 @@
 """The warm standby is placed and serving (docs/decisions.md section 1): the steady-fleet
-check of the reactive rule, the online correction and the lead-time timer compare the
-ready replicas (standby included) with desired + standby, and the reactive need
+check of the reactive rule and of the online correction compare the ready replicas
+(standby included) with desired + standby, and the reactive need
 ``ready x ratio`` counts the standby among the serving replicas."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 
 import pytest
-from core_builders import NOW, cluster, existing, offering, run, signals, spec
+from core_builders import cluster, existing, offering, run, signals, spec
 
 from modelfleet.core import ClusterSignals, DecisionState
-from modelfleet.core.autoscale import Memory, Signals, update_memory
 from modelfleet.core.profiles import CapacityProfile, Workload
 from modelfleet.core.types import GpuNeed
 
@@ -61,24 +59,3 @@ def test_reactive_rule_counts_the_standby(ready_a: int, ready_b: int, expected: 
     )
     assert p.desired_replicas == expected
     assert p.standby_replicas == 1
-
-
-def test_lead_time_counts_a_missing_standby() -> None:
-    # 4 desired + 1 standby; a plan sees 4 ready (the standby's replacement starting) and,
-    # 300 s later, 5: that start is timed (300 s, the first observation is taken whole).
-    start = update_memory(
-        Memory(), Signals(ready_replicas=4, request_rate=10.0), current=4, now=NOW, standby=1
-    )
-    assert start.short_since == NOW
-    done = update_memory(
-        start,
-        Signals(ready_replicas=5, request_rate=10.0),
-        current=4,
-        now=NOW + timedelta(seconds=300),
-        standby=1,
-    )
-    assert done.short_since is None
-    assert done.lead_time_seconds == pytest.approx(300.0)
-    # Without the standby in the count, 4 ready of 4 desired looked complete: never timed.
-    blind = update_memory(Memory(), Signals(ready_replicas=4), current=4, now=NOW)
-    assert blind.short_since is None
