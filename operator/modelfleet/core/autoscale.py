@@ -90,7 +90,7 @@ def update_memory(memory: Memory, signals: Signals, *, current: int, now: dateti
     Lead time: from the first plan that sees fewer ready replicas than were desired to the
     first one that sees them all ready (60 s..1,800 s kept), folded in with weight 1/2.
     (Counting the standby here too, like the steady check, was measured and not kept:
-    docs/decisions.md section 1.)
+    docs/simulation.md, "Tried and not kept".)
     """
     history = memory.rate_history
     rate = signals.request_rate

@@ -378,8 +378,9 @@ def _capacity_view(
     Returns the requests/s per replica the autoscaler sizes with (the replica-weighted
     capacity of what runs now, else that of the candidate cheapest per unit of capacity;
     None without profiles), and ``candidates`` priced per unit of capacity: each one's
-    ``effective`` price scaled by (best capacity / its capacity), those whose profile says
-    they cannot meet the SLO dropped, cheapest first. Without profiles both are unchanged.
+    ``effective`` node price plus ``gpu_hour_price`` (USD) per GPU of the node, scaled by
+    (best capacity / its capacity), those whose profile says they cannot meet the SLO
+    dropped, cheapest first. Without profiles both are unchanged.
     """
     if not spec.profiles:
         return None, tuple(candidates)
