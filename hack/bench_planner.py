@@ -52,7 +52,7 @@ from modelfleet.core import (
     StockoutMark,
     plan,
 )
-from modelfleet.core.solver import clear_memo
+from modelfleet.core.planner import clear_memos
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 CLOUDS = {
@@ -213,7 +213,7 @@ def run_path(args: argparse.Namespace, base: FleetSnapshot, *, coupled: bool) ->
         _, fleet, _ = make_deployments(
             random.Random(7), base, args.deployments, distinct=args.distinct, coupled=coupled
         )
-        clear_memo()  # cold solver: no answer remembered from the previous round
+        clear_memos()  # cold: no solver answer or offering filter kept from the last round
         t0 = time.perf_counter()
         for i, spec in enumerate(specs):
             s = time.perf_counter()

@@ -295,14 +295,35 @@ def _cluster_pass(
     return out
 
 
+_OFFERING_PASSES: dict[tuple[Any, ...], _OfferingPass] = {}
+"""``_offering_pass`` results across snapshots, keyed by everything they read: the fleet's
+clusters (name, cloud, region, offerings, in order) and the deployment's GPU need, spot
+policy, preferred regions and discount. A reconcile builds a new snapshot every pass (health,
+stockouts and bookings change), but the offerings rarely do. Bounded."""
+
+
+def clear_offering_passes() -> None:
+    """Forget the offering passes kept across snapshots (see ``_OFFERING_PASSES``)."""
+    _OFFERING_PASSES.clear()
+
+
 def _offering_pass(index: FleetIndex, spec: DeploymentSpec, discount: float) -> _OfferingPass:
     """Offering-level filtering (GPU model, memory, count) and candidate construction,
-    memoised per (GPU need, spot policy, preferred regions, discount)."""
+    memoised per (GPU need, spot policy, preferred regions, discount) on the index, and
+    across indexes of fleets with the same clusters and offerings (``_OFFERING_PASSES``)."""
     pol = spec.placement
     key = ("offerings", spec.gpu, pol.spot, pol.preferred_regions, discount)
     hit = index.memo.get(key)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
+    fleet_key = (
+        key,
+        tuple((c.name, c.cloud, c.region, c.offerings) for c in index.clusters.values()),
+    )
+    shared = _OFFERING_PASSES.get(fleet_key)
+    if shared is not None:
+        index.memo[key] = shared
+        return shared
     types: tuple[CapacityType, ...] = (ON_DEMAND, SPOT) if pol.spot != "Never" else (ON_DEMAND,)
     by_cluster: dict[str, tuple[Candidate, ...]] = {}
     reasons: dict[str, tuple[Reason, ...]] = {}
@@ -328,6 +349,9 @@ def _offering_pass(index: FleetIndex, spec: DeploymentSpec, discount: float) -> 
     every.sort(key=_by_price)
     result = _OfferingPass(by_cluster, reasons, excluded, tuple(every))
     index.memo[key] = result
+    if len(_OFFERING_PASSES) >= 256:
+        _OFFERING_PASSES.clear()
+    _OFFERING_PASSES[fleet_key] = result
     return result
 
 

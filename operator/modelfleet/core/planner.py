@@ -9,6 +9,7 @@ randomness; ties are broken by fleet order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,6 +21,7 @@ from modelfleet.core.candidates import (
     Eligibility,
     FleetIndex,
     PoolKey,
+    clear_offering_passes,
     eligibility,
     fleet_index,
 )
@@ -29,7 +31,7 @@ from modelfleet.core.placement import PlacementResult, PlaceOptions, place
 from modelfleet.core.profiles import replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
-from modelfleet.core.solver import Limits
+from modelfleet.core.solver import Limits, clear_memo
 from modelfleet.core.state import DecisionState
 from modelfleet.core.stockouts import open_zones, pool_stockout
 from modelfleet.core.types import (
@@ -40,6 +42,7 @@ from modelfleet.core.types import (
     ExistingPlacement,
     FleetSnapshot,
     MetricsSnapshot,
+    Offering,
     PlannerSettings,
 )
 
@@ -384,12 +387,20 @@ def _capacity_view(
     """
     if not spec.profiles:
         return None, tuple(candidates)
+    per_gpu: dict[str, float] = {}  # replica_capacity depends on the offering's GPU only
+
+    def capacity(offering: Offering) -> float:
+        cap = per_gpu.get(offering.gpu)
+        if cap is None:
+            cap = per_gpu[offering.gpu] = replica_capacity(spec, offering)
+        return cap
+
     caps: dict[PoolKey, float] = {}
     gpus: dict[PoolKey, int] = {}
     for c in candidates:
         offering = index.offerings.get((c.cluster, c.instance_type))
         if offering is not None:
-            caps[c.key] = replica_capacity(spec, offering)
+            caps[c.key] = capacity(offering)
             gpus[c.key] = offering.gpus_per_node
     usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
     best = max((caps[c.key] for c in usable), default=0.0)
@@ -397,7 +408,7 @@ def _capacity_view(
     ranked = tuple(
         sorted(
             (
-                replace(c, effective=(c.effective + shadow * gpus[c.key]) * best / caps[c.key])
+                _repriced(c, (c.effective + shadow * gpus[c.key]) * best / caps[c.key])
                 for c in usable
             ),
             key=lambda c: (c.effective, c.order),
@@ -408,13 +419,29 @@ def _capacity_view(
     for key, n in sticky.items():
         offering = index.offerings.get((key[0], key[1]))
         if offering is not None and n > 0:
-            weighted += n * replica_capacity(spec, offering)
+            weighted += n * capacity(offering)
             count += n
     if count:
         return weighted / count, ranked
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+def clear_memos() -> None:
+    """Forget every memo the planner keeps across snapshots (the offering filter, repriced
+    candidates, solver answers): benchmarks measure cold plans with it. Never needed for
+    correctness: every memo is keyed by all it reads."""
+    clear_offering_passes()
+    _repriced.cache_clear()
+    clear_memo()
+
+
+@functools.lru_cache(maxsize=4096)
+def _repriced(candidate: Candidate, effective: float) -> Candidate:
+    """``candidate`` at the ``effective`` price per unit of capacity. Memoised (pure, on
+    immutable values): the same candidates are repriced the same way every pass."""
+    return replace(candidate, effective=effective)
 
 
 def _zone_fall_through(

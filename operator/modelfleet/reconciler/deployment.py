@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
-from modelfleet.api.modeldeployment import Endpoint
+from modelfleet.api.modeldeployment import Endpoint, ModelDeploymentSpec
 from modelfleet.clusters.informer import InformerSettings, WatchClientFor
 from modelfleet.clusters.workloads import RenderSettings, WorkloadPlacement, service_url
-from modelfleet.core import DEFAULT_SETTINGS, Plan, PlannerSettings, plan
+from modelfleet.core import DEFAULT_SETTINGS, DeploymentSpec, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
 from modelfleet.metrics.source import MetricsSource
@@ -145,6 +145,7 @@ class Reconciler:
         )
         self._applied: dict[tuple[str, str], tuple[str, datetime]] = {}
         self._renders: RenderMemo = {}
+        self._specs = _SpecMemo()
 
     @property
     def settings(self) -> ReconcilerSettings:
@@ -179,7 +180,7 @@ class Reconciler:
             error = observation.clusters[name].error
             work.warn("ClusterUnreachable", f"cannot read workloads in {name}: {error}")
         metrics = await metrics_snapshot(md, fleet, observation, self._metrics, now=now)
-        spec = deployment_from_api(md)
+        spec = self._specs.spec(md)
         state = decision_from_status(md.status.decision if md.status else None)
         mine = own_placements(md, observation)
         by_name = {c.metadata.name: c for c in fleet}
@@ -311,6 +312,28 @@ class Reconciler:
             cluster_timeout=self._settings.cluster_timeout_seconds,
             pool_settings=self._settings.pools,
         )
+
+
+class _SpecMemo:
+    """``deployment_from_api`` once per ModelDeployment spec object, not once per pass:
+    writing status keeps the (immutable) spec object, so the same object with the same
+    key always converts to the same DeploymentSpec. Keyed by identity, holding the object
+    so that its id is not reused while remembered; bounded."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._specs: dict[int, tuple[ModelDeploymentSpec, str, DeploymentSpec]] = {}
+
+    def spec(self, md: ModelDeployment) -> DeploymentSpec:
+        key = deployment_key(md)
+        hit = self._specs.get(id(md.spec))
+        if hit is not None and hit[0] is md.spec and hit[1] == key:
+            return hit[2]
+        spec = deployment_from_api(md)
+        if len(self._specs) >= self._size:
+            self._specs.clear()
+        self._specs[id(md.spec)] = (md.spec, key, spec)
+        return spec
 
 
 def _with_floors(

@@ -117,7 +117,13 @@ async def probe_fleet_cluster(
     def condition(type_: str, ok: bool, reason: str, message: str) -> Condition:
         value = "True" if ok else "False"
         old = previous.get(type_)
-        since = old.last_transition_time if old is not None and old.status == value else now
+        if old is not None and old.status == value:
+            same = (old.reason, old.message, old.observed_generation)
+            if same == (reason, message, cluster.metadata.generation):
+                return old  # unchanged: the same immutable object (no validation)
+            since = old.last_transition_time
+        else:
+            since = now
         return Condition(
             type=type_,
             status=value,

@@ -23,7 +23,7 @@ from datetime import datetime
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, MetricsSnapshot
 from modelfleet.core.from_api import cluster_from_api, deployment_key, placements_from_status
-from modelfleet.core.types import ClusterView
+from modelfleet.core.types import ClusterView, StockoutMark
 from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import StockoutMemory
@@ -78,12 +78,15 @@ def seed_ledger(ledger: PoolLedger, deployments: Sequence[ModelDeployment]) -> N
 class _ViewMemo:
     """``cluster_from_api`` once per FleetCluster object, not once per pass: the same
     object (the operator keeps it until a probe or a watch event replaces it) always
-    converts to the same view. Keyed by identity, holding the object so that its id is not
-    reused while remembered; never edited in place, so a hit is exact. Bounded."""
+    converts to the same view; and that view with the same stockout marks (the memory
+    hands out the same tuple until the marks change) is the same view again. Keyed by
+    identity, holding the objects so that their ids are not reused while remembered;
+    never edited in place, so a hit is exact. Bounded."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._views: dict[int, tuple[FleetCluster, ClusterView]] = {}
+        self._marked: dict[int, tuple[FleetCluster, tuple[StockoutMark, ...], ClusterView]] = {}
 
     def view(self, cluster: FleetCluster) -> ClusterView:
         hit = self._views.get(id(cluster))
@@ -93,6 +96,17 @@ class _ViewMemo:
         if len(self._views) >= self._size:
             self._views.clear()
         self._views[id(cluster)] = (cluster, view)
+        return view
+
+    def marked(self, cluster: FleetCluster, marks: tuple[StockoutMark, ...]) -> ClusterView:
+        """The view of ``cluster`` with ``marks`` as its stockouts."""
+        hit = self._marked.get(id(cluster))
+        if hit is not None and hit[0] is cluster and hit[1] is marks:
+            return hit[2]
+        view = replace(self.view(cluster), stockouts=marks)
+        if len(self._marked) >= self._size:
+            self._marked.clear()
+        self._marked[id(cluster)] = (cluster, marks, view)
         return view
 
 
@@ -112,8 +126,8 @@ def fleet_snapshot(
     purpose: the caller plans and books right after, with no ``await`` in between."""
     for cluster in fleet:
         stockouts.seed(cluster)
-    base = sorted((_VIEWS.view(c) for c in fleet), key=lambda v: v.name)  # as fleet_from_api
-    clusters = tuple(replace(c, stockouts=stockouts.marks(c.name)) for c in base)
+    views = (_VIEWS.marked(c, stockouts.marks(c.metadata.name)) for c in fleet)
+    clusters = tuple(sorted(views, key=lambda v: v.name))  # as fleet_from_api
     others = ledger.placements(exclude=deployment_key(md))
     return FleetSnapshot(clusters, (*others, *mine))
 

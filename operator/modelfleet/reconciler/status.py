@@ -65,10 +65,44 @@ class SloFigures:
         )
 
 
-def decision_to_status(state: DecisionState) -> DecisionStatus:
-    """The API form of the planner's memory."""
+def decision_to_status(
+    state: DecisionState, previous: DecisionStatus | None = None
+) -> DecisionStatus:
+    """The API form of the planner's memory.
+
+    ``previous`` (the status ``state`` was read from) only saves work: an entry equal to
+    one of its entries (the same datetime object, an equal number of the same type) reuses
+    that immutable API object instead of validating a new one; most of the history is
+    unchanged from one pass to the next. The result is the same either way.
+    """
+    # Keyed by the identity of the timestamp: the state's entries carry the very datetime
+    # objects of the status they were read from, so a hit is the same instant and tzinfo.
+    recs: dict[int, Recommendation] = {}
+    rates: dict[int, RateSample] = {}
+    if previous is not None:
+        recs = {id(r.at): r for r in previous.recommendations or []}
+        rates = {id(r.at): r for r in previous.rate_history or []}
+    recommendations = []
+    for t, n in state.recommendations:
+        rec = recs.get(id(t))
+        if rec is None or rec.at is not t or rec.replicas != n or type(n) is not int:
+            rec = Recommendation(at=t, replicas=n)
+        recommendations.append(rec)
+    history = []
+    for t, r in state.rate_history:
+        sample = rates.get(id(t))
+        # Only non-zero floats: -0.0 == 0.0 and 1 == 1.0 but they serialise differently.
+        if (
+            sample is None
+            or sample.at is not t
+            or sample.rate != r
+            or type(r) is not float
+            or r == 0.0
+        ):
+            sample = RateSample(at=t, rate=r)
+        history.append(sample)
     return DecisionStatus(
-        recommendations=[Recommendation(at=t, replicas=n) for t, n in state.recommendations],
+        recommendations=recommendations,
         last_desired=state.last_desired,
         idle_since=state.idle_since,
         spot_fallback_replicas=state.spot_fallback_replicas,
@@ -76,7 +110,7 @@ def decision_to_status(state: DecisionState) -> DecisionStatus:
         capacity_per_replica=state.capacity_per_replica,
         capacity_bounded_at=state.capacity_bounded_at,
         capacity_correction=state.capacity_correction,
-        rate_history=[RateSample(at=t, rate=r) for t, r in state.rate_history],
+        rate_history=history,
         lead_time_seconds=state.lead_time_seconds,
         short_since=state.short_since,
     )
@@ -112,7 +146,16 @@ def _condition(
     now: datetime,
 ) -> Condition:
     old = previous.get(type_)
-    since = old.last_transition_time if old is not None and old.status == status else now
+    if old is not None and old.status == status:
+        if (
+            old.reason == reason
+            and old.message == message
+            and old.observed_generation == generation
+        ):
+            return old  # unchanged: the same immutable object (no validation)
+        since = old.last_transition_time
+    else:
+        since = now
     return Condition(
         type=type_,
         status=status,
@@ -182,22 +225,28 @@ def build_status(
         for w in obs.workloads
     }
     nodes_by_key = {(n.cluster, n.instance_type, n.capacity_type): n.nodes for n in plan.node_pools}
-    placements = [
-        PlacementStatus(
-            cluster=p.cluster,
-            cloud=p.cloud,
-            region=p.region,
-            gpu=p.gpu,
-            instance_type=p.instance_type,
-            capacity_type=p.capacity_type,
-            replicas=p.replicas,
-            ready=min(
-                p.replicas, ready_by_key.get((p.cluster, p.instance_type, p.capacity_type), 0)
-            ),
-            nodes=nodes_by_key.get((p.cluster, p.instance_type, p.capacity_type)),
+    # An entry equal to one of the last status reuses that immutable object (no validation).
+    before = {_placement_fields(p): p for p in (md.status.placements if md.status else None) or []}
+    placements = []
+    for p in plan.placements:
+        pool = (p.cluster, p.instance_type, p.capacity_type)
+        fields = (
+            p.cluster,
+            p.cloud,
+            p.region,
+            p.gpu,
+            p.instance_type,
+            p.capacity_type,
+            p.replicas,
+            min(p.replicas, ready_by_key.get(pool, 0)),
+            nodes_by_key.get(pool),
         )
-        for p in plan.placements
-    ]
+        kept = before.get(fields) if all(type(v) is not float for v in fields) else None
+        placements.append(
+            kept
+            if kept is not None
+            else PlacementStatus(**dict(zip(_PLACEMENT, fields, strict=True)))
+        )
     wanted = plan.desired_replicas + plan.standby_replicas
     ready = sum(p.ready for p in placements)
     spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
@@ -316,8 +365,28 @@ def build_status(
         ),
         endpoints=list(endpoints),
         last_reconcile_time=now,
-        decision=decision_to_status(plan.state),
+        decision=decision_to_status(
+            plan.state, md.status.decision if md.status is not None else None
+        ),
     )
+
+
+_PLACEMENT = (
+    "cluster",
+    "cloud",
+    "region",
+    "gpu",
+    "instance_type",
+    "capacity_type",
+    "replicas",
+    "ready",
+    "nodes",
+)
+"""The fields of a PlacementStatus, in the order ``_placement_fields`` gives them."""
+
+
+def _placement_fields(p: PlacementStatus) -> tuple[object, ...]:
+    return tuple(getattr(p, name) for name in _PLACEMENT)
 
 
 def _first_reason(plan: Plan) -> str:

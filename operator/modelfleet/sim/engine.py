@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import selectors
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -237,6 +238,28 @@ def run_policy(
     traffic = traffic or traffic_for(scenario, seconds=seconds, offset=offset)
     gc.freeze()  # the long-lived manifests and models stay out of every collection
     try:
-        return asyncio.run(_run(name, scenario, traffic))
+        with asyncio.Runner(loop_factory=_simulation_loop) as runner:
+            return runner.run(_run(name, scenario, traffic))
     finally:
         gc.unfreeze()
+
+
+class _NoPollSelector(selectors.DefaultSelector):
+    """The event loop's selector, minus the system call of a poll that may not wait.
+
+    The simulation does no I/O: its clusters, clouds and metrics are in memory, so every
+    step of the loop has callbacks ready and polls its file descriptors with timeout 0,
+    which finds nothing (its only descriptor is the loop's wake-up pipe, written by other
+    threads, of which a run has none). Such a poll returns "nothing" without asking the
+    kernel; a poll that may wait (timeout None or > 0) asks it as usual.
+    """
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is not None and timeout <= 0:
+            return []
+        events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        return events
+
+
+def _simulation_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.SelectorEventLoop(_NoPollSelector())

@@ -120,11 +120,18 @@ def simulate(
     offset = int(control.warmup_minutes * 60)
     seconds = offset + int(scenario.spec.duration_hours * 3600)
     traffic = traffic_for(scenario, seconds=seconds, offset=offset)
-    reports = run_reports(scenario, names, traffic, jobs=jobs)
+    warm = _load_plotting if out is not None else None
+    reports = run_reports(scenario, names, traffic, jobs=jobs, while_waiting=warm)
     result = SimulationResult(scenario, reports, time.perf_counter() - started)
     if out is not None:
         write_outputs(result, out)
     return result
+
+
+def _load_plotting() -> None:
+    from modelfleet.sim.plot import load_matplotlib
+
+    load_matplotlib()
 
 
 def write_outputs(result: SimulationResult, folder: Path) -> list[Path]:

@@ -24,11 +24,18 @@ _EVENT_COLOURS = {
 }
 
 
-def plot_report(reports: list[PolicyReport], path: Path) -> None:
-    """Write the figure for ``reports`` (same scenario, one per policy) to ``path``."""
+def load_matplotlib() -> None:
+    """Import matplotlib with the Agg backend (about a second, once per process): what
+    ``plot_report`` needs, done ahead while a core is otherwise idle."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+
+def plot_report(reports: list[PolicyReport], path: Path) -> None:
+    """Write the figure for ``reports`` (same scenario, one per policy) to ``path``."""
+    load_matplotlib()
     import matplotlib.pyplot as plt
 
     cols = len(reports)

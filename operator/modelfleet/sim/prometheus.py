@@ -69,6 +69,7 @@ class SimulatedMetricsSource:
         self._windows: dict[str, tuple[int, np.ndarray]] = {}
         """Per deployment: the last scrape's TTFT bucket probabilities (the same for every
         cluster of the deployment, so computed once per scrape)."""
+        self._fixed: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
         self.fetches = 0
 
     async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
@@ -112,6 +113,16 @@ class SimulatedMetricsSource:
             ready_replicas=target.ready_replicas,
             observed_at=self._clock.at(scrape),
         )
+
+    def _constants(self, key: str) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+        """Per deployment: mu per GPU class, and the TTFT bucket edges as an array and
+        as a tuple (fixed for the run; built once)."""
+        hit = self._fixed.get(key)
+        if hit is None:
+            edges = np.asarray(self._load.world.monitoring.ttft_buckets_seconds)
+            hit = (np.array(self._load.deployments[key].mu), edges, tuple(edges))
+            self._fixed[key] = hit
+        return hit
 
     def _bucket_cdf(
         self, key: str, scrape: int, begin: int, end: int, edges: np.ndarray
@@ -159,16 +170,16 @@ class SimulatedMetricsSource:
         }
         if end <= begin:
             return empty
-        if not load.ready[begin:end, c, :].any():
+        window_ready = load.ready[begin:end, c, :]
+        if not window_ready.any():
             return empty  # no replica there all window: nothing served, no series
-        ready = load.ready[begin:end, c, :].astype(np.float64)  # (w, g)
-        mu = np.array(load.mu)
-        capacity = load.capacity[begin:end]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(capacity[:, None] > 0, ready * mu[None, :] / capacity[:, None], 0.0)
+        ready = window_ready.astype(np.float64)  # (w, g)
+        mu, edges, edge_tuple = self._constants(key)
+        capacity = load.capacity[begin:end, None]
+        # ready x mu / capacity where capacity > 0, else 0 (nothing computed there).
+        share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
         counts = load.served[begin:end, None] * share  # requests per second per class
         total = float(counts.sum())
-        edges = np.asarray(monitoring.ttft_buckets_seconds)
         if ready[-1].sum() == 0 and total == 0.0:
             return empty
         rate = total / (end - begin)
@@ -189,7 +200,7 @@ class SimulatedMetricsSource:
         tau = load.tau[begin:end]
         cdf = self._bucket_cdf(key, scrape, begin, end, edges)
         cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
-        ttft = histogram_quantile(0.95, tuple(edges), cumulative)
+        ttft = histogram_quantile(0.95, edge_tuple, cumulative)
         used = counts.sum(axis=0) > 0
         taus = tau[:, used]
         tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None

@@ -127,7 +127,8 @@ def predictor_error(
     mean signed error relative to the mean rate (``bias``: > 0 forecasts too high), and the
     share of forecasts below the actual rate (``under``)."""
     fn = PREDICTORS.get(predictor, PREDICTORS["trend"])
-    cum = np.concatenate([[0], np.cumsum(arrivals)])
+    # Python ints: the same exact counts as the int64 cumulative sum, cheaper to index.
+    cum: list[int] = np.concatenate([[0], np.cumsum(arrivals)]).tolist()
 
     def rate(end: int) -> float:
         a = max(0, end - window)
@@ -186,17 +187,26 @@ def _request_ttfts(run: PolicyRun, key: str) -> tuple[FloatArray, npt.NDArray[np
         failed_fraction = np.where(arrivals > 0, load.failed[begin:end] / arrivals, 0.0)
     share = np.nan_to_num(share, nan=1.0)
     local = second - begin
-    cls = (pick[:, None] > share[local]).sum(axis=1)
+    # The class each request went to: how many cumulative shares its draw exceeds (one
+    # pass per class: no (requests x classes) temporaries, the same integers).
+    cls = np.zeros(total, dtype=np.intp)
+    for g in range(share.shape[1]):
+        cls += pick > share[local, g]
     cls = np.minimum(cls, len(load.classes) - 1)
     prefill = np.array([m.prefill_rate for m in load.models])
     chunk = np.array([float(m.chunk_tokens) for m in load.models])
     tau = load.tau[second, cls]
-    ttft = (
-        load.wait[second]
-        + residual * tau
-        + np.maximum(1.0, np.ceil(prompts / chunk[cls])) * tau
-        + prompts / prefill[cls]
-    )
+    # wait + residual x tau + max(1, ceil(prompt / chunk)) x tau + prompt / prefill, added
+    # in that order, in place (the same floats with fewer temporaries of 10^7 requests).
+    ttft = load.wait[second]
+    ttft += residual * tau
+    steps = np.divide(prompts, chunk[cls])
+    np.ceil(steps, out=steps)
+    np.maximum(1.0, steps, out=steps)
+    steps *= tau
+    ttft += steps
+    np.divide(prompts, prefill[cls], out=steps)
+    ttft += steps
     ttft[fail < failed_fraction[local]] = np.inf
     return ttft, local
 

@@ -17,8 +17,8 @@ import multiprocessing
 import multiprocessing.context
 import os
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, wait
 
 from modelfleet.sim.engine import run_policy
 from modelfleet.sim.policies import PolicyName
@@ -67,12 +67,15 @@ def run_reports(
     traffic: dict[str, Traffic],
     *,
     jobs: int = 1,
+    while_waiting: Callable[[], object] | None = None,
 ) -> list[PolicyReport]:
     """Every policy of ``names`` evaluated over ``traffic``, in the order of ``names``.
 
     ``jobs`` > 1 runs up to that many policies at once in worker processes (never more
     processes than policies); the reports are the same as with ``jobs`` = 1, except that
-    their runs are detached from the live world. Raises what a run raises.
+    their runs are detached from the live world. ``while_waiting`` (with workers) is
+    called in this process once every policy but the longest has finished, while a core
+    is free (e.g. to load what the outputs need). Raises what a run raises.
     """
     workers = min(max(1, jobs), len(names))
     if workers <= 1:
@@ -80,4 +83,7 @@ def run_reports(
     order = sorted(names, key=_cost_rank)
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         futures = {name: pool.submit(_report, name, scenario, traffic) for name in order}
+        if while_waiting is not None:
+            wait([futures[name] for name in order[1:]])
+            while_waiting()
         return [futures[name].result() for name in names]

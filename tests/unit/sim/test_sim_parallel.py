@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from modelfleet.sim.output import SimulationResult, print_summary, simulate
+from modelfleet.sim.policies import PolicyName
 from modelfleet.sim.report import timeline_rows
 
 ROOT = Path(__file__).parents[3]
@@ -75,3 +76,31 @@ def test_jobs_must_be_positive() -> None:
     result = CliRunner().invoke(app, ["simulate", str(SCENARIO), "--jobs", "0"])
     assert result.exit_code == 2
     assert "--jobs must be 1 or more" in result.output
+
+
+def test_while_waiting_runs_once_after_all_but_the_longest_policy() -> None:
+    from modelfleet.sim.engine import traffic_for
+    from modelfleet.sim.runner import run_reports
+    from modelfleet.sim.scenario import load_scenario
+
+    scenario = load_scenario(SCENARIO, overrides={"durationHours": 0.25})
+    control = scenario.spec.world.control
+    offset = int(control.warmup_minutes * 60)
+    traffic = traffic_for(scenario, seconds=offset + 900, offset=offset)
+    names: list[PolicyName] = ["oracle", "static-peak", "hpa-failover"]
+    calls: list[int] = []
+    reports = run_reports(
+        scenario, names, traffic, jobs=2, while_waiting=lambda: calls.append(len(calls))
+    )
+    assert calls == [0]
+    serial = run_reports(scenario, names, traffic, jobs=1)
+    assert [r.run.policy for r in reports] == names
+    for one, other in zip(reports, serial, strict=True):
+        assert one.to_json() == other.to_json()
+
+
+def test_parallel_run_writes_every_output(tmp_path: Path) -> None:
+    names: tuple[PolicyName, ...] = ("static-peak", "hpa-failover")  # two workers
+    result = simulate(SCENARIO, policies=names, hours=0.25, jobs=2, out=tmp_path)
+    assert [r.run.policy for r in result.reports] == list(names)
+    assert {p.name for p in tmp_path.iterdir()} == {"report.json", "timeline.csv", "report.png"}
