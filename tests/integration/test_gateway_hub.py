@@ -10,6 +10,7 @@ import asyncio
 import base64
 import subprocess
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
 from openai_stub import StubEngine
 from tests.integration import rbac_check
 
+from modelfleet.api import ModelDeployment
 from modelfleet.gateway.run import GatewayOptions, serve_gateway
 from modelfleet.gateway.settings import GatewaySettings
+from modelfleet.labels import DEMAND_SEEN_AT
+from modelfleet.reconciler.activator import demand_seen_at
 
 pytestmark = pytest.mark.integration
 
@@ -180,6 +184,16 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
             else:
                 pytest.fail("the held request never showed as pending")
             assert cold.served() == 0 and not held.done()
+            # ... and the gateway woke the operator: the held time on the ModelDeployment.
+            for _ in range(100):
+                qwen = kube.get("modelfleet.io/v1alpha1/modeldeployments", "qwen", namespace="team")
+                if DEMAND_SEEN_AT in (qwen or {}).get("metadata", {}).get("annotations", {}):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the held request did not wake the operator (no annotation)")
+            woken = demand_seen_at(ModelDeployment.model_validate(qwen))
+            assert woken is not None and abs((woken - datetime.now(UTC)).total_seconds()) < 30
 
             # The operator reports the replica ready: the watch event releases the request.
             ready = deployment("qwen", "qwen-1.5b", cold.url, ready=1)["status"]
@@ -199,10 +213,16 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
-    # The only writes are the test's own (standing in for the operator): the gateway reads.
-    assert [m for m, _ in requests if m != "GET"] == ["PATCH", "DELETE"]
+    # Writes: the test's own (standing in for the operator), and the gateway's one wake-up
+    # of qwen (a merge patch of its metadata, once for the one held request).
+    wake = ("PATCH", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen")
+    assert [(m, p.split("?")[0]) for m, p in requests if m != "GET"] == [
+        wake,
+        ("PATCH", wake[1] + "/status"),
+        ("DELETE", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"),
+    ]
     # Every request the gateway sent is one the chart's gateway RBAC allows.
-    gateway_requests = [(m, p) for m, p in requests if m == "GET"]
+    gateway_requests = [(m, p) for m, p in requests if m == "GET"] + [wake]
     assert gateway_grants(namespaces).denied(gateway_requests) == []
     prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
     for plural in ("modeldeployments", "modelroutes"):

@@ -36,6 +36,8 @@ class HoldQueue:
         self._metrics = metrics
         self._held: dict[DeploymentKey, int] = {}
         self._changed = asyncio.Event()
+        self.on_hold: Callable[[DeploymentKey], None] | None = None
+        """Called when a request starts waiting for ``key`` (the activator's wake-up)."""
 
     def held(self, key: DeploymentKey) -> int:
         """Requests waiting for ``key`` right now."""
@@ -60,6 +62,8 @@ class HoldQueue:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.hold_timeout
         self._held[key] = self.held(key) + 1
+        if self.on_hold is not None:
+            self.on_hold(key)
         pending = self._metrics.pending(key)
         pending.inc()
         outcome = HoldOutcome.CANCELLED

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from modelfleet.gateway.activator import DemandWaker
 from modelfleet.gateway.app import Gateway, api_app, management_app
 from modelfleet.gateway.auth import ApiKeys
 from modelfleet.gateway.discovery import HubSource, KeyRefresher, StaticFileSource
@@ -122,6 +123,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     hub: HubSource | None = None
     static: StaticFileSource | None = None
     refresher: KeyRefresher | None = None
+    waker: DemandWaker | None = None
     runners: list[web.AppRunner] = []
     try:
         if options.endpoints_file is None or options.api_keys_secret is not None:
@@ -135,6 +137,8 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
                 api_client, on_catalog=gateway.set_catalog, namespaces=options.namespaces
             )
             hub.start()
+            waker = DemandWaker(api_client)  # scale from zero: wake the operator at once
+            gateway.holds.on_hold = waker.held
         if keys.required:
             refresher = KeyRefresher(
                 keys,
@@ -176,7 +180,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
-        for source in (hub, static, refresher):
+        for source in (hub, static, refresher, waker):
             if source is not None:
                 await source.close()
         await gateway.close()

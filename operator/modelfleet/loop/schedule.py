@@ -63,6 +63,13 @@ class Schedule:
         self._due[key] = now + timedelta(seconds=delay)
         return delay
 
+    def wake(self, key: str, now: datetime) -> None:
+        """An event asks for a run at once (as kopf runs the update handler of a changed
+        object): ``key`` is due at ``now`` unless it already is."""
+        when = self._due.get(key)
+        if when is not None and when > now:
+            self._due[key] = now
+
     def next_due(self, key: str) -> datetime | None:
         return self._due.get(key)
 

@@ -25,6 +25,7 @@ from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, Me
 from modelfleet.core.from_api import cluster_from_api, deployment_key, placements_from_status
 from modelfleet.core.types import ClusterView, StockoutMark
 from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
+from modelfleet.reconciler.activator import WAKE_RATE, woken_at
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.memory import StockoutMemory
 from modelfleet.reconciler.observe import Observation
@@ -191,4 +192,12 @@ async def metrics_snapshot(
     if at_zero:
         seen = [r for r in results if r[1].request_rate is not None]
         results = [max(seen, key=lambda r: r[1].request_rate or 0.0)] if seen else []
+        woken = woken_at(md, now)  # the gateway's wake-up: demand before any scrape shows it
+        if woken is not None and targets and not any(r[1].request_rate for r in results):
+            results = [
+                (
+                    targets[0].cluster,
+                    ClusterSignals(ready_replicas=0, request_rate=WAKE_RATE, observed_at=woken),
+                )
+            ]
     return MetricsSnapshot({key: dict(results)}, observed_at=now)

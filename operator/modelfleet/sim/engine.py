@@ -144,7 +144,7 @@ def make_policy(
         )
         for md in scenario.deployments
     )
-    return ModelfleetPolicy(name, world, deployments, metrics=metrics, clock=clock)
+    return ModelfleetPolicy(name, world, deployments, metrics=metrics, clock=clock, load=load)
 
 
 async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyRun:

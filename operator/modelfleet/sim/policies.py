@@ -30,7 +30,9 @@ from modelfleet.reconciler import (
     Reconciler,
     StockoutMemory,
 )
+from modelfleet.sim.activator import wake_at_zero
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
+from modelfleet.sim.load import LoadModel
 
 PolicyName = Literal[
     "modelfleet",
@@ -127,8 +129,12 @@ class ModelfleetPolicy:
         *,
         metrics: MetricsSource,
         clock: VirtualClock,
+        load: LoadModel | None = None,
     ) -> None:
         self.name: str = name
+        self._load = load
+        """The requests as the gateway sees them (the activator); None: no activator."""
+        self._tick = world.world.control.tick_seconds
         self._world = world
         self._clock = clock
         control = world.world.control
@@ -179,6 +185,8 @@ class ModelfleetPolicy:
                 cluster = cluster.model_copy(update={"status": probed.status})
             fleet.append(cluster)
         self.fleet = fleet
+        if self._load is not None:
+            self._activate(now)
         for i, md in enumerate(self.deployments):
             uid = md.metadata.uid or deployment_key(md)
             if not self.loop.deployment_due(uid):
@@ -194,6 +202,32 @@ class ModelfleetPolicy:
                     self._errors.append((now, key))
                 if event.reason in ("Stockout", "ClusterFailed", "SpotReclaimed", "SpotReturn"):
                     self.events.append((now, key, event.reason, event.message))
+
+    def _activate(self, now: float) -> None:
+        """The gateway as activator (``sim/activator.py``): a deployment at zero that got
+        requests since the last tick is annotated, and its reconcile runs now."""
+        assert self._load is not None
+        begin = int(now - self._tick)
+        ready: dict[str, int] | None = None
+        for i, md in enumerate(self.deployments):
+            key = deployment_key(md)
+            if self._desired.get(key, 0) > 0:
+                continue  # placed replicas: the gateway forwards or they are on their way
+            if ready is None:
+                ready = {}
+                for (k, _, _), n in self._world.ready_pods(now).items():
+                    ready[k] = ready.get(k, 0) + n
+            woken = wake_at_zero(
+                md,
+                self._load,
+                ready=ready.get(key, 0),
+                begin=begin,
+                end=int(now),
+                at=self._clock.at,
+            )
+            if woken is not None:
+                self.deployments[i] = woken
+                self.loop.deployments.wake(md.metadata.uid or key, self._clock.at(now))
 
     def desired(self, key: str) -> int:
         return self._desired.get(key, 0)

@@ -14,7 +14,6 @@ typically that far off). The online correction of ``core.profiles`` must absorb 
 
 from __future__ import annotations
 
-import math
 import zlib
 
 import numpy as np
@@ -78,7 +77,7 @@ def measured_profiles(
     if md.spec.capacity_profiles:
         return md
     slo = md.spec.slo
-    prompt_p95 = traffic.prompt_median * math.exp(1.645 * traffic.prompt_sigma)
+    prompt_p95 = traffic.prompt_p95
     prompt, output = traffic.prompt_mean, traffic.output_mean
     profiles = []
     for model in models:

@@ -29,16 +29,6 @@ from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalV
 from modelfleet.sim.fleet import VirtualClock
 from modelfleet.sim.load import LoadModel
 
-# Standard normal CDF on a grid, for the log-normal prompt lengths (numpy has no erf).
-_Z = np.linspace(-8.0, 8.0, 4001)
-_PHI = np.array([0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in _Z])
-
-
-def normal_cdf(z: np.ndarray) -> np.ndarray:
-    """Phi(z), vectorised (interpolated; error below 1e-6)."""
-    out: np.ndarray = np.interp(z, _Z, _PHI)
-    return out
-
 
 def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarray) -> float | None:
     """Prometheus' histogram_quantile over cumulative bucket counts (the last bucket is
@@ -138,17 +128,13 @@ class SimulatedMetricsSource:
         chunk = np.array([float(m.chunk_tokens) for m in load.models])
         tau = load.tau[begin:end]
         # TTFT = wait + U*tau + ceil(P/B)*tau + P/R ~ wait + tau + P*(tau/B + 1/R) (U and
-        # the chunk rounding at their means), linear in the log-normal prompt length P:
-        # P(TTFT <= edge) = P(P <= (edge - shift) / slope).
+        # the chunk rounding at their means), linear in the prompt length P:
+        # P(TTFT <= edge) = P(P <= (edge - shift) / slope), over the traffic's prompt
+        # distribution (log-normal, or a replayed trace's own).
         shift = load.wait[begin:end, None] + tau
         slope = tau / chunk[None, :] + 1.0 / prefill[None, :]
         room = (edges[None, None, :] - shift[:, :, None]) / slope[:, :, None]
-        t = load.traffic
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (np.log(np.maximum(room, 1e-9)) - math.log(t.prompt_median)) / max(
-                t.prompt_sigma, 1e-6
-            )
-        cdf: np.ndarray = np.where(room > 0, normal_cdf(z), 0.0)
+        cdf: np.ndarray = load.traffic.prompt_cdf(room)
         self._windows[key] = (scrape, cdf)
         return cdf
 

@@ -174,7 +174,7 @@ def _request_ttfts(run: PolicyRun, key: str) -> tuple[FloatArray, npt.NDArray[np
     arrivals = load.traffic.arrivals[begin:end]
     total = int(arrivals.sum())
     second = np.repeat(np.arange(begin, end), arrivals)
-    prompts = load.traffic.prompts(total)
+    prompts = load.traffic.prompts_between(begin, end)
     rng = np.random.default_rng(load.traffic.seed + 2)
     residual = rng.random(total)
     pick = rng.random(total)

@@ -29,6 +29,17 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+# Standard normal CDF on a grid, for the log-normal prompt lengths (numpy has no erf).
+_Z = np.linspace(-8.0, 8.0, 4001)
+_PHI = np.array([0.5 * (1.0 + math.erf(z / math.sqrt(2.0))) for z in _Z])
+
+
+def normal_cdf(z: FloatArray) -> FloatArray:
+    """Phi(z), vectorised (interpolated; error below 1e-6)."""
+    out: FloatArray = np.interp(z, _Z, _PHI)
+    return out
+
+
 def lognormal_mean(median: float, sigma: float) -> float:
     """Mean of a log-normal given its median and log-space sigma."""
     return median * math.exp(sigma * sigma / 2)
@@ -47,20 +58,72 @@ class Traffic:
     output_median: float
     output_sigma: float
     seed: int
+    request_prompts: IntArray | None = None
+    """A replayed trace's own prompt length (tokens) of every request, in arrival order
+    (aligned with ``arrivals``); None for drawn traffic, whose lengths are the log-normal
+    (median, sigma) above. A trace's lengths are bounded by its model's context window and
+    far from log-normal in the tail (the Azure code trace: p95 7,303 tokens, none above
+    7,437, where the log-normal fit says p95 ~13,800 and has no bound), so the serving model
+    and the report read them as they are."""
+    request_outputs: IntArray | None = None
+    """The same for output lengths."""
 
     @property
     def prompt_mean(self) -> float:
+        """Mean prompt tokens (the trace's own mean for a replay)."""
+        if self.request_prompts is not None and len(self.request_prompts):
+            return float(self.request_prompts.mean())
         return lognormal_mean(self.prompt_median, self.prompt_sigma)
 
     @property
     def output_mean(self) -> float:
+        """Mean output tokens (the trace's own mean for a replay)."""
+        if self.request_outputs is not None and len(self.request_outputs):
+            return float(self.request_outputs.mean())
         return lognormal_mean(self.output_median, self.output_sigma)
+
+    @property
+    def prompt_p95(self) -> float:
+        """95th-percentile prompt tokens: the trace's own for a replay, else the
+        log-normal's (median x exp(1.645 sigma))."""
+        if self.request_prompts is not None and len(self.request_prompts):
+            return float(np.percentile(self.request_prompts, 95))
+        return self.prompt_median * math.exp(1.645 * self.prompt_sigma)
+
+    def prompt_cdf(self, tokens: FloatArray) -> FloatArray:
+        """P(prompt <= tokens), elementwise over any shape: the trace's empirical
+        distribution for a replay, else the log-normal's."""
+        if self.request_prompts is not None and len(self.request_prompts):
+            ordered = self._sorted_prompts
+            found = np.searchsorted(ordered, tokens, side="right")
+            out: FloatArray = found / float(len(ordered))
+            return out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (np.log(np.maximum(tokens, 1e-9)) - math.log(self.prompt_median)) / max(
+                self.prompt_sigma, 1e-6
+            )
+        cdf: FloatArray = np.where(tokens > 0, normal_cdf(z), 0.0)
+        return cdf
+
+    @functools.cached_property
+    def _sorted_prompts(self) -> IntArray:
+        assert self.request_prompts is not None
+        return np.sort(self.request_prompts)
 
     def prompts(self, count: int) -> FloatArray:
         """``count`` prompt lengths (tokens), the same for the same traffic and count."""
         rng = np.random.default_rng(self.seed + 1)
         out: FloatArray = rng.lognormal(math.log(self.prompt_median), self.prompt_sigma, count)
         return out
+
+    def prompts_between(self, begin: int, end: int) -> FloatArray:
+        """Prompt tokens of the requests arriving in seconds ``[begin, end)``, in arrival
+        order: a replay's own lengths, else ``prompts(count)`` (log-normal draws)."""
+        if self.request_prompts is None:
+            return self.prompts(int(self.arrivals[begin:end].sum()))
+        first = int(self.arrivals[:begin].sum())
+        last = first + int(self.arrivals[begin:end].sum())
+        return self.request_prompts[first:last].astype(np.float64)
 
     def peak_rate(self, *, window_seconds: int = 60) -> float:
         """Highest mean arrival rate over any aligned ``window_seconds`` window."""
@@ -177,8 +240,10 @@ def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int 
     """A deployment's traffic from a trace (see ``scenario.TraceSpec``): arrivals per
     second as the trace has them (shifted, stretched, scaled, repeated; the warm-up before
     the scenario start replays the trace's end), the expected rate
-    as their one-minute moving mean, and the lengths' log-normal fit (median and sigma of
-    the kept requests' log lengths), which is what the serving model reads."""
+    as their one-minute moving mean, and every kept request's own prompt and output
+    lengths (``Traffic.request_prompts``), whose means the serving model reads and whose
+    prompts the report's TTFTs use; the log-normal fit (median and sigma of the log
+    lengths) is kept for display."""
     if trace.path is None:
         raise ValueError("trace path not resolved (load the scenario with load_scenario)")
     times, prompts, outputs = read_trace(trace.path)
@@ -204,6 +269,8 @@ def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int 
     at, p, o = np.repeat(at, copies), np.repeat(p, copies), np.repeat(o, copies)
     keep = (at >= 0) & (at < seconds)
     at, p, o = at[keep], p[keep], o[keep]
+    order = np.argsort(at, kind="stable")  # arrival order, as ``arrivals`` counts them
+    at, p, o = at[order], p[order], o[order]
     arrivals: IntArray = np.bincount(at.astype(np.int64), minlength=seconds)[:seconds].astype(
         np.int64
     )
@@ -219,6 +286,8 @@ def replay(trace: TraceSpec, *, seconds: int, seed: int, name: str, offset: int 
         output_median=float(np.exp(np.median(lo))),
         output_sigma=float(np.std(lo)),
         seed=own,
+        request_prompts=p.astype(np.int64),
+        request_outputs=o.astype(np.int64),
     )
 
 

@@ -11,9 +11,9 @@ import pytest
 from modelfleet.metrics.source import MetricsTarget, SignalValues
 from modelfleet.sim.fleet import VirtualClock
 from modelfleet.sim.load import LoadModel
-from modelfleet.sim.prometheus import SimulatedMetricsSource, histogram_quantile, normal_cdf
+from modelfleet.sim.prometheus import SimulatedMetricsSource, histogram_quantile
 from modelfleet.sim.serving import Workload, replica_model
-from modelfleet.sim.traffic import Traffic, lognormal_mean
+from modelfleet.sim.traffic import Traffic, lognormal_mean, normal_cdf
 from modelfleet.sim.world import World
 
 
