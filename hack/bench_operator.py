@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
 import statistics
@@ -36,14 +35,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.kube_emulator import kube_emulator  # noqa: E402
 from tests.integration.operator_harness import (  # noqa: E402
-    FC_PATH,
     MD_PATH,
-    SYSTEM_NS,
-    Kubectl,
     fleet_cluster,
     model_deployment,
+    start_hub,
 )
 
 
@@ -69,30 +65,12 @@ def rss_mib(pid: int) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        hub = await stack.enter_async_context(kube_emulator())
-        kubectl = Kubectl(hub.url)
-        stack.push_async_callback(kubectl.close)
-        for ns in (SYSTEM_NS, "default"):
-            hub.put(
-                "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            )
-        members = {}
+        clusters = {}
         for i in range(args.members):
-            name = f"member-{i}"
-            members[name] = await stack.enter_async_context(kube_emulator(crds=False))
-            content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
-            hub.put(
-                "v1/secrets",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
-                    "data": {"kubeconfig": base64.b64encode(content).decode()},
-                },
-            )
-            body = fleet_cluster(name, region=f"region-{i}", cloud="aws", price=10.0 + i)
+            body = fleet_cluster(f"member-{i}", region=f"region-{i}", cloud="aws", price=10.0 + i)
             body["spec"]["gpuOfferings"][0]["maxNodes"] = 100_000
-            await kubectl.create(FC_PATH, body)
+            clusters[body["metadata"]["name"]] = body
+        hub, kubectl, members = await start_hub(stack, clusters)
 
         trimmer = asyncio.create_task(trim_request_logs(hub, *members.values()))
         stack.callback(trimmer.cancel)

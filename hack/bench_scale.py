@@ -48,12 +48,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from fake_apiserver import kubeconfig, request_counts  # noqa: E402 - hack/ is the script's folder
 from modelfleet.api import FleetCluster, ModelDeployment  # noqa: E402
 from modelfleet.clusters import ClusterClient, KubernetesClusterClient  # noqa: E402
 from modelfleet.clusters.informer import ListWatchClient  # noqa: E402
@@ -99,17 +99,6 @@ async def api_server() -> AsyncIterator[str]:
     finally:
         proc.terminate()
         await proc.wait()
-
-
-def kubeconfig(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "fake", "cluster": {"server": url}}],
-        "users": [{"name": "bench", "user": {"token": "bench"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "bench"}}],
-        "current-context": "fake",
-    }
 
 
 def fleet_cluster(n: int) -> FleetCluster:
@@ -168,11 +157,6 @@ class Figures:
     delete_seconds: float = 0.0
     open_watches: int = 0
     rss_mib: float = 0.0
-
-
-async def stats(session: aiohttp.ClientSession, url: str) -> Counter[str]:
-    async with session.get(url + "/_stats") as resp:
-        return Counter(await resp.json())
 
 
 PROBE_REQUESTS = frozenset({"GET version", "LIST nodes", "LIST pods"})
@@ -269,7 +253,7 @@ async def scenario(url: str, n: int, *, name: str, steady: float) -> Figures:
     figures.rss_per_md_kib = (rss_mib() - rss_before) * 1024 / n
 
     # Steady state: every object on its own 2-second timer, as kopf ticks them.
-    before = await stats(session, url)
+    before = await request_counts(session, url)
     steady_stop = asyncio.Event()
 
     async def timer(uid: str) -> None:
@@ -285,7 +269,7 @@ async def scenario(url: str, n: int, *, name: str, steady: float) -> Figures:
     steady_stop.set()
     await asyncio.gather(*timers)
     figures.steady_seconds = time.monotonic() - started
-    after = await stats(session, url)
+    after = await request_counts(session, url)
     figures.open_watches = after.pop("open watches", 0)
     before.pop("open watches", None)
     figures.requests = after - before

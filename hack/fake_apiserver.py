@@ -23,7 +23,8 @@ watch). Run in its own process so its CPU is not the operator's:
 
     python hack/fake_apiserver.py --port 0      # prints "listening on http://127.0.0.1:PORT"
 
-Tests load it with importlib and run ``make_app()`` on a loopback port (aiohttp).
+Tests load it with importlib and run ``make_app()`` on a loopback port (aiohttp). Clients
+of the benchmark and the tests use ``kubeconfig(url)`` and ``request_counts(session, url)``.
 """
 
 from __future__ import annotations
@@ -35,13 +36,33 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 Store = dict[tuple[str, str | None, str], dict[str, Any]]
 """(resource plural, namespace, name) -> object."""
 
 RESOURCES = {"namespaces", "services", "deployments", "poddisruptionbudgets"}
+
+
+def kubeconfig(url: str, *, name: str = "fake") -> dict[str, Any]:
+    """A kubeconfig (bearer token; the server checks none) whose current context is the
+    server at ``url``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": url}}],
+        "users": [{"name": name, "user": {"token": "fake"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "current-context": name,
+    }
+
+
+async def request_counts(session: ClientSession, url: str) -> Counter[str]:
+    """The server's request counts by ``METHOD resource`` (``LIST x``, ``WATCH x``) and its
+    ``open watches`` (``GET /_stats``)."""
+    async with session.get(url + "/_stats") as resp:
+        return Counter(await resp.json())
 
 
 def _merge(live: Any, patch: Any) -> Any:

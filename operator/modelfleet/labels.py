@@ -61,6 +61,7 @@ def node_labels(cluster: str, instance_type: str, capacity_type: str) -> dict[st
         NODE_POOL: pool_id(cluster, instance_type, capacity_type),
     }
 
+
 # Annotation the gateway (the activator) writes on a ModelDeployment when it holds a request
 # for it while no replica exists (RFC 3339 time of that request). Not under PREFIX: kopf
 # ignores changes to annotations under its own storage prefix, and this change must wake

@@ -20,12 +20,23 @@ import contextlib
 import json
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+
+class RecordingSleep:
+    """A provider's ``sleep`` seam that returns at once and records each delay (seconds)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
 
 # -- AWS (moto) ---------------------------------------------------------------------------
 
@@ -109,7 +120,9 @@ def create_eks_cluster(moto_url: str, *, region: str, name: str) -> EksCluster:
     return EksCluster(name=name, node_role_arn=node_role["Role"]["Arn"], subnet_ids=subnets)
 
 
-def client_error(code: str, message: str, *, operation: str, status: int = 400) -> Exception:
+def client_error(
+    code: str, message: str = "", *, operation: str = "Op", status: int = 400
+) -> Exception:
     """botocore's ClientError as the SDK raises it for an AWS error response."""
     from botocore.exceptions import ClientError
 
@@ -121,29 +134,62 @@ def client_error(code: str, message: str, *, operation: str, status: int = 400) 
     return error
 
 
+Fault = Callable[[Callable[..., Any], dict[str, Any]], Any]
+"""What a faulty client does instead of a call: given the real method and the params."""
+
+
+def fail(error: Exception) -> Fault:
+    """The call never reaches AWS; ``error`` is raised instead."""
+
+    def fault(real: Callable[..., Any], params: dict[str, Any]) -> Any:
+        raise error
+
+    return fault
+
+
+def edit(change: Callable[[dict[str, Any]], None]) -> Fault:
+    """AWS answers, and ``change`` edits the answer (e.g. adds health issues)."""
+
+    def fault(real: Callable[..., Any], params: dict[str, Any]) -> Any:
+        result: dict[str, Any] = real(**params)
+        change(result)
+        return result
+
+    return fault
+
+
 @dataclass
 class FaultySession:
-    """A boto3 session (``AwsNodePoolProvider``'s ``session_factory`` seam) whose clients
-    call moto for real, except that a method named in ``failing`` raises that error instead
-    (for as long as it stays there). Every call is recorded in ``calls``."""
+    """A boto3 session whose clients record every call and play queued faults per method.
 
-    failing: dict[str, Exception] = field(default_factory=dict)
+    ``faults[method]`` is consumed one fault per call; ``sticky[method]`` applies to every
+    call. ``stubbed[service]`` swaps in a client prepared with botocore's Stubber.
+    """
+
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    sticky: dict[str, Fault] = field(default_factory=dict)
+    stubbed: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    credentials: Mapping[str, str] | None = None
 
     def factory(self, region: str, credentials: Mapping[str, str] | None) -> FaultySession:
+        self.credentials = credentials
         from modelfleet.providers.aws.sdk import default_session_factory
 
         self._real = default_session_factory(region, credentials)
         return self
 
     def client(self, service_name: str, *, config: Any = None) -> Any:
-        return _FaultyClient(self._real.client(service_name, config=config), self)
+        real = self._real.client(service_name, config=config)
+        if service_name in self.stubbed:
+            return self.stubbed[service_name](real)
+        return FaultyClient(real, self)
 
     def called(self, method: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == method]
 
 
-class _FaultyClient:
+class FaultyClient:
     def __init__(self, real: Any, session: FaultySession) -> None:
         self._real = real
         self._session = session
@@ -155,9 +201,11 @@ class _FaultyClient:
 
         def call(**params: Any) -> Any:
             self._session.calls.append((name, params))
-            error = self._session.failing.get(name)
-            if error is not None:
-                raise error
+            queued = self._session.faults.get(name)
+            if queued:
+                return queued.pop(0)(real, params)
+            if name in self._session.sticky:
+                return self._session.sticky[name](real, params)
             return real(**params)
 
         return call

@@ -128,7 +128,7 @@ class CloudStub:
         """Serve HTTP and HTTPS on ephemeral loopback ports (daemon threads)."""
         http = self._serve(None)
         self.http_url = f"http://127.0.0.1:{http.server_address[1]}"
-        cert, key = _self_signed_cert(self._workdir)
+        cert, key = self_signed_cert(self._workdir)
         self.ca_file = cert
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
@@ -139,6 +139,14 @@ class CloudStub:
         for server in self._servers:
             server.shutdown()
             server.server_close()
+
+    def __enter__(self) -> CloudStub:
+        """Started for the ``with`` block, stopped after it."""
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def _serve(self, context: ssl.SSLContext | None) -> ThreadingHTTPServer:
         stub = self
@@ -589,8 +597,9 @@ def _aks_pool_problems(name: str, props: Json) -> list[str]:
     return problems
 
 
-def _self_signed_cert(workdir: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1 (cryptography comes with azure-identity)."""
+def self_signed_cert(workdir: Path) -> tuple[Path, Path]:
+    """A throwaway certificate (its own CA) for 127.0.0.1 and its key, as PEM files in
+    ``workdir`` (cryptography comes with azure-identity)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -111,6 +111,9 @@ _VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 class _Emulator(kmock.KubernetesEmulator):
     """KMock's emulator with the namespaces paths rewritten (see the module docstring)."""
 
+    refusals: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    """(METHOD, path) -> HTTP status answered with no effect on the stored objects."""
+
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         match = _NAMESPACE_PATH.match(raw_request.path)
         if match:
@@ -121,6 +124,11 @@ class _Emulator(kmock.KubernetesEmulator):
         return response
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        method = str(getattr(request.method, "value", request.method)).upper()
+        refused = self.refusals.get((method, request.url.path))
+        if refused is not None:  # as a real server does: an error changes nothing
+            status = {"kind": "Status", "status": "Failure", "code": refused}
+            return aiohttp.web.json_response(status, status=refused)
         # What every real API server does on create and KMock does not: name objects from
         # ``generateName`` (kopf's Events rely on it) and stamp the server-owned metadata
         # (kopf's status patches carry a ``test`` of ``resourceVersion``).
@@ -209,6 +217,12 @@ class KubeEmulator:
         self.handler.resources[resource] = info
         if resource == "v1/namespaces":
             self.handler.resources[_NAMESPACE_ALIAS] = info
+
+    def refuse(self, method: str, path: str, status: int) -> None:
+        """Answer ``method path`` with ``status`` from now on, changing nothing (KMock's own
+        reactions answer but still apply the request to its objects)."""
+        handler: Any = self.handler
+        handler.refusals[method.upper(), path] = status
 
     def put(self, resource: str, obj: Mapping[str, Any]) -> None:
         """Store ``obj`` as the server's state (replacing any object of that name), as a

@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,42 +204,106 @@ class Fleet:
     def events(self, reason: str) -> list[dict[str, Any]]:
         return [e for e in self.hub.objects("v1/events") if e.get("reason") == reason]
 
+    def mark_ready(self, member: str) -> None:
+        """Play kubelet + deployment controller: every Deployment's pods in ``member``'s
+        ``default`` namespace become ready."""
+        for d in self.deployments(member):
+            mark_ready(self.members[member], d)
+
+    async def until_healthy(self, *names: str, timeout: float = 60.0) -> None:
+        """Wait until every named FleetCluster is Healthy as the operator itself sees it.
+
+        ``status.health`` can read Healthy before the operator's own cache of the cluster
+        does: kopf holds a cluster's events back while its create handler runs (offering
+        discovery), and a plan made meanwhile skips the cluster as unprobed. A probe that
+        *kept* Healthy (``lastProbeTime`` after ``healthSince``) was written by a probe that
+        read Healthy back from that cache, so the cache is current.
+        """
+
+        async def check() -> bool:
+            for name in names:
+                status = ((await self.fc(name)) or {}).get("status") or {}
+                if status.get("health") != "Healthy":
+                    return False
+                probed, since = status.get("lastProbeTime"), status.get("healthSince")
+                if not probed or not since:
+                    return False
+                if datetime.fromisoformat(probed) <= datetime.fromisoformat(since):
+                    return False
+            return True
+
+        await eventually(check, timeout=timeout, what=f"{', '.join(names)} Healthy")
+
+
+def mark_ready(cluster: KubeEmulator, deployment: Mapping[str, Any]) -> None:
+    """Write the status the deployment controller writes once every pod of ``deployment``
+    (an object as the emulator holds it) is Ready."""
+    replicas = deployment["spec"]["replicas"]
+    meta = deployment["metadata"]
+    cluster.patch(
+        "apps/v1/deployments",
+        meta["name"],
+        {
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "readyReplicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            }
+        },
+        namespace=meta.get("namespace") or "default",
+    )
+
+
+async def start_hub(
+    stack: contextlib.AsyncExitStack, clusters: Mapping[str, dict[str, Any]]
+) -> tuple[KubeEmulator, Kubectl, dict[str, KubeEmulator]]:
+    """On ``stack``: a hub emulator with the ``modelfleet-system`` and ``default``
+    namespaces, a kubectl for it, and per entry of ``clusters`` (name -> FleetCluster body)
+    a member emulator whose kubeconfig Secret and FleetCluster are created on the hub (a
+    body without ``kubeconfigSecretRef`` is the hub itself: no emulator, no Secret).
+    Returns (hub, kubectl, members by name)."""
+    hub = await stack.enter_async_context(kube_emulator())
+    kubectl = Kubectl(hub.url)
+    stack.push_async_callback(kubectl.close)
+    for ns in (SYSTEM_NS, "default"):
+        hub.put(
+            "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        )
+    members: dict[str, KubeEmulator] = {}
+    for name, body in clusters.items():
+        if "kubeconfigSecretRef" not in body["spec"]:  # the hub itself (no Secret)
+            await kubectl.create(FC_PATH, body)
+            continue
+        members[name] = await stack.enter_async_context(kube_emulator(crds=False))
+        content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
+        hub.put(
+            "v1/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
+                "data": {"kubeconfig": base64.b64encode(content).decode()},
+            },
+        )
+        await kubectl.create(FC_PATH, body)
+    return hub, kubectl, members
+
 
 @contextlib.asynccontextmanager
 async def fleet_of(
     tmp_path: Path, monkeypatch: Any, clusters: Mapping[str, dict[str, Any]]
 ) -> AsyncIterator[Fleet]:
-    """A hub plus one member emulator per entry of ``clusters`` (name -> FleetCluster)."""
+    """A hub plus one member emulator per entry of ``clusters`` (name -> FleetCluster), with
+    KUBECONFIG pointing at the hub for the operator."""
     async with contextlib.AsyncExitStack() as stack:
-        hub = await stack.enter_async_context(kube_emulator())
+        hub, kubectl, members = await start_hub(stack, clusters)
         _CURRENT_HUB["url"] = hub.url
         kubeconfig = tmp_path / "hub.kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(hub.kubeconfig()))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        kubectl = Kubectl(hub.url)
-        stack.push_async_callback(kubectl.close)
-        for ns in (SYSTEM_NS, "default"):
-            hub.put(
-                "v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            )
-        members: dict[str, KubeEmulator] = {}
-        for name, body in clusters.items():
-            if "kubeconfigSecretRef" not in body["spec"]:  # the hub itself (no Secret)
-                await kubectl.create(FC_PATH, body)
-                continue
-            members[name] = await stack.enter_async_context(kube_emulator(crds=False))
-            content = yaml.safe_dump(members[name].kubeconfig(context=name)).encode()
-            hub.put(
-                "v1/secrets",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": name, "namespace": SYSTEM_NS, "resourceVersion": "1"},
-                    "data": {"kubeconfig": base64.b64encode(content).decode()},
-                },
-            )
-            await kubectl.create(FC_PATH, body)
         yield Fleet(hub, members, kubectl, stack)
         assert_rbac_allows(hub, members)
 

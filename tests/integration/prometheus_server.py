@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -233,3 +234,18 @@ class PrometheusServer:
                     f"{result!r}; prometheus log:\n{self.log_tail()}"
                 )
             time.sleep(0.25)
+
+
+def expected_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float:
+    """Prometheus' histogram_quantile, restated for checking it: linear interpolation inside
+    the bucket that holds rank q*total; the +Inf bucket yields the highest finite bound.
+    ``counts`` are cumulative per upper bound in ``bounds``."""
+    rank = q * counts[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    raise AssertionError("unreachable: the last bucket holds every observation")

@@ -245,13 +245,14 @@ def _helm_binary() -> Path:
 
 
 @cache
-def chart_manifests() -> tuple[dict[str, Any], ...]:
-    """The chart rendered by the real helm with default values into ``CHART_NAMESPACE``."""
+def chart_manifests(*helm_args: str) -> tuple[dict[str, Any], ...]:
+    """The chart rendered by the real helm into ``CHART_NAMESPACE``, with default values
+    and ``helm_args`` (``--set`` pairs)."""
     with tempfile.TemporaryDirectory(prefix="modelfleet-rbac-helm-") as tmp:
-        return _render(Path(tmp))
+        return _render(Path(tmp), helm_args)
 
 
-def _render(home: Path) -> tuple[dict[str, Any], ...]:
+def _render(home: Path, helm_args: Sequence[str]) -> tuple[dict[str, Any], ...]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -261,7 +262,10 @@ def _render(home: Path) -> tuple[dict[str, Any], ...]:
         "KUBECONFIG": str(home / "no-kubeconfig"),
     }
     result = subprocess.run(
-        [str(_helm_binary()), "template", CHART_RELEASE, str(CHART), "-n", CHART_NAMESPACE],
+        [
+            *(str(_helm_binary()), "template", CHART_RELEASE, str(CHART)),
+            *("-n", CHART_NAMESPACE, *helm_args),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -279,6 +283,17 @@ def hub_grants() -> Grants:
     [account] = [m for m in manifests if m["kind"] == "ServiceAccount"]
     meta = account["metadata"]
     return grants_from_manifests(manifests, subject=(meta["namespace"], meta["name"]))
+
+
+def gateway_grants(namespaces: tuple[str, ...]) -> Grants:
+    """What the chart's gateway ServiceAccount may do, rendered with the gateway on, the keys
+    Secret ``gateway-keys`` and ``namespaces`` (empty: cluster-wide)."""
+    args = ["--set", "gateway.enabled=true", "--set", "gateway.apiKeys.existingSecret=gateway-keys"]
+    for index, namespace in enumerate(namespaces):
+        args += ["--set", f"gateway.namespaces[{index}]={namespace}"]
+    manifests = chart_manifests(*args)
+    subject = (CHART_NAMESPACE, f"{CHART_RELEASE}-modelfleet-gateway")
+    return grants_from_manifests(manifests, subject=subject)
 
 
 _YAML_BLOCK = re.compile(r"```yaml\n(?P<body>.*?)```", re.DOTALL)

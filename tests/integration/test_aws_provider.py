@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -24,13 +23,20 @@ pytest.importorskip("moto.server")
 
 import boto3
 from botocore.exceptions import (
-    ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
 )
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
+from tests.integration.cloud_fixtures import (
+    FaultySession,
+    RecordingSleep,
+    client_error,
+    edit,
+    fail,
+    moto_server,
+    use_moto,
+)
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
@@ -40,7 +46,6 @@ from modelfleet.providers.aws import (
     capacity_issue,
     nodegroup_name,
 )
-from modelfleet.providers.aws.sdk import default_session_factory
 from modelfleet.providers.base import PoolSpec
 from modelfleet.providers.errors import (
     InsufficientCapacity,
@@ -87,11 +92,8 @@ L40S = Offering(
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @dataclass
@@ -111,15 +113,7 @@ class World:
 @pytest.fixture
 def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
     """An empty moto, found through AWS_ENDPOINT_URL with fake keys, no profile or IRSA."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"))
-    for var in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    use_moto(monkeypatch, moto_url, tmp_path, REGION)
     return moto_url
 
 
@@ -178,25 +172,6 @@ def pool_spec(offering: Offering = H100, *, nodes: int = 2, capacity: str = "OnD
 
 # -- fault injection -------------------------------------------------------------------------
 
-Fault = Callable[[Callable[..., Any], dict[str, Any]], Any]
-
-
-def client_error(code: str, message: str = "", *, status: int = 400, op: str = "Op") -> ClientError:
-    response: Any = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    return ClientError(response, op)
-
-
-def fail(error: Exception) -> Fault:
-    """The call never reaches AWS; ``error`` is raised instead."""
-
-    def fault(real: Callable[..., Any], params: dict[str, Any]) -> Any:
-        raise error
-
-    return fault
-
 
 def lost_response(real: Callable[..., Any], params: dict[str, Any]) -> Any:
     """The call reaches AWS and takes effect, but the response never arrives."""
@@ -204,91 +179,19 @@ def lost_response(real: Callable[..., Any], params: dict[str, Any]) -> Any:
     raise ReadTimeoutError(endpoint_url="https://eks.us-east-1.amazonaws.com")
 
 
-def edit(change: Callable[[dict[str, Any]], None]) -> Fault:
-    """AWS answers, and ``change`` edits the answer (e.g. adds health issues)."""
-
-    def fault(real: Callable[..., Any], params: dict[str, Any]) -> Any:
-        result: dict[str, Any] = real(**params)
-        change(result)
-        return result
-
-    return fault
-
-
-@dataclass
-class FaultySession:
-    """A boto3 session whose clients record every call and play queued faults per method.
-
-    ``faults[method]`` is consumed one fault per call; ``sticky[method]`` applies to every
-    call. ``stubbed[service]`` swaps in a client prepared with botocore's Stubber.
-    """
-
-    faults: dict[str, list[Fault]] = field(default_factory=dict)
-    sticky: dict[str, Fault] = field(default_factory=dict)
-    stubbed: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    credentials: Mapping[str, str] | None = None
-
-    def factory(self, region: str, credentials: Mapping[str, str] | None) -> FaultySession:
-        self.credentials = credentials
-        self._real = default_session_factory(region, credentials)
-        return self
-
-    def client(self, service_name: str, *, config: Any = None) -> Any:
-        real = self._real.client(service_name, config=config)
-        if service_name in self.stubbed:
-            return self.stubbed[service_name](real)
-        return FaultyClient(real, self)
-
-    def called(self, method: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == method]
-
-
-class FaultyClient:
-    def __init__(self, real: Any, session: FaultySession) -> None:
-        self._real = real
-        self._session = session
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._real, name)
-        if not callable(real) or name.startswith("_"):
-            return real
-
-        def call(**params: Any) -> Any:
-            self._session.calls.append((name, params))
-            queued = self._session.faults.get(name)
-            if queued:
-                return queued.pop(0)(real, params)
-            if name in self._session.sticky:
-                return self._session.sticky[name](real, params)
-            return real(**params)
-
-        return call
-
-
-@dataclass
-class Sleeps:
-    """Injected sleep: records the backoff delays instead of waiting."""
-
-    delays: list[float] = field(default_factory=list)
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 def provider_with(
     session: FaultySession,
     cluster: FleetCluster | None = None,
     *,
     credentials: Mapping[str, str] | None = None,
-    sleeps: Sleeps | None = None,
+    sleeps: RecordingSleep | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> AwsNodePoolProvider:
     return AwsNodePoolProvider(
         cluster or fleet_cluster(),
         credentials=credentials,
         session_factory=session.factory,
-        sleep=sleeps or Sleeps(),
+        sleep=sleeps or RecordingSleep(),
         rng=random.Random(7),
         clock=clock or (lambda: datetime(2025, 7, 1, 12, 0, tzinfo=UTC)),
     )
@@ -413,7 +316,7 @@ async def test_discovery_reads_ec2_vcpu_quotas_into_max_nodes(world: World) -> N
 
 
 async def test_discovery_survives_quota_api_denied(world: World) -> None:
-    denied = client_error("AccessDeniedException", "not authorized", op="GetServiceQuota")
+    denied = client_error("AccessDeniedException", "not authorized", operation="GetServiceQuota")
     session = FaultySession(sticky={"get_service_quota": fail(denied)})
     provider = AwsNodePoolProvider(
         fleet_cluster(), session_factory=session.factory, families=("g6e",)
@@ -743,7 +646,7 @@ async def test_aws_error_codes_become_typed_errors(
     session = FaultySession(
         sticky={"describe_nodegroup": fail(absent), "create_nodegroup": fail(error)}
     )
-    sleeps = Sleeps()
+    sleeps = RecordingSleep()
     cluster = fleet_cluster(subnet_ids=["subnet-0a1b2c3d"])
     provider = provider_with(session, cluster, sleeps=sleeps)
     with pytest.raises(ProviderError) as caught:
@@ -784,7 +687,7 @@ async def test_throttling_is_retried_with_bounded_jittered_backoff(world: World)
     await provider.ensure_pool(pool_spec())
     throttle = fail(client_error("ThrottlingException", "Rate exceeded"))
     session = FaultySession(faults={"describe_nodegroup": [throttle, throttle]})
-    sleeps = Sleeps()
+    sleeps = RecordingSleep()
     pool = await provider_with(session, sleeps=sleeps).get_pool(pool_spec())
     assert pool.desired_nodes == 2
     assert len(session.called("describe_nodegroup")) == 3

@@ -35,8 +35,10 @@ from modelfleet.providers import (
 from modelfleet.providers.azure import AzureNodePoolProvider
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
+    from cloud_fixtures import RecordingSleep
     from cloud_stubs import CloudStub, azure_error
 except ImportError:  # pragma: no cover - run as a package
+    from tests.integration.cloud_fixtures import RecordingSleep
     from tests.integration.cloud_stubs import CloudStub, azure_error
 
 pytestmark = pytest.mark.integration
@@ -65,14 +67,6 @@ class StaticToken:
         from azure.core.credentials import AccessTokenInfo
 
         return AccessTokenInfo(TOKEN, int(time.time()) + 3600)
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 def _sku(name: str, family: str, vcpus: int, gpus: int, zones: list[str], **extra: Any) -> Any:
@@ -197,10 +191,8 @@ def _seed(stub: CloudStub) -> None:
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("azure-stub"))
-    server.start()
-    yield server
-    server.stop()
+    with CloudStub(tmp_path_factory.mktemp("azure-stub")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from tests.integration.cloud_fixtures import (
     StaticToken,
     client_error,
     create_eks_cluster,
+    fail,
     moto_server,
     no_google_access_boundary_lookup,
     seed_gcp,
@@ -154,10 +154,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("cloud-stub"))
-    server.start()
-    yield server
-    server.stop()
+    with CloudStub(tmp_path_factory.mktemp("cloud-stub")) as server:
+        yield server
 
 
 @dataclass
@@ -248,17 +246,16 @@ async def fleet(
         yield running
 
 
-def _install_providers(
-    fleet: Fleet, clouds: Clouds
+def install_providers(
+    fleet: Fleet, aws_sessions: Callable[..., Any]
 ) -> Callable[[OperatorContext], Awaitable[None]]:
-    """AWS with the fault-injecting session, Azure with a fixed token; GCP is left to the
-    operator (built from its FleetCluster and credentials Secret)."""
+    """AWS with ``aws_sessions`` (the provider's ``session_factory`` seam: a fault-injecting
+    session over moto), Azure with a fixed token; GCP is left to the operator (built from
+    its FleetCluster and credentials Secret)."""
 
     async def install(context: OperatorContext) -> None:
         aws = FleetCluster.model_validate(await fleet.fc(AWS))
-        await context.providers.install(
-            aws, AwsNodePoolProvider(aws, session_factory=clouds.aws.factory)
-        )
+        await context.providers.install(aws, AwsNodePoolProvider(aws, session_factory=aws_sessions))
         azure = FleetCluster.model_validate(await fleet.fc(AZURE))
         await context.providers.install(
             azure, AzureNodePoolProvider(azure, sdk_credential=StaticToken())
@@ -268,28 +265,8 @@ def _install_providers(
 
 
 async def _ready(fleet: Fleet) -> None:
-    """Every FleetCluster Healthy as the operator itself sees it.
-
-    ``status.health`` can read Healthy before the operator's own cache of the cluster
-    does: kopf holds a cluster's events back while its create handler runs (offering
-    discovery), and a plan made meanwhile skips the cluster as unprobed. A probe that
-    *kept* Healthy (``lastProbeTime`` after ``healthSince``) was written by a probe that
-    read Healthy back from that cache, so the cache is current.
-    """
-
-    async def check() -> bool:
-        for name in (AWS, GCP, AZURE):
-            status = ((await fleet.fc(name)) or {}).get("status") or {}
-            if status.get("health") != "Healthy":
-                return False
-            probed, since = status.get("lastProbeTime"), status.get("healthSince")
-            if not probed or not since:
-                return False
-            if datetime.fromisoformat(probed) <= datetime.fromisoformat(since):
-                return False
-        return True
-
-    await eventually(check, what="every FleetCluster Healthy in the operator's view")
+    """Every FleetCluster Healthy in the operator's own view (``Fleet.until_healthy``)."""
+    await fleet.until_healthy(AWS, GCP, AZURE)
 
 
 def _workloads(fleet: Fleet, member: str) -> list[dict[str, Any]]:
@@ -318,10 +295,10 @@ async def test_aws_stockout_falls_through_to_gke_in_one_reconcile(
     fleet: Fleet, clouds: Clouds
 ) -> None:
     # EKS refuses every node group: no p5.48xlarge capacity, on-demand or spot.
-    clouds.aws.failing["create_nodegroup"] = client_error(
-        "InsufficientInstanceCapacity", ICE_MESSAGE, operation="CreateNodegroup"
+    clouds.aws.sticky["create_nodegroup"] = fail(
+        client_error("InsufficientInstanceCapacity", ICE_MESSAGE, operation="CreateNodegroup")
     )
-    async with operator_prepared(fleet, _install_providers(fleet, clouds)):
+    async with operator_prepared(fleet, install_providers(fleet, clouds.aws.factory)):
         await _ready(fleet)
         md = _h100_deployment(
             "llama", placement={"capacity": {"spot": "Allowed", "onDemandBase": 1}}
@@ -401,7 +378,7 @@ async def test_aws_stockout_falls_through_to_gke_in_one_reconcile(
 async def test_gke_pool_follows_replicas_and_shrinks_to_zero_on_delete(
     fleet: Fleet, clouds: Clouds
 ) -> None:
-    async with operator_prepared(fleet, _install_providers(fleet, clouds)):
+    async with operator_prepared(fleet, install_providers(fleet, clouds.aws.factory)):
         await _ready(fleet)
         await fleet.kubectl.create(MD, _h100_deployment("llama", placement={"clouds": ["gcp"]}))
         pool = "mf-" + pool_id(GCP, GCP_H100, "OnDemand")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,42 +29,11 @@ from modelfleet.reconciler.activator import demand_seen_at
 pytestmark = pytest.mark.integration
 
 
-def gateway_grants(namespaces: tuple[str, ...]) -> rbac_check.Grants:
-    """What the chart's gateway ServiceAccount may do, rendered by the real helm with the
-    gateway on, the keys Secret this test uses and ``namespaces``."""
-    args = ["--set", "gateway.enabled=true", "--set", "gateway.apiKeys.existingSecret=gateway-keys"]
-    for index, namespace in enumerate(namespaces):
-        args += ["--set", f"gateway.namespaces[{index}]={namespace}"]
-    with tempfile.TemporaryDirectory() as home:
-        result = subprocess.run(
-            [
-                str(rbac_check._helm_binary()),
-                "template",
-                rbac_check.CHART_RELEASE,
-                str(rbac_check.CHART),
-                "-n",
-                rbac_check.CHART_NAMESPACE,
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "HOME": home,
-                "HELM_CACHE_HOME": f"{home}/c",
-                "HELM_CONFIG_HOME": f"{home}/g",
-                "HELM_DATA_HOME": f"{home}/d",
-            },
-        )
-    assert result.returncode == 0, result.stderr
-    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
-    subject = (rbac_check.CHART_NAMESPACE, f"{rbac_check.CHART_RELEASE}-modelfleet-gateway")
-    return rbac_check.grants_from_manifests(manifests, subject=subject)
-
-
-ROUTES = {"modelfleet.io/v1alpha1/modelroutes": ResourceSpec("ModelRoute", namespaced=True)}
+ROUTES = {
+    "modelfleet.io/v1alpha1/modelroutes": ResourceSpec(
+        "ModelRoute", namespaced=True, subresources=("status",)
+    )
+}
 KEY = "sk-hub-0123456789"
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -213,17 +180,28 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
-    # Writes: the test's own (standing in for the operator), and the gateway's one wake-up
-    # of qwen (a merge patch of its metadata, once for the one held request).
+    # The gateway's writes: one wake-up of qwen (a merge patch of its metadata, once for the
+    # one held request) and the route's status (accepted: it alone claims "assistant").
+    # The others are the test's own, standing in for the operator.
     wake = ("PATCH", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen")
-    assert [(m, p.split("?")[0]) for m, p in requests if m != "GET"] == [
-        wake,
-        ("PATCH", wake[1] + "/status"),
-        ("DELETE", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"),
-    ]
+    route_status = (
+        "PATCH",
+        "/apis/modelfleet.io/v1alpha1/namespaces/team/modelroutes/assistant/status",
+    )
+    gateway_requests = kube.authenticated_requests()
+    assert sorted((m, p.split("?")[0]) for m, p in gateway_requests if m != "GET") == sorted(
+        [wake, route_status]
+    )
+    assert sorted((m, p.split("?")[0]) for m, p in requests if m != "GET") == sorted(
+        [
+            wake,
+            route_status,
+            ("PATCH", wake[1] + "/status"),
+            ("DELETE", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"),
+        ]
+    )
     # Every request the gateway sent is one the chart's gateway RBAC allows.
-    gateway_requests = [(m, p) for m, p in requests if m == "GET"] + [wake]
-    assert gateway_grants(namespaces).denied(gateway_requests) == []
+    assert rbac_check.gateway_grants(namespaces).denied(gateway_requests) == []
     prefix = "/apis/modelfleet.io/v1alpha1/" + "".join(f"namespaces/{n}/" for n in namespaces)
     for plural in ("modeldeployments", "modelroutes"):
         assert ("GET", prefix + plural) in requests

@@ -33,8 +33,10 @@ from modelfleet.providers import (
 from modelfleet.providers.gcp import GcpNodePoolProvider
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
+    from cloud_fixtures import RecordingSleep
     from cloud_stubs import CloudStub, gcp_error
 except ImportError:  # pragma: no cover - run as a package
+    from tests.integration.cloud_fixtures import RecordingSleep
     from tests.integration.cloud_stubs import CloudStub, gcp_error
 
 pytestmark = pytest.mark.integration
@@ -98,10 +100,8 @@ def _seed(stub: CloudStub) -> None:
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("gcp-stub"))
-    server.start()
-    yield server
-    server.stop()
+    with CloudStub(tmp_path_factory.mktemp("gcp-stub")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -124,14 +124,6 @@ def _cluster(*, declared: list[dict[str, Any]] | None = None) -> FleetCluster:
     if declared is not None:
         spec["gpuOfferings"] = declared
     return FleetCluster.model_validate({"metadata": {"name": "gke-usc1"}, "spec": spec})
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 def _provider(stub: CloudStub, **kwargs: Any) -> GcpNodePoolProvider:

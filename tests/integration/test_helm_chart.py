@@ -570,6 +570,9 @@ def test_argocd_health_checks_are_rendered_only_when_enabled(
         "resource.customizations.health.modelfleet.io_FleetCluster": (
             lua / "fleetcluster.lua"
         ).read_text(encoding="utf-8"),
+        "resource.customizations.health.modelfleet.io_ModelRoute": (
+            lua / "modelroute.lua"
+        ).read_text(encoding="utf-8"),
     }
 
 

@@ -71,9 +71,7 @@ class FakeApi:
         self._session = session
 
     async def stats(self) -> dict[str, int]:
-        async with self._session.get(self.url + "/_stats") as resp:
-            result: dict[str, int] = await resp.json()
-            return result
+        return dict(await _fake_apiserver().request_counts(self._session, self.url))
 
     async def control(self, what: str, **query: str) -> None:
         async with self._session.post(self.url + "/_" + what, params=query) as resp:
@@ -94,14 +92,8 @@ async def fake_api() -> AsyncIterator[FakeApi]:
 
 
 def kubeconfig(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "m", "cluster": {"server": url}}],
-        "users": [{"name": "m", "user": {"token": "t"}}],
-        "contexts": [{"name": "m", "context": {"cluster": "m", "user": "m"}}],
-        "current-context": "m",
-    }
+    config: dict[str, Any] = _fake_apiserver().kubeconfig(url, name="m")
+    return config
 
 
 @contextlib.asynccontextmanager
@@ -361,7 +353,8 @@ async def test_stopping_leaves_no_task_and_no_open_watch(fake_api: FakeApi) -> N
                 informers.read(cluster, namespace)
         await until(lambda: all(s.serving for s in informers.states()), "never synced")
         assert len(informers.states()) == 4
-        assert (await fake_api.stats())["open watches"] == 4
+        # Serving starts with the LIST; the WATCH connection opens right after it.
+        await until(lambda: _open_watches(fake_api, 4), "not one open watch per informer")
 
         informers.forget("m2")  # the FleetCluster was deleted
         assert [s.cluster for s in informers.states()] == ["m1", "m1"]

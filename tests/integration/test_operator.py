@@ -41,40 +41,9 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         yield running
 
 
-async def _healthy(fleet: Fleet, *names: str) -> None:
-    async def check() -> bool:
-        for name in names:
-            fc = await fleet.fc(name)
-            if not fc or (fc.get("status") or {}).get("health") != "Healthy":
-                return False
-        return True
-
-    await eventually(check, what=f"{names} Healthy")
-
-
-def _mark_ready(fleet: Fleet, member: str) -> None:
-    """Play kubelet + deployment controller: every Deployment's pods become ready."""
-    for d in fleet.deployments(member):
-        replicas = d["spec"]["replicas"]
-        fleet.members[member].patch(
-            "apps/v1/deployments",
-            d["metadata"]["name"],
-            {
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": replicas,
-                    "readyReplicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            },
-            namespace="default",
-        )
-
-
 async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
         started = time.monotonic()
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
@@ -110,8 +79,8 @@ async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:
         ready = {c["type"]: c for c in status["conditions"]}["Ready"]
         assert (ready["status"], ready["reason"]) == ("False", "ReplicasNotReady")
 
-        _mark_ready(fleet, "east")
-        _mark_ready(fleet, "west")
+        fleet.mark_ready("east")
+        fleet.mark_ready("west")
 
         async def all_ready() -> bool:
             body = await fleet.md("llama")
@@ -126,7 +95,7 @@ async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:
 
 async def test_spec_change_is_followed(fleet: Fleet) -> None:
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
         # No spread asked: the cheapest cluster (east) holds both replicas.
         await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
@@ -139,11 +108,11 @@ async def test_spec_change_is_followed(fleet: Fleet) -> None:
 
 async def test_unreachable_cluster_fails_over(fleet: Fleet) -> None:
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         md = model_deployment("llama", failover={"failAfterSeconds": 1})
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
         await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
-        _mark_ready(fleet, "east")
+        fleet.mark_ready("east")
 
         started = time.monotonic()
         fleet.break_member("east")
@@ -173,7 +142,7 @@ async def test_unreachable_cluster_fails_over(fleet: Fleet) -> None:
 
 async def test_stockout_falls_through_to_next_cluster(fleet: Fleet) -> None:
     async with operator(fleet) as context:
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         east = await fleet.fc("east")
         assert east is not None
         provider = await context.providers.provider_for(FleetCluster.model_validate(east))
@@ -197,7 +166,7 @@ async def test_stockout_falls_through_to_next_cluster(fleet: Fleet) -> None:
 
 async def test_delete_cleans_every_cluster(fleet: Fleet) -> None:
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
         await eventually(lambda: fleet.replicas("east") == 1 and fleet.replicas("west") == 1)
@@ -223,7 +192,7 @@ async def test_delete_cleans_every_cluster(fleet: Fleet) -> None:
 
 async def test_orphan_pools_are_reported_then_collected(fleet: Fleet) -> None:
     async with operator(fleet) as context:
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         await fleet.kubectl.create(MD_PATH.format(ns="default"), model_deployment("llama"))
         await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
 
@@ -259,7 +228,7 @@ async def _gone(fleet: Fleet) -> bool:
 async def test_restart_converges_without_duplicates(fleet: Fleet) -> None:
     md = model_deployment("llama", placement={"spread": {"minRegions": 2}})
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
         # Stop as soon as the first workload exists: mid-reconcile.
         await eventually(lambda: fleet.deployments("east") or fleet.deployments("west"))
@@ -296,7 +265,7 @@ async def _reconciled_since(fleet: Fleet, since: datetime) -> bool:
 
 async def test_unsatisfiable_spec_reports_what_to_change(fleet: Fleet) -> None:
     async with operator(fleet):
-        await _healthy(fleet, "east", "west")
+        await fleet.until_healthy("east", "west")
         md = model_deployment(
             "big", resources={"gpu": {"count": 1, "types": ["B200"]}}, replicas={"min": 1, "max": 2}
         )

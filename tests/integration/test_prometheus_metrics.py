@@ -33,11 +33,18 @@ from modelfleet.metrics.queries import QuerySettings
 from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalValues
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
-    from prometheus_server import PrometheusServer, TextExporter, free_port, prometheus_binary
+    from prometheus_server import (
+        PrometheusServer,
+        TextExporter,
+        expected_quantile,
+        free_port,
+        prometheus_binary,
+    )
 except ImportError:  # tests as a package
     from tests.integration.prometheus_server import (
         PrometheusServer,
         TextExporter,
+        expected_quantile,
         free_port,
         prometheus_binary,
     )
@@ -73,20 +80,6 @@ TGI_QUEUE_BOUNDS = (0.01, 0.05, 0.1, INF)
 FALCON_QUEUE = (70, 96, 100, 100)
 FALCON_PREFILL = (20, 60, 100, 100, 100, 100)
 FALCON_TPOT = (10, 90, 100, 100, 100)
-
-
-def expected_quantile(q: float, bounds: tuple[float, ...], counts: tuple[float, ...]) -> float:
-    """Prometheus' histogram_quantile, restated: linear interpolation inside the bucket that
-    holds rank q*total; the +Inf bucket yields the highest finite bound."""
-    rank = q * counts[-1]
-    lower, below = 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    raise AssertionError("unreachable: the last bucket holds every observation")
 
 
 def summed(*series: tuple[float, ...]) -> tuple[float, ...]:

@@ -10,7 +10,7 @@ everything but resizing and deletion.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +20,12 @@ import pytest
 
 pytest.importorskip("moto.server")
 
+from tests.integration import test_e2e_clouds as e2e
 from tests.integration.cloud_fixtures import (
     StaticToken,
     create_eks_cluster,
-    moto_server,
     seed_gcp,
     use_moto,
-    warm_up_moto,
 )
 from tests.integration.cloud_stubs import CloudStub
 from tests.integration.test_e2e_clouds import (
@@ -85,19 +84,8 @@ class Case:
         )
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_server() as url:
-        warm_up_moto(url, region=AWS_REGION)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
-    server = CloudStub(tmp_path_factory.mktemp("contract-stub"))
-    server.start()
-    yield server
-    server.stop()
+# The e2e test's moto server and cloud stub, one of each per module.
+moto_url, stub = e2e.moto_url, e2e.stub
 
 
 def _offering(cluster: FleetCluster, instance_type: str) -> Offering:

@@ -23,6 +23,7 @@ from tests.integration.operator_harness import (
     eventually,
     fleet_cluster,
     fleet_of,
+    mark_ready,
     model_deployment,
     operator,
 )
@@ -191,21 +192,7 @@ async def test_a_deployment_placed_on_the_hub_is_ready_within_the_charts_rbac(
             what="the Deployment on the hub",
         )
         assert fleet.hub.get("v1/namespaces", "team-a") is not None  # created by the operator
-        replicas = deployment["spec"]["replicas"]
-        fleet.hub.patch(
-            "apps/v1/deployments",
-            deployment["metadata"]["name"],
-            {
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": replicas,
-                    "readyReplicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            },
-            namespace="team-a",
-        )
+        mark_ready(fleet.hub, deployment)
 
         async def ready() -> bool:
             body = await fleet.kubectl.get(f"{path}/llama")

@@ -43,44 +43,17 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         yield running
 
 
-def _mark_ready(fleet: Fleet, member: str) -> None:
-    for d in fleet.deployments(member):
-        replicas = d["spec"]["replicas"]
-        fleet.members[member].patch(
-            "apps/v1/deployments",
-            d["metadata"]["name"],
-            {
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": replicas,
-                    "readyReplicas": replicas,
-                    "updatedReplicas": replicas,
-                    "availableReplicas": replicas,
-                }
-            },
-            namespace="default",
-        )
-
-
 async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:
     broken = {"on": False}
     handler = fleet.members["east"].handler
     handler[lambda: broken["on"]] << 503  # a toggleable control-plane outage of east
 
     async with operator(fleet, settings=SETTINGS):
-
-        async def healthy() -> bool:
-            for n in ("east", "west"):
-                fc = await fleet.fc(n)
-                if not fc or (fc.get("status") or {}).get("health") != "Healthy":
-                    return False
-            return True
-
-        await eventually(healthy, timeout=30, what="both Healthy")
+        await fleet.until_healthy("east", "west", timeout=30)
         md = model_deployment("llama", placement={"regions": ["us-east-1"]})
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
         await eventually(lambda: fleet.replicas("east") == 2, what="2 replicas in east")
-        _mark_ready(fleet, "east")
+        fleet.mark_ready("east")
 
         async def ready() -> bool:
             body = await fleet.md("llama")

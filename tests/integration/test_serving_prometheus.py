@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -31,10 +30,14 @@ from modelfleet.metrics.source import MetricsTarget, SignalValues
 from modelfleet.serving.tiny import write_tiny_model
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
-    from prometheus_server import PrometheusServer, prometheus_binary
+    from prometheus_server import PrometheusServer, expected_quantile, prometheus_binary
     from serving_harness import MODEL_NAME, RunningServer, running_server, settings_for
 except ImportError:  # tests as a package
-    from tests.integration.prometheus_server import PrometheusServer, prometheus_binary
+    from tests.integration.prometheus_server import (
+        PrometheusServer,
+        expected_quantile,
+        prometheus_binary,
+    )
     from tests.integration.serving_harness import (
         MODEL_NAME,
         RunningServer,
@@ -141,20 +144,6 @@ def total(text: str, name: str) -> float:
         for s in family.samples
         if s.name == name
     )
-
-
-def expected_quantile(q: float, bounds: list[float], counts: list[float]) -> float:
-    """Prometheus' histogram_quantile restated: linear interpolation in the bucket holding
-    rank q * total (the +Inf bucket yields the highest finite bound)."""
-    rank = q * counts[-1]
-    lower, below = 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            return lower + (bound - lower) * (rank - below) / (count - below)
-        lower, below = bound, count
-    raise AssertionError("unreachable")
 
 
 def test_the_operators_builtin_queries_read_the_servers_metrics(

@@ -39,36 +39,9 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         yield running
 
 
-def _mark_ready(fleet: Fleet, member: str) -> None:
-    for d in fleet.deployments(member):
-        n = d["spec"]["replicas"]
-        fleet.members[member].patch(
-            "apps/v1/deployments",
-            d["metadata"]["name"],
-            {
-                "status": {
-                    "observedGeneration": 1,
-                    "replicas": n,
-                    "readyReplicas": n,
-                    "updatedReplicas": n,
-                    "availableReplicas": n,
-                }
-            },
-            namespace="default",
-        )
-
-
 async def test_stockout_backoff_is_kept(fleet: Fleet) -> None:
     async with operator(fleet) as context:
-
-        async def healthy() -> bool:
-            for n in ("east", "west"):
-                fc = await fleet.fc(n)
-                if not fc or (fc.get("status") or {}).get("health") != "Healthy":
-                    return False
-            return True
-
-        await eventually(healthy, what="both Healthy")
+        await fleet.until_healthy("east", "west")
         md = model_deployment(
             "llama",
             replicas={"min": 2, "max": 8},
@@ -76,7 +49,7 @@ async def test_stockout_backoff_is_kept(fleet: Fleet) -> None:
         )
         await fleet.kubectl.create(MD, md)
         await eventually(lambda: fleet.replicas("east") == 2, what="2 spot replicas in east")
-        _mark_ready(fleet, "east")
+        fleet.mark_ready("east")
         await asyncio.sleep(2)
 
         provider = await context.providers.provider_for(
@@ -90,7 +63,7 @@ async def test_stockout_backoff_is_kept(fleet: Fleet) -> None:
         await fleet.kubectl.patch(f"{MD}/llama", {"spec": {"replicas": {"min": 4, "max": 8}}})
         await eventually(lambda: fleet.events("Stockout"), what="first Stockout event")
         await eventually(lambda: fleet.replicas("east") == 4, what="4 replicas")
-        _mark_ready(fleet, "east")
+        fleet.mark_ready("east")
         published = []
         for _ in range(12):
             fc = await fleet.fc("east")

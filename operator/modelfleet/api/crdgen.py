@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from modelfleet import GROUP, VERSION
 from modelfleet.api.fleetcluster import FleetClusterSpec, FleetClusterStatus
 from modelfleet.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from modelfleet.api.modelroute import ModelRouteSpec
+from modelfleet.api.modelroute import ModelRouteSpec, ModelRouteStatus
 
 JsonDict = dict[str, Any]
 
@@ -212,8 +212,7 @@ def fleet_cluster_crd() -> JsonDict:
 
 
 def model_route_crd() -> JsonDict:
-    """The ModelRoute CRD (namespaced, short name ``mr``; no status: only the gateway reads
-    it)."""
+    """The ModelRoute CRD (namespaced, short name ``mr``; the status is the gateway's)."""
     return _crd(
         kind="ModelRoute",
         plural="modelroutes",
@@ -222,9 +221,14 @@ def model_route_crd() -> JsonDict:
         description="How the modelfleet gateway maps a model name clients send to "
         "ModelDeployments: aliases, header and prompt-size rules, weighted splits, fallbacks.",
         spec=ModelRouteSpec,
-        status=None,
+        status=ModelRouteStatus,
         columns=[
             {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {
+                "name": "Accepted",
+                "type": "string",
+                "jsonPath": '.status.conditions[?(@.type=="Accepted")].status',
+            },
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
     )

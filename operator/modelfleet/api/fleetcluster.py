@@ -131,6 +131,10 @@ class GpuOffering(ApiModel):
     )
 
 
+ENDPOINT_TEMPLATE_PATTERN = r"^https?://([^{}\s]|\{(name|namespace|port)\})+$"
+"""An http(s) URL whose only placeholders are {name}, {namespace} and {port}."""
+
+
 class FleetClusterSpec(ApiModel):
     """A member cluster: its cloud, region, access and GPU offerings."""
 
@@ -192,6 +196,18 @@ class FleetClusterSpec(ApiModel):
     )
     cordoned: bool = Field(
         default=False, description="When true, no new replicas are placed here (drain)."
+    )
+    endpoint_template: str | None = Field(
+        default=None,
+        pattern=ENDPOINT_TEMPLATE_PATTERN,
+        max_length=512,
+        description="URL of a ModelDeployment's Service in this cluster as the gateway "
+        "reaches it (status.endpoints[].url): {name} (the Service), {namespace} and {port} "
+        "are filled in. Default http://{name}.{namespace}.svc.cluster.local:{port}, the "
+        "in-cluster name, which only the cluster itself (or shared service discovery) "
+        "resolves, the same for every cluster. E.g. "
+        "https://{namespace}-{name}.use1.models.example.com (an ingress per cluster, which "
+        "you create).",
     )
 
     @model_validator(mode="after")

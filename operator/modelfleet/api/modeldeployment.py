@@ -444,7 +444,10 @@ class Endpoint(ApiModel):
     """Where one member cluster serves this deployment."""
 
     cluster: str = Field(description="FleetCluster name.")
-    url: str = Field(description="In-cluster URL of the Service.")
+    url: str = Field(
+        description="URL of the Service there: FleetCluster spec.endpointTemplate, by "
+        "default the in-cluster name."
+    )
 
 
 class Recommendation(ApiModel):

@@ -8,8 +8,10 @@ ready endpoint. It is enough for the planner/executor pattern: requests marked a
 (a header) or with a long prompt go to a large reasoning model, the rest to a fast one.
 
 It is a resource of its own, not a field of ModelDeployment: a route spans deployments
-(a canary is two deployments), and the teams that own routing and serving differ. Only the
-gateway reads it; nothing writes its status, so it has none.
+(a canary is two deployments), and the teams that own routing and serving differ. The
+gateway reads it and writes its status: ``Accepted`` (False when another ModelRoute took one
+of its model names) and ``ResolvedRefs`` (False when a backend or fallback deployment does
+not exist), see docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 
-from modelfleet.api.common import ApiModel, DnsLabel, ObjectMeta
+from modelfleet.api.common import ApiModel, Condition, DnsLabel, ObjectMeta
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
 """What a client may send as ``model`` (same rule as ModelDeployment spec.model.name)."""
@@ -214,6 +216,25 @@ class ModelRouteSpec(ApiModel):
         return (self.model, *(self.aliases or ()))
 
 
+class ModelRouteStatus(ApiModel):
+    """What the gateway does with the route, written by the gateway only."""
+
+    model_config = ApiModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        description="Accepted (False: another ModelRoute serves one of its model names), "
+        "ResolvedRefs (False: a backend or fallback deployment does not exist).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+
+
 class ModelRoute(ApiModel):
     """Routing of one public model name to ModelDeployments (read by the gateway)."""
 
@@ -225,3 +246,6 @@ class ModelRoute(ApiModel):
     kind: Literal["ModelRoute"] = Field(default="ModelRoute", description="Kind.")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
     spec: ModelRouteSpec = Field(description="Desired routing.")
+    status: ModelRouteStatus | None = Field(
+        default=None, description="Observed state, written by the gateway."
+    )

@@ -169,10 +169,20 @@ def service_name(md_name: str) -> str:
     return dns_label(md_name)
 
 
-def service_url(md: ModelDeployment) -> str:
-    """In-cluster URL of the Service (for ``status.endpoints``)."""
-    name = service_name(md.metadata.name)
-    return f"http://{name}.{_namespace(md)}.svc.cluster.local:{md.spec.runtime.port}"
+IN_CLUSTER_ENDPOINT = "http://{name}.{namespace}.svc.cluster.local:{port}"
+"""The Service's in-cluster URL: the default of FleetCluster ``spec.endpointTemplate``."""
+
+
+def service_url(md: ModelDeployment, template: str | None = None) -> str:
+    """URL of ``md``'s Service in a member cluster (for ``status.endpoints``): ``template``
+    (the FleetCluster's ``spec.endpointTemplate``, its placeholders checked by the API
+    model) with ``{name}``, ``{namespace}`` and ``{port}`` filled in; the in-cluster URL
+    when None."""
+    return (template or IN_CLUSTER_ENDPOINT).format(
+        name=service_name(md.metadata.name),
+        namespace=_namespace(md),
+        port=md.spec.runtime.port,
+    )
 
 
 def owner_selector(*, name: str, namespace: str) -> dict[str, str]:

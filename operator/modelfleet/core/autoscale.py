@@ -89,6 +89,8 @@ def update_memory(memory: Memory, signals: Signals, *, current: int, now: dateti
 
     Lead time: from the first plan that sees fewer ready replicas than were desired to the
     first one that sees them all ready (60 s..1,800 s kept), folded in with weight 1/2.
+    (Counting the standby here too, like the steady check, was measured and not kept:
+    docs/simulation.md, "Tried and not kept".)
     """
     history = memory.rate_history
     rate = signals.request_rate
@@ -118,12 +120,14 @@ def correct_profile(
     correction: float | None,
     current: int,
     settings: PlannerSettings,
+    standby: int = 0,
 ) -> float | None:
     """The online correction of a profile's capacity ``profiled`` (requests/s per replica)
     after observing ``signals``; the rules of docs/decisions.md section 1:
 
-    - a breach (worst > 1 + tolerance) while the fleet is steady (every desired replica
-      ready: a breach while replicas start is backlog, not capacity) at a per-replica load
+    - a breach (worst > 1 + tolerance) while the fleet is steady (every placed replica,
+      desired ``current`` plus ``standby``, ready: a breach while replicas start is
+      backlog, not capacity) at a per-replica load
       x >= 60% of the corrected capacity (lower loads breach from cold starts or outages)
       lowers the correction to ``x / profiled x breach margin``;
     - every signal within target on complete data moves it a tenth of the way back toward
@@ -138,7 +142,7 @@ def correct_profile(
     x = rate / ready
     lo, hi = CORRECTION_BOUNDS
     if worst > 1.0 + settings.tolerance:
-        if ready < current or x < 0.6 * profiled * factor:
+        if ready < current + standby or x < 0.6 * profiled * factor:
             return correction
         factor = min(factor, x / profiled * settings.capacity_breach_margin)
     elif worst <= 1.0 and signals.complete:
@@ -258,8 +262,10 @@ def recommend_replicas(
     capacity_bounded_at: datetime | None = None,
     profiled: float | None = None,
     memory: Memory | None = None,
+    standby: int = 0,
 ) -> AutoscaleDecision:
-    """Desired replicas from ``signals`` given ``current`` desired replicas.
+    """Desired replicas from ``signals`` given ``current`` desired replicas (and ``standby``
+    warm standby replicas placed on top of them, which serve traffic like any other).
 
     Contract (the rules of docs/decisions.md, section 1):
     - worst ratio r = max(observed / target) over the configured SLOs with data;
@@ -303,6 +309,7 @@ def recommend_replicas(
         if observed is not None and target is not None:
             ratios.append((name, observed / target))
     worst_name, worst = max(ratios, key=lambda x: x[1]) if ratios else ("", 1.0)
+    standby = max(0, standby) if current > 0 else 0
     mem = update_memory(memory or Memory(), signals, current=current, now=now)
     correction = mem.correction
     predicted: int | None = None
@@ -316,6 +323,7 @@ def recommend_replicas(
             correction=correction,
             current=current,
             settings=settings,
+            standby=standby,
         )
         per_replica = profiled * (1.0 if correction is None else correction)
         horizon = scaling.lead_time_seconds
@@ -358,9 +366,12 @@ def recommend_replicas(
         # current) a latency breach is the backlog of the missing ones, which the placed
         # count and the rate-based forecast already cover. The latency ratio of a queue is
         # not proportional to load (TTFT 12x its target at 1.6x the load), so ready x ratio
-        # would start nodes for minutes of backlog (desired 24 for a need of 15).
-        if breach and (ready is None or ready >= current):
-            reactive = math.ceil(base * worst - 1e-9)
+        # would start nodes for minutes of backlog (desired 24 for a need of 15). Placed is
+        # desired + standby: the ready count includes the standby, which serves traffic, so
+        # a fleet one replica short with a standby is not steady, and the serving need
+        # ready x ratio includes the standby placed on top of desired.
+        if breach and (ready is None or ready >= current + standby):
+            reactive = math.ceil(base * worst - 1e-9) - (standby if ready else 0)
             if reactive > raw:
                 raw = reactive
                 why = f"{worst_name} at {worst:.2f}x target on {base} ready replica(s)"

@@ -167,7 +167,9 @@ def plan(
         now=now,
         settings=settings,
     )
-    profiled, growth_ranked = _capacity_view(spec, elig.candidates, ex.sticky, index)
+    profiled, growth_ranked = _capacity_view(
+        spec, elig.candidates, ex.sticky, index, gpu_hour_price=settings.gpu_hour_price
+    )
     auto = recommend_replicas(
         scaling,
         signals,
@@ -185,6 +187,7 @@ def plan(
             state.lead_time_seconds,
             state.short_since,
         ),
+        standby=spec.failover.warm_standby_replicas,
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -237,7 +240,9 @@ def plan(
     growth: Sequence[Candidate] = growth_ranked
     regained = [c for c in elig.exhausted if (elig.quota[c.key] or 0) + own_nodes.get(c.key, 0) > 0]
     if regained:
-        _, regained_ranked = _capacity_view(spec, regained, {}, index)
+        _, regained_ranked = _capacity_view(
+            spec, regained, {}, index, gpu_hour_price=settings.gpu_hour_price
+        )
         growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
@@ -368,14 +373,17 @@ def _capacity_view(
     candidates: Sequence[Candidate],
     sticky: Mapping[PoolKey, int],
     index: FleetIndex,
+    *,
+    gpu_hour_price: float = 0.0,
 ) -> tuple[float | None, tuple[Candidate, ...]]:
     """Capacity profiles as the autoscaler and placement use them.
 
     Returns the requests/s per replica the autoscaler sizes with (the replica-weighted
     capacity of what runs now, else that of the candidate cheapest per unit of capacity;
     None without profiles), and ``candidates`` priced per unit of capacity: each one's
-    ``effective`` price scaled by (best capacity / its capacity), those whose profile says
-    they cannot meet the SLO dropped, cheapest first. Without profiles both are unchanged.
+    ``effective`` node price plus ``gpu_hour_price`` (USD) per GPU of the node, scaled by
+    (best capacity / its capacity), those whose profile says they cannot meet the SLO
+    dropped, cheapest first. Without profiles both are unchanged.
     """
     if not spec.profiles:
         return None, tuple(candidates)
@@ -388,15 +396,21 @@ def _capacity_view(
         return cap
 
     caps: dict[PoolKey, float] = {}
+    gpus: dict[PoolKey, int] = {}
     for c in candidates:
         offering = index.offerings.get((c.cluster, c.instance_type))
         if offering is not None:
             caps[c.key] = capacity(offering)
+            gpus[c.key] = offering.gpus_per_node
     usable = [c for c in candidates if caps.get(c.key, 0.0) > 0]
     best = max((caps[c.key] for c in usable), default=0.0)
+    shadow = max(0.0, gpu_hour_price)
     ranked = tuple(
         sorted(
-            (_repriced(c, c.effective * best / caps[c.key]) for c in usable),
+            (
+                _repriced(c, (c.effective + shadow * gpus[c.key]) * best / caps[c.key])
+                for c in usable
+            ),
             key=lambda c: (c.effective, c.order),
         )
     )

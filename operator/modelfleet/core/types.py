@@ -317,6 +317,13 @@ class PlannerSettings:
     costs this multiple of the dearest per-replica price among the candidates, per hour,
     in the placement's objective: spreading moves replicas to dearer regions, never adds
     any. 0 turns it off (``failover.tolerateRegionLoss`` adds headroom for full cover)."""
+    gpu_hour_price: float = 1.0
+    """Placement only: a shadow price in USD per GPU-hour added to every offering's node
+    price (``gpus_per_node x gpu_hour_price``) before it is ranked and costed per unit of
+    capacity, so that at about the same price per unit of capacity the offering that
+    needs fewer GPUs for it wins (fewer GPUs of quota, fewer replicas to start and to
+    lose): a trade of dollars for GPUs, larger among cheap GPUs. Never part of the
+    reported cost. 0 turns it off (docs/decisions.md section 2)."""
     solver_max_nodes: int = 20_000
     """Branch-and-bound node limit of the placement MILP (deterministic)."""
     solver_time_limit_seconds: float = 1.0

@@ -21,5 +21,8 @@ Layout (vLLM's split of router, protocol and serving logic):
 - ``app``: the aiohttp front (OpenAI paths, errors, metrics endpoint).
 - ``discovery``: catalog sources: the hub (watch ModelDeployments and ModelRoutes) or a
   static file.
+- ``route_status``: ModelRoute status conditions and Events (a model name two routes
+  claim, a missing backend), the gateway's only writes to the hub.
+- ``tasks``: stopping background tasks.
 - ``run``: wiring for the ``modelfleet gateway`` command.
 """

@@ -115,12 +115,13 @@ class CatalogProblem:
     or an earlier deployment: often on purpose, a route in front of its deployment),
     ``missing-deployment`` (a route's backend or fallback names no known deployment: its
     requests would be held until the hold timeout). ``objects``: the object at fault first,
-    then the one it clashes with.
+    then the one it clashes with. ``model``: the model name claimed twice (clashes only).
     """
 
     kind: ProblemKind
     message: str
     objects: tuple[ObjectRef, ...]
+    model: str | None = None
 
     @property
     def serious(self) -> bool:
@@ -166,7 +167,7 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
                 else "name-shadowed"
             )
             message = f"model {name!r}: {owner} ignored, {owners[name]} serves it"
-            problems.append(CatalogProblem(clash, message, (owner, owners[name])))
+            problems.append(CatalogProblem(clash, message, (owner, owners[name]), model=name))
             return
         models[name] = target
         owners[name] = owner

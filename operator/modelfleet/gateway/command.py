@@ -68,6 +68,14 @@ def gateway(
             help="Serve this namespace (repeatable; default all).",
         ),
     ] = None,
+    route_status: Annotated[
+        bool,
+        typer.Option(
+            "--route-status/--no-route-status",
+            help="Write ModelRoute status conditions and Events (name clashes, missing "
+            "deployments) on the hub.",
+        ),
+    ] = True,
     host: Annotated[
         str, typer.Option(metavar="<address>", help="Address to listen on.")
     ] = "0.0.0.0",
@@ -170,6 +178,7 @@ def gateway(
         tls_cert=tls_cert,
         tls_key=tls_key,
         access_log=access_log,
+        route_status=route_status,
         settings=settings,
     )
     try:

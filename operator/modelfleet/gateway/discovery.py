@@ -6,13 +6,14 @@ in-cluster credentials): per resource and namespace it lists, then watches from 
 resourceVersion, and lists again whenever the watch ends or fails (410 Gone included), with
 a capped backoff on errors. Every change rebuilds the catalog from the objects it holds and
 hands it to the gateway at once, so a deployment that gets a ready endpoint releases its
-held requests within one watch event. Nothing here writes to the API server.
+held requests within one watch event. Given a ``RouteStatusWriter``, it also hands it each
+catalog with the routes, whose status (route clashes, missing deployments) it writes: the
+only writes the gateway makes (see ``route_status``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,8 @@ from modelfleet.gateway.catalog import (
     deployment_from_object,
     route_from_object,
 )
+from modelfleet.gateway.route_status import RouteStatusWriter
+from modelfleet.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ class HubSource:
     """Keeps a catalog of the hub's ModelDeployments and ModelRoutes up to date.
 
     ``api_client`` is a ``kubernetes_asyncio.client.ApiClient``; ``namespaces`` empty means
-    every namespace (cluster-wide list/watch). ``on_catalog`` receives each new catalog.
+    every namespace (cluster-wide list/watch). ``on_catalog`` receives each new catalog;
+    ``route_status`` (optional) gets it too, with the routes, to write their status.
     """
 
     def __init__(
@@ -55,9 +59,11 @@ class HubSource:
         *,
         on_catalog: Callable[[Catalog], None],
         namespaces: tuple[str, ...] = (),
+        route_status: RouteStatusWriter | None = None,
     ) -> None:
         self._api = api_client
         self._on_catalog = on_catalog
+        self._route_status = route_status
         self._namespaces: tuple[str | None, ...] = namespaces or (None,)
         self._deployments: dict[str | None, dict[ObjectKey, DeploymentInfo]] = {}
         self._routes: dict[str | None, dict[ObjectKey, ModelRoute]] = {}
@@ -79,11 +85,7 @@ class HubSource:
 
     async def close(self) -> None:
         """Stop watching."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
 
     def _store(self, plural: str, namespace: str | None) -> dict[ObjectKey, Any]:
@@ -108,7 +110,10 @@ class HubSource:
             return  # no partial catalog before every list arrived (readiness waits for it)
         deployments = [d for store in self._deployments.values() for d in store.values()]
         routes = [r for store in self._routes.values() for r in store.values()]
-        self._on_catalog(build_catalog(deployments, routes))
+        catalog = build_catalog(deployments, routes)
+        self._on_catalog(catalog)
+        if self._route_status is not None:
+            self._route_status.submit(catalog, routes)
 
     def _call(self, plural: str, namespace: str | None) -> Any:
         from kubernetes_asyncio import client
@@ -244,11 +249,8 @@ class StaticFileSource:
 
     async def close(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:
@@ -313,11 +315,8 @@ class KeyRefresher:
 
     async def close(self) -> None:
         """Stop reloading."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:

@@ -16,7 +16,7 @@ request.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
@@ -48,12 +48,42 @@ LATENCY_BUCKETS: Final = (
 OVERHEAD_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1)
 """Seconds; the target is under 2 ms added at p50 and 10 ms at p99."""
 
+DEPLOYMENT_LABELS: Final = ("namespace", "deployment")
+"""The first labels of every per-deployment family."""
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+C = TypeVar("C", covariant=True)
+
 PENDING_REQUESTS: Final = "modelfleet_gateway_pending_requests"
 """Name of the held-requests gauge (the autoscaler's scale-from-zero signal)."""
 
 
+class ByDeployment(Protocol[C]):
+    """A metric family labelled ``namespace, deployment`` then its extra label names, called
+    as ``family(key, *values)`` for the child (ints are written as decimals)."""
+
+    def __call__(self, key: DeploymentKey, /, *values: str | int) -> C:
+        """The child for ``key`` and the extra label values."""
+        ...
+
+
+def by_deployment(family: M) -> ByDeployment[M]:
+    """``family`` with its children cached: ``labels()`` costs microseconds and runs on
+    every request; the label sets are few (deployments x endpoints x codes), and the family
+    keeps every child anyway."""
+
+    def child(key: DeploymentKey, *values: str | int) -> M:
+        return family.labels(key.namespace, key.name, *map(str, values))
+
+    return lru_cache(maxsize=None)(child)
+
+
 class GatewayMetrics:
-    """The gateway's metrics on one registry. Call from the event loop; every method is cheap."""
+    """The gateway's metrics on one registry. Call from the event loop; every method is cheap.
+
+    Each per-deployment family is a ``ByDeployment``: ``metrics.requests(key, endpoint,
+    code).inc()``, ``metrics.pending(key).set(3)``.
+    """
 
     def __init__(
         self, *, registry: CollectorRegistry | None = None, process_metrics: bool = True
@@ -64,14 +94,27 @@ class GatewayMetrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         r = self.registry
-        dep = ["namespace", "deployment"]
-        self._requests = Counter(
+
+        def counter(name: str, doc: str, *extra: str) -> ByDeployment[Counter]:
+            return by_deployment(Counter(name, doc, [*DEPLOYMENT_LABELS, *extra], registry=r))
+
+        def gauge(name: str, doc: str, *extra: str) -> ByDeployment[Gauge]:
+            return by_deployment(Gauge(name, doc, [*DEPLOYMENT_LABELS, *extra], registry=r))
+
+        def histogram(
+            name: str, doc: str, *extra: str, buckets: tuple[float, ...]
+        ) -> ByDeployment[Histogram]:
+            labels = [*DEPLOYMENT_LABELS, *extra]
+            return by_deployment(Histogram(name, doc, labels, buckets=buckets, registry=r))
+
+        self.requests = counter(
             "modelfleet_gateway_requests_total",
             "Requests answered, by the deployment and endpoint that answered (endpoint is "
             "empty when none did) and the HTTP status sent to the client.",
-            [*dep, "endpoint", "code"],
-            registry=r,
+            "endpoint",
+            "code",
         )
+        """Answered requests: ``(key, endpoint, code)``."""
         self._rejected = Counter(
             "modelfleet_gateway_rejected_requests_total",
             "Requests refused before routing: unauthenticated, rate_limited, too_large, "
@@ -79,157 +122,86 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
-        self._ttft = Histogram(
+        self.ttft = histogram(
             "modelfleet_gateway_ttft_seconds",
             "From forwarding a request to the first byte of the endpoint's answer, seconds.",
-            [*dep, "endpoint"],
+            "endpoint",
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self._duration = Histogram(
+        """Time to first byte: ``(key, endpoint)``."""
+        self.duration = histogram(
             "modelfleet_gateway_request_duration_seconds",
             "From receiving a request to the end of the answer (holding included), seconds.",
-            dep,
             buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self._overhead = Histogram(
+        """Whole-request durations: ``(key)``."""
+        self.overhead = histogram(
             "modelfleet_gateway_overhead_seconds",
             "Time the gateway's handler spent on a request between network exchanges, "
             "seconds: reading the body, checks and routing before forwarding, and relaying "
             "the first byte after the endpoint's answer. HTTP parsing before the handler, the "
             "exchange with the endpoint, failed tries and holding are not included.",
-            dep,
             buckets=OVERHEAD_BUCKETS,
-            registry=r,
         )
-        self._upstream_errors = Counter(
+        """The gateway's own time per request: ``(key)``."""
+        self.upstream_errors = counter(
             "modelfleet_gateway_upstream_errors_total",
             "Failed attempts against an endpoint: refused, reset, status_5xx, status_429, "
             "timeout, stream (broke after the answer started).",
-            [*dep, "endpoint", "reason"],
-            registry=r,
+            "endpoint",
+            "reason",
         )
-        self._retries = Counter(
+        """Failed attempts: ``(key, endpoint, reason)``."""
+        self.retries = counter(
             "modelfleet_gateway_retries_total",
             "Attempts on another endpoint after a failure before the first byte.",
-            dep,
-            registry=r,
         )
-        self._budget_exhausted = Counter(
+        """Retries: ``(key)``."""
+        self.budget_exhausted = counter(
             "modelfleet_gateway_retry_budget_exhausted_total",
             "Failures not retried because the retry budget was spent.",
-            dep,
-            registry=r,
         )
-        self._ejections = Counter(
+        """Failures left unretried for lack of budget: ``(key)``."""
+        self.ejections = counter(
             "modelfleet_gateway_ejections_total",
             "Endpoints ejected after failures (outlier detection).",
-            [*dep, "endpoint"],
-            registry=r,
+            "endpoint",
         )
-        self._ejected = Gauge(
+        """Ejections: ``(key, endpoint)``."""
+        self.ejected = gauge(
             "modelfleet_gateway_endpoint_ejected",
             "1 while the endpoint is ejected (until a probe brings it back).",
-            [*dep, "endpoint"],
-            registry=r,
+            "endpoint",
         )
-        self._outstanding = Gauge(
+        """1 while ejected: ``(key, endpoint)``."""
+        self.outstanding = gauge(
             "modelfleet_gateway_outstanding_requests",
             "Requests in flight from this gateway to the endpoint.",
-            [*dep, "endpoint"],
-            registry=r,
+            "endpoint",
         )
-        self._pending = Gauge(
+        """Requests in flight to an endpoint: ``(key, endpoint)``."""
+        self.pending = gauge(
             PENDING_REQUESTS,
             "Requests held because the deployment has no ready endpoint (scale-from-zero demand).",
-            dep,
-            registry=r,
         )
-        self._held = Counter(
+        """Held requests, the scale-from-zero signal: ``(key)``."""
+        self.held = counter(
             "modelfleet_gateway_held_requests_total",
             "Requests that were held, by outcome: released, timeout, overflow, cancelled.",
-            [*dep, "outcome"],
-            registry=r,
+            "outcome",
         )
-        self._fallbacks = Counter(
+        """Held requests by outcome: ``(key, outcome)``."""
+        self.fallbacks = counter(
             "modelfleet_gateway_fallback_requests_total",
             "Requests sent to another deployment because the chosen one had no ready endpoint.",
-            [*dep, "to"],
-            registry=r,
+            "to",
         )
+        """Requests sent to a fallback deployment: ``(key, fallback's name)``."""
 
-    # Cached label children (the label sets are few: deployments x endpoints x codes).
-
-    @lru_cache(maxsize=4096)  # noqa: B019 - one GatewayMetrics per process; bounded cache
-    def requests(self, key: DeploymentKey, endpoint: str, code: int) -> Counter:
-        """Counter of answered requests."""
-        return self._requests.labels(key.namespace, key.name, endpoint, str(code))
-
-    @lru_cache(maxsize=64)  # noqa: B019
+    @lru_cache(maxsize=64)  # noqa: B019 - one GatewayMetrics per process; bounded cache
     def rejected(self, reason: str) -> Counter:
         """Counter of requests refused before routing."""
         return self._rejected.labels(reason)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def ttft(self, key: DeploymentKey, endpoint: str) -> Histogram:
-        """Histogram of time to first byte."""
-        return self._ttft.labels(key.namespace, key.name, endpoint)
-
-    @lru_cache(maxsize=1024)  # noqa: B019
-    def duration(self, key: DeploymentKey) -> Histogram:
-        """Histogram of whole-request durations."""
-        return self._duration.labels(key.namespace, key.name)
-
-    @lru_cache(maxsize=1024)  # noqa: B019
-    def overhead(self, key: DeploymentKey) -> Histogram:
-        """Histogram of the gateway's own time per request."""
-        return self._overhead.labels(key.namespace, key.name)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def upstream_errors(self, key: DeploymentKey, endpoint: str, reason: str) -> Counter:
-        """Counter of failed attempts."""
-        return self._upstream_errors.labels(key.namespace, key.name, endpoint, reason)
-
-    @lru_cache(maxsize=1024)  # noqa: B019
-    def retries(self, key: DeploymentKey) -> Counter:
-        """Counter of retries."""
-        return self._retries.labels(key.namespace, key.name)
-
-    @lru_cache(maxsize=1024)  # noqa: B019
-    def budget_exhausted(self, key: DeploymentKey) -> Counter:
-        """Counter of failures left unretried for lack of budget."""
-        return self._budget_exhausted.labels(key.namespace, key.name)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def ejections(self, key: DeploymentKey, endpoint: str) -> Counter:
-        """Counter of ejections."""
-        return self._ejections.labels(key.namespace, key.name, endpoint)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def ejected(self, key: DeploymentKey, endpoint: str) -> Gauge:
-        """Gauge: 1 while ejected."""
-        return self._ejected.labels(key.namespace, key.name, endpoint)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def outstanding(self, key: DeploymentKey, endpoint: str) -> Gauge:
-        """Gauge of requests in flight to an endpoint."""
-        return self._outstanding.labels(key.namespace, key.name, endpoint)
-
-    @lru_cache(maxsize=1024)  # noqa: B019
-    def pending(self, key: DeploymentKey) -> Gauge:
-        """Gauge of held requests (the scale-from-zero signal)."""
-        return self._pending.labels(key.namespace, key.name)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def held(self, key: DeploymentKey, outcome: str) -> Counter:
-        """Counter of held requests by outcome."""
-        return self._held.labels(key.namespace, key.name, outcome)
-
-    @lru_cache(maxsize=4096)  # noqa: B019
-    def fallbacks(self, key: DeploymentKey, to: DeploymentKey) -> Counter:
-        """Counter of requests sent to a fallback deployment."""
-        return self._fallbacks.labels(key.namespace, key.name, to.name)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -206,7 +206,7 @@ class Forwarder:
                     headers=retry,
                 )
         if deployment.key != decision.primary:
-            self._metrics.fallbacks(decision.primary, deployment.key).inc()
+            self._metrics.fallbacks(decision.primary, deployment.key.name).inc()
         return deployment
 
     async def forward(

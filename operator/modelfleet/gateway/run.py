@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from modelfleet.gateway.activator import DemandWaker
 from modelfleet.gateway.app import Gateway, api_app, management_app
 from modelfleet.gateway.auth import ApiKeys
 from modelfleet.gateway.discovery import HubSource, KeyRefresher, StaticFileSource
+from modelfleet.gateway.route_status import RouteStatusWriter
 from modelfleet.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class GatewayOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: bool = False
+    route_status: bool = True
+    """Write ModelRoute status conditions and Events (hub only; see ``route_status``)."""
     settings: GatewaySettings = field(default_factory=GatewaySettings)
 
 
@@ -121,6 +125,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     gateway = Gateway(options.settings, keys=keys)
     api_client: Any = None
     hub: HubSource | None = None
+    writer: RouteStatusWriter | None = None
     static: StaticFileSource | None = None
     refresher: KeyRefresher | None = None
     waker: DemandWaker | None = None
@@ -133,8 +138,13 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
             static.load()
             static.start()
         else:
+            if options.route_status:
+                writer = RouteStatusWriter(api_client, instance=socket.gethostname())
             hub = HubSource(
-                api_client, on_catalog=gateway.set_catalog, namespaces=options.namespaces
+                api_client,
+                on_catalog=gateway.set_catalog,
+                namespaces=options.namespaces,
+                route_status=writer,
             )
             hub.start()
             waker = DemandWaker(api_client)  # scale from zero: wake the operator at once
@@ -180,7 +190,7 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
-        for source in (hub, static, refresher, waker):
+        for source in (hub, writer, static, refresher, waker):
             if source is not None:
                 await source.close()
         await gateway.close()

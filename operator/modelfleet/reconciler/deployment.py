@@ -264,7 +264,7 @@ class Reconciler:
                 work.note("Warning", reason.code, reason.message)
 
         endpoints = [
-            Endpoint(cluster=c, url=service_url(md))
+            Endpoint(cluster=c, url=service_url(md, _endpoint_template(by_name.get(c))))
             for c in sorted({p.cluster for p in result.placements})
         ]
         status = build_status(
@@ -312,6 +312,10 @@ class Reconciler:
             cluster_timeout=self._settings.cluster_timeout_seconds,
             pool_settings=self._settings.pools,
         )
+
+
+def _endpoint_template(cluster: FleetCluster | None) -> str | None:
+    return cluster.spec.endpoint_template if cluster is not None else None
 
 
 class _SpecMemo:

@@ -140,13 +140,10 @@ class DeploymentRef(SimModel):
     traffic: TrafficSpec
 
 
-class _Targeted(SimModel):
-    """Where an event strikes: any of cluster, region, cloud (all given must match)."""
+class _Timed(SimModel):
+    """An event at a moment of the scenario."""
 
     at: str | float = Field(description="When, from the scenario start ('13:30', '90m').")
-    cluster: str | None = Field(default=None, description="FleetCluster name.")
-    region: str | None = Field(default=None, description="Region (every cluster in it).")
-    cloud: str | None = Field(default=None, description="Cloud label.")
 
     @field_validator("at")
     @classmethod
@@ -157,6 +154,14 @@ class _Targeted(SimModel):
     @property
     def at_seconds(self) -> float:
         return parse_at(self.at)
+
+
+class _Targeted(_Timed):
+    """Where an event strikes: any of cluster, region, cloud (all given must match)."""
+
+    cluster: str | None = Field(default=None, description="FleetCluster name.")
+    region: str | None = Field(default=None, description="Region (every cluster in it).")
+    cloud: str | None = Field(default=None, description="Cloud label.")
 
     def matches(self, cluster: FleetCluster) -> bool:
         """Whether ``cluster`` is hit by this event."""
@@ -204,24 +209,13 @@ class SpotReclaim(_Targeted):
     )
 
 
-class TrafficBurst(SimModel):
+class TrafficBurst(_Timed):
     """A traffic burst on one deployment (or all)."""
 
     type: Literal["trafficBurst"]
-    at: str | float = Field(description="When, from the scenario start.")
     duration_minutes: float = Field(gt=0, description="Length of the burst.")
     multiplier: float = Field(gt=0, description="Rate multiplier at the burst's height.")
     deployment: str | None = Field(default=None, description="ModelDeployment name (all).")
-
-    @field_validator("at")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        parse_at(value)
-        return value
-
-    @property
-    def at_seconds(self) -> float:
-        return parse_at(self.at)
 
 
 Event = Annotated[RegionOutage | Stockout | SpotReclaim | TrafficBurst, Field(discriminator="type")]

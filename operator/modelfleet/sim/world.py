@@ -12,7 +12,7 @@ Units: seconds, milliseconds where the name says ``Ms``, USD, tokens, bytes.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -162,6 +162,15 @@ class SpotMarket(SimModel):
         return self.notice_seconds_by_cloud.get(cloud, self.default_notice_seconds)
 
 
+# fmt: off
+VLLM_TTFT_BUCKETS: Final = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+)
+# fmt: on
+"""vLLM's ``time_to_first_token_seconds`` histogram buckets (seconds)."""
+
+
 class Monitoring(SimModel):
     """Prometheus as the autoscaler sees it."""
 
@@ -175,30 +184,7 @@ class Monitoring(SimModel):
         default=60.0, gt=0, description="Range of rate()/histogram_quantile() (the [1m] window)."
     )
     ttft_buckets_seconds: tuple[float, ...] = Field(
-        default=(
-            0.001,
-            0.005,
-            0.01,
-            0.02,
-            0.04,
-            0.06,
-            0.08,
-            0.1,
-            0.25,
-            0.5,
-            0.75,
-            1.0,
-            2.5,
-            5.0,
-            7.5,
-            10.0,
-            20.0,
-            40.0,
-            80.0,
-            160.0,
-            640.0,
-            2560.0,
-        ),
+        default=VLLM_TTFT_BUCKETS,
         description="vLLM's time_to_first_token_seconds histogram buckets; the p95 is "
         "interpolated inside a bucket exactly as histogram_quantile() does.",
     )

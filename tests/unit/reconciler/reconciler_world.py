@@ -109,6 +109,18 @@ def model_deployment(name: str, **spec: Any) -> ModelDeployment:
     )
 
 
+def east_west(**world: Any) -> World:
+    """The usual two-region world: ``east`` (us-east-1, 10/h per node) and ``west``
+    (us-west-2, 12/h); ``world`` goes to ``World`` (``fleet=``, ``settings=``, ...)."""
+    return World(
+        [
+            fleet_cluster("east", region="us-east-1", price=10.0),
+            fleet_cluster("west", region="us-west-2", price=12.0),
+        ],
+        **world,
+    )
+
+
 class World:
     """Member clusters, providers, the loop, and the objects' stored statuses."""
 
@@ -163,6 +175,15 @@ class World:
 
     def add(self, md: ModelDeployment) -> None:
         self.deployments[md.metadata.name] = md
+
+    async def outage(self, cluster: str, *, seconds: float) -> None:
+        """``cluster``'s API stops answering for ``seconds`` of virtual time, probed every
+        10 s; its pods keep running throughout (only the control plane is down)."""
+        self.members[cluster].set_unreachable(True)
+        for _ in range(int(seconds // 10)):
+            self.clock.advance(10)
+            await self.probe()
+        self.members[cluster].set_unreachable(False)
 
     async def probe(self) -> None:
         """Probe every FleetCluster once and store the new statuses."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from reconciler_world import World, fleet_cluster, model_deployment
+from reconciler_world import World, east_west, fleet_cluster, model_deployment
 
 from modelfleet.api.modeldeployment import ReplicaRange
 from modelfleet.clusters.objects import DEPLOYMENT
@@ -16,15 +16,6 @@ from modelfleet.clusters.workloads import owner_selector
 from modelfleet.reconciler import FleetSettings, StockoutMemory
 
 FLEET = FleetSettings(fail_after_seconds=45.0, recover_after_seconds=300.0)
-
-
-async def _outage(world: World, cluster: str, *, seconds: float) -> None:
-    """``cluster``'s API is down for ``seconds`` (probed every 10 s); its pods keep running."""
-    world.members[cluster].set_unreachable(True)
-    for _ in range(int(seconds // 10)):
-        world.clock.advance(10)
-        await world.probe()
-    world.members[cluster].set_unreachable(False)
 
 
 async def test_three_deployments_on_one_pool_never_overbook_it() -> None:
@@ -81,12 +72,7 @@ async def test_a_pool_limit_of_zero_is_never_asked_for_nodes() -> None:
 async def test_existing_replicas_stay_on_a_pool_that_refuses_to_grow() -> None:
     """A stockout mark means "cannot grow", not "evict": the replicas already Ready on the
     stocked-out pool keep serving and only the extra replica goes elsewhere."""
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ]
-    )
+    world = east_west()
     await world.start()
     world.add(model_deployment("llama", replicas={"min": 2, "max": 2}))
     await world.reconcile("llama")
@@ -108,13 +94,7 @@ async def test_existing_replicas_stay_on_a_pool_that_refuses_to_grow() -> None:
 
 
 async def test_recovery_while_a_stockout_mark_is_active_keeps_the_survivors() -> None:
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ],
-        fleet=FLEET,
-    )
+    world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("llama", failover={"failbackAfterSeconds": 300}))
     await world.reconcile("llama")
@@ -124,7 +104,7 @@ async def test_recovery_while_a_stockout_mark_is_active_keeps_the_survivors() ->
     world.clouds["west"].inject_stockout(
         "west-h100", "OnDemand", until=world.clock() + timedelta(hours=1)
     )
-    await _outage(world, "east", seconds=60)
+    await world.outage("east", seconds=60)
     outcome = await world.reconcile("llama")
     assert world.stockouts.marks("west")
     assert world.replicas("east") == 2
@@ -202,13 +182,7 @@ async def test_a_long_outage_never_collects_the_pools_under_the_survivors() -> N
     """Nothing destructive on a Failed cluster: pool upkeep (orphan GC) runs with the probe
     and must not scale to zero, or delete, the pool the survivors run on, however long the
     outage."""
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ],
-        fleet=FLEET,
-    )
+    world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("llama", failover={"failbackAfterSeconds": 300}))
     await world.reconcile("llama")
@@ -324,13 +298,7 @@ async def test_a_restart_after_the_mark_expired_keeps_the_backoff_doubling() -> 
 
 
 async def test_deleting_a_deployment_while_its_cluster_is_failed() -> None:
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ],
-        fleet=FLEET,
-    )
+    world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("llama", placement={"regions": ["us-east-1"]}))
     await world.reconcile("llama")

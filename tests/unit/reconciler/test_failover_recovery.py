@@ -7,31 +7,15 @@ real probe state machine (Healthy -> Suspect -> Failed -> Recovering -> Healthy)
 
 from __future__ import annotations
 
-from reconciler_world import World, fleet_cluster, model_deployment
+from reconciler_world import east_west, model_deployment
 
 from modelfleet.reconciler import FleetSettings
 
 FLEET = FleetSettings(fail_after_seconds=45.0, recover_after_seconds=300.0)
 
 
-async def _outage(world: World, cluster: str, *, seconds: float) -> None:
-    """``cluster``'s API stops answering for ``seconds`` (probed every 10 s); its pods keep
-    running throughout (only the control plane is down)."""
-    world.members[cluster].set_unreachable(True)
-    for _ in range(int(seconds // 10)):
-        world.clock.advance(10)
-        await world.probe()
-    world.members[cluster].set_unreachable(False)
-
-
 async def test_returning_cluster_keeps_its_only_replicas() -> None:
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ],
-        fleet=FLEET,
-    )
+    world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("llama", placement={"regions": ["us-east-1"]}))
     await world.reconcile("llama")
@@ -39,7 +23,7 @@ async def test_returning_cluster_keeps_its_only_replicas() -> None:
     await world.reconcile("llama")
     assert world.replicas("east") == 2
 
-    await _outage(world, "east", seconds=60)
+    await world.outage("east", seconds=60)
     assert world.fleet["east"].status is not None
     assert world.fleet["east"].status.health == "Failed"
     # The API answers again, but health still reads Failed until the next probe: a pass
@@ -72,13 +56,7 @@ async def test_failover_and_failback_are_make_before_break() -> None:
     survived are never removed before west is Ready; when east returns, its old replicas do
     not take the placement back before failbackAfterSeconds and west's are not removed as
     "dearest" meanwhile; after the window east is taken back, make-before-break."""
-    world = World(
-        [
-            fleet_cluster("east", region="us-east-1", price=10.0),
-            fleet_cluster("west", region="us-west-2", price=12.0),
-        ],
-        fleet=FLEET,
-    )
+    world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("llama", failover={"failbackAfterSeconds": 300}))
     await world.reconcile("llama")
@@ -86,7 +64,7 @@ async def test_failover_and_failback_are_make_before_break() -> None:
     await world.reconcile("llama")
     assert (world.replicas("east"), world.replicas("west")) == (2, 0)
 
-    await _outage(world, "east", seconds=60)
+    await world.outage("east", seconds=60)
     await world.reconcile("llama")
     assert world.replicas("west") == 2, "lost replicas were not replaced in the same pass"
     # east answers again (Recovering after the next probe); west is not Ready yet.

@@ -1,0 +1,359 @@
+"""ModelRoute status: the gateway tells a route's owner what it does with the route.
+
+Two ModelRoutes may claim one public model name (or alias); the catalog serves the name
+from the first in (namespace, name) order and ignores the other for it (``catalog``
+owns that rule). Logging it is not enough: the owner of the losing route looks at the
+route (``kubectl get mr``, ``kubectl describe mr``, Argo CD), not at the gateway's logs.
+So the gateway writes, on every ModelRoute it watches:
+
+- ``Accepted``: ``True`` (reason ``Accepted``) when it serves every model name the route
+  declares; ``False`` (reason ``ModelNameClash``) when another ModelRoute serves one of
+  them, with the winner, why it wins and what to change in the message.
+- ``ResolvedRefs``: ``False`` (reason ``DeploymentNotFound``) when a backend or fallback
+  names a ModelDeployment that does not exist in the route's namespace (requests are held
+  until the hold timeout, then fail), ``True`` otherwise.
+
+and a Kubernetes Event on the route whenever one of them changes (``Warning`` for a
+problem, ``Normal`` when it is solved).
+
+Several gateway replicas watch the same routes and compute the same verdict (the catalog
+is a pure function of the objects): a replica writes only a status that differs from the
+stored one, so once one replica has written it the others see it through their watch and
+write nothing. Two replicas racing on the same change post the same Event name (derived from
+the route's uid and resourceVersion and the condition): the second gets 409 and stays quiet.
+
+``route_conditions`` is pure (tested on its own); ``RouteStatusWriter`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from modelfleet import GROUP, VERSION
+from modelfleet.api.common import Condition
+from modelfleet.api.modelroute import ModelRoute
+from modelfleet.gateway.catalog import Catalog, ObjectRef
+from modelfleet.gateway.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+ACCEPTED: Final = "Accepted"
+RESOLVED_REFS: Final = "ResolvedRefs"
+REASON_CLASH: Final = "ModelNameClash"
+REASON_MISSING: Final = "DeploymentNotFound"
+COMPONENT: Final = "modelfleet-gateway"
+"""``source.component`` / ``reportingComponent`` of the Events the gateway posts."""
+SOLVED: Final = {ACCEPTED: "ModelNameClashResolved", RESOLVED_REFS: "DeploymentsFound"}
+"""Reason of the ``Normal`` Event posted when a condition's problem is gone."""
+RETRY_SECONDS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""Pauses before writing again after a failed write (the last one repeats)."""
+
+
+@dataclass(frozen=True)
+class RouteCondition:
+    """One condition the gateway wants on a route (no timestamp: that is the writer's)."""
+
+    type: str
+    status: Literal["True", "False"]
+    reason: str
+    message: str
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteCondition, ...]:
+    """The ``Accepted`` and ``ResolvedRefs`` conditions of ``route`` in ``catalog`` (which
+    must have been built from a set of routes that holds it). Pure."""
+    namespace = route.metadata.namespace or "default"
+    me = ObjectRef("ModelRoute", namespace, route.metadata.name)
+    lost: dict[str, ObjectRef] = {}
+    missing: dict[ObjectRef, None] = {}
+    for problem in catalog.problems:
+        if not problem.objects or problem.objects[0] != me:
+            continue
+        if problem.kind == "route-name-clash" and problem.model is not None:
+            lost.setdefault(problem.model, problem.objects[1])
+        elif problem.kind == "missing-deployment":
+            missing[problem.objects[1]] = None
+    kept = [n for n in route.spec.names if n not in lost]
+    if lost:
+        taken = "; ".join(
+            f"model name {name!r} is served by {winner} (it comes first in namespace/name "
+            "order, and the first ModelRoute to claim a name keeps it)"
+            for name, winner in lost.items()
+        )
+        still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
+        accepted = RouteCondition(
+            ACCEPTED,
+            "False",
+            REASON_CLASH,
+            f"{taken}. This route gets no requests for {_quoted(lost)}; {still}. Rename "
+            "spec.model or spec.aliases, or delete one of the routes.",
+        )
+    else:
+        accepted = RouteCondition(
+            ACCEPTED, "True", ACCEPTED, f"serves model name(s) {_quoted(route.spec.names)}"
+        )
+    if missing:
+        resolved = RouteCondition(
+            RESOLVED_REFS,
+            "False",
+            REASON_MISSING,
+            f"{', '.join(map(str, missing))} named as backend or fallback does not exist: "
+            "requests routed to it are held until the gateway's hold timeout, then fail. "
+            "Create the ModelDeployment or fix the route.",
+        )
+    else:
+        resolved = RouteCondition(
+            RESOLVED_REFS, "True", RESOLVED_REFS, "every backend and fallback deployment exists"
+        )
+    return (accepted, resolved)
+
+
+def _stored(route: ModelRoute) -> dict[str, Condition]:
+    conditions = (route.status.conditions if route.status else None) or []
+    return {c.type: c for c in conditions}
+
+
+def _differs(have: Condition | None, want: RouteCondition) -> bool:
+    if have is None:
+        return True
+    return (have.status, have.reason, have.message) != (want.status, want.reason, want.message)
+
+
+def _up_to_date(route: ModelRoute, wanted: Sequence[RouteCondition]) -> bool:
+    stored = _stored(route)
+    generation = route.metadata.generation
+    if route.status is None or route.status.observed_generation != generation:
+        return False
+    return not any(
+        _differs(stored.get(w.type), w) or stored[w.type].observed_generation != generation
+        for w in wanted
+    )
+
+
+def _ident(route: ModelRoute) -> tuple[str, str, str | None]:
+    return (route.metadata.namespace or "default", route.metadata.name, route.metadata.uid)
+
+
+def _seen(route: ModelRoute) -> tuple[object, ...]:
+    """The route's status as this watch delivered it (without times)."""
+    if route.status is None:
+        return ()
+    conditions = sorted(
+        (c.type, c.status, c.reason, c.message, c.observed_generation)
+        for c in route.status.conditions or ()
+    )
+    return (route.status.observed_generation, *conditions)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RouteStatusWriter:
+    """Writes ``status`` of the hub's ModelRoutes and posts their Events (see module doc).
+
+    ``api_client`` is a ``kubernetes_asyncio.client.ApiClient``. ``submit`` is called with
+    each new catalog and the routes it was built from; writes run in one background task,
+    always for the latest submission (an older one still pending is dropped). A write that
+    fails is retried after a pause (``RETRY_SECONDS``); a 403 (the gateway's RBAC lacks
+    ``modelroutes/status`` patch) stops writing, with one warning, for the process's life.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        instance: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._api = api_client
+        self._instance = instance
+        self._clock = clock
+        self._pending: tuple[Catalog, tuple[ModelRoute, ...]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._disabled = False
+        self._warned_404 = False
+        self._written: dict[tuple[str, str, str | None], tuple[object, ...]] = {}
+        """Per route (namespace, name, uid): what it wrote, and the status it saw then."""
+        self.writes = 0
+        """Status patches sent (for tests and logs)."""
+
+    def submit(self, catalog: Catalog, routes: Iterable[ModelRoute]) -> None:
+        """Bring the routes' status in line with ``catalog`` soon (non-blocking)."""
+        if self._disabled:
+            return
+        self._pending = (catalog, tuple(routes))
+        present = {_ident(r) for r in self._pending[1]}
+        for gone in set(self._written) - present:
+            del self._written[gone]
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+
+    async def close(self) -> None:
+        """Stop writing (a write in flight is cancelled)."""
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _drain(self) -> None:
+        failures = 0
+        while self._pending is not None and not self._disabled:
+            catalog, routes = self._pending
+            self._pending = None
+            try:
+                for route in routes:
+                    await self._write(catalog, route)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # API and transport errors: try again after a pause
+                pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                log.warning(
+                    "writing ModelRoute status failed (%s: %s); again in %.0fs",
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                )
+                if self._pending is None:
+                    self._pending = (catalog, routes)
+                await asyncio.sleep(pause)
+
+    async def _write(self, catalog: Catalog, route: ModelRoute) -> None:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        wanted = route_conditions(catalog, route)
+        if _up_to_date(route, wanted):
+            return
+        # Another change (a deployment's status) can bring a catalog before the watch brings
+        # back the status just written: the route still shows what it showed then. Writing
+        # again would only repeat it.
+        if self._written.get(_ident(route)) == (wanted, _seen(route)):
+            return
+        namespace = route.metadata.namespace or "default"
+        name = route.metadata.name
+        stored = _stored(route)
+        now = _rfc3339(self._clock())
+        generation = route.metadata.generation
+        conditions = []
+        changed: list[RouteCondition] = []
+        for want in wanted:
+            have = stored.get(want.type)
+            kept = have is not None and have.status == want.status
+            since = _rfc3339(have.last_transition_time) if have is not None and kept else now
+            conditions.append(
+                {
+                    "type": want.type,
+                    "status": want.status,
+                    "reason": want.reason,
+                    "message": want.message,
+                    "observedGeneration": generation,
+                    "lastTransitionTime": since,
+                }
+            )
+            # A problem is news; so is its end. A route accepted from the start is not.
+            news = want.status == "False" or (have is not None and have.status == "False")
+            if _differs(have, want) and news:
+                changed.append(want)
+        body = {"status": {"observedGeneration": generation, "conditions": conditions}}
+        # The generated client would send a dict as a JSON Patch: say it is a merge patch.
+        objects: Any = client.CustomObjectsApi(self._api)
+        try:
+            await objects.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                "modelroutes",
+                name,
+                body,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                # Deleted since (the watch will say so), or a ModelRoute CRD without the
+                # status subresource (``helm upgrade`` leaves CRDs as they were): not again
+                # for this verdict, or every deployment change would repeat the PATCH.
+                self._written[_ident(route)] = (wanted, _seen(route))
+                if not self._warned_404:
+                    self._warned_404 = True
+                    log.warning(
+                        "ModelRoute %s/%s: status not written (404); if the route exists, "
+                        "apply this release's CRDs (crds/modelroutes.modelfleet.io.yaml: "
+                        "helm upgrade does not update CRDs)",
+                        namespace,
+                        name,
+                    )
+                return
+            if exc.status == 403:
+                self._disabled = True
+                log.warning(
+                    "not allowed to write ModelRoute status (403): grant the gateway "
+                    "'patch' on modelroutes/status and 'create' on events (the chart does); "
+                    "route clashes are only logged until it restarts"
+                )
+                return
+            raise
+        self.writes += 1
+        self._written[_ident(route)] = (wanted, _seen(route))
+        for condition in changed:
+            await self._event(route, condition, now)
+
+    async def _event(self, route: ModelRoute, condition: RouteCondition, now: str) -> None:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        namespace = route.metadata.namespace or "default"
+        digest = hashlib.sha256(
+            "\0".join(
+                (
+                    route.metadata.uid or "",
+                    route.metadata.resource_version or "",
+                    condition.type,
+                    condition.status,
+                    condition.reason,
+                    condition.message,
+                )
+            ).encode()
+        ).hexdigest()[:16]
+        reason = condition.reason if condition.status == "False" else SOLVED[condition.type]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{route.metadata.name[:200]}.{digest}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelRoute",
+                "name": route.metadata.name,
+                "namespace": namespace,
+                "uid": route.metadata.uid,
+            },
+            "type": "Warning" if condition.status == "False" else "Normal",
+            "reason": reason,
+            "message": condition.message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
+        }
+        try:
+            core: Any = client.CoreV1Api(self._api)
+            await core.create_namespaced_event(namespace, event)
+        except ApiException as exc:
+            if exc.status == 409:
+                return  # another gateway replica reported this very change
+            if exc.status == 403:
+                log.warning("not allowed to post Events on ModelRoutes (403): %s", reason)
+                return
+            raise

@@ -1,0 +1,61 @@
+"""The ModelRoute conditions the gateway writes (``route_conditions``, pure): a route that
+loses a model name to another says which route won and why; a missing backend says which
+deployment is missing; a route with neither problem is accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelfleet.api.modelroute import ModelRoute
+from modelfleet.gateway.catalog import DeploymentInfo, DeploymentKey, build_catalog
+from modelfleet.gateway.route_status import route_conditions
+
+
+def route(name: str, model: str, *, namespace: str = "team", **spec: Any) -> ModelRoute:
+    body = {"model": model, "rules": [{"backends": [{"deployment": "qwen"}]}], **spec}
+    return ModelRoute.model_validate(
+        {"metadata": {"name": name, "namespace": namespace}, "spec": body}
+    )
+
+
+QWEN = DeploymentInfo(DeploymentKey("team", "qwen"), "qwen-1.5b", ())
+
+
+def by_type(r: ModelRoute, routes: list[ModelRoute]) -> dict[str, tuple[str, str, str]]:
+    catalog = build_catalog([QWEN], routes)
+    return {c.type: (c.status, c.reason, c.message) for c in route_conditions(catalog, r)}
+
+
+def test_a_route_alone_is_accepted_and_resolved() -> None:
+    alone = route("assistant", "assistant", aliases=["helper"])
+    conditions = by_type(alone, [alone])
+    assert conditions["Accepted"] == (
+        "True",
+        "Accepted",
+        "serves model name(s) 'assistant', 'helper'",
+    )
+    assert conditions["ResolvedRefs"][:2] == ("True", "ResolvedRefs")
+
+
+def test_the_route_second_in_namespace_name_order_loses_the_name_and_is_told_who_won() -> None:
+    first = route("a-first", "assistant")
+    second = route("b-second", "assistant", aliases=["helper"])
+    assert by_type(first, [second, first])["Accepted"][:2] == ("True", "Accepted")
+    status, reason, message = by_type(second, [second, first])["Accepted"]
+    assert (status, reason) == ("False", "ModelNameClash")
+    assert "model name 'assistant' is served by ModelRoute team/a-first" in message
+    assert "first in namespace/name order" in message
+    assert "it still serves 'helper'" in message
+    # Namespace comes first in the order: a route of namespace "alpha" beats "team"'s.
+    other = route("z-last", "assistant", namespace="alpha")
+    status, _, message = by_type(first, [first, other])["Accepted"]
+    assert status == "False" and "ModelRoute alpha/z-last" in message
+    assert "it serves no model name" in message
+
+
+def test_a_missing_backend_or_fallback_deployment_is_named() -> None:
+    broken = route("assistant", "assistant", fallback=["ghost"])
+    status, reason, message = by_type(broken, [broken])["ResolvedRefs"]
+    assert (status, reason) == ("False", "DeploymentNotFound")
+    assert message.startswith("ModelDeployment team/ghost named as backend or fallback")
+    assert by_type(broken, [broken])["Accepted"][0] == "True"
