@@ -155,6 +155,15 @@ def _seen(route: ModelRoute) -> tuple[object, ...]:
     return (route.status.observed_generation, *conditions)
 
 
+def event_name(route_name: str, digest: str) -> str:
+    """Name of an Event on ModelRoute ``route_name``: ``<route name>.<digest>``, a DNS
+    subdomain of at most 253 characters. The route's name (itself a DNS subdomain, up to 253)
+    is cut to 200 characters; a cut that ends on ``.`` or ``-`` drops them, or the server
+    would refuse the Event (422: an empty label, or a label ending in ``-``) and the route's
+    owner would never see it (the status is written first and not written again)."""
+    return f"{route_name[:200].rstrip('.-')}.{digest}"
+
+
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -329,7 +338,7 @@ class RouteStatusWriter:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{route.metadata.name[:200]}.{digest}", "namespace": namespace},
+            "metadata": {"name": event_name(route.metadata.name, digest), "namespace": namespace},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "ModelRoute",
