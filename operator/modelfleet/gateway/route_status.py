@@ -293,7 +293,7 @@ class RouteStatusWriter:
                 # status subresource (``helm upgrade`` leaves CRDs as they were): not again
                 # for this verdict, or every deployment change would repeat the PATCH.
                 self._written[_ident(route)] = (wanted, _seen(route))
-                if not self._warned_404:
+                if not self._warned_404 and await self._exists(namespace, name):
                     self._warned_404 = True
                     log.warning(
                         "ModelRoute %s/%s: status not written (404); if the route exists, "
@@ -316,6 +316,22 @@ class RouteStatusWriter:
         self._written[_ident(route)] = (wanted, _seen(route))
         for condition in changed:
             await self._event(route, condition, now)
+
+    async def _exists(self, namespace: str, name: str) -> bool:
+        """Whether ModelRoute ``namespace/name`` is still there (after a 404 on its status:
+        deleted since, or a CRD without the status subresource; only the second is worth
+        the one warning). True when the GET fails otherwise (warn rather than stay quiet)."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        objects: Any = client.CustomObjectsApi(self._api)
+        try:
+            await objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modelroutes", name
+            )
+        except ApiException as exc:
+            return exc.status != 404
+        return True
 
     async def _event(self, route: ModelRoute, condition: RouteCondition, now: str) -> None:
         from kubernetes_asyncio import client
