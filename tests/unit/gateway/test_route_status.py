@@ -4,11 +4,14 @@ deployment is missing; a route with neither problem is accepted."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import pytest
 
 from modelfleet.api.modelroute import ModelRoute
 from modelfleet.gateway.catalog import DeploymentInfo, DeploymentKey, build_catalog
-from modelfleet.gateway.route_status import route_conditions
+from modelfleet.gateway.route_status import event_name, route_conditions
 
 
 def route(name: str, model: str, *, namespace: str = "team", **spec: Any) -> ModelRoute:
@@ -59,3 +62,25 @@ def test_a_missing_backend_or_fallback_deployment_is_named() -> None:
     assert (status, reason) == ("False", "DeploymentNotFound")
     assert message.startswith("ModelDeployment team/ghost named as backend or fallback")
     assert by_type(broken, [broken])["Accepted"][0] == "True"
+
+
+# A DNS subdomain (what the API server demands of an Event's name): labels of alphanumerics
+# and '-', each starting and ending alphanumeric, 253 characters at most.
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "assistant",
+        "a" * 253,  # the longest route name
+        "a" * 199 + "." + "b" * 53,  # the cut falls right after a '.'
+        "a" * 197 + ".b-" + "b" * 53,  # ... after a one-character label and its '-'
+        "a" * 199 + "-" + "b" * 53,  # ... after a '-'
+    ],
+)
+def test_event_names_are_dns_subdomains_for_any_route_name(name: str) -> None:
+    assert re.fullmatch(DNS_SUBDOMAIN, name) and len(name) <= 253  # a valid route name
+    event = event_name(name, "0123456789abcdef")
+    assert re.fullmatch(DNS_SUBDOMAIN, event), event
+    assert len(event) <= 253 and event.endswith(".0123456789abcdef")
