@@ -86,8 +86,8 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
     kept = [n for n in route.spec.names if n not in lost]
     if lost:
         taken = "; ".join(
-            f"model name {name!r} is served by {winner} (it comes first in namespace/name "
-            "order, and the first ModelRoute to claim a name keeps it)"
+            f"model name {name!r} is served by {winner} (the older ModelRoute keeps a "
+            "name; between routes of the same age, the first in namespace/name order)"
             for name, winner in lost.items()
         )
         still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
