@@ -135,14 +135,21 @@ async def _reconcile(
     _post(body, outcome.events)
 
 
+def spec_problems(exc: ValidationError) -> str:
+    """``exc`` as ``field.path: message; ...`` for an Event or condition: the fields and
+    what is wrong, never the values (``str(exc)`` quotes them: a URL with a credential in it,
+    a whole spec)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )
+
+
 def _reject(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
 ) -> None:
     """A spec the schema let through but the models refuse: say what to change, once."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-        for e in exc.errors()
-    )
+    problems = spec_problems(exc)
     now = memo.clock().isoformat()
     patch.status["observedGeneration"] = body.metadata.get("generation")
     patch.status["conditions"] = [
@@ -227,7 +234,7 @@ async def _probe(
     try:
         cluster = FleetCluster.model_validate(dict(body))
     except ValidationError as exc:
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=str(exc)[:1000])
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=spec_problems(exc)[:1000])
         return
     deployments = _all(md_index) if md_index is not None else None
     outcome = await memo.loop.probe(cluster, deployments=deployments)

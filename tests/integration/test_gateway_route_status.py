@@ -204,3 +204,22 @@ async def test_a_crd_without_status_is_patched_once_per_verdict(
         # One PATCH for "accepted, but the backend is missing", one once qwen exists.
         assert patches == [status_path, status_path]
         assert caplog.text.count("status not written (404)") == 1
+
+
+async def test_a_route_deleted_during_its_status_write_does_not_use_up_the_crd_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status PATCH answered 404 because the route was deleted meanwhile is not the
+    "older CRD" case: no warning for it, so a later real one (a route that exists) still
+    gets its one warning."""
+    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+        for name in ("a-gone", "b-kept"):
+            assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
+            kube.refuse("PATCH", f"{ROUTES_PATH}/{name}/status", 404)
+        kube.refuse("GET", f"{ROUTES_PATH}/a-gone", 404)  # deleted, the watch not yet told
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            await until(lambda: running.gateway.catalog.resolve("b-kept") is not None, "sync")
+            await until(lambda: "status not written (404)" in caplog.text, "the warning for b-kept")
+        assert caplog.text.count("status not written (404)") == 1
+        assert "team/b-kept: status not written" in caplog.text
+        assert "team/a-gone: status not written" not in caplog.text

@@ -155,6 +155,9 @@ class ObjectMeta(ApiModel):
     annotations: dict[str, str] = Field(default_factory=dict, description="Object annotations.")
     uid: str | None = Field(default=None, description="Server-assigned unique id.")
     generation: int | None = Field(default=None, description="Server-assigned spec generation.")
+    creation_timestamp: datetime | None = Field(
+        default=None, description="Server-assigned creation time."
+    )
     resource_version: str | None = Field(default=None, description="Server resource version.")
     deletion_timestamp: datetime | None = Field(default=None, description="Set when deleting.")
     finalizers: list[str] = Field(default_factory=list, description="Finalizers on the object.")

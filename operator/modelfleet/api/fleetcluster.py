@@ -131,8 +131,10 @@ class GpuOffering(ApiModel):
     )
 
 
-ENDPOINT_TEMPLATE_PATTERN = r"^https?://([^{}\s]|\{(name|namespace|port)\})+$"
-"""An http(s) URL whose only placeholders are {name}, {namespace} and {port}."""
+ENDPOINT_TEMPLATE_PATTERN = r"^https?://([^{}\s@]|\{(name|namespace|port)\})+$"
+"""An http(s) URL whose only placeholders are {name}, {namespace} and {port}, without
+``@``: a ``user:password@`` in the URL would be copied into every ModelDeployment's
+``status.endpoints`` for anyone who can read it (credentials belong in a Secret)."""
 
 
 class FleetClusterSpec(ApiModel):

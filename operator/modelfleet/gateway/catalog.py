@@ -7,8 +7,13 @@ without locks. Live state that must survive a new snapshot (outstanding requests
 TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
 
 Model names resolve in this order: a ModelRoute's ``model`` or alias, then a
-ModelDeployment's ``spec.model.name``. When two objects claim one name, the first in
-(namespace, name) order wins and the clash is reported in ``Catalog.problems`` (with the
+ModelDeployment's ``spec.model.name``. When two objects claim one name, a ModelRoute wins
+over a ModelDeployment; between two ModelRoutes the oldest (``metadata.creationTimestamp``)
+wins, then the first in (namespace, name) order - the Gateway API's rule for conflicting
+routes, so a route created later in another namespace cannot take over a name that is
+already served; objects without a creation time (static files, ``validate``) come after
+those with one. Between two ModelDeployments the first in (namespace, name) order wins.
+The clash is reported in ``Catalog.problems`` (with the
 objects involved, so ``modelfleet validate`` can name their documents: this module is the
 one owner of these rules, for the gateway at run time and for ``validate`` before it).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import yaml
@@ -152,6 +158,20 @@ class Catalog:
         return self.deployments.get(DeploymentKey(namespace, name))
 
 
+def _route_precedence(route: ModelRoute) -> tuple[bool, datetime, str, str]:
+    """Sort key of the clash rule: created first, then (namespace, name); unknown age last."""
+    created = route.metadata.creation_timestamp
+    return (
+        created is None,
+        created.astimezone(UTC) if created is not None else _NEVER,
+        route.metadata.namespace or "",
+        route.metadata.name,
+    )
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
 def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelRoute]) -> Catalog:
     """Index deployments and routes by every model name they answer to (see module doc)."""
     by_key = {d.key: d for d in deployments}
@@ -172,7 +192,7 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
         models[name] = target
         owners[name] = owner
 
-    ordered_routes = sorted(routes, key=lambda r: (r.metadata.namespace or "", r.metadata.name))
+    ordered_routes = sorted(routes, key=_route_precedence)
     for route in ordered_routes:
         namespace = route.metadata.namespace or "default"
         target = RouteTarget(namespace, route.metadata.name, route.spec)

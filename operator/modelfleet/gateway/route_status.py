@@ -86,8 +86,8 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
     kept = [n for n in route.spec.names if n not in lost]
     if lost:
         taken = "; ".join(
-            f"model name {name!r} is served by {winner} (it comes first in namespace/name "
-            "order, and the first ModelRoute to claim a name keeps it)"
+            f"model name {name!r} is served by {winner} (the older ModelRoute keeps a "
+            "name; between routes of the same age, the first in namespace/name order)"
             for name, winner in lost.items()
         )
         still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
@@ -153,6 +153,15 @@ def _seen(route: ModelRoute) -> tuple[object, ...]:
         for c in route.status.conditions or ()
     )
     return (route.status.observed_generation, *conditions)
+
+
+def event_name(route_name: str, digest: str) -> str:
+    """Name of an Event on ModelRoute ``route_name``: ``<route name>.<digest>``, a DNS
+    subdomain of at most 253 characters. The route's name (itself a DNS subdomain, up to 253)
+    is cut to 200 characters; a cut that ends on ``.`` or ``-`` drops them, or the server
+    would refuse the Event (422: an empty label, or a label ending in ``-``) and the route's
+    owner would never see it (the status is written first and not written again)."""
+    return f"{route_name[:200].rstrip('.-')}.{digest}"
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -284,7 +293,7 @@ class RouteStatusWriter:
                 # status subresource (``helm upgrade`` leaves CRDs as they were): not again
                 # for this verdict, or every deployment change would repeat the PATCH.
                 self._written[_ident(route)] = (wanted, _seen(route))
-                if not self._warned_404:
+                if not self._warned_404 and await self._exists(namespace, name):
                     self._warned_404 = True
                     log.warning(
                         "ModelRoute %s/%s: status not written (404); if the route exists, "
@@ -308,6 +317,22 @@ class RouteStatusWriter:
         for condition in changed:
             await self._event(route, condition, now)
 
+    async def _exists(self, namespace: str, name: str) -> bool:
+        """Whether ModelRoute ``namespace/name`` is still there (after a 404 on its status:
+        deleted since, or a CRD without the status subresource; only the second is worth
+        the one warning). True when the GET fails otherwise (warn rather than stay quiet)."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        objects: Any = client.CustomObjectsApi(self._api)
+        try:
+            await objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modelroutes", name
+            )
+        except ApiException as exc:
+            return exc.status != 404
+        return True
+
     async def _event(self, route: ModelRoute, condition: RouteCondition, now: str) -> None:
         from kubernetes_asyncio import client
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -329,7 +354,7 @@ class RouteStatusWriter:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{route.metadata.name[:200]}.{digest}", "namespace": namespace},
+            "metadata": {"name": event_name(route.metadata.name, digest), "namespace": namespace},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "ModelRoute",

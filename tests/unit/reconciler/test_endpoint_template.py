@@ -76,6 +76,11 @@ def test_templates_with_known_placeholders_are_accepted(template: str) -> None:
         "ftp://{name}.example.com",  # not http(s)
         "http://{name} .example.com",  # space
         "{name}.example.com",  # no scheme
+        "https://user:s3cret@{name}.example.com",  # a credential, copied into status
+        "https://{name}.example.com:{port}/@x",  # '@' anywhere: no userinfo sneaks in
+        "http://{",  # a lone brace
+        "javascript:alert(1)//{name}",
+        "file:///etc/{name}",
     ],
 )
 def test_other_templates_are_refused_by_the_model_and_the_crd(template: str) -> None:
