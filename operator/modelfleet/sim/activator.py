@@ -1,8 +1,11 @@
 """The gateway as activator, in the simulator (``reconciler/activator.py`` is the operator's
 side).
 
-A deployment whose ``spec.metrics.demand`` names the gateway's held requests is fronted by
-the gateway; while it has no ready replica, the gateway holds the requests arriving for it
+The simulator's traffic is the traffic that reaches the gateway, so every deployment is
+fronted by it (as in a cluster, where the gateway writes the annotation for any deployment
+it holds a request for, whether or not ``spec.metrics.demand`` is set: the activator needs
+no Prometheus series). While a deployment has no ready replica, the gateway holds the
+requests arriving for it
 and writes the time of the first one it holds into the wake-up annotation
 (``labels.DEMAND_SEEN_AT``), at most once per ``WRITE_INTERVAL_SECONDS`` per deployment (a
 burst of held requests is one API write, not one per request). The annotation change is an
@@ -42,10 +45,10 @@ def wake_at_zero(
     at: Callable[[float], datetime],
 ) -> ModelDeployment | None:
     """``md`` with a new wake-up annotation if the gateway held a request for it in
-    seconds ``[begin, end)`` (no ready replica, a demand query named, a request arrived,
+    seconds ``[begin, end)`` (no ready replica, a request arrived,
     the last write older than ``WRITE_INTERVAL_SECONDS``); None when nothing is written.
     ``at`` turns run seconds into the datetime written (``VirtualClock.at``)."""
-    if ready > 0 or not (md.spec.metrics and md.spec.metrics.demand):
+    if ready > 0:
         return None
     d = load.deployments.get(deployment_key(md))
     if d is None:
