@@ -143,10 +143,11 @@ class DemandWaker:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-                try:  # the first held request for this deployment: no Lease yet
-                    await api.create_namespaced_lease(
-                        self.namespace, demand_lease(key, self.namespace, when, self._holder)
-                    )
+                # The first held request for this deployment: no Lease yet. (A dict body is
+                # sent as JSON as it is; the stubs ask for the generated V1Lease model.)
+                lease: Any = demand_lease(key, self.namespace, when, self._holder)
+                try:
+                    await api.create_namespaced_lease(self.namespace, lease)
                 except ApiException as again:
                     if again.status != 409:
                         raise
