@@ -11,8 +11,9 @@ do is modelled here, every tick:
   instance type and capacity type); scale-in removes pending pods first, then the newest.
 - **Kubelet**: a bound pod is Ready after the model start time (image pull, weights load),
   drawn per pod; a pod waiting for a node is bound at the second that node became Ready
-  (between two ticks), not at the next tick, as the scheduler binds it at once; the Deployment's ``readyReplicas`` is written back to the in-memory API as
-  the controller would (``set_deployment_status``), so the reconciler observes it.
+  (between two ticks), not at the next tick, as the scheduler binds it at once; the
+  Deployment's ``readyReplicas`` is written back to the in-memory API as the controller
+  would (``set_deployment_status``), so the reconciler observes it.
 - **Node loss**: when a pool has fewer Ready GPUs than its bound pods use (spot reclaim,
   scale-in), the newest pods are evicted and go back to pending — abruptly, so the
   requests the router still sends them fail until it notices.
@@ -216,7 +217,9 @@ class FleetWorld:
         self.losses: list[Loss] = []
         self.became_ready: list[tuple[float, str]] = []
         """(Ready time in sim seconds, deployment key) of every pod that became Ready (again
-        after an eviction), in the order the kubelet model saw them."""
+        after an eviction), in the order the kubelet model saw them; kept for the policies
+        whose workloads come from the in-memory clients (modelfleet), whose readiness is
+        written back to them anyway."""
         self.event_log: list[dict[str, object]] = []
         self.capacity_errors: list[tuple[float, str, str, CapacityType]] = []
         """(sim seconds, cluster, gpu, capacity type) of every refused node request."""
@@ -481,6 +484,8 @@ class FleetWorld:
             del twin.pods[pool]
 
     def _push_readiness(self, twin: ClusterTwin, now: float) -> None:
+        if not self._from_clients:
+            return
         ready: dict[str, int] = defaultdict(int)
         for pods in twin.pods.values():
             for pod in pods:
@@ -489,8 +494,6 @@ class FleetWorld:
                     if not pod.seen_ready:
                         pod.seen_ready = True
                         self.became_ready.append((pod.ready_at, pod.md))
-        if not self._from_clients:
-            return
         namespaces = {name: md.split("/", 1)[0] for (md, name, _, _) in twin.desired}
         for name, namespace in namespaces.items():
             n = ready.get(name, 0)
