@@ -267,18 +267,6 @@ async def build_context(
     async def probe_client_for(cluster: FleetCluster) -> ClusterClient:
         return await probe_clusters.client_for(cluster)
 
-    lease_namespace = settings.activator_namespace or os.environ.get("MODELFLEET_POD_NAMESPACE")
-    if lease_namespace and isinstance(hub, KubernetesClusterClient):
-        # The gateway's demand Leases: a watch of its own (it holds a connection).
-        lease_hub = await hub_client() if probe_hub is not None else hub
-        if lease_hub is not hub:
-            closers.append(lease_hub.close)
-        leases = DemandLeaseWatch(
-            namespace=lease_namespace, watch_client=lease_hub, patcher=hub, clock=clock
-        )
-        leases.start()
-        closers.insert(0, leases.close)  # stopped before the clients close
-
     planner = settings.reconciler.planner
     stockouts = StockoutMemory(
         initial_seconds=planner.stockout_initial_seconds,
@@ -307,6 +295,21 @@ async def build_context(
         metrics=metrics,
         clock=clock,
     )
+    lease_namespace = settings.activator_namespace or os.environ.get("MODELFLEET_POD_NAMESPACE")
+    if lease_namespace and isinstance(hub, KubernetesClusterClient):
+        # The gateway's demand Leases: a watch of its own (it holds a connection).
+        lease_hub = await hub_client() if probe_hub is not None else hub
+        if lease_hub is not hub:
+            closers.append(lease_hub.close)
+        leases = DemandLeaseWatch(
+            namespace=lease_namespace,
+            watch_client=lease_hub,
+            patcher=hub,
+            clock=clock,
+            at_zero=lambda namespace, name: (namespace, name) not in loop.wanting,
+        )
+        leases.start()
+        closers.insert(0, leases.close)  # stopped before the clients close
     return OperatorContext(
         loop=loop,
         clusters=clusters,

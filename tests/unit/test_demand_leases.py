@@ -118,3 +118,20 @@ async def test_a_lease_for_a_deployment_that_does_not_exist_is_dropped() -> None
     await _settle(relay)
     assert len(patcher.patches) == 1 and relay.patches == 0
     await relay.close()
+
+
+async def test_a_deployment_whose_last_pass_wanted_replicas_is_not_patched() -> None:
+    """The gateway holds requests while a min > 0 deployment starts or fails over too; the
+    annotation wakes nothing there (the reconciler reads it only at zero)."""
+    patcher = Recorder()
+    wanting = {("team", "coder")}
+    relay = DemandRelay(
+        patcher, clock=lambda: NOW, at_zero=lambda ns, name: (ns, name) not in wanting
+    )
+    relay.seen(lease(0.0))
+    await _settle(relay)
+    assert patcher.patches == []
+    wanting.clear()  # scaled to zero since
+    relay.seen(lease(1.0))
+    await _settle(relay)
+    assert len(patcher.patches) == 1

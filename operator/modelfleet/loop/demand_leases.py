@@ -14,7 +14,9 @@ is an update event, so kopf reconciles the deployment at once: the first node is
 within two watch latencies of the first held request. The operator may patch
 ModelDeployments anyway; it writes only this one annotation, only from a Lease renewed at
 most ``FRESH_SECONDS`` ago (and not more than ``SKEW_SECONDS`` ahead), and at most once per
-``interval`` per deployment however many gateway replicas renew the Lease.
+``interval`` per deployment however many gateway replicas renew the Lease, and only for a
+deployment whose last pass wanted no replica (``at_zero``): the gateway also holds requests
+while a ``min > 0`` deployment starts or fails over, and the annotation is no news then.
 
 A Lease naming a deployment that does not exist is ignored (the patch's 404 is logged at
 debug level). Patches run in the background; ``close`` cancels them.
@@ -95,7 +97,8 @@ class DemandRelay:
 
     ``patcher`` writes to the hub; ``clock`` is the operator's clock (freshness);
     ``interval`` the least time (seconds, of renew times) between two patches of one
-    deployment. Use on one event loop.
+    deployment; ``at_zero(namespace, name)``, when given, says whether the deployment's
+    last pass wanted no replica (unknown deployments: True). Use on one event loop.
     """
 
     def __init__(
@@ -104,7 +107,9 @@ class DemandRelay:
         *,
         clock: Callable[[], datetime],
         interval: float = 15.0,
+        at_zero: Callable[[str, str], bool] | None = None,
     ) -> None:
+        self._at_zero = at_zero
         self._patcher = patcher
         self._clock = clock
         self._interval = timedelta(seconds=interval)
@@ -120,6 +125,8 @@ class DemandRelay:
         if demand is None:
             return
         namespace, name, renewed = demand
+        if self._at_zero is not None and not self._at_zero(namespace, name):
+            return  # replicas wanted already: nothing to wake
         now = self._clock()
         fresh = now - timedelta(seconds=FRESH_SECONDS) <= renewed
         if not fresh or renewed > now + timedelta(seconds=SKEW_SECONDS):
@@ -172,8 +179,9 @@ class DemandLeaseWatch:
         patcher: MergePatcher,
         clock: Callable[[], datetime],
         settings: InformerSettings | None = None,
+        at_zero: Callable[[str, str], bool] | None = None,
     ) -> None:
-        self.relay = DemandRelay(patcher, clock=clock)
+        self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
 
         async def client() -> ListWatchClient:
             return watch_client
