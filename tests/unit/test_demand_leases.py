@@ -135,3 +135,35 @@ async def test_a_deployment_whose_last_pass_wanted_replicas_is_not_patched() -> 
     relay.seen(lease(1.0))
     await _settle(relay)
     assert len(patcher.patches) == 1
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    [
+        "team/../../../../api/v1/namespaces/modelfleet-system/services/modelfleet",
+        "team/coder/status",
+        "team/coder?dryRun=All",
+        "team/Coder",
+        "Team/coder",
+        "team/" + "x" * 254,
+        "a" * 64 + "/coder",
+    ],
+)
+async def test_a_lease_naming_no_possible_deployment_is_ignored(claimed: str) -> None:
+    """Whoever can write Leases in the gateway's namespace (the gateway) must not steer the
+    operator's patch to another resource: the name goes into the request's URL path, and the
+    operator may patch Deployments, Services and FleetClusters cluster-wide."""
+    forged = lease(0.0)
+    forged["metadata"]["annotations"] = {DEMAND_FOR_DEPLOYMENT: claimed}
+    assert lease_demand(forged) is None
+    patcher = Recorder()
+    relay = DemandRelay(patcher, clock=lambda: NOW)
+    relay.seen(forged)
+    await _settle(relay)
+    assert patcher.patches == []
+
+
+def test_the_longest_possible_names_are_still_relayed() -> None:
+    key = DeploymentKey("n" * 63, "a." + "b" * 60 + "." + "c" * 190)
+    assert len(key.name) == 253
+    assert lease_demand(lease(0.0, key)) == (key.namespace, key.name, NOW)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -52,6 +53,12 @@ MODEL_DEPLOYMENT: Final = ResourceKind(
 )
 SELECTOR: Final = {DEMAND_LEASE: "true"}
 
+# What Kubernetes accepts as a namespace (DNS-1123 label) and as a ModelDeployment's name
+# (DNS-1123 subdomain). A Lease is anyone's text: its annotation goes into the patch's URL
+# path, where ``a/../../..`` would name another resource the operator may patch.
+_NAMESPACE: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
 
 class MergePatcher(Protocol):
     """What the relay needs of the hub's client (``KubernetesClusterClient``)."""
@@ -71,7 +78,9 @@ class MergePatcher(Protocol):
 def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     """(namespace, name, renew time) of the ModelDeployment a demand Lease speaks for; None
     when the Lease does not say (no ``namespace/name`` annotation nor labels, no
-    ``spec.renewTime`` with a zone): such a Lease is ignored, never an error."""
+    ``spec.renewTime`` with a zone) or names no possible ModelDeployment (a namespace that
+    is not a DNS label, a name that is not a DNS subdomain of at most 253 characters):
+    such a Lease is ignored, never an error."""
     meta = lease.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
@@ -82,6 +91,8 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
         name = str(labels.get(DEMAND_FOR_DEPLOYMENT) or "")
     raw = (lease.get("spec") or {}).get("renewTime")
     if not (namespace and name and isinstance(raw, str)):
+        return None
+    if not (_NAMESPACE.fullmatch(namespace) and _NAME.fullmatch(name) and len(name) <= 253):
         return None
     try:
         renewed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
