@@ -6,6 +6,7 @@ with the real operator in tests/integration/test_operator_wake.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from modelfleet.clusters import ClusterNotFound, ResourceKind
 from modelfleet.clusters.objects import JsonObject
 from modelfleet.gateway.activator import demand_lease
 from modelfleet.gateway.catalog import DeploymentKey
-from modelfleet.labels import DEMAND_FOR_DEPLOYMENT, DEMAND_SEEN_AT
+from modelfleet.labels import DEMAND_FOR_DEPLOYMENT, DEMAND_SEEN_AT, demand_lease_name
 from modelfleet.loop.demand_leases import DemandRelay, lease_demand
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
@@ -167,3 +168,19 @@ def test_the_longest_possible_names_are_still_relayed() -> None:
     key = DeploymentKey("n" * 63, "a." + "b" * 60 + "." + "c" * 190)
     assert len(key.name) == 253
     assert lease_demand(lease(0.0, key)) == (key.namespace, key.name, NOW)
+
+
+def test_demand_lease_names_fit_and_never_collide() -> None:
+    """``<namespace>.<name>`` while it fits the 253 characters of an object name; a longer
+    name is digested into a form no real pair can take (no dot), so a deployment named like
+    another's digest does not share its Lease (and its wake-ups)."""
+    assert demand_lease_name("team", "coder") == "team.coder"
+    for namespace in ("team", "n" * 63):
+        long_name = "x" * 253
+        hashed = demand_lease_name(namespace, long_name)
+        # A deployment named like the digest part (a valid name) gets a Lease of its own.
+        assert demand_lease_name(namespace, hashed.partition(".")[2]) != hashed
+        assert demand_lease_name(namespace, hashed.rpartition("-")[2]) != hashed
+        assert demand_lease_name(namespace, "y" * 253) != hashed
+        assert len(hashed) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", hashed)
+        assert hashed.startswith(f"{namespace}-")
