@@ -122,7 +122,7 @@ async def test_the_first_write_creates_the_lease_then_patches_renew_it(
     ]
     assert waker.writes == 1 and state.lease is not None
     meta = state.lease["metadata"]
-    assert meta == {  # type: ignore[comparison-overlap]
+    assert meta == {
         "name": "team.coder",
         "namespace": GATEWAY_NS,
         "labels": {
@@ -151,7 +151,7 @@ async def test_the_first_write_creates_the_lease_then_patches_renew_it(
             "holderIdentity": "gw-0",
             "renewTime": "2026-12-01T07:00:20.250000Z",
             "leaseDurationSeconds": 120,
-        }
+        },
     }
     assert waker.writes == 2 and lease_demand(state.lease) == ("team", "coder", when[0])
     await waker.close()
@@ -169,7 +169,7 @@ async def test_a_create_that_lost_the_race_renews_the_other_replicas_lease(
     await _settle(waker)
     assert [m for m, _, _, _ in state.requests] == ["PATCH", "POST", "PATCH"]
     assert waker.writes == 1
-    assert state.lease["spec"]["holderIdentity"] == "gw-0"  # type: ignore[index]
+    assert state.lease["spec"]["holderIdentity"] == "gw-0"
     await waker.close()
 
 

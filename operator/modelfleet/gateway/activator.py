@@ -88,7 +88,7 @@ def _renewal(key: DeploymentKey, when: datetime, holder: str) -> dict[str, Any]:
             "holderIdentity": holder,
             "renewTime": _micro_time(when),
             "leaseDurationSeconds": LEASE_SECONDS,
-        }
+        },
     }
 
 
