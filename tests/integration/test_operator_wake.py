@@ -125,3 +125,37 @@ async def test_the_gateways_demand_lease_starts_a_deployment_at_zero(fleet: Flee
         body = await fleet.md("coder")
         woken = demand_seen_at(ModelDeployment.model_validate(body))
         assert woken is not None and abs((woken - now).total_seconds()) < 0.01
+
+
+async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -> None:
+    """Demand Leases live in the gateway's namespace, so no owner reference can tie them to
+    their ModelDeployment: without the operator deleting it, each deployment ever held at
+    zero would leave its Lease behind for good. Another deployment's Lease stays."""
+    async with operator(fleet, settings=SLOW_TIMER):
+
+        async def healthy() -> bool:
+            fc = await fleet.fc("east")
+            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
+
+        await eventually(healthy, what="east Healthy")
+        for name in ("coder", "other"):
+            md = model_deployment(name, replicas={"min": 0, "max": 2})
+            await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+            lease = demand_lease(DeploymentKey("default", name), SYSTEM_NS, datetime.now(UTC), "gw")
+            await fleet.kubectl.create(LEASES.format(ns=SYSTEM_NS), lease)
+
+        def leases() -> set[str]:
+            found = fleet.hub.objects("coordination.k8s.io/v1/leases", namespace=SYSTEM_NS)
+            return {o["metadata"]["name"] for o in found}
+
+        assert leases() == {"default.coder", "default.other"}
+        await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/coder")
+        await eventually(lambda: leases() == {"default.other"}, what="coder's Lease deleted")
+        await eventually(
+            lambda: _missing(fleet, "coder"), what="the ModelDeployment removed from the hub"
+        )
+        assert leases() == {"default.other"}
+
+
+async def _missing(fleet: Fleet, name: str) -> bool:
+    return await fleet.md(name) is None

@@ -19,7 +19,10 @@ deployment whose last pass wanted no replica (``at_zero``): the gateway also hol
 while a ``min > 0`` deployment starts or fails over, and the annotation is no news then.
 
 A Lease naming a deployment that does not exist is ignored (the patch's 404 is logged at
-debug level). Patches run in the background; ``close`` cancels them.
+debug level), and so is one whose ``namespace/name`` is no Kubernetes name (it would go
+into the patch's URL path). Patches run in the background; ``close`` cancels them. No owner
+reference can tie a Lease to a ModelDeployment in another namespace, so the operator
+deletes a deployment's Lease when the deployment goes (``DemandLeaseWatch.forget``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from modelfleet.labels import (
     DEMAND_FOR_NAMESPACE,
     DEMAND_LEASE,
     DEMAND_SEEN_AT,
+    demand_lease_name,
 )
 from modelfleet.reconciler.activator import FRESH_SECONDS, SKEW_SECONDS
 
@@ -101,6 +105,14 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     if renewed.tzinfo is None:
         return None
     return namespace, name, renewed
+
+
+class ObjectDeleter(Protocol):
+    """What ``DemandLeaseWatch.forget`` needs of the hub's client (``KubernetesClusterClient``)."""
+
+    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        """Delete one object; False when it was gone already."""
+        ...
 
 
 class DemandRelay:
@@ -191,8 +203,11 @@ class DemandLeaseWatch:
         clock: Callable[[], datetime],
         settings: InformerSettings | None = None,
         at_zero: Callable[[str, str], bool] | None = None,
+        deleter: ObjectDeleter | None = None,
     ) -> None:
+        self.namespace = namespace
         self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
+        self._deleter = deleter
 
         async def client() -> ListWatchClient:
             return watch_client
@@ -222,6 +237,20 @@ class DemandLeaseWatch:
             self._task = asyncio.get_running_loop().create_task(
                 self.informer.run(), name="demand leases"
             )
+
+    async def forget(self, namespace: str, name: str) -> None:
+        """ModelDeployment ``namespace/name`` is going: delete its demand Lease (no owner
+        reference can tie a Lease in the gateway's namespace to it, so nothing else would).
+        Never raises: a Lease already gone is the goal, and a refused or failed delete is
+        logged and leaves one small object behind (a gateway still holding requests for the
+        deployment may also write it again, until its catalog drops the deployment)."""
+        if self._deleter is None:
+            return
+        lease = demand_lease_name(namespace, name)
+        try:
+            await self._deleter.delete(LEASE, lease, namespace=self.namespace)
+        except ClusterError as exc:
+            log.warning("could not delete demand Lease %s/%s: %s", self.namespace, lease, exc)
 
     async def close(self) -> None:
         """Stop the watch and the patches in flight."""
