@@ -32,12 +32,12 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from modelfleet import GROUP, VERSION
-from modelfleet.clusters import ClusterError, ClusterNotFound, ResourceKind
+from modelfleet.clusters import ClusterError, ClusterForbidden, ClusterNotFound, ResourceKind
 from modelfleet.clusters.informer import Informer, InformerSettings, ListWatchClient
 from modelfleet.clusters.objects import JsonObject
 from modelfleet.labels import (
@@ -190,6 +190,59 @@ class DemandRelay:
         self._tasks.clear()
 
 
+class _ForbiddenSaid:
+    """The watch client, saying once at warning level what to grant when the hub refuses
+    the Lease LIST or WATCH (the informer itself logs each failure at info level, worded
+    for member-cluster reads that fall back to a LIST; this watch has no fallback: no
+    wake-up comes through the Leases until the grant is there)."""
+
+    def __init__(self, client: ListWatchClient, namespace: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._said = False
+
+    def _refused(self, exc: ClusterForbidden) -> None:
+        if not self._said:
+            self._said = True
+            log.warning(
+                "the operator may not read the gateway's demand Leases (%s): no scale-from-zero "
+                "wake-up comes through them until it gets get, list and watch on leases in %s "
+                "(the chart's Role <release>-modelfleet-demand-reader)",
+                exc,
+                self._namespace,
+            )
+
+    async def list_versioned(
+        self, kind: ResourceKind, selector: Mapping[str, str], *, namespace: str | None = None
+    ) -> tuple[list[JsonObject], str]:
+        try:
+            return await self._client.list_versioned(kind, selector, namespace=namespace)
+        except ClusterForbidden as exc:
+            self._refused(exc)
+            raise
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[JsonObject]:
+        try:
+            return await self._client.watch(
+                kind,
+                selector,
+                namespace=namespace,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+            )
+        except ClusterForbidden as exc:
+            self._refused(exc)
+            raise
+
+
 class DemandLeaseWatch:
     """The relay fed by an informer of the demand Leases in ``namespace``: ``start`` it on
     the operator's event loop, ``close`` it on the way out (no task outlives it)."""
@@ -209,8 +262,10 @@ class DemandLeaseWatch:
         self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
         self._deleter = deleter
 
+        said = _ForbiddenSaid(watch_client, namespace)
+
         async def client() -> ListWatchClient:
-            return watch_client
+            return said
 
         base = settings or InformerSettings()
         self.informer = Informer(
