@@ -309,7 +309,7 @@ async def build_context(
             watch_client=lease_hub,
             patcher=hub,
             clock=clock,
-            at_zero=lambda namespace, name: (namespace, name) not in loop.wanting,
+            at_zero=lambda namespace, name: (namespace, name) in loop.idle,
             deleter=hub,
         )
         leases.start()

@@ -159,3 +159,46 @@ async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -
 
 async def _missing(fleet: Fleet, name: str) -> bool:
     return await fleet.md(name) is None
+
+
+async def test_a_lease_for_a_deployment_the_operator_does_not_serve_wakes_nothing(
+    fleet: Fleet,
+) -> None:
+    """An operator serving only ``default`` (``--namespace default``): a demand Lease naming
+    a ModelDeployment in another namespace (another release's, or a forged one) must not
+    make it write there; only a deployment whose last pass here wanted no replica is
+    relayed."""
+    async with operator(fleet, settings=SLOW_TIMER, namespaces=("default",)):
+
+        async def healthy() -> bool:
+            fc = await fleet.fc("east")
+            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
+
+        await eventually(healthy, what="east Healthy")
+        for namespace in ("default", "team-b"):
+            md = model_deployment(
+                "coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND}
+            )
+            md["metadata"]["namespace"] = namespace
+            await fleet.kubectl.create(MD_PATH.format(ns=namespace), md)
+
+        async def reconciled() -> bool:
+            body = await fleet.md("coder")
+            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
+
+        await eventually(reconciled, what="the first pass's status in default")
+        now = datetime.now(UTC)
+        await fleet.kubectl.create(
+            LEASES.format(ns=SYSTEM_NS),
+            demand_lease(DeploymentKey("team-b", "coder"), SYSTEM_NS, now, "gw"),
+        )
+        await asyncio.sleep(3.0)
+        other = await fleet.kubectl.get(MD_PATH.format(ns="team-b") + "/coder")
+        assert other is not None
+        assert DEMAND_SEEN_AT not in (other["metadata"].get("annotations") or {})
+        # The served one still wakes.
+        await fleet.kubectl.create(
+            LEASES.format(ns=SYSTEM_NS),
+            demand_lease(DeploymentKey("default", "coder"), SYSTEM_NS, now, "gw"),
+        )
+        await eventually(lambda: fleet.replicas("east") == 1, what="one replica after the Lease")

@@ -15,8 +15,9 @@ within two watch latencies of the first held request. The operator may patch
 ModelDeployments anyway; it writes only this one annotation, only from a Lease renewed at
 most ``FRESH_SECONDS`` ago (and not more than ``SKEW_SECONDS`` ahead), and at most once per
 ``interval`` per deployment however many gateway replicas renew the Lease, and only for a
-deployment whose last pass wanted no replica (``at_zero``): the gateway also holds requests
-while a ``min > 0`` deployment starts or fails over, and the annotation is no news then.
+deployment whose last pass here wanted no replica (``at_zero``): the gateway also holds
+requests while a ``min > 0`` deployment starts or fails over, and the annotation is no news
+then; and a deployment this operator does not serve (``--namespace``) is not its to write.
 
 A Lease naming a deployment that does not exist is ignored (the patch's 404 is logged at
 debug level), and so is one whose ``namespace/name`` is no Kubernetes name (it would go
@@ -121,7 +122,10 @@ class DemandRelay:
     ``patcher`` writes to the hub; ``clock`` is the operator's clock (freshness);
     ``interval`` the least time (seconds, of renew times) between two patches of one
     deployment; ``at_zero(namespace, name)``, when given, says whether the deployment's
-    last pass wanted no replica (unknown deployments: True). Use on one event loop.
+    last pass here wanted no replica (the operator passes False for a deployment it has not
+    reconciled: one it does not serve, or, just after a restart, one whose first pass has
+    not run yet: the gateway's next renewal, 15 s later, is relayed). Use on one event
+    loop.
     """
 
     def __init__(
