@@ -43,3 +43,52 @@ def test_a_fresh_annotation_is_not_demand_once_a_workload_exists() -> None:
         if s.request_rate is not None
     ]
     assert WAKE_RATE not in rates and rates == []
+
+
+def _snapshot_while(ready: int) -> tuple[list[bool], list[float]]:
+    """The demand_only flags of the targets asked, and the request rates seen, for the
+    scale-from-zero case's deployment with one replica placed and ``ready`` of it ready,
+    its demand query answering 30 req/s in every cluster."""
+    mds, fleet = load_objects([CASE / "deployments", CASE / "fleet"])
+    md = mds[0]
+    name = fleet[0].metadata.name
+    placed = ObservedWorkload(
+        name="nightly",
+        instance_type="g2-standard-8",
+        capacity_type="OnDemand",
+        replicas=1,
+        ready=ready,
+    )
+    observation = Observation(
+        {
+            c.metadata.name: ClusterObservation(
+                c.metadata.name, workloads=(placed,) if c.metadata.name == name else ()
+            )
+            for c in fleet
+        }
+    )
+    source = StaticMetricsSource()
+    for c in fleet:
+        source.set("batch", "nightly", cluster=c.metadata.name, request_rate=30.0)
+    snapshot = asyncio.run(metrics_snapshot(md, fleet, observation, source, now=NOW))
+    rates = [
+        s.request_rate
+        for s in snapshot.for_deployment("batch/nightly").values()
+        if s.request_rate is not None
+    ]
+    return [target.demand_only for target, _ in source.calls], rates
+
+
+def test_the_demand_signal_speaks_while_the_first_replicas_start() -> None:
+    """Placed but none ready: no engine reports, so the demand query stands for the load
+    (asked in every reachable cluster, the largest answer kept), and the count can grow
+    past its first step during the lead time instead of after it."""
+    flags, rates = _snapshot_while(ready=0)
+    _, fleet = load_objects([CASE / "deployments", CASE / "fleet"])
+    assert flags == [True] * len(fleet)
+    assert rates == [30.0]
+
+
+def test_once_a_replica_is_ready_its_engine_speaks() -> None:
+    flags, _ = _snapshot_while(ready=1)
+    assert flags == [False]

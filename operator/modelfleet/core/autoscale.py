@@ -295,7 +295,9 @@ def recommend_replicas(
     - saturation (``core.saturation``): the engines' KV-cache use, queue and running
       batch may raise the count, never lower it; while saturated nothing scales down.
     - incomplete/stale data never lowers the count (hold).
-    - from zero: any request (or queue) gives at least one replica; to zero: after
+    - from zero: any request (or queue) gives at least one replica, and with a profile
+      and a demand rate (``spec.metrics.demand``) the predictive count for that rate, so a
+      burst arriving at zero waits one lead time, not two; to zero: after
       ``scale_to_zero_after_seconds`` of observed zero request rate (bypasses the window).
     - result clamped to [min, max] (0 allowed only through scale-to-zero, min is then 0).
     """
@@ -356,6 +358,15 @@ def recommend_replicas(
         raw = max(1, lo) if demand else lo
         code = R.SCALE_FROM_ZERO if demand else R.HOLD
         why = "requests arrived at zero replicas" if demand else "no requests at zero replicas"
+        if demand and predicted is not None and forecast is not None and predicted > raw:
+            # The first step is sized for the demand, not one replica: a burst arriving
+            # at zero would otherwise wait a second lead time (one replica starts, its
+            # load is seen only once it serves, then the rest start).
+            raw = predicted
+            why += (
+                f": forecast {forecast:.3g} req/s + {scaling.headroom:.0%} headroom at "
+                f"{per_replica:.3g} req/s per replica needs {predicted}"
+            )
     elif predicted is not None and per_replica is not None and forecast is not None:
         raw = predicted
         why = (

@@ -143,15 +143,20 @@ async def metrics_snapshot(
 ) -> MetricsSnapshot:
     """Signals of ``md`` in every cluster that runs it; missing data stays missing.
 
-    At zero (no cluster holds a workload of ``md``) there is nothing to measure on
-    replicas, so the demand signal is asked instead from every reachable cluster: a
+    At zero, and while the first replicas start (no cluster has a ready replica of ``md``),
+    there is nothing to measure on replicas, so the demand signal is asked instead from
+    every reachable cluster: a
     ``demand_only`` target whose request rate is ``spec.metrics.demand`` (the user's
     PromQL for requests held or arriving at a gateway). The largest answer stands for
     the deployment (one gateway metric may be visible to several Prometheus servers).
     """
     key = deployment_key(md)
     namespace = md.metadata.namespace or "default"
-    at_zero = not any(obs.workloads for obs in observation.clusters.values())
+    placed = any(obs.workloads for obs in observation.clusters.values())
+    # Nothing ready anywhere (at zero, or the first replicas still starting): no engine
+    # reports, so the demand signal stands for the load. Asking the engines instead while
+    # the first replicas start left the count at its first step for a whole lead time.
+    at_zero = not any(w.ready for obs in observation.clusters.values() for w in obs.workloads)
     targets = []
     for cluster in fleet:
         obs = observation.clusters.get(cluster.metadata.name)
@@ -193,7 +198,12 @@ async def metrics_snapshot(
         seen = [r for r in results if r[1].request_rate is not None]
         results = [max(seen, key=lambda r: r[1].request_rate or 0.0)] if seen else []
         woken = woken_at(md, now)  # the gateway's wake-up: demand before any scrape shows it
-        if woken is not None and targets and not any(r[1].request_rate for r in results):
+        if (
+            not placed
+            and woken is not None
+            and targets
+            and not any(r[1].request_rate for r in results)
+        ):
             results = [
                 (
                     targets[0].cluster,
