@@ -1,0 +1,82 @@
+"""Warm nodes first (``core.warm``, docs/decisions.md section 2): a scale-up puts its new
+replicas on Ready nodes no deployment books (a pool's scale-in delay keeps them) before it
+asks any pool for a new node, on pools within ``warm_node_price_factor`` of the cheapest per
+unit of capacity; nothing else changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from core_builders import NOW, cluster, existing, offering, placed, spec
+
+from modelfleet.core import DecisionState, FleetSnapshot, MetricsSnapshot, plan
+from modelfleet.core import reasons as R
+from modelfleet.core.types import DEFAULT_SETTINGS, PlannerSettings
+
+KEY = existing("a").deployment
+
+
+def _plan(b_price: float, idle: int, *, settings: PlannerSettings = DEFAULT_SETTINGS):  # type: ignore[no-untyped-def]
+    # 1 replica runs on a ($2.00 per node-hour); replicas.min 3 asks for 2 more. Cluster b
+    # ($b_price) holds ``idle`` Ready nodes nobody books (its scale-in delay keeps them).
+    fleet = FleetSnapshot(
+        (cluster("a", offering("g1", od=2.0)), cluster("b", offering("g1", od=b_price))),
+        (existing("a", "g1", 1),),
+        ((("b", "g1", "OnDemand"), idle),) if idle else (),
+    )
+    return plan(
+        spec(3, 8),
+        fleet,
+        metrics=MetricsSnapshot(),
+        state=DecisionState(last_desired=1),
+        now=NOW,
+        settings=settings,
+    )
+
+
+def test_the_shortfall_goes_onto_a_warm_node_before_a_new_one() -> None:
+    # Without warm nodes both new replicas go to a, the cheapest: two new nodes to provision.
+    cold = _plan(2.5, idle=0)
+    assert placed(cold) == {("a", "g1", "OnDemand"): 3}
+    # One Ready idle node on b (25% dearer): one new replica goes there (model start only),
+    # the other to a.
+    warm = _plan(2.5, idle=1)
+    assert placed(warm) == {("a", "g1", "OnDemand"): 2, ("b", "g1", "OnDemand"): 1}
+    assert [r.cluster for r in warm.changes if r.code == R.WARM_NODES] == ["b"]
+
+
+def test_never_more_than_the_shortfall() -> None:
+    # Five idle nodes on b, two replicas short: two go there, none more.
+    warm = _plan(2.5, idle=5)
+    assert placed(warm) == {("a", "g1", "OnDemand"): 1, ("b", "g1", "OnDemand"): 2}
+
+
+def test_a_warm_node_far_dearer_than_the_cheapest_is_left_alone() -> None:
+    # b at $4.00 is 2x a per unit of capacity, above the default factor 1.5.
+    assert DEFAULT_SETTINGS.warm_node_price_factor == 1.5
+    p = _plan(4.0, idle=1)
+    assert placed(p) == {("a", "g1", "OnDemand"): 3}
+    assert not [r for r in p.changes if r.code == R.WARM_NODES]
+
+
+def test_factor_zero_turns_it_off() -> None:
+    off = replace(DEFAULT_SETTINGS, warm_node_price_factor=0.0)
+    assert placed(_plan(2.5, idle=1, settings=off)) == {("a", "g1", "OnDemand"): 3}
+
+
+def test_no_shortfall_no_change() -> None:
+    # Already 3 replicas running on a: the idle node on b is not used.
+    fleet = FleetSnapshot(
+        (cluster("a", offering("g1", od=2.0)), cluster("b", offering("g1", od=2.5))),
+        (existing("a", "g1", 3),),
+        ((("b", "g1", "OnDemand"), 2),),
+    )
+    p = plan(
+        spec(3, 8),
+        fleet,
+        metrics=MetricsSnapshot(),
+        state=DecisionState(last_desired=3),
+        now=NOW,
+    )
+    assert placed(p) == {("a", "g1", "OnDemand"): 3}
+    assert KEY == p.deployment
