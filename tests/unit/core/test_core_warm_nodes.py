@@ -79,4 +79,4 @@ def test_no_shortfall_no_change() -> None:
         now=NOW,
     )
     assert placed(p) == {("a", "g1", "OnDemand"): 3}
-    assert KEY == p.deployment
+    assert p.deployment == KEY
