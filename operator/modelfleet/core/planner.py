@@ -253,7 +253,11 @@ def plan(
             wanted=desired + standby,
             idle_nodes=dict(fleet.idle_nodes),
             growth=growth,
-            price_factor=settings.warm_node_price_factor,
+            price_factor=(
+                settings.warm_node_urgent_price_factor
+                if auto.urgent
+                else settings.warm_node_price_factor
+            ),
         )
         changes.extend(warm_reasons)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core_builders import NOW, cluster, existing, offering, placed, spec
+from core_builders import NOW, cluster, existing, offering, placed, signals, spec
 
 from modelfleet.core import DecisionState, FleetSnapshot, MetricsSnapshot, plan
 from modelfleet.core import reasons as R
-from modelfleet.core.types import DEFAULT_SETTINGS, PlannerSettings
+from modelfleet.core.types import DEFAULT_SETTINGS, ClusterSignals, PlannerSettings
 
 KEY = existing("a").deployment
 
@@ -80,3 +80,25 @@ def test_no_shortfall_no_change() -> None:
     )
     assert placed(p) == {("a", "g1", "OnDemand"): 3}
     assert p.deployment == KEY
+
+
+def test_while_the_slo_breaks_a_dearer_warm_node_is_taken() -> None:
+    # 1 replica on a at TTFT 3x its target: the fleet needs capacity now. b's warm node at
+    # $4.00 (2x per unit of capacity, above 1.5) is within the urgent factor (3.0).
+    assert DEFAULT_SETTINGS.warm_node_urgent_price_factor == 3.0
+    fleet = FleetSnapshot(
+        (cluster("a", offering("g1", od=2.0)), cluster("b", offering("g1", od=4.0))),
+        (existing("a", "g1", 1),),
+        ((("b", "g1", "OnDemand"), 1),),
+    )
+    breach = signals(a=ClusterSignals(ready_replicas=1, ttft_p95_ms=600.0, request_rate=5.0))
+    p = plan(
+        spec(1, 8, scaling={"ttft_p95_ms": 200.0}),
+        fleet,
+        metrics=breach,
+        state=DecisionState(last_desired=1),
+        now=NOW,
+    )
+    assert p.desired_replicas == 3
+    assert placed(p) == {("a", "g1", "OnDemand"): 2, ("b", "g1", "OnDemand"): 1}
+    # The same fleet without the breach keeps to the cheap pool (test above).
