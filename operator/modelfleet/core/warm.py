@@ -13,9 +13,12 @@ The placement's ranking is cost per unit of capacity (docs/decisions.md section 
 knows nothing of readiness. ``warm_sticky`` runs before it: when the plan needs more
 replicas than it holds, it counts the free slots of warm nodes on pools the deployment may
 grow on as if replicas already ran there (the placement keeps what runs: "sticky"), the
-cheapest such pool first, and only pools within ``price_factor`` of the cheapest growth
-candidate per unit of capacity, so a warm on-demand node at 2.5x the spot price is not
-taken for good to win two minutes. Stickiness keeps a replica where it was placed; a warm
+cheapest such pool first, and only pools of the cheapest growth candidate's GPU model
+within ``price_factor`` of its price per unit of capacity, so a warm on-demand node at 2.5x
+the spot price is not taken for good to win two minutes, and a warm node of a slower GPU
+never replaces capacity on the GPU the deployment is sized for (measured: batch's warm
+L40S nodes displaced its A100 replicas, which scale-in, dearest per replica first, then
+removed). Stickiness keeps a replica where it was placed; a warm
 pool dearer than the cheapest is therefore kept after the rush too (at most
 ``price_factor`` dearer per unit of capacity).
 
@@ -46,8 +49,9 @@ def warm_sticky(
       delay keeps them); a node holds ``replicas_per_node`` replicas of this deployment.
     - ``growth``: the pools the deployment may grow on, cheapest per unit of capacity
       first (``Candidate.effective``); warm nodes elsewhere are not used.
-    - a pool is used only if its ``effective`` price is at most ``price_factor`` x the
-      cheapest growth candidate's; ``price_factor <= 0`` turns warm placement off.
+    - a pool is used only if it offers the cheapest growth candidate's GPU model and its
+      ``effective`` price is at most ``price_factor`` x that candidate's;
+      ``price_factor <= 0`` turns warm placement off.
     - never more than the shortfall ``wanted - sum(sticky)``; nothing changes without one.
     """
     kept = dict(sticky)
@@ -55,12 +59,13 @@ def warm_sticky(
     if short <= 0 or not idle_nodes or not growth or price_factor <= 0:
         return kept, ()
     ceiling = growth[0].effective * price_factor
+    gpu = growth[0].gpu
     reasons: list[Reason] = []
     for c in growth:
         if short <= 0:
             break
         free = idle_nodes.get(c.key, 0) * c.replicas_per_node
-        if free <= 0 or c.effective > ceiling + 1e-12:
+        if free <= 0 or c.gpu != gpu or c.effective > ceiling + 1e-12:
             continue
         take = min(free, short)
         kept[c.key] = kept.get(c.key, 0) + take

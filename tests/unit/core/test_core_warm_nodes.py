@@ -102,3 +102,21 @@ def test_while_the_slo_breaks_a_dearer_warm_node_is_taken() -> None:
     assert p.desired_replicas == 3
     assert placed(p) == {("a", "g1", "OnDemand"): 2, ("b", "g1", "OnDemand"): 1}
     # The same fleet without the breach keeps to the cheap pool (test above).
+
+
+def test_a_warm_node_of_another_gpu_model_is_left_alone() -> None:
+    # b's warm node is an A100 at the same price per unit of capacity as a's L40S (no
+    # profiles: one replica is one unit): still not taken, the deployment is sized for the
+    # cheapest candidate's GPU (a slower GPU's replicas would displace it for good).
+    fleet = FleetSnapshot(
+        (
+            cluster("a", offering("g1", od=2.0)),
+            cluster("b", offering("a100", gpu="A100", mem=80, od=2.0)),
+        ),
+        (existing("a", "g1", 1),),
+        ((("b", "a100", "OnDemand"), 1),),
+    )
+    p = plan(
+        spec(3, 8), fleet, metrics=MetricsSnapshot(), state=DecisionState(last_desired=1), now=NOW
+    )
+    assert not [r for r in p.changes if r.code == R.WARM_NODES]
