@@ -82,3 +82,67 @@ def warm_sticky(
             )
         )
     return kept, tuple(reasons)
+
+
+def fast_sticky(
+    sticky: Mapping[PoolKey, int],
+    *,
+    wanted: int,
+    growth: Sequence[Candidate],
+    node_lead: Mapping[str, float],
+    quota: Mapping[PoolKey, int | None],
+    price_factor: float,
+    min_gain_seconds: float = 60.0,
+) -> tuple[dict[PoolKey, int], tuple[Reason, ...]]:
+    """``sticky`` with the shortfall to ``wanted`` put on the pools whose cluster gets new
+    nodes Ready soonest (``node_lead``: measured seconds per cluster), for a scale-up that
+    is needed now (the caller decides: an SLO breach or saturation).
+
+    - candidates: ``growth`` pools of the cheapest candidate's GPU model within
+      ``price_factor`` x its price per unit of capacity, in a cluster with a measured lead;
+    - only when the fastest such cluster is at least ``min_gain_seconds`` faster than the
+      cheapest candidate's (measured too): otherwise the cheapest placement stands;
+    - fastest first (ties: cheapest), each pool up to its free quota (``quota``: free
+      nodes, None unlimited) x replicas per node; never more than the shortfall.
+    """
+    kept = dict(sticky)
+    short = wanted - sum(kept.values())
+    if short <= 0 or not growth or price_factor <= 0:
+        return kept, ()
+    cheapest = growth[0]
+    slow = node_lead.get(cheapest.cluster)
+    if slow is None:
+        return kept, ()
+    ceiling = cheapest.effective * price_factor
+    fast = sorted(
+        (
+            c
+            for c in growth
+            if c.gpu == cheapest.gpu
+            and c.effective <= ceiling + 1e-12
+            and node_lead.get(c.cluster, slow) <= slow - min_gain_seconds
+        ),
+        key=lambda c: (node_lead[c.cluster], c.effective),
+    )
+    reasons: list[Reason] = []
+    for c in fast:
+        if short <= 0:
+            break
+        free = quota.get(c.key)
+        room = short if free is None else min(short, max(0, free) * c.replicas_per_node)
+        if room <= 0:
+            continue
+        kept[c.key] = kept.get(c.key, 0) + room
+        short -= room
+        reasons.append(
+            Reason(
+                R.URGENT_PLACEMENT,
+                f"{room} new replica(s) needed now on {c.cluster} {c.instance_type} "
+                f"{c.capacity_type.lower()}: its nodes were Ready in {node_lead[c.cluster]:.0f}s "
+                f"against {slow:.0f}s in {cheapest.cluster}, the cheapest",
+                cluster=c.cluster,
+                offering=c.instance_type,
+                capacity_type=c.capacity_type,
+            )
+        )
+    return kept, tuple(reasons)

@@ -120,3 +120,41 @@ def test_a_warm_node_of_another_gpu_model_is_left_alone() -> None:
         spec(3, 8), fleet, metrics=MetricsSnapshot(), state=DecisionState(last_desired=1), now=NOW
     )
     assert not [r for r in p.changes if r.code == R.WARM_NODES]
+
+
+def _urgent(leads: tuple[tuple[str, float], ...], *, ttft: float = 600.0):  # type: ignore[no-untyped-def]
+    # 1 replica on a at TTFT ``ttft`` (target 200 ms): 3 x 1 = 3 replicas. a is the
+    # cheapest ($2.00), b 25% dearer ($2.50); ``leads``: measured node lead per cluster.
+    fleet = FleetSnapshot(
+        (cluster("a", offering("g1", od=2.0)), cluster("b", offering("g1", od=2.5))),
+        (existing("a", "g1", 1),),
+        node_lead_seconds=leads,
+    )
+    breach = signals(a=ClusterSignals(ready_replicas=1, ttft_p95_ms=ttft, request_rate=5.0))
+    return plan(
+        spec(1, 8, scaling={"ttft_p95_ms": 200.0}),
+        fleet,
+        metrics=breach,
+        state=DecisionState(last_desired=1),
+        now=NOW,
+    )
+
+
+def test_needed_now_the_new_nodes_go_where_they_come_up_soonest() -> None:
+    # b's nodes were Ready in 250 s, a's in 400 s: both new replicas go to b.
+    p = _urgent((("a", 400.0), ("b", 250.0)))
+    assert placed(p) == {("a", "g1", "OnDemand"): 1, ("b", "g1", "OnDemand"): 2}
+    assert R.URGENT_PLACEMENT in {r.code for r in p.changes if r.cluster == "b"}
+
+
+def test_the_cheapest_stands_without_a_clear_gain_or_a_measurement() -> None:
+    # 30 s faster is below the 60 s it takes to pay more; an unmeasured cheapest cluster
+    # gives nothing to compare with.
+    for leads in ((("a", 280.0), ("b", 250.0)), (("b", 250.0),), ()):
+        assert placed(_urgent(leads)) == {("a", "g1", "OnDemand"): 3}, leads
+
+
+def test_not_urgent_the_cheapest_stands() -> None:
+    # TTFT within target: the forecast alone asks for no more; nothing moves to b.
+    p = _urgent((("a", 400.0), ("b", 250.0)), ttft=150.0)
+    assert ("b", "g1", "OnDemand") not in placed(p)
