@@ -45,7 +45,7 @@ from modelfleet.core.types import (
     Offering,
     PlannerSettings,
 )
-from modelfleet.core.warm import fast_sticky, warm_sticky
+from modelfleet.core.warm import warm_sticky
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,17 +260,6 @@ def plan(
             ),
         )
         changes.extend(warm_reasons)
-    # 3b. Needed now: the rest where nodes come up soonest (measured per cluster).
-    if auto.urgent and fleet.node_lead_seconds and desired + standby > sum(sticky.values()):
-        sticky, fast_reasons = fast_sticky(
-            sticky,
-            wanted=desired + standby,
-            growth=growth,
-            node_lead=dict(fleet.node_lead_seconds),
-            quota=elig.quota,
-            price_factor=settings.warm_node_urgent_price_factor,
-        )
-        changes.extend(fast_reasons)
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
     #    what the headroom costs).

@@ -59,7 +59,6 @@ SPOT_RETURN: Final = "SpotReturn"
 PLACED: Final = "Placed"
 REMOVED: Final = "Removed"
 WARM_NODES: Final = "WarmNodes"
-URGENT_PLACEMENT: Final = "UrgentPlacement"
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,10 +247,6 @@ class FleetSnapshot:
     """``((cluster, instance type, capacity type), nodes)``: Ready nodes per pool that no
     deployment books (kept for the pool's scale-in delay); a new replica there needs only
     its model start (``core.warm``). Empty: none known."""
-    node_lead_seconds: tuple[tuple[str, float], ...] = ()
-    """``(cluster, seconds)``: how long the cluster's node pools took to get grown nodes
-    Ready, as measured (an average of the last grows); an urgent scale-up's new nodes go
-    where they are Ready soonest (``core.warm``). Empty: none measured."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,6 @@ class PoolLedger:
         self._dirty: set[PoolKey] = set()
         self._ready: dict[PoolKey, int] = {}
         self._shrinking: dict[PoolKey, datetime] = {}
-        self._node_lead: dict[str, float] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -182,20 +181,6 @@ class PoolLedger:
             if idle > 0:
                 out.append((pool, idle))
         return tuple(out)
-
-    def launched(self, cluster: str, seconds: float) -> None:
-        """A grow of a pool of ``cluster`` had all its nodes Ready ``seconds`` after it was
-        first seen short: folded into the cluster's node lead time with weight 1/2 (kept
-        across ``forget_cluster``: it is the cloud's speed, not what the pool holds)."""
-        if seconds <= 0:
-            return
-        old = self._node_lead.get(cluster)
-        self._node_lead[cluster] = seconds if old is None else 0.5 * old + 0.5 * seconds
-
-    def node_leads(self) -> tuple[tuple[str, float], ...]:
-        """Measured node lead time per cluster (seconds), sorted by cluster
-        (``FleetSnapshot.node_lead_seconds``)."""
-        return tuple(sorted(self._node_lead.items()))
 
     def needed(self, cluster: str) -> set[tuple[str, str]]:
         """(instance type, capacity type) of every pool of ``cluster`` some deployment books."""

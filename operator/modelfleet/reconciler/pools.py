@@ -226,8 +226,6 @@ def _read_back(
     ledger.saw(pool, result.ready_nodes)
     if result.ready_nodes >= total:
         launched = ledger.end_launch(pool)
-        if launched is not None:
-            ledger.launched(name, (now - launched.since).total_seconds())
         if total > 0 and (grow or launched is not None):
             stockouts.obtained(
                 name,

@@ -34,14 +34,3 @@ def test_nothing_idle_when_the_bookings_use_every_node_or_nothing_is_known() -> 
     assert _ledger(4, 4, 4).idle_nodes() == ()
     assert _ledger(2, None, 4).idle_nodes() == ()  # never asked by this process
     assert _ledger(2, 4, None).idle_nodes() == ()  # never read back
-
-
-def test_node_lead_per_cluster_is_an_average_of_the_last_grows() -> None:
-    ledger = PoolLedger()
-    ledger.launched("gcp", 240.0)
-    ledger.launched("azure", 400.0)
-    ledger.launched("azure", 300.0)  # weight 1/2: 350
-    ledger.launched("azure", 0.0)  # nothing measured
-    assert ledger.node_leads() == (("azure", 350.0), ("gcp", 240.0))
-    ledger.forget_cluster("azure")  # the cloud's speed outlives what the pool holds
-    assert dict(ledger.node_leads())["azure"] == 350.0
