@@ -15,10 +15,10 @@ replicas than it holds, it counts the free slots of warm nodes on pools the depl
 grow on as if replicas already ran there (the placement keeps what runs: "sticky"), the
 cheapest such pool first, and only pools of the cheapest growth candidate's GPU model
 within ``price_factor`` of its price per unit of capacity, so a warm on-demand node at 2.5x
-the spot price is not taken for good to win two minutes, and a warm node of a slower GPU
-never replaces capacity on the GPU the deployment is sized for (measured: batch's warm
-L40S nodes displaced its A100 replicas, which scale-in, dearest per replica first, then
-removed). Stickiness keeps a replica where it was placed; a warm
+the spot price is not taken for good to win two minutes, and a warm node of another GPU
+model never adds replicas the deployment is not sized for (a warm L40S for a deployment
+on A100s holds half the capacity per GPU, and scale-in, dearest per replica first, would
+keep the cheaper L40S replicas and remove the A100s). Stickiness keeps a replica where it was placed; a warm
 pool dearer than the cheapest is therefore kept after the rush too (at most
 ``price_factor`` dearer per unit of capacity).
 
