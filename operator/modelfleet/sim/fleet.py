@@ -24,6 +24,7 @@ Workloads come from the in-memory Deployments (the modelfleet policy) or are set
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -317,7 +318,7 @@ class FleetWorld:
         for c in hit:
             gone_at = notice_at + self.world.spot.notice(c.cloud)
             if self.world.spot.drain_on_notice:
-                self._later(notice_at, lambda c=c: self._drain(c, event, notice_at))
+                self._later(notice_at, functools.partial(self._drain, c, event, notice_at))
 
             def reclaim(c: ClusterTwin = c, gone_at: float = gone_at) -> None:
                 counts = c.provider.node_counts()
