@@ -176,6 +176,7 @@ async def model_deployment_deleted(
     try:
         md = ModelDeployment.model_validate(dict(body))
     except ValidationError:
+        await _forget_demand(body, memo)
         return  # nothing of an invalid deployment was ever created
     outcome = await memo.loop.finalize(
         str(body.metadata.uid),
@@ -198,6 +199,13 @@ async def model_deployment_deleted(
         raise kopf.TemporaryError(
             f"cleanup pending in {', '.join(outcome.pending)}", delay=min(300, 10 * 2**retry)
         )
+    await _forget_demand(body, memo)
+
+
+async def _forget_demand(body: kopf.Body, memo: OperatorContext) -> None:
+    """The deployment's demand Lease goes with it (``loop/demand_leases.py``)."""
+    if memo.demand_leases is not None:
+        await memo.demand_leases.forget(body.metadata.namespace or "default", body.metadata.name)
 
 
 # -- FleetCluster -------------------------------------------------------------------------

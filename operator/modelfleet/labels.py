@@ -80,9 +80,11 @@ DEMAND_FOR_DEPLOYMENT: Final = f"activator.{PREFIX}/deployment"
 
 def demand_lease_name(namespace: str, name: str) -> str:
     """The demand Lease of ModelDeployment ``namespace/name``: ``<namespace>.<name>`` (a
-    namespace has no dot, so the pair is unambiguous), or ``<namespace>.<digest>`` where
-    that would pass the 253 characters of an object name."""
+    namespace has no dot, so the pair is unambiguous), or ``<namespace>-<digest>`` where
+    that would pass the 253 characters of an object name. The digest form has no dot, so
+    no real pair takes it: ``<namespace>.<digest>`` would be the Lease of a deployment
+    named like the digest, and the two would share their wake-ups."""
     full = f"{namespace}.{name}"
     if len(full) <= 253:
         return full
-    return f"{namespace}.{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+    return f"{namespace}-{hashlib.sha256(name.encode()).hexdigest()[:40]}"

@@ -173,6 +173,8 @@ class OperatorContext:
     clock: Callable[[], datetime] = utcnow
     closers: list[Any] = field(default_factory=list)
     watch_clusters: ClusterRegistry | None = None
+    demand_leases: DemandLeaseWatch | None = None
+    """The gateway's demand Leases (relay and clean-up); None when none are watched."""
 
     @property
     def reconciler(self) -> Reconciler:
@@ -296,6 +298,7 @@ async def build_context(
         clock=clock,
     )
     lease_namespace = settings.activator_namespace or os.environ.get("MODELFLEET_POD_NAMESPACE")
+    leases: DemandLeaseWatch | None = None
     if lease_namespace and isinstance(hub, KubernetesClusterClient):
         # The gateway's demand Leases: a watch of its own (it holds a connection).
         lease_hub = await hub_client() if probe_hub is not None else hub
@@ -306,7 +309,8 @@ async def build_context(
             watch_client=lease_hub,
             patcher=hub,
             clock=clock,
-            at_zero=lambda namespace, name: (namespace, name) not in loop.wanting,
+            at_zero=lambda namespace, name: (namespace, name) in loop.idle,
+            deleter=hub,
         )
         leases.start()
         closers.insert(0, leases.close)  # stopped before the clients close
@@ -320,4 +324,5 @@ async def build_context(
         clock=clock,
         closers=closers,
         watch_clusters=watch_clusters,
+        demand_leases=leases,
     )

@@ -19,7 +19,7 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -324,10 +324,11 @@ def assert_rbac_allows(hub: KubeEmulator, members: Mapping[str, KubeEmulator]) -
 
 
 def operator(
-    fleet: Fleet, *, settings: RunSettings = FAST
+    fleet: Fleet, *, settings: RunSettings = FAST, namespaces: Sequence[str] = ()
 ) -> contextlib.AbstractAsyncContextManager[OperatorContext]:
-    """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends."""
-    return operator_prepared(fleet, _nothing, settings=settings)
+    """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends;
+    ``namespaces``: the ones it serves (``--namespace``), empty for all."""
+    return operator_prepared(fleet, _nothing, settings=settings, namespaces=namespaces)
 
 
 async def _nothing(context: OperatorContext) -> None:
@@ -340,6 +341,7 @@ async def operator_prepared(
     prepare: Callable[[OperatorContext], Awaitable[None]],
     *,
     settings: RunSettings = FAST,
+    namespaces: Sequence[str] = (),
 ) -> AsyncIterator[OperatorContext]:
     """The real operator, with ``prepare`` run on the built context before kopf starts: the
     test can install providers made with its own seams (``context.providers.install``) so
@@ -353,7 +355,12 @@ async def operator_prepared(
         raise
     task = asyncio.create_task(
         run_operator(
-            RunOptions(liveness_port=None, metrics_port=None, settings=settings),
+            RunOptions(
+                namespaces=tuple(namespaces),
+                liveness_port=None,
+                metrics_port=None,
+                settings=settings,
+            ),
             context=context,
             stop_flag=stop,
             ready_flag=ready,

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -34,14 +35,27 @@ LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{GATEWAY_NS}/leases"
 NAME = demand_lease_name("team", "coder")
 
 
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386, as the API server applies an application/merge-patch+json body."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class Hub:
     """Answers Lease PATCHes and POSTs with the queued statuses (then 200/201), keeping the
     requests and the Lease a 2xx write left."""
 
     def __init__(self) -> None:
         self.statuses: list[int] = []
-        self.requests: list[tuple[str, str, str, dict[str, object]]] = []
-        self.lease: dict[str, object] | None = None
+        self.requests: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.lease: dict[str, Any] | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -55,7 +69,7 @@ class Hub:
                 self.lease = body
             else:
                 assert self.lease is not None
-                self.lease["spec"] = {**self.lease["spec"], **body["spec"]}  # type: ignore[dict-item]
+                self.lease = merge_patch(self.lease, body)
         return web.json_response({"kind": "Lease", **(self.lease or {})}, status=status)
 
 
@@ -108,7 +122,7 @@ async def test_the_first_write_creates_the_lease_then_patches_renew_it(
     ]
     assert waker.writes == 1 and state.lease is not None
     meta = state.lease["metadata"]
-    assert meta == {  # type: ignore[comparison-overlap]
+    assert meta == {
         "name": "team.coder",
         "namespace": GATEWAY_NS,
         "labels": {
@@ -132,11 +146,12 @@ async def test_the_first_write_creates_the_lease_then_patches_renew_it(
     assert (method, path) == ("PATCH", f"{LEASES}/{NAME}")
     assert content_type.startswith("application/merge-patch+json")
     assert body == {
+        "metadata": {"labels": meta["labels"], "annotations": meta["annotations"]},
         "spec": {
             "holderIdentity": "gw-0",
             "renewTime": "2026-12-01T07:00:20.250000Z",
             "leaseDurationSeconds": 120,
-        }
+        },
     }
     assert waker.writes == 2 and lease_demand(state.lease) == ("team", "coder", when[0])
     await waker.close()
@@ -154,7 +169,7 @@ async def test_a_create_that_lost_the_race_renews_the_other_replicas_lease(
     await _settle(waker)
     assert [m for m, _, _, _ in state.requests] == ["PATCH", "POST", "PATCH"]
     assert waker.writes == 1
-    assert state.lease["spec"]["holderIdentity"] == "gw-0"  # type: ignore[index]
+    assert state.lease["spec"]["holderIdentity"] == "gw-0"
     await waker.close()
 
 
@@ -181,4 +196,30 @@ async def test_a_refusing_api_server_gets_one_write_per_interval_under_a_flood(
     waker.held(key)
     await _settle(waker)
     assert len(state.requests) == 2  # tried again after the interval
+    await waker.close()
+
+
+async def test_a_renewal_restores_what_the_operator_selects_the_lease_by(
+    hub: tuple[Hub, ApiClient],
+) -> None:
+    """A Lease of that name the gateway did not create (made by hand, left by another
+    version, its label removed) would be renewed forever without the operator seeing it:
+    its watch selects on the label, and it reads the deployment from the annotation."""
+    state, client = hub
+    state.lease = {
+        "metadata": {"name": NAME, "namespace": GATEWAY_NS, "labels": {"team": "ops"}},
+        "spec": {"holderIdentity": "someone"},
+    }
+    when = datetime(2026, 12, 1, 7, 0, 5, tzinfo=UTC)
+    waker = DemandWaker(client, namespace=GATEWAY_NS, wall=lambda: when, holder="gw-0")
+    waker.held(DeploymentKey("team", "coder"))
+    await _settle(waker)
+    assert [m for m, _, _, _ in state.requests] == ["PATCH"] and waker.writes == 1
+    assert state.lease["metadata"]["labels"] == {
+        "team": "ops",  # a merge patch: what else is there stays
+        DEMAND_LEASE: "true",
+        DEMAND_FOR_NAMESPACE: "team",
+        DEMAND_FOR_DEPLOYMENT: "coder",
+    }
+    assert lease_demand(state.lease) == ("team", "coder", when)
     await waker.close()

@@ -243,3 +243,25 @@ def test_bad_gateway_values_are_rejected(
     result = helm("template", "mf", str(CHART), "--values", str(path))
     assert result.returncode != 0
     assert field in result.stderr, result.stderr
+
+
+def test_no_two_objects_share_a_name_with_a_long_release_name(helm: Helm) -> None:
+    """A long release name (fullname truncated to 63 characters) with the gateway scoped to
+    the release namespace too: the gateway's demand Role must not truncate into the name of
+    its per-namespace Role (helm would fail the install on the duplicate, or one Role's
+    rules would be lost)."""
+    manifests = render_with(
+        helm,
+        "--set",
+        "gateway.enabled=true",
+        "--set",
+        f"fullnameOverride={'a' * 63}",
+        "--set",
+        f"gateway.namespaces={{{NAMESPACE},team}}",
+    )
+    keys = [
+        (m["kind"], m["metadata"].get("namespace", NAMESPACE), m["metadata"]["name"])
+        for m in manifests
+    ]
+    assert sorted(k for k in keys if keys.count(k) > 1) == []
+    assert all(len(name) <= 63 for kind, _, name in keys if kind in ("Role", "RoleBinding"))

@@ -125,3 +125,80 @@ async def test_the_gateways_demand_lease_starts_a_deployment_at_zero(fleet: Flee
         body = await fleet.md("coder")
         woken = demand_seen_at(ModelDeployment.model_validate(body))
         assert woken is not None and abs((woken - now).total_seconds()) < 0.01
+
+
+async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -> None:
+    """Demand Leases live in the gateway's namespace, so no owner reference can tie them to
+    their ModelDeployment: without the operator deleting it, each deployment ever held at
+    zero would leave its Lease behind for good. Another deployment's Lease stays."""
+    async with operator(fleet, settings=SLOW_TIMER):
+
+        async def healthy() -> bool:
+            fc = await fleet.fc("east")
+            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
+
+        await eventually(healthy, what="east Healthy")
+        for name in ("coder", "other"):
+            md = model_deployment(name, replicas={"min": 0, "max": 2})
+            await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+            lease = demand_lease(DeploymentKey("default", name), SYSTEM_NS, datetime.now(UTC), "gw")
+            await fleet.kubectl.create(LEASES.format(ns=SYSTEM_NS), lease)
+
+        def leases() -> set[str]:
+            found = fleet.hub.objects("coordination.k8s.io/v1/leases", namespace=SYSTEM_NS)
+            return {o["metadata"]["name"] for o in found}
+
+        assert leases() == {"default.coder", "default.other"}
+        await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/coder")
+        await eventually(lambda: leases() == {"default.other"}, what="coder's Lease deleted")
+        await eventually(
+            lambda: _missing(fleet, "coder"), what="the ModelDeployment removed from the hub"
+        )
+        assert leases() == {"default.other"}
+
+
+async def _missing(fleet: Fleet, name: str) -> bool:
+    return await fleet.md(name) is None
+
+
+async def test_a_lease_for_a_deployment_the_operator_does_not_serve_wakes_nothing(
+    fleet: Fleet,
+) -> None:
+    """An operator serving only ``default`` (``--namespace default``): a demand Lease naming
+    a ModelDeployment in another namespace (another release's, or a forged one) must not
+    make it write there; only a deployment whose last pass here wanted no replica is
+    relayed."""
+    async with operator(fleet, settings=SLOW_TIMER, namespaces=("default",)):
+
+        async def healthy() -> bool:
+            fc = await fleet.fc("east")
+            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
+
+        await eventually(healthy, what="east Healthy")
+        for namespace in ("default", "team-b"):
+            md = model_deployment(
+                "coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND}
+            )
+            md["metadata"]["namespace"] = namespace
+            await fleet.kubectl.create(MD_PATH.format(ns=namespace), md)
+
+        async def reconciled() -> bool:
+            body = await fleet.md("coder")
+            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
+
+        await eventually(reconciled, what="the first pass's status in default")
+        now = datetime.now(UTC)
+        await fleet.kubectl.create(
+            LEASES.format(ns=SYSTEM_NS),
+            demand_lease(DeploymentKey("team-b", "coder"), SYSTEM_NS, now, "gw"),
+        )
+        await asyncio.sleep(3.0)
+        other = await fleet.kubectl.get(MD_PATH.format(ns="team-b") + "/coder")
+        assert other is not None
+        assert DEMAND_SEEN_AT not in (other["metadata"].get("annotations") or {})
+        # The served one still wakes.
+        await fleet.kubectl.create(
+            LEASES.format(ns=SYSTEM_NS),
+            demand_lease(DeploymentKey("default", "coder"), SYSTEM_NS, now, "gw"),
+        )
+        await eventually(lambda: fleet.replicas("east") == 1, what="one replica after the Lease")

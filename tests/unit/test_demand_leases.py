@@ -6,18 +6,21 @@ with the real operator in tests/integration/test_operator_wake.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from modelfleet.clusters import ClusterNotFound, ResourceKind
+from modelfleet.clusters import ClusterForbidden, ClusterNotFound, ResourceKind
+from modelfleet.clusters.informer import InformerSettings
 from modelfleet.clusters.objects import JsonObject
 from modelfleet.gateway.activator import demand_lease
 from modelfleet.gateway.catalog import DeploymentKey
-from modelfleet.labels import DEMAND_FOR_DEPLOYMENT, DEMAND_SEEN_AT
-from modelfleet.loop.demand_leases import DemandRelay, lease_demand
+from modelfleet.labels import DEMAND_FOR_DEPLOYMENT, DEMAND_SEEN_AT, demand_lease_name
+from modelfleet.loop.demand_leases import DemandLeaseWatch, DemandRelay, lease_demand
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, tzinfo=UTC)
 KEY = DeploymentKey("team", "coder")
@@ -135,3 +138,101 @@ async def test_a_deployment_whose_last_pass_wanted_replicas_is_not_patched() -> 
     relay.seen(lease(1.0))
     await _settle(relay)
     assert len(patcher.patches) == 1
+
+
+@pytest.mark.parametrize(
+    "claimed",
+    [
+        "team/../../../../api/v1/namespaces/modelfleet-system/services/modelfleet",
+        "team/coder/status",
+        "team/coder?dryRun=All",
+        "team/Coder",
+        "Team/coder",
+        "team/" + "x" * 254,
+        "a" * 64 + "/coder",
+    ],
+)
+async def test_a_lease_naming_no_possible_deployment_is_ignored(claimed: str) -> None:
+    """Whoever can write Leases in the gateway's namespace (the gateway) must not steer the
+    operator's patch to another resource: the name goes into the request's URL path, and the
+    operator may patch Deployments, Services and FleetClusters cluster-wide."""
+    forged = lease(0.0)
+    forged["metadata"]["annotations"] = {DEMAND_FOR_DEPLOYMENT: claimed}
+    assert lease_demand(forged) is None
+    patcher = Recorder()
+    relay = DemandRelay(patcher, clock=lambda: NOW)
+    relay.seen(forged)
+    await _settle(relay)
+    assert patcher.patches == []
+
+
+def test_the_longest_possible_names_are_still_relayed() -> None:
+    key = DeploymentKey("n" * 63, "a." + "b" * 60 + "." + "c" * 190)
+    assert len(key.name) == 253
+    assert lease_demand(lease(0.0, key)) == (key.namespace, key.name, NOW)
+
+
+def test_demand_lease_names_fit_and_never_collide() -> None:
+    """``<namespace>.<name>`` while it fits the 253 characters of an object name; a longer
+    name is digested into a form no real pair can take (no dot), so a deployment named like
+    another's digest does not share its Lease (and its wake-ups)."""
+    assert demand_lease_name("team", "coder") == "team.coder"
+    for namespace in ("team", "n" * 63):
+        long_name = "x" * 253
+        hashed = demand_lease_name(namespace, long_name)
+        # A deployment named like the digest part (a valid name) gets a Lease of its own.
+        assert demand_lease_name(namespace, hashed.partition(".")[2]) != hashed
+        assert demand_lease_name(namespace, hashed.rpartition("-")[2]) != hashed
+        assert demand_lease_name(namespace, "y" * 253) != hashed
+        assert len(hashed) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", hashed)
+        assert hashed.startswith(f"{namespace}-")
+
+
+class Refusing:
+    """A hub that answers 403 to the Lease LIST (the operator's Role missing)."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    async def list_versioned(
+        self, kind: ResourceKind, selector: Mapping[str, str], *, namespace: str | None = None
+    ) -> tuple[list[JsonObject], str]:
+        self.lists += 1
+        raise ClusterForbidden(
+            'leases is forbidden: User "system:serviceaccount:x:y" cannot list resource "leases"',
+            verb="list",
+            resource="leases",
+            cluster="hub",
+            status=403,
+        )
+
+    async def watch(self, *args: Any, **kwargs: Any) -> AsyncIterator[JsonObject]:
+        raise AssertionError("no watch without a list")
+
+
+async def test_a_forbidden_lease_watch_is_one_warning_naming_the_grant(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An upgrade with rbac.create=false and the RBAC of the annotation design: the
+    operator may not read the Leases, so no wake-up ever comes through them. That must be
+    a warning saying what to grant, once, not an info line every minute about a fallback
+    this watch does not have."""
+    hub = Refusing()
+    watch = DemandLeaseWatch(
+        namespace="modelfleet-system",
+        watch_client=hub,
+        patcher=Recorder(),
+        clock=lambda: NOW,
+        settings=InformerSettings(backoff_initial_seconds=0.01, backoff_max_seconds=0.02),
+    )
+    with caplog.at_level(logging.INFO):
+        watch.start()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if hub.lists >= 3:
+                break
+        await watch.close()
+    assert hub.lists >= 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "get, list and watch on leases in modelfleet-system" in warnings[0], warnings

@@ -492,6 +492,21 @@ class KubernetesClusterClient:
             content_type="application/merge-patch+json",
         )
 
+    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        """Delete one object (dependents in the background); False when it was gone already.
+        Raises the other typed errors of a request."""
+        try:
+            await self._request(
+                "DELETE",
+                kind.object_path(name, namespace),
+                verb="delete",
+                resource=kind.plural,
+                query=[("propagationPolicy", "Background")],
+            )
+        except ClusterNotFound:
+            return False
+        return True
+
     # -- SecretReader ------------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> SecretData:

@@ -53,19 +53,16 @@ LEASE_SECONDS = 120
 
 def demand_lease(key: DeploymentKey, namespace: str, when: datetime, holder: str) -> dict[str, Any]:
     """The demand Lease of ``key`` in ``namespace`` (the gateway's), renewed at ``when``."""
-    labels = {DEMAND_LEASE: "true", DEMAND_FOR_NAMESPACE: key.namespace}
-    if len(key.name) <= 63:
-        labels[DEMAND_FOR_DEPLOYMENT] = key.name
+    renewal = _renewal(key, when, holder)
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {
             "name": demand_lease_name(key.namespace, key.name),
             "namespace": namespace,
-            "labels": labels,
-            "annotations": {DEMAND_FOR_DEPLOYMENT: f"{key.namespace}/{key.name}"},
+            **renewal["metadata"],
         },
-        "spec": _renewal(when, holder)["spec"],
+        "spec": renewal["spec"],
     }
 
 
@@ -74,13 +71,24 @@ def _micro_time(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _renewal(when: datetime, holder: str) -> dict[str, Any]:
+def _renewal(key: DeploymentKey, when: datetime, holder: str) -> dict[str, Any]:
+    """The merge patch of a renewal. It carries the labels the operator selects the Lease
+    by and the annotation it reads the deployment from, so that a Lease of that name the
+    gateway did not create (by hand, by another version, a label removed) is made visible
+    rather than renewed unseen; labels and annotations of others stay (a merge patch)."""
+    labels = {DEMAND_LEASE: "true", DEMAND_FOR_NAMESPACE: key.namespace}
+    if len(key.name) <= 63:
+        labels[DEMAND_FOR_DEPLOYMENT] = key.name
     return {
+        "metadata": {
+            "labels": labels,
+            "annotations": {DEMAND_FOR_DEPLOYMENT: f"{key.namespace}/{key.name}"},
+        },
         "spec": {
             "holderIdentity": holder,
             "renewTime": _micro_time(when),
             "leaseDurationSeconds": LEASE_SECONDS,
-        }
+        },
     }
 
 
@@ -138,7 +146,7 @@ class DemandWaker:
         try:
             try:
                 await api.patch_namespaced_lease(
-                    name, self.namespace, _renewal(when, self._holder), **options
+                    name, self.namespace, _renewal(key, when, self._holder), **options
                 )
             except ApiException as exc:
                 if exc.status != 404:
@@ -153,7 +161,7 @@ class DemandWaker:
                         raise
                     # Another gateway replica created it meanwhile: renew it.
                     await api.patch_namespaced_lease(
-                        name, self.namespace, _renewal(when, self._holder), **options
+                        name, self.namespace, _renewal(key, when, self._holder), **options
                     )
         except ApiException as exc:  # the limit stays: tried again after ``interval``
             hint = (

@@ -15,11 +15,15 @@ within two watch latencies of the first held request. The operator may patch
 ModelDeployments anyway; it writes only this one annotation, only from a Lease renewed at
 most ``FRESH_SECONDS`` ago (and not more than ``SKEW_SECONDS`` ahead), and at most once per
 ``interval`` per deployment however many gateway replicas renew the Lease, and only for a
-deployment whose last pass wanted no replica (``at_zero``): the gateway also holds requests
-while a ``min > 0`` deployment starts or fails over, and the annotation is no news then.
+deployment whose last pass here wanted no replica (``at_zero``): the gateway also holds
+requests while a ``min > 0`` deployment starts or fails over, and the annotation is no news
+then; and a deployment this operator does not serve (``--namespace``) is not its to write.
 
 A Lease naming a deployment that does not exist is ignored (the patch's 404 is logged at
-debug level). Patches run in the background; ``close`` cancels them.
+debug level), and so is one whose ``namespace/name`` is no Kubernetes name (it would go
+into the patch's URL path). Patches run in the background; ``close`` cancels them. No owner
+reference can tie a Lease to a ModelDeployment in another namespace, so the operator
+deletes a deployment's Lease when the deployment goes (``DemandLeaseWatch.forget``).
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from modelfleet import GROUP, VERSION
-from modelfleet.clusters import ClusterError, ClusterNotFound, ResourceKind
+from modelfleet.clusters import ClusterError, ClusterForbidden, ClusterNotFound, ResourceKind
 from modelfleet.clusters.informer import Informer, InformerSettings, ListWatchClient
 from modelfleet.clusters.objects import JsonObject
 from modelfleet.labels import (
@@ -41,6 +46,7 @@ from modelfleet.labels import (
     DEMAND_FOR_NAMESPACE,
     DEMAND_LEASE,
     DEMAND_SEEN_AT,
+    demand_lease_name,
 )
 from modelfleet.reconciler.activator import FRESH_SECONDS, SKEW_SECONDS
 
@@ -51,6 +57,12 @@ MODEL_DEPLOYMENT: Final = ResourceKind(
     f"{GROUP}/{VERSION}", "ModelDeployment", "modeldeployments", namespaced=True
 )
 SELECTOR: Final = {DEMAND_LEASE: "true"}
+
+# What Kubernetes accepts as a namespace (DNS-1123 label) and as a ModelDeployment's name
+# (DNS-1123 subdomain). A Lease is anyone's text: its annotation goes into the patch's URL
+# path, where ``a/../../..`` would name another resource the operator may patch.
+_NAMESPACE: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 class MergePatcher(Protocol):
@@ -71,7 +83,9 @@ class MergePatcher(Protocol):
 def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     """(namespace, name, renew time) of the ModelDeployment a demand Lease speaks for; None
     when the Lease does not say (no ``namespace/name`` annotation nor labels, no
-    ``spec.renewTime`` with a zone): such a Lease is ignored, never an error."""
+    ``spec.renewTime`` with a zone) or names no possible ModelDeployment (a namespace that
+    is not a DNS label, a name that is not a DNS subdomain of at most 253 characters):
+    such a Lease is ignored, never an error."""
     meta = lease.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
@@ -83,6 +97,8 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     raw = (lease.get("spec") or {}).get("renewTime")
     if not (namespace and name and isinstance(raw, str)):
         return None
+    if not (_NAMESPACE.fullmatch(namespace) and _NAME.fullmatch(name) and len(name) <= 253):
+        return None
     try:
         renewed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -92,13 +108,24 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     return namespace, name, renewed
 
 
+class ObjectDeleter(Protocol):
+    """What ``DemandLeaseWatch.forget`` needs of the hub's client (``KubernetesClusterClient``)."""
+
+    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+        """Delete one object; False when it was gone already."""
+        ...
+
+
 class DemandRelay:
     """Copies fresh demand Leases onto the wake-up annotation (see the module docstring).
 
     ``patcher`` writes to the hub; ``clock`` is the operator's clock (freshness);
     ``interval`` the least time (seconds, of renew times) between two patches of one
     deployment; ``at_zero(namespace, name)``, when given, says whether the deployment's
-    last pass wanted no replica (unknown deployments: True). Use on one event loop.
+    last pass here wanted no replica (the operator passes False for a deployment it has not
+    reconciled: one it does not serve, or, just after a restart, one whose first pass has
+    not run yet: the gateway's next renewal, 15 s later, is relayed). Use on one event
+    loop.
     """
 
     def __init__(
@@ -167,6 +194,59 @@ class DemandRelay:
         self._tasks.clear()
 
 
+class _ForbiddenSaid:
+    """The watch client, saying once at warning level what to grant when the hub refuses
+    the Lease LIST or WATCH (the informer itself logs each failure at info level, worded
+    for member-cluster reads that fall back to a LIST; this watch has no fallback: no
+    wake-up comes through the Leases until the grant is there)."""
+
+    def __init__(self, client: ListWatchClient, namespace: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._said = False
+
+    def _refused(self, exc: ClusterForbidden) -> None:
+        if not self._said:
+            self._said = True
+            log.warning(
+                "the operator may not read the gateway's demand Leases (%s): no scale-from-zero "
+                "wake-up comes through them until it gets get, list and watch on leases in %s "
+                "(the chart's Role <release>-modelfleet-demand-reader)",
+                exc,
+                self._namespace,
+            )
+
+    async def list_versioned(
+        self, kind: ResourceKind, selector: Mapping[str, str], *, namespace: str | None = None
+    ) -> tuple[list[JsonObject], str]:
+        try:
+            return await self._client.list_versioned(kind, selector, namespace=namespace)
+        except ClusterForbidden as exc:
+            self._refused(exc)
+            raise
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        resource_version: str,
+        timeout_seconds: int,
+    ) -> AsyncIterator[JsonObject]:
+        try:
+            return await self._client.watch(
+                kind,
+                selector,
+                namespace=namespace,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+            )
+        except ClusterForbidden as exc:
+            self._refused(exc)
+            raise
+
+
 class DemandLeaseWatch:
     """The relay fed by an informer of the demand Leases in ``namespace``: ``start`` it on
     the operator's event loop, ``close`` it on the way out (no task outlives it)."""
@@ -180,11 +260,16 @@ class DemandLeaseWatch:
         clock: Callable[[], datetime],
         settings: InformerSettings | None = None,
         at_zero: Callable[[str, str], bool] | None = None,
+        deleter: ObjectDeleter | None = None,
     ) -> None:
+        self.namespace = namespace
         self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
+        self._deleter = deleter
+
+        said = _ForbiddenSaid(watch_client, namespace)
 
         async def client() -> ListWatchClient:
-            return watch_client
+            return said
 
         base = settings or InformerSettings()
         self.informer = Informer(
@@ -211,6 +296,20 @@ class DemandLeaseWatch:
             self._task = asyncio.get_running_loop().create_task(
                 self.informer.run(), name="demand leases"
             )
+
+    async def forget(self, namespace: str, name: str) -> None:
+        """ModelDeployment ``namespace/name`` is going: delete its demand Lease (no owner
+        reference can tie a Lease in the gateway's namespace to it, so nothing else would).
+        Never raises: a Lease already gone is the goal, and a refused or failed delete is
+        logged and leaves one small object behind (a gateway still holding requests for the
+        deployment may also write it again, until its catalog drops the deployment)."""
+        if self._deleter is None:
+            return
+        lease = demand_lease_name(namespace, name)
+        try:
+            await self._deleter.delete(LEASE, lease, namespace=self.namespace)
+        except ClusterError as exc:
+            log.warning("could not delete demand Lease %s/%s: %s", self.namespace, lease, exc)
 
     async def close(self) -> None:
         """Stop the watch and the patches in flight."""

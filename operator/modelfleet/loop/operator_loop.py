@@ -104,8 +104,11 @@ class OperatorLoop:
         self.reconciles = 0
         self.probe_count = 0
         self.wanting: set[tuple[str, str]] = set()
-        """(namespace, name) of the deployments whose last pass wanted replicas: demand
-        seen at the gateway is news only for the others (``demand_leases``)."""
+        """(namespace, name) of the deployments whose last pass wanted replicas."""
+        self.idle: set[tuple[str, str]] = set()
+        """(namespace, name) of the deployments whose last pass here wanted no replica:
+        the only ones demand seen at the gateway is news for (``demand_leases``); a
+        deployment this operator does not serve (another namespace) is in neither set."""
 
     @property
     def stockouts(self) -> StockoutMemory:
@@ -145,8 +148,10 @@ class OperatorLoop:
         key = (md.metadata.namespace or "default", md.metadata.name)
         if outcome.plan.desired_replicas > 0:
             self.wanting.add(key)
+            self.idle.discard(key)
         else:
             self.wanting.discard(key)
+            self.idle.add(key)
         self._record(md, outcome)
         return outcome
 
@@ -186,6 +191,9 @@ class OperatorLoop:
             outcome = await self.reconciler.finalize(md, fleet=fleet, others=others)
         if outcome.done:
             self.deployments.forget(uid)
+            key = (md.metadata.namespace or "default", md.metadata.name)
+            self.wanting.discard(key)
+            self.idle.discard(key)
             if self.metrics is not None:
                 self.metrics.forget_deployment(md.metadata.namespace or "default", md.metadata.name)
         return outcome

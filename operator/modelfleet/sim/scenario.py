@@ -327,6 +327,32 @@ def _trace_problem(trace: TraceSpec, spec: ScenarioSpec, *, field: str) -> str |
     return None
 
 
+def _curve_problem(traffic: TrafficSpec, spec: ScenarioSpec, *, field: str) -> str | None:
+    """Why the generated (diurnal, bursts) ``traffic`` is too large to simulate in
+    ``spec`` (None: it is not): the requests it draws on average over the warm-up and the
+    run, against the replay's limit (``MAX_REPLAYED_REQUESTS``: the report keeps one entry
+    per request, and a rate past about 1e18 per second is no Poisson draw at all)."""
+    import numpy as np
+
+    from modelfleet.sim.traffic import MAX_REPLAYED_REQUESTS, apply_bursts, diurnal_rate
+
+    offset = int(spec.world.control.warmup_minutes * 60)
+    seconds = offset + int(spec.duration_hours * 3600)
+    start_hour = (spec.start_hour - offset / 3600.0) % 24.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        rate = apply_bursts(
+            diurnal_rate(traffic, seconds, start_hour=start_hour), traffic.bursts, offset=offset
+        )
+        requests = float(np.sum(rate))
+    if requests <= MAX_REPLAYED_REQUESTS:  # False for inf and nan too
+        return None
+    return (
+        f"{field}: peakRps {traffic.peak_rps:g}, troughRps {traffic.trough_rps:g} and the "
+        f"bursts (trafficBurst events included) would draw {requests:,.3g} requests over the "
+        f"run (at most {MAX_REPLAYED_REQUESTS:,}): lower peakRps or a burst's multiplier"
+    )
+
+
 def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read and validate the scenario at ``path`` and the manifests it references.
 
@@ -437,7 +463,18 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
         errors.extend(f"{source}: {p}" for p in _weights_problems(spec, fleet, deployments))
     if errors:
         raise ScenarioError(errors)
-    return Scenario(spec=spec, source=source, fleet=tuple(fleet), deployments=tuple(deployments))
+    scenario = Scenario(
+        spec=spec, source=source, fleet=tuple(fleet), deployments=tuple(deployments)
+    )
+    for i, md in enumerate(scenario.deployments):
+        traffic = scenario.traffic_of(md)
+        if traffic.trace is None and (
+            problem := _curve_problem(traffic, spec, field=f"deployments.{i}.traffic")
+        ):
+            errors.append(f"{source}: {problem}")
+    if errors:
+        raise ScenarioError(errors)
+    return scenario
 
 
 def _weights_problems(
