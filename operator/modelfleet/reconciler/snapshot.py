@@ -130,7 +130,7 @@ def fleet_snapshot(
     views = (_VIEWS.marked(c, stockouts.marks(c.metadata.name)) for c in fleet)
     clusters = tuple(sorted(views, key=lambda v: v.name))  # as fleet_from_api
     others = ledger.placements(exclude=deployment_key(md))
-    return FleetSnapshot(clusters, (*others, *mine))
+    return FleetSnapshot(clusters, (*others, *mine), ledger.idle_nodes())
 
 
 async def metrics_snapshot(

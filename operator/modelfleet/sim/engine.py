@@ -200,7 +200,7 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
         gpus[k] = world.gpu_hours - hours
         on_demand[k] = world.on_demand_cost_usd - listed
         for loss in world.losses[seen_losses:]:
-            if loss.before:
+            if loss.before and not loss.drained:
                 load.vanished(loss.md, now, loss.lost / loss.before)
         seen_losses = len(world.losses)
         pods = world.ready_pods(now)
