@@ -235,6 +235,10 @@ async def _upkeep_pools(
     for p in pools:
         key = (cluster.metadata.name, p.instance_type, p.capacity_type)
         asked = upkeep.ledger.requested(key)
+        # The Ready count as the cloud reports it now: a pass calls a pool only when its
+        # size changes or replicas wait on it, so during a scale-in delay this listing is
+        # what keeps the ledger's warm nodes (core.warm) true after a reclaim or a failure.
+        upkeep.ledger.saw(key, p.ready_nodes)
         if asked is not None and asked != p.desired_nodes:
             # Resized behind our back (or our call was lost): the next pass re-asserts it.
             upkeep.ledger.forget_request(key)
