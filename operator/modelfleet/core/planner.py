@@ -247,7 +247,13 @@ def plan(
         growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
 
     # 3a. Warm nodes first (core.warm): a shortfall goes onto Ready nodes nobody books.
-    if fleet.idle_nodes and desired + standby > sum(sticky.values()):
+    #     warm_node_price_factor 0 turns the rule off, also while the SLO breaks (the
+    #     urgent factor only widens a rule that is on).
+    if (
+        fleet.idle_nodes
+        and settings.warm_node_price_factor > 0
+        and desired + standby > sum(sticky.values())
+    ):
         sticky, warm_reasons = warm_sticky(
             sticky,
             wanted=desired + standby,

@@ -328,7 +328,8 @@ class PlannerSettings:
     warm_node_urgent_price_factor: float = 3.0
     """The same limit while the fleet breaches its SLO or is saturated (capacity needed
     now): a warm on-demand node at twice the spot price is better than a new spot node in
-    seven minutes, and scale-in removes the dearest replicas first afterwards."""
+    seven minutes, and scale-in removes the dearest replicas first afterwards. Applies only
+    while warm placement is on (``warm_node_price_factor`` > 0)."""
     gpu_hour_price: float = 1.0
     """Placement only: a shadow price in USD per GPU-hour added to every offering's node
     price (``gpus_per_node x gpu_hour_price``) before it is ranked and costed per unit of

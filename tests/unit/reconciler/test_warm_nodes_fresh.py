@@ -21,7 +21,9 @@ async def test_a_reclaimed_idle_node_is_no_longer_warm() -> None:
     await world.start()
     world.add(
         model_deployment(
-            "a", replicas={"min": 2, "max": 2}, placement={"capacity": {"spot": "Preferred", "onDemandBase": 0}}
+            "a",
+            replicas={"min": 2, "max": 2},
+            placement={"capacity": {"spot": "Preferred", "onDemandBase": 0}},
         )
     )
     await world.reconcile("a")
