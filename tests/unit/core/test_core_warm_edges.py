@@ -79,12 +79,6 @@ def test_a_deployment_at_zero_woken_by_demand_starts_on_a_warm_node() -> None:
 def test_factor_zero_turns_warm_placement_off_also_while_the_slo_breaks() -> None:
     # docs/operations.md: warmNodePriceFactor 0 turns it off. A breach (urgent) must not
     # turn it back on with the urgent factor's default 3.0.
-    from dataclasses import replace
-
-    from core_builders import signals
-
-    from modelfleet.core.types import DEFAULT_SETTINGS
-
     off = replace(DEFAULT_SETTINGS, warm_node_price_factor=0.0)
     breach = signals(a=ClusterSignals(ready_replicas=1, ttft_p95_ms=600.0, request_rate=5.0))
     p = plan(
