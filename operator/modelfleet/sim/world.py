@@ -12,7 +12,7 @@ Units: seconds, milliseconds where the name says ``Ms``, USD, tokens, bytes.
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -149,11 +149,11 @@ class Provisioning(SimModel):
 class SpotMarket(SimModel):
     """How spot capacity is reclaimed."""
 
-    notice_seconds_by_cloud: dict[str, float] = Field(
+    notice_seconds_by_cloud: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"aws": 120.0, "gcp": 30.0, "azure": 30.0},
         description="Interruption notice before the node goes: AWS two minutes (EC2 Spot "
         "interruption notice), GCP 30 s (Spot VM preemption), Azure 30 s (Scheduled Events "
-        "eviction notice).",
+        "eviction notice). Seconds, 0 or more.",
     )
     default_notice_seconds: float = Field(default=120.0, ge=0, description="Other clouds.")
     drain_on_notice: bool = Field(
