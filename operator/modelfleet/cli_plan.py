@@ -32,7 +32,7 @@ from rich.table import Table
 from modelfleet.api.validation import ManifestLoadError, load_objects
 from modelfleet.core import DecisionState, MetricsSnapshot, Plan, plan, unsatisfiable
 from modelfleet.core.from_api import deployment_from_api, fleet_from_api
-from modelfleet.core.types import ClusterSignals
+from modelfleet.core.types import DEFAULT_SETTINGS, ClusterSignals
 
 
 class PlanInputError(Exception):
@@ -206,6 +206,19 @@ def rounded(value: Any, key: str = "") -> Any:
     return value
 
 
+def stale_signals(metrics: MetricsSnapshot, now: datetime) -> datetime | None:
+    """The oldest observation time in ``metrics`` that the planner ignores as stale at
+    ``now`` (older than ``PlannerSettings.stale_after_seconds``); None when none is."""
+    limit = DEFAULT_SETTINGS.stale_after_seconds
+    times = [
+        s.observed_at or metrics.observed_at
+        for clusters in metrics.by_deployment.values()
+        for s in clusters.values()
+    ]
+    old = [t for t in times if t is not None and (now - t).total_seconds() > limit]
+    return min(old) if old else None
+
+
 def plan_command(
     deployment: Path,
     fleet: Path,
@@ -221,10 +234,21 @@ def plan_command(
     A plan that cannot place everything still exits 0: the output says what is missing.
     """
     try:
-        result = make_plan(deployment, fleet, metrics=metrics, now=parse_now(now))
+        when = parse_now(now)
+        result = make_plan(deployment, fleet, metrics=metrics, now=when)
+        stale = stale_signals(load_metrics(metrics, now=when), when) if metrics else None
     except PlanInputError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
+    if stale is not None:
+        limit = DEFAULT_SETTINGS.stale_after_seconds
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(str(metrics))}: signals observed at "
+            f"{stale.isoformat()} are stale at {when.isoformat()} (older than {limit:g} s) "
+            "and were ignored: the plan is the plan without them; pass --now to plan as of "
+            "when they were observed",
+            highlight=False,
+        )
     if output == "json":
         out.print(json.dumps(rounded(result.to_dict()), indent=2), markup=False, highlight=False)
     else:
