@@ -6,7 +6,7 @@ a metrics file, runs the same ``core.plan`` as the operator, and prints a table 
 reasons or one JSON object. The metrics file format (see tests/fixtures/metrics/):
 
 ```yaml
-observedAt: "2025-06-01T12:00:00Z"   # optional, defaults to --now
+observedAt: "2025-06-01T12:00:00Z"   # optional, defaults to --now; > 120 s before it: stale
 deployments:
   default/llama-8b:                   # namespace/name, or a bare name in namespace default
     aws-use1: {readyReplicas: 2, ttftP95Ms: 310, tpotP95Ms: 42, queuePerReplica: 5,
