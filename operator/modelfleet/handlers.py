@@ -234,12 +234,44 @@ async def _probe(
     try:
         cluster = FleetCluster.model_validate(dict(body))
     except ValidationError as exc:
-        kopf.event(body, type="Warning", reason="InvalidSpec", message=spec_problems(exc)[:1000])
+        _reject_cluster(body, patch, memo, exc)
         return
     deployments = _all(md_index) if md_index is not None else None
     outcome = await memo.loop.probe(cluster, deployments=deployments)
     patch.status.update(outcome.status_patch())
     _post(body, outcome.events)
+
+
+def _reject_cluster(
+    body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
+) -> None:
+    """A FleetCluster the models refuse is left out of the fleet: say so in its status
+    (Ready=False, reason InvalidSpec, the fields and what is wrong, never the values: a
+    spec may carry a credential) and in one Event per new message or generation. The next
+    probe after a fix writes the conditions afresh, which clears this one."""
+    generation = body.metadata.get("generation")
+    message = f"the spec is invalid (the cluster is not used): {spec_problems(exc)}"[:1024]
+    conditions = (body.get("status") or {}).get("conditions") or []
+    old = next((c for c in conditions if c.get("type") == C.READY), None) or {}
+    if (old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
+        "InvalidSpec",
+        message,
+        generation,
+    ):
+        return  # said already
+    since = old.get("lastTransitionTime") if old.get("status") == "False" else None
+    patch.status["observedGeneration"] = generation
+    patch.status["conditions"] = [
+        {
+            "type": C.READY,
+            "status": "False",
+            "reason": "InvalidSpec",
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": since or memo.clock().isoformat(),
+        }
+    ]
+    kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
 
 
 def _post(body: kopf.Body, events: Iterable[EventRecord]) -> None:

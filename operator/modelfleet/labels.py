@@ -62,8 +62,27 @@ def node_labels(cluster: str, instance_type: str, capacity_type: str) -> dict[st
     }
 
 
-# Annotation the gateway (the activator) writes on a ModelDeployment when it holds a request
-# for it while no replica exists (RFC 3339 time of that request). Not under PREFIX: kopf
-# ignores changes to annotations under its own storage prefix, and this change must wake
-# the operator (reconciler/activator.py).
+# Annotation on a ModelDeployment: the RFC 3339 time of a request held for it while no
+# replica exists. The operator writes it when the gateway's demand Lease (below) changes,
+# and anyone allowed to patch the ModelDeployment may too. Not under PREFIX: kopf ignores
+# changes to annotations under its own storage prefix, and this change must wake the
+# operator (reconciler/activator.py).
 DEMAND_SEEN_AT: Final = f"activator.{PREFIX}/demand-seen-at"
+
+# The gateway's demand Leases (coordination.k8s.io/v1, in the gateway's own namespace): one
+# per ModelDeployment it held a request for, spec.renewTime the time of that request. The
+# operator watches the Leases carrying DEMAND_LEASE=true (loop/demand_leases.py).
+DEMAND_LEASE: Final = f"activator.{PREFIX}/demand"
+DEMAND_FOR_NAMESPACE: Final = f"activator.{PREFIX}/namespace"
+DEMAND_FOR_DEPLOYMENT: Final = f"activator.{PREFIX}/deployment"
+"""Label (the name, when it fits a label value) and annotation (always ``namespace/name``)."""
+
+
+def demand_lease_name(namespace: str, name: str) -> str:
+    """The demand Lease of ModelDeployment ``namespace/name``: ``<namespace>.<name>`` (a
+    namespace has no dot, so the pair is unambiguous), or ``<namespace>.<digest>`` where
+    that would pass the 253 characters of an object name."""
+    full = f"{namespace}.{name}"
+    if len(full) <= 253:
+        return full
+    return f"{namespace}.{hashlib.sha256(name.encode()).hexdigest()[:40]}"

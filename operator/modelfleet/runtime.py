@@ -29,6 +29,7 @@ from modelfleet.clusters.informer import ListWatchClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
 from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
 from modelfleet.loop import LoopSettings, OperatorLoop
+from modelfleet.loop.demand_leases import DemandLeaseWatch
 from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.metrics.prometheus import PrometheusClient, PrometheusMetricsSource
 from modelfleet.metrics.source import MetricsSource
@@ -141,6 +142,11 @@ class RunSettings:
     """Deployment passes running at once; the others wait (probes never do)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
+    activator_namespace: str | None = None
+    """Namespace of the gateway's demand Leases (``loop.demand_leases``); None:
+    ``$MODELFLEET_POD_NAMESPACE`` (the chart sets it: the release namespace, where the
+    gateway runs), and without it no Lease is watched (the annotation and the Prometheus
+    demand signal still wake deployments)."""
 
     def loop(self) -> LoopSettings:
         """The operator loop's share of these settings."""
@@ -289,6 +295,21 @@ async def build_context(
         metrics=metrics,
         clock=clock,
     )
+    lease_namespace = settings.activator_namespace or os.environ.get("MODELFLEET_POD_NAMESPACE")
+    if lease_namespace and isinstance(hub, KubernetesClusterClient):
+        # The gateway's demand Leases: a watch of its own (it holds a connection).
+        lease_hub = await hub_client() if probe_hub is not None else hub
+        if lease_hub is not hub:
+            closers.append(lease_hub.close)
+        leases = DemandLeaseWatch(
+            namespace=lease_namespace,
+            watch_client=lease_hub,
+            patcher=hub,
+            clock=clock,
+            at_zero=lambda namespace, name: (namespace, name) not in loop.wanting,
+        )
+        leases.start()
+        closers.insert(0, leases.close)  # stopped before the clients close
     return OperatorContext(
         loop=loop,
         clusters=clusters,

@@ -89,6 +89,7 @@ DEFAULT_RESOURCES: Mapping[str, ResourceSpec] = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": ResourceSpec(
         "CustomResourceDefinition", namespaced=False, subresources=("status",)
     ),
+    "coordination.k8s.io/v1/leases": ResourceSpec("Lease", namespaced=True),
 }
 """Resources every emulator serves (Kubernetes built-ins modelfleet reads or writes)."""
 

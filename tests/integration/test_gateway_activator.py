@@ -1,6 +1,8 @@
 """The gateway's wake-up writes (gateway/activator.py) against a real HTTP server speaking
-the API server's PATCH: one merge patch per deployment per interval, a refused write (403:
-the RBAC verb missing; 404) logged, never raised, and retried after the interval (not on
+the API server's Lease requests: a merge patch of the deployment's demand Lease in the
+gateway's own namespace, a create when there is none yet (404), a patch again when another
+replica created it meanwhile (409); one write per deployment per interval; a refused write
+(403: the RBAC verbs missing) logged, never raised, and retried after the interval (not on
 the next held request: a flood must not become one API call per request)."""
 
 from __future__ import annotations
@@ -17,32 +19,52 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from modelfleet.gateway.activator import DemandWaker
 from modelfleet.gateway.catalog import DeploymentKey
-from modelfleet.labels import DEMAND_SEEN_AT
+from modelfleet.labels import (
+    DEMAND_FOR_DEPLOYMENT,
+    DEMAND_FOR_NAMESPACE,
+    DEMAND_LEASE,
+    demand_lease_name,
+)
+from modelfleet.loop.demand_leases import lease_demand
 
 pytestmark = pytest.mark.integration
 
-PATH = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/coder"
+GATEWAY_NS = "modelfleet-system"
+LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{GATEWAY_NS}/leases"
+NAME = demand_lease_name("team", "coder")
 
 
 class Hub:
-    """Answers PATCHes of one ModelDeployment with the queued statuses (then 200)."""
+    """Answers Lease PATCHes and POSTs with the queued statuses (then 200/201), keeping the
+    requests and the Lease a 2xx write left."""
 
     def __init__(self) -> None:
         self.statuses: list[int] = []
-        self.patches: list[tuple[str, dict[str, object]]] = []
+        self.requests: list[tuple[str, str, str, dict[str, object]]] = []
+        self.lease: dict[str, object] | None = None
 
-    async def patch(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
-        self.patches.append((request.headers.get("Content-Type", ""), body))
-        status = self.statuses.pop(0) if self.statuses else 200
-        return web.json_response({"kind": "ModelDeployment", **body}, status=status)
+        self.requests.append(
+            (request.method, request.path, request.headers.get("Content-Type", ""), body)
+        )
+        default = 201 if request.method == "POST" else (200 if self.lease else 404)
+        status = self.statuses.pop(0) if self.statuses else default
+        if status < 300:
+            if request.method == "POST":
+                self.lease = body
+            else:
+                assert self.lease is not None
+                self.lease["spec"] = {**self.lease["spec"], **body["spec"]}  # type: ignore[dict-item]
+        return web.json_response({"kind": "Lease", **(self.lease or {})}, status=status)
 
 
 @pytest.fixture
 async def hub() -> AsyncIterator[tuple[Hub, ApiClient]]:
     state = Hub()
     app = web.Application()
-    app.router.add_patch(PATH, state.patch)
+    app.router.add_post(LEASES, state.handle)
+    app.router.add_patch(f"{LEASES}/{NAME}", state.handle)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -63,61 +85,100 @@ async def _settle(waker: DemandWaker) -> None:
             return
 
 
-async def test_one_merge_patch_per_interval_and_a_refusal_is_retried_after_it(
-    hub: tuple[Hub, ApiClient], caplog: pytest.LogCaptureFixture
+async def test_the_first_write_creates_the_lease_then_patches_renew_it(
+    hub: tuple[Hub, ApiClient],
 ) -> None:
     state, client = hub
     now = [100.0]
-    when = datetime(2026, 12, 1, 7, 0, 5, tzinfo=UTC)
-    waker = DemandWaker(client, interval=15.0, clock=lambda: now[0], wall=lambda: when)
+    when = [datetime(2026, 12, 1, 7, 0, 5, tzinfo=UTC)]
+    waker = DemandWaker(
+        client,
+        namespace=GATEWAY_NS,
+        interval=15.0,
+        clock=lambda: now[0],
+        wall=lambda: when[0],
+        holder="gw-0",
+    )
     key = DeploymentKey("team", "coder")
-    state.statuses = [403]
-    with caplog.at_level(logging.WARNING, logger="modelfleet.gateway.activator"):
-        waker.held(key)
-        await _settle(waker)
-    assert waker.writes == 0 and len(state.patches) == 1
-    assert "403" in caplog.text and "'patch' on modeldeployments" in caplog.text
-
-    waker.held(key)  # refused within the interval: no second try yet
-    await _settle(waker)
-    assert len(state.patches) == 1
-    now[0] += 15.0
-    waker.held(key)  # the interval has passed: tried again
-    await _settle(waker)
-    waker.held(key)  # within the interval of a write that worked: no second write
-    await _settle(waker)
-    assert waker.writes == 1 and len(state.patches) == 2
-    content_type, body = state.patches[-1]
-    assert content_type.startswith("application/merge-patch+json")
-    assert body == {"metadata": {"annotations": {DEMAND_SEEN_AT: "2026-12-01T07:00:05.000Z"}}}
-
-    now[0] += 15.0
     waker.held(key)
     await _settle(waker)
-    assert waker.writes == 2 and len(state.patches) == 3
+    assert [(m, p) for m, p, _, _ in state.requests] == [
+        ("PATCH", f"{LEASES}/{NAME}"),  # 404: no Lease yet
+        ("POST", LEASES),
+    ]
+    assert waker.writes == 1 and state.lease is not None
+    meta = state.lease["metadata"]
+    assert meta == {  # type: ignore[comparison-overlap]
+        "name": "team.coder",
+        "namespace": GATEWAY_NS,
+        "labels": {
+            DEMAND_LEASE: "true",
+            DEMAND_FOR_NAMESPACE: "team",
+            DEMAND_FOR_DEPLOYMENT: "coder",
+        },
+        "annotations": {DEMAND_FOR_DEPLOYMENT: "team/coder"},
+    }
+    # What the operator reads of it (loop/demand_leases.py): the deployment and the time.
+    assert lease_demand(state.lease) == ("team", "coder", when[0])
+
+    waker.held(key)  # within the interval: nothing
+    await _settle(waker)
+    assert len(state.requests) == 2
+    now[0] += 15.0
+    when[0] = datetime(2026, 12, 1, 7, 0, 20, 250000, tzinfo=UTC)
+    waker.held(key)  # the interval has passed: renewed with a merge patch
+    await _settle(waker)
+    method, path, content_type, body = state.requests[-1]
+    assert (method, path) == ("PATCH", f"{LEASES}/{NAME}")
+    assert content_type.startswith("application/merge-patch+json")
+    assert body == {
+        "spec": {
+            "holderIdentity": "gw-0",
+            "renewTime": "2026-12-01T07:00:20.250000Z",
+            "leaseDurationSeconds": 120,
+        }
+    }
+    assert waker.writes == 2 and lease_demand(state.lease) == ("team", "coder", when[0])
+    await waker.close()
+
+
+async def test_a_create_that_lost_the_race_renews_the_other_replicas_lease(
+    hub: tuple[Hub, ApiClient],
+) -> None:
+    state, client = hub
+    state.lease = None
+    state.statuses = [404, 409, 200]  # patch: none yet; create: another replica was first
+    state.lease = {"metadata": {"name": NAME}, "spec": {"holderIdentity": "gw-1"}}
+    waker = DemandWaker(client, namespace=GATEWAY_NS, holder="gw-0")
+    waker.held(DeploymentKey("team", "coder"))
+    await _settle(waker)
+    assert [m for m, _, _, _ in state.requests] == ["PATCH", "POST", "PATCH"]
+    assert waker.writes == 1
+    assert state.lease["spec"]["holderIdentity"] == "gw-0"  # type: ignore[index]
     await waker.close()
 
 
 async def test_a_refusing_api_server_gets_one_write_per_interval_under_a_flood(
     hub: tuple[Hub, ApiClient], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A gateway without the RBAC verb (403), or a deleted deployment (404), must not turn
-    every held request into an API call: a client opening and closing held requests in a
-    loop would otherwise make the gateway hammer the API server (and the log)."""
+    """A gateway without the RBAC verbs (403) must not turn every held request into an API
+    call: a client opening and closing held requests in a loop would otherwise make the
+    gateway hammer the API server (and the log)."""
     state, client = hub
     now = [100.0]
-    waker = DemandWaker(client, interval=15.0, clock=lambda: now[0])
+    waker = DemandWaker(client, namespace=GATEWAY_NS, interval=15.0, clock=lambda: now[0])
     key = DeploymentKey("team", "coder")
-    state.statuses = [403] * 50 + [404] * 50
+    state.statuses = [403] * 100
     with caplog.at_level(logging.WARNING, logger="modelfleet.gateway.activator"):
         for _ in range(200):  # each held request of a flood, each after the last answer
             waker.held(key)
             await _settle(waker)
             now[0] += 0.05  # 10 s in all: within one interval
-    assert len(state.patches) == 1 and waker.writes == 0
+    assert len(state.requests) == 1 and waker.writes == 0
     assert caplog.text.count("could not wake") == 1
+    assert f"'create' and 'patch' on leases in {GATEWAY_NS}" in caplog.text
     now[0] += 15.0
     waker.held(key)
     await _settle(waker)
-    assert len(state.patches) == 2  # tried again after the interval
+    assert len(state.requests) == 2  # tried again after the interval
     await waker.close()

@@ -20,11 +20,9 @@ from kube_emulator import KubeEmulator, ResourceSpec, kube_emulator
 from openai_stub import StubEngine
 from tests.integration import rbac_check
 
-from modelfleet.api import ModelDeployment
 from modelfleet.gateway.run import GatewayOptions, serve_gateway
 from modelfleet.gateway.settings import GatewaySettings
-from modelfleet.labels import DEMAND_SEEN_AT
-from modelfleet.reconciler.activator import demand_seen_at
+from modelfleet.loop.demand_leases import lease_demand
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +121,7 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
             kubeconfig=kubeconfig,
             api_keys_secret=(rbac_check.CHART_NAMESPACE, "gateway-keys"),
             namespaces=namespaces,
+            activator_namespace=rbac_check.CHART_NAMESPACE,
             settings=GatewaySettings(scrape_interval=0, hold_timeout=20),
         )
         async with serve_gateway(options) as running:
@@ -151,16 +150,22 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
             else:
                 pytest.fail("the held request never showed as pending")
             assert cold.served() == 0 and not held.done()
-            # ... and the gateway woke the operator: the held time on the ModelDeployment.
+            # ... and the gateway woke the operator: the held time in qwen's demand Lease,
+            # in the gateway's own namespace.
             for _ in range(100):
-                qwen = kube.get("modelfleet.io/v1alpha1/modeldeployments", "qwen", namespace="team")
-                if DEMAND_SEEN_AT in (qwen or {}).get("metadata", {}).get("annotations", {}):
+                lease = kube.get(
+                    "coordination.k8s.io/v1/leases",
+                    "team.qwen",
+                    namespace=rbac_check.CHART_NAMESPACE,
+                )
+                if lease is not None:
                     break
                 await asyncio.sleep(0.05)
             else:
-                pytest.fail("the held request did not wake the operator (no annotation)")
-            woken = demand_seen_at(ModelDeployment.model_validate(qwen))
-            assert woken is not None and abs((woken - datetime.now(UTC)).total_seconds()) < 30
+                pytest.fail("the held request did not wake the operator (no demand Lease)")
+            demand = lease_demand(lease)
+            assert demand is not None and demand[:2] == ("team", "qwen")
+            assert abs((demand[2] - datetime.now(UTC)).total_seconds()) < 30
 
             # The operator reports the replica ready: the watch event releases the request.
             ready = deployment("qwen", "qwen-1.5b", cold.url, ready=1)["status"]
@@ -180,23 +185,26 @@ async def test_hub_discovery_routes_holds_and_follows_status_changes(
                 await client.chat.completions.create(model="llama-8b", messages=MSG)
             await client.close()
     requests = kube.requests()
-    # The gateway's writes: one wake-up of qwen (a merge patch of its metadata, once for the
-    # one held request) and the route's status (accepted: it alone claims "assistant").
-    # The others are the test's own, standing in for the operator.
-    wake = ("PATCH", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen")
+    # The gateway's writes: one wake-up of qwen (its demand Lease: a patch, 404 as there is
+    # none yet, then the create; once for the one held request) and the route's status
+    # (accepted: it alone claims "assistant"). The others are the test's own, standing in
+    # for the operator. Nothing of the gateway's writes to a ModelDeployment.
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{rbac_check.CHART_NAMESPACE}/leases"
+    wake = [("PATCH", f"{leases}/team.qwen"), ("POST", leases)]
+    qwen = "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/qwen"
     route_status = (
         "PATCH",
         "/apis/modelfleet.io/v1alpha1/namespaces/team/modelroutes/assistant/status",
     )
     gateway_requests = kube.authenticated_requests()
     assert sorted((m, p.split("?")[0]) for m, p in gateway_requests if m != "GET") == sorted(
-        [wake, route_status]
+        [*wake, route_status]
     )
     assert sorted((m, p.split("?")[0]) for m, p in requests if m != "GET") == sorted(
         [
-            wake,
+            *wake,
             route_status,
-            ("PATCH", wake[1] + "/status"),
+            ("PATCH", qwen + "/status"),
             ("DELETE", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/llama"),
         ]
     )

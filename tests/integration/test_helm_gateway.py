@@ -142,12 +142,17 @@ def test_operator_objects_do_not_select_gateway_pods(enabled: Manifests) -> None
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
+DEMAND_LEASES = {
+    "apiGroups": ["coordination.k8s.io"],
+    "resources": ["leases"],
+    "verbs": ["create", "patch"],
+}
+"""The activator's demand Leases (gateway/activator.py), in the release namespace only."""
 GATEWAY_WRITES = [
-    # The activator's wake-up annotation (gateway/activator.py).
-    {"apiGroups": ["modelfleet.io"], "resources": ["modeldeployments"], "verbs": ["patch"]},
     # ModelRoute status and Events (gateway/route_status.py).
     {"apiGroups": ["modelfleet.io"], "resources": ["modelroutes/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    DEMAND_LEASES,
 ]
 """The gateway's only writes (docs/gateway.md)."""
 GATEWAY_RULES = [
@@ -156,11 +161,12 @@ GATEWAY_RULES = [
         "resources": ["modeldeployments", "modelroutes"],
         "verbs": ["get", "list", "watch"],
     },
-    *GATEWAY_WRITES,
+    *GATEWAY_WRITES[:2],
 ]
+DEMAND_ROLE = (NAMESPACE, "mf-modelfleet-gateway-demand")
 
 
-def test_gateway_rbac_reads_routes_and_deployments_writes_only_wakeups_and_route_status(
+def test_gateway_rbac_reads_routes_and_deployments_writes_only_leases_and_route_status(
     enabled: Manifests, full: Manifests
 ) -> None:
     sa = one_of(enabled, "ServiceAccount")["metadata"]["name"]
@@ -170,7 +176,13 @@ def test_gateway_rbac_reads_routes_and_deployments_writes_only_wakeups_and_route
     assert role["rules"] == GATEWAY_RULES
     binding = one_of(enabled, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NAMESPACE}]
-    assert not [m for m in gateway_objects(enabled) if m["kind"] in ("Role", "RoleBinding")]
+    # The demand Leases: a Role in the release namespace, nowhere else.
+    [demand] = [m for m in gateway_objects(enabled) if m["kind"] == "Role"]
+    assert (demand["metadata"]["namespace"], demand["metadata"]["name"]) == DEMAND_ROLE
+    assert demand["rules"] == [DEMAND_LEASES]
+    [demand_binding] = [m for m in gateway_objects(enabled) if m["kind"] == "RoleBinding"]
+    assert demand_binding["roleRef"]["name"] == DEMAND_ROLE[1]
+    assert demand_binding["subjects"] == binding["subjects"]
 
     # Namespaced: Roles in the served namespaces only, and the keys Secret by name.
     assert not [m for m in gateway_objects(full) if m["kind"].startswith("Cluster")]
@@ -183,6 +195,7 @@ def test_gateway_rbac_reads_routes_and_deployments_writes_only_wakeups_and_route
         ("team-a", "mf-modelfleet-gateway"),
         ("team-b", "mf-modelfleet-gateway"),
         (NAMESPACE, "mf-modelfleet-gateway-keys"),
+        DEMAND_ROLE,
     }
     assert roles[NAMESPACE, "mf-modelfleet-gateway-keys"]["rules"] == [
         {
@@ -197,6 +210,11 @@ def test_gateway_rbac_reads_routes_and_deployments_writes_only_wakeups_and_route
             for rule in role["rules"]:
                 assert rule in GATEWAY_WRITES or not WRITE_VERBS & set(rule["verbs"]), rule
                 assert "*" not in rule["resources"] + rule["verbs"] + rule["apiGroups"]
+                if rule == DEMAND_LEASES:
+                    assert role["metadata"].get("namespace") == NAMESPACE
+            # No write to any ModelDeployment (the activator's old patch grant is gone).
+            for verb in WRITE_VERBS:
+                assert not grants(role["rules"], "modelfleet.io", "modeldeployments", verb)
             if role["kind"] == "ClusterRole":
                 assert not grants(role["rules"], "", "secrets", "get")
 

@@ -1,11 +1,20 @@
 """Scale from zero through the activator, with the real operator (kopf + handlers) against
 KMock emulators: a ``replicas.min: 0`` deployment whose demand query has no series stays
-at zero, and the gateway's wake-up annotation (``activator.modelfleet.io/demand-seen-at``,
-written here as the gateway writes it: a merge patch of the metadata) starts it at once
-through kopf's update handler, long before the next timed pass (10 minutes here)."""
+at zero, and
+
+- the gateway's demand Lease (written here as the gateway writes it, a create in its own
+  namespace, ``gateway.activator.demand_lease``) starts it at once: the operator watches
+  the Leases of that namespace and copies a fresh one onto the deployment's wake-up
+  annotation, whose change kopf's update handler reconciles, long before the next timed
+  pass (10 minutes here); the same Lease in another namespace wakes nothing;
+- the wake-up annotation itself (``activator.modelfleet.io/demand-seen-at``, as a user or
+  another front door allowed to patch the ModelDeployment writes it) still does.
+
+Every request the operator sent is checked against the chart's RBAC (the harness)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -15,6 +24,7 @@ import pytest
 from tests.integration.operator_harness import (
     FAST,
     MD_PATH,
+    SYSTEM_NS,
     Fleet,
     eventually,
     fleet_cluster,
@@ -23,12 +33,17 @@ from tests.integration.operator_harness import (
     operator,
 )
 
+from modelfleet.api import ModelDeployment
+from modelfleet.gateway.activator import demand_lease
+from modelfleet.gateway.catalog import DeploymentKey
 from modelfleet.labels import DEMAND_SEEN_AT
+from modelfleet.reconciler.activator import demand_seen_at
 
 pytestmark = pytest.mark.integration
 
 CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0)}
-SLOW_TIMER = dataclasses.replace(FAST, interval_seconds=600.0)
+SLOW_TIMER = dataclasses.replace(FAST, interval_seconds=600.0, activator_namespace=SYSTEM_NS)
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 DEMAND = 'sum(modelfleet_gateway_pending_requests{namespace="$namespace",deployment="$deployment"})'
 
 
@@ -69,3 +84,44 @@ async def test_the_wake_up_annotation_starts_a_deployment_at_zero(fleet: Fleet) 
             return replicas.get("desired") == 1 and replicas.get("unplaced") == 0
 
         await eventually(placed, what="status: one replica desired and placed")
+
+
+async def test_the_gateways_demand_lease_starts_a_deployment_at_zero(fleet: Fleet) -> None:
+    async with operator(fleet, settings=SLOW_TIMER):
+
+        async def healthy() -> bool:
+            fc = await fleet.fc("east")
+            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
+
+        await eventually(healthy, what="east Healthy")
+        md = model_deployment("coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND})
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+
+        async def reconciled() -> bool:
+            body = await fleet.md("coder")
+            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
+
+        await eventually(reconciled, what="the first pass's status")
+        assert fleet.replicas("east") == 0
+
+        # A Lease of the right shape outside the gateway's namespace is nobody's demand.
+        key = DeploymentKey("default", "coder")
+        now = datetime.now(UTC)
+        await fleet.kubectl.create(
+            LEASES.format(ns="default"), demand_lease(key, "default", now, "intruder")
+        )
+        await asyncio.sleep(3.0)
+        assert fleet.replicas("east") == 0
+        assert DEMAND_SEEN_AT not in ((await fleet.md("coder")) or {})["metadata"].get(
+            "annotations", {}
+        )
+
+        # The gateway's, in its namespace: the deployment starts.
+        now = datetime.now(UTC)
+        await fleet.kubectl.create(
+            LEASES.format(ns=SYSTEM_NS), demand_lease(key, SYSTEM_NS, now, "gw")
+        )
+        await eventually(lambda: fleet.replicas("east") == 1, what="one replica after the Lease")
+        body = await fleet.md("coder")
+        woken = demand_seen_at(ModelDeployment.model_validate(body))
+        assert woken is not None and abs((woken - now).total_seconds()) < 0.01

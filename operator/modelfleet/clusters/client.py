@@ -471,6 +471,27 @@ class KubernetesClusterClient:
             self._watches.discard(response)
             response.close()  # a watch connection is not worth keeping for reuse
 
+    # -- merge patch (the operator's wake-up annotation) -------------------------------------
+
+    async def merge_patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> JsonObject:
+        """A JSON merge patch (RFC 7386) of one object; the object as the server returns
+        it. Raises the typed errors of a request (``ClusterNotFound`` when it is gone)."""
+        return await self._request(
+            "PATCH",
+            kind.object_path(name, namespace),
+            verb="patch",
+            resource=kind.plural,
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
     # -- SecretReader ------------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> SecretData:

@@ -148,8 +148,13 @@ class Informer:
         settings: InformerSettings | None = None,
         transform: Transform | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_change: Callable[[JsonObject], None] | None = None,
     ) -> None:
+        """``on_change``, when given, is called with every selected object as listed or
+        as a watch event brings it (added or modified; not deleted), before ``transform``:
+        for readers that act on changes rather than read the store."""
         self.kind = kind
+        self._on_change = on_change
         self.namespace = namespace
         self.selector = dict(selector)
         self.settings = settings or InformerSettings()
@@ -218,6 +223,9 @@ class Informer:
         items, version = await client.list_versioned(
             self.kind, self.selector, namespace=self.namespace
         )
+        if self._on_change is not None:
+            for obj in items:
+                self._on_change(obj)
         self._store = {_key(o): self._transform(o) for o in items}
         self._listed_with = client
         self.state.resource_version = version
@@ -264,6 +272,8 @@ class Informer:
         if kind != "DELETED" and matches_selector(obj, self.selector):
             obj.setdefault("apiVersion", self.kind.api_version)
             obj.setdefault("kind", self.kind.kind)
+            if self._on_change is not None:
+                self._on_change(dict(obj))
             self._store[key] = self._transform(dict(obj))
         else:  # deleted, or no longer selected
             self._store.pop(key, None)

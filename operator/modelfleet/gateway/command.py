@@ -76,6 +76,17 @@ def gateway(
             "deployments) on the hub.",
         ),
     ] = True,
+    activator_namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--activator-namespace",
+            metavar="<namespace>",
+            envvar="MODELFLEET_POD_NAMESPACE",
+            help="Namespace of the demand Leases that wake the operator for requests held "
+            "at zero replicas (default: the gateway pod's own namespace; none outside a "
+            "pod: no wake-ups).",
+        ),
+    ] = None,
     host: Annotated[
         str, typer.Option(metavar="<address>", help="Address to listen on.")
     ] = "0.0.0.0",
@@ -179,6 +190,7 @@ def gateway(
         tls_key=tls_key,
         access_log=access_log,
         route_status=route_status,
+        activator_namespace=activator_namespace,
         settings=settings,
     )
     try:

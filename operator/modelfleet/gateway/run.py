@@ -57,6 +57,9 @@ class GatewayOptions:
     access_log: bool = False
     route_status: bool = True
     """Write ModelRoute status conditions and Events (hub only; see ``route_status``)."""
+    activator_namespace: str | None = None
+    """Namespace of the demand Leases (``activator``); None: the pod's own namespace (the
+    service account's), and outside a pod no wake-ups (the Prometheus signal remains)."""
     settings: GatewaySettings = field(default_factory=GatewaySettings)
 
 
@@ -99,6 +102,17 @@ async def hub_api_client(kubeconfig: Path | None) -> Any:
             "or --endpoints-file for a gateway without a hub"
         ) from None
     return client.ApiClient(configuration)
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _pod_namespace() -> str | None:
+    """The namespace of the pod this runs in (its service account's), None outside a pod."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _ssl_context(options: GatewayOptions) -> ssl.SSLContext | None:
@@ -147,8 +161,15 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
                 route_status=writer,
             )
             hub.start()
-            waker = DemandWaker(api_client)  # scale from zero: wake the operator at once
-            gateway.holds.on_hold = waker.held
+            lease_namespace = options.activator_namespace or _pod_namespace()
+            if lease_namespace:  # scale from zero: wake the operator at once
+                waker = DemandWaker(api_client, namespace=lease_namespace)
+                gateway.holds.on_hold = waker.held
+            else:
+                log.warning(
+                    "no namespace for demand Leases (--activator-namespace): requests held "
+                    "at zero replicas wake the operator only through Prometheus"
+                )
         if keys.required:
             refresher = KeyRefresher(
                 keys,

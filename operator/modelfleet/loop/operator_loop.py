@@ -103,6 +103,9 @@ class OperatorLoop:
         self._slots = asyncio.Semaphore(max(1, s.max_concurrent_reconciles))
         self.reconciles = 0
         self.probe_count = 0
+        self.wanting: set[tuple[str, str]] = set()
+        """(namespace, name) of the deployments whose last pass wanted replicas: demand
+        seen at the gateway is news only for the others (``demand_leases``)."""
 
     @property
     def stockouts(self) -> StockoutMemory:
@@ -139,6 +142,11 @@ class OperatorLoop:
                 return None
         self.reconciles += 1
         self.deployments.done(uid, now, requeue_after=outcome.requeue_after)
+        key = (md.metadata.namespace or "default", md.metadata.name)
+        if outcome.plan.desired_replicas > 0:
+            self.wanting.add(key)
+        else:
+            self.wanting.discard(key)
         self._record(md, outcome)
         return outcome
 

@@ -154,6 +154,19 @@ class SimulatedNodePoolProvider:
             for p in self._pools.values()
         }
 
+    def ready_node_times(self, instance_type: str, capacity_type: CapacityType) -> list[datetime]:
+        """When each Ready node of the pool (instance type, capacity type) became Ready,
+        earliest first (empty without such a pool): the simulator's kubelet model binds a
+        waiting pod at the time its node got Ready. No call is recorded."""
+        now = self._clock()
+        for p in self._pools.values():
+            if (
+                p.spec.offering.instance_type == instance_type
+                and p.spec.capacity_type == capacity_type
+            ):
+                return sorted(t for t in p.node_ready_at if t <= now)
+        return []
+
     # -- NodePoolProvider ----------------------------------------------------------------
 
     async def discover_offerings(self) -> list[Offering]:

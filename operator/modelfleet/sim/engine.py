@@ -3,7 +3,9 @@
 Per tick (``control.tickSeconds``, 5 s like the operator's timer): due events fire (outage,
 stockout, reclaim), the policy acts (for modelfleet: probes and reconciles when due), the
 kubelet model advances pods and bills nodes, and the load model serves the tick's seconds
-with the replicas that are ready. The run begins ``control.warmupMinutes`` before the
+with the replicas that are ready. Events that kopf handles at once (the gateway's
+wake-up of a deployment at zero) are handled at the second they happen within the tick,
+not at the next tick. The run begins ``control.warmupMinutes`` before the
 scenario's start so every policy has its capacity up when measurement begins; everything is
 seeded, so a (scenario, seed, policy) triple always gives the same run.
 """
@@ -208,6 +210,9 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
         for key in keys:
             desired[key][k] = policy.desired(key)
         load.advance(int(now), int(now + tick), pods)
+        if isinstance(policy, ModelfleetPolicy):
+            # Events inside the tick, at their own second (a wake-up at zero).
+            await policy.react(now, now + tick)
         if k % 720 == 0:
             world.trim_call_logs()
     return PolicyRun(

@@ -10,8 +10,10 @@ do is modelled here, every tick:
   pending pods bind FIFO to free GPUs on Ready nodes of their pool (nodeSelector on
   instance type and capacity type); scale-in removes pending pods first, then the newest.
 - **Kubelet**: a bound pod is Ready after the model start time (image pull, weights load),
-  drawn per pod; the Deployment's ``readyReplicas`` is written back to the in-memory API as
-  the controller would (``set_deployment_status``), so the reconciler observes it.
+  drawn per pod; a pod waiting for a node is bound at the second that node became Ready
+  (between two ticks), not at the next tick, as the scheduler binds it at once; the
+  Deployment's ``readyReplicas`` is written back to the in-memory API as the controller
+  would (``set_deployment_status``), so the reconciler observes it.
 - **Node loss**: when a pool has fewer Ready GPUs than its bound pods use (spot reclaim,
   scale-in), the newest pods are evicted and go back to pending — abruptly, so the
   requests the router still sends them fail until it notices.
@@ -105,8 +107,12 @@ class Pod:
     md: str
     workload: str
     gpus: int
+    created: float = 0.0
+    """When the Deployment controller created it (sim seconds)."""
     scheduled: float | None = None
     ready_at: float | None = None
+    seen_ready: bool = False
+    """Its Ready time is in ``FleetWorld.became_ready`` already."""
 
     def ready(self, now: float) -> bool:
         return self.ready_at is not None and self.ready_at <= now
@@ -209,6 +215,11 @@ class FleetWorld:
             deployment_key(md): md.spec.resources.gpu.count for md in scenario.deployments
         }
         self.losses: list[Loss] = []
+        self.became_ready: list[tuple[float, str]] = []
+        """(Ready time in sim seconds, deployment key) of every pod that became Ready (again
+        after an eviction), in the order the kubelet model saw them; kept for the policies
+        whose workloads come from the in-memory clients (modelfleet), whose readiness is
+        written back to them anyway."""
         self.event_log: list[dict[str, object]] = []
         self.capacity_errors: list[tuple[float, str, str, CapacityType]] = []
         """(sim seconds, cluster, gpu, capacity type) of every refused node request."""
@@ -380,7 +391,7 @@ class FleetWorld:
                             lost[pod.md] += 1
                 twin.pods.clear()
                 continue
-            self._sync_pools(twin, counts, now, lost)
+            self._sync_pools(twin, counts, now, dt, lost)
             self._push_readiness(twin, now)
         for md, n in lost.items():
             self.losses.append(Loss(now, md, n, before.get(md, 0)))
@@ -404,6 +415,7 @@ class FleetWorld:
         twin: ClusterTwin,
         counts: dict[PoolKey, tuple[int, int]],
         now: float,
+        dt: float,
         lost: dict[str, int],
     ) -> None:
         wanted: dict[PoolKey, dict[tuple[str, str], int]] = defaultdict(dict)
@@ -431,7 +443,7 @@ class FleetWorld:
                 elif len(mine) < n:
                     md, workload = key
                     gpus = self.gpus_per_replica.get(md, 1)
-                    mine = mine + [Pod(md, workload, gpus) for _ in range(n - len(mine))]
+                    mine = mine + [Pod(md, workload, gpus, now) for _ in range(n - len(mine))]
                 kept.extend(mine)
             offering = twin.offerings.get(pool[0])
             capacity = counts.get(pool, (0, 0))[0] * (offering.gpus_per_node if offering else 0)
@@ -447,10 +459,25 @@ class FleetWorld:
                     lost[pod.md] += 1
                 pod.scheduled = None
                 pod.ready_at = None
+                pod.seen_ready = False
+            node_times: list[float] | None = None
             for pod in kept:
                 if pod.scheduled is None and used + pod.gpus <= capacity:
-                    pod.scheduled = now
-                    pod.ready_at = now + self._start_sampler()
+                    bound_at = now
+                    if pod.created < now and offering is not None:
+                        # Waiting since an earlier tick: bound when the node it needed got
+                        # Ready, if that was since the last tick (else the room was made
+                        # at this one, by a pod leaving).
+                        if node_times is None:
+                            node_times = [
+                                (t - self.clock.start).total_seconds()
+                                for t in twin.provider.ready_node_times(*pool)
+                            ]
+                        nodes = -(-(used + pod.gpus) // offering.gpus_per_node)
+                        if 0 < nodes <= len(node_times) and node_times[nodes - 1] > now - dt:
+                            bound_at = max(pod.created, node_times[nodes - 1])
+                    pod.scheduled = bound_at
+                    pod.ready_at = bound_at + self._start_sampler()
                     used += pod.gpus
             twin.pods[pool] = kept
         for pool in [p for p, pods in twin.pods.items() if not pods]:
@@ -462,8 +489,11 @@ class FleetWorld:
         ready: dict[str, int] = defaultdict(int)
         for pods in twin.pods.values():
             for pod in pods:
-                if pod.ready(now):
+                if pod.ready_at is not None and pod.ready_at <= now:
                     ready[pod.workload] += 1
+                    if not pod.seen_ready:
+                        pod.seen_ready = True
+                        self.became_ready.append((pod.ready_at, pod.md))
         namespaces = {name: md.split("/", 1)[0] for (md, name, _, _) in twin.desired}
         for name, namespace in namespaces.items():
             n = ready.get(name, 0)

@@ -134,7 +134,6 @@ class ModelfleetPolicy:
         self.name: str = name
         self._load = load
         """The requests as the gateway sees them (the activator); None: no activator."""
-        self._tick = world.world.control.tick_seconds
         self._world = world
         self._clock = clock
         control = world.world.control
@@ -185,49 +184,61 @@ class ModelfleetPolicy:
                 cluster = cluster.model_copy(update={"status": probed.status})
             fleet.append(cluster)
         self.fleet = fleet
-        if self._load is not None:
-            self._activate(now)
         for i, md in enumerate(self.deployments):
             uid = md.metadata.uid or deployment_key(md)
-            if not self.loop.deployment_due(uid):
-                continue
-            outcome = await self.loop.reconcile(uid, md, fleet=self.fleet, others=self.deployments)
-            if outcome is None:
-                continue
-            self.deployments[i] = md.model_copy(update={"status": outcome.status})
-            key = deployment_key(md)
-            self._desired[key] = outcome.plan.desired_replicas
-            for event in outcome.events:
-                if event.reason == "Stockout":
-                    self._errors.append((now, key))
-                if event.reason in ("Stockout", "ClusterFailed", "SpotReclaimed", "SpotReturn"):
-                    self.events.append((now, key, event.reason, event.message))
+            if self.loop.deployment_due(uid):
+                await self._reconcile(i, md, now)
 
-    def _activate(self, now: float) -> None:
-        """The gateway as activator (``sim/activator.py``): a deployment at zero that got
-        requests since the last tick is annotated, and its reconcile runs now."""
-        assert self._load is not None
-        begin = int(now - self._tick)
+    async def _reconcile(self, i: int, md: ModelDeployment, now: float) -> None:
+        """One pass of the loop for ``self.deployments[i]`` (due now), its outcome kept."""
+        uid = md.metadata.uid or deployment_key(md)
+        outcome = await self.loop.reconcile(uid, md, fleet=self.fleet, others=self.deployments)
+        if outcome is None:
+            return
+        self.deployments[i] = md.model_copy(update={"status": outcome.status})
+        key = deployment_key(md)
+        self._desired[key] = outcome.plan.desired_replicas
+        for event in outcome.events:
+            if event.reason == "Stockout":
+                self._errors.append((now, key))
+            if event.reason in ("Stockout", "ClusterFailed", "SpotReclaimed", "SpotReturn"):
+                self.events.append((now, key, event.reason, event.message))
+
+    async def react(self, begin: float, end: float) -> None:
+        """The events of the seconds ``[begin, end)`` that kopf would handle at once, each
+        at the second it happens (the clock is moved there; the engine moves it on at the
+        next tick): the gateway's wake-up of a deployment at zero (``sim/activator.py``).
+        The deployment is reconciled at the arrival of the request the gateway holds, as
+        the update event makes kopf do, not at the next tick."""
+        if self._load is None:
+            return
         ready: dict[str, int] | None = None
+        woken: list[tuple[int, int, ModelDeployment]] = []
         for i, md in enumerate(self.deployments):
             key = deployment_key(md)
             if self._desired.get(key, 0) > 0:
                 continue  # placed replicas: the gateway forwards or they are on their way
             if ready is None:
                 ready = {}
-                for (k, _, _), n in self._world.ready_pods(now).items():
+                for (k, _, _), n in self._world.ready_pods(begin).items():
                     ready[k] = ready.get(k, 0) + n
-            woken = wake_at_zero(
+            wake = wake_at_zero(
                 md,
                 self._load,
                 ready=ready.get(key, 0),
-                begin=begin,
-                end=int(now),
+                begin=int(begin),
+                end=int(end),
                 at=self._clock.at,
             )
-            if woken is not None:
-                self.deployments[i] = woken
-                self.loop.deployments.wake(md.metadata.uid or key, self._clock.at(now))
+            if wake is not None:
+                woken.append((wake[0], i, wake[1]))
+        for second, i, md in sorted(woken, key=lambda w: (w[0], w[1])):
+            self._clock.set(float(second))
+            uid = md.metadata.uid or deployment_key(md)
+            self.deployments[i] = md
+            self.loop.deployments.wake(uid, self._clock())
+            if self.loop.deployment_due(uid):
+                await self._reconcile(i, md, float(second))
 
     def desired(self, key: str) -> int:
         return self._desired.get(key, 0)
