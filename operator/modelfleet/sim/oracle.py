@@ -136,7 +136,18 @@ class OraclePolicy:
     async def tick(self, now: float) -> None:
         nodes: dict[tuple[str, str], int] = {}
         wants: list[tuple[str, Choice, int]] = []
+        # Incumbents first: the nodes each deployment holds in a pool stay reserved for it
+        # while the deployments filled before it grow, so a shared pool's quota never
+        # evicts a serving replica of one deployment for another's growth (the growth
+        # goes to the next pool; an evicted replica would be replaced only a lead time
+        # later). Deployments are filled in order; ``held`` is what the later ones hold.
+        held: dict[tuple[str, str], dict[str, int]] = {}
+        for (k, cluster, it), (c, n) in self._prev.items():
+            per_pool = held.setdefault((cluster, it), {})
+            per_pool[k] = per_pool.get(k, 0) + math.ceil(n / c.replicas_per_node)
         for key, choices, per_minute, floor, lead in self._plans:
+            for per_pool in held.values():
+                per_pool.pop(key, None)
             if not choices:
                 continue
             first = int(now // 60)
@@ -156,10 +167,11 @@ class OraclePolicy:
             for i, (choice, cap) in enumerate(usable):
                 pool = (choice.cluster, choice.offering.instance_type)
                 quota = choice.offering.max_nodes
+                reserved = sum(held.get(pool, {}).values())
                 room = (
                     None
                     if quota is None
-                    else (quota - nodes.get(pool, 0)) * (choice.replicas_per_node)
+                    else (quota - nodes.get(pool, 0) - reserved) * (choice.replicas_per_node)
                 )
                 n = math.ceil(left / cap - 1e-9) if left > 0 else 0
                 if i == 0:
