@@ -229,7 +229,9 @@ def solve(
 
     ``start``, replicas per pool key of a plan meeting the hard constraints (e.g. the
     greedy phases' plan), seeds the search: HiGHS completes it to a first incumbent, which
-    often lets the root bound prove optimality at once. Deterministic for equal inputs
+    often lets the root bound prove optimality at once. A seeded answer whose own objective
+    is not within the gaps of HiGHS's dual bound is not optimal (HiGHS 1.16 can report it
+    so): the program is then solved again without the seed. Deterministic for equal inputs
     unless ``limits.seconds`` is hit. Raises nothing for a valid problem: the program is
     always feasible (zero replicas with full shortfall).
 
