@@ -18,16 +18,14 @@ Every error names the file, the document, the object and the field path.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import celpy
 import jsonschema
 import yaml
-from celpy.adapter import json_to_cel
-from celpy.celtypes import BoolType
 from pydantic import BaseModel, ValidationError
 
 from modelfleet import API_VERSION
@@ -35,6 +33,9 @@ from modelfleet.api.crdgen import all_crds
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.api.modeldeployment import ModelDeployment
 from modelfleet.api.modelroute import ModelRoute
+
+if TYPE_CHECKING:
+    import celpy
 
 KINDS: dict[str, type[BaseModel]] = {
     "ModelDeployment": ModelDeployment,
@@ -160,7 +161,13 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-_CEL = celpy.Environment()
+@functools.cache
+def _cel() -> celpy.Environment:
+    """The CEL environment, built on first use: importing celpy and building its parser
+    takes ~0.5 s, which readers of manifests that check no CEL (the simulator) skip."""
+    import celpy
+
+    return celpy.Environment()
 
 
 def cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[tuple[str, str]]:
@@ -169,11 +176,15 @@ def cel_errors(schema: dict[str, Any], value: Any, path: str) -> list[tuple[str,
     Returns ``(field path, message)`` for each rule that evaluates to false. A rule that
     fails to compile raises ``celpy.CELParseError``: that is a bug in our models.
     """
+    from celpy.adapter import json_to_cel
+    from celpy.celtypes import BoolType
+
     errors: list[tuple[str, str]] = []
     if value is None:
         return errors
     for rule in schema.get("x-kubernetes-validations", []):
-        program = _CEL.program(_CEL.compile(rule["rule"]))
+        cel = _cel()
+        program = cel.program(cel.compile(rule["rule"]))
         result = program.evaluate({"self": json_to_cel(value)})
         if not isinstance(result, BoolType):
             errors.append((path, f"{rule['message']} (rule did not evaluate to a bool)"))

@@ -63,6 +63,9 @@ class AutoscaleDecision:
     short_since: datetime | None = None
     forecast: float | None = None
     """Requests/s the predictor expected one lead time ahead (None: no forecast)."""
+    urgent: bool = False
+    """The fleet breaches an SLO signal or is saturated now: capacity is needed at once,
+    not one lead time ahead (placement then takes warm nodes more widely: ``core.warm``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,6 +491,7 @@ def recommend_replicas(
         mem.lead_time_seconds,
         mem.short_since,
         forecast,
+        breach or (saturated is not None and saturated.replicas > current),
     )
 
 

@@ -45,6 +45,7 @@ from modelfleet.core.types import (
     Offering,
     PlannerSettings,
 )
+from modelfleet.core.warm import warm_sticky
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +245,21 @@ def plan(
             spec, regained, {}, index, gpu_hour_price=settings.gpu_hour_price
         )
         growth = sorted([*growth, *regained_ranked], key=lambda c: (c.effective, c.order))
+
+    # 3a. Warm nodes first (core.warm): a shortfall goes onto Ready nodes nobody books.
+    if fleet.idle_nodes and desired + standby > sum(sticky.values()):
+        sticky, warm_reasons = warm_sticky(
+            sticky,
+            wanted=desired + standby,
+            idle_nodes=dict(fleet.idle_nodes),
+            growth=growth,
+            price_factor=(
+                settings.warm_node_urgent_price_factor
+                if auto.urgent
+                else settings.warm_node_price_factor
+            ),
+        )
+        changes.extend(warm_reasons)
 
     # 4. Placement (and, with region-loss tolerance, the same placement without it, to say
     #    what the headroom costs).

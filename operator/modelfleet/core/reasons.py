@@ -58,6 +58,7 @@ SPOT_RECLAIMED: Final = "SpotReclaimed"
 SPOT_RETURN: Final = "SpotReturn"
 PLACED: Final = "Placed"
 REMOVED: Final = "Removed"
+WARM_NODES: Final = "WarmNodes"
 
 
 @dataclass(frozen=True, slots=True)

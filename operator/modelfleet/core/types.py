@@ -243,6 +243,10 @@ class FleetSnapshot:
 
     clusters: tuple[ClusterView, ...]
     placements: tuple[ExistingPlacement, ...] = ()
+    idle_nodes: tuple[tuple[tuple[str, str, CapacityType], int], ...] = ()
+    """``((cluster, instance type, capacity type), nodes)``: Ready nodes per pool that no
+    deployment books (kept for the pool's scale-in delay); a new replica there needs only
+    its model start (``core.warm``). Empty: none known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +321,14 @@ class PlannerSettings:
     costs this multiple of the dearest per-replica price among the candidates, per hour,
     in the placement's objective: spreading moves replicas to dearer regions, never adds
     any. 0 turns it off (``failover.tolerateRegionLoss`` adds headroom for full cover)."""
+    warm_node_price_factor: float = 1.5
+    """A scale-up takes Ready nodes no deployment books (``core.warm``) on pools at most
+    this multiple of the cheapest growth candidate's price per unit of capacity; 0 turns
+    warm placement off (docs/decisions.md section 2, "Warm nodes first")."""
+    warm_node_urgent_price_factor: float = 3.0
+    """The same limit while the fleet breaches its SLO or is saturated (capacity needed
+    now): a warm on-demand node at twice the spot price is better than a new spot node in
+    seven minutes, and scale-in removes the dearest replicas first afterwards."""
     gpu_hour_price: float = 1.0
     """Placement only: a shadow price in USD per GPU-hour added to every offering's node
     price (``gpus_per_node x gpu_hour_price``) before it is ranked and costed per unit of

@@ -168,6 +168,20 @@ class PoolLedger:
             if booking.nodes > 0 or booking.replicas > 0
         )
 
+    def idle_nodes(self) -> tuple[tuple[PoolKey, int], ...]:
+        """Ready nodes per pool that no deployment books: the pool was last asked for more
+        than its bookings (its scale-in delay keeps them) and the cloud reported them Ready.
+        Sorted; pools without such nodes left out (``FleetSnapshot.idle_nodes``)."""
+        out = []
+        for pool, requested in sorted(self._requested.items()):
+            ready = self._ready.get(pool)
+            if ready is None:
+                continue
+            idle = min(requested, ready) - self.total(pool)
+            if idle > 0:
+                out.append((pool, idle))
+        return tuple(out)
+
     def needed(self, cluster: str) -> set[tuple[str, str]]:
         """(instance type, capacity type) of every pool of ``cluster`` some deployment books."""
         return {

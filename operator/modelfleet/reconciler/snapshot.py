@@ -130,7 +130,7 @@ def fleet_snapshot(
     views = (_VIEWS.marked(c, stockouts.marks(c.metadata.name)) for c in fleet)
     clusters = tuple(sorted(views, key=lambda v: v.name))  # as fleet_from_api
     others = ledger.placements(exclude=deployment_key(md))
-    return FleetSnapshot(clusters, (*others, *mine))
+    return FleetSnapshot(clusters, (*others, *mine), ledger.idle_nodes())
 
 
 async def metrics_snapshot(
@@ -143,9 +143,9 @@ async def metrics_snapshot(
 ) -> MetricsSnapshot:
     """Signals of ``md`` in every cluster that runs it; missing data stays missing.
 
-    At zero, and while the first replicas start (no cluster has a ready replica of ``md``),
-    there is nothing to measure on replicas, so the demand signal is asked instead from
-    every reachable cluster: a
+    At zero (no cluster holds a workload of ``md``), and while the first replicas start
+    (none ready anywhere) if ``md`` names a demand query, there is nothing to measure on
+    replicas, so the demand signal is asked instead from every reachable cluster: a
     ``demand_only`` target whose request rate is ``spec.metrics.demand`` (the user's
     PromQL for requests held or arriving at a gateway). The largest answer stands for
     the deployment (one gateway metric may be visible to several Prometheus servers).
@@ -153,10 +153,15 @@ async def metrics_snapshot(
     key = deployment_key(md)
     namespace = md.metadata.namespace or "default"
     placed = any(obs.workloads for obs in observation.clusters.values())
-    # Nothing ready anywhere (at zero, or the first replicas still starting): no engine
-    # reports, so the demand signal stands for the load. Asking the engines instead while
-    # the first replicas start left the count at its first step for a whole lead time.
-    at_zero = not any(w.ready for obs in observation.clusters.values() for w in obs.workloads)
+    # While the first replicas start (placed, none ready anywhere) no engine reports yet:
+    # a named demand query stands for the load, so the count follows the demand during the
+    # lead time instead of holding at its first step until a replica serves. Without one,
+    # the engines are asked as before (no series until a replica is ready).
+    named = md.spec.metrics is not None and bool(md.spec.metrics.demand)
+    starting = placed and not any(
+        w.ready for obs in observation.clusters.values() for w in obs.workloads
+    )
+    at_zero = not placed or (named and starting)
     targets = []
     for cluster in fleet:
         obs = observation.clusters.get(cluster.metadata.name)

@@ -26,6 +26,7 @@ Workloads come from the in-memory Deployments (the modelfleet policy) or are set
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -111,11 +112,14 @@ class Pod:
     """When the Deployment controller created it (sim seconds)."""
     scheduled: float | None = None
     ready_at: float | None = None
+    draining: bool = False
+    """Terminating on a spot interruption notice: out of the routing, still on its GPU
+    until the node goes."""
     seen_ready: bool = False
     """Its Ready time is in ``FleetWorld.became_ready`` already."""
 
     def ready(self, now: float) -> bool:
-        return self.ready_at is not None and self.ready_at <= now
+        return self.ready_at is not None and self.ready_at <= now and not self.draining
 
 
 @dataclass
@@ -159,12 +163,14 @@ def _sampler(rng: np.random.Generator, dist: Distribution) -> Callable[[], float
 
 @dataclass(frozen=True)
 class Loss:
-    """Ready replicas of a deployment that vanished abruptly at ``at`` (sim seconds)."""
+    """Ready replicas of a deployment that vanished at ``at`` (sim seconds): abruptly, or
+    ``drained`` on a spot interruption notice (no request is routed to them after)."""
 
     at: float
     md: str
     lost: int
     before: int
+    drained: bool = False
 
 
 @dataclass
@@ -322,9 +328,16 @@ class FleetWorld:
         )
         for c in hit:
             gone_at = notice_at + self.world.spot.notice(c.cloud)
+            if self.world.spot.drain_on_notice:
+                self._later(notice_at, functools.partial(self._drain, c, event, notice_at))
 
             def reclaim(c: ClusterTwin = c, gone_at: float = gone_at) -> None:
                 counts = c.provider.node_counts()
+                for pods in c.pods.values():
+                    for pod in pods:
+                        if pod.draining:  # terminated on the notice: back to pending
+                            pod.draining, pod.scheduled, pod.ready_at = False, None, None
+                            pod.seen_ready = False
                 for o in c.offerings.values():
                     if o.spot_per_hour is None or (event.gpu is not None and o.gpu != event.gpu):
                         continue
@@ -337,6 +350,33 @@ class FleetWorld:
                         c.provider.reclaim_spot(o.instance_type, nodes=nodes)
 
             self._later(gone_at, reclaim)
+
+    def _drain(self, c: ClusterTwin, event: SpotReclaim, now: float) -> None:
+        """Graceful node shutdown on the notice: in each spot pool the reclaim will hit, the
+        pods on the GPUs of the nodes to go (the newest bound, as the eviction at the
+        node's loss takes them) terminate now: out of the routing, recorded as a drained
+        loss."""
+        before = self.ready_by_md(now)
+        lost: dict[str, int] = defaultdict(int)
+        counts = c.provider.node_counts()
+        for o in c.offerings.values():
+            if o.spot_per_hour is None or (event.gpu is not None and o.gpu != event.gpu):
+                continue
+            ready = counts.get((o.instance_type, "Spot"), (0, 0))[0]
+            gpus = math.ceil(event.fraction * ready - 1e-9) * o.gpus_per_node
+            bound = sorted(
+                (p for p in c.pods.get((o.instance_type, "Spot"), []) if p.scheduled is not None),
+                key=lambda p: p.scheduled or 0.0,
+            )
+            while gpus > 0 and bound:
+                pod = bound.pop()
+                gpus -= pod.gpus
+                if pod.ready(now):
+                    lost[pod.md] += 1
+                pod.draining = True
+        for md, n in lost.items():
+            self.losses.append(Loss(now, md, n, before.get(md, 0), drained=True))
+        self._push_readiness(c, now)
 
     # -- workloads ------------------------------------------------------------------------
 
@@ -490,7 +530,8 @@ class FleetWorld:
         for pods in twin.pods.values():
             for pod in pods:
                 if pod.ready_at is not None and pod.ready_at <= now:
-                    ready[pod.workload] += 1
+                    if not pod.draining:
+                        ready[pod.workload] += 1
                     if not pod.seen_ready:
                         pod.seen_ready = True
                         self.became_ready.append((pod.ready_at, pod.md))

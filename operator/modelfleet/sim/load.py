@@ -13,8 +13,9 @@ Per second:
 - the queue wait is the backlog's drain time plus the stochastic wait of a queue with
   ``sum(N_g * C_g)`` slots at the slots' utilisation (``serving.waiting_time``);
 - with no ready replica at all, requests fail (the router has nowhere to send them);
-- for ``routing.detectSeconds`` after replicas vanish abruptly (outage, reclaim), the
-  share of requests the router still sends to them fails.
+- for ``routing.detectSeconds`` after replicas vanish abruptly (an outage; a spot
+  reclaim without ``spot.drainOnNotice``), the share of requests the router still sends to
+  them fails.
 
 The per-second state is kept in arrays: the Prometheus model reads it, and the report
 samples every request's TTFT from it afterwards.

@@ -17,6 +17,7 @@ from rich.table import Table
 
 import modelfleet
 from modelfleet.sim.engine import traffic_for
+from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import POLICIES, PolicyName
 from modelfleet.sim.report import PolicyReport, timeline_rows
 from modelfleet.sim.runner import run_reports
@@ -119,12 +120,13 @@ def simulate(
     control = scenario.spec.world.control
     offset = int(control.warmup_minutes * 60)
     seconds = offset + int(scenario.spec.duration_hours * 3600)
-    traffic = traffic_for(scenario, seconds=seconds, offset=offset)
-    warm = _load_plotting if out is not None else None
-    reports = run_reports(scenario, names, traffic, jobs=jobs, while_waiting=warm)
-    result = SimulationResult(scenario, reports, time.perf_counter() - started)
-    if out is not None:
-        write_outputs(result, out)
+    with without_hugepage_advice():  # the same arrays, without compaction stalls
+        traffic = traffic_for(scenario, seconds=seconds, offset=offset)
+        warm = _load_plotting if out is not None else None
+        reports = run_reports(scenario, names, traffic, jobs=jobs, while_waiting=warm)
+        result = SimulationResult(scenario, reports, time.perf_counter() - started)
+        if out is not None:
+            write_outputs(result, out)
     return result
 
 

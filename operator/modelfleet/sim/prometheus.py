@@ -56,10 +56,13 @@ class SimulatedMetricsSource:
         self._load = load
         self._clock = clock
         self._cache: dict[tuple[str, str, int], dict[str, float | None]] = {}
-        self._windows: dict[str, tuple[int, np.ndarray]] = {}
-        """Per deployment: the last scrape's TTFT bucket probabilities (the same for every
-        cluster of the deployment, so computed once per scrape)."""
+        self._windows: dict[str, tuple[int, int, int, np.ndarray]] = {}
+        """Per deployment: the last scrape, its window's seconds ``[begin, end)`` and their
+        TTFT bucket probabilities (the same for every cluster of the deployment, so
+        computed once per scrape, and only for the seconds new since the last one)."""
         self._fixed: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
+        self._rates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """Per deployment: prefill tokens/s and chunk tokens per GPU class (fixed)."""
         self.fetches = 0
 
     async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
@@ -119,13 +122,34 @@ class SimulatedMetricsSource:
     ) -> np.ndarray:
         """P(TTFT <= edge) per second of the window, GPU class and bucket edge, shape
         (seconds, classes, edges): a property of the deployment's serving state, the same
-        for each of its clusters (cached for the last scrape)."""
+        for each of its clusters (cached for the last scrape).
+
+        A row depends only on its own second's serving state, which is final once that
+        second is served, and every operation on it is element-wise: the rows the last
+        scrape's window computed are kept, only the seconds new to this window computed
+        (the same floats as computing the whole window)."""
         last = self._windows.get(key)
         if last is not None and last[0] == scrape:
-            return last[1]
+            return last[3]
+        if last is not None and last[1] <= begin < last[2] <= end:
+            kept = last[3][begin - last[1] :]
+            cdf = np.concatenate([kept, self._cdf_rows(key, last[2], end, edges)])
+        else:
+            cdf = self._cdf_rows(key, begin, end, edges)
+        self._windows[key] = (scrape, begin, end, cdf)
+        return cdf
+
+    def _cdf_rows(self, key: str, begin: int, end: int, edges: np.ndarray) -> np.ndarray:
+        """``_bucket_cdf``'s rows for seconds ``[begin, end)``, computed."""
         load = self._load.deployments[key]
-        prefill = np.array([m.prefill_rate for m in load.models])
-        chunk = np.array([float(m.chunk_tokens) for m in load.models])
+        rates = self._rates.get(key)
+        if rates is None:
+            rates = (
+                np.array([m.prefill_rate for m in load.models]),
+                np.array([float(m.chunk_tokens) for m in load.models]),
+            )
+            self._rates[key] = rates
+        prefill, chunk = rates
         tau = load.tau[begin:end]
         # TTFT = wait + U*tau + ceil(P/B)*tau + P/R ~ wait + tau + P*(tau/B + 1/R) (U and
         # the chunk rounding at their means), linear in the prompt length P:
@@ -135,7 +159,6 @@ class SimulatedMetricsSource:
         slope = tau / chunk[None, :] + 1.0 / prefill[None, :]
         room = (edges[None, None, :] - shift[:, :, None]) / slope[:, :, None]
         cdf: np.ndarray = load.traffic.prompt_cdf(room)
-        self._windows[key] = (scrape, cdf)
         return cdf
 
     def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
@@ -174,10 +197,11 @@ class SimulatedMetricsSource:
         queue = float(load.waiting[end - 1]) * queue_share
         batch = load.batch[end - 1]  # per replica, per class
         running = float((ready[-1] * batch).sum())
+        # Python floats: the same products and sum, in the same order, as numpy scalars.
         kv = float(
             sum(
-                n * m.kv_cache_usage(float(b))
-                for n, m, b in zip(ready[-1], load.models, batch, strict=True)
+                n * m.kv_cache_usage(b)
+                for n, m, b in zip(ready[-1].tolist(), load.models, batch.tolist(), strict=True)
             )
         )
         gauges = {"queue": queue, "kv": kv, "running": running}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
 
 from modelfleet.sim.engine import run_policy
+from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import PolicyName
 from modelfleet.sim.report import PolicyReport, evaluate
 from modelfleet.sim.scenario import Scenario
@@ -36,8 +37,10 @@ def default_jobs() -> int:
 
 
 def _report(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyReport:
-    """One policy's report, its run detached (the worker process' job)."""
-    report = evaluate(run_policy(name, scenario, traffic))
+    """One policy's report, its run detached (the worker process' job; a worker started
+    by a fork server inherits no numpy setting, hence the advice again)."""
+    with without_hugepage_advice():
+        report = evaluate(run_policy(name, scenario, traffic))
     report.run = report.run.detached()
     return report
 

@@ -156,6 +156,16 @@ class SpotMarket(SimModel):
         "eviction notice).",
     )
     default_notice_seconds: float = Field(default=120.0, ge=0, description="Other clouds.")
+    drain_on_notice: bool = Field(
+        default=True,
+        description="The pods of the nodes to be reclaimed terminate at the notice and leave "
+        "the routing then (Kubernetes graceful node shutdown, which GKE turns on for Spot "
+        "VMs; Karpenter's interruption handling and the AWS Node Termination Handler cordon "
+        "and drain on the EC2 notice; on AKS a Scheduled Events handler does the same): the "
+        "capacity goes at the notice, and no request is sent to a vanished replica. False: "
+        "the pods serve until the node vanishes and the router keeps sending them requests "
+        "for routing.detectSeconds, which fail (a fleet without a drain on notice).",
+    )
 
     def notice(self, cloud: str) -> float:
         """Notice seconds of ``cloud``."""
