@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core_builders import KEY, NOW
 from hypothesis import HealthCheck, given, settings
@@ -263,6 +263,51 @@ def test_plan_is_the_brute_force_optimum_under_every_coupling_constraint(
         assert sum(n for k, n in x.items() if k[2] == "OnDemand") == od
     assert got <= eff * 1.005 + 1e-9, (got, eff, x, p.placement_method)
     assert p.unplaced == 0
+
+
+def test_spot_preferred_takes_spot_even_where_it_costs_more_than_on_demand() -> None:
+    """Regression (found by the property above): 2 replicas, minRegions 2, spot Preferred.
+    c0 (r0) sells L40S on-demand only at $1.50/h; c1 (r1) on-demand at $1.00/h or spot at
+    $1.25/h, one node in all (maxNodes shared by both pools). Both regions need a replica,
+    so c0 holds one on-demand; c1's single node is either on-demand ($2.50 in all) or spot
+    ($2.75). docs/decisions.md section 3: `Preferred` is spot first wherever available,
+    i.e. the fewest on-demand replicas before the least cost (`Allowed` is the policy in
+    which price alone decides, and picks on-demand here): c0 on-demand + c1 spot.
+
+    The planner used to answer c0 + c1 on-demand: HiGHS 1.16 returned the greedy seed as
+    "Optimal" under a misreported objective; core.solver now re-solves unseeded when an
+    answer's own objective is not within the gaps of HiGHS's dual bound."""
+    spec = DeploymentSpec(
+        key=KEY,
+        gpu=GpuNeed(1),
+        scaling=ScalingPolicy(2, 2),
+        placement=PlacementPolicy(min_regions=2, spot="Preferred"),
+    )
+    fleet = FleetSnapshot(
+        (
+            ClusterView(
+                "c0", "aws", "r0", offerings=(Offering("L40S", 48, 1, "it0-0", 1.5, None, None),)
+            ),
+            ClusterView(
+                "c1", "aws", "r1", offerings=(Offering("L40S", 48, 1, "it1-0", 1.0, 1.25, 1),)
+            ),
+        )
+    )
+    expected = {("c0", "it0-0", "OnDemand"): 1, ("c1", "it1-0", "Spot"): 1}
+    p = run(spec, fleet)
+    assert {(d.cluster, d.instance_type, d.capacity_type): d.replicas for d in p.placements} == (
+        expected
+    )
+    assert p.cost_per_hour == 2.75 and p.placement_method == "solver"
+    assert brute_force(spec, fleet) == (2.75, 1)  # $2.75, one on-demand replica
+    # Under Allowed price alone decides: c1's node goes on-demand.
+    allowed = replace(spec, placement=replace(spec.placement, spot="Allowed"))
+    q = run(allowed, fleet)
+    assert {(d.cluster, d.capacity_type) for d in q.placements} == {
+        ("c0", "OnDemand"),
+        ("c1", "OnDemand"),
+    }
+    assert q.cost_per_hour == 2.5
 
 
 @SETTINGS
