@@ -149,6 +149,14 @@ async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -
             return {o["metadata"]["name"] for o in found}
 
         assert leases() == {"default.coder", "default.other"}
+
+        async def reconciled() -> bool:
+            # The operator's first pass (its finalizer on): deleted before that, the
+            # deployment goes without a delete handler (CI under load did exactly that).
+            body = await fleet.md("coder")
+            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
+
+        await eventually(reconciled, what="coder's first pass")
         await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/coder")
         await eventually(lambda: leases() == {"default.other"}, what="coder's Lease deleted")
         await eventually(
