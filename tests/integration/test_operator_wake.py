@@ -55,20 +55,11 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 
 async def test_the_wake_up_annotation_starts_a_deployment_at_zero(fleet: Fleet) -> None:
     async with operator(fleet, settings=SLOW_TIMER):
-
-        async def healthy() -> bool:
-            fc = await fleet.fc("east")
-            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
-
-        await eventually(healthy, what="east Healthy")
+        await eventually(lambda: _healthy(fleet, "east"), what="east Healthy")
         md = model_deployment("coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND})
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
 
-        async def reconciled() -> bool:
-            body = await fleet.md("coder")
-            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
-
-        await eventually(reconciled, what="the first pass's status")
+        await eventually(lambda: _first_pass_done(fleet, "coder"), what="the first pass's status")
         assert fleet.replicas("east") == 0  # no series for the demand query: nothing seen
 
         stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -88,20 +79,11 @@ async def test_the_wake_up_annotation_starts_a_deployment_at_zero(fleet: Fleet) 
 
 async def test_the_gateways_demand_lease_starts_a_deployment_at_zero(fleet: Fleet) -> None:
     async with operator(fleet, settings=SLOW_TIMER):
-
-        async def healthy() -> bool:
-            fc = await fleet.fc("east")
-            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
-
-        await eventually(healthy, what="east Healthy")
+        await eventually(lambda: _healthy(fleet, "east"), what="east Healthy")
         md = model_deployment("coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND})
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
 
-        async def reconciled() -> bool:
-            body = await fleet.md("coder")
-            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
-
-        await eventually(reconciled, what="the first pass's status")
+        await eventually(lambda: _first_pass_done(fleet, "coder"), what="the first pass's status")
         assert fleet.replicas("east") == 0
 
         # A Lease of the right shape outside the gateway's namespace is nobody's demand.
@@ -132,12 +114,7 @@ async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -
     their ModelDeployment: without the operator deleting it, each deployment ever held at
     zero would leave its Lease behind for good. Another deployment's Lease stays."""
     async with operator(fleet, settings=SLOW_TIMER):
-
-        async def healthy() -> bool:
-            fc = await fleet.fc("east")
-            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
-
-        await eventually(healthy, what="east Healthy")
+        await eventually(lambda: _healthy(fleet, "east"), what="east Healthy")
         for name in ("coder", "other"):
             md = model_deployment(name, replicas={"min": 0, "max": 2})
             await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
@@ -150,19 +127,25 @@ async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -
 
         assert leases() == {"default.coder", "default.other"}
 
-        async def reconciled() -> bool:
-            # The operator's first pass (its finalizer on): deleted before that, the
-            # deployment goes without a delete handler (CI under load did exactly that).
-            body = await fleet.md("coder")
-            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
-
-        await eventually(reconciled, what="coder's first pass")
+        await eventually(lambda: _first_pass_done(fleet, "coder"), what="coder's first pass")
         await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/coder")
         await eventually(lambda: leases() == {"default.other"}, what="coder's Lease deleted")
         await eventually(
             lambda: _missing(fleet, "coder"), what="the ModelDeployment removed from the hub"
         )
         assert leases() == {"default.other"}
+
+
+async def _first_pass_done(fleet: Fleet, name: str) -> bool:
+    """The operator's first pass wrote its status (and kopf's finalizer is on: deleted
+    before that, a deployment goes without the delete handler)."""
+    body = await fleet.md(name)
+    return ((body or {}).get("status") or {}).get("observedGeneration") == 1
+
+
+async def _healthy(fleet: Fleet, cluster: str) -> bool:
+    fc = await fleet.fc(cluster)
+    return ((fc or {}).get("status") or {}).get("health") == "Healthy"
 
 
 async def _missing(fleet: Fleet, name: str) -> bool:
@@ -177,12 +160,7 @@ async def test_a_lease_for_a_deployment_the_operator_does_not_serve_wakes_nothin
     make it write there; only a deployment whose last pass here wanted no replica is
     relayed."""
     async with operator(fleet, settings=SLOW_TIMER, namespaces=("default",)):
-
-        async def healthy() -> bool:
-            fc = await fleet.fc("east")
-            return ((fc or {}).get("status") or {}).get("health") == "Healthy"
-
-        await eventually(healthy, what="east Healthy")
+        await eventually(lambda: _healthy(fleet, "east"), what="east Healthy")
         for namespace in ("default", "team-b"):
             md = model_deployment(
                 "coder", replicas={"min": 0, "max": 2}, metrics={"demand": DEMAND}
@@ -190,11 +168,9 @@ async def test_a_lease_for_a_deployment_the_operator_does_not_serve_wakes_nothin
             md["metadata"]["namespace"] = namespace
             await fleet.kubectl.create(MD_PATH.format(ns=namespace), md)
 
-        async def reconciled() -> bool:
-            body = await fleet.md("coder")
-            return ((body or {}).get("status") or {}).get("observedGeneration") == 1
-
-        await eventually(reconciled, what="the first pass's status in default")
+        await eventually(
+            lambda: _first_pass_done(fleet, "coder"), what="the first pass's status in default"
+        )
         now = datetime.now(UTC)
         await fleet.kubectl.create(
             LEASES.format(ns=SYSTEM_NS),
