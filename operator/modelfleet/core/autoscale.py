@@ -22,6 +22,7 @@ from datetime import datetime
 
 from modelfleet.core import reasons as R
 from modelfleet.core.forecast import PREDICTORS
+from modelfleet.core.latency_curve import CurvePoint, curve_correction
 from modelfleet.core.reasons import Reason
 from modelfleet.core.saturation import saturation_floor
 from modelfleet.core.types import ClusterSignals, PlannerSettings, ScalingPolicy
@@ -83,6 +84,9 @@ DEFAULT_LEAD_TIME_SECONDS = 480.0
 model start (~2.5 min), the medians of docs/simulation.md."""
 CORRECTION_BOUNDS = (0.5, 1.5)
 """Online correction never moves a profile by more than this factor either way."""
+CURVE_STEP = 0.2
+"""Fraction of the way an informative curve observation moves the correction per plan
+(successive plans see overlapping metric windows: one spell is not ten observations)."""
 HISTORY_SPACING_SECONDS = 30.0
 HISTORY_SECONDS = 600.0
 
@@ -124,6 +128,7 @@ def correct_profile(
     current: int,
     settings: PlannerSettings,
     standby: int = 0,
+    curve: tuple[CurvePoint, ...] = (),
 ) -> float | None:
     """The online correction of a profile's capacity ``profiled`` (requests/s per replica)
     after observing ``signals``; the rules of docs/decisions.md section 1:
@@ -136,6 +141,11 @@ def correct_profile(
     - every signal within target on complete data moves it a tenth of the way back toward
       ``max(1, x / profiled)``: the profile stays the anchor, so one bad spell cannot
       pin the capacity low for good (the flaw of a capacity learned from load alone);
+    - with a latency-vs-load ``curve`` (a measured profile's sweep) and no breach, an
+      observation on the curve's rising part moves it ``CURVE_STEP`` of the way toward
+      ``core.latency_curve.curve_correction`` (load / the load the curve gives for the
+      observed latency): down *or up*, before any breach; the rule above applies when the
+      curve says nothing (the flat floor, a quiet replica);
     - always within ``CORRECTION_BOUNDS``.
     """
     rate, ready = signals.request_rate, signals.ready_replicas
@@ -144,10 +154,19 @@ def correct_profile(
     factor = 1.0 if correction is None else correction
     x = rate / ready
     lo, hi = CORRECTION_BOUNDS
+    from_curve = (
+        curve_correction(
+            curve, load=x / profiled, tpot_ms=signals.tpot_p95_ms, ttft_ms=signals.ttft_p95_ms
+        )
+        if curve
+        else None
+    )
     if worst > 1.0 + settings.tolerance:
         if ready < current + standby or x < 0.6 * profiled * factor:
             return correction
         factor = min(factor, x / profiled * settings.capacity_breach_margin)
+    elif from_curve is not None:
+        factor += CURVE_STEP * (min(hi, max(lo, from_curve)) - factor)
     elif worst <= 1.0 and signals.complete:
         target = max(1.0, x / profiled)
         factor += 0.1 * (target - factor)
@@ -266,6 +285,7 @@ def recommend_replicas(
     profiled: float | None = None,
     memory: Memory | None = None,
     standby: int = 0,
+    curve: tuple[CurvePoint, ...] = (),
 ) -> AutoscaleDecision:
     """Desired replicas from ``signals`` given ``current`` desired replicas (and ``standby``
     warm standby replicas placed on top of them, which serve traffic like any other).
@@ -329,6 +349,7 @@ def recommend_replicas(
             current=current,
             settings=settings,
             standby=standby,
+            curve=curve,
         )
         per_replica = profiled * (1.0 if correction is None else correction)
         horizon = scaling.lead_time_seconds

@@ -26,9 +26,10 @@ from modelfleet.core.candidates import (
     fleet_index,
 )
 from modelfleet.core.health import failing_back, is_lost
+from modelfleet.core.latency_curve import CurvePoint
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, place
-from modelfleet.core.profiles import replica_capacity
+from modelfleet.core.profiles import best_profile, replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits, clear_memo
@@ -189,6 +190,7 @@ def plan(
             state.short_since,
         ),
         standby=spec.failover.warm_standby_replicas,
+        curve=_curve_view(spec, ex.sticky, index, growth_ranked),
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -448,6 +450,30 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+def _curve_view(
+    spec: DeploymentSpec,
+    sticky: Mapping[PoolKey, int],
+    index: FleetIndex,
+    ranked: Sequence[Candidate],
+) -> tuple[CurvePoint, ...]:
+    """The latency-vs-load curve the online correction reads: that of the most trusted
+    profile of the GPU type holding the most replicas now (else of the candidate cheapest
+    per unit of capacity); () when that profile has no curve or there are no profiles."""
+    if not spec.profiles:
+        return ()
+    by_gpu: dict[str, int] = {}
+    for key, n in sticky.items():
+        offering = index.offerings.get((key[0], key[1]))
+        if offering is not None and n > 0:
+            by_gpu[offering.gpu] = by_gpu.get(offering.gpu, 0) + n
+    gpu: str | None = max(sorted(by_gpu), key=lambda g: by_gpu[g]) if by_gpu else None
+    if gpu is None and ranked:
+        first = index.offerings.get((ranked[0].cluster, ranked[0].instance_type))
+        gpu = first.gpu if first is not None else None
+    profile = None if gpu is None else best_profile(spec.profiles, gpu, spec.gpu.count)
+    return () if profile is None else profile.curve
 
 
 def clear_memos() -> None:

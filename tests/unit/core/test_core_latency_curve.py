@@ -1,0 +1,170 @@
+"""The latency-vs-load curve of a measured profile and the online correction it drives in
+both directions (docs/decisions.md section 1, "The curve's correction"; NVIDIA Dynamo's
+planner's correction factor).
+
+The curve in these tests follows a known law, the step time of a continuous-batching
+engine ``tpot(lam) = a / (1 - k lam)`` (docs/simulation.md), so the load a latency stands
+for is known exactly: ``lam = (1 - a / tpot) / k``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from modelfleet.core.autoscale import CORRECTION_BOUNDS, Signals, correct_profile
+from modelfleet.core.latency_curve import (
+    CurvePoint,
+    curve_correction,
+    curve_from,
+    equivalent_load,
+)
+from modelfleet.core.types import PlannerSettings
+
+A_MS = 20.0
+K = 0.05  # per req/s: saturation at 20 req/s
+TRUE_CAPACITY = 12.0  # req/s within TPOT <= 50 ms: a / (1 - 0.6) = 50
+
+
+def tpot_ms(lam: float) -> float:
+    return A_MS / (1.0 - K * lam)
+
+
+def measured_curve(error: float) -> tuple[CurvePoint, ...]:
+    """What a load test off by ``error`` writes: true latencies, at rates x (1 + error),
+    capacity point TRUE_CAPACITY x (1 + error)."""
+    rates = [u * TRUE_CAPACITY for u in (0.25, 0.5, 0.75, 1.0, 1.25)]
+    return curve_from(
+        ((r * (1 + error), None, tpot_ms(r)) for r in rates), TRUE_CAPACITY * (1 + error)
+    )
+
+
+def test_curve_from_states_loads_relative_to_the_capacity_point_lowest_first() -> None:
+    curve = curve_from([(10.0, 300.0, 40.0), (5.0, 200.0, 30.0), (0.0, 1.0, 1.0)], 10.0)
+    assert [(p.load, p.ttft_ms, p.tpot_ms) for p in curve] == [
+        (0.5, 200.0, 30.0),
+        (1.0, 300.0, 40.0),
+    ]
+    assert curve_from([(1.0, 1.0, 1.0)], 0.0) == ()
+
+
+def test_equivalent_load_inverts_the_curve_only_on_its_rising_part() -> None:
+    curve = measured_curve(0.0)
+    # Between measured points: linear interpolation, close to the law's exact inverse.
+    lam = 0.6 * TRUE_CAPACITY
+    u = equivalent_load(curve, tpot_ms(lam), "tpot")
+    assert u == pytest.approx(0.6, abs=0.02)
+    # On the floor (within MIN_RISE of the lowest point) or above the top: nothing.
+    assert equivalent_load(curve, tpot_ms(0.25 * TRUE_CAPACITY) * 1.05, "tpot") is None
+    assert equivalent_load(curve, tpot_ms(1.25 * TRUE_CAPACITY) + 1.0, "tpot") is None
+    # A signal the curve does not carry: nothing.
+    assert equivalent_load(curve, 500.0, "ttft") is None
+
+
+@pytest.mark.parametrize("error", [0.12, -0.12])
+def test_correction_recovers_the_profile_error_in_both_directions(error: float) -> None:
+    """Profile 12% optimistic (capacity point 13.44 for a true 12) or 12% pessimistic
+    (10.56): at a true load of 9 req/s the observed TPOT puts the replica at 0.75 of its
+    true capacity; the profile says 9 / (12 x (1 + e)), so the factor is 1 / (1 + e)."""
+    curve = measured_curve(error)
+    profiled = TRUE_CAPACITY * (1 + error)
+    lam = 9.0
+    factor = curve_correction(curve, load=lam / profiled, tpot_ms=tpot_ms(lam), ttft_ms=None)
+    assert factor == pytest.approx(1 / (1 + error), rel=0.02)
+
+
+def test_a_quiet_replica_says_nothing() -> None:
+    curve = measured_curve(0.12)
+    assert curve_correction(curve, load=0.2, tpot_ms=tpot_ms(2.0), ttft_ms=None) is None
+
+
+SETTINGS = PlannerSettings()
+
+
+def _signals(lam: float, ready: int = 4) -> Signals:
+    return Signals(
+        tpot_p95_ms=tpot_ms(lam), request_rate=lam * ready, complete=True, ready_replicas=ready
+    )
+
+
+def _worst(lam: float) -> float:
+    return tpot_ms(lam) / 50.0  # the TPOT objective
+
+
+def test_an_optimistic_profile_is_lowered_before_any_breach() -> None:
+    """12% optimistic, 9 req/s per replica, TPOT 36 ms (0.73x its 50 ms target: no breach).
+    Without the curve the correction only drifts toward max(1, 9 / 13.44) = 1, so the
+    fleet stays sized 12% short until a breach; with it the correction moves a fifth of
+    the way to 0.89 on every plan."""
+    profiled = TRUE_CAPACITY * 1.12
+    lam = 9.0
+    assert _worst(lam) < 1.0
+    without = correct_profile(
+        _signals(lam),
+        _worst(lam),
+        profiled=profiled,
+        correction=None,
+        current=4,
+        settings=SETTINGS,
+    )
+    assert without == pytest.approx(1.0)
+    factor: float | None = None
+    for _ in range(30):
+        factor = correct_profile(
+            _signals(lam),
+            _worst(lam),
+            profiled=profiled,
+            correction=factor,
+            current=4,
+            settings=SETTINGS,
+            curve=measured_curve(0.12),
+        )
+    assert factor == pytest.approx(1 / 1.12, rel=0.02)
+
+
+def test_a_pessimistic_profile_is_raised_below_its_capacity_point() -> None:
+    """12% pessimistic (10.56 req/s), 8 req/s per replica: below the capacity point, so the
+    old rule's target max(1, 8 / 10.56) = 1 never raises it; the curve says 1 / 0.88."""
+    profiled = TRUE_CAPACITY * 0.88
+    lam = 8.0
+    factor: float | None = None
+    for _ in range(30):
+        factor = correct_profile(
+            _signals(lam),
+            _worst(lam),
+            profiled=profiled,
+            correction=factor,
+            current=4,
+            settings=SETTINGS,
+            curve=measured_curve(-0.12),
+        )
+    assert factor == pytest.approx(1 / 0.88, rel=0.02)
+    assert factor is not None and factor <= CORRECTION_BOUNDS[1]
+
+
+def test_the_floor_falls_back_to_the_old_rule_and_a_breach_still_lowers() -> None:
+    profiled = TRUE_CAPACITY
+    curve = measured_curve(0.0)
+    # A quiet replica (load 0.1): the old drift toward 1 applies, so a low correction
+    # recovers even when the fleet never gets busy enough for the curve to speak.
+    quiet = correct_profile(
+        _signals(1.2),
+        _worst(1.2),
+        profiled=profiled,
+        correction=0.6,
+        current=4,
+        settings=SETTINGS,
+        curve=curve,
+    )
+    assert quiet == pytest.approx(0.64)
+    # A breach on a steady fleet at high load lowers as before (x / profiled x margin).
+    breach = Signals(tpot_p95_ms=80.0, request_rate=4 * 11.0, complete=True, ready_replicas=4)
+    lowered = correct_profile(
+        breach,
+        1.6,
+        profiled=profiled,
+        correction=1.0,
+        current=4,
+        settings=SETTINGS,
+        curve=curve,
+    )
+    assert lowered == pytest.approx(11.0 / 12.0 * SETTINGS.capacity_breach_margin)
