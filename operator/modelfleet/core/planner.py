@@ -459,16 +459,20 @@ def _curve_view(
     ranked: Sequence[Candidate],
 ) -> tuple[CurvePoint, ...]:
     """The latency-vs-load curve the online correction reads: that of the most trusted
-    profile of the GPU type holding the most replicas now (else of the candidate cheapest
-    per unit of capacity); () when that profile has no curve or there are no profiles."""
+    profile of the one GPU type every replica runs on now (else of the candidate cheapest
+    per unit of capacity); () when the replicas run on several GPU types (the fleet's
+    latency is then the slowest type's, at a load the others share: no one curve reads
+    it), when that profile has no curve, or without profiles."""
     if not spec.profiles:
         return ()
-    by_gpu: dict[str, int] = {}
+    gpus: set[str] = set()
     for key, n in sticky.items():
         offering = index.offerings.get((key[0], key[1]))
         if offering is not None and n > 0:
-            by_gpu[offering.gpu] = by_gpu.get(offering.gpu, 0) + n
-    gpu: str | None = max(sorted(by_gpu), key=lambda g: by_gpu[g]) if by_gpu else None
+            gpus.add(offering.gpu)
+    if len(gpus) > 1:
+        return ()
+    gpu: str | None = next(iter(gpus)) if gpus else None
     if gpu is None and ranked:
         first = index.offerings.get((ranked[0].cluster, ranked[0].instance_type))
         gpu = first.gpu if first is not None else None
