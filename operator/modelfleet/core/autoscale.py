@@ -299,8 +299,9 @@ def recommend_replicas(
       ``current``, so it holds while they start); r > panic_ratio: at once (no
       up-stabilisation).
     - with a capacity profile (``profiled``: requests/s per replica of the offering the
-      placement prefers, times the online correction) the count is sized for the demand
-      forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
+      placement prefers, times the online correction, which a measured profile's
+      latency-vs-load ``curve`` moves both ways: ``correct_profile``) the count is sized
+      for the demand forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
       (predictive mode); a breach on a steady fleet (every placed replica ready) still
       scales up as above (reactive mode) and the larger of the two wins; while placed
       replicas start, a breach holds (their backlog is not a capacity error);
