@@ -144,7 +144,9 @@ def correct_profile(
     - with a latency-vs-load ``curve`` (a measured profile's sweep) and no breach, an
       observation on the curve's rising part moves it ``CURVE_STEP`` of the way toward
       ``core.latency_curve.curve_correction`` (load / the load the curve gives for the
-      observed latency): down *or up*, before any breach; the rule above applies when the
+      observed latency), capped at ``max(1, x / profiled)`` (and at the current factor
+      while a ratio is within the tolerance band above 1): down before any breach, and
+      up again as far as the load carried shows; the rule above applies when the
       curve says nothing (the flat floor, a quiet replica);
     - always within ``CORRECTION_BOUNDS``.
     """
@@ -166,7 +168,12 @@ def correct_profile(
             return correction
         factor = min(factor, x / profiled * settings.capacity_breach_margin)
     elif from_curve is not None:
-        factor += CURVE_STEP * (min(hi, max(lo, from_curve)) - factor)
+        # Down as far as the curve says; up no further than the load carried within the
+        # SLO shows (max(1, x / profiled), the rule below): measured, a pessimistic profile
+        # raised to its truth cost batch the spare replicas that carried the 15:00 outage
+        # (docs/simulation.md, "Tried and not kept").
+        ceiling = max(1.0, x / profiled) if worst <= 1.0 else factor
+        factor += CURVE_STEP * (min(hi, ceiling, max(lo, from_curve)) - factor)
     elif worst <= 1.0 and signals.complete:
         target = max(1.0, x / profiled)
         factor += 0.1 * (target - factor)
