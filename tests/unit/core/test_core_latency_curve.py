@@ -9,8 +9,12 @@ for is known exactly: ``lam = (1 - a / tpot) / k``.
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
+import pytest
+from core_builders import cluster, existing, offering, run, signals, spec
+
+from modelfleet.core import ClusterSignals, DecisionState
 from modelfleet.core.autoscale import CORRECTION_BOUNDS, Signals, correct_profile
 from modelfleet.core.latency_curve import (
     CurvePoint,
@@ -18,7 +22,8 @@ from modelfleet.core.latency_curve import (
     curve_from,
     equivalent_load,
 )
-from modelfleet.core.types import PlannerSettings
+from modelfleet.core.profiles import CapacityProfile, Workload
+from modelfleet.core.types import GpuNeed, PlannerSettings
 
 A_MS = 20.0
 K = 0.05  # per req/s: saturation at 20 req/s
@@ -172,3 +177,56 @@ def test_the_floor_falls_back_to_the_old_rule_and_a_breach_still_lowers() -> Non
         curve=curve,
     )
     assert lowered == pytest.approx(11.0 / 12.0 * SETTINGS.capacity_breach_margin)
+
+
+# The planner reads the curve of the one GPU type the replicas run on; a fleet on several
+# types gets none (its TPOT is the slowest type's at a shared load).
+
+
+def _law(u: float) -> float:
+    return 20.0 / (1.0 - 0.6 * u)  # TPOT (ms) at load u of the capacity point: 50 at u = 1
+
+
+LAW_CURVE = tuple(CurvePoint(u, None, _law(u)) for u in (0.25, 0.5, 0.75, 1.0, 1.25))
+
+
+def _plan_correction(placements: tuple[tuple[str, str], ...]) -> float | None:
+    profiles = tuple(
+        CapacityProfile(gpu, 40_000.0, 4_000.0, source="Measured", curve=LAW_CURVE)
+        for gpu in ("H100", "A100")
+    )
+    s = replace(
+        spec(1, 16, gpu=GpuNeed(1), scaling={"tpot_p95_ms": 50.0, "predictor": "constant"}),
+        profiles=profiles,
+        workload=Workload(600, 250),
+    )
+    capacity = 1 / 0.0775  # 12.9 req/s per replica at this mix
+    clusters = [
+        cluster("a", offering("h", gpu="H100", od=10.0)),
+        cluster("b", offering("x", gpu="A100", od=6.0)),
+    ]
+    # 4 ready replicas at 0.7 of the profiled capacity, with the TPOT the curve gives at
+    # 0.78: slower than profiled, within the 50 ms objective (no breach).
+    by_cluster = {}
+    for name, _ in placements:
+        by_cluster[name] = ClusterSignals(
+            ready_replicas=4 // len(placements),
+            tpot_p95_ms=_law(0.78),
+            request_rate=0.7 * capacity * 4 / len(placements),
+        )
+    p = run(
+        s,
+        clusters,
+        placements=tuple(existing(c, it, replicas=4 // len(placements)) for c, it in placements),
+        metrics=signals(**by_cluster),
+        state=DecisionState(last_desired=4),
+    )
+    return p.state.capacity_correction
+
+
+def test_the_planner_reads_the_curve_of_a_fleet_on_one_gpu_type_only() -> None:
+    one_type = _plan_correction((("a", "h"),))
+    assert one_type is not None
+    assert one_type == pytest.approx(1 + 0.2 * (0.7 / 0.78 - 1), rel=0.01)
+    two_types = _plan_correction((("a", "h"), ("b", "x")))
+    assert two_types == pytest.approx(1.0)
