@@ -145,7 +145,8 @@ def correct_profile(
       observation on the curve's rising part moves it ``CURVE_STEP`` of the way toward
       ``core.latency_curve.curve_correction`` (load / the load the curve gives for the
       observed latency), capped at ``max(1, x / profiled)`` (and at the current factor
-      while a ratio is within the tolerance band above 1): down before any breach, and
+      while a ratio is within the tolerance band above 1 or the data is incomplete):
+      down before any breach, and
       up again as far as the load carried shows; the rule above applies when the
       curve says nothing (the flat floor, a quiet replica);
     - always within ``CORRECTION_BOUNDS``.
@@ -172,7 +173,8 @@ def correct_profile(
         # SLO shows (max(1, x / profiled), the rule below): measured, a pessimistic profile
         # raised to its truth cost batch the spare replicas that carried the 15:00 outage
         # (docs/simulation.md, "Tried and not kept").
-        ceiling = max(1.0, x / profiled) if worst <= 1.0 else factor
+        # Incomplete data (a cluster's signal missing) may lower it, never raise it.
+        ceiling = max(1.0, x / profiled) if worst <= 1.0 and signals.complete else factor
         factor += CURVE_STEP * (min(hi, ceiling, max(lo, from_curve)) - factor)
     elif worst <= 1.0 and signals.complete:
         target = max(1.0, x / profiled)

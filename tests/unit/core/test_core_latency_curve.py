@@ -148,6 +148,20 @@ def test_a_lowered_correction_comes_back_up_but_never_above_what_the_load_shows(
             )
         assert factor == pytest.approx(ceiling, rel=0.01)
         assert factor is not None and factor <= CORRECTION_BOUNDS[1]
+    # Incomplete data (a cluster's signal missing) never raises it.
+    incomplete = Signals(
+        tpot_p95_ms=tpot_ms(8.0), request_rate=32.0, complete=False, ready_replicas=4
+    )
+    held = correct_profile(
+        incomplete,
+        _worst(8.0),
+        profiled=profiled,
+        correction=0.7,
+        current=4,
+        settings=SETTINGS,
+        curve=measured_curve(-0.12),
+    )
+    assert held == pytest.approx(0.7)
 
 
 def test_the_floor_falls_back_to_the_old_rule_and_a_breach_still_lowers() -> None:
