@@ -6,6 +6,7 @@ breakdown would hide (or invent) GPU-hours."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,52 @@ def test_states_add_up_to_the_billed_gpu_hours(tmp_path: Path) -> None:
     total_row = next(line for line in out.splitlines() if line.startswith("| all |"))
     assert float(total_row.split("|")[-3]) == pytest.approx(billed, abs=0.15)
     assert abs(billed - report.gpu_hours) < 0.1
+
+
+def _split(row: dict[str, str], name: str) -> dict[str, float]:
+    """``split`` of hack/gpu_hours_breakdown.py (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(
+        "gpu_hours_breakdown", ROOT / "hack/gpu_hours_breakdown.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parts: dict[str, float] = module.split(row, name)
+    return parts
+
+
+def test_a_minute_splits_into_need_rounding_headroom_and_standby() -> None:
+    # 5 ready H100 replicas of 1 GPU for a need of 2.6 (2.4 on the best GPU), 4 desired + 1
+    # standby, one node provisioning, half a GPU idle on average.
+    row = {
+        "gpus_per_replica:m": "1",
+        "serving:m": "5",
+        "need:m": "2.6",
+        "need_best:m": "2.4",
+        "desired:m": "4",
+        "standby:m": "1",
+        "gpu_loading:m": "0",
+        "gpu_provisioning:m": "1",
+        "gpu_idle:m": "0.5",
+    }
+    parts = _split(row, "m")
+    assert parts == pytest.approx(
+        {
+            "needed": 2.4,
+            "gpu mix": 0.2,
+            "round": 0.4,
+            "headroom": 1.0,
+            "standby": 1.0,
+            "surplus": 0.0,
+            "loading": 0.0,
+            "provisioning": 1.0,
+            "idle": 0.5,
+            "short": 0.0,
+        }
+    )
+    # Short of the need: what is ready is all "needed", and the rest is short.
+    row.update({"serving:m": "2", "desired:m": "4"})
+    parts = _split(row, "m")
+    assert parts["needed"] + parts["gpu mix"] == pytest.approx(2.0)
+    assert parts["headroom"] == parts["standby"] == parts["round"] == 0.0
+    assert parts["short"] == pytest.approx(0.6)
