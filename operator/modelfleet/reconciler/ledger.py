@@ -115,7 +115,20 @@ class PoolLedger:
 
     def total(self, pool: PoolKey) -> int:
         """Nodes every deployment together books on ``pool``."""
-        return sum(b.get(pool, Booking(0, 0)).nodes for b in self._bookings.values())
+        nodes = 0
+        for pools in self._bookings.values():
+            booking = pools.get(pool)
+            if booking is not None:
+                nodes += booking.nodes
+        return nodes
+
+    def _totals(self) -> dict[PoolKey, int]:
+        """``total`` of every booked pool, in one pass over the bookings."""
+        totals: dict[PoolKey, int] = {}
+        for pools in self._bookings.values():
+            for pool, booking in pools.items():
+                totals[pool] = totals.get(pool, 0) + booking.nodes
+        return totals
 
     def within_quota(self, pool: PoolKey, max_nodes: int | None) -> int:
         """Nodes to ask ``pool`` for: its total, less what would take the offering's two
@@ -173,11 +186,14 @@ class PoolLedger:
         than its bookings (its scale-in delay keeps them) and the cloud reported them Ready.
         Sorted; pools without such nodes left out (``FleetSnapshot.idle_nodes``)."""
         out = []
+        totals: dict[PoolKey, int] | None = None  # every pool's total, once per call
         for pool, requested in sorted(self._requested.items()):
             ready = self._ready.get(pool)
             if ready is None:
                 continue
-            idle = min(requested, ready) - self.total(pool)
+            if totals is None:
+                totals = self._totals()
+            idle = min(requested, ready) - totals.get(pool, 0)
             if idle > 0:
                 out.append((pool, idle))
         return tuple(out)
