@@ -63,6 +63,8 @@ class SimulatedMetricsSource:
         self._fixed: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
         self._rates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """Per deployment: prefill tokens/s and chunk tokens per GPU class (fixed)."""
+        self._tpots: dict[str, tuple[tuple[int, int], dict[bytes, float | None]]] = {}
+        """Per deployment: the last window's TPOT per set of used classes (``_tpot``)."""
         self.fetches = 0
 
     async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
@@ -161,6 +163,23 @@ class SimulatedMetricsSource:
         cdf: np.ndarray = load.traffic.prompt_cdf(room)
         return cdf
 
+    def _tpot(self, key: str, begin: int, end: int, used: np.ndarray) -> float | None:
+        """TPOT p95 (ms) over the window ``[begin, end)`` of the GPU classes ``used`` (bool
+        per class): the largest of their mean decode step times. A function of the
+        deployment's serving state alone (final once served), so the clusters of a scrape
+        that used the same classes share one computation (kept for the last window)."""
+        window, answers = self._tpots.get(key, ((-1, -1), {}))
+        if window != (begin, end):
+            answers = {}
+            self._tpots[key] = ((begin, end), answers)
+        classes = used.tobytes()
+        if classes in answers:
+            return answers[classes]
+        taus = self._load.deployments[key].tau[begin:end][:, used]
+        tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None
+        answers[classes] = tpot
+        return tpot
+
     def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
         load = self._load.deployments[key]
         monitoring = self._load.world.monitoring
@@ -180,7 +199,7 @@ class SimulatedMetricsSource:
         if end <= begin:
             return empty
         window_ready = load.ready[begin:end, c, :]
-        if not window_ready.any():
+        if not np.count_nonzero(window_ready):
             return empty  # no replica there all window: nothing served, no series
         ready = window_ready.astype(np.float64)  # (w, g)
         mu, edges, edge_tuple = self._constants(key)
@@ -207,16 +226,13 @@ class SimulatedMetricsSource:
         gauges = {"queue": queue, "kv": kv, "running": running}
         if total <= 0.0:
             return {**empty, **gauges, "rate": 0.0, "tokens": 0.0}
-        tau = load.tau[begin:end]
         cdf = self._bucket_cdf(key, scrape, begin, end, edges)
         cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
         ttft = histogram_quantile(0.95, edge_tuple, cumulative)
         used = counts.sum(axis=0) > 0
-        taus = tau[:, used]
-        tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None
         return {
             "ttft": None if ttft is None else ttft * 1000.0,
-            "tpot": tpot,
+            "tpot": self._tpot(key, begin, end, used),
             **gauges,
             "rate": rate,
             "tokens": tokens,
