@@ -41,6 +41,10 @@ class Booking:
     empty: all the cluster's zones."""
 
 
+def _nodes(booking: Booking | None) -> int:
+    return booking.nodes if booking is not None else 0
+
+
 @dataclass(frozen=True)
 class Launch:
     """A grow in flight: the pool was asked for ``nodes`` at ``since`` and has fewer Ready."""
@@ -60,6 +64,8 @@ class PoolLedger:
         self._dirty: set[PoolKey] = set()
         self._ready: dict[PoolKey, int] = {}
         self._shrinking: dict[PoolKey, datetime] = {}
+        self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
+        """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class PoolLedger:
         """Adopt a deployment's recorded placements unless it was booked in this process."""
         if deployment in self._bookings:
             return
+        self._others.clear()
         bookings: dict[PoolKey, Booking] = {}
         for p in placements:
             key: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
@@ -95,17 +102,16 @@ class PoolLedger:
         }
         old = self._bookings.get(deployment, {})
         self._bookings[deployment] = new
-        changed = {
-            k
-            for k in set(old) | set(new)
-            if old.get(k, Booking(0, 0)).nodes != new.get(k, Booking(0, 0)).nodes
-        }
+        if new != old:
+            self._others.clear()
+        changed = {k for k in set(old) | set(new) if _nodes(old.get(k)) != _nodes(new.get(k))}
         self._dirty |= {k for k in changed if self._requested.get(k) != self.total(k)}
         return changed
 
     def release(self, deployment: str) -> set[PoolKey]:
         """Forget ``deployment`` (deleted); returns the pools whose total changed."""
         old = self._bookings.pop(deployment, {})
+        self._others.clear()
         changed = {k for k, b in old.items() if b.nodes}
         self._dirty |= changed
         return changed
@@ -165,8 +171,12 @@ class PoolLedger:
 
     def placements(self, *, exclude: str) -> tuple[ExistingPlacement, ...]:
         """Every other deployment's bookings, as the planner's existing placements (the
-        capacity they hold counts against each pool's quota)."""
-        return tuple(
+        capacity they hold counts against each pool's quota). Kept per ``exclude`` until a
+        booking changes (most passes book what they held)."""
+        kept = self._others.get(exclude)
+        if kept is not None:
+            return kept
+        kept = self._others[exclude] = tuple(
             ExistingPlacement(
                 deployment=deployment,
                 cluster=key[0],
@@ -180,6 +190,7 @@ class PoolLedger:
             for key, booking in sorted(pools.items())
             if booking.nodes > 0 or booking.replicas > 0
         )
+        return kept
 
     def idle_nodes(self) -> tuple[tuple[PoolKey, int], ...]:
         """Ready nodes per pool that no deployment books: the pool was last asked for more

@@ -20,6 +20,7 @@ Each cluster sees the requests routed to its replicas (its share of the fleet's 
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 
@@ -29,6 +30,9 @@ from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalV
 from modelfleet.sim.fleet import VirtualClock
 from modelfleet.sim.load import LoadModel
 
+_sum = functools.partial(np.add.reduce, axis=None)
+"""``ndarray.sum()`` of a whole array: the very reduction it calls, minus a Python frame."""
+
 
 def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarray) -> float | None:
     """Prometheus' histogram_quantile over cumulative bucket counts (the last bucket is
@@ -37,7 +41,7 @@ def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarra
     if total <= 0.0:
         return None
     rank = q * total
-    index = int(np.searchsorted(cumulative, rank, side="left"))
+    index = int(cumulative.searchsorted(rank, side="left"))
     if index >= len(edges):
         return edges[-1]  # in the +Inf bucket: Prometheus returns the last finite edge
     upper = edges[index]
@@ -207,15 +211,16 @@ class SimulatedMetricsSource:
         # ready x mu / capacity where capacity > 0, else 0 (nothing computed there).
         share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
         counts = load.served[begin:end, None] * share  # requests per second per class
-        total = float(counts.sum())
-        if ready[-1].sum() == 0 and total == 0.0:
+        # np.add.reduce: what ndarray.sum calls, without its Python wrapper (the same sum).
+        total = float(_sum(counts))
+        if _sum(ready[-1]) == 0 and total == 0.0:
             return empty
         rate = total / (end - begin)
         tokens = rate * load.traffic.output_mean
-        queue_share = float(share[-1].sum())
+        queue_share = float(_sum(share[-1]))
         queue = float(load.waiting[end - 1]) * queue_share
         batch = load.batch[end - 1]  # per replica, per class
-        running = float((ready[-1] * batch).sum())
+        running = float(_sum(ready[-1] * batch))
         # Python floats: the same products and sum, in the same order, as numpy scalars.
         kv = float(
             sum(
