@@ -24,8 +24,6 @@ Everything is measured over the scenario's window (the warm-up is left out):
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +31,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from modelfleet.api import ModelDeployment
 from modelfleet.core.autoscale import DEFAULT_LEAD_TIME_SECONDS
 from modelfleet.core.forecast import PREDICTORS
 from modelfleet.sim.engine import PolicyRun
@@ -361,26 +358,40 @@ def _reclaims(run: PolicyRun) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(run: PolicyRun, *, threads: int | None = None) -> PolicyReport:
-    """The figures of one run (see the module docstring for their definitions), its
-    deployments evaluated in up to ``threads`` threads (default: 2 where this process may
-    use more than one core; the same figures for any number)."""
+def evaluate(run: PolicyRun) -> PolicyReport:
+    """The figures of one run (see the module docstring for their definitions)."""
     minutes = (run.load.seconds - run.offset) // 60
+    figures: dict[str, DeploymentFigures] = {}
+    all_ttft = []
+    requests = failed = 0
     first_tick = run.offset // int(run.tick)
-    deployments = list(run.scenario.deployments)
-    # Each deployment's figures depend on its own arrays and its own seeded draws only, so
-    # they are computed in two threads (numpy's bulk loops release the GIL; the machine's
-    # other core is free by the time the modelfleet run ends) and gathered in order.
-    threads = (2 if _cores() > 1 else 1) if threads is None else threads
-    if len(deployments) > 1 and threads > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            each = list(pool.map(lambda md: _deployment_figures(run, md, minutes), deployments))
-    else:
-        each = [_deployment_figures(run, md, minutes) for md in deployments]
-    figures = {key: f for key, f, _ in each}
-    all_ttft = [ok for _, _, ok in each]
-    requests = sum(f.requests for _, f, _ in each)
-    failed = sum(f.failed for _, f, _ in each)
+    for md in run.scenario.deployments:
+        key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
+        ttft, local = _request_ttfts(run, key)
+        minute = _minute_p95(ttft, local, minutes)
+        ok = ttft[np.isfinite(ttft)]
+        all_ttft.append(ok)
+        n_failed = int(np.isinf(ttft).sum())
+        ready = run.ready[key][first_tick:]
+        figures[key] = DeploymentFigures(
+            slo_ms=md.spec.slo.ttft_p95_ms,
+            minute_p95_ms=minute,
+            requests=len(ttft),
+            failed=n_failed,
+            ttft_p95_ms=float(np.percentile(ok, 95)) * 1000.0 if len(ok) else None,
+            replicas_mean=float(ready.mean()) if len(ready) else 0.0,
+            replicas_max=int(ready.max(initial=0)),
+            forecast=predictor_error(
+                run.load.deployments[key].traffic.arrivals,
+                predictor=md.spec.scaling.predictor,
+                lead_seconds=md.spec.scaling.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS,
+                begin=run.offset,
+            )
+            if run.policy.startswith("modelfleet")
+            else None,
+        )
+        requests += len(ttft)
+        failed += n_failed
     met = np.ones(minutes, dtype=bool)
     for f in figures.values():
         met &= f.minute_met[:minutes]
@@ -399,44 +410,6 @@ def evaluate(run: PolicyRun, *, threads: int | None = None) -> PolicyReport:
         stockouts=_stockouts(run),
         spot_reclaims=_reclaims(run),
     )
-
-
-def _deployment_figures(
-    run: PolicyRun, md: ModelDeployment, minutes: int
-) -> tuple[str, DeploymentFigures, FloatArray]:
-    """(key, figures, TTFTs of the requests served) of one deployment of ``run``."""
-    key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
-    ttft, local = _request_ttfts(run, key)
-    minute = _minute_p95(ttft, local, minutes)
-    ok = ttft[np.isfinite(ttft)]
-    n_failed = int(np.isinf(ttft).sum())
-    ready = run.ready[key][run.offset // int(run.tick) :]
-    figures = DeploymentFigures(
-        slo_ms=md.spec.slo.ttft_p95_ms,
-        minute_p95_ms=minute,
-        requests=len(ttft),
-        failed=n_failed,
-        ttft_p95_ms=float(np.percentile(ok, 95)) * 1000.0 if len(ok) else None,
-        replicas_mean=float(ready.mean()) if len(ready) else 0.0,
-        replicas_max=int(ready.max(initial=0)),
-        forecast=predictor_error(
-            run.load.deployments[key].traffic.arrivals,
-            predictor=md.spec.scaling.predictor,
-            lead_seconds=md.spec.scaling.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS,
-            begin=run.offset,
-        )
-        if run.policy.startswith("modelfleet")
-        else None,
-    )
-    return key, figures, ok
-
-
-def _cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not every platform has affinity
-        return os.cpu_count() or 1
 
 
 def timeline_rows(report: PolicyReport) -> list[dict[str, Any]]:

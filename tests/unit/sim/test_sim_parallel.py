@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from rich.console import Console
 
 from modelfleet.sim.output import SimulationResult, print_summary, simulate
 from modelfleet.sim.policies import PolicyName
-from modelfleet.sim.report import evaluate, timeline_rows
+from modelfleet.sim.report import timeline_rows
 
 ROOT = Path(__file__).parents[3]
 SCENARIO = ROOT / "examples" / "scenarios" / "spot-reclaim.toml"
@@ -105,27 +104,3 @@ def test_parallel_run_writes_every_output(tmp_path: Path) -> None:
     result = simulate(SCENARIO, policies=names, hours=0.25, jobs=2, out=tmp_path)
     assert [r.run.policy for r in result.reports] == list(names)
     assert {p.name for p in tmp_path.iterdir()} == {"report.json", "timeline.csv", "report.png"}
-
-
-@pytest.mark.parametrize("policy", [0, 3], ids=["modelfleet", "oracle"])
-def test_deployments_evaluated_in_threads_give_the_figures_of_one_thread(
-    serial: SimulationResult, policy: int
-) -> None:
-    """``evaluate`` computes each deployment's figures in its own thread: the report is
-    the one evaluated deployment after deployment."""
-    run = serial.reports[policy].run
-    assert len(run.scenario.deployments) > 1
-    one, two = evaluate(run, threads=1), evaluate(run, threads=2)
-    assert json.dumps(one.to_json(), sort_keys=True) == json.dumps(two.to_json(), sort_keys=True)
-    assert (one.slo_attainment, one.ttft_p95_ms) == (two.slo_attainment, two.ttft_p95_ms)
-    assert (one.requests, one.failed) == (two.requests, two.failed) and one.requests > 0
-    assert list(one.deployments) == list(two.deployments)
-    for key, figures in one.deployments.items():
-        other = two.deployments[key]
-        assert np.array_equal(figures.minute_p95_ms, other.minute_p95_ms, equal_nan=True)
-        assert (figures.requests, figures.failed, figures.ttft_p95_ms, figures.forecast) == (
-            other.requests,
-            other.failed,
-            other.ttft_p95_ms,
-            other.forecast,
-        )
