@@ -88,7 +88,7 @@ async def test_profile_finds_the_rate_the_latency_law_predicts(
 
     # The profile is what the operator reads: it merges into a ModelDeployment and predicts
     # the measured rate at the measured mix.
-    fragment = profile_manifest(req, result)
+    fragment = profile_manifest(req, result, steps=steps)
     manifest = {
         "apiVersion": "modelfleet.io/v1alpha1",
         "kind": "ModelDeployment",
@@ -105,6 +105,22 @@ async def test_profile_finds_the_rate_the_latency_law_predicts(
     assert spec.profiles[0].source == "Measured"
     predicted = capacity_for(spec.profiles, spec.workload, "H100", 1)
     assert predicted == pytest.approx(result.requests_per_second, rel=0.01)
+
+    # The sweep is written too: one point per step that completed requests, lowest rate
+    # first, each the step's own achieved rate and TTFT/TPOT p95; it survives the API and
+    # reaches the core as loads relative to the capacity point, with the capacity point
+    # itself at load 1 and the stub's law (latency grows with load) visible in it.
+    written = fragment["spec"]["capacityProfiles"][0]["measurement"]["curve"]
+    measured = sorted((s for s in steps if s.ok), key=lambda s: s.rate)
+    assert [p["requestsPerSecond"] for p in written] == [round(s.achieved, 3) for s in measured]
+    assert [p["ttftP95Ms"] for p in written] == [round(s.ttft_ms(0.95) or 0.0, 1) for s in measured]
+    assert all(p["tpotP95Ms"] > 0 for p in written)
+    assert written[0]["ttftP95Ms"] < written[-1]["ttftP95Ms"]
+    curve = spec.profiles[0].curve
+    assert len(curve) == len(written) >= 3
+    assert [c.load for c in curve] == sorted(c.load for c in curve)
+    assert any(c.load == pytest.approx(1.0, abs=1e-3) for c in curve)
+    assert curve[-1].load > 1.0  # the failing step above the capacity point
 
 
 async def test_no_rate_within_the_slo_gives_no_profile(stub: OpenAIStub, tmp_path: Path) -> None:

@@ -18,6 +18,14 @@ from pydantic import Field
 from modelfleet.api.common import ApiModel, GpuName
 
 
+class ProfilePoint(ApiModel):
+    """One step of the rate sweep: the latency a replica gave at one offered rate."""
+
+    requests_per_second: float = Field(ge=0, description="Rate achieved at this step.")
+    ttft_p95_ms: float | None = Field(default=None, ge=0, description="TTFT p95 at that rate.")
+    tpot_p95_ms: float | None = Field(default=None, ge=0, description="TPOT p95 at that rate.")
+
+
 class ProfileMeasurement(ApiModel):
     """How a measured profile was obtained (written by ``modelfleet profile``)."""
 
@@ -29,6 +37,14 @@ class ProfileMeasurement(ApiModel):
     at: datetime | None = Field(default=None, description="When it was measured.")
     endpoint: str | None = Field(
         default=None, max_length=2048, description="Endpoint measured (no credentials)."
+    )
+    curve: list[ProfilePoint] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "The sweep: latency per rate, lowest rate first (the online correction reads "
+            "the capacity from observed latency against it)."
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from modelfleet.core import reasons as R
 from modelfleet.core.forecast import PREDICTORS
+from modelfleet.core.latency_curve import CurvePoint, curve_correction
 from modelfleet.core.reasons import Reason
 from modelfleet.core.saturation import saturation_floor
 from modelfleet.core.types import ClusterSignals, PlannerSettings, ScalingPolicy
@@ -83,6 +84,9 @@ DEFAULT_LEAD_TIME_SECONDS = 480.0
 model start (~2.5 min), the medians of docs/simulation.md."""
 CORRECTION_BOUNDS = (0.5, 1.5)
 """Online correction never moves a profile by more than this factor either way."""
+CURVE_STEP = 0.2
+"""Fraction of the way an informative curve observation moves the correction per plan
+(successive plans see overlapping metric windows: one spell is not ten observations)."""
 HISTORY_SPACING_SECONDS = 30.0
 HISTORY_SECONDS = 600.0
 
@@ -124,6 +128,7 @@ def correct_profile(
     current: int,
     settings: PlannerSettings,
     standby: int = 0,
+    curve: tuple[CurvePoint, ...] = (),
 ) -> float | None:
     """The online correction of a profile's capacity ``profiled`` (requests/s per replica)
     after observing ``signals``; the rules of docs/decisions.md section 1:
@@ -136,6 +141,14 @@ def correct_profile(
     - every signal within target on complete data moves it a tenth of the way back toward
       ``max(1, x / profiled)``: the profile stays the anchor, so one bad spell cannot
       pin the capacity low for good (the flaw of a capacity learned from load alone);
+    - with a latency-vs-load ``curve`` (a measured profile's sweep) and no breach, an
+      observation on the curve's rising part moves it ``CURVE_STEP`` of the way toward
+      ``core.latency_curve.curve_correction`` (load / the load the curve gives for the
+      observed latency), capped at ``max(1, x / profiled)`` (and at the current factor
+      while a ratio is within the tolerance band above 1 or the data is incomplete):
+      down before any breach, and
+      up again as far as the load carried shows; the rule above applies when the
+      curve says nothing (the flat floor, a quiet replica);
     - always within ``CORRECTION_BOUNDS``.
     """
     rate, ready = signals.request_rate, signals.ready_replicas
@@ -144,10 +157,25 @@ def correct_profile(
     factor = 1.0 if correction is None else correction
     x = rate / ready
     lo, hi = CORRECTION_BOUNDS
+    from_curve = (
+        curve_correction(
+            curve, load=x / profiled, tpot_ms=signals.tpot_p95_ms, ttft_ms=signals.ttft_p95_ms
+        )
+        if curve
+        else None
+    )
     if worst > 1.0 + settings.tolerance:
         if ready < current + standby or x < 0.6 * profiled * factor:
             return correction
         factor = min(factor, x / profiled * settings.capacity_breach_margin)
+    elif from_curve is not None:
+        # Down as far as the curve says; up no further than the load carried within the
+        # SLO shows (max(1, x / profiled), the rule below): measured, a pessimistic profile
+        # raised to its truth cost batch the spare replicas that carried the 15:00 outage
+        # (docs/simulation.md, "Tried and not kept").
+        # Incomplete data (a cluster's signal missing) may lower it, never raise it.
+        ceiling = max(1.0, x / profiled) if worst <= 1.0 and signals.complete else factor
+        factor += CURVE_STEP * (min(hi, ceiling, max(lo, from_curve)) - factor)
     elif worst <= 1.0 and signals.complete:
         target = max(1.0, x / profiled)
         factor += 0.1 * (target - factor)
@@ -266,6 +294,7 @@ def recommend_replicas(
     profiled: float | None = None,
     memory: Memory | None = None,
     standby: int = 0,
+    curve: tuple[CurvePoint, ...] = (),
 ) -> AutoscaleDecision:
     """Desired replicas from ``signals`` given ``current`` desired replicas (and ``standby``
     warm standby replicas placed on top of them, which serve traffic like any other).
@@ -279,8 +308,9 @@ def recommend_replicas(
       ``current``, so it holds while they start); r > panic_ratio: at once (no
       up-stabilisation).
     - with a capacity profile (``profiled``: requests/s per replica of the offering the
-      placement prefers, times the online correction) the count is sized for the demand
-      forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
+      placement prefers, times the online correction, which a measured profile's
+      latency-vs-load ``curve`` moves both ways: ``correct_profile``) the count is sized
+      for the demand forecast one lead time ahead: ``ceil(forecast x (1 + headroom) / capacity)``
       (predictive mode); a breach on a steady fleet (every placed replica ready) still
       scales up as above (reactive mode) and the larger of the two wins; while placed
       replicas start, a breach holds (their backlog is not a capacity error);
@@ -329,6 +359,7 @@ def recommend_replicas(
             current=current,
             settings=settings,
             standby=standby,
+            curve=curve,
         )
         per_replica = profiled * (1.0 if correction is None else correction)
         horizon = scaling.lead_time_seconds

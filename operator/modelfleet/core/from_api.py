@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from modelfleet.api.common import LabelSelector
 from modelfleet.api.fleetcluster import FleetCluster, GpuOffering, Stockout
 from modelfleet.api.modeldeployment import ModelDeployment, ModelDeploymentSpec
+from modelfleet.api.profiles import CapacityProfileSpec
+from modelfleet.core.latency_curve import CurvePoint, curve_from
 from modelfleet.core.profiles import CapacityProfile, Workload
 from modelfleet.core.types import (
     ClusterView,
@@ -48,6 +50,17 @@ def selector_from_api(selector: LabelSelector | None) -> Selector | None:
             SelectorTerm(e.key, e.operator, tuple(e.values or ()))
             for e in selector.match_expressions or []
         ),
+    )
+
+
+def _curve(cp: CapacityProfileSpec) -> tuple[CurvePoint, ...]:
+    """A measured profile's sweep as loads relative to its capacity point; () without."""
+    m = cp.measurement
+    if m is None or not m.curve:
+        return ()
+    return curve_from(
+        ((p.requests_per_second, p.ttft_p95_ms, p.tpot_p95_ms) for p in m.curve),
+        m.requests_per_second,
     )
 
 
@@ -88,6 +101,7 @@ def spec_from_api(spec: ModelDeploymentSpec, *, key: str) -> DeploymentSpec:
                 source=cp.source,
                 prompt_tokens=cp.prompt_tokens,
                 output_tokens=cp.output_tokens,
+                curve=_curve(cp),
             )
             for cp in spec.capacity_profiles
         ),

@@ -26,9 +26,10 @@ from modelfleet.core.candidates import (
     fleet_index,
 )
 from modelfleet.core.health import failing_back, is_lost
+from modelfleet.core.latency_curve import CurvePoint
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, clear_place_memo, place
-from modelfleet.core.profiles import replica_capacity
+from modelfleet.core.profiles import best_profile, replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits, clear_memo
@@ -189,6 +190,7 @@ def plan(
             state.short_since,
         ),
         standby=spec.failover.warm_standby_replicas,
+        curve=_curve_view(spec, ex.sticky, index, growth_ranked),
     )
     desired = auto.desired
     standby = spec.failover.warm_standby_replicas if desired > 0 else 0
@@ -448,6 +450,34 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
+
+
+def _curve_view(
+    spec: DeploymentSpec,
+    sticky: Mapping[PoolKey, int],
+    index: FleetIndex,
+    ranked: Sequence[Candidate],
+) -> tuple[CurvePoint, ...]:
+    """The latency-vs-load curve the online correction reads: that of the most trusted
+    profile of the one GPU type every replica runs on now (else of the candidate cheapest
+    per unit of capacity); () when the replicas run on several GPU types (the fleet's
+    latency is then the slowest type's, at a load the others share: no one curve reads
+    it), when that profile has no curve, or without profiles."""
+    if not spec.profiles:
+        return ()
+    gpus: set[str] = set()
+    for key, n in sticky.items():
+        offering = index.offerings.get((key[0], key[1]))
+        if offering is not None and n > 0:
+            gpus.add(offering.gpu)
+    if len(gpus) > 1:
+        return ()
+    gpu: str | None = next(iter(gpus)) if gpus else None
+    if gpu is None and ranked:
+        first = index.offerings.get((ranked[0].cluster, ranked[0].instance_type))
+        gpu = first.gpu if first is not None else None
+    profile = None if gpu is None else best_profile(spec.profiles, gpu, spec.gpu.count)
+    return () if profile is None else profile.curve
 
 
 def clear_memos() -> None:

@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from modelfleet.core.latency_curve import CurvePoint
+
 if TYPE_CHECKING:
     from modelfleet.core.types import DeploymentSpec, Offering
 
@@ -57,6 +59,9 @@ class CapacityProfile:
     source: ProfileSource = "Declared"
     prompt_tokens: float | None = None
     output_tokens: float | None = None
+    curve: tuple[CurvePoint, ...] = ()
+    """The measured latency-vs-load sweep, loads relative to the capacity point
+    (``core.latency_curve``); () when the profile has none."""
 
     def requests_per_second(self, prompt_tokens: float, output_tokens: float) -> float:
         """Requests/s one replica sustains within the SLO at mean lengths ``prompt_tokens``

@@ -10,6 +10,7 @@ and writes the profile the operator reads: a ModelDeployment fragment holding on
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,10 +175,34 @@ async def profile(
     return profile_from(steps, passed), steps, passed
 
 
+def sweep_curve(steps: Sequence[StepResult]) -> list[dict[str, float]]:
+    """Every step that completed a request, lowest rate first, as
+    ``measurement.curve`` points: achieved requests/s (the rate the capacity point is
+    stated in), TTFT p95 and TPOT p95 in ms (docs/api.md). At most 64 points (the CRD's
+    limit; a search makes ~10)."""
+    points: list[dict[str, float]] = []
+    for s in sorted(steps, key=lambda s: s.rate):
+        if not s.ok or s.achieved <= 0:
+            continue
+        point = {"requestsPerSecond": round(s.achieved, 3)}
+        ttft, tpot = s.ttft_ms(0.95), s.tpot_ms(0.95)
+        if ttft is not None:
+            point["ttftP95Ms"] = round(ttft, 1)
+        if tpot is not None:
+            point["tpotP95Ms"] = round(tpot, 2)
+        points.append(point)
+    return points[:64]
+
+
 def profile_manifest(
-    req: ProfileRequest, result: MeasuredProfile, *, at: datetime | None = None
+    req: ProfileRequest,
+    result: MeasuredProfile,
+    *,
+    at: datetime | None = None,
+    steps: Sequence[StepResult] = (),
 ) -> dict[str, Any]:
-    """The ModelDeployment fragment the operator reads (``spec.capacityProfiles``)."""
+    """The ModelDeployment fragment the operator reads (``spec.capacityProfiles``), with
+    the sweep of ``steps`` as ``measurement.curve`` when there is one."""
     measurement: dict[str, Any] = {
         "requestsPerSecond": round(result.requests_per_second, 3),
         "at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
@@ -187,6 +212,9 @@ def profile_manifest(
         measurement["ttftP95Ms"] = round(result.ttft_p95_ms, 1)
     if result.tpot_p95_ms is not None:
         measurement["tpotP95Ms"] = round(result.tpot_p95_ms, 2)
+    curve = sweep_curve(steps)
+    if curve:
+        measurement["curve"] = curve
     return {
         "spec": {
             "capacityProfiles": [
@@ -209,11 +237,11 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
     """The command's body: run, print, write ``out``; exit status (1: no rate met the SLO,
     2: ``out`` could not be written: the profile is printed instead). Raises
     EndpointError."""
-    result, _, _ = asyncio.run(profile(req, console))
+    result, steps, _ = asyncio.run(profile(req, console))
     if result is None:
         console.print("[red]no offered rate met the objectives: no profile written[/red]")
         return 1
-    doc = profile_manifest(req, result)
+    doc = profile_manifest(req, result, steps=steps)
     text = (
         f"# modelfleet profile of {req.model} on {req.gpu_count} x {req.gpu} at "
         f"{redact(req.base_url)}\n"

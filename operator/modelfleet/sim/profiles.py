@@ -19,7 +19,12 @@ import zlib
 import numpy as np
 
 from modelfleet.api import ModelDeployment
-from modelfleet.api.profiles import CapacityProfileSpec, WorkloadMix
+from modelfleet.api.profiles import (
+    CapacityProfileSpec,
+    ProfileMeasurement,
+    ProfilePoint,
+    WorkloadMix,
+)
 from modelfleet.sim.serving import ReplicaModel, waiting_time
 from modelfleet.sim.traffic import Traffic
 
@@ -56,6 +61,36 @@ def true_capacity(
     return lo
 
 
+SWEEP_LOADS = (0.25, 0.5, 0.625, 0.75, 0.875, 1.0, 1.125, 1.25)
+"""Rates of the simulated ``modelfleet profile`` sweep, as fractions of the true capacity
+(the real search's geometric climb and bisection land on a handful of rates like these)."""
+
+
+def sweep(
+    model: ReplicaModel, *, truth: float, factor: float, prompt_p95: float
+) -> list[ProfilePoint]:
+    """The latency-vs-load points a ``modelfleet profile`` run would write: at true rate
+    ``u x truth`` the world's TTFT p95 (a 95th-percentile prompt, queue wait included, the
+    whole current step to finish) and TPOT (the step time), recorded at rate ``u x truth x
+    factor``: the sweep carries the same drawn error as the capacity point."""
+    points = []
+    for u in SWEEP_LOADS:
+        lam = u * truth
+        tau = model.step_time(lam)
+        batch = model.batch(lam)
+        service = batch / lam if lam > 0 else 0.0
+        wait = waiting_time(batch / model.concurrency, model.concurrency, service)
+        ttft = model.ttft_s(lam, prompt_p95, wait=wait, residual=1.0)
+        points.append(
+            ProfilePoint(
+                requests_per_second=round(lam * factor, 3),
+                ttft_p95_ms=round(min(ttft * 1000.0, 1e7), 1),
+                tpot_p95_ms=round(tau * 1000.0, 2),
+            )
+        )
+    return points
+
+
 def profile_error(seed: int, gpu: str, bound: float) -> float:
     """The measurement error of ``gpu``'s profiles in a run: uniform in [-bound, bound],
     the same for every deployment and policy of the run."""
@@ -72,7 +107,8 @@ def measured_profiles(
     error: float,
 ) -> ModelDeployment:
     """``md`` with ``spec.capacityProfiles`` as a ``modelfleet profile`` run would have
-    written them (truth x (1 + per-GPU error)) and ``spec.workload`` set to the traffic's
+    written them (truth x (1 + per-GPU error), with the latency-vs-load sweep
+    at rates carrying the same error: ``sweep``) and ``spec.workload`` set to the traffic's
     mean lengths. Leaves profiles the manifest already declares in place."""
     if md.spec.capacity_profiles:
         return md
@@ -101,6 +137,12 @@ def measured_profiles(
                 source="Measured",
                 prompt_tokens=round(prompt, 1),
                 output_tokens=round(output, 1),
+                measurement=ProfileMeasurement(
+                    requests_per_second=round(measured, 3),
+                    curve=sweep(model, truth=truth, factor=factor, prompt_p95=prompt_p95),
+                )
+                if measured > 0
+                else None,
             )
         )
     spec = md.spec.model_copy(
