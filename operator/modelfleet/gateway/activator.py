@@ -292,6 +292,11 @@ class DemandWaker:
         """Writes started and not finished."""
         return self._writes.in_flight
 
+    @property
+    def checks_in_flight(self) -> int:
+        """Answer checks (``answer_seconds`` after a write) not finished."""
+        return self._checks.in_flight
+
     async def close(self) -> None:
         """Cancel writes and answer checks still in flight."""
         await self._writes.close()
