@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
+from tests.integration import rbac_check
 from tests.integration.kube_emulator import KubeEmulator, kube_emulator
 
 from modelfleet.clusters import KubernetesClusterClient
@@ -28,10 +29,13 @@ from modelfleet.gateway.activator import DemandWaker
 from modelfleet.gateway.catalog import DeploymentKey
 from modelfleet.labels import DEMAND_SEEN_AT
 from modelfleet.loop.demand_leases import DemandLeaseWatch
+from modelfleet.metrics.operator_metrics import OperatorMetrics
+from modelfleet.metrics.source import StaticMetricsSource
+from modelfleet.runtime import RunSettings, build_context, describe_demand_watch
 
 pytestmark = pytest.mark.integration
 
-GATEWAY_NS = "modelfleet-system"
+GATEWAY_NS = rbac_check.CHART_NAMESPACE
 MDS = "modelfleet.io/v1alpha1/modeldeployments"
 
 
@@ -98,6 +102,17 @@ async def test_a_lease_no_operator_reads_is_said(
     finally:
         await waker.close()
         await watch.close()
+    # The gateway's requests (its Lease writes, its read-backs) are what the chart grants it.
+    gateway_requests = [
+        (method, path)
+        for method, path in kube.requests()
+        if (method in ("PATCH", "POST") and "/leases" in path)
+        or (method == "GET" and "/modeldeployments/" in path)
+    ]
+    assert ("GET", "/apis/modelfleet.io/v1alpha1/namespaces/team/modeldeployments/cold") in (
+        gateway_requests
+    )
+    assert rbac_check.gateway_grants(()).denied(gateway_requests) == []
     cold = kube.get(MDS, "cold", namespace="team")
     assert cold is not None
     woken = (cold["metadata"].get("annotations") or {}).get(DEMAND_SEEN_AT)
@@ -112,3 +127,40 @@ async def test_a_lease_no_operator_reads_is_said(
         assert len(warnings) == 1
         assert f"demand Leases in namespace {GATEWAY_NS}" in warnings[0]
         assert f"{GATEWAY_NS}/team.cold" in warnings[0]
+
+
+async def test_the_operator_says_where_it_reads_demand_leases_at_its_start(
+    hub: tuple[KubeEmulator, ApiClient, KubernetesClusterClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The line ``modelfleet run`` logs at its start (``describe_demand_watch``): the Lease
+    namespace and release next to the namespaces served, or, with no namespace for the
+    Leases (an operator run by hand without ``$MODELFLEET_POD_NAMESPACE``), that it reads
+    none, which used to be silent."""
+    _, _, operator_api = hub
+    monkeypatch.delenv("MODELFLEET_POD_NAMESPACE", raising=False)
+    monkeypatch.setenv("MODELFLEET_RELEASE", "mf")
+    watching = await build_context(
+        hub=operator_api,
+        settings=RunSettings(activator_namespace=GATEWAY_NS),
+        metrics_source=StaticMetricsSource(),
+        operator_metrics=OperatorMetrics(process_metrics=False),
+    )
+    blind = await build_context(
+        hub=operator_api,
+        metrics_source=StaticMetricsSource(),
+        operator_metrics=OperatorMetrics(process_metrics=False),
+    )
+    try:
+        said = describe_demand_watch(watching, ("default", "team"))
+        assert said.startswith(
+            f"demand Leases: watching namespace {GATEWAY_NS} (release mf) for "
+            "ModelDeployments in default, team;"
+        )
+        assert blind.demand_leases is None
+        assert describe_demand_watch(blind, ()).startswith(
+            "demand Leases: not watched ($MODELFLEET_POD_NAMESPACE is not set)"
+        )
+    finally:
+        await watching.close()
+        await blind.close()
