@@ -23,6 +23,14 @@ missing) is tried again after ``interval``, not on the next held request, so a c
 opening and closing held requests in a loop cannot turn each of them into an API call.
 Writes run in the background and never delay or fail a request: an API error is logged (a
 403 names the RBAC verbs the chart grants).
+
+A write that succeeds proves nothing: the operator reads demand Leases in one namespace only
+(its own), and a gateway writing elsewhere (another ``--activator-namespace``, another
+release's namespace) used to wake nothing without a word. So each write is checked once,
+``answer_seconds`` later, by reading the deployment back (``get`` on ModelDeployments, which
+the gateway has anyway): one that still wants no replica and whose wake-up annotation is
+older than the write was not answered, which is logged as a warning naming the namespace
+written to and counted in ``modelfleet_gateway_demand_unanswered_total``.
 """
 
 from __future__ import annotations

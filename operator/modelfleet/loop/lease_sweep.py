@@ -204,4 +204,6 @@ class DemandLeaseSweep:
                 await self.sweep()
             except ClusterError as exc:
                 log.warning("demand Lease sweep in %s failed: %s", self.namespace, exc)
+            except Exception:  # a bug here must not end the sweeps, nor the operator's close
+                log.exception("demand Lease sweep in %s failed", self.namespace)
             await asyncio.sleep(self.settings.interval_seconds)
