@@ -25,6 +25,7 @@ import numpy.typing as npt
 from modelfleet.core.from_api import deployment_key
 from modelfleet.sim.baselines import HpaFailoverPolicy, StaticPeakPolicy
 from modelfleet.sim.fleet import FleetWorld, Loss, VirtualClock
+from modelfleet.sim.gpu_account import GpuAccount
 from modelfleet.sim.load import LoadModel
 from modelfleet.sim.oracle import OraclePolicy
 from modelfleet.sim.policies import ModelfleetPolicy, Policy, PolicyName
@@ -87,6 +88,8 @@ class PolicyRun:
     capacity_errors: list[tuple[float, str]] = field(default_factory=list)
     decisions: int = 0
     """Reconcile passes (modelfleet) run."""
+    gpu_account: GpuAccount | None = None
+    """Where the billed GPUs went per tick (``sim.gpu_account``); observes, decides nothing."""
 
     @property
     def start(self) -> datetime:
@@ -189,6 +192,9 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
     gpus = np.zeros(ticks)
     on_demand = np.zeros(ticks)
     seen_losses = 0
+    account = GpuAccount.for_run(
+        scenario.deployments, load, ticks, standby=name in ("modelfleet", "modelfleet-on-demand")
+    )
     for k in range(ticks):
         now = k * tick
         clock.set(now)
@@ -199,6 +205,7 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
         cost[k] = world.cost_usd - spent
         gpus[k] = world.gpu_hours - hours
         on_demand[k] = world.on_demand_cost_usd - listed
+        account.record(world, k, now)
         for loss in world.losses[seen_losses:]:
             if loss.before and not loss.drained:
                 load.vanished(loss.md, now, loss.lost / loss.before)
@@ -230,6 +237,7 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
         region_ready=region_ready,
         capacity_errors=list(policy.capacity_errors()),
         decisions=getattr(policy, "reconciles", 0),
+        gpu_account=account,
     )
 
 

@@ -440,12 +440,20 @@ def timeline_rows(report: PolicyReport) -> list[dict[str, Any]]:
             )
             row[f"ready:{name}"] = _least(run.ready[key][ticks])
             row[f"desired:{name}"] = int(run.desired[key][ticks].max(initial=0))
+            if run.gpu_account is not None:
+                row.update(
+                    run.gpu_account.minute_columns(
+                        run.load, key, name, seconds, ticks, run.ready[key]
+                    )
+                )
             met = met and bool(fig.minute_met[m])
         row["slo_met"] = met
         for region, counts in run.region_ready.items():
             row[f"region:{region}"] = int(counts[ticks].min()) if len(run.ready[key][ticks]) else 0
         row["cost_per_hour"] = round(float(run.cost[ticks].sum()) * 60.0, 2)
         row["gpus"] = round(float(run.gpus[ticks].sum()) * 60.0, 2)
+        if run.gpu_account is not None:
+            row["gpu_idle_unheld"] = run.gpu_account.unheld_idle(ticks)
         rows.append(row)
     return rows
 
