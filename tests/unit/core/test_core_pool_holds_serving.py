@@ -8,11 +8,17 @@ reconciler has removed it; a later pass, which no longer observes it, lets the n
 
 from __future__ import annotations
 
-from modelfleet.core import Plan
+from core_builders import KEY, NOW, cluster, existing, offering, run, spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_core_properties import fleets, specs
+
+from modelfleet.core import DeploymentSpec, ExistingPlacement, FleetSnapshot, Plan, is_lost
 from modelfleet.core.candidates import PoolKey
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
+from modelfleet.core.types import CapacityType
 
-from core_builders import cluster, existing, offering, run, spec
+CAPACITY_TYPES: tuple[CapacityType, ...] = ("OnDemand", "Spot")
 
 
 def _nodes(p: Plan) -> dict[tuple[str, str, str], int]:
@@ -66,3 +72,36 @@ def test_size_node_pools_takes_the_larger_of_plan_and_serving() -> None:
     assert size_node_pools({a: 1}, {}, info=info) == size_node_pools(
         {a: 1}, {}, info=info, serving={}
     )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=specs(), fleet=fleets(), data=st.data())
+def test_every_serving_replica_keeps_its_node_in_any_plan(
+    s: DeploymentSpec, fleet: FleetSnapshot, data: st.DataObject
+) -> None:
+    """Whatever the plan (scale-in, re-spread, stockouts, failing clusters, budgets), each
+    pool holding Ready replicas of the deployment on a cluster that is not lost gets at
+    least the nodes they fill."""
+    existing: list[ExistingPlacement] = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        c = data.draw(st.sampled_from(fleet.clusters))
+        o = data.draw(st.sampled_from(c.offerings))
+        ct = data.draw(st.sampled_from(CAPACITY_TYPES))
+        n = data.draw(st.integers(1, 5))
+        existing.append(
+            ExistingPlacement(KEY, c.name, o.instance_type, ct, n, data.draw(st.integers(0, n)))
+        )
+    p = run(s, list(fleet.clusters), placements=tuple(existing))
+    nodes = _nodes(p)
+    by_name = {c.name: c for c in fleet.clusters}
+    serving: dict[tuple[str, str, str], int] = {}
+    for e in existing:
+        if not is_lost(by_name[e.cluster], s.failover, NOW):
+            key = (e.cluster, e.instance_type, e.capacity_type)
+            serving[key] = serving.get(key, 0) + e.ready
+    for (name, it, ct), ready in serving.items():
+        if ready == 0:
+            continue
+        o = next(o for o in by_name[name].offerings if o.instance_type == it)
+        rpn = max(1, o.gpus_per_node // s.gpu.count)
+        assert nodes.get((name, it, ct), 0) >= -(-ready // rpn), (name, it, ct, ready, nodes)
