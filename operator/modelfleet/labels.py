@@ -7,6 +7,7 @@ selector and garbage-collected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Final
 
@@ -41,6 +42,7 @@ def capacity_label(capacity_type: str) -> str:
     return "spot" if capacity_type == "Spot" else "on-demand"
 
 
+@functools.lru_cache(maxsize=4096)
 def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
     """Deterministic 12-hex-char id of a (cluster, instance type, capacity type) pool.
 
@@ -48,6 +50,7 @@ def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
     alphanumerics; GKE: 40 chars; EKS: 63) and derive idempotency tokens from it, so a retry
     after a timeout can never create a second pool; workloads carry it in their names and
     node selectors. It lives with the labels because both sides (providers, clusters) use it.
+    Memoised (pure, on strings): every pass names the same pools.
     """
     digest = hashlib.sha256(f"{cluster}\x00{instance_type}\x00{capacity_type}".encode())
     return digest.hexdigest()[:12]

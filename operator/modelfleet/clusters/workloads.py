@@ -29,6 +29,7 @@ never resolved: ``env[].valueFrom`` is passed through untouched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -124,10 +125,12 @@ def _digest(text: str, length: int = 6) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+@functools.lru_cache(maxsize=4096)
 def dns_label(text: str, *, max_length: int = 63) -> str:
     """``text`` as an RFC 1035 label (what Service names need): lower-case letters, digits and
     dashes, starting with a letter, at most ``max_length`` characters. When ``text`` had to be
-    changed, a 6-hex digest of the original is appended so distinct inputs stay distinct."""
+    changed, a 6-hex digest of the original is appended so distinct inputs stay distinct.
+    Memoised (pure, on strings): every pass names the same workloads and Services."""
     cleaned = _NOT_DNS.sub("-", text.lower()).strip("-")
     if not cleaned or not cleaned[0].isalpha():
         cleaned = f"m-{cleaned}".rstrip("-")

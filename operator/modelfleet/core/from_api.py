@@ -177,7 +177,15 @@ def offering_of(fc: FleetCluster | None, instance_type: str) -> Offering | None:
     as the API has them; None when the cluster offers no such type."""
     if fc is None:
         return None
-    return next((o for o in cluster_offerings(fc) if o.instance_type == instance_type), None)
+    # cluster_offerings' first match, converting only it: a declared offering of that type
+    # wins; otherwise the first discovered one (none of its type is declared).
+    for o in fc.spec.gpu_offerings or []:
+        if o.instance_type == instance_type:
+            return offering_from_api(o)
+    for o in fc.status.offerings or [] if fc.status else []:
+        if o.instance_type == instance_type:
+            return offering_from_api(o)
+    return None
 
 
 def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown") -> ClusterView:

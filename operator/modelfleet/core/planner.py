@@ -27,7 +27,7 @@ from modelfleet.core.candidates import (
 )
 from modelfleet.core.health import failing_back, is_lost
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
-from modelfleet.core.placement import PlacementResult, PlaceOptions, place
+from modelfleet.core.placement import PlacementResult, PlaceOptions, clear_place_memo, place
 from modelfleet.core.profiles import replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
@@ -456,9 +456,10 @@ def _capacity_view(
 
 def clear_memos() -> None:
     """Forget every memo the planner keeps across snapshots (the offering filter, repriced
-    candidates, solver answers): benchmarks measure cold plans with it. Never needed for
+    candidates, placements, solver answers): benchmarks measure cold plans with it. Never needed for
     correctness: every memo is keyed by all it reads."""
     clear_offering_passes()
+    clear_place_memo()
     _repriced.cache_clear()
     clear_memo()
 

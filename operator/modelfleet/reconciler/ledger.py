@@ -41,6 +41,10 @@ class Booking:
     empty: all the cluster's zones."""
 
 
+def _nodes(booking: Booking | None) -> int:
+    return booking.nodes if booking is not None else 0
+
+
 @dataclass(frozen=True)
 class Launch:
     """A grow in flight: the pool was asked for ``nodes`` at ``since`` and has fewer Ready."""
@@ -60,6 +64,8 @@ class PoolLedger:
         self._dirty: set[PoolKey] = set()
         self._ready: dict[PoolKey, int] = {}
         self._shrinking: dict[PoolKey, datetime] = {}
+        self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
+        """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -70,6 +76,7 @@ class PoolLedger:
         """Adopt a deployment's recorded placements unless it was booked in this process."""
         if deployment in self._bookings:
             return
+        self._others.clear()
         bookings: dict[PoolKey, Booking] = {}
         for p in placements:
             key: PoolKey = (p.cluster, p.instance_type, p.capacity_type)
@@ -95,17 +102,16 @@ class PoolLedger:
         }
         old = self._bookings.get(deployment, {})
         self._bookings[deployment] = new
-        changed = {
-            k
-            for k in set(old) | set(new)
-            if old.get(k, Booking(0, 0)).nodes != new.get(k, Booking(0, 0)).nodes
-        }
+        if new != old:
+            self._others.clear()
+        changed = {k for k in set(old) | set(new) if _nodes(old.get(k)) != _nodes(new.get(k))}
         self._dirty |= {k for k in changed if self._requested.get(k) != self.total(k)}
         return changed
 
     def release(self, deployment: str) -> set[PoolKey]:
         """Forget ``deployment`` (deleted); returns the pools whose total changed."""
         old = self._bookings.pop(deployment, {})
+        self._others.clear()
         changed = {k for k, b in old.items() if b.nodes}
         self._dirty |= changed
         return changed
@@ -115,7 +121,20 @@ class PoolLedger:
 
     def total(self, pool: PoolKey) -> int:
         """Nodes every deployment together books on ``pool``."""
-        return sum(b.get(pool, Booking(0, 0)).nodes for b in self._bookings.values())
+        nodes = 0
+        for pools in self._bookings.values():
+            booking = pools.get(pool)
+            if booking is not None:
+                nodes += booking.nodes
+        return nodes
+
+    def _totals(self) -> dict[PoolKey, int]:
+        """``total`` of every booked pool, in one pass over the bookings."""
+        totals: dict[PoolKey, int] = {}
+        for pools in self._bookings.values():
+            for pool, booking in pools.items():
+                totals[pool] = totals.get(pool, 0) + booking.nodes
+        return totals
 
     def within_quota(self, pool: PoolKey, max_nodes: int | None) -> int:
         """Nodes to ask ``pool`` for: its total, less what would take the offering's two
@@ -152,8 +171,12 @@ class PoolLedger:
 
     def placements(self, *, exclude: str) -> tuple[ExistingPlacement, ...]:
         """Every other deployment's bookings, as the planner's existing placements (the
-        capacity they hold counts against each pool's quota)."""
-        return tuple(
+        capacity they hold counts against each pool's quota). Kept per ``exclude`` until a
+        booking changes (most passes book what they held)."""
+        kept = self._others.get(exclude)
+        if kept is not None:
+            return kept
+        kept = self._others[exclude] = tuple(
             ExistingPlacement(
                 deployment=deployment,
                 cluster=key[0],
@@ -167,17 +190,21 @@ class PoolLedger:
             for key, booking in sorted(pools.items())
             if booking.nodes > 0 or booking.replicas > 0
         )
+        return kept
 
     def idle_nodes(self) -> tuple[tuple[PoolKey, int], ...]:
         """Ready nodes per pool that no deployment books: the pool was last asked for more
         than its bookings (its scale-in delay keeps them) and the cloud reported them Ready.
         Sorted; pools without such nodes left out (``FleetSnapshot.idle_nodes``)."""
         out = []
+        totals: dict[PoolKey, int] | None = None  # every pool's total, once per call
         for pool, requested in sorted(self._requested.items()):
             ready = self._ready.get(pool)
             if ready is None:
                 continue
-            idle = min(requested, ready) - self.total(pool)
+            if totals is None:
+                totals = self._totals()
+            idle = min(requested, ready) - totals.get(pool, 0)
             if idle > 0:
                 out.append((pool, idle))
         return tuple(out)

@@ -131,7 +131,10 @@ class StockoutMemory:
     def prune(self, now: datetime) -> None:
         """Forget marks that expired long ago."""
         for name, marks in list(self._marks.items()):
-            self._marks[name] = prune(marks, now)
+            if marks:
+                kept = prune(marks, now)
+                if len(kept) != len(marks):  # else the same tuple: the views keyed by it stay
+                    self._marks[name] = kept
 
     def forget(self, cluster: str) -> None:
         self._marks.pop(cluster, None)

@@ -230,13 +230,13 @@ async def observe_cluster(
             client = await client_for(cluster)
             if cache is not None and cache.active:
                 listed = await cache.managed(cluster, namespace, client)
+                # Every selector label present with its value (the values are strings,
+                # never None): a subset test of the items, in C.
+                wanted = selector.items()
                 objects = [
                     o
                     for o in listed
-                    if all(
-                        ((o.get("metadata") or {}).get("labels") or {}).get(k) == v
-                        for k, v in selector.items()
-                    )
+                    if wanted <= (((o.get("metadata") or {}).get("labels") or {}).items())
                 ]
             else:
                 objects = await client.list_owned(DEPLOYMENT, selector, namespace=namespace)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 from modelfleet.api import ModelDeployment
@@ -65,6 +66,11 @@ class SloFigures:
         )
 
 
+_AT = attrgetter("at")
+_REPLICAS = attrgetter("replicas")
+_RATE = attrgetter("rate")
+
+
 def decision_to_status(
     state: DecisionState, previous: DecisionStatus | None = None
 ) -> DecisionStatus:
@@ -80,8 +86,10 @@ def decision_to_status(
     recs: dict[int, Recommendation] = {}
     rates: dict[int, RateSample] = {}
     if previous is not None:
-        recs = {id(r.at): r for r in previous.recommendations or []}
-        rates = {id(r.at): r for r in previous.rate_history or []}
+        old_recs = previous.recommendations or []
+        old_rates = previous.rate_history or []
+        recs = dict(zip(map(id, map(_AT, old_recs)), old_recs, strict=True))
+        rates = dict(zip(map(id, map(_AT, old_rates)), old_rates, strict=True))
     recommendations = []
     for t, n in state.recommendations:
         rec = recs.get(id(t))
@@ -120,8 +128,11 @@ def decision_from_status(status: DecisionStatus | None) -> DecisionState:
     """The planner's memory from status (empty when never planned)."""
     if status is None:
         return DecisionState()
+    recs = status.recommendations or []
+    rates = status.rate_history or []
+    # (at, value) per entry, the attribute reads in C (map/zip): the history is long.
     return DecisionState(
-        recommendations=tuple((r.at, r.replicas) for r in status.recommendations or []),
+        recommendations=tuple(zip(map(_AT, recs), map(_REPLICAS, recs), strict=True)),
         last_desired=status.last_desired,
         idle_since=status.idle_since,
         spot_fallback_replicas=status.spot_fallback_replicas,
@@ -129,7 +140,7 @@ def decision_from_status(status: DecisionStatus | None) -> DecisionState:
         capacity_per_replica=status.capacity_per_replica,
         capacity_bounded_at=status.capacity_bounded_at,
         capacity_correction=status.capacity_correction,
-        rate_history=tuple((r.at, r.rate) for r in status.rate_history or []),
+        rate_history=tuple(zip(map(_AT, rates), map(_RATE, rates), strict=True)),
         lead_time_seconds=status.lead_time_seconds,
         short_since=status.short_since,
     )

@@ -20,6 +20,7 @@ Each cluster sees the requests routed to its replicas (its share of the fleet's 
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
 
@@ -29,6 +30,9 @@ from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalV
 from modelfleet.sim.fleet import VirtualClock
 from modelfleet.sim.load import LoadModel
 
+_sum = functools.partial(np.add.reduce, axis=None)
+"""``ndarray.sum()`` of a whole array: the very reduction it calls, minus a Python frame."""
+
 
 def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarray) -> float | None:
     """Prometheus' histogram_quantile over cumulative bucket counts (the last bucket is
@@ -37,7 +41,7 @@ def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarra
     if total <= 0.0:
         return None
     rank = q * total
-    index = int(np.searchsorted(cumulative, rank, side="left"))
+    index = int(cumulative.searchsorted(rank, side="left"))
     if index >= len(edges):
         return edges[-1]  # in the +Inf bucket: Prometheus returns the last finite edge
     upper = edges[index]
@@ -63,6 +67,8 @@ class SimulatedMetricsSource:
         self._fixed: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
         self._rates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         """Per deployment: prefill tokens/s and chunk tokens per GPU class (fixed)."""
+        self._tpots: dict[str, tuple[tuple[int, int], dict[bytes, float | None]]] = {}
+        """Per deployment: the last window's TPOT per set of used classes (``_tpot``)."""
         self.fetches = 0
 
     async def fetch(self, target: MetricsTarget, *, now: datetime) -> SignalValues:
@@ -161,6 +167,23 @@ class SimulatedMetricsSource:
         cdf: np.ndarray = load.traffic.prompt_cdf(room)
         return cdf
 
+    def _tpot(self, key: str, begin: int, end: int, used: np.ndarray) -> float | None:
+        """TPOT p95 (ms) over the window ``[begin, end)`` of the GPU classes ``used`` (bool
+        per class): the largest of their mean decode step times. A function of the
+        deployment's serving state alone (final once served), so the clusters of a scrape
+        that used the same classes share one computation (kept for the last window)."""
+        window, answers = self._tpots.get(key, ((-1, -1), {}))
+        if window != (begin, end):
+            answers = {}
+            self._tpots[key] = ((begin, end), answers)
+        classes = used.tobytes()
+        if classes in answers:
+            return answers[classes]
+        taus = self._load.deployments[key].tau[begin:end][:, used]
+        tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None
+        answers[classes] = tpot
+        return tpot
+
     def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
         load = self._load.deployments[key]
         monitoring = self._load.world.monitoring
@@ -180,7 +203,7 @@ class SimulatedMetricsSource:
         if end <= begin:
             return empty
         window_ready = load.ready[begin:end, c, :]
-        if not window_ready.any():
+        if not np.count_nonzero(window_ready):
             return empty  # no replica there all window: nothing served, no series
         ready = window_ready.astype(np.float64)  # (w, g)
         mu, edges, edge_tuple = self._constants(key)
@@ -188,15 +211,16 @@ class SimulatedMetricsSource:
         # ready x mu / capacity where capacity > 0, else 0 (nothing computed there).
         share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
         counts = load.served[begin:end, None] * share  # requests per second per class
-        total = float(counts.sum())
-        if ready[-1].sum() == 0 and total == 0.0:
+        # np.add.reduce: what ndarray.sum calls, without its Python wrapper (the same sum).
+        total = float(_sum(counts))
+        if _sum(ready[-1]) == 0 and total == 0.0:
             return empty
         rate = total / (end - begin)
         tokens = rate * load.traffic.output_mean
-        queue_share = float(share[-1].sum())
+        queue_share = float(_sum(share[-1]))
         queue = float(load.waiting[end - 1]) * queue_share
         batch = load.batch[end - 1]  # per replica, per class
-        running = float((ready[-1] * batch).sum())
+        running = float(_sum(ready[-1] * batch))
         # Python floats: the same products and sum, in the same order, as numpy scalars.
         kv = float(
             sum(
@@ -207,16 +231,13 @@ class SimulatedMetricsSource:
         gauges = {"queue": queue, "kv": kv, "running": running}
         if total <= 0.0:
             return {**empty, **gauges, "rate": 0.0, "tokens": 0.0}
-        tau = load.tau[begin:end]
         cdf = self._bucket_cdf(key, scrape, begin, end, edges)
         cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
         ttft = histogram_quantile(0.95, edge_tuple, cumulative)
         used = counts.sum(axis=0) > 0
-        taus = tau[:, used]
-        tpot = float(taus.mean(axis=0).max()) * 1000.0 if taus.size else None
         return {
             "ttft": None if ttft is None else ttft * 1000.0,
-            "tpot": tpot,
+            "tpot": self._tpot(key, begin, end, used),
             **gauges,
             "rate": rate,
             "tokens": tokens,

@@ -17,6 +17,7 @@ from modelfleet.core import ExistingPlacement, FleetSnapshot, Offering
 from modelfleet.core.candidates import eligibility
 from modelfleet.core.from_api import (
     cluster_from_api,
+    cluster_offerings,
     offering_from_api,
     offering_of,
     offering_to_api,
@@ -111,6 +112,29 @@ def test_declared_offerings_win_over_discovered_ones_of_the_same_type() -> None:
     assert found is not None and found.on_demand_per_hour is None and found.zones == ()
     assert offering_of(fc, "p5.48xlarge") == offering_from_api(GpuOffering(**declared))
     assert offering_of(fc, "nothing") is None and offering_of(None, "p5.48xlarge") is None
+
+
+@pytest.mark.parametrize(
+    ("declared", "discovered"),
+    [
+        ([], []),
+        ([0], []),
+        ([], [0, 2]),
+        ([0, 1], [0, 2, 3]),
+        ([3], [2, 2, 0]),  # the same type discovered twice: the first one
+    ],
+)
+def test_offering_of_is_the_first_of_the_clusters_offerings_with_that_type(
+    declared: list[int], discovered: list[int]
+) -> None:
+    """``offering_of`` converts only the offering it finds: the same answer as converting
+    every offering of the cluster (``cluster_offerings``) and taking the first match."""
+    repriced = [{**API_OFFERINGS[i], "onDemandPerHour": 1.0 + n} for n, i in enumerate(discovered)]
+    fc = _fleet_cluster(*(API_OFFERINGS[i] for i in declared), discovered=repriced)
+    for body in API_OFFERINGS:
+        kind = body["instanceType"]
+        every = next((o for o in cluster_offerings(fc) if o.instance_type == kind), None)
+        assert offering_of(fc, kind) == every, kind
 
 
 # -- no on-demand price ----------------------------------------------------------------------

@@ -8,8 +8,11 @@ import asyncio
 
 from reconciler_world import World, fleet_cluster, model_deployment
 
+from modelfleet.api import FleetCluster
+from modelfleet.clusters import ClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT
 from modelfleet.reconciler import ReconcilerSettings
+from modelfleet.reconciler.observe import ObservationCache, observe_cluster
 
 
 def _calls(world: World, method: str) -> int:
@@ -65,3 +68,37 @@ async def test_unchanged_workloads_are_not_reapplied_every_pass() -> None:
     world.clock.advance(301)
     await world.reconcile("llama")
     assert _calls(world, "apply") > applies
+
+
+async def test_a_shared_list_is_filtered_to_exactly_what_the_clusters_selector_returns() -> None:
+    """A pass reading the shared list keeps the objects carrying every owner label with its
+    value: the same workloads as the member cluster's own label-selector LIST returns
+    (deployments whose names share a prefix, and one in another namespace, left out)."""
+    world = World(
+        [fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=64)],
+        settings=ReconcilerSettings(observe_cache_seconds=0),
+    )
+    await world.start()
+    names = ["chat", "chat-2", "chat-2b"]
+    for name in names:
+        world.add(model_deployment(name, replicas={"min": 1, "max": 1}))
+    other = model_deployment("chat", replicas={"min": 1, "max": 1})
+    other = other.model_copy(
+        update={"metadata": other.metadata.model_copy(update={"namespace": "team-b", "uid": "b"})}
+    )
+    world.deployments["team-b/chat"] = other
+    for name in [*names, "team-b/chat"]:
+        await world.reconcile(name)
+    cluster = world.fleet["east"]
+    cache = ObservationCache(ttl_seconds=60.0, clock=lambda: 0.0)
+
+    async def client_for(_: FleetCluster) -> ClusterClient:
+        return world.members["east"]
+
+    seen = 0
+    for md in world.deployments.values():
+        shared = await observe_cluster(md, cluster, client_for, timeout=5.0, cache=cache)
+        own = await observe_cluster(md, cluster, client_for, timeout=5.0, cache=None)
+        assert shared == own and len(own.workloads) == 1, md.metadata.name
+        seen += 1
+    assert seen == 4 and cache.lists == 2  # one shared LIST per namespace

@@ -20,9 +20,10 @@ GPUS = ("L40S", "H100")
 CLUSTERS = ("c1", "c2")
 
 
-def _served(*, replay: bool) -> LoadModel:
+def _served(*, replay: bool, shared: bool = False) -> LoadModel:
     """15 minutes of bursty traffic served in 5 s ticks by a changing mix of replicas
-    over two clusters and two GPU classes (a queue builds up and drains)."""
+    over two clusters and two GPU classes (a queue builds up and drains); ``shared``: each
+    cluster also runs the other's class, so both often serve the same set of classes."""
     rng = np.random.default_rng(7)
     seconds = 900
     rate = 8.0 + 6.0 * np.sin(np.arange(seconds) / 60.0) + rng.uniform(0, 4, seconds)
@@ -49,6 +50,9 @@ def _served(*, replay: bool) -> LoadModel:
             ("ns/md", "c1", "L40S"): 1 + step % 3,
             ("ns/md", "c2", "H100"): (step // 7) % 3,
         }
+        if shared:
+            ready[("ns/md", "c1", "H100")] = 1
+            ready[("ns/md", "c2", "L40S")] = step % 2
         load.advance(begin, begin + 5, ready)
     return load
 
@@ -88,3 +92,24 @@ def test_signals_over_a_run_equal_those_of_a_fresh_source_at_each_scrape(replay:
             assert warm == cold, f"{cluster} at {now} s"
             seen += warm.ttft_p95_ms is not None
     assert seen > 100  # TTFT series existed: the bucket rows were used
+
+
+def test_tpot_shared_by_clusters_serving_the_same_classes_equals_a_fresh_source() -> None:
+    """TPOT depends on the deployment's serving state and the classes a cluster used, not
+    on the cluster: clusters of one scrape with the same classes share one computation,
+    which must be the fresh source's value for each of them."""
+    load = _served(replay=False, shared=True)
+    clock = VirtualClock(datetime(2026, 1, 5, tzinfo=UTC))
+    kept = SimulatedMetricsSource(load, clock)
+    shared = 0
+    for now in range(20, load.seconds, 5):
+        values = {}
+        for cluster in CLUSTERS:
+            target = MetricsTarget("ns", "md", cluster, "vllm", None, ready_replicas=2)
+            warm = asyncio.run(kept.fetch(target, now=clock.at(now)))
+            cold = asyncio.run(SimulatedMetricsSource(load, clock).fetch(target, now=clock.at(now)))
+            assert warm == cold, f"{cluster} at {now} s"
+            values[cluster] = warm.tpot_p95_ms
+        _, answers = kept._tpots["ns/md"]
+        shared += len(answers) == 1 and values["c1"] is not None and values["c2"] is not None
+    assert shared > 20  # both clusters used the same classes and shared the answer
