@@ -26,6 +26,8 @@ from tests.integration.operator_harness import (
     operator,
 )
 
+from modelfleet.gateway.catalog import deployment_from_object
+
 pytestmark = pytest.mark.integration
 
 CLUSTERS = {
@@ -91,3 +93,25 @@ async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:
         assert {s[2] for s in seen} <= {"Failed", "Recovering"}
         assert not fleet.events("Retired"), "workloads were retired although nothing replaced them"
         assert fleet.replicas("east") == 2, "the only serving replicas were deleted on recovery"
+
+        # The kept replicas serve throughout the failback: the status counts them and the
+        # gateway's catalog, built from that status, routes to east.
+        async def east_serves() -> bool:
+            body = await fleet.md("llama")
+            status = (body or {}).get("status") or {}
+            info = deployment_from_object(body) if body else None
+            return (
+                (status.get("replicas") or {}).get("ready") == 2
+                and info is not None
+                and [(e.id, e.ready) for e in info.endpoints] == [("east", True)]
+            )
+
+        await eventually(east_serves, timeout=10, what="status ready 2 and east endpoint ready")
+        fc = await fleet.fc("east")
+        assert (fc or {}).get("status", {}).get("health") in ("Failed", "Recovering"), (
+            "the check must run during the failback window"
+        )
+        body = await fleet.md("llama")
+        assert body is not None
+        retiring = body["status"]["retiring"]
+        assert [(r["cluster"], r["replicas"], r["ready"]) for r in retiring] == [("east", 2, 2)]

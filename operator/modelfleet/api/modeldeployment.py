@@ -424,6 +424,20 @@ class PlacementStatus(ApiModel):
     )
 
 
+class RetiringStatus(ApiModel):
+    """Replicas the plan replaces that still serve until their replacements are ready
+    (a make-before-break move, or a recovered cluster failing back). Lost replicas
+    (failed cluster, reclaimed spot) are not listed: they serve nothing."""
+
+    cluster: str = Field(description="FleetCluster name.")
+    region: str | None = Field(default=None, description="Region of the cluster.")
+    instance_type: str = Field(description="Instance type / machine type / VM size.")
+    capacity_type: CapacityType = Field(description="OnDemand or Spot.")
+    replicas: int = Field(ge=0, description="Replicas retiring here.")
+    ready: int = Field(default=0, ge=0, description="Of those, replicas ready (serving).")
+    reason: str = Field(default="", description="Why they retire (the planner's reason).")
+
+
 class SloStatus(ApiModel):
     """Observed SLO figures (fleet-wide, worst cluster for percentiles)."""
 
@@ -528,6 +542,11 @@ class ModelDeploymentStatus(ApiModel):
     replicas: ReplicaCounts | None = Field(default=None, description="Replica counts.")
     placements: list[PlacementStatus] | None = Field(
         default=None, description="Where replicas are placed."
+    )
+    retiring: list[RetiringStatus] | None = Field(
+        default=None,
+        description="Replicas being replaced that still serve until their replacements are "
+        "ready; counted in replicas.ready and routed to by the gateway.",
     )
     regions: str | None = Field(
         default=None, description="Regions holding replicas, comma-separated (for display)."

@@ -219,8 +219,9 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
 def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
     """A DeploymentInfo from a ModelDeployment object as the hub serves it.
 
-    Endpoints come from ``status.endpoints``; an endpoint is ready when the placements of
-    its cluster report ready replicas, and its region is theirs. Returns None (and logs)
+    Endpoints come from ``status.endpoints``; an endpoint is ready when the placements or
+    the still-serving retiring replicas (``status.retiring``) of its cluster report ready
+    replicas, and its region is theirs. Returns None (and logs)
     for an object the API model rejects.
     """
     try:
@@ -241,6 +242,11 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
     for placement in (status.placements if status else None) or []:
         ready[placement.cluster] = ready.get(placement.cluster, 0) + placement.ready
         regions[placement.cluster] = placement.region
+    # Replicas being replaced serve until their replacements are ready (absent in old statuses).
+    for retiree in (status.retiring if status else None) or []:
+        ready[retiree.cluster] = ready.get(retiree.cluster, 0) + retiree.ready
+        if retiree.region is not None:
+            regions.setdefault(retiree.cluster, retiree.region)
     endpoints = tuple(
         EndpointInfo(
             id=endpoint.cluster,

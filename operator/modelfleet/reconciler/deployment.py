@@ -265,7 +265,10 @@ class Reconciler:
 
         endpoints = [
             Endpoint(cluster=c, url=service_url(md, _endpoint_template(by_name.get(c))))
-            for c in sorted({p.cluster for p in result.placements})
+            for c in sorted(
+                {p.cluster for p in result.placements}
+                | {r.cluster for r in result.retiring if not r.lost}
+            )
         ]
         status = build_status(
             md,
@@ -275,6 +278,7 @@ class Reconciler:
             problems=work.problems,
             now=now,
             capacity_errors=[f"{e.cluster}: {e.message}" for e in work.capacity_errors],
+            regions={n: c.spec.region for n, c in by_name.items()},
         )
         requeue = None
         ready = status.replicas.ready if status.replicas else 0

@@ -26,6 +26,7 @@ from modelfleet.api.modeldeployment import (
     RateSample,
     Recommendation,
     ReplicaCounts,
+    RetiringStatus,
     SloStatus,
 )
 from modelfleet.core import DecisionState, Plan, unsatisfiable
@@ -211,6 +212,7 @@ def build_status(
     problems: Sequence[str],
     now: datetime,
     capacity_errors: Sequence[str] = (),
+    regions: Mapping[str, str] | None = None,
 ) -> ModelDeploymentStatus:
     """The complete status after one reconcile.
 
@@ -218,7 +220,12 @@ def build_status(
     (unreachable member cluster, provider permission denied, ...): they make the deployment
     Degraded without hiding what the plan achieved. ``capacity_errors`` describe the
     stockouts met this pass (refused, or reported by the cloud after an accepted resize):
-    CapacityAvailable is False while they steer replicas elsewhere.
+    CapacityAvailable is False while they steer replicas elsewhere. ``regions`` (cluster
+    name -> region) labels ``status.retiring``.
+
+    The retiring replicas that are not lost (a make-before-break move, a failback) keep
+    serving: they are listed in ``status.retiring`` with their observed ready count and
+    counted in ``replicas.ready``.
     """
     slo = SloFigures.of(plan)
     generation = md.metadata.generation
@@ -258,8 +265,31 @@ def build_status(
             if kept is not None
             else PlacementStatus(**dict(zip(_PLACEMENT, fields, strict=True)))
         )
+    # Ready replicas of a pool go to its placement first, the rest to its serving retirees.
+    left = dict(ready_by_key)
+    for placed in placements:
+        pool = (placed.cluster, placed.instance_type, placed.capacity_type)
+        left[pool] = left.get(pool, 0) - placed.ready
+    retiring = []
+    for r in plan.retiring:
+        if r.lost:
+            continue
+        pool = (r.cluster, r.instance_type, r.capacity_type)
+        serving = max(0, min(r.replicas, left.get(pool, 0)))
+        left[pool] = left.get(pool, 0) - serving
+        retiring.append(
+            RetiringStatus(
+                cluster=r.cluster,
+                region=(regions or {}).get(r.cluster),
+                instance_type=r.instance_type,
+                capacity_type=r.capacity_type,
+                replicas=r.replicas,
+                ready=serving,
+                reason=r.reason,
+            )
+        )
     wanted = plan.desired_replicas + plan.standby_replicas
-    ready = sum(p.ready for p in placements)
+    ready = sum(x.ready for x in placements) + sum(r.ready for r in retiring)
     spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
     terminal = unsatisfiable(plan)
 
@@ -346,7 +376,7 @@ def build_status(
     status, reason, message = slo_met(md, slo)
     put(C.SLO_MET, status, reason, message)
 
-    regions = sorted({p.region for p in plan.placements if p.replicas > 0})
+    held = sorted({p.region for p in plan.placements if p.replicas > 0})
     return ModelDeploymentStatus(
         observed_generation=generation,
         conditions=[
@@ -360,7 +390,8 @@ def build_status(
             unplaced=plan.unplaced,
         ),
         placements=placements,
-        regions=",".join(regions),
+        retiring=retiring or None,
+        regions=",".join(held),
         slo=SloStatus(
             ttft_p95_ms=slo.ttft_p95_ms,
             tpot_p95_ms=slo.tpot_p95_ms,
