@@ -42,6 +42,36 @@ def capacity_label(capacity_type: str) -> str:
     return "spot" if capacity_type == "Spot" else "on-demand"
 
 
+# Taints that the handlers of a spot interruption notice (or of a node's imminent removal)
+# put on a Node: the node is going within seconds to minutes, so it is no place for a new
+# replica (core/warm.py never counts it as a warm node). A handler that only cordons the
+# node (``kubectl drain``, Karpenter, the AWS Node Termination Handler do) is seen through
+# ``spec.unschedulable`` anyway.
+INTERRUPTION_TAINTS: Final = frozenset(
+    {
+        # GKE: a Spot/preemptible VM received its preemption notice (graceful node shutdown).
+        "cloud.google.com/impending-node-termination",
+        # AWS Node Termination Handler: EC2 spot interruption notice, rebalance
+        # recommendation, scheduled maintenance, ASG lifecycle termination.
+        "aws-node-termination-handler/spot-itn",
+        "aws-node-termination-handler/rebalance-recommendation",
+        "aws-node-termination-handler/scheduled-maintenance",
+        "aws-node-termination-handler/asg-lifecycle-termination",
+        # Karpenter (v1, and v0.3x): the node is being disrupted (interruption included).
+        "karpenter.sh/disrupted",
+        "karpenter.sh/disruption",
+        # cluster-autoscaler is removing the node; Kubernetes' non-graceful shutdown mark.
+        "ToBeDeletedByClusterAutoscaler",
+        "node.kubernetes.io/out-of-service",
+    }
+)
+
+
+def capacity_type_of(label: str) -> str | None:
+    """The capacity type (``OnDemand``/``Spot``) a ``NODE_CAPACITY_TYPE`` value names."""
+    return {"on-demand": "OnDemand", "spot": "Spot"}.get(label)
+
+
 @functools.lru_cache(maxsize=4096)
 def pool_id(cluster: str, instance_type: str, capacity_type: str) -> str:
     """Deterministic 12-hex-char id of a (cluster, instance type, capacity type) pool.
@@ -79,6 +109,13 @@ DEMAND_LEASE: Final = f"activator.{PREFIX}/demand"
 DEMAND_FOR_NAMESPACE: Final = f"activator.{PREFIX}/namespace"
 DEMAND_FOR_DEPLOYMENT: Final = f"activator.{PREFIX}/deployment"
 """Label (the name, when it fits a label value) and annotation (always ``namespace/name``)."""
+DEMAND_RELEASE: Final = f"activator.{PREFIX}/release"
+"""Label: the chart release whose gateway wrote the Lease (``$MODELFLEET_RELEASE``, which the
+chart sets on the gateway and the operator); absent when the gateway runs without it. The
+operator's sweep of Leases naming no deployment (``loop/lease_sweep.py``) deletes only its
+own release's."""
+RELEASE_ENV: Final = "MODELFLEET_RELEASE"
+"""Environment variable naming the chart release (``.Release.Name``)."""
 
 
 def demand_lease_name(namespace: str, name: str) -> str:

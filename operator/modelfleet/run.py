@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from modelfleet.runtime import OperatorContext, RunSettings, build_context
+from modelfleet.runtime import OperatorContext, RunSettings, build_context, describe_demand_watch
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ async def run_operator(
 
     owned = context is None
     ctx = context or await build_context(settings=options.settings)
+    demand = describe_demand_watch(ctx, options.namespaces)
+    if ctx.demand_leases is None:
+        log.warning(demand)
+    else:
+        log.info(demand)
     server = (
         start_metrics_server(ctx.metrics, options.metrics_port) if options.metrics_port else None
     )

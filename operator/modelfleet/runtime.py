@@ -28,8 +28,10 @@ from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesCluste
 from modelfleet.clusters.informer import ListWatchClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
 from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
+from modelfleet.labels import RELEASE_ENV
 from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.loop.demand_leases import DemandLeaseWatch
+from modelfleet.loop.lease_sweep import DemandLeaseSweep, SweepSettings
 from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.metrics.prometheus import PrometheusClient, PrometheusMetricsSource
 from modelfleet.metrics.source import MetricsSource
@@ -147,6 +149,12 @@ class RunSettings:
     ``$MODELFLEET_POD_NAMESPACE`` (the chart sets it: the release namespace, where the
     gateway runs), and without it no Lease is watched (the annotation and the Prometheus
     demand signal still wake deployments)."""
+    release: str | None = None
+    """The chart release (``labels.DEMAND_RELEASE``: the sweep deletes only its own
+    release's Leases); None: ``$MODELFLEET_RELEASE``, and without it the Leases of a
+    gateway run without a release."""
+    lease_sweep: SweepSettings = field(default_factory=SweepSettings)
+    """When stale demand Leases naming no ModelDeployment are deleted (``loop.lease_sweep``)."""
 
     def loop(self) -> LoopSettings:
         """The operator loop's share of these settings."""
@@ -200,6 +208,28 @@ class OperatorContext:
             await self.watch_clusters.close()
         for closer in self.closers:
             await closer()
+
+
+def describe_demand_watch(context: OperatorContext, namespaces: Sequence[str]) -> str:
+    """The line the operator logs at its start about the gateway's demand Leases: the one
+    namespace it reads them in and the namespaces it serves, or that it reads none. A
+    gateway writing its Leases anywhere else wakes nothing, and nothing else says so."""
+    served = ", ".join(namespaces) if namespaces else "all namespaces"
+    leases = context.demand_leases
+    if leases is None:
+        return (
+            "demand Leases: not watched ($MODELFLEET_POD_NAMESPACE is not set): a gateway's "
+            "held requests wake ModelDeployments at "
+            "zero only through the Prometheus demand signal; set $MODELFLEET_POD_NAMESPACE "
+            "to the namespace the gateway writes its Leases in (its --activator-namespace)"
+        )
+    release = leases.sweep.release if leases.sweep is not None else None
+    return (
+        f"demand Leases: watching namespace {leases.namespace} (release "
+        f"{release or '<none>'}) for ModelDeployments in {served}; a gateway wakes them only "
+        f"if it writes its Leases in {leases.namespace} (the gateway logs its "
+        "--activator-namespace at start)"
+    )
 
 
 def _read_text(path: str) -> str:
@@ -304,6 +334,7 @@ async def build_context(
         lease_hub = await hub_client() if probe_hub is not None else hub
         if lease_hub is not hub:
             closers.append(lease_hub.close)
+        release = settings.release or os.environ.get(RELEASE_ENV) or None
         leases = DemandLeaseWatch(
             namespace=lease_namespace,
             watch_client=lease_hub,
@@ -311,6 +342,13 @@ async def build_context(
             clock=clock,
             at_zero=lambda namespace, name: (namespace, name) in loop.idle,
             deleter=hub,
+            sweep=DemandLeaseSweep(
+                namespace=lease_namespace,
+                client=hub,
+                clock=clock,
+                release=release,
+                settings=settings.lease_sweep,
+            ),
         )
         leases.start()
         closers.insert(0, leases.close)  # stopped before the clients close

@@ -37,6 +37,7 @@ from modelfleet.api import ModelDeployment
 from modelfleet.gateway.activator import demand_lease
 from modelfleet.gateway.catalog import DeploymentKey
 from modelfleet.labels import DEMAND_SEEN_AT
+from modelfleet.loop.lease_sweep import SweepSettings
 from modelfleet.reconciler.activator import demand_seen_at
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,43 @@ async def test_a_deleted_deployments_demand_lease_is_deleted_too(fleet: Fleet) -
             lambda: _missing(fleet, "coder"), what="the ModelDeployment removed from the hub"
         )
         assert leases() == {"default.other"}
+
+
+async def test_a_lease_left_by_a_deployment_deleted_before_its_first_pass_is_swept(
+    fleet: Fleet,
+) -> None:
+    """A deployment deleted before the operator's first pass carries no finalizer, so no
+    delete handler deletes its Lease (here it is created and deleted while no operator
+    runs). The operator's sweep (loop/lease_sweep.py) deletes it once it is older than the
+    grace period (1 s here), and keeps this release's Lease of a deployment that exists and
+    another release's Lease (young and renewed Leases: test_demand_lease_sweep.py)."""
+    swept = dataclasses.replace(
+        SLOW_TIMER,
+        release="mf",
+        lease_sweep=SweepSettings(grace_seconds=1.0, interval_seconds=0.5),
+    )
+    await fleet.kubectl.create(
+        MD_PATH.format(ns="default"), model_deployment("kept", replicas={"min": 0, "max": 2})
+    )
+    await fleet.kubectl.create(
+        MD_PATH.format(ns="default"), model_deployment("gone", replicas={"min": 0, "max": 2})
+    )
+    await fleet.kubectl.delete(MD_PATH.format(ns="default") + "/gone")
+    assert await _missing(fleet, "gone")
+    now = datetime.now(UTC)
+    for name, release in (("gone", "mf"), ("kept", "mf"), ("ghost", "other-release")):
+        lease = demand_lease(DeploymentKey("default", name), SYSTEM_NS, now, "gw", release=release)
+        await fleet.kubectl.create(LEASES.format(ns=SYSTEM_NS), lease)
+
+    def leases() -> set[str]:
+        found = fleet.hub.objects("coordination.k8s.io/v1/leases", namespace=SYSTEM_NS)
+        return {o["metadata"]["name"] for o in found}
+
+    assert leases() == {"default.gone", "default.kept", "default.ghost"}
+    async with operator(fleet, settings=swept):
+        await eventually(lambda: leases() == {"default.kept", "default.ghost"}, what="swept")
+        await asyncio.sleep(1.5)  # three more sweeps
+        assert leases() == {"default.kept", "default.ghost"}
 
 
 async def _first_pass_done(fleet: Fleet, name: str) -> bool:

@@ -38,7 +38,7 @@ import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from modelfleet import labels
@@ -64,6 +64,7 @@ from modelfleet.clusters.objects import (
     ResourceKind,
     is_managed,
     kind_of,
+    leaving_by_pool,
     matches_selector,
     merge_patch,
     node_info,
@@ -92,6 +93,9 @@ class ClusterProbe:
     """Pods labelled modelfleet.io/managed=true, in every namespace."""
     not_ready_pods: int
     """Of those, not Running+Ready and not being deleted."""
+    leaving_nodes: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Nodes going away per pool, (instance type, ``OnDemand``/``Spot``) -> count: a spot
+    interruption notice's taint, a cordon, a deletion (``objects.leaving_by_pool``)."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,7 @@ class KubernetesClusterClient:
             ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
             managed_pods=len(pods),
             not_ready_pods=sum(1 for p in live_pods if not pod_ready(p)),
+            leaving_nodes=leaving_by_pool(nodes),
         )
 
     async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:
@@ -492,9 +497,35 @@ class KubernetesClusterClient:
             content_type="application/merge-patch+json",
         )
 
-    async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
+    async def get(
+        self, kind: ResourceKind, name: str, *, namespace: str | None = None
+    ) -> JsonObject:
+        """One object as the server returns it. Raises ``ClusterNotFound`` when it does not
+        exist, and the other typed errors of a request."""
+        return await self._request(
+            "GET", kind.object_path(name, namespace), verb="get", resource=kind.plural
+        )
+
+    async def delete(
+        self,
+        kind: ResourceKind,
+        name: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+    ) -> bool:
         """Delete one object (dependents in the background); False when it was gone already.
-        Raises the other typed errors of a request."""
+        ``resource_version``: delete only the object as it was read at that version (a
+        ``preconditions`` DeleteOptions; a newer write makes the server answer 409, raised as
+        ``ClusterConflict``). Raises the other typed errors of a request."""
+        body: dict[str, Any] | None = None
+        if resource_version:
+            body = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "propagationPolicy": "Background",
+                "preconditions": {"resourceVersion": resource_version},
+            }
         try:
             await self._request(
                 "DELETE",
@@ -502,6 +533,7 @@ class KubernetesClusterClient:
                 verb="delete",
                 resource=kind.plural,
                 query=[("propagationPolicy", "Background")],
+                body=body,
             )
         except ClusterNotFound:
             return False

@@ -47,6 +47,7 @@ from modelfleet.clusters.objects import (
     ResourceKind,
     is_managed,
     kind_of,
+    leaving_by_pool,
     matches_selector,
     merge_patch,
     node_info,
@@ -133,12 +134,15 @@ class InMemoryClusterClient:
         gpus: int = 8,
         ready: bool = True,
         extra_labels: Mapping[str, str] | None = None,
+        taints: Sequence[Mapping[str, str]] = (),
     ) -> JsonObject:
-        """Add a GPU node labelled as modelfleet's node selector expects."""
+        """Add a GPU node labelled as modelfleet's node selector expects (``taints``: its
+        ``spec.taints``, e.g. a spot interruption notice's)."""
         return self.put(
             {
                 "apiVersion": "v1",
                 "kind": "Node",
+                "spec": {"taints": [dict(t) for t in taints]} if taints else {},
                 "metadata": {
                     "name": name,
                     "labels": {
@@ -297,6 +301,7 @@ class InMemoryClusterClient:
             ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
             managed_pods=len(pods),
             not_ready_pods=sum(1 for p in pods if not pod_ready(p)),
+            leaving_nodes=leaving_by_pool(nodes),
         )
 
     async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:

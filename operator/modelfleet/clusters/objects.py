@@ -10,11 +10,17 @@ disagree about them, and the reconciler can read listed objects without a client
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from modelfleet import labels
+from modelfleet.labels import (
+    INTERRUPTION_TAINTS,
+    NODE_CAPACITY_TYPE,
+    NODE_INSTANCE_TYPE,
+    capacity_type_of,
+)
 
 JsonObject = dict[str, Any]
 """A Kubernetes object as JSON (``apiVersion``, ``kind``, ``metadata``, ...)."""
@@ -163,11 +169,14 @@ class NodeInfo:
     """Not cordoned (spec.unschedulable unset) and not being deleted."""
     gpus: int = 0
     """Allocatable ``nvidia.com/gpu`` (0 until the device plugin registers)."""
+    leaving: bool = False
+    """Going away: cordoned, being deleted, or carrying a NoSchedule/NoExecute taint of
+    ``labels.INTERRUPTION_TAINTS`` (a spot interruption notice and its drain)."""
 
     @property
     def usable(self) -> bool:
-        """Ready and schedulable: new pods can start here."""
-        return self.ready and self.schedulable
+        """Ready, schedulable and not leaving: new pods can start here."""
+        return self.ready and self.schedulable and not self.leaving
 
 
 def node_info(node: Mapping[str, Any]) -> NodeInfo:
@@ -180,13 +189,34 @@ def node_info(node: Mapping[str, Any]) -> NodeInfo:
         for c in status.get("conditions") or []
     )
     gpus = str((status.get("allocatable") or {}).get(GPU_RESOURCE, "0"))
+    schedulable = not spec.get("unschedulable") and not meta.get("deletionTimestamp")
+    noticed = any(
+        isinstance(taint, Mapping)
+        and taint.get("key") in INTERRUPTION_TAINTS
+        and taint.get("effect") in ("NoSchedule", "NoExecute")
+        for taint in spec.get("taints") or []
+    )
     return NodeInfo(
         name=str(meta.get("name", "")),
         labels=dict(meta.get("labels") or {}),
         ready=ready,
-        schedulable=not spec.get("unschedulable") and not meta.get("deletionTimestamp"),
+        schedulable=schedulable,
         gpus=int(gpus) if gpus.isdigit() else 0,
+        leaving=noticed or not schedulable,
     )
+
+
+def leaving_by_pool(nodes: Iterable[NodeInfo]) -> dict[tuple[str, str], int]:
+    """Nodes going away (``NodeInfo.leaving``) per pool of modelfleet's node labels:
+    (instance type, capacity type ``OnDemand``/``Spot``) -> count. Nodes without both
+    labels belong to no pool modelfleet sizes and are left out."""
+    out: dict[tuple[str, str], int] = {}
+    for node in nodes:
+        instance_type = node.labels.get(NODE_INSTANCE_TYPE)
+        capacity = capacity_type_of(node.labels.get(NODE_CAPACITY_TYPE, ""))
+        if node.leaving and instance_type and capacity:
+            out[instance_type, capacity] = out.get((instance_type, capacity), 0) + 1
+    return out
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:

@@ -54,6 +54,7 @@ class _Existing:
     sticky: dict[PoolKey, int]
     retiring: tuple[Retiring, ...]
     running_elsewhere: dict[PoolKey, int]  # retiring but still serving (keeps its nodes)
+    serving: dict[PoolKey, int]  # Ready replicas now, per pool (their nodes stay until gone)
     spot_lost: int
     spot_stocked_out: bool
     total: int
@@ -73,6 +74,7 @@ def _classify(
     sticky: dict[PoolKey, int] = {}
     retiring: list[Retiring] = []
     running: dict[PoolKey, int] = {}
+    serving: dict[PoolKey, int] = {}
     spot_lost = 0
     spot_out = False
     for p in existing:
@@ -82,6 +84,8 @@ def _classify(
             why = "cluster left the fleet" if cluster is None else f"cluster is {cluster.health}"
             retiring.append(Retiring(*key, p.replicas, True, f"{R.CLUSTER_FAILED}: {why}"))
             continue
+        if min(p.replicas, p.ready) > 0:
+            serving[key] = serving.get(key, 0) + min(p.replicas, p.ready)
         held = failing_back(cluster, spec.failover, now)
         if held is not None:
             # Failback hysteresis applies to replicas still there from before the outage as
@@ -131,7 +135,7 @@ def _classify(
         if keep:
             sticky[key] = sticky.get(key, 0) + keep
     total = sum(p.replicas for p in existing)
-    return _Existing(sticky, tuple(retiring), running, spot_lost, spot_out, total)
+    return _Existing(sticky, tuple(retiring), running, serving, spot_lost, spot_out, total)
 
 
 def plan(
@@ -309,14 +313,14 @@ def plan(
 
     # 5. Node pools and cost.
     info: dict[PoolKey, PoolInfo] = {}
-    for key in set(counts) | set(ex.running_elsewhere):
+    for key in set(counts) | set(ex.running_elsewhere) | set(ex.serving):
         offering = index.offerings.get((key[0], key[1]))
         if offering is not None:
             price = offering.price(ON_DEMAND if key[2] == ON_DEMAND else SPOT) or 0.0
             rpn = max(1, offering.gpus_per_node // spec.gpu.count)
             info[key] = PoolInfo(offering.gpu, price, rpn)
     pools, zone_reasons = _zone_fall_through(
-        size_node_pools(counts, ex.running_elsewhere, info=info), index, now
+        size_node_pools(counts, ex.running_elsewhere, info=info, serving=ex.serving), index, now
     )
     reasons.extend(zone_reasons)
     cost = sum(-(-n // info[k].replicas_per_node) * info[k].price for k, n in counts.items())

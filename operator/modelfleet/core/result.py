@@ -102,7 +102,11 @@ class Plan:
 
     - ``desired_replicas``: what the autoscaler wants; ``standby_replicas`` come on top.
     - ``placements`` sum to ``desired_replicas + standby_replicas - unplaced``.
-    - ``cost_per_hour``: USD per hour of ``node_pools`` (retiring replicas excluded).
+    - ``node_pools``: nodes per pool for the placements, the retiring replicas that still
+      serve, and every replica Ready there now (``core.nodepools``: a pool never shrinks
+      under a serving replica; its node goes once a later pass no longer observes it).
+    - ``cost_per_hour``: USD per hour of the placements' nodes (retiring replicas and the
+      nodes held for replicas being removed excluded).
     - ``reasons``: one per candidate that got nothing (or less than it could take) and per
       deployment-level problem; ``changes``: one per difference from the existing placement.
     """

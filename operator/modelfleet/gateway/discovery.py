@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from modelfleet import GROUP, VERSION
 from modelfleet.api.modelroute import ModelRoute
+from modelfleet.background import cancel_and_wait
 from modelfleet.gateway.auth import ApiKeys, KeySourceError, keys_from_file, keys_from_secret
 from modelfleet.gateway.catalog import (
     Catalog,
@@ -32,7 +33,6 @@ from modelfleet.gateway.catalog import (
     route_from_object,
 )
 from modelfleet.gateway.route_status import RouteStatusWriter
-from modelfleet.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

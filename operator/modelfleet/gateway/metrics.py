@@ -197,6 +197,12 @@ class GatewayMetrics:
             "to",
         )
         """Requests sent to a fallback deployment: ``(key, fallback's name)``."""
+        self.demand_unanswered = counter(
+            "modelfleet_gateway_demand_unanswered_total",
+            "Demand Leases written for a deployment at zero that no operator answered in time "
+            "(is the operator watching demand Leases in the gateway's --activator-namespace?).",
+        )
+        """Demand Leases no operator relayed (``activator.DemandWaker``): ``(key)``."""
 
     @lru_cache(maxsize=64)  # noqa: B019 - one GatewayMetrics per process; bounded cache
     def rejected(self, reason: str) -> Counter:

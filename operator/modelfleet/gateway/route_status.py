@@ -38,8 +38,8 @@ from typing import Any, Final, Literal
 from modelfleet import GROUP, VERSION
 from modelfleet.api.common import Condition
 from modelfleet.api.modelroute import ModelRoute
+from modelfleet.background import cancel_and_wait
 from modelfleet.gateway.catalog import Catalog, ObjectRef
-from modelfleet.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

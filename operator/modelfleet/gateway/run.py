@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -28,6 +29,7 @@ from modelfleet.gateway.auth import ApiKeys
 from modelfleet.gateway.discovery import HubSource, KeyRefresher, StaticFileSource
 from modelfleet.gateway.route_status import RouteStatusWriter
 from modelfleet.gateway.settings import GatewaySettings
+from modelfleet.labels import RELEASE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +165,21 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
             hub.start()
             lease_namespace = options.activator_namespace or _pod_namespace()
             if lease_namespace:  # scale from zero: wake the operator at once
-                waker = DemandWaker(api_client, namespace=lease_namespace)
+                release = os.environ.get(RELEASE_ENV) or None
+                waker = DemandWaker(
+                    api_client,
+                    namespace=lease_namespace,
+                    release=release,
+                    on_unanswered=lambda key: gateway.metrics.demand_unanswered(key).inc(),
+                )
                 gateway.holds.on_hold = waker.held
+                log.info(
+                    "demand Leases: written in namespace %s (release %s); the operator reads "
+                    "them only in its own namespace ($MODELFLEET_POD_NAMESPACE, logged at its "
+                    "start as 'demand Leases: watching namespace ...'): both must be the same",
+                    lease_namespace,
+                    release or "<none>",
+                )
             else:
                 log.warning(
                     "no namespace for demand Leases (--activator-namespace): requests held "

@@ -23,21 +23,22 @@ A Lease naming a deployment that does not exist is ignored (the patch's 404 is l
 debug level), and so is one whose ``namespace/name`` is no Kubernetes name (it would go
 into the patch's URL path). Patches run in the background; ``close`` cancels them. No owner
 reference can tie a Lease to a ModelDeployment in another namespace, so the operator
-deletes a deployment's Lease when the deployment goes (``DemandLeaseWatch.forget``).
+deletes a deployment's Lease when the deployment goes (``DemandLeaseWatch.forget``), and
+sweeps the Leases of deployments that went without it (``loop/lease_sweep.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from modelfleet import GROUP, VERSION
+from modelfleet.background import TaskSet, cancel_and_wait
 from modelfleet.clusters import ClusterError, ClusterForbidden, ClusterNotFound, ResourceKind
 from modelfleet.clusters.informer import Informer, InformerSettings, ListWatchClient
 from modelfleet.clusters.objects import JsonObject
@@ -49,6 +50,9 @@ from modelfleet.labels import (
     demand_lease_name,
 )
 from modelfleet.reconciler.activator import FRESH_SECONDS, SKEW_SECONDS
+
+if TYPE_CHECKING:
+    from modelfleet.loop.lease_sweep import DemandLeaseSweep
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +84,11 @@ class MergePatcher(Protocol):
         ...
 
 
-def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
-    """(namespace, name, renew time) of the ModelDeployment a demand Lease speaks for; None
-    when the Lease does not say (no ``namespace/name`` annotation nor labels, no
-    ``spec.renewTime`` with a zone) or names no possible ModelDeployment (a namespace that
-    is not a DNS label, a name that is not a DNS subdomain of at most 253 characters):
-    such a Lease is ignored, never an error."""
+def lease_deployment(lease: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the ModelDeployment a demand Lease names: its
+    ``namespace/name`` annotation, else its two labels. None when it names none, or no
+    possible ModelDeployment (a namespace that is not a DNS label, a name that is not a DNS
+    subdomain of at most 253 characters)."""
     meta = lease.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
@@ -94,11 +97,22 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     if not (namespace and name):
         namespace = str(labels.get(DEMAND_FOR_NAMESPACE) or "")
         name = str(labels.get(DEMAND_FOR_DEPLOYMENT) or "")
-    raw = (lease.get("spec") or {}).get("renewTime")
-    if not (namespace and name and isinstance(raw, str)):
+    if not (namespace and name):
         return None
     if not (_NAMESPACE.fullmatch(namespace) and _NAME.fullmatch(name) and len(name) <= 253):
         return None
+    return namespace, name
+
+
+def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
+    """(namespace, name, renew time) of the ModelDeployment a demand Lease speaks for; None
+    when the Lease does not say (``lease_deployment`` is None, no ``spec.renewTime`` with a
+    zone): such a Lease is ignored, never an error."""
+    target = lease_deployment(lease)
+    raw = (lease.get("spec") or {}).get("renewTime")
+    if target is None or not isinstance(raw, str):
+        return None
+    namespace, name = target
     try:
         renewed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -141,7 +155,7 @@ class DemandRelay:
         self._clock = clock
         self._interval = timedelta(seconds=interval)
         self._last: dict[tuple[str, str], datetime] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._patches = TaskSet()
         self.patches = 0
         """Annotations written."""
 
@@ -162,9 +176,7 @@ class DemandRelay:
         if last is not None and renewed - last < self._interval:
             return
         self._last[(namespace, name)] = renewed
-        task = asyncio.get_running_loop().create_task(self._patch(namespace, name, renewed))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._patches.spawn(self._patch(namespace, name, renewed))
 
     async def _patch(self, namespace: str, name: str, renewed: datetime) -> None:
         stamp = renewed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -182,16 +194,11 @@ class DemandRelay:
     @property
     def in_flight(self) -> int:
         """Patches started and not finished."""
-        return len(self._tasks)
+        return self._patches.in_flight
 
     async def close(self) -> None:
         """Cancel patches still in flight."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._patches.close()
 
 
 class _ForbiddenSaid:
@@ -261,10 +268,14 @@ class DemandLeaseWatch:
         settings: InformerSettings | None = None,
         at_zero: Callable[[str, str], bool] | None = None,
         deleter: ObjectDeleter | None = None,
+        sweep: DemandLeaseSweep | None = None,
     ) -> None:
         self.namespace = namespace
         self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
         self._deleter = deleter
+        self.sweep = sweep
+        """Deletes stale Leases naming no deployment (``loop/lease_sweep.py``); None: none."""
+        self._sweeping: asyncio.Task[None] | None = None
 
         said = _ForbiddenSaid(watch_client, namespace)
 
@@ -291,10 +302,14 @@ class DemandLeaseWatch:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start listing and watching (idempotent)."""
+        """Start listing and watching, and the sweep if there is one (idempotent)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self.informer.run(), name="demand leases"
+            )
+        if self.sweep is not None and self._sweeping is None:
+            self._sweeping = asyncio.get_running_loop().create_task(
+                self.sweep.run(), name="demand lease sweep"
             )
 
     async def forget(self, namespace: str, name: str) -> None:
@@ -312,10 +327,7 @@ class DemandLeaseWatch:
             log.warning("could not delete demand Lease %s/%s: %s", self.namespace, lease, exc)
 
     async def close(self) -> None:
-        """Stop the watch and the patches in flight."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the watch, the sweep and the patches in flight."""
+        await cancel_and_wait(self._task, self._sweeping)
+        self._task = self._sweeping = None
         await self.relay.close()

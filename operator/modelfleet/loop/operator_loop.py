@@ -232,6 +232,9 @@ class OperatorLoop:
             settings=self.settings.fleet,
         )
         self.probe_count += 1
+        if outcome.leaving_nodes is not None:
+            # Nodes under an interruption notice are no warm nodes (core/warm.py).
+            self.reconciler.ledger.leaving(name, outcome.leaving_nodes)
         if self.metrics is not None:
             self.metrics.set_member_watches(
                 name,

@@ -10,6 +10,7 @@ time to time, the provider's discovered offerings to ``status.offerings``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,6 +57,9 @@ class ProbeOutcome:
     events: tuple[EventRecord, ...]
     became_failed: bool
     owned_fields: frozenset[str] = frozenset()
+    leaving_nodes: Mapping[tuple[str, str], int] | None = None
+    """The probe's nodes going away per (instance type, capacity type)
+    (``ClusterProbe.leaving_nodes``); None when the probe got no answer."""
 
     def status_patch(self) -> dict[str, object]:
         """The merge patch for ``status``: owned fields only (null clears a field)."""
@@ -199,7 +203,13 @@ async def probe_fleet_cluster(
         offerings=offerings,
     )
     became_failed = record.state == "Failed" and status.health != "Failed"
-    return ProbeOutcome(new_status, tuple(events), became_failed, frozenset(owned))
+    return ProbeOutcome(
+        new_status,
+        tuple(events),
+        became_failed,
+        frozenset(owned),
+        leaving_nodes=probe.leaving_nodes if probe is not None else None,
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ mark) from "kept its size", and notice nodes that never become Ready (launch tim
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,6 +66,7 @@ class PoolLedger:
         self._shrinking: dict[PoolKey, datetime] = {}
         self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
+        self._leaving: dict[PoolKey, int] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -194,8 +195,11 @@ class PoolLedger:
 
     def idle_nodes(self) -> tuple[tuple[PoolKey, int], ...]:
         """Ready nodes per pool that no deployment books: the pool was last asked for more
-        than its bookings (its scale-in delay keeps them) and the cloud reported them Ready.
-        Sorted; pools without such nodes left out (``FleetSnapshot.idle_nodes``)."""
+        than its bookings (its scale-in delay keeps them) and the cloud reported them Ready,
+        less the nodes the member cluster says are going (``leaving``: a spot interruption
+        notice gives 30-120 s, less than a model start, so such a node is no warm node even
+        while the cloud still counts it). Sorted; pools without such nodes left out
+        (``FleetSnapshot.idle_nodes``)."""
         out = []
         totals: dict[PoolKey, int] | None = None  # every pool's total, once per call
         for pool, requested in sorted(self._requested.items()):
@@ -204,6 +208,7 @@ class PoolLedger:
                 continue
             if totals is None:
                 totals = self._totals()
+            ready -= self._leaving.get(pool, 0)
             idle = min(requested, ready) - totals.get(pool, 0)
             if idle > 0:
                 out.append((pool, idle))
@@ -259,6 +264,16 @@ class PoolLedger:
         """The cloud reported ``ready_nodes`` Ready nodes in ``pool``."""
         self._ready[pool] = ready_nodes
 
+    def leaving(self, cluster: str, counts: Mapping[tuple[str, str], int]) -> None:
+        """The member cluster ``cluster`` says these nodes are going, per (instance type,
+        capacity type) (its last probe: ``ClusterProbe.leaving_nodes``); replaces what it
+        said before. Counted out of the warm nodes (``idle_nodes``), nothing else."""
+        for key in [k for k in self._leaving if k[0] == cluster]:
+            del self._leaving[key]
+        for (instance_type, capacity_type), n in counts.items():
+            if n > 0 and capacity_type in ("OnDemand", "Spot"):
+                self._leaving[cluster, instance_type, capacity_type] = n  # type: ignore[index]
+
     def ready(self, pool: PoolKey) -> int | None:
         """Ready nodes ``pool`` last reported (None: never read back)."""
         return self._ready.get(pool)
@@ -284,4 +299,6 @@ class PoolLedger:
             del self._ready[key]
         for key in [k for k in self._shrinking if k[0] == cluster]:
             del self._shrinking[key]
+        for key in [k for k in self._leaving if k[0] == cluster]:
+            del self._leaving[key]
         self._dirty = {k for k in self._dirty if k[0] != cluster}

@@ -12,7 +12,9 @@ which workloads may go now. The rules, in both directions of a failover:
   existing replicas like any other: they go only under the same rule.
 - The same holds inside one key: while the plan's replicas are not Ready in the desired
   number, a workload the plan scales in (e.g. on-demand replicas moving back to spot)
-  keeps the replicas that serve now (``floors``, applied by the apply stage).
+  keeps the replicas that serve now (``floors``, applied by the apply stage). Their nodes
+  stay booked: the plan sizes every pool for the replicas Ready there when the pass
+  observed them (``core.nodepools``), so a pool is never resized under them.
 - Workloads the plan holds for failback (``held``: on a Recovering cluster inside the
   deployment's ``failbackAfterSeconds``) stay: once the window has passed the planner takes
   them back like any replica, and the surplus is scaled in then, make-before-break.

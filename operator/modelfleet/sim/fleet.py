@@ -40,7 +40,7 @@ from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.common import CapacityType
 from modelfleet.api.fleetcluster import SimulatedSettings
 from modelfleet.clusters.fake import InMemoryClusterClient
-from modelfleet.clusters.objects import DEPLOYMENT
+from modelfleet.clusters.objects import DEPLOYMENT, NODE
 from modelfleet.clusters.workloads import label_value
 from modelfleet.core.from_api import declared_offerings, deployment_key
 from modelfleet.core.types import Offering
@@ -137,6 +137,8 @@ class ClusterTwin:
     pods: dict[PoolKey, list[Pod]] = field(default_factory=lambda: defaultdict(list))
     pushed: dict[str, int] = field(default_factory=dict)
     """Workload name -> readyReplicas last written to the in-memory API."""
+    noticed: list[str] = field(default_factory=list)
+    """Node objects of nodes under a spot interruption notice (removed at the reclaim)."""
 
     @property
     def name(self) -> str:
@@ -332,6 +334,9 @@ class FleetWorld:
                 self._later(notice_at, functools.partial(self._drain, c, event, notice_at))
 
             def reclaim(c: ClusterTwin = c, gone_at: float = gone_at) -> None:
+                for name in c.noticed:  # the nodes under notice go: their Node objects too
+                    c.client.remove(NODE, name)
+                c.noticed.clear()
                 counts = c.provider.node_counts()
                 for pods in c.pods.values():
                     for pod in pods:
@@ -363,7 +368,9 @@ class FleetWorld:
             if o.spot_per_hour is None or (event.gpu is not None and o.gpu != event.gpu):
                 continue
             ready = counts.get((o.instance_type, "Spot"), (0, 0))[0]
-            gpus = math.ceil(event.fraction * ready - 1e-9) * o.gpus_per_node
+            nodes = math.ceil(event.fraction * ready - 1e-9)
+            gpus = nodes * o.gpus_per_node
+            self._mark_noticed(c, o, nodes, now=now)
             bound = sorted(
                 (p for p in c.pods.get((o.instance_type, "Spot"), []) if p.scheduled is not None),
                 key=lambda p: p.scheduled or 0.0,
@@ -377,6 +384,30 @@ class FleetWorld:
         for md, n in lost.items():
             self.losses.append(Loss(now, md, n, before.get(md, 0), drained=True))
         self._push_readiness(c, now)
+
+    def _mark_noticed(self, c: ClusterTwin, o: Offering, nodes: int, *, now: float) -> None:
+        """The handler that drains on the notice also marks the nodes in the member
+        cluster's API, which is all the operator sees of a notice (its probe reads Nodes:
+        ``clusters.objects.leaving_by_pool``): a GKE Spot VM gets GKE's
+        ``impending-node-termination`` taint, an EKS node the AWS Node Termination
+        Handler's ``spot-itn`` taint (and a cordon), any other is cordoned. Only those
+        nodes are Node objects here; the reclaim removes them."""
+        taint = {
+            "gcp": "cloud.google.com/impending-node-termination",
+            "aws": "aws-node-termination-handler/spot-itn",
+        }.get(c.cloud)
+        for i in range(nodes):
+            name = f"notice-{o.instance_type}-{now:.0f}-{i}"
+            node = c.client.add_node(
+                name,
+                instance_type=o.instance_type,
+                capacity_type="Spot",
+                gpus=o.gpus_per_node,
+                taints=[{"key": taint, "effect": "NoSchedule"}] if taint else (),
+            )
+            if taint is None:
+                c.client.put({**node, "spec": {"unschedulable": True}})
+            c.noticed.append(name)
 
     # -- workloads ------------------------------------------------------------------------
 

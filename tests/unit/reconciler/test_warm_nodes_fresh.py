@@ -32,6 +32,10 @@ async def test_a_reclaimed_idle_node_is_no_longer_warm() -> None:
     world.mark_ready("east")
     world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 1, "max": 1}))
     await world.reconcile("a")
+    # The scaled-in replica's node is booked until a pass sees the pod gone
+    # (core.nodepools: a pool never shrinks under a serving replica).
+    world.mark_ready("east")
+    await world.reconcile("a")
     ledger = world.reconciler.ledger
     # One node left unbooked, kept Ready by the scale-in delay: warm.
     assert ledger.idle_nodes() == ((POOL, 1),)
