@@ -56,7 +56,11 @@ def test_a_finite_curve_is_valid(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("rate", "tpot", "field"),
-    [(".inf", "35", "requestsPerSecond"), ("4", ".inf", "tpotP95Ms"), (".nan", "35", "requestsPerSecond")],
+    [
+        (".inf", "35", "requestsPerSecond"),
+        ("4", ".inf", "tpotP95Ms"),
+        (".nan", "35", "requestsPerSecond"),
+    ],
 )
 def test_a_non_finite_curve_point_is_rejected_naming_the_field(
     tmp_path: Path, rate: str, tpot: str, field: str
