@@ -48,6 +48,10 @@ async def _warm_east() -> World:
     world.mark_ready("east")
     world.set_spec("b", replicas=ReplicaRange.model_validate({"min": 1, "max": 1}))
     await world.reconcile("b")
+    # The scaled-in replica's node is booked until a pass sees the pod gone
+    # (core.nodepools: a pool never shrinks under a serving replica; sc's rule).
+    world.mark_ready("east")
+    await world.reconcile("b")
     assert world.reconciler.ledger.idle_nodes() == ((EAST, 1),)
     return world
 
