@@ -17,21 +17,30 @@ nothing of modelfleet.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
     """Cancel every task given (None and finished tasks are skipped) and wait until each has
-    ended; their ``CancelledError`` is swallowed, any other error raised by one is not."""
+    ended; their ``CancelledError`` is swallowed, any other error raised by one is not (the
+    first one, once every task has ended)."""
+    error: BaseException | None = None
     for task in tasks:
         if task is not None:
             task.cancel()
     for task in tasks:
         if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            # Every task is waited for, even after one's cleanup failed: the first such
+            # error is raised once all have ended.
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # re-raised below, after the rest have ended
+                error = error or exc
+    if error is not None:
+        raise error
 
 
 class TaskSet:

@@ -66,3 +66,42 @@ async def test_cancel_and_wait_skips_none_and_finished_tasks_and_keeps_real_erro
     await asyncio.sleep(0)
     with pytest.raises(ValueError, match="cleanup failed"):
         await cancel_and_wait(bad)
+
+
+async def test_an_error_in_one_cleanup_still_waits_for_every_other_task() -> None:
+    """``cancel_and_wait`` (and so ``TaskSet.close``) awaited the tasks one by one and
+    stopped at the first cleanup error: a task after it was cancelled but not waited for,
+    and was still running its own cleanup when ``close`` returned."""
+    ended: list[str] = []
+
+    async def broken() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ValueError("cleanup failed") from None
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for _ in range(5):  # a cleanup that takes a few loop turns (an API call)
+                await asyncio.sleep(0)
+            ended.append("slow")
+
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_task(broken()), loop.create_task(slow_cleanup())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="cleanup failed"):
+        await cancel_and_wait(first, second)
+    assert second.done() and ended == ["slow"]  # waited for, although the first one failed
+
+    # TaskSet.close, whatever order its set yields the tasks in.
+    ended.clear()
+    tasks = TaskSet()
+    tasks.spawn(broken())
+    tasks.spawn(slow_cleanup())
+    tasks.spawn(broken())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError, match="cleanup failed"):
+        await tasks.close()
+    assert ended == ["slow"]

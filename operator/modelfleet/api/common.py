@@ -50,6 +50,9 @@ class ApiModel(BaseModel):
         extra="forbid",
         frozen=True,
         use_attribute_docstrings=False,
+        # YAML files (validate, plan, simulate) can say .inf/.nan; the API server cannot
+        # carry them (JSON): reject them here too rather than read .inf as "no limit".
+        allow_inf_nan=False,
     )
     x_validations: ClassVar[list[dict[str, str]]] = []
 
