@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from datetime import datetime
 from typing import Final
 
 PREFIX: Final = "modelfleet.io"
@@ -101,6 +102,20 @@ def node_labels(cluster: str, instance_type: str, capacity_type: str) -> dict[st
 # changes to annotations under its own storage prefix, and this change must wake the
 # operator (reconciler/activator.py).
 DEMAND_SEEN_AT: Final = f"activator.{PREFIX}/demand-seen-at"
+
+
+def zoned_time(raw: object) -> datetime | None:
+    """An RFC 3339 time with a zone (``2026-12-01T12:00:00Z``), as the wake-up annotation
+    and a demand Lease's ``spec.renewTime`` carry it; None for anything else (not a string,
+    malformed, no zone): such a value is ignored, never an error."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
 
 # The gateway's demand Leases (coordination.k8s.io/v1, in the gateway's own namespace): one
 # per ModelDeployment it held a request for, spec.renewTime the time of that request. The

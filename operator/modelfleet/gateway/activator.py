@@ -53,6 +53,7 @@ from modelfleet.labels import (
     DEMAND_RELEASE,
     DEMAND_SEEN_AT,
     demand_lease_name,
+    zoned_time,
 )
 
 log = logging.getLogger(__name__)
@@ -126,14 +127,8 @@ def _answered(md: Mapping[str, Any], since: datetime) -> bool:
     desired = ((md.get("status") or {}).get("replicas") or {}).get("desired")
     if isinstance(desired, int) and desired > 0:
         return True
-    raw = ((md.get("metadata") or {}).get("annotations") or {}).get(DEMAND_SEEN_AT)
-    if not isinstance(raw, str):
-        return False
-    try:
-        seen = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return seen.tzinfo is not None and seen >= since
+    seen = zoned_time(((md.get("metadata") or {}).get("annotations") or {}).get(DEMAND_SEEN_AT))
+    return seen is not None and seen >= since
 
 
 class DemandWaker:

@@ -48,6 +48,7 @@ from modelfleet.labels import (
     DEMAND_LEASE,
     DEMAND_SEEN_AT,
     demand_lease_name,
+    zoned_time,
 )
 from modelfleet.reconciler.activator import FRESH_SECONDS, SKEW_SECONDS
 
@@ -109,16 +110,10 @@ def lease_demand(lease: Mapping[str, Any]) -> tuple[str, str, datetime] | None:
     when the Lease does not say (``lease_deployment`` is None, no ``spec.renewTime`` with a
     zone): such a Lease is ignored, never an error."""
     target = lease_deployment(lease)
-    raw = (lease.get("spec") or {}).get("renewTime")
-    if target is None or not isinstance(raw, str):
+    renewed = zoned_time((lease.get("spec") or {}).get("renewTime"))
+    if target is None or renewed is None:
         return None
     namespace, name = target
-    try:
-        renewed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if renewed.tzinfo is None:
-        return None
     return namespace, name, renewed
 
 

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from modelfleet.clusters import ClusterConflict, ClusterError, ClusterNotFound, ResourceKind
 from modelfleet.clusters.objects import JsonObject
-from modelfleet.labels import DEMAND_LEASE, DEMAND_RELEASE
+from modelfleet.labels import DEMAND_LEASE, DEMAND_RELEASE, zoned_time
 from modelfleet.loop.demand_leases import LEASE, MODEL_DEPLOYMENT, lease_deployment
 
 log = logging.getLogger(__name__)
@@ -85,16 +85,6 @@ class SweepClient(Protocol):
         ...
 
 
-def _time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
-
-
 def last_written(lease: Mapping[str, Any]) -> datetime | None:
     """The later of a Lease's ``spec.renewTime`` and ``metadata.creationTimestamp`` (None
     when it has neither as an RFC 3339 time with a zone)."""
@@ -102,8 +92,8 @@ def last_written(lease: Mapping[str, Any]) -> datetime | None:
     times = [
         t
         for t in (
-            _time((lease.get("spec") or {}).get("renewTime")),
-            _time(meta.get("creationTimestamp")),
+            zoned_time((lease.get("spec") or {}).get("renewTime")),
+            zoned_time(meta.get("creationTimestamp")),
         )
         if t is not None
     ]

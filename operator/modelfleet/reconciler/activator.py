@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from modelfleet.api import ModelDeployment
-from modelfleet.labels import DEMAND_SEEN_AT
+from modelfleet.labels import DEMAND_SEEN_AT, zoned_time
 
 FRESH_SECONDS: Final = 120.0
 """An annotation older than this is history, not demand (the autoscaler's staleness bound:
@@ -35,14 +35,7 @@ Prometheus signal sizes it from the next scrape on."""
 def demand_seen_at(md: ModelDeployment) -> datetime | None:
     """The time in ``md``'s wake-up annotation; None when absent or not an RFC 3339 time
     with a zone (a malformed value is ignored, never an error)."""
-    raw = (md.metadata.annotations or {}).get(DEMAND_SEEN_AT)
-    if not raw:
-        return None
-    try:
-        seen = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return seen if seen.tzinfo is not None else None
+    return zoned_time((md.metadata.annotations or {}).get(DEMAND_SEEN_AT))
 
 
 def woken_at(md: ModelDeployment, now: datetime) -> datetime | None:
