@@ -297,7 +297,11 @@ class CloudStub:
             ("GET", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_get),
             ("PUT", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_put),
             ("DELETE", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_delete),
-            ("POST", arm_cluster + r"/agentPools/(?P<n>[^/]+)/deleteMachines", self._aks_delete_machines),
+            (
+                "POST",
+                arm_cluster + r"/agentPools/(?P<n>[^/]+)/deleteMachines",
+                self._aks_delete_machines,
+            ),
             ("GET", r"/stub/azure-operations/(?P<o>[^/]+)", self._azure_operation),
             (
                 "GET",

@@ -862,7 +862,9 @@ async def test_remove_nodes_terminates_exactly_the_chosen_instance(world: World)
     assert left == [instances[0], instances[2]]
     assert after.desired_nodes == 2  # the node group's own desiredSize follows
     # Gone already: skipped, nothing else terminated.
-    await provider.remove_nodes(pool_spec(nodes=2), [NodeRef("node-b", f"aws:///us-east-1a/{chosen}")])
+    await provider.remove_nodes(
+        pool_spec(nodes=2), [NodeRef("node-b", f"aws:///us-east-1a/{chosen}")]
+    )
     asg = world.client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[asg_name]
     )["AutoScalingGroups"][0]

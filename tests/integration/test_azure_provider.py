@@ -23,16 +23,17 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    NodeRef,
     NotFound,
     PermissionDenied,
     PoolIssue,
     PoolSpec,
     ProviderUnavailable,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     Unreachable,
 )
-from modelfleet.providers import NodeRef, RemovesNodes
 from modelfleet.providers.azure import AzureNodePoolProvider
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)

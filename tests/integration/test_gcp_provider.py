@@ -21,16 +21,17 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    NodeRef,
     NotFound,
     PermissionDenied,
     PoolIssue,
     PoolSpec,
     ProviderUnavailable,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     Unreachable,
 )
-from modelfleet.providers import NodeRef, RemovesNodes
 from modelfleet.providers.gcp import GcpNodePoolProvider
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
