@@ -5,7 +5,8 @@ bought, make a pool exist at a size, read pools back, delete one. Every implemen
 aws (EKS managed node groups), gcp (GKE node pools), azure (AKS agent pools), static
 (pre-provisioned nodes, never resized) and simulated (in-process) — honours the same
 contracts, raises only the typed errors of ``providers.errors``, and never touches a pool
-that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``).
+that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``). One optional
+port, ``RemovesNodes``, removes chosen nodes of a pool (aws, gcp, azure, simulated).
 
 What a provider can offer is the core's ``Offering`` (``core.types``): the one model of an
 offering, returned as is by ``discover_offerings`` and carried by ``PoolSpec``.
