@@ -159,9 +159,9 @@ class RemovesNodes(Protocol):
     async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
         """Delete exactly ``nodes`` (their cloud instances) from the pool of ``spec``,
         lowering its desired size by one per node removed, so that no other instance is
-        touched; ``spec.nodes`` is the size after the removal, which the provider records
-        where the cloud keeps a separate desired size (EKS's node group). A node already
-        gone is skipped. Returns the pool as the cloud now reports it. Raises ``NotFound`` when the pool is missing, ``InvalidConfiguration`` when a
+        touched; ``spec.nodes`` is the size the operator expects after the removal (where
+        the cloud keeps a second desired size, EKS's node group, the provider sets it to
+        what the cloud now holds). A node already gone is skipped. Returns the pool as the cloud now reports it. Raises ``NotFound`` when the pool is missing, ``InvalidConfiguration`` when a
         node's providerID cannot be read or names an instance outside this pool (nothing is
         removed then), and the usual retryable/permission errors."""
         ...

@@ -165,7 +165,7 @@ async def _one(
         provider: NodePoolProvider = await providers.provider_for(cluster)
         async with asyncio.timeout(settings.provider_timeout_seconds):
             chosen: tuple[NodeRef, ...] = ()
-            if before is not None and total < before and client_for is not None:
+            if client_for is not None and (before is None or total < before):
                 total, chosen = await _shrink(
                     pool, spec, before, provider, await client_for(cluster), log
                 )
@@ -211,7 +211,7 @@ async def _one(
 async def _shrink(
     pool: PoolKey,
     spec: PoolSpec,
-    before: int,
+    before: int | None,
     provider: NodePoolProvider,
     client: object,
     log: PassLog,
@@ -220,14 +220,25 @@ async def _shrink(
     to ``spec.nodes`` (see ``reconciler.shrink``): (``spec.nodes``, none) when no node of
     the pool serves (a resize by count is safe); else the empty nodes, cordoned, and the
     size after removing just them (the rest waits, said in a ``PoolShrinkWaiting`` Event).
-    Raises ``ProviderError`` for a cluster that cannot be read."""
+
+    ``before`` None (this process has not sized the pool yet: a restart, a failed call)
+    reads the pool's registered Nodes as its size; then a cluster that cannot be read
+    leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait
+    on it. With ``before`` known, raises ``ProviderError`` for a cluster that cannot be
+    read (the shrink waits for the next pass)."""
     if not isinstance(client, NodeReader):
         return spec.nodes, ()
     name, instance_type, capacity_type = pool
-    nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
-    if not nodes.serving:
+    try:
+        nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
+    except ProviderError:
+        if before is None:
+            return spec.nodes, ()
+        raise
+    current = before if before is not None else nodes.registered
+    if not nodes.serving or spec.nodes >= current:
         return spec.nodes, ()
-    excess = before - spec.nodes
+    excess = current - spec.nodes
     removable = isinstance(provider, RemovesNodes)
     chosen = nodes.empty[:excess] if removable else ()
     if chosen:
@@ -247,7 +258,7 @@ async def _shrink(
             f"{spec.nodes}: {why}, and a resize by count could take a node serving a pod "
             f"({', '.join(nodes.serving)}); retrying when a node is empty",
         )
-    return before - len(chosen), chosen
+    return current - len(chosen), chosen
 
 
 def _after_scale_in_delay(

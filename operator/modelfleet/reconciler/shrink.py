@@ -66,6 +66,8 @@ class PoolNodes:
     """Names of nodes holding a Ready workload pod, sorted."""
     unnamed: tuple[str, ...]
     """Empty nodes without a providerID (a provider cannot name their instance)."""
+    registered: int = 0
+    """Every Node of the pool, whatever it holds."""
 
 
 def _workload(pod: Mapping[str, Any]) -> bool:
@@ -106,6 +108,7 @@ def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> 
         empty=tuple(NodeRef(name, pid) for _, name, pid in sorted(empty)),
         serving=tuple(sorted(serving)),
         unnamed=tuple(sorted(unnamed)),
+        registered=len(names),
     )
 
 

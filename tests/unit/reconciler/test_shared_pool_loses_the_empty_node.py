@@ -193,3 +193,25 @@ async def test_a_pool_whose_nodes_serve_nothing_still_shrinks_by_count() -> None
     assert [c.detail for c in world.clouds["east"].calls if c.method == "ensure_pool"][-1] == (
         "east-h100/OnDemand=1"
     )
+
+
+async def test_a_pool_of_unknown_size_is_read_from_its_nodes_before_a_shrink() -> None:
+    """After a failed call (or a restart) the operator does not know what it last asked of
+    the pool; the shrink takes the pool's registered Nodes as its size and still removes
+    only the emptied node."""
+    world = _world()
+    refs = await _shared_pool(world)
+    await _scale_chat_in(world)
+    world.members["east"].remove(POD, "chat-a", "default")
+    world.reconciler.ledger.forget_request(("east", *POOL))
+    since = len(world.clouds["east"].calls)
+
+    world.clock.advance(5)
+    await world.reconcile("chat")
+
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [
+        refs[1].name,
+        refs[2].name,
+    ]
+    assert _removed(world) == [refs[0].name]
+    assert _count_shrinks(world, since) == []

@@ -240,8 +240,10 @@ class AwsNodePoolProvider:
         ``DescribeAutoScalingInstances``) to belong to this node group's Auto Scaling group:
         an instance of another group refuses the whole call (``InvalidConfiguration``), one
         Auto Scaling no longer knows is skipped. The node group's own ``desiredSize`` (which
-        EKS does not lower with the Auto Scaling group) is then set to ``spec.nodes`` with
-        ``UpdateNodegroupConfig``, so that a later grow back to the old size is not read as
+        EKS does not lower with the Auto Scaling group) is then set to the Auto Scaling
+        group's new desired capacity with ``UpdateNodegroupConfig`` (equal to ``spec.nodes``
+        when the operator's count was right; never below what the group holds, which would
+        shrink it by count), so that a later grow back to the old size is not read as
         "nothing to do".
         """
         name = nodegroups.nodegroup_name(spec.pool_id)
@@ -294,7 +296,18 @@ class AwsNodePoolProvider:
                 InstanceId=str(item["InstanceId"]),
                 ShouldDecrementDesiredCapacity=True,
             )
-        update = nodegroups.scaling_update(group, spec, cluster_name=self._cluster)
+        # The node group's desiredSize follows what Auto Scaling now holds (not spec.nodes:
+        # setting less than that would make EKS shrink the group by count after all).
+        asgs = await self._api.paginate(
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling",
+            "describe_auto_scaling_groups",
+            "AutoScalingGroups",
+            AutoScalingGroupNames=sorted(owners),
+        )
+        size = sum(int(a.get("DesiredCapacity") or 0) for a in asgs) if asgs else spec.nodes
+        sized = PoolSpec(spec.cluster, spec.offering, spec.capacity_type, size, spec.zones)
+        update = nodegroups.scaling_update(group, sized, cluster_name=self._cluster)
         if update is not None:
             await self._api.call(
                 "eks:UpdateNodegroupConfig",
