@@ -165,14 +165,17 @@ async def _one(
         provider: NodePoolProvider = await providers.provider_for(cluster)
         async with asyncio.timeout(settings.provider_timeout_seconds):
             chosen: tuple[NodeRef, ...] = ()
+            hold = False
             if client_for is not None and (before is None or total < before):
-                total, chosen = await _shrink(
+                total, chosen, hold = await _shrink(
                     pool, spec, before, provider, await client_for(cluster), log
                 )
                 spec = PoolSpec(spec.cluster, offering, capacity_type, total, spec.zones)
             if chosen and isinstance(provider, RemovesNodes):
                 result = await provider.remove_nodes(spec, chosen)
                 ledger.asked(pool, total)
+            elif hold:
+                result = await provider.get_pool(spec)  # no resize by count: it waits
             elif before != total:
                 result = await provider.ensure_pool(spec)
                 ledger.asked(pool, total)
@@ -215,29 +218,32 @@ async def _shrink(
     provider: NodePoolProvider,
     client: object,
     log: PassLog,
-) -> tuple[int, tuple[NodeRef, ...]]:
-    """The size to ask for and the nodes to remove by name, for a shrink from ``before``
-    to ``spec.nodes`` (see ``reconciler.shrink``): (``spec.nodes``, none) when no node of
-    the pool serves (a resize by count is safe); else the empty nodes, cordoned, and the
-    size after removing just them (the rest waits, said in a ``PoolShrinkWaiting`` Event).
+) -> tuple[int, tuple[NodeRef, ...], bool]:
+    """(size, nodes to remove by name, hold) for a shrink from ``before`` to
+    ``spec.nodes`` (see ``reconciler.shrink``). When no node of the pool serves, a resize
+    by count is safe: (``spec.nodes``, none, False). Otherwise the empty nodes, cordoned,
+    and the size after removing just them; the rest waits (``hold``: no resize by count
+    this pass), said in a ``PoolShrinkWaiting`` Event.
 
     ``before`` None (this process has not sized the pool yet: a restart, a failed call)
-    reads the pool's registered Nodes as its size; then a cluster that cannot be read
-    leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait
-    on it. With ``before`` known, raises ``ProviderError`` for a cluster that cannot be
-    read (the shrink waits for the next pass)."""
+    takes the pool's registered Nodes as its size; a cluster that cannot be read then
+    leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait on
+    the member API. With ``before`` known, an unreadable cluster holds the pool as it is
+    (a Warning, retried)."""
     if not isinstance(client, NodeReader):
-        return spec.nodes, ()
+        return spec.nodes, (), False
     name, instance_type, capacity_type = pool
     try:
         nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
-    except ProviderError:
+    except ProviderError as exc:
         if before is None:
-            return spec.nodes, ()
-        raise
+            return spec.nodes, (), False
+        log.note("Warning", exc.code, f"{name}: node pool {instance_type} not shrunk: {exc}")
+        log.retry = True
+        return before, (), True
     current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
-        return spec.nodes, ()
+        return spec.nodes, (), False
     excess = current - spec.nodes
     removable = isinstance(provider, RemovesNodes)
     chosen = nodes.empty[:excess] if removable else ()
@@ -258,7 +264,7 @@ async def _shrink(
             f"{spec.nodes}: {why}, and a resize by count could take a node serving a pod "
             f"({', '.join(nodes.serving)}); retrying when a node is empty",
         )
-    return current - len(chosen), chosen
+    return current - len(chosen), chosen, left > 0
 
 
 def _after_scale_in_delay(

@@ -215,3 +215,30 @@ async def test_a_pool_of_unknown_size_is_read_from_its_nodes_before_a_shrink() -
     ]
     assert _removed(world) == [refs[0].name]
     assert _count_shrinks(world, since) == []
+
+
+async def test_a_member_api_that_cannot_be_read_holds_the_pool_as_it_is() -> None:
+    """Which nodes serve is unknown while the member API does not answer: the pool keeps
+    its size (no resize by count), and shrinks by the empty node once it answers."""
+    world = _world()
+    refs = await _shared_pool(world)
+    await _scale_chat_in(world)
+    member = world.members["east"]
+    member.remove(POD, "chat-a", "default")
+    since = len(world.clouds["east"].calls)
+
+    member.set_unreachable(True)
+    for _ in range(2):
+        world.clock.advance(5)
+        await world.reconcile("chat")
+        assert world.pool_sizes("east")[POOL] == (3, 3)
+        assert _removed(world) == [] and _count_shrinks(world, since) == []
+    member.set_unreachable(False)
+
+    world.clock.advance(5)
+    await world.reconcile("chat")
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [
+        refs[1].name,
+        refs[2].name,
+    ]
+    assert _count_shrinks(world, since) == []
