@@ -166,7 +166,11 @@ async def _one(
         async with asyncio.timeout(settings.provider_timeout_seconds):
             chosen: tuple[NodeRef, ...] = ()
             hold = False
-            if client_for is not None and (before is None or total < before):
+            # A shrink: below the last request, or, that unknown (a failed call), below
+            # the Ready nodes last read back (a pool never read back is not listed: its
+            # first sizing must not cost a member-API read).
+            last = before if before is not None else ledger.ready(pool)
+            if client_for is not None and last is not None and total < last:
                 total, chosen, hold = await _shrink(
                     pool, spec, before, provider, await client_for(cluster), log
                 )
@@ -225,8 +229,8 @@ async def _shrink(
     and the size after removing just them; the rest waits (``hold``: no resize by count
     this pass), said in a ``PoolShrinkWaiting`` Event.
 
-    ``before`` None (this process has not sized the pool yet: a restart, a failed call)
-    takes the pool's registered Nodes as its size; a cluster that cannot be read then
+    ``before`` None (the last request is unknown after a failed call) takes the pool's
+    registered Nodes as its size; a cluster that cannot be read then
     leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait on
     the member API. With ``before`` known, an unreadable cluster holds the pool as it is
     (a Warning, retried)."""
