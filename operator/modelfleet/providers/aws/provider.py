@@ -298,13 +298,15 @@ class AwsNodePoolProvider:
             )
         # The node group's desiredSize follows what Auto Scaling now holds (not spec.nodes:
         # setting less than that would make EKS shrink the group by count after all).
-        asgs = await self._api.paginate(
-            "autoscaling:DescribeAutoScalingGroups",
-            "autoscaling",
-            "describe_auto_scaling_groups",
-            "AutoScalingGroups",
-            AutoScalingGroupNames=sorted(owners),
-        )
+        asgs: list[Any] = []
+        if owners:  # no names would describe every group of the account
+            asgs = await self._api.paginate(
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling",
+                "describe_auto_scaling_groups",
+                "AutoScalingGroups",
+                AutoScalingGroupNames=sorted(owners),
+            )
         size = sum(int(a.get("DesiredCapacity") or 0) for a in asgs) if asgs else spec.nodes
         sized = PoolSpec(spec.cluster, spec.offering, spec.capacity_type, size, spec.zones)
         update = nodegroups.scaling_update(group, sized, cluster_name=self._cluster)
