@@ -126,5 +126,6 @@ async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:
         assert conditions["Ready"]["status"] == "True", conditions["Ready"]
         assert "east while it fails back" in conditions["Progressing"]["message"]
         assert status["regions"] == "us-east-1", "the Regions column shows where it serves"
+        assert status["costPerHour"] == pytest.approx(20.0), "east's two $10/h nodes are paid"
         kept = fleet.events("ClusterFailingBack")
         assert kept and all("kept serving" in e["message"] for e in kept), kept

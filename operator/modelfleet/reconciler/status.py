@@ -303,8 +303,11 @@ def build_status(
     short = plan.unplaced - cover.held
     stocked_out = [r for r in plan.retiring if r.lost and r.reason.startswith(STOCKOUT_CODES)]
     blocked = [r for r in plan.reasons if r.code == R.STOCKOUT]
-    kept = f" ({cover.held} kept on {cover.held_on} until its failback window ends)"
-    kept = kept if cover.held else ""
+    held_note = (
+        f" ({cover.held} kept on {cover.held_on} until its failback window ends)"
+        if cover.held
+        else ""
+    )
     if short == 0 and (capacity_errors or stocked_out or blocked):
         detail = (
             "; ".join(capacity_errors)
@@ -318,14 +321,14 @@ def build_status(
             "False",
             "Stockout",
             f"capacity ran out ({detail}); {wanted} replica(s) placed on the next "
-            f"candidates{kept}",
+            f"candidates{held_note}",
         )
     elif short == 0:
-        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed{kept}")
+        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed{held_note}")
     else:
         code = terminal.code if terminal is not None else "InsufficientCapacity"
         detail = terminal.message if terminal is not None else _first_reason(plan)
-        serving = (
+        stranded_note = (
             f"; {cover.stranded} of them still serve on {cover.stranded_on} (retiring)"
             if cover.stranded
             else ""
@@ -334,7 +337,7 @@ def build_status(
             C.CAPACITY_AVAILABLE,
             "False",
             code,
-            f"{short} of {wanted} replica(s) could not be placed: {detail}{serving}",
+            f"{short} of {wanted} replica(s) could not be placed: {detail}{stranded_note}",
         )
 
     # Ready: is the deployment serving what it should?
@@ -434,7 +437,7 @@ def build_status(
             running_per_replica=slo.running_per_replica,
             met=None if status == "Unknown" else status == "True",
         ),
-        cost_per_hour=round(plan.cost_per_hour, 4),
+        cost_per_hour=round(plan.cost_per_hour + _retiring_cost(plan, retiring), 4),
         headroom_cost_per_hour=(
             round(plan.headroom_cost_per_hour, 4) if md.spec.failover.tolerate_region_loss else None
         ),
@@ -519,3 +522,16 @@ def _ready_message(ready: int, wanted: int, on_retiring: int) -> str:
     if not on_retiring:
         return f"{ready} of {wanted} replica(s) ready"
     return f"{ready} of {wanted} replica(s) ready, {on_retiring} of them on retiring replicas"
+
+
+def _retiring_cost(plan: Plan, retiring: Sequence[RetiringStatus]) -> float:
+    """USD per hour of the nodes kept for ``retiring`` replicas (they serve until replaced,
+    or until their cluster's failback window ends) in pools the plan places nothing on: the
+    plan's own cost leaves them out, but they are paid for."""
+    placed = {(p.cluster, p.instance_type, p.capacity_type) for p in plan.placements}
+    kept = {(r.cluster, r.instance_type, r.capacity_type) for r in retiring} - placed
+    return sum(
+        n.nodes * n.price_per_node_hour
+        for n in plan.node_pools
+        if (n.cluster, n.instance_type, n.capacity_type) in kept
+    )

@@ -13,7 +13,7 @@ from reconciler_world import model_deployment
 from modelfleet.api.modeldeployment import Endpoint
 from modelfleet.core import DecisionState, Plan
 from modelfleet.core.health import failing_back
-from modelfleet.core.result import PlacementDecision, Retiring
+from modelfleet.core.result import NodePoolSize, PlacementDecision, Retiring
 from modelfleet.core.types import ClusterView, FailoverPolicy
 from modelfleet.gateway.catalog import deployment_from_object
 from modelfleet.reconciler.observe import ClusterObservation, Observation, ObservedWorkload
@@ -32,7 +32,10 @@ def _move_plan() -> Plan:
         placements=(
             PlacementDecision("west", "gcp", "us-west-2", "H100", "a3", "OnDemand", 2, 1, 12.0),
         ),
-        node_pools=(),
+        node_pools=(
+            NodePoolSize("west", "a3", "H100", "OnDemand", 2, 12.0),
+            NodePoolSize("east", "p5", "H100", "OnDemand", 2, 10.0),
+        ),
         retiring=(
             Retiring("east", "p5", "OnDemand", 2, lost=False, reason="Cheaper: moved to west"),
             Retiring("south", "p5", "Spot", 1, lost=True, reason="SpotReclaimed: gone"),
@@ -73,6 +76,8 @@ def test_make_before_break_replicas_serve_in_status_and_gateway() -> None:
         regions={"east": "us-east-1", "west": "us-west-2", "south": "us-south-1"},
     )
     assert status.replicas is not None and status.replicas.ready == 2
+    # Both pools are paid for during the move: the plan's $24/h and east's kept $20/h.
+    assert status.cost_per_hour == 44.0
     assert [(p.cluster, p.replicas, p.ready) for p in status.placements or []] == [("west", 2, 0)]
     assert [(r.cluster, r.region, r.replicas, r.ready) for r in status.retiring or []] == [
         ("east", "us-east-1", 2, 2)
@@ -129,7 +134,8 @@ def _stuck_plan(reason: str, capacity_type: str = "OnDemand") -> Plan:
         desired_replicas=2,
         standby_replicas=0,
         placements=(),
-        node_pools=(),
+        # The nodes the planner keeps for them (they are paid for: status.costPerHour).
+        node_pools=(NodePoolSize("east", "p5", "H100", capacity_type, 2, 10.0),),
         retiring=(Retiring("east", "p5", capacity_type, 2, lost=False, reason=reason),),
         cost_per_hour=0.0,
         unplaced=2,
@@ -188,6 +194,7 @@ def test_serving_retirees_are_not_unplaced(
     # Every wanted replica is counted once: on demand, spot or unplaced.
     assert status.replicas.on_demand + status.replicas.spot + unplaced == 2
     assert status.regions == regions
+    assert status.cost_per_hour == 20.0, "the kept nodes cost 2 x $10/h"
     cond = {c.type: c for c in status.conditions or []}
     status_, reason_, text = degraded
     assert (cond["Degraded"].status, cond["Degraded"].reason) == (status_, reason_)
