@@ -75,12 +75,17 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
         assert where in ready["message"], ready["message"]
         assert "curve.1.requestsPerSecond is not above curve.0's" in ready["message"]
         assert "curve.2.ttftP95Ms is below curve.0.ttftP95Ms" in ready["message"]
+
+        def posted() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in fleet.events("InvalidSpec")
+                if (e.get("involvedObject") or {}).get("name") == "llama"
+            ]
+
+        await eventually(posted, what="an InvalidSpec Event")  # kopf posts in the background
         await asyncio.sleep(3.0)  # several passes of the operator's loop: still one Event
-        events = [
-            e
-            for e in fleet.events("InvalidSpec")
-            if (e.get("involvedObject") or {}).get("name") == "llama"
-        ]
+        events = posted()
         assert len(events) == 1, events
         assert events[0]["type"] == "Warning" and where in events[0]["message"]
         assert _ready(await fleet.md("llama")) == ready  # not rewritten by every pass

@@ -127,5 +127,9 @@ async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:
         assert "east while it fails back" in conditions["Progressing"]["message"]
         assert status["regions"] == "us-east-1", "the Regions column shows where it serves"
         assert status["costPerHour"] == pytest.approx(20.0), "east's two $10/h nodes are paid"
+        # kopf posts Events in the background: the status may be written first.
+        await eventually(
+            lambda: bool(fleet.events("ClusterFailingBack")), what="a ClusterFailingBack Event"
+        )
         kept = fleet.events("ClusterFailingBack")
-        assert kept and all("kept serving" in e["message"] for e in kept), kept
+        assert all("kept serving" in e["message"] for e in kept), kept
