@@ -62,7 +62,7 @@ async def apply_workloads(
     client_for: ClientFor,
     render: RenderSettings,
     log: PassLog,
-    timeout: float,
+    timeout: float | None,
     applied: dict[tuple[str, str], tuple[str, datetime]] | None = None,
     observation: Observation | None = None,
     now: datetime | None = None,

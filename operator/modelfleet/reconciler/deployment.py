@@ -70,10 +70,11 @@ _TERMINAL = frozenset({R.NO_CANDIDATES, R.BUDGET_EXCEEDED})
 class ReconcilerSettings:
     """Tunables of the shell (the planner has its own: ``planner``)."""
 
-    cluster_timeout_seconds: float = 10.0
-    """Longest wait for one member cluster's API per call batch."""
-    provider_timeout_seconds: float = 30.0
-    """Longest wait for one node-pool call."""
+    cluster_timeout_seconds: float | None = 10.0
+    """Longest wait for one member cluster's API per call batch (None: no limit, for the
+    simulator, whose member clusters answer from memory)."""
+    provider_timeout_seconds: float | None = 30.0
+    """Longest wait for one node-pool call (None: no limit, as above)."""
     launch_timeout_seconds: float = 900.0
     """Nodes of a grow not Ready this long after it was asked count as a capacity error
     (Karpenter's registration timeout is 15 minutes too)."""

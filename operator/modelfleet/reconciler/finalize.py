@@ -39,7 +39,7 @@ async def finalize(
     ledger: PoolLedger,
     stockouts: StockoutMemory,
     now: datetime,
-    cluster_timeout: float,
+    cluster_timeout: float | None,
     pool_settings: PoolSettings,
 ) -> FinalizeOutcome:
     """Remove ``md``'s workloads everywhere and release its pools. Idempotent."""

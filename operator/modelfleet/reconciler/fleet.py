@@ -35,14 +35,16 @@ class FleetSettings:
 
     fail_after_seconds: float = 45.0
     recover_after_seconds: float = 300.0
-    probe_timeout_seconds: float = 5.0
+    probe_timeout_seconds: float | None = 5.0
+    """Longest wait for a probe (None: no limit, for the simulator, whose member clusters
+    answer from memory; likewise ``provider_timeout_seconds``)."""
     orphan_settle_seconds: float = 600.0
     """A managed pool must be unneeded this long before it is scaled to zero: the same
     10 minutes as the pools stage's scale-in delay, so a pool no deployment books any more
     stays warm exactly as long as one that lost only some of its bookings."""
     orphan_grace_seconds: float = 1800.0
     """An unneeded managed pool is deleted after this long (scaled to zero before)."""
-    provider_timeout_seconds: float = 30.0
+    provider_timeout_seconds: float | None = 30.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ async def probe_fleet_cluster(
     except ClusterError as exc:
         error = str(exc)
     except TimeoutError:
-        error = f"no answer within {settings.probe_timeout_seconds:.0f}s"
+        error = f"no answer within {settings.probe_timeout_seconds or 0:.0f}s"
 
     record = next_health(
         HealthRecord(

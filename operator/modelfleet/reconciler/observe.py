@@ -218,7 +218,7 @@ async def observe_cluster(
     cluster: FleetCluster,
     client_for: ClientFor,
     *,
-    timeout: float,
+    timeout: float | None,
     cache: ObservationCache | None = None,
 ) -> ClusterObservation:
     """The deployment's workloads in ``cluster``; never raises (errors are recorded)."""
@@ -244,7 +244,7 @@ async def observe_cluster(
         return ClusterObservation(name, error=exc)
     except TimeoutError:
         return ClusterObservation(
-            name, error=ClusterUnreachable(f"no answer within {timeout:.0f}s", cluster=name)
+            name, error=ClusterUnreachable(f"no answer within {timeout or 0:.0f}s", cluster=name)
         )
     workloads = tuple(w for w in (_workload_of(o) for o in objects) if w is not None)
     return ClusterObservation(name, workloads=tuple(sorted(workloads, key=lambda w: w.name)))
@@ -255,7 +255,7 @@ async def observe(
     clusters: Sequence[FleetCluster],
     client_for: ClientFor,
     *,
-    timeout: float = 10.0,
+    timeout: float | None = 10.0,
     cache: ObservationCache | None = None,
 ) -> Observation:
     """Observe ``md`` in every cluster concurrently (one slow cluster delays none other)."""

@@ -62,8 +62,8 @@ NO_CHANGES_HEALTH = frozenset({"Failed", "Suspect"})
 class PoolSettings:
     """Timing of pool calls."""
 
-    provider_timeout_seconds: float = 30.0
-    """Longest wait for one node-pool call."""
+    provider_timeout_seconds: float | None = 30.0
+    """Longest wait for one node-pool call (None: no limit, for the simulator)."""
     launch_timeout_seconds: float = 900.0
     """Nodes of a grow not Ready this long after it was asked count as a capacity error."""
     scale_in_delay_seconds: float = 600.0

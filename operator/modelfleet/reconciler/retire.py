@@ -136,7 +136,7 @@ async def retire(
     by_name: Mapping[str, FleetCluster],
     client_for: ClientFor,
     log: PassLog,
-    timeout: float,
+    timeout: float | None,
 ) -> None:
     """Apply ``decision``: delete the workloads it removes, keep everything else."""
     namespace = md.metadata.namespace or "default"

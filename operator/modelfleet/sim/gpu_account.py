@@ -97,7 +97,15 @@ class GpuAccount:
         )
 
     def record(self, world: FleetWorld, k: int, now: float) -> None:
-        """Book tick ``k`` (at ``now``, after the world's sync) from the world's pools."""
+        """Book tick ``k`` (at ``now``, after the world's sync) from the world's pools.
+
+        The tick's sums are kept in Python floats and written once per deployment (one
+        row each): each cell gets the same additions in the same order as when added to
+        the array one by one, so the same float64 values, without a numpy scalar update
+        per pod."""
+        gpus = self.gpus
+        rows: dict[str, list[float]] = {}
+        capacity: dict[str, float] = {}
         for twin in world.twins():
             counts = twin.provider.node_counts()
             for pool, (_, nodes) in counts.items():
@@ -108,28 +116,44 @@ class GpuAccount:
                 pods = [] if twin.down else twin.pods.get(pool, [])
                 waiting: dict[str, float] = defaultdict(float)
                 bound = 0.0
+                where = (twin.name, *pool)
                 for pod in pods:
-                    row = self.gpus.get(pod.md)
-                    if row is None:
+                    md = pod.md
+                    if md not in gpus:
                         continue
-                    self._holder[(twin.name, *pool)] = pod.md
+                    self._holder[where] = md
                     if pod.scheduled is None:
-                        waiting[pod.md] += pod.gpus
+                        waiting[md] += pod.gpus
                         continue
                     bound += pod.gpus
+                    row = rows.get(md)
+                    if row is None:
+                        row = rows[md] = [0.0, 0.0, 0.0, 0.0]
                     if pod.ready(now):
-                        row[k, 0] += pod.gpus
-                        self.capacity[pod.md][k] += self._true.get((pod.md, offering.gpu), 0.0)
+                        row[0] += pod.gpus
+                        capacity[md] = capacity.get(md, 0.0) + self._true.get(
+                            (md, offering.gpu), 0.0
+                        )
                     else:
-                        row[k, 1] += pod.gpus
+                        row[1] += pod.gpus
                 free = max(0.0, billed - bound)
                 for md, n in sorted(waiting.items()):
                     booked = min(n, free)
-                    self.gpus[md][k, 2] += booked
+                    row = rows.get(md)
+                    if row is None:
+                        row = rows[md] = [0.0, 0.0, 0.0, 0.0]
+                    row[2] += booked
                     free -= booked
                 if free > 0:
-                    holder = self._holder.get((twin.name, *pool), "")
-                    self.gpus[holder][k, 3] += free
+                    holder = self._holder.get(where, "")
+                    row = rows.get(holder)
+                    if row is None:
+                        row = rows[holder] = [0.0, 0.0, 0.0, 0.0]
+                    row[3] += free
+        for md, row in rows.items():
+            gpus[md][k] += row
+        for md, cap in capacity.items():
+            self.capacity[md][k] += cap
 
     def minute_columns(
         self,

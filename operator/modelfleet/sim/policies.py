@@ -28,6 +28,7 @@ from modelfleet.reconciler import (
     FleetSettings,
     ProviderRegistry,
     Reconciler,
+    ReconcilerSettings,
     StockoutMemory,
 )
 from modelfleet.sim.activator import wake_at_zero
@@ -145,12 +146,19 @@ class ModelfleetPolicy:
         async def client_for(cluster: FleetCluster) -> ClusterClient:
             return world.clusters[cluster.metadata.name].client
 
+        # No time limit on member-cluster and node-pool calls: the simulated ones answer
+        # from memory within the same step of the event loop, so a limit (on the loop's
+        # real clock) could never fire on a healthy machine, and each one costs a timer
+        # per call (~3% of a run). Every decision is the same.
         self.reconciler = Reconciler(
             clusters=client_for,
             providers=self.providers,
             metrics=metrics,
             stockouts=self.stockouts,
             clock=clock,
+            settings=ReconcilerSettings(
+                cluster_timeout_seconds=None, provider_timeout_seconds=None
+            ),
         )
         self.loop = OperatorLoop(
             reconciler=self.reconciler,
@@ -159,7 +167,7 @@ class ModelfleetPolicy:
             settings=LoopSettings(
                 interval_seconds=control.reconcile_interval_seconds,
                 probe_interval_seconds=control.probe_interval_seconds,
-                fleet=FleetSettings(),
+                fleet=FleetSettings(probe_timeout_seconds=None, provider_timeout_seconds=None),
             ),
             clock=clock,
         )

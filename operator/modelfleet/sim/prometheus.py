@@ -208,8 +208,13 @@ class SimulatedMetricsSource:
         ready = window_ready.astype(np.float64)  # (w, g)
         mu, edges, edge_tuple = self._constants(key)
         capacity = load.capacity[begin:end, None]
-        # ready x mu / capacity where capacity > 0, else 0 (nothing computed there).
-        share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
+        # ready x mu / capacity where capacity > 0, else 0 (nothing computed there); a
+        # window with capacity in every second (most) divides without the mask: the same
+        # quotients, without numpy's slower masked loop.
+        if capacity.min() > 0.0:
+            share = np.divide(ready * mu, capacity)
+        else:
+            share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
         counts = load.served[begin:end, None] * share  # requests per second per class
         # np.add.reduce: what ndarray.sum calls, without its Python wrapper (the same sum).
         total = float(_sum(counts))

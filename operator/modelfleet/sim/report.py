@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelfleet.api import ModelDeployment
 from modelfleet.core.autoscale import DEFAULT_LEAD_TIME_SECONDS
 from modelfleet.core.forecast import PREDICTORS
 from modelfleet.sim.engine import PolicyRun
+from modelfleet.sim.scenario import Scenario
+from modelfleet.sim.traffic import Traffic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -166,19 +169,50 @@ def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
-def _request_ttfts(run: PolicyRun, key: str) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """TTFT (seconds; inf for a failed request) and arrival second of every measured
-    request of deployment ``key``, in arrival order."""
-    load = run.load.deployments[key]
-    begin, end = run.offset, load.seconds
-    arrivals = load.traffic.arrivals[begin:end]
+@dataclass(frozen=True)
+class RequestDraws:
+    """What the TTFTs of one deployment's measured requests (seconds ``[begin, end)``)
+    take from its traffic alone, the same for every policy and run: each request's
+    arrival second, prompt tokens and its three uniform draws (rest of the step under
+    way, GPU class picked, failure). Shapes: (requests,), in arrival order."""
+
+    begin: int
+    end: int
+    second: npt.NDArray[np.int64]
+    prompts: FloatArray
+    residual: FloatArray
+    pick: FloatArray
+    fail: FloatArray
+
+
+def request_draws(traffic: Traffic, begin: int, end: int) -> RequestDraws:
+    """``traffic``'s ``RequestDraws`` for the seconds ``[begin, end)`` (seeded: the same
+    arrays every time)."""
+    arrivals = traffic.arrivals[begin:end]
     total = int(arrivals.sum())
     second = np.repeat(np.arange(begin, end), arrivals)
-    prompts = load.traffic.prompts_between(begin, end)
-    rng = np.random.default_rng(load.traffic.seed + 2)
+    prompts = traffic.prompts_between(begin, end)
+    rng = np.random.default_rng(traffic.seed + 2)
     residual = rng.random(total)
     pick = rng.random(total)
     fail = rng.random(total)
+    return RequestDraws(begin, end, second, prompts, residual, pick, fail)
+
+
+def _request_ttfts(
+    run: PolicyRun, key: str, draws: RequestDraws | None = None
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """TTFT (seconds; inf for a failed request) and arrival second of every measured
+    request of deployment ``key``, in arrival order. ``draws``: the deployment's
+    ``request_draws`` made beforehand (used when they cover the run's seconds)."""
+    load = run.load.deployments[key]
+    begin, end = run.offset, load.seconds
+    arrivals = load.traffic.arrivals[begin:end]
+    if draws is None or (draws.begin, draws.end) != (begin, end):
+        draws = request_draws(load.traffic, begin, end)
+    second, prompts = draws.second, draws.prompts
+    residual, pick, fail = draws.residual, draws.pick, draws.fail
+    total = len(second)
     mu = np.array(load.mu)
     ready = load.ready[begin:end].sum(axis=1).astype(np.float64)  # (s, g)
     weight = ready * mu[None, :]
@@ -190,9 +224,10 @@ def _request_ttfts(run: PolicyRun, key: str) -> tuple[FloatArray, npt.NDArray[np
     # The class each request went to: how many cumulative shares its draw exceeds (one
     # pass per class: no (requests x classes) temporaries, the same integers).
     cls = np.zeros(total, dtype=np.intp)
-    for g in range(share.shape[1]):
-        cls += pick > share[local, g]
-    cls = np.minimum(cls, len(load.classes) - 1)
+    if len(load.classes) != 1:  # with one class every request goes to it (class 0)
+        for g in range(share.shape[1]):
+            cls += pick > share[local, g]
+        cls = np.minimum(cls, len(load.classes) - 1)
     prefill = np.array([m.prefill_rate for m in load.models])
     chunk = np.array([float(m.chunk_tokens) for m in load.models])
     tau = load.tau[second, cls]
@@ -358,8 +393,51 @@ def _reclaims(run: PolicyRun) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(run: PolicyRun) -> PolicyReport:
-    """The figures of one run (see the module docstring for their definitions)."""
+@dataclass(frozen=True)
+class Prepared:
+    """The part of a policy's evaluation that its run does not change, made beforehand
+    (``prepare``): per deployment key, the requests' draws and the predictor's error
+    (None for a policy that does not forecast)."""
+
+    draws: dict[str, RequestDraws]
+    forecasts: dict[str, dict[str, Any] | None]
+
+
+def _forecast(
+    md: ModelDeployment, arrivals: npt.NDArray[np.int64], begin: int, policy: str
+) -> dict[str, Any] | None:
+    """``md``'s predictor error on its arrivals, for a modelfleet policy (else None)."""
+    if not policy.startswith("modelfleet"):
+        return None
+    return predictor_error(
+        arrivals,
+        predictor=md.spec.scaling.predictor,
+        lead_seconds=md.spec.scaling.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS,
+        begin=begin,
+    )
+
+
+def prepare(scenario: Scenario, traffic: dict[str, Traffic], policy: str) -> Prepared:
+    """What ``evaluate`` of ``policy``'s run over ``scenario`` and ``traffic`` can compute
+    before the run ends (the traffic's own draws, the predictor's error): ``simulate
+    --compare`` makes it in the parent process on a core the finished baselines left
+    free, while the modelfleet run still runs."""
+    control = scenario.spec.world.control
+    begin = int(control.warmup_minutes * 60)
+    end = begin + int(scenario.spec.duration_hours * 3600)
+    draws: dict[str, RequestDraws] = {}
+    forecasts: dict[str, dict[str, Any] | None] = {}
+    for md in scenario.deployments:
+        key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
+        draws[key] = request_draws(traffic[key], begin, end)
+        forecasts[key] = _forecast(md, traffic[key].arrivals, begin, policy)
+    return Prepared(draws, forecasts)
+
+
+def evaluate(run: PolicyRun, prepared: Prepared | None = None) -> PolicyReport:
+    """The figures of one run (see the module docstring for their definitions);
+    ``prepared``: ``prepare``'s answer for this run's scenario, traffic and policy (the
+    same figures, less work after the run)."""
     minutes = (run.load.seconds - run.offset) // 60
     figures: dict[str, DeploymentFigures] = {}
     all_ttft = []
@@ -367,7 +445,7 @@ def evaluate(run: PolicyRun) -> PolicyReport:
     first_tick = run.offset // int(run.tick)
     for md in run.scenario.deployments:
         key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
-        ttft, local = _request_ttfts(run, key)
+        ttft, local = _request_ttfts(run, key, prepared.draws.get(key) if prepared else None)
         minute = _minute_p95(ttft, local, minutes)
         ok = ttft[np.isfinite(ttft)]
         all_ttft.append(ok)
@@ -381,14 +459,9 @@ def evaluate(run: PolicyRun) -> PolicyReport:
             ttft_p95_ms=float(np.percentile(ok, 95)) * 1000.0 if len(ok) else None,
             replicas_mean=float(ready.mean()) if len(ready) else 0.0,
             replicas_max=int(ready.max(initial=0)),
-            forecast=predictor_error(
-                run.load.deployments[key].traffic.arrivals,
-                predictor=md.spec.scaling.predictor,
-                lead_seconds=md.spec.scaling.lead_time_seconds or DEFAULT_LEAD_TIME_SECONDS,
-                begin=run.offset,
-            )
-            if run.policy.startswith("modelfleet")
-            else None,
+            forecast=prepared.forecasts[key]
+            if prepared is not None and key in prepared.forecasts
+            else _forecast(md, run.load.deployments[key].traffic.arrivals, run.offset, run.policy),
         )
         requests += len(ttft)
         failed += n_failed

@@ -18,12 +18,13 @@ import multiprocessing.context
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from typing import Any
 
-from modelfleet.sim.engine import run_policy
+from modelfleet.sim.engine import PolicyRun, run_policy
 from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import PolicyName
-from modelfleet.sim.report import PolicyReport, evaluate
+from modelfleet.sim.report import PolicyReport, evaluate, prepare
 from modelfleet.sim.scenario import Scenario
 from modelfleet.sim.traffic import Traffic
 
@@ -43,6 +44,12 @@ def _report(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -
         report = evaluate(run_policy(name, scenario, traffic))
     report.run = report.run.detached()
     return report
+
+
+def _detached_run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyRun:
+    """One policy's run, detached and not evaluated (the parent evaluates it)."""
+    with without_hugepage_advice():
+        return run_policy(name, scenario, traffic).detached()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -78,15 +85,25 @@ def run_reports(
     processes than policies); the reports are the same as with ``jobs`` = 1, except that
     their runs are detached from the live world. ``while_waiting`` (with workers) is
     called in this process once every policy but the longest has finished, while a core
-    is free (e.g. to load what the outputs need). Raises what a run raises.
+    is free (e.g. to load what the outputs need). The modelfleet runs are evaluated in
+    this process (``report.prepare`` made while they run). Raises what a run raises.
     """
     workers = min(max(1, jobs), len(names))
     if workers <= 1:
         return [evaluate(run_policy(name, scenario, traffic)) for name in names]
     order = sorted(names, key=_cost_rank)
+    # The longest runs (modelfleet) come back unevaluated: the part of their evaluation
+    # that only the traffic decides is made here meanwhile, on the core the others leave
+    # free, and only the rest is left for after the run (the same figures).
+    here = [name for name in order if _cost_rank(name) == 0]
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-        futures = {name: pool.submit(_report, name, scenario, traffic) for name in order}
+        runs = {n: pool.submit(_detached_run, n, scenario, traffic) for n in here}
+        futures = {n: pool.submit(_report, n, scenario, traffic) for n in order if n not in here}
+        others: list[Future[Any]] = [runs.get(n) or futures[n] for n in order[1:]]
+        wait(others)
         if while_waiting is not None:
-            wait([futures[name] for name in order[1:]])
             while_waiting()
-        return [futures[name].result() for name in names]
+        prepared = {n: prepare(scenario, traffic, n) for n in here}
+        reports = {n: evaluate(runs[n].result(), prepared.pop(n)) for n in here}
+        reports |= {n: f.result() for n, f in futures.items()}
+        return [reports[n] for n in names]
