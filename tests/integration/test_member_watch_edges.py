@@ -38,6 +38,9 @@ from modelfleet.clusters.objects import DEPLOYMENT
 
 pytestmark = pytest.mark.integration
 
+GENEROUS_S = 30.0
+"""Outer bound on calls that must end by themselves (a hang fails; slowness does not)."""
+
 NS = "team-a"
 TOKEN = "s3cr3t-bearer-token-value"
 FAST = InformerSettings(
@@ -561,3 +564,45 @@ async def test_a_client_closed_before_its_request_is_unreachable_not_a_crash(
         finally:
             await informers.close()
             await fresh.close()
+
+
+async def test_a_client_closed_while_its_request_is_on_its_way_is_unreachable() -> None:
+    """The registry closed a client while an informer's LIST or WATCH was on its way (a busy
+    machine made this race likely): a typed, retried error, never aiohttp's AssertionError
+    ("no connector"), which ended the informer's task. Closed after 0, 1, 2, ... yields of
+    the request's task, so every point on the request's way is hit."""
+    script = Scripted(items=[versioned(A, 5)], version=10)
+    outcomes: set[str] = set()
+    async with scripted_server(script) as url:
+        for yields in range(30):
+            for call in ("list", "watch"):
+                client = await KubernetesClusterClient.from_kubeconfig(
+                    kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
+                )
+                request = asyncio.create_task(
+                    client.list_versioned(DEPLOYMENT, SELECTOR, namespace=NS)
+                    if call == "list"
+                    else client.watch(
+                        DEPLOYMENT, SELECTOR, namespace=NS, resource_version="10", timeout_seconds=1
+                    )
+                )
+                for _ in range(yields):
+                    await asyncio.sleep(0)
+                await client.close()
+                try:
+                    async with asyncio.timeout(GENEROUS_S):
+                        answer = await request
+                except ClusterUnreachable:
+                    outcomes.add("unreachable")
+                else:  # it was answered before the close
+                    outcomes.add("answered")
+                    if call == "watch":  # the close ended the stream it had opened
+                        with pytest.raises(ClusterUnreachable):
+                            await _drain(answer)
+    assert "unreachable" in outcomes
+
+
+async def _drain(stream: Any) -> None:
+    async with asyncio.timeout(GENEROUS_S):
+        async for _ in stream:
+            pass
