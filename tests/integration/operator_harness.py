@@ -374,7 +374,7 @@ async def operator_prepared(
     )
     fleet.context = context
     try:
-        await asyncio.wait_for(ready.wait(), timeout=20)
+        await asyncio.wait_for(ready.wait(), timeout=60)  # a hang bound
         yield context
     finally:
         stop.set()
