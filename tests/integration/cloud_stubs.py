@@ -105,11 +105,16 @@ class CloudStub:
         self.gke_pools: dict[tuple[str, str, str], dict[str, Json]] = {}
         # Compute: (project, zone, igm name) -> InstanceGroupManager JSON.
         self.igms: dict[tuple[str, str, str], Json] = {}
+        # Compute: (project, zone, igm name) -> names of the group's VMs (made by settle_gke).
+        self.igm_instances: dict[tuple[str, str, str], list[str]] = {}
         self.accelerator_types: dict[str, list[Json]] = {}  # zone -> items
         self.machine_types: dict[str, list[Json]] = {}  # zone -> items
         self.regions: dict[str, Json] = {}  # region -> Region JSON
         # ARM: (subscription, resource group, cluster) -> pool name -> AgentPool JSON.
         self.aks_pools: dict[tuple[str, str, str], dict[str, Json]] = {}
+        # ARM: (subscription, resource group, cluster, pool) -> machine (node) names, made
+        # when an operation on the pool succeeds.
+        self.aks_machines: dict[tuple[str, str, str, str], list[str]] = {}
         self.azure_operations: dict[str, Json] = {}
         self.azure_async_failure: Json | None = None  # next PUT's operation fails with this
         self.resource_skus: list[Json] = []
@@ -222,8 +227,12 @@ class CloudStub:
                 for pool in pools.values():
                     if pool["status"] in ("PROVISIONING", "RECONCILING"):
                         pool["status"] = "RUNNING"
-            for igm in self.igms.values():
+            for key, igm in self.igms.items():
                 igm["currentActions"] = {"none": igm["targetSize"], "creating": 0}
+                vms = self.igm_instances.setdefault(key, [])
+                while len(vms) < igm["targetSize"]:
+                    vms.append(f"{igm['name']}-{next(self._ids):04x}")
+                del vms[igm["targetSize"] :]  # a count resize: the group picks (the newest)
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -279,10 +288,20 @@ class CloudStub:
                 compute + r"/zones/(?P<z>[^/]+)/instanceGroupManagers/(?P<n>[^/]+)",
                 self._compute_igm,
             ),
+            (
+                "POST",
+                compute + r"/zones/(?P<z>[^/]+)/instanceGroupManagers/(?P<n>[^/]+)/deleteInstances",
+                self._compute_igm_delete_instances,
+            ),
             ("GET", arm_cluster + r"/agentPools", self._aks_list),
             ("GET", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_get),
             ("PUT", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_put),
             ("DELETE", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_delete),
+            (
+                "POST",
+                arm_cluster + r"/agentPools/(?P<n>[^/]+)/deleteMachines",
+                self._aks_delete_machines,
+            ),
             ("GET", r"/stub/azure-operations/(?P<o>[^/]+)", self._azure_operation),
             (
                 "GET",
@@ -420,6 +439,34 @@ class CloudStub:
             return 404, gcp_error(404, "NOT_FOUND", f"instanceGroupManagers/{m['n']} not found"), {}
         return 200, igm, {}
 
+    def _compute_igm_delete_instances(
+        self, m: re.Match[str], _q: Any, body: Json | None, *_: Any
+    ) -> Reply:
+        """instanceGroupManagers.deleteInstances: deletes the named member VMs and lowers
+        targetSize by as many; non-members fail the call unless
+        skipInstancesOnValidationError is set (then they are skipped)."""
+        key = (m["p"], m["z"], m["n"])
+        igm = self.igms.get(key)
+        if igm is None:
+            return 404, gcp_error(404, "NOT_FOUND", f"instanceGroupManagers/{m['n']} not found"), {}
+        vms = self.igm_instances.setdefault(key, [])
+        names = [str(url).rsplit("/", 1)[-1] for url in (body or {}).get("instances") or []]
+        strangers = [n for n in names if n not in vms]
+        if strangers and not (body or {}).get("skipInstancesOnValidationError"):
+            message = f"instances {strangers} are not members of {m['n']}"
+            return 400, gcp_error(400, "INVALID_ARGUMENT", message), {}
+        gone = [n for n in names if n in vms]
+        for name in gone:
+            vms.remove(name)
+        igm["targetSize"] -= len(gone)
+        igm["currentActions"]["none"] = min(igm["currentActions"]["none"], igm["targetSize"])
+        op = f"operation-{next(self._ids)}"
+        return (
+            200,
+            {"kind": "compute#operation", "name": op, "status": "DONE", "zone": m["z"]},
+            {},
+        )
+
     # -- Azure Resource Manager ------------------------------------------------------------
 
     def _aks_key(self, m: re.Match[str]) -> tuple[str, str, str]:
@@ -494,6 +541,24 @@ class CloudStub:
         op = {"kind": "delete", "key": self._aks_key(m), "name": m["n"], "error": None}
         return 202, None, self._azure_operation_headers(op, location=True)
 
+    def _aks_delete_machines(self, m: re.Match[str], _q: Any, body: Json | None, *_: Any) -> Reply:
+        """agentPools/deleteMachines: the named machines go and ``count`` drops by as many;
+        a name that is not a machine of the pool refuses the whole request."""
+        pool = self.aks_pools.get(self._aks_key(m), {}).get(m["n"])
+        if pool is None:
+            return 404, azure_error("NotFound", f"Agent pool '{m['n']}' not found."), {}
+        machines = self.aks_machines.setdefault((*self._aks_key(m), m["n"]), [])
+        names = [str(n) for n in (body or {}).get("machineNames") or []]
+        strangers = [n for n in names if n not in machines]
+        if strangers:
+            return 400, azure_error("InvalidParameter", f"machines not found: {strangers}"), {}
+        for name in names:
+            machines.remove(name)
+        pool["properties"]["count"] = len(machines)
+        pool["properties"]["provisioningState"] = "Scaling"
+        op = {"kind": "machines", "key": self._aks_key(m), "name": m["n"], "error": None}
+        return 202, None, self._azure_operation_headers(op, location=True)
+
     def _azure_operation(self, m: re.Match[str], *_: Any) -> Reply:
         op = self.azure_operations.get(m["o"])
         if op is None:
@@ -507,6 +572,11 @@ class CloudStub:
             pool["properties"]["status"] = {"provisioningError": op["error"]["error"]}
         elif pool is not None:
             pool["properties"]["provisioningState"] = "Succeeded"
+            machines = self.aks_machines.setdefault((*op["key"], op["name"]), [])
+            count = int(pool["properties"].get("count") or 0)
+            while len(machines) < count:
+                machines.append(f"aks-{op['name']}-12345678-vmss{next(self._ids):06x}")
+            del machines[count:]  # a count scale-down: AKS picks (here the newest)
         if op["error"] is not None:
             return 200, {"status": "Failed", "error": op["error"]["error"]}, {}
         return 200, {"status": "Succeeded"}, {}

@@ -46,7 +46,7 @@ from modelfleet.providers.aws import (
     capacity_issue,
     nodegroup_name,
 )
-from modelfleet.providers.base import PoolSpec
+from modelfleet.providers.base import NodeRef, PoolSpec, RemovesNodes
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -817,3 +817,75 @@ async def test_cluster_zones_do_not_put_the_group_where_the_type_is_not_sold(
         clusterName=EKS_CLUSTER, nodegroupName=created.name
     )
     assert group["nodegroup"]["subnets"] == [world.subnets["us-east-1a"]]
+
+
+# -- removing chosen nodes -------------------------------------------------------------------
+
+
+def _asg_with_instances(world: World, asg_name: str, count: int) -> list[str]:
+    """The node group's Auto Scaling group in moto (moto makes none for a node group) with
+    ``count`` running instances; their ids, sorted."""
+    world.client("ec2").create_launch_template(
+        LaunchTemplateName=f"lt-{asg_name}",
+        LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "p5.48xlarge"},
+    )
+    world.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=asg_name,
+        LaunchTemplate={"LaunchTemplateName": f"lt-{asg_name}"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=count,
+        AvailabilityZones=["us-east-1a"],
+    )
+    group = world.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg_name]
+    )["AutoScalingGroups"][0]
+    return sorted(i["InstanceId"] for i in group["Instances"])
+
+
+async def test_remove_nodes_terminates_exactly_the_chosen_instance(world: World) -> None:
+    provider = AwsNodePoolProvider(fleet_cluster())
+    assert isinstance(provider, RemovesNodes)
+    pool = await provider.ensure_pool(pool_spec(nodes=3))
+    group = world.client("eks").describe_nodegroup(clusterName=EKS_CLUSTER, nodegroupName=pool.name)
+    asg_name = group["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+    instances = _asg_with_instances(world, asg_name, 3)
+    chosen = instances[1]  # neither the oldest nor the newest: no termination policy picks it
+    after = await provider.remove_nodes(
+        pool_spec(nodes=2), [NodeRef("node-b", f"aws:///us-east-1a/{chosen}")]
+    )
+    asg = world.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg_name]
+    )["AutoScalingGroups"][0]
+    assert asg["DesiredCapacity"] == 2
+    left = sorted(i["InstanceId"] for i in asg["Instances"])
+    assert left == [instances[0], instances[2]]
+    assert after.desired_nodes == 2  # the node group's own desiredSize follows
+    # Gone already: skipped, nothing else terminated.
+    await provider.remove_nodes(
+        pool_spec(nodes=2), [NodeRef("node-b", f"aws:///us-east-1a/{chosen}")]
+    )
+    asg = world.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg_name]
+    )["AutoScalingGroups"][0]
+    assert sorted(i["InstanceId"] for i in asg["Instances"]) == [instances[0], instances[2]]
+
+
+async def test_remove_nodes_refuses_another_groups_instance_and_foreign_provider_ids(
+    world: World,
+) -> None:
+    provider = AwsNodePoolProvider(fleet_cluster())
+    await provider.ensure_pool(pool_spec(nodes=1))
+    others = _asg_with_instances(world, "someone-elses-asg", 2)
+    with pytest.raises(InvalidConfiguration, match="another group"):
+        await provider.remove_nodes(
+            pool_spec(nodes=0), [NodeRef("theirs", f"aws:///us-east-1a/{others[0]}")]
+        )
+    with pytest.raises(InvalidConfiguration, match="not an EC2 instance"):
+        await provider.remove_nodes(pool_spec(nodes=0), [NodeRef("n", "gce://p/z/vm-1")])
+    asg = world.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["someone-elses-asg"]
+    )["AutoScalingGroups"][0]
+    assert asg["DesiredCapacity"] == 2 and len(asg["Instances"]) == 2
+    with pytest.raises(NotFound):
+        await provider.remove_nodes(pool_spec(L40S, nodes=0), [])

@@ -23,12 +23,14 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    NodeRef,
     NotFound,
     PermissionDenied,
     PoolIssue,
     PoolSpec,
     ProviderUnavailable,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     Unreachable,
 )
@@ -199,6 +201,7 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
 def arm(stub: CloudStub, monkeypatch: pytest.MonkeyPatch) -> CloudStub:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stub.ca_file))
     stub.aks_pools.clear()
+    stub.aks_machines.clear()
     stub.faults.clear()
     stub.azure_async_failure = None
     stub.clear_calls()
@@ -774,3 +777,47 @@ async def test_cluster_zones_do_not_put_the_pool_where_the_sku_is_restricted(
 
     (put,) = arm.calls("PUT", POOLS)
     assert put.body["properties"]["availabilityZones"] == ["2"]  # type: ignore[index]
+
+
+# -- removing chosen nodes ---------------------------------------------------------------------
+
+
+def _aks_node(machine: str) -> NodeRef:
+    """An AKS VMSS Node: its name is the machine name, its providerID names the scale set."""
+    scale_set, instance = machine.rsplit("vmss", 1)
+    return NodeRef(
+        machine,
+        f"azure:///subscriptions/{SUBSCRIPTION}/resourceGroups/mc_ml-serving_aks-prod_eastus/"
+        f"providers/Microsoft.Compute/virtualMachineScaleSets/{scale_set}vmss/"
+        f"virtualMachines/{int(instance, 36)}",
+    )
+
+
+async def test_remove_nodes_deletes_exactly_the_chosen_machine(arm: CloudStub) -> None:
+    provider = _provider(arm)
+    assert isinstance(provider, RemovesNodes)
+    spec = _spec(nodes=3)
+    await provider.ensure_pool(spec)
+    key = (SUBSCRIPTION, "ml-serving", "aks-prod", f"mf{spec.pool_id[:10]}")
+    machines = list(arm.aks_machines[key])
+    assert len(machines) == 3
+    chosen = machines[0]  # the oldest: a count scale-down of this stub takes the newest
+    arm.clear_calls()
+    after = await provider.remove_nodes(_spec(nodes=2), [_aks_node(chosen)])
+    (call,) = arm.calls("POST", r"/deleteMachines$")
+    assert call.path == f"{_pool_path(spec)}/deleteMachines"
+    assert call.body == {"machineNames": [chosen]}
+    assert arm.aks_machines[key] == machines[1:]
+    assert (after.desired_nodes, after.state) == (2, "Active")
+    assert arm.calls("PUT") == []  # no count resize
+
+
+async def test_remove_nodes_refuses_a_node_of_another_pool(arm: CloudStub) -> None:
+    provider = _provider(arm)
+    spec = _spec(nodes=1)
+    await provider.ensure_pool(spec)
+    with pytest.raises(InvalidConfiguration, match="not a machine of AKS agent pool"):
+        await provider.remove_nodes(_spec(nodes=0), [_aks_node("aks-system-12345678-vmss000001")])
+    with pytest.raises(InvalidConfiguration, match="not a machine"):
+        await provider.remove_nodes(_spec(nodes=0), [NodeRef("n", "gce://p/z/vm")])
+    assert arm.calls("POST", r"/deleteMachines$") == []

@@ -21,12 +21,14 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    NodeRef,
     NotFound,
     PermissionDenied,
     PoolIssue,
     PoolSpec,
     ProviderUnavailable,
     QuotaExceeded,
+    RemovesNodes,
     Throttled,
     Unreachable,
 )
@@ -108,6 +110,7 @@ def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudStub]:
 def gcp(stub: CloudStub) -> CloudStub:
     stub.gke_pools.clear()
     stub.igms.clear()
+    stub.igm_instances.clear()
     stub.faults.clear()
     stub.clear_calls()
     _seed(stub)
@@ -733,3 +736,51 @@ async def test_create_pins_the_pool_to_a_zone_that_offers_the_machine(gcp: Cloud
 
     (create,) = gcp.calls("POST", POOLS + "$")
     assert create.body["nodePool"]["locations"] == [f"{REGION}-b"]  # type: ignore[index]
+
+
+# -- removing chosen nodes ---------------------------------------------------------------------
+
+
+async def test_remove_nodes_deletes_exactly_the_chosen_vm_from_the_instance_group(
+    gcp: CloudStub,
+) -> None:
+    provider = _provider(gcp)
+    assert isinstance(provider, RemovesNodes)
+    await provider.ensure_pool(_spec(nodes=3))
+    gcp.settle_gke()
+    ((key, listed),) = gcp.igm_instances.items()
+    vms = list(listed)
+    project, zone, group = key
+    chosen = vms[0]  # the oldest: a count resize of this stub would take the newest
+    after = await provider.remove_nodes(
+        _spec(nodes=2), [NodeRef(chosen, f"gce://{project}/{zone}/{chosen}")]
+    )
+    assert gcp.igm_instances[key] == vms[1:]
+    (call,) = gcp.calls("POST", r"/deleteInstances$")
+    assert call.path.endswith(f"/zones/{zone}/instanceGroupManagers/{group}/deleteInstances")
+    assert call.body == {
+        "instances": [f"projects/{project}/zones/{zone}/instances/{chosen}"],
+        "skipInstancesOnValidationError": True,
+    }
+    assert after.desired_nodes == 2
+    assert gcp.calls("POST", r":setSize$") == []  # no count resize at all
+    # Gone already: skipped by the group, the size stays.
+    again = await provider.remove_nodes(
+        _spec(nodes=2), [NodeRef(chosen, f"gce://{project}/{zone}/{chosen}")]
+    )
+    assert again.desired_nodes == 2 and len(gcp.igm_instances[key]) == 2
+
+
+async def test_remove_nodes_refuses_nodes_outside_the_pools_groups(gcp: CloudStub) -> None:
+    provider = _provider(gcp)
+    await provider.ensure_pool(_spec(nodes=1))
+    gcp.settle_gke()
+    with pytest.raises(InvalidConfiguration, match="not in GKE node pool"):
+        await provider.remove_nodes(
+            _spec(nodes=0), [NodeRef("elsewhere", f"gce://{PROJECT}/{REGION}-c/vm-1")]
+        )
+    with pytest.raises(InvalidConfiguration, match="not a GCE instance"):
+        await provider.remove_nodes(_spec(nodes=0), [NodeRef("n", "aws:///us-east-1a/i-0abc")])
+    assert gcp.calls("POST", r"/deleteInstances$") == []
+    with pytest.raises(NotFound):
+        await provider.remove_nodes(_spec(L4_1, nodes=0), [])

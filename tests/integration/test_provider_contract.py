@@ -50,8 +50,10 @@ from modelfleet.providers import (
     InvalidConfiguration,
     NodePool,
     NodePoolProvider,
+    NodeRef,
     NotFound,
     PoolSpec,
+    RemovesNodes,
 )
 from modelfleet.providers.aws import AwsNodePoolProvider
 from modelfleet.providers.azure import AzureNodePoolProvider
@@ -104,6 +106,7 @@ def _gcp(stub: CloudStub, **_: Any) -> Case:
 
     stub.gke_pools.clear()
     stub.igms.clear()
+    stub.igm_instances.clear()
     stub.faults.clear()
     seed_gcp(
         stub,
@@ -123,6 +126,7 @@ def _gcp(stub: CloudStub, **_: Any) -> Case:
 
 def _azure(stub: CloudStub, monkeypatch: pytest.MonkeyPatch, **_: Any) -> Case:
     stub.aks_pools.clear()
+    stub.aks_machines.clear()
     stub.faults.clear()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stub.ca_file))
     cluster = FleetCluster.model_validate(_clusters(_NoEks())[AZURE])
@@ -290,3 +294,23 @@ async def test_resize_to_zero_then_delete_is_idempotent(case: Case) -> None:
     except NotFound:
         return
     assert gone.state == "Deleting"
+
+
+async def test_remove_nodes_needs_the_pool_and_refuses_a_node_it_cannot_name(case: Case) -> None:
+    """Every resizable provider removes chosen nodes (``RemovesNodes``); a providerID that is
+    not one of its pool's instances is refused and changes nothing. Removing exactly the
+    chosen node is checked per cloud (test_<cloud>_provider.py), where the test can see the
+    instances."""
+    if not case.resizable:
+        assert not isinstance(case.provider, RemovesNodes)
+        return
+    assert isinstance(case.provider, RemovesNodes)
+    with pytest.raises(NotFound):
+        await case.provider.remove_nodes(case.spec(0), [])
+    await case.provider.ensure_pool(case.spec(1))
+    case.settle()
+    stranger = NodeRef("elsewhere", "kind://not/a/cloud/instance")
+    with pytest.raises(InvalidConfiguration):
+        await case.provider.remove_nodes(case.spec(0), [stranger])
+    pool = await _eventually(case, lambda: case.provider.get_pool(case.spec(1)), 1)
+    assert pool.desired_nodes == 1

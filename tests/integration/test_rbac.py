@@ -164,8 +164,12 @@ def test_member_rules_come_from_the_documented_cluster_role() -> None:
         ("DELETE", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/llama"),
         # observation's informer (clusters.informer): a watch per workload namespace
         ("GET", "/apis/apps/v1/namespaces/default/deployments?watch=true&resourceVersion=7"),
+        # a shrink by name (reconciler.shrink): every pod, then cordon the emptied node
+        ("GET", "/api/v1/pods"),
+        ("PATCH", "/api/v1/nodes/gpu-node-1"),
     ]
     assert grants.denied(allowed) == []
+    assert grants.denied([("DELETE", "/api/v1/nodes/gpu-node-1")]) != []
     assert grants.denied([("GET", "/api/v1/namespaces/default/secrets/x")]) != []
 
 

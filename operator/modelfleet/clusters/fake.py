@@ -282,6 +282,28 @@ class InMemoryClusterClient:
             self._bump()  # a deletion is a write: the collection's resourceVersion moves on
         return deleted
 
+    async def merge_patch(
+        self,
+        kind: ResourceKind,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+    ) -> JsonObject:
+        """A JSON merge patch of one stored object (as ``KubernetesClusterClient``'s);
+        ``ClusterNotFound`` when it is absent."""
+        self._enter("merge_patch", f"{kind.plural} {name}")
+        key = self._key(kind, name, namespace)
+        live = self._objects.get(key)
+        if live is None:
+            raise ClusterNotFound(f"{kind.kind} {name} not found", cluster=self.name)
+        patched: JsonObject = merge_patch(live, body)
+        if patched != live:
+            patched["metadata"]["resourceVersion"] = self._bump()
+            self._objects[key] = patched
+        stored: JsonObject = self._copy(self._objects[key])
+        return stored
+
     async def deployment_readiness(self, namespace: str, name: str) -> DeploymentReadiness:
         self._enter("deployment_readiness", f"{namespace}/{name}")
         obj = self._objects.get(self._key(DEPLOYMENT, name, namespace))

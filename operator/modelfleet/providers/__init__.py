@@ -9,8 +9,10 @@ provider classified as "no capacity/quota" (reported after an accepted resize).
 from modelfleet.providers.base import (
     NodePool,
     NodePoolProvider,
+    NodeRef,
     PoolIssue,
     PoolSpec,
+    RemovesNodes,
     capacity_issue,
 )
 from modelfleet.providers.errors import (
@@ -31,6 +33,7 @@ __all__ = [
     "InvalidConfiguration",
     "NodePool",
     "NodePoolProvider",
+    "NodeRef",
     "NotFound",
     "PermissionDenied",
     "PoolIssue",
@@ -38,6 +41,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "QuotaExceeded",
+    "RemovesNodes",
     "Throttled",
     "Unreachable",
     "capacity_issue",

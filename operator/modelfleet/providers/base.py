@@ -5,7 +5,8 @@ bought, make a pool exist at a size, read pools back, delete one. Every implemen
 aws (EKS managed node groups), gcp (GKE node pools), azure (AKS agent pools), static
 (pre-provisioned nodes, never resized) and simulated (in-process) — honours the same
 contracts, raises only the typed errors of ``providers.errors``, and never touches a pool
-that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``).
+that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``). One optional
+port, ``RemovesNodes``, removes chosen nodes of a pool (aws, gcp, azure, simulated).
 
 What a provider can offer is the core's ``Offering`` (``core.types``): the one model of an
 offering, returned as is by ``discover_offerings`` and carried by ``PoolSpec``.
@@ -13,7 +14,7 @@ offering, returned as is by ``discover_offerings`` and carried by ``PoolSpec``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -130,4 +131,37 @@ class NodePoolProvider(Protocol):
         """Delete the modelfleet-owned pool ``name``. Idempotent: returns normally when it is
         already gone or being deleted. Refuses (``InvalidConfiguration``) to delete a pool
         without modelfleet's ownership tag."""
+        ...
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """One Kubernetes Node of a pool, as a provider needs it to remove that very node:
+    its name and ``spec.providerID`` (``aws:///us-east-1a/i-0abc...``,
+    ``gce://project/zone/instance``, ``azure:///subscriptions/.../virtualMachineScaleSets/
+    <vmss>/virtualMachines/<n>``)."""
+
+    name: str
+    provider_id: str
+
+
+@runtime_checkable
+class RemovesNodes(Protocol):
+    """A provider that can shrink a pool by removing chosen nodes rather than by count.
+
+    A resize by count lets the cloud pick the instance that goes (EKS: the Auto Scaling
+    group's termination policy; GKE, AKS: the instance group's choice), which on a shared
+    pool may be a node that serves. The reconciler calls ``remove_nodes`` with the nodes it
+    emptied and cordoned; providers without it (static, test fakes) are shrunk by count
+    only when no node of the pool serves (``reconciler.shrink``).
+    """
+
+    async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
+        """Delete exactly ``nodes`` (their cloud instances) from the pool of ``spec``,
+        lowering its desired size by one per node removed, so that no other instance is
+        touched; ``spec.nodes`` is the size the operator expects after the removal (where
+        the cloud keeps a second desired size, EKS's node group, the provider sets it to
+        what the cloud now holds). A node already gone is skipped. Returns the pool as the cloud now reports it. Raises ``NotFound`` when the pool is missing, ``InvalidConfiguration`` when a
+        node's providerID cannot be read or names an instance outside this pool (nothing is
+        removed then), and the usual retryable/permission errors."""
         ...

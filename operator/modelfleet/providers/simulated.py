@@ -17,6 +17,12 @@ clock, so the simulator can run it on virtual time):
 - **Spot reclaim** (``reclaim_spot``): spot nodes vanish; the pool keeps its desired size
   and replacements start at once (or when the stockout ends), and ``get_pool`` reports the
   issue ``SpotReclaimed`` until the pool is whole again.
+- **Removing chosen nodes** (``remove_nodes``, the ``RemovesNodes`` port): every node has an
+  identity (``node_refs``: name ``<pool>-n<serial>``, providerID
+  ``sim:///<cluster>/<pool>/n<serial>``); removing one lowers the desired size by one and
+  touches no other node, as the clouds' instance-level deletes do. The simulator's member
+  clusters hold no Node objects for these (its pools are GPU counts), so there the
+  reconciler shrinks by count, as it does for any pool whose nodes serve no visible pod.
 
 Like Karpenter's fake provider it records every call (``calls``) and can fail the next one
 (``fail_next``). Its state lives in the instance: keep one provider per FleetCluster.
@@ -24,7 +30,7 @@ Like Karpenter's fake provider it records every call (``calls``) and can fail th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +38,7 @@ from modelfleet.api.common import CapacityType
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.core.from_api import declared_offerings
 from modelfleet.core.types import Offering
-from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.base import NodePool, NodeRef, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -60,6 +66,7 @@ class ProviderCall:
 class _Pool:
     spec: PoolSpec
     node_ready_at: list[datetime] = field(default_factory=list)
+    node_ids: list[int] = field(default_factory=list)  # serial of each node, same order
     reclaimed: int = 0  # nodes lost to spot reclaim since the pool was last whole
     ever_ready: bool = False
 
@@ -92,6 +99,7 @@ class SimulatedNodePoolProvider:
         self._stockouts: dict[tuple[str, CapacityType], datetime] = {}
         self._outage: tuple[bool, datetime | None] = (False, None)
         self._next_errors: list[ProviderError] = []
+        self._serials = 0
         self.calls: list[ProviderCall] = []
 
     # -- fault injection ---------------------------------------------------------------
@@ -134,9 +142,11 @@ class SimulatedNodePoolProvider:
             if count <= 0:
                 continue
             for ready_at in ready[:count]:
+                del pool.node_ids[pool.node_ready_at.index(ready_at)]
                 pool.node_ready_at.remove(ready_at)
             start = max(now, self._stockout_until(pool.spec) or now)
-            pool.node_ready_at.extend(start + self._delay() for _ in range(count))
+            for _ in range(count):
+                self._add_node(pool, start + self._delay())
             pool.reclaimed += count
             reclaimed += count
         return reclaimed
@@ -208,10 +218,13 @@ class SimulatedNodePoolProvider:
         pool.spec = spec
         now = self._clock()
         if spec.nodes > current:
-            pool.node_ready_at.extend(now + self._delay() for _ in range(spec.nodes - current))
+            for _ in range(spec.nodes - current):
+                self._add_node(pool, now + self._delay())
         elif spec.nodes < current:
             # Scale in the nodes that would be ready last (pending ones first).
-            pool.node_ready_at = sorted(pool.node_ready_at)[: spec.nodes]
+            kept = sorted(zip(pool.node_ready_at, pool.node_ids, strict=True))[: spec.nodes]
+            pool.node_ready_at = [t for t, _ in kept]
+            pool.node_ids = [i for _, i in kept]
         return self._report(pool)
 
     async def get_pool(self, spec: PoolSpec) -> NodePool:
@@ -231,7 +244,57 @@ class SimulatedNodePoolProvider:
             if pool.name == name:
                 del self._pools[key]
 
+    # -- RemovesNodes ------------------------------------------------------------------
+
+    async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
+        """Remove exactly ``nodes`` (by providerID, see ``node_refs``), lowering the desired
+        size by one each; a node already gone is skipped. Raises ``NotFound`` without the
+        pool and ``InvalidConfiguration`` for a providerID of another pool or cloud."""
+        self._enter("remove_nodes", ",".join(sorted(n.name for n in nodes)))
+        pool = self._pools.get(spec.pool_id)
+        if pool is None:
+            raise NotFound(f"no pool for {spec.offering.instance_type}/{spec.capacity_type}")
+        prefix = f"sim:///{self._name}/{pool.name}/n"
+        serials: list[int] = []
+        for node in nodes:
+            digits = node.provider_id.removeprefix(prefix)
+            if not node.provider_id.startswith(prefix) or not digits.isdigit():
+                raise InvalidConfiguration(
+                    f"node {node.name}: providerID {node.provider_id!r} is not a node of "
+                    f"pool {pool.name} in cluster {self._name}"
+                )
+            serials.append(int(digits))
+        for serial in serials:
+            if serial in pool.node_ids:
+                at = pool.node_ids.index(serial)
+                del pool.node_ids[at]
+                del pool.node_ready_at[at]
+        return self._report(pool)
+
+    def node_refs(self, instance_type: str, capacity_type: CapacityType) -> list[NodeRef]:
+        """The Ready nodes of the pool (instance type, capacity type), earliest Ready first,
+        as a member cluster's Node objects would name them. No call is recorded."""
+        now = self._clock()
+        for p in self._pools.values():
+            if (p.spec.offering.instance_type, p.spec.capacity_type) == (
+                instance_type,
+                capacity_type,
+            ):
+                ready = sorted(
+                    (t, i) for t, i in zip(p.node_ready_at, p.node_ids, strict=True) if t <= now
+                )
+                return [
+                    NodeRef(f"{p.name}-n{i}", f"sim:///{self._name}/{p.name}/n{i}")
+                    for _, i in ready
+                ]
+        return []
+
     # -- internals ---------------------------------------------------------------------
+
+    def _add_node(self, pool: _Pool, ready_at: datetime) -> None:
+        self._serials += 1
+        pool.node_ready_at.append(ready_at)
+        pool.node_ids.append(self._serials)
 
     def _enter(self, method: str, detail: str = "") -> None:
         self.calls.append(ProviderCall(method, detail))

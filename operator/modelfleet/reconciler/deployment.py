@@ -209,6 +209,7 @@ class Reconciler:
                 log=work,
                 now=now,
                 settings=settings.pools,
+                client_for=self._clusters,
             )
             if not stocked_out or attempt == settings.max_replans:
                 break

@@ -99,6 +99,7 @@ async def finalize(
             log=log,
             now=now,
             settings=replace(pool_settings, scale_in_delay_seconds=0.0),
+            client_for=client_for,
         )
         # Pools are garbage-collected later anyway; never block deletion on them.
         events.extend(

@@ -19,12 +19,16 @@ reports them:
 A mark is cleared only when the pool obtained the nodes of a grow asked after the mark
 expired: a call that merely kept the size proves nothing. Nothing is resized on a cluster
 whose health is Failed or Suspect (no destructive action there, even if its API answers).
+
+A shrink never lets the cloud pick a node that serves: when a node of the pool holds a
+Ready pod, the pool loses only the empty nodes the operator names and cordons
+(``reconciler.shrink``, ``RemovesNodes.remove_nodes``), and what cannot be named waits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,15 +37,22 @@ from modelfleet.core.from_api import offering_of
 from modelfleet.providers import (
     NodePool,
     NodePoolProvider,
+    NodeRef,
     NotFound,
     PoolSpec,
     ProviderError,
+    RemovesNodes,
     capacity_issue,
     is_capacity_error,
 )
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
+from modelfleet.reconciler.shrink import NodeReader, cordon, pool_nodes
+
+ReaderFor = Callable[[FleetCluster], Awaitable[object]]
+"""The member-cluster client of a FleetCluster (``apply.ClientFor``); a client that cannot
+list and patch (``shrink.NodeReader``) reads as one that sees no node."""
 
 NO_CHANGES_HEALTH = frozenset({"Failed", "Suspect"})
 """Cluster health in which nothing is resized or removed there."""
@@ -77,10 +88,13 @@ async def size_pools(
     log: PassLog,
     now: datetime,
     settings: PoolSettings,
+    client_for: ReaderFor | None = None,
 ) -> bool:
     """Bring ``pools`` (totals changed) to their ledger totals and read back ``waiting``
     pools. Returns True when a capacity error was recorded (the caller re-plans). Never
-    raises for provider failures: they become Events and problems in ``log``."""
+    raises for provider failures: they become Events and problems in ``log``.
+    ``client_for`` gives the member cluster's client for a shrink's choice of nodes; without
+    it (or a node list) a shrink goes by count, as when no node of the pool serves."""
     outcomes = await asyncio.gather(
         *(
             _one(
@@ -93,6 +107,7 @@ async def size_pools(
                 log=log,
                 now=now,
                 settings=settings,
+                client_for=client_for,
             )
             for pool in sorted(pools | waiting)
         )
@@ -111,6 +126,7 @@ async def _one(
     log: PassLog,
     now: datetime,
     settings: PoolSettings,
+    client_for: ReaderFor | None,
 ) -> bool:
     name, instance_type, capacity_type = pool
     cluster = by_name.get(name)
@@ -148,7 +164,23 @@ async def _one(
     try:
         provider: NodePoolProvider = await providers.provider_for(cluster)
         async with asyncio.timeout(settings.provider_timeout_seconds):
-            if before != total:
+            chosen: tuple[NodeRef, ...] = ()
+            hold = False
+            # A shrink: below the last request, or, that unknown (a failed call), below
+            # the Ready nodes last read back (a pool never read back is not listed: its
+            # first sizing must not cost a member-API read).
+            last = before if before is not None else ledger.ready(pool)
+            if client_for is not None and last is not None and total < last:
+                total, chosen, hold = await _shrink(
+                    pool, spec, before, provider, await client_for(cluster), log
+                )
+                spec = PoolSpec(spec.cluster, offering, capacity_type, total, spec.zones)
+            if chosen and isinstance(provider, RemovesNodes):
+                result = await provider.remove_nodes(spec, chosen)
+                ledger.asked(pool, total)
+            elif hold:
+                result = await provider.get_pool(spec)  # no resize by count: it waits
+            elif before != total:
                 result = await provider.ensure_pool(spec)
                 ledger.asked(pool, total)
             else:
@@ -181,6 +213,62 @@ async def _one(
     return _read_back(
         pool, result, total, grow, offering.gpu, ledger, stockouts, log, now, settings
     )
+
+
+async def _shrink(
+    pool: PoolKey,
+    spec: PoolSpec,
+    before: int | None,
+    provider: NodePoolProvider,
+    client: object,
+    log: PassLog,
+) -> tuple[int, tuple[NodeRef, ...], bool]:
+    """(size, nodes to remove by name, hold) for a shrink from ``before`` to
+    ``spec.nodes`` (see ``reconciler.shrink``). When no node of the pool serves, a resize
+    by count is safe: (``spec.nodes``, none, False). Otherwise the empty nodes, cordoned,
+    and the size after removing just them; the rest waits (``hold``: no resize by count
+    this pass), said in a ``PoolShrinkWaiting`` Event.
+
+    ``before`` None (the last request is unknown after a failed call) takes the pool's
+    registered Nodes as its size; a cluster that cannot be read then
+    leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait on
+    the member API. With ``before`` known, an unreadable cluster holds the pool as it is
+    (a Warning, retried)."""
+    if not isinstance(client, NodeReader):
+        return spec.nodes, (), False
+    name, instance_type, capacity_type = pool
+    try:
+        nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
+    except ProviderError as exc:
+        if before is None:
+            return spec.nodes, (), False
+        log.note("Warning", exc.code, f"{name}: node pool {instance_type} not shrunk: {exc}")
+        log.retry = True
+        return before, (), True
+    current = before if before is not None else nodes.registered
+    if not nodes.serving or spec.nodes >= current:
+        return spec.nodes, (), False
+    excess = current - spec.nodes
+    removable = isinstance(provider, RemovesNodes)
+    chosen = nodes.empty[:excess] if removable else ()
+    if chosen:
+        await cordon(client, chosen, cluster=name)
+    left = excess - len(chosen)
+    if left > 0:
+        why = (
+            "its provider cannot remove a chosen node"
+            if not removable
+            else f"{len(nodes.empty)} empty node(s) with a providerID"
+            + (f" ({len(nodes.unnamed)} more without one)" if nodes.unnamed else "")
+        )
+        log.note(
+            "Normal",
+            "PoolShrinkWaiting",
+            f"{name}: {capacity_type} {instance_type} pool keeps {left} node(s) above its "
+            f"{spec.nodes}: {why}, and a resize by count could take a node serving a pod "
+            f"({', '.join(nodes.serving)}); retrying when a node is empty",
+        )
+    return current - len(chosen), chosen, left > 0
 
 
 def _after_scale_in_delay(

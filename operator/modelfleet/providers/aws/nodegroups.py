@@ -132,6 +132,15 @@ def scaling_update(
     }
 
 
+def instance_id(provider_id: str) -> str | None:
+    """The EC2 instance id of a Node's ``spec.providerID`` (``aws:///us-east-1a/i-0abc``),
+    None when it is not an AWS one."""
+    if not provider_id.startswith("aws://"):
+        return None
+    last = provider_id.rstrip("/").rsplit("/", 1)[-1]
+    return last if last.startswith("i-") else None
+
+
 def owned_by(group: Mapping[str, Any], cluster: str) -> bool:
     """True when ``group`` is tagged managed=true and (if tagged) for FleetCluster ``cluster``."""
     tags = group.get("tags") or {}

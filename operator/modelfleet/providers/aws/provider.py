@@ -23,7 +23,7 @@ from modelfleet.providers.aws import discovery, nodegroups
 from modelfleet.providers.aws.calls import AwsApi, Redactor, Sleep, chunks
 from modelfleet.providers.aws.prices import PriceTable, load_price_table
 from modelfleet.providers.aws.sdk import SessionFactory, default_session_factory
-from modelfleet.providers.base import NodePool, PoolSpec
+from modelfleet.providers.base import NodePool, NodeRef, PoolSpec
 from modelfleet.providers.errors import InvalidConfiguration, NotFound, ProviderError, Throttled
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,100 @@ class AwsNodePoolProvider:
             )
         except NotFound:
             return
+
+    # -- RemovesNodes ---------------------------------------------------------------------
+
+    async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
+        """Terminate exactly these nodes' instances (contract in ``RemovesNodes``).
+
+        As cluster-autoscaler does for managed node groups: each instance goes through
+        Auto Scaling ``TerminateInstanceInAutoScalingGroup`` with
+        ``ShouldDecrementDesiredCapacity=True``, so the group's Auto Scaling group shrinks by
+        that instance and picks nothing itself. Every instance is checked first (Auto Scaling
+        ``DescribeAutoScalingInstances``) to belong to this node group's Auto Scaling group:
+        an instance of another group refuses the whole call (``InvalidConfiguration``), one
+        Auto Scaling no longer knows is skipped. The node group's own ``desiredSize`` (which
+        EKS does not lower with the Auto Scaling group) is then set to the Auto Scaling
+        group's new desired capacity with ``UpdateNodegroupConfig`` (equal to ``spec.nodes``
+        when the operator's count was right; never below what the group holds, which would
+        shrink it by count), so that a later grow back to the old size is not read as
+        "nothing to do".
+        """
+        name = nodegroups.nodegroup_name(spec.pool_id)
+        group = await self._describe(name)
+        if group is None:
+            raise NotFound(f"node group {name} not found in EKS cluster {self._cluster}")
+        self._check_owned(group)
+        ids: dict[str, str] = {}
+        for node in nodes:
+            instance = nodegroups.instance_id(node.provider_id)
+            if instance is None:
+                raise InvalidConfiguration(
+                    f"node {node.name}: providerID {node.provider_id!r} is not an EC2 instance"
+                )
+            ids[instance] = node.name
+        owners = set(nodegroups.asg_names([group]))
+        found: list[Any] = []
+        for chunk in chunks(sorted(ids), 50):
+            found += await self._api.paginate(
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling",
+                "describe_auto_scaling_instances",
+                "AutoScalingInstances",
+                InstanceIds=chunk,
+            )
+        strangers = sorted(
+            f"{ids[str(i['InstanceId'])]} ({i['InstanceId']} in {i['AutoScalingGroupName']})"
+            for i in found
+            if str(i["AutoScalingGroupName"]) not in owners
+        )
+        if strangers:
+            raise InvalidConfiguration(
+                f"node group {name}: refusing to remove nodes of another group: "
+                + ", ".join(strangers)
+            )
+        for item in sorted(found, key=lambda i: str(i["InstanceId"])):
+            if str(item.get("LifecycleState", "")).startswith("Terminat"):
+                continue
+            log.info(
+                "aws %s: terminating %s (node %s) of %s, decrementing its size",
+                self._name,
+                item["InstanceId"],
+                ids[str(item["InstanceId"])],
+                name,
+            )
+            await self._api.call(
+                "autoscaling:TerminateInstanceInAutoScalingGroup",
+                "autoscaling",
+                "terminate_instance_in_auto_scaling_group",
+                InstanceId=str(item["InstanceId"]),
+                ShouldDecrementDesiredCapacity=True,
+            )
+        # The node group's desiredSize follows what Auto Scaling now holds (not spec.nodes:
+        # setting less than that would make EKS shrink the group by count after all).
+        asgs: list[Any] = []
+        if owners:  # no names would describe every group of the account
+            asgs = await self._api.paginate(
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling",
+                "describe_auto_scaling_groups",
+                "AutoScalingGroups",
+                AutoScalingGroupNames=sorted(owners),
+            )
+        size = sum(int(a.get("DesiredCapacity") or 0) for a in asgs) if asgs else spec.nodes
+        sized = PoolSpec(spec.cluster, spec.offering, spec.capacity_type, size, spec.zones)
+        update = nodegroups.scaling_update(group, sized, cluster_name=self._cluster)
+        if update is not None:
+            await self._api.call(
+                "eks:UpdateNodegroupConfig",
+                "eks",
+                "update_nodegroup_config",
+                instance_type=spec.offering.instance_type,
+                capacity_type=spec.capacity_type,
+                **update,
+            )
+            group = await self._describe(name) or group
+        return (await self._to_pools([group], gpu=spec.offering.gpu))[0]
 
     # -- helpers ---------------------------------------------------------------------------
 

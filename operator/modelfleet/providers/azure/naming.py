@@ -28,6 +28,17 @@ def pool_name(pool_id: str) -> str:
     return name
 
 
+def scale_set_of(provider_id: str) -> str | None:
+    """The VM scale set of an AKS Node's ``spec.providerID`` (``azure:///subscriptions/<s>/
+    resourceGroups/<mc_rg>/providers/Microsoft.Compute/virtualMachineScaleSets/
+    aks-<pool>-<hash>-vmss/virtualMachines/<n>``), lowercased; None for any other."""
+    parts = provider_id.lower().split("/")
+    if not provider_id.lower().startswith("azure://") or "virtualmachinescalesets" not in parts:
+        return None
+    at = parts.index("virtualmachinescalesets")
+    return parts[at + 1] if at + 1 < len(parts) and parts[at + 1] else None
+
+
 def tag_key(key: str) -> str:
     """A tag key with the characters ARM forbids in tag names replaced by ``-``."""
     return _FORBIDDEN.sub("-", key)[:512]

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from modelfleet import labels
@@ -51,7 +51,7 @@ from modelfleet.providers.azure.prices import (
     live_prices_enabled,
 )
 from modelfleet.providers.azure.sdk import AzureClients, load_sdk
-from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.base import NodePool, NodeRef, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.offerings import merge_declared
 from modelfleet.providers.retry import retry_throttled
@@ -63,6 +63,7 @@ T = TypeVar("T")
 POOLS_READ = "Microsoft.ContainerService/managedClusters/agentPools/read"
 POOLS_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
 POOLS_DELETE = "Microsoft.ContainerService/managedClusters/agentPools/delete"
+MACHINES_DELETE = "Microsoft.ContainerService/managedClusters/agentPools/deleteMachines/action"
 SKUS_READ = "Microsoft.Compute/skus/read"
 USAGES_READ = "Microsoft.Compute/locations/usages/read"
 
@@ -241,6 +242,47 @@ class AzureNodePoolProvider:
             await self._settle(poller, context)
         except NotFound:
             return
+
+    # -- RemovesNodes ---------------------------------------------------------------------
+
+    async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
+        """Delete exactly these nodes' machines (contract in ``RemovesNodes``).
+
+        AKS ``agentPools/deleteMachines`` (SDK ``agent_pools.begin_delete_machines``): the
+        named machines go and the pool's ``count`` drops by as many, in one long-running
+        operation, waited for like a resize. A VMSS pool's machine names are its Nodes'
+        names (``aks-<pool>-<hash>-vmss00000a``). Each node's providerID must name a scale
+        set of this pool (``aks-<pool>-...``); otherwise the call is refused
+        (``InvalidConfiguration``) and nothing is deleted. ``spec.nodes`` is not needed:
+        AKS lowers the count itself.
+        """
+        name = naming.pool_name(spec.pool_id)
+        pool = await self._get(name)
+        self._check_same_pool(pool, spec)
+        prefix = f"aks-{name}-".lower()
+        for node in nodes:
+            scale_set = naming.scale_set_of(node.provider_id)
+            if scale_set is None or not scale_set.startswith(prefix):
+                raise InvalidConfiguration(
+                    f"node {node.name}: providerID {node.provider_id!r} is not a machine of "
+                    f"AKS agent pool {name}"
+                )
+        if not nodes:
+            return self._to_node_pool(pool)
+        containers = LazyClient(self._clients, "containers")
+        parameter = self._sdk.container_models.AgentPoolDeleteMachinesParameter(
+            machine_names=sorted(node.name for node in nodes)
+        )
+        context = self._mutation(MACHINES_DELETE, spec)
+        log.info("deleting machines %s of AKS agent pool %s", parameter.machine_names, name)
+        poller = await self._call(
+            context,
+            lambda: containers.agent_pools.begin_delete_machines(
+                self._group, self._aks, name, parameter
+            ),
+        )
+        await self._settle(poller, context)
+        return self._to_node_pool(await self._get(name))
 
     # -- helpers ---------------------------------------------------------------------------
 

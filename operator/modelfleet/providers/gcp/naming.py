@@ -33,6 +33,18 @@ def pool_name(pool_id: str) -> str:
     return name
 
 
+def instance_of(provider_id: str) -> tuple[str, str, str] | None:
+    """(project, zone, instance name) of a GKE Node's ``spec.providerID``
+    (``gce://my-project/us-central1-a/gke-prod-mf-1a2b-grp-x7k2``), None when it is not a
+    GCE one."""
+    if not provider_id.startswith("gce://"):
+        return None
+    parts = provider_id[len("gce://") :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
 def gcp_label_key(key: str) -> str:
     """A tag key as a GCP label key: lowercase, ``[a-z0-9_-]``, starts with a letter, <= 63."""
     mapped = _NOT_LABEL_CHAR.sub("-", key.lower())

@@ -22,13 +22,13 @@ import functools
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.core.types import Offering
-from modelfleet.providers.base import NodePool, PoolIssue, PoolSpec, PoolState
+from modelfleet.providers.base import NodePool, NodeRef, PoolIssue, PoolSpec, PoolState
 from modelfleet.providers.errors import InvalidConfiguration, NotFound
 from modelfleet.providers.gcp import naming
 from modelfleet.providers.gcp.catalog import (
@@ -230,7 +230,77 @@ class GcpNodePoolProvider:
         except NotFound:
             return
 
+    # -- RemovesNodes ---------------------------------------------------------------------
+
+    async def remove_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> NodePool:
+        """Delete exactly these nodes' VMs (contract in ``RemovesNodes``).
+
+        One Compute Engine ``instanceGroupManagers.deleteInstances`` per managed instance
+        group of the pool (one: modelfleet pins a pool to one zone), which deletes the named
+        VMs and lowers the group's ``targetSize`` by as many; GKE reads the pool's size from
+        its groups, so nothing else is resized. ``skipInstancesOnValidationError`` is set:
+        a VM already being deleted (or gone) is skipped rather than failing the batch, and
+        the call can only ever delete members of that group. A providerID of another
+        project or of a zone where the pool has no group is refused (``InvalidConfiguration``,
+        nothing deleted). ``spec.nodes`` is not needed: the group's size is the pool's.
+        """
+        name = naming.pool_name(spec.pool_id)
+        pool = await self._get(name)
+        self._check_same_pool(pool, spec)
+        groups: dict[tuple[str, str], str] = {}
+        for url in pool.instance_group_urls:
+            parts = url.split("/")
+            if len(parts) >= 6:
+                groups[(parts[-5], parts[-3])] = parts[-1]
+        by_group: dict[tuple[str, str, str], list[str]] = {}
+        for node in nodes:
+            where = naming.instance_of(node.provider_id)
+            if where is None:
+                raise InvalidConfiguration(
+                    f"node {node.name}: providerID {node.provider_id!r} is not a GCE instance"
+                )
+            project, zone, instance = where
+            group = groups.get((project, zone))
+            if group is None:
+                raise InvalidConfiguration(
+                    f"node {node.name} ({project}/{zone}) is not in GKE node pool {name}, "
+                    "whose instance groups are in "
+                    + (", ".join(f"{p}/{z}" for p, z in sorted(groups)) or "no zone yet")
+                )
+            by_group.setdefault((project, zone, group), []).append(
+                f"projects/{project}/zones/{zone}/instances/{instance}"
+            )
+        managers = self._client("instance_group_managers")
+        context = self._mutation("compute.instanceGroupManagers.deleteInstances", spec)
+        for (project, zone, group), instances in sorted(by_group.items()):
+            body = self._sdk.compute.InstanceGroupManagersDeleteInstancesRequest(
+                instances=sorted(instances), skip_instances_on_validation_error=True
+            )
+            log.info("deleting %s from GKE node pool %s (group %s)", instances, name, group)
+            operation = await self._call(
+                context,
+                functools.partial(
+                    managers.delete_instances_unary,
+                    project=project,
+                    zone=zone,
+                    instance_group_manager=group,
+                    instance_group_managers_delete_instances_request_resource=body,
+                    retry=None,
+                    timeout=self._timeout,
+                ),
+            )
+            self._raise_compute_operation_error(operation, context)
+        return await self._to_node_pool(await self._get(name))
+
     # -- helpers ---------------------------------------------------------------------------
+
+    def _raise_compute_operation_error(self, operation: Any, context: CallContext) -> None:
+        """A Compute Operation's ``error.errors`` as a typed error (the call itself
+        succeeded, the operation says what failed)."""
+        errors = list(getattr(getattr(operation, "error", None), "errors", None) or [])
+        if errors:
+            message = "; ".join(f"{e.code}: {e.message}" for e in errors)
+            raise classify(self._sdk.exceptions.FailedPrecondition(message), context)
 
     def _client(self, name: str) -> LazyClient:
         return LazyClient(self._clients, name)

@@ -1,0 +1,149 @@
+"""Shrink a node pool without taking a node that serves: choose the empty nodes to remove.
+
+A resize by count lets the cloud pick which instance goes (an EKS managed node group's Auto
+Scaling group by its termination policy, a GKE or AKS resize by the instance group's
+choice). On a pool shared by several replicas or deployments that can be a node holding
+another serving pod: a production outage. So when a pool must shrink and one of its nodes
+serves, the pools stage asks this module which nodes may go:
+
+- the pool's Nodes (``PoolSpec.node_labels``: modelfleet's instance-type, capacity-type and
+  pool labels) and every pod of the member cluster are read;
+- a node is *empty* when no pod other than a DaemonSet's or a static (mirror) pod, and not
+  finished (Succeeded/Failed), is bound to it: what ``kubectl drain`` would have to evict;
+- a node *serves* when a pod bound to it is Ready (any workload: ours or another's);
+- empty nodes with a providerID are chosen, those not Ready first (they carry nothing and
+  may never come up), then by name; each is cordoned before the provider removes exactly
+  it (``RemovesNodes.remove_nodes``), so nothing lands there in between. An empty node has
+  nothing to evict: cordoning is its whole drain.
+
+When no node of the pool serves, a resize by count cannot hurt a serving pod and is kept
+(it also releases instances that never registered as Nodes). When some node serves and
+too few empty nodes can be named (none registered yet, no providerID, or a provider
+without ``RemovesNodes``), the rest of the shrink waits, said in a ``PoolShrinkWaiting``
+Event; the pool stays dirty, so a later pass tries again once a node has emptied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, runtime_checkable
+
+from modelfleet.clusters.errors import (
+    ClusterError,
+    ClusterForbidden,
+    ClusterNotFound,
+    ClusterThrottled,
+    ClusterUnreachable,
+)
+from modelfleet.clusters.objects import NODE, POD, JsonObject, node_info, pod_ready
+from modelfleet.providers import NodeRef, PermissionDenied, ProviderError, Throttled, Unreachable
+
+MIRROR_ANNOTATION: Final = "kubernetes.io/config.mirror"
+"""A static pod's mirror: the kubelet runs it whatever the API says; drain ignores it."""
+
+
+@runtime_checkable
+class NodeReader(Protocol):
+    """What the shrink needs of a member-cluster client (``ClusterClient`` plus a patch)."""
+
+    async def list_owned(
+        self, kind: Any, selector: Mapping[str, str], *, namespace: str | None = None
+    ) -> list[JsonObject]: ...
+
+    async def merge_patch(
+        self, kind: Any, name: str, body: Mapping[str, Any], *, namespace: str | None = None
+    ) -> JsonObject: ...
+
+
+@dataclass(frozen=True)
+class PoolNodes:
+    """The registered nodes of one pool, read for a shrink."""
+
+    empty: tuple[NodeRef, ...]
+    """Removable nodes (no workload pod, a providerID), in the order they should go."""
+    serving: tuple[str, ...]
+    """Names of nodes holding a Ready workload pod, sorted."""
+    unnamed: tuple[str, ...]
+    """Empty nodes without a providerID (a provider cannot name their instance)."""
+    registered: int = 0
+    """Every Node of the pool, whatever it holds."""
+
+
+def _workload(pod: Mapping[str, Any]) -> bool:
+    """True for a pod a drain would evict: not finished, not a DaemonSet's, not a mirror."""
+    meta = pod.get("metadata") or {}
+    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    if MIRROR_ANNOTATION in (meta.get("annotations") or {}):
+        return False
+    owners = meta.get("ownerReferences") or []
+    return not any(o.get("kind") == "DaemonSet" for o in owners)
+
+
+def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> PoolNodes:
+    """Sort ``nodes`` (one pool's Node objects) into empty, serving and unnamed, by the
+    ``pods`` bound to them (``spec.nodeName``; pods of other nodes are ignored)."""
+    names = {str((n.get("metadata") or {}).get("name", "")) for n in nodes}
+    busy: set[str] = set()
+    serving: set[str] = set()
+    for pod in pods:
+        where = str((pod.get("spec") or {}).get("nodeName") or "")
+        if where in names and _workload(pod):
+            busy.add(where)
+            if pod_ready(pod):
+                serving.add(where)
+    empty: list[tuple[bool, str, str]] = []
+    unnamed: list[str] = []
+    for node in nodes:
+        info = node_info(node)
+        if info.name in busy:
+            continue
+        provider_id = str((node.get("spec") or {}).get("providerID") or "")
+        if provider_id:
+            empty.append((info.ready, info.name, provider_id))
+        else:
+            unnamed.append(info.name)
+    return PoolNodes(
+        empty=tuple(NodeRef(name, pid) for _, name, pid in sorted(empty)),
+        serving=tuple(sorted(serving)),
+        unnamed=tuple(sorted(unnamed)),
+        registered=len(names),
+    )
+
+
+async def pool_nodes(client: NodeReader, selector: Mapping[str, str], *, cluster: str) -> PoolNodes:
+    """Read the pool's Nodes (``selector``) and the cluster's pods. Cluster errors become
+    provider errors (``Unreachable``, ``PermissionDenied`` naming the rule, else
+    ``ProviderError``), so the pools stage handles them as it handles a failed pool call."""
+    try:
+        nodes = await client.list_owned(NODE, selector)
+        pods = await client.list_owned(POD, {}) if nodes else []
+    except ClusterError as error:
+        raise _translated(error, cluster, "list nodes and pods") from error
+    return read_pool_nodes(nodes, pods)
+
+
+async def cordon(client: NodeReader, nodes: Sequence[NodeRef], *, cluster: str) -> None:
+    """Mark ``nodes`` unschedulable (``spec.unschedulable: true``), as ``kubectl cordon``.
+    Raises like ``pool_nodes``; a node already gone is skipped."""
+    for node in nodes:
+        try:
+            await client.merge_patch(NODE, node.name, {"spec": {"unschedulable": True}})
+        except ClusterNotFound:
+            continue
+        except ClusterError as error:
+            raise _translated(error, cluster, f"cordon node {node.name}") from error
+
+
+def _translated(error: ClusterError, cluster: str, what: str) -> ProviderError:
+    if isinstance(error, ClusterUnreachable):
+        return Unreachable(f"cluster {cluster}: {error.message}")
+    if isinstance(error, ClusterThrottled):
+        return Throttled(f"cluster {cluster}: {error.message}")
+    if isinstance(error, ClusterForbidden):
+        return PermissionDenied(
+            f"cluster {cluster}: cannot {what} ({error.message})",
+            permission="nodes: list, patch; pods: list (ClusterRole modelfleet-member)",
+        )
+    return ProviderError(f"cluster {cluster}: cannot {what}: {error}")
