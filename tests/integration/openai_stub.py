@@ -38,6 +38,9 @@ class Behaviour:
     """Value of vllm:num_requests_waiting on /metrics."""
     kv_cache: float = 0.0
     """Value of vllm:kv_cache_usage_perc on /metrics."""
+    after_first_chunk: asyncio.Event | None = None
+    """When set: a stream writes its first chunk, then waits for this event before the
+    rest (a test can then see the first chunk arrive while the rest is not written yet)."""
 
 
 @dataclass
@@ -122,6 +125,8 @@ class StubEngine:
                 return response
             piece = (text if index == 0 else f" {index}") + "." * b.pad
             await response.write(_event(_chunk(piece, model, chat=chat)))
+            if index == 0 and b.after_first_chunk is not None:
+                await b.after_first_chunk.wait()
             if b.chunk_delay:
                 await asyncio.sleep(b.chunk_delay)
         await response.write(_event(_chunk("", model, chat=chat, finish="stop")))

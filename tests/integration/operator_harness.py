@@ -57,10 +57,16 @@ FAST = RunSettings(
     probe_interval_seconds=0.5,
     discovery_interval_seconds=3600.0,
     pools_interval_seconds=0.5,
+    # A probe fails on an error answer (the tests break a member with 503s), never on a
+    # busy machine's slow one: with failure declared after 1 s and recovery after 600 s, a
+    # probe timing out twice in a row left a cluster Recovering for the rest of the test
+    # (test_restart_converges_without_duplicates waited 60 s for Healthy at load ~6). No
+    # test here relies on a probe or member request timing out, so both bounds are ones
+    # only a hang reaches.
     fleet=FleetSettings(
         fail_after_seconds=1.0,
         recover_after_seconds=600.0,
-        probe_timeout_seconds=1.0,
+        probe_timeout_seconds=30.0,
         orphan_settle_seconds=5.0,
         orphan_grace_seconds=6.0,
     ),
@@ -72,7 +78,7 @@ FAST = RunSettings(
     # controller with ``kube.patch``, which KMock does not publish to its watch streams
     # (the watches are tested in tests/integration/test_member_watch.py).
     reconciler=ReconcilerSettings(
-        cluster_timeout_seconds=2.0,
+        cluster_timeout_seconds=30.0,
         progressing_requeue_seconds=0.5,
         observe_cache_seconds=0.0,
         watch_member_clusters=False,
@@ -368,7 +374,7 @@ async def operator_prepared(
     )
     fleet.context = context
     try:
-        await asyncio.wait_for(ready.wait(), timeout=20)
+        await asyncio.wait_for(ready.wait(), timeout=60)  # a hang bound
         yield context
     finally:
         stop.set()

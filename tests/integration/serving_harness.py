@@ -59,9 +59,10 @@ class RunningServer:
         return 0.0
 
     def wait_metric(
-        self, name: str, value: float, *, timeout_s: float = 10.0, **labels: str
+        self, name: str, value: float, *, timeout_s: float = 60.0, **labels: str
     ) -> None:
-        """Poll /metrics until ``name{labels}`` equals ``value`` (AssertionError after timeout)."""
+        """Poll /metrics until ``name{labels}`` equals ``value`` (AssertionError after
+        ``timeout_s``, a hang bound: it returns as soon as the value is there)."""
         deadline = time.monotonic() + timeout_s
         last = None
         while time.monotonic() < deadline:

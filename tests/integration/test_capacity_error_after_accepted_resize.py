@@ -59,7 +59,7 @@ async def test_async_capacity_error_falls_through(fleet: Fleet, clouds: e2e.Clou
         await eventually(lambda: running.replicas(AWS) == 2, what="two replicas in aws")
         # The pods never become ready on AWS: no node can launch. The operator reads the
         # node group back, sees the launch failure, and falls through.
-        await eventually(lambda: running.replicas(GCP) == 2, timeout=30, what="fell through")
+        await eventually(lambda: running.replicas(GCP) == 2, what="fell through")
 
         async def published() -> list[Any]:
             fc = await running.fc(AWS)

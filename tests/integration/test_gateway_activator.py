@@ -93,7 +93,7 @@ async def hub() -> AsyncIterator[tuple[Hub, ApiClient]]:
 
 
 async def _settle(waker: DemandWaker) -> None:
-    for _ in range(100):
+    for _ in range(3000):  # a hang bound (>= 60 s); the checks after it tell what is missing
         await asyncio.sleep(0.02)
         if not waker.in_flight:
             return

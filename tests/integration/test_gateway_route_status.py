@@ -69,11 +69,16 @@ def conditions(kube: KubeEmulator, name: str) -> dict[str, dict[str, Any]]:
 
 
 async def until(check: Callable[[], bool], what: str) -> None:
-    for _ in range(200):
+    for _ in range(1200):  # a hang bound (>= 60 s)
         if check():
             return
         await asyncio.sleep(0.05)
     pytest.fail(f"never happened: {what}")
+
+
+def status_patches(kube: KubeEmulator) -> int:
+    """PATCH requests the hub received so far."""
+    return sum(1 for m, _ in kube.authenticated_requests() if m == "PATCH")
 
 
 def argocd_health(kube: KubeEmulator, name: str) -> tuple[str, str]:
@@ -199,9 +204,13 @@ async def test_a_crd_without_status_is_patched_once_per_verdict(
                     lambda: running.gateway.catalog.deployment("team", "qwen") is not None,
                     "the deployment seen",
                 )
+                if replicas == 1:  # the new verdict's PATCH (the gateway must not stop first)
+                    await until(lambda: status_patches(kube) == 2, "qwen's verdict written")
                 await asyncio.sleep(0.2)
         patches = [p for m, p in kube.authenticated_requests() if m == "PATCH"]
         # One PATCH for "accepted, but the backend is missing", one once qwen exists.
+        # (Before, a fixed 0.2 s was all the second one had: a busy machine stopped the
+        # gateway before it was sent.)
         assert patches == [status_path, status_path]
         assert caplog.text.count("status not written (404)") == 1
 

@@ -22,13 +22,24 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from test_member_watch import SELECTOR, deployment, fleet_cluster, kubeconfig, names, until
+from test_member_watch import (
+    REQUEST_TIMEOUT_S,
+    SELECTOR,
+    deployment,
+    fleet_cluster,
+    kubeconfig,
+    names,
+    until,
+)
 
 from modelfleet.clusters import ClusterUnreachable, KubernetesClusterClient
 from modelfleet.clusters.informer import Informer, InformerSet, InformerSettings
 from modelfleet.clusters.objects import DEPLOYMENT
 
 pytestmark = pytest.mark.integration
+
+GENEROUS_S = 30.0
+"""Outer bound on calls that must end by themselves (a hang fails; slowness does not)."""
 
 NS = "team-a"
 TOKEN = "s3cr3t-bearer-token-value"
@@ -128,13 +139,17 @@ async def scripted_server(script: Scripted) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def informer_on(
-    script: Scripted, settings: InformerSettings = FAST, *, wait_sync: bool = True
+    script: Scripted,
+    settings: InformerSettings = FAST,
+    *,
+    wait_sync: bool = True,
+    request_timeout: float = REQUEST_TIMEOUT_S,
 ) -> AsyncIterator[Informer]:
     async with scripted_server(script) as url:
         config = kubeconfig(url)
         config["users"][0]["user"]["token"] = TOKEN
         client = await KubernetesClusterClient.from_kubeconfig(
-            config, name="m1", request_timeout=2.0
+            config, name="m1", request_timeout=request_timeout
         )
 
         async def client_for() -> KubernetesClusterClient:
@@ -257,7 +272,9 @@ async def test_a_watch_that_never_ends_is_noticed_by_the_read_timeout() -> None:
     )
     script = Scripted(items=[versioned(A, 5)], version=10)
     script.watches = [[3600.0]]  # ignores timeoutSeconds and never writes a byte
-    async with informer_on(script, settings) as informer:
+    # The read timeout under test is timeoutSeconds + the request timeout: 1 + 5 s here,
+    # well inside the 60 s bound, and 5 s is still far above a busy machine's LIST time.
+    async with informer_on(script, settings, request_timeout=5.0) as informer:
         await until(lambda: informer.state.errors >= 1, "a dead stream was never noticed")
         await until(lambda: script.count("WATCH") >= 2, "never watched again")
         assert informer.state.lists == 1
@@ -292,7 +309,7 @@ async def test_a_read_after_forget_starts_no_informer_for_the_deleted_cluster() 
     script = Scripted(items=[versioned(A, 5)], version=10)
     async with scripted_server(script) as url:
         client = await KubernetesClusterClient.from_kubeconfig(
-            kubeconfig(url), name="m1", request_timeout=2.0
+            kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
         )
         asked: list[str] = []
 
@@ -336,7 +353,7 @@ async def test_an_idle_stop_racing_a_read_restarts_the_informer() -> None:
     script.watches = [[0.3]] * 50  # short streams: the idle check runs often
     async with scripted_server(script) as url:
         client = await KubernetesClusterClient.from_kubeconfig(
-            kubeconfig(url), name="m1", request_timeout=2.0
+            kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
         )
 
         async def client_for(_: Any) -> KubernetesClusterClient:
@@ -412,7 +429,7 @@ async def test_forget_during_a_slow_list_ends_the_task_quietly(
     script = Scripted(items=[versioned(A, 5)], version=10, list_delay=1.0)
     async with scripted_server(script) as url:
         client = await KubernetesClusterClient.from_kubeconfig(
-            kubeconfig(url), name="m1", request_timeout=5.0
+            kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
         )
 
         async def client_for(_: Any) -> KubernetesClusterClient:
@@ -444,7 +461,7 @@ async def test_a_new_client_for_the_cluster_relists_before_it_is_served() -> Non
     async with scripted_server(old) as old_url, scripted_server(new) as new_url:
         clients = [
             await KubernetesClusterClient.from_kubeconfig(
-                kubeconfig(url), name="m1", request_timeout=2.0
+                kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
             )
             for url in (old_url, new_url)
         ]
@@ -487,7 +504,7 @@ async def test_closing_the_client_ends_its_open_watches() -> None:
     script = Scripted(items=[], version=10)  # the watch is held silent
     async with scripted_server(script) as url:
         client = await KubernetesClusterClient.from_kubeconfig(
-            kubeconfig(url), name="m1", request_timeout=2.0
+            kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
         )
         stream = await client.watch(
             DEPLOYMENT, SELECTOR, namespace=NS, resource_version="10", timeout_seconds=1
@@ -501,7 +518,10 @@ async def test_closing_the_client_ends_its_open_watches() -> None:
         await asyncio.sleep(0.2)
         await client.close()
         with pytest.raises(ClusterUnreachable):
-            async with asyncio.timeout(10.0):  # read timeout 1 + 2 s; it never came
+            # The close ends it; the read timeout (1 + 30 s) comes well after this bound,
+            # so a stream the close left blocked fails here (it used to be 1 + 2 s: the
+            # read timeout ended the stream within the bound and hid such a failure).
+            async with asyncio.timeout(15.0):
                 await reader
 
 
@@ -515,7 +535,7 @@ async def test_a_client_closed_before_its_request_is_unreachable_not_a_crash(
     async with scripted_server(script) as url:
         closed, fresh = [
             await KubernetesClusterClient.from_kubeconfig(
-                kubeconfig(url), name="m1", request_timeout=2.0
+                kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
             )
             for _ in range(2)
         ]
@@ -544,3 +564,45 @@ async def test_a_client_closed_before_its_request_is_unreachable_not_a_crash(
         finally:
             await informers.close()
             await fresh.close()
+
+
+async def test_a_client_closed_while_its_request_is_on_its_way_is_unreachable() -> None:
+    """The registry closed a client while an informer's LIST or WATCH was on its way (a busy
+    machine made this race likely): a typed, retried error, never aiohttp's AssertionError
+    ("no connector"), which ended the informer's task. Closed after 0, 1, 2, ... yields of
+    the request's task, so every point on the request's way is hit."""
+    script = Scripted(items=[versioned(A, 5)], version=10)
+    outcomes: set[str] = set()
+    async with scripted_server(script) as url:
+        for yields in range(30):
+            for call in ("list", "watch"):
+                client = await KubernetesClusterClient.from_kubeconfig(
+                    kubeconfig(url), name="m1", request_timeout=REQUEST_TIMEOUT_S
+                )
+                request = asyncio.create_task(
+                    client.list_versioned(DEPLOYMENT, SELECTOR, namespace=NS)
+                    if call == "list"
+                    else client.watch(
+                        DEPLOYMENT, SELECTOR, namespace=NS, resource_version="10", timeout_seconds=1
+                    )
+                )
+                for _ in range(yields):
+                    await asyncio.sleep(0)
+                await client.close()
+                try:
+                    async with asyncio.timeout(GENEROUS_S):
+                        answer = await request
+                except ClusterUnreachable:
+                    outcomes.add("unreachable")
+                else:  # it was answered before the close
+                    outcomes.add("answered")
+                    if call == "watch":  # the close ended the stream it had opened
+                        with pytest.raises(ClusterUnreachable):
+                            await _drain(answer)
+    assert "unreachable" in outcomes
+
+
+async def _drain(stream: Any) -> None:
+    async with asyncio.timeout(GENEROUS_S):
+        async for _ in stream:
+            pass

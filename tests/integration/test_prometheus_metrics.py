@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -63,7 +64,11 @@ INF = math.inf
 # elapsed seconds so that every bucket grows in proportion and rate() keeps the ratios.
 # Every sample carries the time it was computed at as its explicit timestamp: Prometheus
 # stamps a sample without one at the scrape's start, so a busy machine's varying response
-# delay would otherwise show in rate() (CI saw 4.29/s for a counter growing 4.0/s).
+# delay would otherwise show in rate() (CI saw 4.29/s for a counter growing 4.0/s). That
+# time is a whole second, and the queries are evaluated at a whole second G whose window
+# holds samples at both ends (``fetch``): rate() extrapolates to the window's edges only
+# when the samples reach them, so a scrape a busy machine missed or delayed at an edge
+# would otherwise read low (a 5 s window missing 1 s of it reads 20% low).
 TTFT_BOUNDS = (0.05, 0.1, 0.2, 0.5, 1.0, INF)
 TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.1, INF)
 LLAMA_TTFT = {"a": (10, 30, 45, 50, 50, 50), "b": (0, 20, 45, 50, 50, 50)}
@@ -226,7 +231,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
     WINDOW) for every series."""
     binary = prometheus_binary()
     origin = time.time() - 1000.0  # counters are large and far from their reset
-    exporter = TextExporter(lambda: render_engines(time.time(), origin))
+    exporter = TextExporter(lambda: render_engines(math.floor(time.time()), origin))
     server = PrometheusServer(
         binary, tmp_path_factory.mktemp("prometheus"), targets=[exporter.target]
     )
@@ -235,6 +240,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         server.wait_for(
             'count_over_time(vllm:num_requests_waiting{pod="llama-a"}[1m])',
             lambda result: bool(result) and float(result[0]["value"][1]) >= 7,
+            timeout_s=120,  # a hang bound: a busy machine's scrapes time out now and then
         )
         yield server
     finally:
@@ -268,12 +274,36 @@ def target(
     )
 
 
+def whole_window_end(prometheus: PrometheusServer) -> datetime:
+    """The latest whole second G with a scraped sample at G and at G - 4 s (every series is
+    in every scrape, stamped alike): a WINDOW evaluated at G has samples at both its edges,
+    with gaps between them of one second or more, so rate() extrapolates over the whole
+    window and reads the exporter's rate exactly, however irregular the scrapes were."""
+    span = int(WINDOW.removesuffix("s")) - 1
+    found: list[float] = []
+
+    def has_whole_window(result: list[dict[str, Any]]) -> bool:
+        stamps = {round(float(t)) for t, _ in result[0]["values"]} if result else set()
+        found[:] = sorted(g for g in stamps if g - span in stamps)
+        return bool(found)
+
+    prometheus.wait_for(
+        'vllm:num_requests_waiting{pod="llama-a"}[30s]', has_whole_window, timeout_s=60
+    )
+    return datetime.fromtimestamp(found[-1], tz=UTC)
+
+
 async def fetch(
-    prometheus: PrometheusServer, client: PrometheusClient, t: MetricsTarget
+    prometheus: PrometheusServer,
+    client: PrometheusClient,
+    t: MetricsTarget,
+    *,
+    at: datetime | None = None,
 ) -> SignalValues:
+    """The source's signals evaluated at ``at`` (default: ``whole_window_end``)."""
     source = PrometheusMetricsSource(client, settings=SETTINGS)
     try:
-        return await source.fetch(t, now=datetime.now(UTC))
+        return await source.fetch(t, now=at or whole_window_end(prometheus))
     except Exception as error:
         raise AssertionError(f"{error}; prometheus log:\n{prometheus.log_tail()}") from error
 
@@ -281,8 +311,8 @@ async def fetch(
 async def test_vllm_signals_match_the_buckets_summed_over_pods(
     prometheus: PrometheusServer, client: PrometheusClient
 ) -> None:
-    before = datetime.now(UTC)
-    values = await fetch(prometheus, client, target(prometheus, "llama", "vllm", ready=2))
+    at = whole_window_end(prometheus)
+    values = await fetch(prometheus, client, target(prometheus, "llama", "vllm", ready=2), at=at)
 
     ttft = 1000 * expected_quantile(0.95, TTFT_BOUNDS, summed(*LLAMA_TTFT.values()))
     tpot = 1000 * expected_quantile(0.95, TPOT_BOUNDS, summed(*LLAMA_TPOT.values()))
@@ -297,7 +327,7 @@ async def test_vllm_signals_match_the_buckets_summed_over_pods(
     assert values.kv_cache_per_replica == pytest.approx(0.7)
     assert (values.requests_running, values.running_per_replica) == (40.0, 20.0)
     assert values.errors == {}
-    assert before.timestamp() - 1 <= values.observed_at.timestamp() <= time.time() + 1
+    assert values.observed_at == at  # the evaluation time Prometheus answered for
 
 
 async def test_older_vllm_tpot_name_is_read_when_the_newer_is_absent(

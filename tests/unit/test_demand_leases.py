@@ -227,7 +227,7 @@ async def test_a_forbidden_lease_watch_is_one_warning_naming_the_grant(
     )
     with caplog.at_level(logging.INFO):
         watch.start()
-        for _ in range(200):
+        for _ in range(6000):  # a hang bound (>= 60 s)
             await asyncio.sleep(0.01)
             if hub.lists >= 3:
                 break

@@ -435,6 +435,12 @@ class KubernetesClusterClient:
                 f"watch {kind.plural}: cannot connect to the API server ({type(error).__name__})",
                 cluster=self.name,
             ) from None
+        except Exception:
+            self._check_open(f"watch {kind.plural}")  # closed on the way (see _check_open)
+            raise
+        if self._closed:  # closed while the answer came: ``close`` could not end this one
+            response.close()
+            self._check_open(f"watch {kind.plural}")
         if not 200 <= response.status <= 299:
             try:
                 refused = ApiException(status=response.status, reason=response.reason)
@@ -448,7 +454,10 @@ class KubernetesClusterClient:
 
     def _check_open(self, what: str) -> None:
         """A closed client (the registry replaced it: its kubeconfig Secret changed) is
-        unreachable, a typed error callers retry, not aiohttp's RuntimeError."""
+        unreachable, a typed error callers retry, not aiohttp's RuntimeError. Checked
+        before a request and again when one fails: a request already on its way when the
+        client was closed fails inside aiohttp with an AssertionError (no connector) or a
+        RuntimeError, which used to end an informer's task (seen on a busy machine)."""
         if self._closed:
             raise ClusterUnreachable(f"{what}: client closed (replaced)", cluster=self.name)
 
@@ -673,6 +682,9 @@ class KubernetesClusterClient:
                 f"{verb} {resource}: cannot connect to the API server ({type(error).__name__})",
                 cluster=self.name,
             ) from None
+        except Exception:
+            self._check_open(f"{verb} {resource}")  # closed on the way (see _check_open)
+            raise
         return result if isinstance(result, dict) else {}
 
 
