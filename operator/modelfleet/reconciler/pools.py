@@ -167,10 +167,12 @@ async def _one(
             chosen: tuple[NodeRef, ...] = ()
             hold = False
             # A shrink: below the last request, or, that unknown (a failed call), below
-            # the Ready nodes last read back (a pool never read back is not listed: its
-            # first sizing must not cost a member-API read).
+            # the Ready nodes last read back. A pool this process never asked nor read
+            # back (its first sizing, or the first after an operator restart) may be a
+            # shrink too: its Nodes are read (an empty list for a new pool), and a member
+            # API that cannot be read leaves the call as it was.
             last = before if before is not None else ledger.ready(pool)
-            if client_for is not None and last is not None and total < last:
+            if client_for is not None and (last is None or total < last):
                 total, chosen, hold = await _shrink(
                     pool, spec, before, provider, await client_for(cluster), log
                 )

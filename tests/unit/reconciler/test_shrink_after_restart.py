@@ -1,0 +1,54 @@
+"""A shrink right after an operator restart still removes only the emptied node.
+
+A restarted operator has not asked anything of a pool yet in this process, nor read it
+back: its last request and Ready count are unknown. It used to size such a pool by count
+without reading the member API, so a shrink on the first pass after a restart let the
+cloud pick the instance, maybe one whose pod serves. The restart here is a fresh
+``PoolLedger`` (what a new process starts with; other deployments are seeded from their
+stored status, as in the operator), on the world of
+``test_shared_pool_loses_the_empty_node``: ``chat`` x2 on the two oldest nodes, ``code``
+x1 on the newest; the simulated cloud, like an Auto Scaling group, picks the newest node
+when resized by count.
+"""
+
+from __future__ import annotations
+
+from test_shared_pool_loses_the_empty_node import (
+    POOL,
+    _count_shrinks,
+    _removed,
+    _shared_pool,
+    _world,
+)
+
+from modelfleet.clusters.objects import DEPLOYMENT, NODE, POD
+from modelfleet.reconciler.ledger import PoolLedger
+
+
+async def test_a_shrink_on_the_first_pass_after_a_restart_never_takes_a_serving_node() -> None:
+    world = _world()
+    refs = await _shared_pool(world)
+    member = world.members["east"]
+    # chat's pod on the oldest node stopped being Ready and went: a replica that is not
+    # Ready holds no node, so the first plan after the restart releases one at once.
+    member.remove(POD, "chat-a", "default")
+    (chat,) = [d for d in member.objects(DEPLOYMENT) if d["metadata"]["name"].startswith("chat")]
+    member.set_deployment_status(chat["metadata"]["namespace"], chat["metadata"]["name"], ready=1)
+    world.reconciler.ledger = PoolLedger()  # the operator restarts
+    since = len(world.clouds["east"].calls)
+
+    world.clock.advance(5)
+    world.set_spec(
+        "chat",
+        replicas=world.deployments["chat"].spec.replicas.model_copy(update={"min": 1, "max": 1}),
+    )
+    await world.reconcile("chat")  # the first pass after the restart shrinks the pool
+
+    assert _count_shrinks(world, since) == [], "a resize by count let the cloud pick"
+    left = [r.name for r in world.clouds["east"].node_refs(*POOL)]
+    assert refs[2].name in left, "the cloud removed code's serving node"
+    assert refs[1].name in left, "the cloud removed chat's serving node"
+    assert _removed(world) == [refs[0].name]
+    assert world.pool_sizes("east")[POOL] == (2, 2)
+    node = member.get(NODE, refs[2].name)
+    assert node is not None and not node["spec"].get("unschedulable")
