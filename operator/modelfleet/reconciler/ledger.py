@@ -67,6 +67,7 @@ class PoolLedger:
         self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
         self._leaving: dict[PoolKey, int] = {}
+        self._cordoned: set[PoolKey] = set()
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -284,6 +285,16 @@ class PoolLedger:
 
     def no_shrink(self, pool: PoolKey) -> None:
         self._shrinking.pop(pool, None)
+
+    def cordoned(self, pool: PoolKey) -> bool:
+        """Nodes of ``pool`` were cordoned for a removal not known to have happened."""
+        return pool in self._cordoned
+
+    def set_cordoned(self, pool: PoolKey, cordoned: bool) -> None:
+        if cordoned:
+            self._cordoned.add(pool)
+        else:
+            self._cordoned.discard(pool)
 
     def forget_request(self, pool: PoolKey) -> None:
         """What the pool holds is unknown again (an error, or the cloud says otherwise)."""

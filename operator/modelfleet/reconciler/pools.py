@@ -48,7 +48,7 @@ from modelfleet.providers import (
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
-from modelfleet.reconciler.shrink import NodeReader, cordon, pool_nodes
+from modelfleet.reconciler.shrink import NodeReader, cordon, pool_nodes, uncordon
 
 ReaderFor = Callable[[FleetCluster], Awaitable[object]]
 """The member-cluster client of a FleetCluster (``apply.ClientFor``); a client that cannot
@@ -170,16 +170,26 @@ async def _one(
             # the Ready nodes last read back. A pool this process never asked nor read
             # back (its first sizing, or the first after an operator restart) may be a
             # shrink too: its Nodes are read (an empty list for a new pool), and a member
-            # API that cannot be read leaves the call as it was.
+            # API that cannot be read leaves the call as it was. A pool with nodes cordoned
+            # for a removal that may not have happened is read too, to uncordon them.
             last = before if before is not None else ledger.ready(pool)
-            if client_for is not None and (last is None or total < last):
+            shrinking = last is not None and total < last
+            if client_for is not None and (last is None or shrinking or ledger.cordoned(pool)):
                 total, chosen, hold = await _shrink(
-                    pool, spec, before, provider, await client_for(cluster), log
+                    pool,
+                    spec,
+                    before,
+                    provider,
+                    await client_for(cluster),
+                    log,
+                    ledger=ledger,
+                    shrinking=shrinking or last is None,
                 )
                 spec = PoolSpec(spec.cluster, offering, capacity_type, total, spec.zones)
             if chosen and isinstance(provider, RemovesNodes):
                 result = await provider.remove_nodes(spec, chosen)
                 ledger.asked(pool, total)
+                ledger.set_cordoned(pool, False)
             elif hold:
                 result = await provider.get_pool(spec)  # no resize by count: it waits
             elif before != total:
@@ -224,6 +234,9 @@ async def _shrink(
     provider: NodePoolProvider,
     client: object,
     log: PassLog,
+    *,
+    ledger: PoolLedger,
+    shrinking: bool = True,
 ) -> tuple[int, tuple[NodeRef, ...], bool]:
     """(size, nodes to remove by name, hold) for a shrink from ``before`` to
     ``spec.nodes`` (see ``reconciler.shrink``). When no node of the pool serves, a resize
@@ -235,26 +248,33 @@ async def _shrink(
     registered Nodes as its size; a cluster that cannot be read then
     leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait on
     the member API. With ``before`` known, an unreadable cluster holds the pool as it is
-    (a Warning, retried)."""
+    (a Warning, retried).
+
+    Nodes the operator cordoned earlier for a removal (``shrink.CORDON_ANNOTATION``) that
+    are not chosen now are uncordoned (best effort: a failure is a Warning, retried while
+    ``ledger.cordoned(pool)``); ``shrinking`` False (read only for that) never holds."""
     if not isinstance(client, NodeReader):
         return spec.nodes, (), False
     name, instance_type, capacity_type = pool
     try:
         nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
     except ProviderError as exc:
-        if before is None:
+        if before is None or not shrinking:
             return spec.nodes, (), False
         log.note("Warning", exc.code, f"{name}: node pool {instance_type} not shrunk: {exc}")
         log.retry = True
         return before, (), True
     current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
+        await _uncordon_kept(client, nodes.ours, (), pool, ledger, log)
         return spec.nodes, (), False
     excess = current - spec.nodes
     removable = isinstance(provider, RemovesNodes)
     chosen = nodes.empty[:excess] if removable else ()
+    await _uncordon_kept(client, nodes.ours, chosen, pool, ledger, log)
     if chosen:
-        await cordon(client, chosen, cluster=name)
+        ledger.set_cordoned(pool, True)
+        await cordon(client, chosen, cluster=name, held=nodes.held)
     left = excess - len(chosen)
     if left > 0:
         why = (
@@ -271,6 +291,36 @@ async def _shrink(
             f"({', '.join(nodes.serving)}); retrying when a node is empty",
         )
     return current - len(chosen), chosen, left > 0
+
+
+async def _uncordon_kept(
+    client: NodeReader,
+    ours: tuple[str, ...],
+    chosen: tuple[NodeRef, ...],
+    pool: PoolKey,
+    ledger: PoolLedger,
+    log: PassLog,
+) -> None:
+    """Uncordon the nodes of ``ours`` (cordoned by the operator) that are not ``chosen``;
+    the pool's cordon mark is cleared once none is left. Never raises a provider error: a
+    grow must not fail on the member API (a Warning, and the next pass tries again)."""
+    names = {n.name for n in chosen}
+    kept = [n for n in ours if n not in names]
+    try:
+        await uncordon(client, kept, cluster=pool[0])
+    except ProviderError as exc:
+        log.note("Warning", exc.code, f"{pool[0]}: node pool {pool[1]}: {exc}")
+        log.retry = True
+        ledger.set_cordoned(pool, True)
+        return
+    if kept:
+        log.note(
+            "Normal",
+            "NodeUncordoned",
+            f"{pool[0]}: {', '.join(kept)} kept in the {pool[2]} {pool[1]} pool: "
+            "cordoned for a removal that did not happen, schedulable again",
+        )
+    ledger.set_cordoned(pool, False)
 
 
 def _after_scale_in_delay(

@@ -17,11 +17,13 @@ from test_shared_pool_loses_the_empty_node import (
     POOL,
     _count_shrinks,
     _removed,
+    _scale_chat_in,
     _shared_pool,
     _world,
 )
 
 from modelfleet.clusters.objects import DEPLOYMENT, NODE, POD
+from modelfleet.providers import Throttled
 from modelfleet.reconciler.ledger import PoolLedger
 
 
@@ -52,3 +54,40 @@ async def test_a_shrink_on_the_first_pass_after_a_restart_never_takes_a_serving_
     assert world.pool_sizes("east")[POOL] == (2, 2)
     node = member.get(NODE, refs[2].name)
     assert node is not None and not node["spec"].get("unschedulable")
+
+
+async def test_a_node_cordoned_for_a_removal_that_failed_is_uncordoned_when_kept() -> None:
+    """The removal of the cordoned node fails (throttled); before it is retried, demand
+    comes back and the pool keeps all its nodes. The node the operator cordoned must take
+    pods again: a node left cordoned counts as capacity to the cloud (Ready) but the new
+    replica could never be scheduled there. A node someone else cordoned stays cordoned."""
+    world = _world()
+    refs = await _shared_pool(world)
+    member = world.members["east"]
+    await _scale_chat_in(world)
+    member.remove(POD, "chat-a", "default")
+    world.clouds["east"].fail_next(Throttled("Rate exceeded"))
+    world.clock.advance(5)
+    await world.reconcile("chat")
+    node = member.get(NODE, refs[0].name)
+    assert node is not None and node["spec"].get("unschedulable") is True, "not cordoned"
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [r.name for r in refs]
+    # An administrator cordons code's node meanwhile (maintenance): not ours to undo.
+    admin = member.get(NODE, refs[2].name)
+    assert admin is not None
+    member.put({**admin, "spec": {**admin["spec"], "unschedulable": True}})
+
+    world.set_spec(
+        "chat",
+        replicas=world.deployments["chat"].spec.replicas.model_copy(update={"min": 2, "max": 2}),
+    )
+    for _ in range(2):
+        world.clock.advance(5)
+        await world.reconcile("chat")
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [r.name for r in refs]
+    node = member.get(NODE, refs[0].name)
+    assert node is not None and not node["spec"].get("unschedulable"), (
+        "the node cordoned for a removal that did not happen stays cordoned"
+    )
+    admin = member.get(NODE, refs[2].name)
+    assert admin is not None and admin["spec"].get("unschedulable") is True
