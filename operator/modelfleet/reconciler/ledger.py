@@ -68,6 +68,7 @@ class PoolLedger:
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
         self._leaving: dict[PoolKey, int] = {}
         self._cordoned: set[PoolKey] = set()
+        self._removed: dict[PoolKey, frozenset[str]] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -295,6 +296,16 @@ class PoolLedger:
             self._cordoned.add(pool)
         else:
             self._cordoned.discard(pool)
+
+    def removed(self, pool: PoolKey) -> frozenset[str]:
+        """Names of ``pool``'s nodes this process had removed and may still see listed."""
+        return self._removed.get(pool, frozenset())
+
+    def set_removed(self, pool: PoolKey, names: frozenset[str]) -> None:
+        if names:
+            self._removed[pool] = names
+        else:
+            self._removed.pop(pool, None)
 
     def forget_request(self, pool: PoolKey) -> None:
         """What the pool holds is unknown again (an error, or the cloud says otherwise)."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster
@@ -48,7 +48,7 @@ from modelfleet.providers import (
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
-from modelfleet.reconciler.shrink import NodeReader, cordon, pool_nodes, uncordon
+from modelfleet.reconciler.shrink import NodeReader, PoolNodes, cordon, pool_nodes, uncordon
 
 ReaderFor = Callable[[FleetCluster], Awaitable[object]]
 """The member-cluster client of a FleetCluster (``apply.ClientFor``); a client that cannot
@@ -190,6 +190,7 @@ async def _one(
                 result = await provider.remove_nodes(spec, chosen)
                 ledger.asked(pool, total)
                 ledger.set_cordoned(pool, False)
+                ledger.set_removed(pool, ledger.removed(pool) | {n.name for n in chosen})
             elif hold:
                 result = await provider.get_pool(spec)  # no resize by count: it waits
             elif before != total:
@@ -264,6 +265,7 @@ async def _shrink(
         log.note("Warning", exc.code, f"{name}: node pool {instance_type} not shrunk: {exc}")
         log.retry = True
         return before, (), True
+    nodes = _without_removed(nodes, pool, ledger)
     current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
         await _uncordon_kept(client, nodes.ours, (), pool, ledger, log)
@@ -291,6 +293,24 @@ async def _shrink(
             f"({', '.join(nodes.serving)}); retrying when a node is empty",
         )
     return current - len(chosen), chosen, left > 0
+
+
+def _without_removed(nodes: PoolNodes, pool: PoolKey, ledger: PoolLedger) -> PoolNodes:
+    """``nodes`` less those this process already had removed: a removed instance's Node
+    lingers until the cloud controller deletes it, and naming it again removes nothing
+    (the pool would keep a node it no longer needs, the request counted as done). The
+    memory keeps only names still listed."""
+    gone = ledger.removed(pool)
+    if not gone:
+        return nodes
+    still = gone & nodes.names
+    ledger.set_removed(pool, still)
+    return replace(
+        nodes,
+        empty=tuple(n for n in nodes.empty if n.name not in still),
+        ours=tuple(n for n in nodes.ours if n not in still),
+        registered=nodes.registered - len(still),
+    )
 
 
 async def _uncordon_kept(

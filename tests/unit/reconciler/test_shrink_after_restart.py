@@ -13,9 +13,12 @@ when resized by count.
 
 from __future__ import annotations
 
+from reconciler_world import model_deployment
 from test_shared_pool_loses_the_empty_node import (
     POOL,
     _count_shrinks,
+    _pod,
+    _register_nodes,
     _removed,
     _scale_chat_in,
     _shared_pool,
@@ -91,3 +94,51 @@ async def test_a_node_cordoned_for_a_removal_that_failed_is_uncordoned_when_kept
     )
     admin = member.get(NODE, refs[2].name)
     assert admin is not None and admin["spec"].get("unschedulable") is True
+
+
+async def test_a_removed_node_whose_node_object_lingers_is_not_chosen_again() -> None:
+    """After a removal the instance is gone but its Node object lingers a while, NotReady,
+    until the cloud controller deletes it. The next shrink must name a node that is still
+    there: choosing the lingering one (NotReady sorts first) removes nothing, and the pool
+    keeps a node it no longer needs, with nothing left to retry."""
+    world = _world()
+    await world.start()
+    world.add(model_deployment("chat", replicas={"min": 3, "max": 3}))
+    world.add(model_deployment("code", replicas={"min": 1, "max": 1}))
+    await world.reconcile("chat")
+    await world.reconcile("code")
+    world.mark_ready("east")
+    await world.reconcile("chat")
+    await world.reconcile("code")
+    assert world.pool_sizes("east")[POOL] == (4, 4)
+    refs = _register_nodes(world)
+    member = world.members["east"]
+    for i, ref in enumerate(refs[:3]):
+        member.put(_pod(f"chat-{i}", ref.name))
+    member.put(_pod("code-0", refs[3].name))
+
+    async def scale_chat(replicas: int, gone: str) -> None:
+        md = world.deployments["chat"]
+        world.set_spec(
+            "chat",
+            replicas=md.spec.replicas.model_copy(update={"min": replicas, "max": replicas}),
+        )
+        await world.reconcile("chat")
+        world.mark_ready("east")
+        member.remove(POD, gone, "default")
+        for _ in range(3):
+            world.clock.advance(5)
+            await world.reconcile("chat")
+
+    await scale_chat(2, "chat-0")
+    assert world.pool_sizes("east")[POOL] == (3, 3)
+    assert _removed(world) == [refs[0].name]
+    # refs[0]'s instance is gone; its Node lingers, NotReady (the kubelet stopped posting).
+    lingering = member.get(NODE, refs[0].name)
+    assert lingering is not None
+    status = {"conditions": [{"type": "Ready", "status": "Unknown"}]}
+    member.put({**lingering, "status": {**lingering.get("status", {}), **status}})
+
+    await scale_chat(1, "chat-1")
+    assert world.pool_sizes("east")[POOL] == (2, 2), "the pool kept a node it no longer needs"
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [refs[2].name, refs[3].name]
