@@ -148,21 +148,32 @@ def spec_problems(exc: ValidationError) -> str:
 def _reject(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
 ) -> None:
-    """A spec the schema let through but the models refuse: say what to change, once."""
-    problems = spec_problems(exc)
-    now = memo.clock().isoformat()
-    patch.status["observedGeneration"] = body.metadata.get("generation")
+    """A spec the schema let through but the models refuse: say what to change, once (one
+    Event per new message or generation, not one per periodic pass; the condition keeps its
+    ``lastTransitionTime``). Nothing else is done until the spec changes: no crash loop."""
+    generation = body.metadata.get("generation")
+    message = f"the spec is invalid: {spec_problems(exc)}"
+    conditions = (body.get("status") or {}).get("conditions") or []
+    old = next((c for c in conditions if c.get("type") == C.READY), None) or {}
+    if (old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
+        "InvalidSpec",
+        message,
+        generation,
+    ):
+        return  # said already
+    since = old.get("lastTransitionTime") if old.get("status") == "False" else None
+    patch.status["observedGeneration"] = generation
     patch.status["conditions"] = [
         {
             "type": C.READY,
             "status": "False",
             "reason": "InvalidSpec",
-            "message": f"the spec is invalid: {problems}",
-            "observedGeneration": body.metadata.get("generation"),
-            "lastTransitionTime": now,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": since or memo.clock().isoformat(),
         }
     ]
-    kopf.event(body, type="Warning", reason="InvalidSpec", message=problems[:1000])
+    kopf.event(body, type="Warning", reason="InvalidSpec", message=message[:1000])
 
 
 @kopf.on.delete(*MD)

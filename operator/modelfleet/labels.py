@@ -127,8 +127,8 @@ DEMAND_FOR_DEPLOYMENT: Final = f"activator.{PREFIX}/deployment"
 DEMAND_RELEASE: Final = f"activator.{PREFIX}/release"
 """Label: the chart release whose gateway wrote the Lease (``$MODELFLEET_RELEASE``, which the
 chart sets on the gateway and the operator); absent when the gateway runs without it. The
-operator's sweep of Leases naming no deployment (``loop/lease_sweep.py``) deletes only its
-own release's."""
+operator's sweep of Leases naming no deployment (``loop/lease_sweep.py``) deletes its own
+release's and unlabelled ones under the gateway's naming, never another release's."""
 RELEASE_ENV: Final = "MODELFLEET_RELEASE"
 """Environment variable naming the chart release (``.Release.Name``)."""
 

@@ -87,15 +87,11 @@ async def test_only_this_releases_stale_leases_naming_no_deployment_go(
     )
     sweep = DemandLeaseSweep(namespace=SYSTEM_NS, client=client, clock=lambda: LATER, release="mf")
 
-    assert await sweep.sweep() == ["team.gone"]
-    assert _names(kube) == {
-        "team.unseen",
-        "team.young",
-        "team.theirs",
-        "team.unlabelled",
-        "someone-elses",
-    }
-    assert sweep.deleted == 1
+    # The unlabelled one (written before the release label) goes too: named as the gateway
+    # names it, stale, and its deployment does not exist (test_pre_label_leases_...).
+    assert await sweep.sweep() == ["team.gone", "team.unlabelled"]
+    assert _names(kube) == {"team.unseen", "team.young", "team.theirs", "someone-elses"}
+    assert sweep.deleted == 2
 
     # Later on: the young one has aged and still names nothing; the rest stays.
     aged = DemandLeaseSweep(
@@ -106,11 +102,12 @@ async def test_only_this_releases_stale_leases_naming_no_deployment_go(
     )
     assert await aged.sweep() == ["team.young"]
     # An operator run by hand (no release) sweeps only the unlabelled Leases.
+    kube.put(LEASES, _lease("unlabelled", release=None, renewed=old))
     by_hand = DemandLeaseSweep(namespace=SYSTEM_NS, client=client, clock=lambda: LATER)
     assert await by_hand.sweep() == ["team.unlabelled"]
     assert _names(kube) == {"team.unseen", "team.theirs", "someone-elses"}
     deletes = [p for m, p in kube.requests() if m == "DELETE"]
-    assert len(deletes) == 3
+    assert len(deletes) == 4
 
 
 async def test_the_grace_period_counts_from_the_later_of_renewal_and_creation(
@@ -162,3 +159,56 @@ async def test_a_delete_at_an_older_version_is_refused_by_the_precondition(
     assert _names(kube) == {"team.gone"}
     listed, _ = await client.list_versioned(LEASE, {DEMAND_LEASE: "true"}, namespace=SYSTEM_NS)
     assert [o["metadata"]["name"] for o in listed] == ["team.gone"]
+
+
+async def test_pre_label_leases_go_only_when_named_by_the_gateway_and_nobodys(
+    hub: tuple[KubeEmulator, KubernetesClusterClient],
+) -> None:
+    """Leases written before ``activator.modelfleet.io/release`` existed carry no release
+    label. The operator of a release sweeps one only when it could be nobody's: named
+    exactly as a gateway names the Lease of the deployment it names, not renewed within the
+    grace period, that deployment absent from the hub (a 404; a 403 keeps it), and at the
+    listed resourceVersion. Another release's labelled Lease stays whatever it names."""
+    kube, client = hub
+    old = LATER - timedelta(hours=1)
+    kube.put(
+        MDS,
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "alive", "namespace": "team"},
+            "spec": {},
+        },
+    )
+    renamed = _lease("renamed", release=None, renewed=old)
+    renamed["metadata"]["name"] = "legacy-lease"  # names team/renamed, but not our naming
+    refused = _lease("refused", release=None, renewed=old)
+    for lease in (
+        _lease("legacy", release=None, renewed=old),  # goes
+        _lease("alive", release=None, renewed=old),  # its deployment exists
+        _lease("fresh", release=None, renewed=LATER - timedelta(seconds=20)),  # renewed
+        _lease("forbidden", release=None, renewed=old, ns="secret"),  # the hub says 403
+        _lease("other", release="other", renewed=old),  # another release's
+        renamed,
+        refused,
+    ):
+        kube.put(LEASES, lease)
+    kube.refuse(
+        "GET", "/apis/modelfleet.io/v1alpha1/namespaces/secret/modeldeployments/forbidden", 403
+    )
+    # Renewed between the LIST and the DELETE: the server's 409 keeps it.
+    kube.refuse(
+        "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM_NS}/leases/team.refused", 409
+    )
+    sweep = DemandLeaseSweep(namespace=SYSTEM_NS, client=client, clock=lambda: LATER, release="mf")
+    assert await sweep.sweep() == ["team.legacy"]
+    assert _names(kube) == {
+        "team.alive",
+        "team.fresh",
+        "secret.forbidden",
+        "team.other",
+        "legacy-lease",
+        "team.refused",
+    }
+    deletes = [p for m, p in kube.requests() if m == "DELETE"]
+    assert [p.rsplit("/", 1)[-1].split("?")[0] for p in deletes] == ["team.legacy", "team.refused"]

@@ -115,3 +115,21 @@ async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:
         assert body is not None
         retiring = body["status"]["retiring"]
         assert [(r["cluster"], r["replicas"], r["ready"]) for r in retiring] == [("east", 2, 2)]
+
+        # Nothing is missing: the status says so while the window lasts (br5: it said
+        # "2 replica(s) unplaced" and Degraded while both served).
+        status = body["status"]
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert status["replicas"]["unplaced"] == 0, status["replicas"]
+        assert status["replicas"]["onDemand"] == 2, status["replicas"]
+        assert conditions["Degraded"]["status"] == "False", conditions["Degraded"]
+        assert conditions["Ready"]["status"] == "True", conditions["Ready"]
+        assert "east while it fails back" in conditions["Progressing"]["message"]
+        assert status["regions"] == "us-east-1", "the Regions column shows where it serves"
+        assert status["costPerHour"] == pytest.approx(20.0), "east's two $10/h nodes are paid"
+        # kopf posts Events in the background: the status may be written first.
+        await eventually(
+            lambda: bool(fleet.events("ClusterFailingBack")), what="a ClusterFailingBack Event"
+        )
+        kept = fleet.events("ClusterFailingBack")
+        assert all("kept serving" in e["message"] for e in kept), kept

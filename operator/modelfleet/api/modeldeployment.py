@@ -553,7 +553,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     slo: SloStatus | None = Field(default=None, description="Observed SLO figures.")
     cost_per_hour: float | None = Field(
-        default=None, description="Cost of the placed node capacity, USD per hour."
+        default=None,
+        description="Cost of the node capacity held, USD per hour: the placed replicas' "
+        "and that of retiring replicas still kept (status.retiring).",
     )
     headroom_cost_per_hour: float | None = Field(
         default=None,

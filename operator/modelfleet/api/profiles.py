@@ -10,10 +10,11 @@ and kubectl/GitOps keep it beside the objective it was measured against.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from modelfleet.api.common import ApiModel, GpuName
 
@@ -21,9 +22,51 @@ from modelfleet.api.common import ApiModel, GpuName
 class ProfilePoint(ApiModel):
     """One step of the rate sweep: the latency a replica gave at one offered rate."""
 
-    requests_per_second: float = Field(ge=0, description="Rate achieved at this step.")
+    requests_per_second: float = Field(gt=0, description="Rate achieved at this step.")
     ttft_p95_ms: float | None = Field(default=None, ge=0, description="TTFT p95 at that rate.")
     tpot_p95_ms: float | None = Field(default=None, ge=0, description="TPOT p95 at that rate.")
+
+
+CURVE_LATENCIES = (("ttft_p95_ms", "ttftP95Ms"), ("tpot_p95_ms", "tpotP95Ms"))
+"""The latency fields of a curve point: (attribute, API name)."""
+
+
+def curve_problems(curve: Sequence[ProfilePoint]) -> list[str]:
+    """What makes ``curve`` unreadable as a latency-vs-load curve, one message per problem
+    naming the point (``curve.2.requestsPerSecond``) but never a value; [] when valid.
+
+    The rules (docs/api.md, "The latency-vs-load curve"): the rates rise strictly from one
+    point to the next (lowest rate first, each rate once: a list out of order or with a
+    repeated rate is a mistake, and the curve would otherwise be re-sorted or averaged
+    without a word), each point carries a TTFT or TPOT p95, and neither latency falls as
+    the rate rises (a lower p95 at a higher rate cannot be inverted into a load; the
+    operator used to read such a curve as its running maximum, silently). The CRD schema
+    cannot state any of this without CEL (the operator supports API servers from 1.19),
+    so ``modelfleet validate``/``plan`` and the operator (``InvalidSpec``) check it.
+    """
+    problems: list[str] = []
+    for j, point in enumerate(curve):
+        if point.ttft_p95_ms is None and point.tpot_p95_ms is None:
+            problems.append(f"curve.{j} has neither ttftP95Ms nor tpotP95Ms")
+        if j and point.requests_per_second <= curve[j - 1].requests_per_second:
+            problems.append(
+                f"curve.{j}.requestsPerSecond is not above curve.{j - 1}'s: list the "
+                "points lowest rate first, each rate once"
+            )
+    for attr, name in CURVE_LATENCIES:
+        top: tuple[int, float] | None = None
+        for j, point in enumerate(curve):
+            value = getattr(point, attr)
+            if value is None:
+                continue
+            if top is not None and value < top[1]:
+                problems.append(
+                    f"curve.{j}.{name} is below curve.{top[0]}.{name}: a p95 latency cannot "
+                    "fall as the rate rises (measure again or leave the value out)"
+                )
+            elif top is None or value > top[1]:
+                top = (j, value)
+    return problems
 
 
 class ProfileMeasurement(ApiModel):
@@ -42,10 +85,20 @@ class ProfileMeasurement(ApiModel):
         default=None,
         max_length=64,
         description=(
-            "The sweep: latency per rate, lowest rate first (the online correction reads "
-            "the capacity from observed latency against it)."
+            "The sweep: latency per rate, rates rising strictly from point to point, "
+            "every point with a TTFT or TPOT p95, no latency falling as the rate rises "
+            "(checked by modelfleet validate and the operator; the online correction "
+            "reads the capacity from observed latency against it)."
         ),
     )
+
+    @field_validator("curve")
+    @classmethod
+    def _curve_readable(cls, curve: list[ProfilePoint] | None) -> list[ProfilePoint] | None:
+        problems = curve_problems(curve or [])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return curve
 
 
 class CapacityProfileSpec(ApiModel):

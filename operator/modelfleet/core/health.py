@@ -136,4 +136,6 @@ def failing_back(cluster: ClusterView, failover: FailoverPolicy, now: datetime) 
     waited = (now - back).total_seconds()
     if waited >= failover.failback_after_seconds:
         return None
-    return f"back for {waited:.0f}s of {failover.failback_after_seconds}s failback"
+    # The start, not the seconds elapsed: the text (status.retiring, Events) stays the same
+    # from one pass to the next.
+    return f"back since {back.isoformat()}, failback after {failover.failback_after_seconds}s"

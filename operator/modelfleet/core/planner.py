@@ -614,10 +614,12 @@ def _changes(
     out: list[Reason] = []
     for r in ex.retiring:
         code = r.reason.split(":", 1)[0]
+        # Failing back, nothing replaces them: they serve on and become sticky again.
+        what = "lost" if r.lost else "kept serving" if code == R.CLUSTER_FAILING_BACK else "retiring"
         out.append(
             Reason(
                 code,
-                f"{r.replicas} replica(s) {'lost' if r.lost else 'retiring'}: {r.reason}",
+                f"{r.replicas} replica(s) {what}: {r.reason}",
                 r.cluster,
                 r.instance_type,
                 r.capacity_type,

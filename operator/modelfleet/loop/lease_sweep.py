@@ -12,9 +12,16 @@ route backend that never existed, leave their Lease behind for good.
 only when all of these hold:
 
 - it carries this release's label (``labels.DEMAND_RELEASE`` equal to the operator's
-  ``$MODELFLEET_RELEASE``; both absent for an operator and a gateway run by hand): a Lease
-  of another release sharing the namespace is never touched, nor one written before the
-  label existed (delete those by hand, once: docs/gateway.md);
+  ``$MODELFLEET_RELEASE``; both absent for an operator and a gateway run by hand), or no
+  release label at all and exactly the name a gateway gives the Lease of the deployment
+  it names (``labels.demand_lease_name``): a Lease written before the label existed (or
+  by a gateway run by hand). A Lease labelled with another release is never touched. An
+  unlabelled one may have been written by any release's gateway sharing the namespace,
+  but the conditions below make it nobody's: the deployment it names does not exist on
+  the hub (there is one ModelDeployment of a name on an API server, whatever the release),
+  and no gateway has renewed it for the grace period (one holding requests renews every
+  15 s). A same-named Lease written by hand, or by something else, under another name is
+  left alone;
 - it was neither renewed nor created within ``grace_seconds`` (600 s, five times the
   operator's 120 s freshness window): a gateway that is still holding requests renews it
   every 15 s, and one it has just created for a deployment the operator's cache has not
@@ -41,7 +48,7 @@ from typing import Any, Protocol
 
 from modelfleet.clusters import ClusterConflict, ClusterError, ClusterNotFound, ResourceKind
 from modelfleet.clusters.objects import JsonObject
-from modelfleet.labels import DEMAND_LEASE, DEMAND_RELEASE, zoned_time
+from modelfleet.labels import DEMAND_LEASE, DEMAND_RELEASE, demand_lease_name, zoned_time
 from modelfleet.loop.demand_leases import LEASE, MODEL_DEPLOYMENT, lease_deployment
 
 log = logging.getLogger(__name__)
@@ -101,8 +108,8 @@ def last_written(lease: Mapping[str, Any]) -> datetime | None:
 
 
 class DemandLeaseSweep:
-    """Deletes this release's stale demand Leases naming no ModelDeployment (see the module
-    docstring). ``namespace`` is the gateway's (where the Leases live), ``release`` the
+    """Deletes this release's stale demand Leases naming no ModelDeployment, and unlabelled
+    ones of the gateway's naming (see the module docstring). ``namespace`` is the gateway's (where the Leases live), ``release`` the
     operator's ``$MODELFLEET_RELEASE`` (None: run by hand), ``clock`` the operator's."""
 
     def __init__(
@@ -125,9 +132,9 @@ class DemandLeaseSweep:
     async def sweep(self) -> list[str]:
         """One sweep; returns the names of the Leases deleted. Raises the client's typed
         errors of the LIST only (each Lease's own GET and DELETE errors keep that Lease)."""
+        # Every demand Lease of the namespace: this release's and the unlabelled ones
+        # (a label selector cannot ask for "equal to r or absent" in one LIST).
         selector = {DEMAND_LEASE: "true"}
-        if self.release is not None:
-            selector[DEMAND_RELEASE] = self.release
         leases, _ = await self._client.list_versioned(LEASE, selector, namespace=self.namespace)
         cutoff = self._clock() - timedelta(seconds=self.settings.grace_seconds)
         deleted: list[str] = []
@@ -136,8 +143,8 @@ class DemandLeaseSweep:
             name = str(meta.get("name") or "")
             if not name or meta.get("deletionTimestamp"):
                 continue
-            if (meta.get("labels") or {}).get(DEMAND_RELEASE) != self.release:
-                continue  # another release's (or written before the label): not ours
+            if not self._ours(lease):
+                continue  # another release's, or an unlabelled one under a name not ours
             written = last_written(lease)
             if written is None or written > cutoff:
                 continue  # young, renewed, or of unknown age
@@ -169,6 +176,19 @@ class DemandLeaseSweep:
                     written.isoformat(),
                 )
         return deleted
+
+    def _ours(self, lease: Mapping[str, Any]) -> bool:
+        """Whether the sweep may consider ``lease``: labelled with this release, or with no
+        release label and named as a gateway names the Lease of the deployment it names
+        (written before the label existed, or by a gateway run by hand)."""
+        meta = lease.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if DEMAND_RELEASE in labels:
+            return bool(labels[DEMAND_RELEASE] == self.release)
+        if self.release is None:
+            return True  # run by hand: the unlabelled Leases are its own
+        target = lease_deployment(lease)
+        return target is not None and meta.get("name") == demand_lease_name(*target)
 
     async def _names_a_deployment(self, lease: Mapping[str, Any]) -> bool:
         """Whether the ModelDeployment the Lease names exists, or might (any answer of the

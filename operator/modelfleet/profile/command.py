@@ -179,18 +179,29 @@ def sweep_curve(steps: Sequence[StepResult]) -> list[dict[str, float]]:
     """Every step that completed a request, lowest rate first, as
     ``measurement.curve`` points: achieved requests/s (the rate the capacity point is
     stated in), TTFT p95 and TPOT p95 in ms (docs/api.md). At most 64 points (the CRD's
-    limit; a search makes ~10)."""
+    limit; a search makes ~10).
+
+    The curve is one the API accepts (``api.profiles.curve_problems``): a step whose
+    achieved rate is not above the last one kept (an engine past saturation serves less
+    at a higher offered rate) is left out, and so is a p95 lower than one kept at a lower
+    rate (noise on the flat floor); a step left with neither latency goes too. Nothing is
+    changed: every value written is one measured."""
     points: list[dict[str, float]] = []
+    top: dict[str, float] = {}
     for s in sorted(steps, key=lambda s: s.rate):
-        if not s.ok or s.achieved <= 0:
+        rate = round(s.achieved, 3)
+        if not s.ok or rate <= 0 or (points and rate <= points[-1]["requestsPerSecond"]):
             continue
-        point = {"requestsPerSecond": round(s.achieved, 3)}
+        point = {"requestsPerSecond": rate}
         ttft, tpot = s.ttft_ms(0.95), s.tpot_ms(0.95)
-        if ttft is not None:
-            point["ttftP95Ms"] = round(ttft, 1)
-        if tpot is not None:
-            point["tpotP95Ms"] = round(tpot, 2)
-        points.append(point)
+        for name, value in (
+            ("ttftP95Ms", None if ttft is None else round(ttft, 1)),
+            ("tpotP95Ms", None if tpot is None else round(tpot, 2)),
+        ):
+            if value is not None and value >= top.get(name, value):
+                point[name] = top[name] = value
+        if len(point) > 1:
+            points.append(point)
     return points[:64]
 
 

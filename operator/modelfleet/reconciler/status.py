@@ -31,6 +31,7 @@ from modelfleet.api.modeldeployment import (
 )
 from modelfleet.core import DecisionState, Plan, unsatisfiable
 from modelfleet.core import reasons as R
+from modelfleet.core.result import Retiring
 from modelfleet.reconciler.observe import Observation
 
 Status = Literal["True", "False", "Unknown"]
@@ -289,14 +290,25 @@ def build_status(
             )
         )
     wanted = plan.desired_replicas + plan.standby_replicas
-    ready = sum(x.ready for x in placements) + sum(r.ready for r in retiring)
-    spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot")
+    placed_ready = sum(x.ready for x in placements)
+    ready = placed_ready + sum(r.ready for r in retiring)
+    cover = cover_shortfall(plan.unplaced, retiring)
+    unplaced = plan.unplaced - cover.held - cover.stranded
     terminal = unsatisfiable(plan)
 
     # CapacityAvailable: could every wanted replica be placed where the plan wanted it?
+    # Replicas kept on a cluster inside its failback window are (they go back to it when
+    # the window ends); replicas that still serve where the spec no longer allows them are
+    # not, but the message says they serve.
+    short = plan.unplaced - cover.held
     stocked_out = [r for r in plan.retiring if r.lost and r.reason.startswith(STOCKOUT_CODES)]
     blocked = [r for r in plan.reasons if r.code == R.STOCKOUT]
-    if plan.unplaced == 0 and (capacity_errors or stocked_out or blocked):
+    held_note = (
+        f" ({cover.held} kept on {cover.held_on} until its failback window ends)"
+        if cover.held
+        else ""
+    )
+    if short == 0 and (capacity_errors or stocked_out or blocked):
         detail = (
             "; ".join(capacity_errors)
             or "; ".join(r.reason for r in stocked_out)
@@ -308,51 +320,67 @@ def build_status(
             C.CAPACITY_AVAILABLE,
             "False",
             "Stockout",
-            f"capacity ran out ({detail}); {wanted} replica(s) placed on the next candidates",
+            f"capacity ran out ({detail}); {wanted} replica(s) placed on the next "
+            f"candidates{held_note}",
         )
-    elif plan.unplaced == 0:
-        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed")
+    elif short == 0:
+        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed{held_note}")
     else:
         code = terminal.code if terminal is not None else "InsufficientCapacity"
         detail = terminal.message if terminal is not None else _first_reason(plan)
+        stranded_note = (
+            f"; {cover.stranded} of them still serve on {cover.stranded_on} (retiring)"
+            if cover.stranded
+            else ""
+        )
         put(
             C.CAPACITY_AVAILABLE,
             "False",
             code,
-            f"{plan.unplaced} of {wanted} replica(s) could not be placed: {detail}",
+            f"{short} of {wanted} replica(s) could not be placed: {detail}{stranded_note}",
         )
 
     # Ready: is the deployment serving what it should?
+    on_retiring = ready - placed_ready
     if terminal is not None and plan.placed_replicas == 0:
-        put(C.READY, "False", terminal.code, terminal.message)
+        still = f"; {on_retiring} replica(s) still serve (retiring)" if on_retiring else ""
+        put(C.READY, "False", terminal.code, terminal.message + still)
     elif wanted == 0:
         put(C.READY, "True", "ScaledToZero", "scaled to zero; the first request scales it up")
     elif ready >= plan.desired_replicas and ready > 0:
-        put(C.READY, "True", "AllReplicasReady", f"{ready} of {wanted} replica(s) ready")
+        put(C.READY, "True", "AllReplicasReady", _ready_message(ready, wanted, on_retiring))
     else:
         put(
             C.READY,
             "False",
             "ReplicasNotReady",
-            f"{ready} of {wanted} replica(s) ready (desired {plan.desired_replicas})",
+            f"{_ready_message(ready, wanted, on_retiring)} (desired {plan.desired_replicas})",
         )
 
     # Progressing: is a rollout, scale or failover under way?
-    if plan.retiring or ready < plan.placed_replicas:
-        moving = sum(r.replicas for r in plan.retiring)
-        suffix = (
-            f"; {moving} replica(s) retiring after their replacements are ready" if moving else ""
-        )
-        put(
-            C.PROGRESSING,
-            "True",
-            "RolloutInProgress",
-            f"{ready} of {plan.placed_replicas} placed replica(s) ready{suffix}",
-        )
+    if plan.retiring or placed_ready < plan.placed_replicas:
+        parts = []
+        if plan.placed_replicas:
+            parts.append(f"{placed_ready} of {plan.placed_replicas} placed replica(s) ready")
+        held_back = sum(r.replicas for r in plan.retiring if not r.lost and _failing_back(r))
+        moving = sum(r.replicas for r in plan.retiring if not r.lost and not _failing_back(r))
+        gone = sum(r.replicas for r in plan.retiring if r.lost)
+        if moving:
+            parts.append(f"{moving} replica(s) retiring after their replacements are ready")
+        if held_back:
+            parts.append(
+                f"{held_back} replica(s) kept serving on "
+                + ", ".join(sorted({r.cluster for r in plan.retiring if _failing_back(r)}))
+                + " while it fails back"
+            )
+        if gone:
+            parts.append(f"{gone} lost replica(s) being replaced")
+        put(C.PROGRESSING, "True", "RolloutInProgress", "; ".join(parts))
     else:
         put(C.PROGRESSING, "False", "Stable", "placement and replicas are stable")
 
-    # Degraded: is something broken that a human may need to look at?
+    # Degraded: is something broken that a human may need to look at? Not a failback that
+    # keeps every replica serving: it ends by itself (docs/gitops.md).
     degraded: list[str] = list(problems)
     lost = [r for r in plan.retiring if r.lost]
     if lost:
@@ -361,12 +389,16 @@ def build_status(
             + ", ".join(sorted({f"{r.cluster} ({r.reason})" for r in lost}))
             + "; replaced elsewhere"
         )
-    if plan.unplaced:
-        degraded.append(f"{plan.unplaced} replica(s) unplaced")
-    if degraded:
-        reason = (
-            "ClusterFailed" if lost else ("PartiallyPlaced" if plan.unplaced else "ClusterErrors")
+    if unplaced:
+        degraded.append(f"{unplaced} replica(s) unplaced (none serves in their stead)")
+    if cover.stranded:
+        degraded.append(
+            f"{cover.stranded} replica(s) could not be placed within the spec; they still "
+            f"serve on {cover.stranded_on} (retiring)"
         )
+    if degraded:
+        partial = unplaced or cover.stranded
+        reason = "ClusterFailed" if lost else ("PartiallyPlaced" if partial else "ClusterErrors")
         if terminal is not None:
             reason = terminal.code
         put(C.DEGRADED, "True", reason, "; ".join(degraded))
@@ -376,7 +408,11 @@ def build_status(
     status, reason, message = slo_met(md, slo)
     put(C.SLO_MET, status, reason, message)
 
-    held = sorted({p.region for p in plan.placements if p.replicas > 0})
+    spot = sum(p.replicas for p in plan.placements if p.capacity_type == "Spot") + cover.spot
+    held = sorted(
+        {p.region for p in plan.placements if p.replicas > 0}
+        | {r.region for r in retiring if r.ready > 0 and r.region}
+    )
     return ModelDeploymentStatus(
         observed_generation=generation,
         conditions=[
@@ -386,8 +422,8 @@ def build_status(
             desired=plan.desired_replicas,
             ready=ready,
             spot=spot,
-            on_demand=plan.placed_replicas - spot,
-            unplaced=plan.unplaced,
+            on_demand=plan.placed_replicas + cover.held + cover.stranded - spot,
+            unplaced=unplaced,
         ),
         placements=placements,
         retiring=retiring or None,
@@ -401,7 +437,7 @@ def build_status(
             running_per_replica=slo.running_per_replica,
             met=None if status == "Unknown" else status == "True",
         ),
-        cost_per_hour=round(plan.cost_per_hour, 4),
+        cost_per_hour=round(plan.cost_per_hour + _retiring_cost(plan, retiring), 4),
         headroom_cost_per_hour=(
             round(plan.headroom_cost_per_hour, 4) if md.spec.failover.tolerate_region_loss else None
         ),
@@ -436,3 +472,66 @@ def _first_reason(plan: Plan) -> str:
         if not reason.cluster:
             return reason.message
     return plan.reasons[0].message if plan.reasons else "no candidate had room"
+
+
+@dataclass(frozen=True)
+class Cover:
+    """How much of the plan's shortfall (``Plan.unplaced``) replicas still serving on
+    retiring pools make up for: ``held`` on a cluster inside its failback window (they go
+    back to it when the window ends), ``stranded`` elsewhere (a make-before-break move
+    whose replacements could not be placed). ``spot`` of them are Spot; ``held_on`` and
+    ``stranded_on`` name the clusters."""
+
+    held: int = 0
+    stranded: int = 0
+    spot: int = 0
+    held_on: str = ""
+    stranded_on: str = ""
+
+
+def cover_shortfall(shortfall: int, retiring: Sequence[RetiringStatus]) -> Cover:
+    """The part of ``shortfall`` (replicas the plan could not place, >= 0) made up by the
+    Ready replicas of ``retiring`` (non-lost retirees with their observed ready count):
+    each serving replica stands in for one unplaced replica, failing-back ones first. A
+    replica that serves is not unplaced; one that does not serve counts for nothing."""
+    left = shortfall
+    held = stranded = spot = 0
+    held_on: set[str] = set()
+    stranded_on: set[str] = set()
+    for r in sorted(retiring, key=lambda r: not _failing_back(r)):
+        take = min(left, r.ready)
+        if take <= 0:
+            continue
+        left -= take
+        if _failing_back(r):
+            held += take
+            held_on.add(r.cluster)
+        else:
+            stranded += take
+            stranded_on.add(r.cluster)
+        if r.capacity_type == "Spot":
+            spot += take
+    return Cover(held, stranded, spot, ", ".join(sorted(held_on)), ", ".join(sorted(stranded_on)))
+
+
+def _failing_back(r: RetiringStatus | Retiring) -> bool:
+    return r.reason.startswith(R.CLUSTER_FAILING_BACK)
+
+
+def _ready_message(ready: int, wanted: int, on_retiring: int) -> str:
+    if not on_retiring:
+        return f"{ready} of {wanted} replica(s) ready"
+    return f"{ready} of {wanted} replica(s) ready, {on_retiring} of them on retiring replicas"
+
+
+def _retiring_cost(plan: Plan, retiring: Sequence[RetiringStatus]) -> float:
+    """USD per hour of the nodes kept for ``retiring`` replicas (they serve until replaced,
+    or until their cluster's failback window ends) in pools the plan places nothing on: the
+    plan's own cost leaves them out, but they are paid for."""
+    placed = {(p.cluster, p.instance_type, p.capacity_type) for p in plan.placements}
+    kept = {(r.cluster, r.instance_type, r.capacity_type) for r in retiring} - placed
+    return sum(
+        n.nodes * n.price_per_node_hour
+        for n in plan.node_pools
+        if (n.cluster, n.instance_type, n.capacity_type) in kept
+    )

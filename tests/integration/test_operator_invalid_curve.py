@@ -1,0 +1,104 @@
+"""A capacity profile whose ``measurement.curve`` cannot be read as a latency-vs-load curve
+(points out of order, a repeated rate, a latency that falls as the load rises), with the
+real operator (kopf + handlers) against KMock emulators. A 1.19 API server's structural
+schema cannot state these rules (no CEL), so the operator refuses the spec itself: Ready=False
+with reason ``InvalidSpec`` and a message naming the point, one Warning Event (not one per
+pass), nothing placed; a fixed curve is then reconciled. It used to be re-sorted and read as
+its running maximum without a word."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.operator_harness import (
+    MD_PATH,
+    Fleet,
+    eventually,
+    fleet_cluster,
+    fleet_of,
+    model_deployment,
+    operator,
+)
+
+pytestmark = pytest.mark.integration
+
+CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
+    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
+        yield running
+
+
+def _profiles(curve: list[dict[str, float]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "gpu": "H100",
+            "source": "Measured",
+            "prefillTokensPerSecond": 40000,
+            "decodeTokensPerSecond": 4000,
+            "measurement": {"requestsPerSecond": 12.9, "curve": curve},
+        }
+    ]
+
+
+def _ready(md: dict[str, Any] | None) -> dict[str, Any]:
+    conditions = ((md or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
+    fleet: Fleet,
+) -> None:
+    unsorted = [
+        {"requestsPerSecond": 8.0, "ttftP95Ms": 140, "tpotP95Ms": 29.5},
+        {"requestsPerSecond": 4.0, "ttftP95Ms": 120, "tpotP95Ms": 24.0},
+        {"requestsPerSecond": 12.9, "ttftP95Ms": 100, "tpotP95Ms": 38.2},
+    ]
+    async with operator(fleet):
+        await fleet.until_healthy("east")
+        md = model_deployment("llama", capacityProfiles=_profiles(unsorted))
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+
+        async def invalid() -> dict[str, Any] | None:
+            ready = _ready(await fleet.md("llama"))
+            return ready if ready.get("reason") == "InvalidSpec" else None
+
+        ready = await eventually(invalid, what="Ready=False InvalidSpec on llama")
+        assert ready["status"] == "False"
+        where = "spec.capacityProfiles.0.measurement.curve"
+        assert where in ready["message"], ready["message"]
+        assert "curve.1.requestsPerSecond is not above curve.0's" in ready["message"]
+        assert "curve.2.ttftP95Ms is below curve.0.ttftP95Ms" in ready["message"]
+
+        def posted() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in fleet.events("InvalidSpec")
+                if (e.get("involvedObject") or {}).get("name") == "llama"
+            ]
+
+        await eventually(posted, what="an InvalidSpec Event")  # kopf posts in the background
+        await asyncio.sleep(3.0)  # several passes of the operator's loop: still one Event
+        events = posted()
+        assert len(events) == 1, events
+        assert events[0]["type"] == "Warning" and where in events[0]["message"]
+        assert _ready(await fleet.md("llama")) == ready  # not rewritten by every pass
+        assert fleet.replicas("east") == 0, "an invalid spec placed replicas"
+
+        fixed = sorted(unsorted, key=lambda p: p["requestsPerSecond"])
+        fixed[2] = {**fixed[2], "ttftP95Ms": 181}
+        await fleet.kubectl.patch(
+            MD_PATH.format(ns="default") + "/llama", {"spec": {"capacityProfiles": _profiles(fixed)}}
+        )
+        await eventually(lambda: fleet.replicas("east") == 2, what="placed once fixed")
+
+        async def no_longer_invalid() -> bool:
+            return _ready(await fleet.md("llama")).get("reason") not in (None, "InvalidSpec")
+
+        await eventually(no_longer_invalid, what="Ready no longer InvalidSpec")
