@@ -21,9 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from modelfleet.api.common import CapacityType
 from modelfleet.core import ExistingPlacement, Plan
+
+if TYPE_CHECKING:
+    from modelfleet.providers import NodeRef
 
 PoolKey = tuple[str, str, CapacityType]
 """(cluster, instance type, capacity type): one node pool."""
@@ -68,7 +72,7 @@ class PoolLedger:
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
         self._leaving: dict[PoolKey, int] = {}
         self._cordoned: set[PoolKey] = set()
-        self._removed: dict[PoolKey, frozenset[str]] = {}
+        self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -297,13 +301,13 @@ class PoolLedger:
         else:
             self._cordoned.discard(pool)
 
-    def removed(self, pool: PoolKey) -> frozenset[str]:
-        """Names of ``pool``'s nodes this process had removed and may still see listed."""
+    def removed(self, pool: PoolKey) -> frozenset[NodeRef]:
+        """``pool``'s nodes this process had removed and may still see listed."""
         return self._removed.get(pool, frozenset())
 
-    def set_removed(self, pool: PoolKey, names: frozenset[str]) -> None:
-        if names:
-            self._removed[pool] = names
+    def set_removed(self, pool: PoolKey, nodes: frozenset[NodeRef]) -> None:
+        if nodes:
+            self._removed[pool] = nodes
         else:
             self._removed.pop(pool, None)
 

@@ -190,7 +190,7 @@ async def _one(
                 result = await provider.remove_nodes(spec, chosen)
                 ledger.asked(pool, total)
                 ledger.set_cordoned(pool, False)
-                ledger.set_removed(pool, ledger.removed(pool) | {n.name for n in chosen})
+                ledger.set_removed(pool, ledger.removed(pool) | set(chosen))
             elif hold:
                 result = await provider.get_pool(spec)  # no resize by count: it waits
             elif before != total:
@@ -298,17 +298,19 @@ async def _shrink(
 def _without_removed(nodes: PoolNodes, pool: PoolKey, ledger: PoolLedger) -> PoolNodes:
     """``nodes`` less those this process already had removed: a removed instance's Node
     lingers until the cloud controller deletes it, and naming it again removes nothing
-    (the pool would keep a node it no longer needs, the request counted as done). The
-    memory keeps only names still listed."""
+    (the pool would keep a node it no longer needs, the request counted as done). Known
+    by name and providerID (an EKS node name, from the private IP, can come back on a new
+    instance); the memory keeps only nodes still listed."""
     gone = ledger.removed(pool)
     if not gone:
         return nodes
-    still = gone & nodes.names
+    still = gone & nodes.refs
     ledger.set_removed(pool, still)
+    names = {r.name for r in still}
     return replace(
         nodes,
-        empty=tuple(n for n in nodes.empty if n.name not in still),
-        ours=tuple(n for n in nodes.ours if n not in still),
+        empty=tuple(n for n in nodes.empty if n not in still),
+        ours=tuple(n for n in nodes.ours if n not in names),
         registered=nodes.registered - len(still),
     )
 

@@ -81,8 +81,8 @@ class PoolNodes:
     sorted (a NotReady one may be a removed instance whose Node is not deleted yet)."""
     held: frozenset[str] = frozenset()
     """Names of nodes cordoned by someone else (unschedulable, no ``CORDON_ANNOTATION``)."""
-    names: frozenset[str] = frozenset()
-    """Names of every Node of the pool."""
+    refs: frozenset[NodeRef] = frozenset()
+    """Every Node of the pool (providerID "" when it has none)."""
 
 
 def _workload(pod: Mapping[str, Any]) -> bool:
@@ -134,7 +134,10 @@ def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> 
         registered=len(names),
         ours=tuple(sorted(ours)),
         held=frozenset(held),
-        names=frozenset(names),
+        refs=frozenset(
+            NodeRef(node_info(n).name, str((n.get("spec") or {}).get("providerID") or ""))
+            for n in nodes
+        ),
     )
 
 
