@@ -13,6 +13,7 @@ when resized by count.
 
 from __future__ import annotations
 
+import pytest
 from reconciler_world import model_deployment
 from test_shared_pool_loses_the_empty_node import (
     POOL,
@@ -59,9 +60,12 @@ async def test_a_shrink_on_the_first_pass_after_a_restart_never_takes_a_serving_
     assert node is not None and not node["spec"].get("unschedulable")
 
 
-async def test_a_node_cordoned_for_a_removal_that_failed_is_uncordoned_when_kept() -> None:
-    """The removal of the cordoned node fails (throttled); before it is retried, demand
-    comes back and the pool keeps all its nodes. The node the operator cordoned must take
+@pytest.mark.parametrize("restart", [False, True], ids=["same-process", "after-a-restart"])
+async def test_a_node_cordoned_for_a_removal_that_failed_is_uncordoned_when_kept(
+    restart: bool,
+) -> None:
+    """The removal of the cordoned node fails (throttled; or the operator restarts before
+    retrying it); before it is retried, demand comes back and the pool keeps all its nodes. The node the operator cordoned must take
     pods again: a node left cordoned counts as capacity to the cloud (Ready) but the new
     replica could never be scheduled there. A node someone else cordoned stays cordoned."""
     world = _world()
@@ -79,6 +83,8 @@ async def test_a_node_cordoned_for_a_removal_that_failed_is_uncordoned_when_kept
     admin = member.get(NODE, refs[2].name)
     assert admin is not None
     member.put({**admin, "spec": {**admin["spec"], "unschedulable": True}})
+    if restart:  # the operator restarts between the cordon and the removal
+        world.reconciler.ledger = PoolLedger()
 
     world.set_spec(
         "chat",
