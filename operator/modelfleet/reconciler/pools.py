@@ -258,7 +258,10 @@ async def _shrink(
         return spec.nodes, (), False
     name, instance_type, capacity_type = pool
     try:
-        nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
+        # Unknown size: the pods are read only if the Nodes outnumber the request (a
+        # grow after a restart must not wait on a list of every pod of the cluster).
+        above = spec.nodes if before is None else None
+        nodes = await pool_nodes(client, spec.node_labels(), cluster=name, pods_above=above)
     except ProviderError as exc:
         if before is None or not shrinking:
             return spec.nodes, (), False

@@ -141,13 +141,22 @@ def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> 
     )
 
 
-async def pool_nodes(client: NodeReader, selector: Mapping[str, str], *, cluster: str) -> PoolNodes:
+async def pool_nodes(
+    client: NodeReader,
+    selector: Mapping[str, str],
+    *,
+    cluster: str,
+    pods_above: int | None = None,
+) -> PoolNodes:
     """Read the pool's Nodes (``selector``) and the cluster's pods. Cluster errors become
     provider errors (``Unreachable``, ``PermissionDenied`` naming the rule, else
-    ``ProviderError``), so the pools stage handles them as it handles a failed pool call."""
+    ``ProviderError``), so the pools stage handles them as it handles a failed pool call.
+    With ``pods_above`` set, the pods (every pod of the cluster: the costly read) are read
+    only when the pool has more Nodes than that; otherwise no node reads as serving."""
     try:
         nodes = await client.list_owned(NODE, selector)
-        pods = await client.list_owned(POD, {}) if nodes else []
+        wanted = bool(nodes) and (pods_above is None or len(nodes) > pods_above)
+        pods = await client.list_owned(POD, {}) if wanted else []
     except ClusterError as error:
         raise _translated(error, cluster, "list nodes and pods") from error
     return read_pool_nodes(nodes, pods)

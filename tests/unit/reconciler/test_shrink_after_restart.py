@@ -148,3 +148,24 @@ async def test_a_removed_node_whose_node_object_lingers_is_not_chosen_again() ->
     await scale_chat(1, "chat-1")
     assert world.pool_sizes("east")[POOL] == (2, 2), "the pool kept a node it no longer needs"
     assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [refs[2].name, refs[3].name]
+
+
+async def test_a_grow_after_a_restart_reads_the_nodes_but_not_every_pod() -> None:
+    """The first sizing after a restart reads the pool's Nodes (it may be a shrink), but a
+    grow must not wait on a list of every pod of the cluster: pods are read only when the
+    Nodes outnumber the request."""
+    world = _world()
+    await _shared_pool(world)
+    member = world.members["east"]
+    world.reconciler.ledger = PoolLedger()
+    since = len(member.calls)
+    world.set_spec(
+        "code",
+        replicas=world.deployments["code"].spec.replicas.model_copy(update={"min": 2, "max": 2}),
+    )
+    world.clock.advance(5)
+    await world.reconcile("code")
+    lists = [c.detail for c in member.calls[since:] if c.method == "list_owned"]
+    assert [d for d in lists if d.startswith("nodes ")], "the pool's Nodes were not read"
+    assert "pods {}" not in lists, "a grow listed every pod of the cluster"
+    assert world.pool_sizes("east")[POOL][1] == 4
