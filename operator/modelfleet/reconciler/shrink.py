@@ -11,8 +11,9 @@ serves, the pools stage asks this module which nodes may go:
 - a node is *empty* when no pod other than a DaemonSet's or a static (mirror) pod, and not
   finished (Succeeded/Failed), is bound to it: what ``kubectl drain`` would have to evict;
 - a node *serves* when a pod bound to it is Ready (any workload: ours or another's);
-- empty nodes with a providerID are chosen, those not Ready first (they carry nothing and
-  may never come up), then by name; each is cordoned before the provider removes exactly
+- empty nodes with a providerID are chosen, those the operator cordoned for a removal
+  before first (a restart may leave one going but still listed Ready), then those not
+  Ready (they carry nothing and may never come up), then by name; each is cordoned before the provider removes exactly
   it (``RemovesNodes.remove_nodes``), so nothing lands there in between. An empty node has
   nothing to evict: cordoning is its whole drain.
 - a node the operator cordons carries ``CORDON_ANNOTATION``. When the removal does not
@@ -108,7 +109,7 @@ def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> 
             busy.add(where)
             if pod_ready(pod):
                 serving.add(where)
-    empty: list[tuple[bool, str, str]] = []
+    empty: list[tuple[bool, bool, str, str]] = []
     unnamed: list[str] = []
     ours: list[str] = []
     held: set[str] = set()
@@ -124,11 +125,15 @@ def read_pool_nodes(nodes: Sequence[JsonObject], pods: Sequence[JsonObject]) -> 
             continue
         provider_id = str((node.get("spec") or {}).get("providerID") or "")
         if provider_id:
-            empty.append((info.ready, info.name, provider_id))
+            # Already cordoned for a removal first (maybe going: the cloud skips it), then
+            # not Ready, then by name.
+            empty.append(
+                (not annotations.get(CORDON_ANNOTATION), info.ready, info.name, provider_id)
+            )
         else:
             unnamed.append(info.name)
     return PoolNodes(
-        empty=tuple(NodeRef(name, pid) for _, name, pid in sorted(empty)),
+        empty=tuple(NodeRef(name, pid) for _, _, name, pid in sorted(empty)),
         serving=tuple(sorted(serving)),
         unnamed=tuple(sorted(unnamed)),
         registered=len(names),

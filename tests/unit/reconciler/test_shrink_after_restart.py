@@ -169,3 +169,52 @@ async def test_a_grow_after_a_restart_reads_the_nodes_but_not_every_pod() -> Non
     assert [d for d in lists if d.startswith("nodes ")], "the pool's Nodes were not read"
     assert "pods {}" not in lists, "a grow listed every pod of the cluster"
     assert world.pool_sizes("east")[POOL][1] == 4
+
+
+async def test_after_a_restart_a_node_already_cordoned_for_removal_goes_first() -> None:
+    """The operator removed a node and restarted at once: the instance is going but its
+    Node still reads Ready, cordoned by the operator. The first shrink after the restart
+    counts the pool by its Nodes (that one included), so it must name that node again (the
+    cloud skips an instance already going), not another empty node (removed on top: the
+    pool falls below what it was asked for) while uncordoning the one going away."""
+    world = _world()
+    await world.start()
+    world.add(model_deployment("chat", replicas={"min": 3, "max": 3}))
+    world.add(model_deployment("code", replicas={"min": 1, "max": 1}))
+    await world.reconcile("chat")
+    await world.reconcile("code")
+    world.mark_ready("east")
+    await world.reconcile("chat")
+    await world.reconcile("code")
+    refs = _register_nodes(world)
+    member = world.members["east"]
+    for i, ref in enumerate(refs[:3]):
+        member.put(_pod(f"chat-{i}", ref.name))
+    member.put(_pod("code-0", refs[3].name))
+    md = world.deployments["chat"]
+    world.set_spec("chat", replicas=md.spec.replicas.model_copy(update={"min": 2, "max": 2}))
+    await world.reconcile("chat")
+    world.mark_ready("east")
+    member.remove(POD, "chat-2", "default")
+    for _ in range(2):
+        world.clock.advance(5)
+        await world.reconcile("chat")
+    assert _removed(world) == [refs[2].name]
+    going = member.get(NODE, refs[2].name)
+    assert going is not None and going["spec"].get("unschedulable") is True  # still Ready
+    # chat's pod on the oldest node is being replaced (gone for a moment), and the
+    # operator restarts.
+    member.remove(POD, "chat-0", "default")
+    world.reconciler.ledger = PoolLedger()
+    world.clock.advance(5)
+    await world.reconcile("chat")
+
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [
+        refs[0].name,
+        refs[1].name,
+        refs[3].name,
+    ], "an empty node the pool still needs was removed"
+    going = member.get(NODE, refs[2].name)
+    assert going is not None and going["spec"].get("unschedulable") is True, (
+        "the node going away was uncordoned"
+    )
