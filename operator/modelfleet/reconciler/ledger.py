@@ -21,9 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from modelfleet.api.common import CapacityType
 from modelfleet.core import ExistingPlacement, Plan
+
+if TYPE_CHECKING:
+    from modelfleet.providers import NodeRef
 
 PoolKey = tuple[str, str, CapacityType]
 """(cluster, instance type, capacity type): one node pool."""
@@ -67,6 +71,8 @@ class PoolLedger:
         self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
         self._leaving: dict[PoolKey, int] = {}
+        self._cordoned: set[PoolKey] = set()
+        self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -284,6 +290,26 @@ class PoolLedger:
 
     def no_shrink(self, pool: PoolKey) -> None:
         self._shrinking.pop(pool, None)
+
+    def cordoned(self, pool: PoolKey) -> bool:
+        """Nodes of ``pool`` were cordoned for a removal not known to have happened."""
+        return pool in self._cordoned
+
+    def set_cordoned(self, pool: PoolKey, cordoned: bool) -> None:
+        if cordoned:
+            self._cordoned.add(pool)
+        else:
+            self._cordoned.discard(pool)
+
+    def removed(self, pool: PoolKey) -> frozenset[NodeRef]:
+        """``pool``'s nodes this process had removed and may still see listed."""
+        return self._removed.get(pool, frozenset())
+
+    def set_removed(self, pool: PoolKey, nodes: frozenset[NodeRef]) -> None:
+        if nodes:
+            self._removed[pool] = nodes
+        else:
+            self._removed.pop(pool, None)
 
     def forget_request(self, pool: PoolKey) -> None:
         """What the pool holds is unknown again (an error, or the cloud says otherwise)."""

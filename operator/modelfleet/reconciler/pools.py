@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster
@@ -48,7 +48,7 @@ from modelfleet.providers import (
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
-from modelfleet.reconciler.shrink import NodeReader, cordon, pool_nodes
+from modelfleet.reconciler.shrink import NodeReader, PoolNodes, cordon, pool_nodes, uncordon
 
 ReaderFor = Callable[[FleetCluster], Awaitable[object]]
 """The member-cluster client of a FleetCluster (``apply.ClientFor``); a client that cannot
@@ -167,17 +167,30 @@ async def _one(
             chosen: tuple[NodeRef, ...] = ()
             hold = False
             # A shrink: below the last request, or, that unknown (a failed call), below
-            # the Ready nodes last read back (a pool never read back is not listed: its
-            # first sizing must not cost a member-API read).
+            # the Ready nodes last read back. A pool this process never asked nor read
+            # back (its first sizing, or the first after an operator restart) may be a
+            # shrink too: its Nodes are read (an empty list for a new pool), and a member
+            # API that cannot be read leaves the call as it was. A pool with nodes cordoned
+            # for a removal that may not have happened is read too, to uncordon them.
             last = before if before is not None else ledger.ready(pool)
-            if client_for is not None and last is not None and total < last:
+            shrinking = last is not None and total < last
+            if client_for is not None and (last is None or shrinking or ledger.cordoned(pool)):
                 total, chosen, hold = await _shrink(
-                    pool, spec, before, provider, await client_for(cluster), log
+                    pool,
+                    spec,
+                    before,
+                    provider,
+                    await client_for(cluster),
+                    log,
+                    ledger=ledger,
+                    shrinking=shrinking or last is None,
                 )
                 spec = PoolSpec(spec.cluster, offering, capacity_type, total, spec.zones)
             if chosen and isinstance(provider, RemovesNodes):
                 result = await provider.remove_nodes(spec, chosen)
                 ledger.asked(pool, total)
+                ledger.set_cordoned(pool, False)
+                ledger.set_removed(pool, ledger.removed(pool) | set(chosen))
             elif hold:
                 result = await provider.get_pool(spec)  # no resize by count: it waits
             elif before != total:
@@ -222,6 +235,9 @@ async def _shrink(
     provider: NodePoolProvider,
     client: object,
     log: PassLog,
+    *,
+    ledger: PoolLedger,
+    shrinking: bool = True,
 ) -> tuple[int, tuple[NodeRef, ...], bool]:
     """(size, nodes to remove by name, hold) for a shrink from ``before`` to
     ``spec.nodes`` (see ``reconciler.shrink``). When no node of the pool serves, a resize
@@ -233,26 +249,37 @@ async def _shrink(
     registered Nodes as its size; a cluster that cannot be read then
     leaves the call as it was (a resize to ``spec.nodes``), since a grow must not wait on
     the member API. With ``before`` known, an unreadable cluster holds the pool as it is
-    (a Warning, retried)."""
+    (a Warning, retried).
+
+    Nodes the operator cordoned earlier for a removal (``shrink.CORDON_ANNOTATION``) that
+    are not chosen now are uncordoned (best effort: a failure is a Warning, retried while
+    ``ledger.cordoned(pool)``); ``shrinking`` False (read only for that) never holds."""
     if not isinstance(client, NodeReader):
         return spec.nodes, (), False
     name, instance_type, capacity_type = pool
     try:
-        nodes = await pool_nodes(client, spec.node_labels(), cluster=name)
+        # Unknown size: the pods are read only if the Nodes outnumber the request (a
+        # grow after a restart must not wait on a list of every pod of the cluster).
+        above = spec.nodes if before is None else None
+        nodes = await pool_nodes(client, spec.node_labels(), cluster=name, pods_above=above)
     except ProviderError as exc:
-        if before is None:
+        if before is None or not shrinking:
             return spec.nodes, (), False
         log.note("Warning", exc.code, f"{name}: node pool {instance_type} not shrunk: {exc}")
         log.retry = True
         return before, (), True
+    nodes = _without_removed(nodes, pool, ledger)
     current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
+        await _uncordon_kept(client, nodes.ours, (), pool, ledger, log)
         return spec.nodes, (), False
     excess = current - spec.nodes
     removable = isinstance(provider, RemovesNodes)
     chosen = nodes.empty[:excess] if removable else ()
+    await _uncordon_kept(client, nodes.ours, chosen, pool, ledger, log)
     if chosen:
-        await cordon(client, chosen, cluster=name)
+        ledger.set_cordoned(pool, True)
+        await cordon(client, chosen, cluster=name, held=nodes.held)
     left = excess - len(chosen)
     if left > 0:
         why = (
@@ -269,6 +296,56 @@ async def _shrink(
             f"({', '.join(nodes.serving)}); retrying when a node is empty",
         )
     return current - len(chosen), chosen, left > 0
+
+
+def _without_removed(nodes: PoolNodes, pool: PoolKey, ledger: PoolLedger) -> PoolNodes:
+    """``nodes`` less those this process already had removed: a removed instance's Node
+    lingers until the cloud controller deletes it, and naming it again removes nothing
+    (the pool would keep a node it no longer needs, the request counted as done). Known
+    by name and providerID (an EKS node name, from the private IP, can come back on a new
+    instance); the memory keeps only nodes still listed."""
+    gone = ledger.removed(pool)
+    if not gone:
+        return nodes
+    still = gone & nodes.refs
+    ledger.set_removed(pool, still)
+    names = {r.name for r in still}
+    return replace(
+        nodes,
+        empty=tuple(n for n in nodes.empty if n not in still),
+        ours=tuple(n for n in nodes.ours if n not in names),
+        registered=nodes.registered - len(still),
+    )
+
+
+async def _uncordon_kept(
+    client: NodeReader,
+    ours: tuple[str, ...],
+    chosen: tuple[NodeRef, ...],
+    pool: PoolKey,
+    ledger: PoolLedger,
+    log: PassLog,
+) -> None:
+    """Uncordon the nodes of ``ours`` (cordoned by the operator) that are not ``chosen``;
+    the pool's cordon mark is cleared once none is left. Never raises a provider error: a
+    grow must not fail on the member API (a Warning, and the next pass tries again)."""
+    names = {n.name for n in chosen}
+    kept = [n for n in ours if n not in names]
+    try:
+        await uncordon(client, kept, cluster=pool[0])
+    except ProviderError as exc:
+        log.note("Warning", exc.code, f"{pool[0]}: node pool {pool[1]}: {exc}")
+        log.retry = True
+        ledger.set_cordoned(pool, True)
+        return
+    if kept:
+        log.note(
+            "Normal",
+            "NodeUncordoned",
+            f"{pool[0]}: {', '.join(kept)} kept in the {pool[2]} {pool[1]} pool: "
+            "cordoned for a removal that did not happen, schedulable again",
+        )
+    ledger.set_cordoned(pool, False)
 
 
 def _after_scale_in_delay(

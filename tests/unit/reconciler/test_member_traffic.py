@@ -16,7 +16,21 @@ from modelfleet.reconciler.observe import ObservationCache, observe_cluster
 
 
 def _calls(world: World, method: str) -> int:
-    return sum(1 for c in world.members["east"].calls if c.method == method)
+    """Calls of ``method``; for ``list_owned``, the observation's lists only: a pool's
+    first sizing in this process also lists that pool's Nodes (``_node_lists``)."""
+    return sum(
+        1
+        for c in world.members["east"].calls
+        if c.method == method and not (method == "list_owned" and c.detail.startswith("nodes "))
+    )
+
+
+def _node_lists(world: World) -> int:
+    return sum(
+        1
+        for c in world.members["east"].calls
+        if c.method == "list_owned" and c.detail.startswith("nodes ")
+    )
 
 
 async def test_concurrent_passes_share_one_list_per_namespace() -> None:
@@ -30,6 +44,8 @@ async def test_concurrent_passes_share_one_list_per_namespace() -> None:
     before = _calls(world, "list_owned")
     await asyncio.gather(*(world.reconcile(f"md-{i}") for i in range(20)))
     assert _calls(world, "list_owned") - before == 1, "every pass listed on its own"
+    # One pool, sized for the first time in this process: its Nodes are read at most once.
+    assert _node_lists(world) <= 1, "every pass listed the pool's Nodes"
     assert world.replicas("east") == 20
 
     # Past the TTL the next pass lists again and sees the current state.
