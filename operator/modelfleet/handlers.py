@@ -148,11 +148,18 @@ def spec_problems(exc: ValidationError) -> str:
 def _reject(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
 ) -> None:
-    """A spec the schema let through but the models refuse: say what to change, once (one
-    Event per new message or generation, not one per periodic pass; the condition keeps its
-    ``lastTransitionTime``). Nothing else is done until the spec changes: no crash loop."""
+    """A spec the schema let through but the models refuse: say what to change, once.
+    Nothing else is done until the spec changes: no crash loop."""
+    _say_invalid(body, patch, memo, f"the spec is invalid: {spec_problems(exc)}")
+
+
+def _say_invalid(body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, message: str) -> None:
+    """Ready=False, reason InvalidSpec, with ``message`` (at most 1,024 characters: the
+    fields and what is wrong, never the values, as ``spec_problems`` writes them) and one
+    Warning Event per new message or generation, not one per periodic pass; the condition
+    keeps its ``lastTransitionTime`` while it stays False."""
     generation = body.metadata.get("generation")
-    message = f"the spec is invalid: {spec_problems(exc)}"
+    message = message[:1024]
     conditions = (body.get("status") or {}).get("conditions") or []
     old = next((c for c in conditions if c.get("type") == C.READY), None) or {}
     if (old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
@@ -173,7 +180,7 @@ def _reject(
             "lastTransitionTime": since or memo.clock().isoformat(),
         }
     ]
-    kopf.event(body, type="Warning", reason="InvalidSpec", message=message[:1000])
+    kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
 
 
 @kopf.on.delete(*MD)
@@ -264,33 +271,11 @@ async def _probe(
 def _reject_cluster(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
 ) -> None:
-    """A FleetCluster the models refuse is left out of the fleet: say so in its status
-    (Ready=False, reason InvalidSpec, the fields and what is wrong, never the values: a
-    spec may carry a credential) and in one Event per new message or generation. The next
-    probe after a fix writes the conditions afresh, which clears this one."""
-    generation = body.metadata.get("generation")
-    message = f"the spec is invalid (the cluster is not used): {spec_problems(exc)}"[:1024]
-    conditions = (body.get("status") or {}).get("conditions") or []
-    old = next((c for c in conditions if c.get("type") == C.READY), None) or {}
-    if (old.get("reason"), old.get("message"), old.get("observedGeneration")) == (
-        "InvalidSpec",
-        message,
-        generation,
-    ):
-        return  # said already
-    since = old.get("lastTransitionTime") if old.get("status") == "False" else None
-    patch.status["observedGeneration"] = generation
-    patch.status["conditions"] = [
-        {
-            "type": C.READY,
-            "status": "False",
-            "reason": "InvalidSpec",
-            "message": message,
-            "observedGeneration": generation,
-            "lastTransitionTime": since or memo.clock().isoformat(),
-        }
-    ]
-    kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+    """A FleetCluster the models refuse is left out of the fleet: say so once (see
+    ``_say_invalid``). The next probe after a fix writes the conditions afresh, which
+    clears this one."""
+    message = f"the spec is invalid (the cluster is not used): {spec_problems(exc)}"
+    _say_invalid(body, patch, memo, message)
 
 
 def _post(body: kopf.Body, events: Iterable[EventRecord]) -> None:
