@@ -11,12 +11,12 @@ simulator reports each one's error at the lead time.
   autoscaler with a look-back implicitly assumes; never below the current rate).
 - ``trend``: the level of the last two minutes plus a linear trend extrapolated over the
   lead time (Holt-like, no seasonality), a falling one counted half, never negative. The
-  trend is the least-squares slope of each half of the window, and only when both halves
-  agree on its sign: then the smaller of the two. A ramp (the diurnal rise) shows in both
-  halves; a step (a burst's level shift) lies in one half only, and the other half, flat,
-  says there is no trend to extrapolate: the new level is already in the level term.
-  One least-squares slope over the whole window read a step of height ``h`` as a ramp
-  and added up to ``1.2 h`` over an 8-minute lead (chat's desired 17 for a need of ~7.5).
+  trend is the least-squares slope of the window; a rising one is capped by the slopes of
+  the window's two halves (``_slope``). A ramp (the diurnal rise) rises in both halves; a
+  step (a burst's level shift) lies in one half only, and the other half, flat, says there
+  is no rise to extrapolate: the new level is already in the level term. Uncapped, the
+  slope read a step of height ``h`` as a ramp and added up to ``1.15 h`` over an 8-minute
+  lead (the default scenario's chat: desired 17 for a need of ~7.5).
 
 Pure: no clock, no I/O.
 """
@@ -55,26 +55,29 @@ def _least_squares(pts: Sequence[tuple[float, float]]) -> float:
 
 
 def _slope(samples: Samples) -> float:
-    """The trend both halves of the window agree on (requests/s per second).
+    """The trend to extrapolate (requests/s per second): a fall as fitted, a rise only as
+    far as every part of the window supports it.
 
-    The samples of the last ``WINDOW_SECONDS`` are split at half the window's age; each
-    half gets its least-squares slope. Both rising: the smaller rise; both falling: the
-    smaller fall; otherwise (a half flat or the halves disagreeing: a step, a peak, noise)
-    0. A step lies in one half (or on the split, where neither half sees it), so it is not
-    extrapolated; a ramp that lasts the window is, at the rate both halves see. 0 with
-    fewer than 3 samples in a half.
+    The least-squares slope of the last ``WINDOW_SECONDS`` (0 with fewer than 3 samples).
+    A falling one is returned as it is. A rising one is also fitted on each half of the
+    window (split at half the window's age) and capped by the smaller of the two: a half
+    that does not rise (a step lies in one half, or on the split, where neither sees it)
+    means no trend; a ramp that lasts the window rises in both halves and keeps its slope.
+    The cap only ever lowers a rise, so on noisy traffic (each half's slope is noisier
+    than the whole window's) the forecast is never above the whole window's.
     """
     pts = [(-age, r) for age, r in samples if age <= WINDOW_SECONDS]
+    whole = _least_squares(pts)
+    if whole <= 0:
+        return whole
     older = _least_squares([p for p in pts if p[0] < -WINDOW_SECONDS / 2])
     newer = _least_squares([p for p in pts if p[0] >= -WINDOW_SECONDS / 2])
-    if older * newer <= 0:
-        return 0.0
-    return older if abs(older) < abs(newer) else newer
+    return max(0.0, min(whole, older, newer))
 
 
 def trend(samples: Samples, horizon: float) -> float | None:
-    """The current level (mean of the last two minutes) plus the trend both halves of the
-    window agree on (``_slope``) over ``horizon``; a rising trend is added in full, a falling one only halfway (forecast
+    """The current level (mean of the last two minutes) plus the trend (``_slope``: a rise
+    capped by what both halves of the window support) over ``horizon``; a rising trend is added in full, a falling one only halfway (forecast
     errors on the low side cost the SLO, on the high side only GPU-minutes). Never below
     the last sample's rate when rising."""
     if not samples:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,8 +42,8 @@ def test_a_step_is_forecast_at_its_new_level_not_extrapolated(after: int) -> Non
 
 def test_worked_example_the_burst_step() -> None:
     """docs/decisions.md: 100 -> 160 req/s, five minutes into the step (10 of 21 samples
-    after it): one slope over the window forecast 232 (level 160 + 1.2 x 60), both halves
-    are flat, so the forecast is the level, 160."""
+    after it): one slope over the window forecast 229 (level 160 + 1.14 x 60); the halves
+    disagree (older flat), so the forecast is the level, 160."""
     rates = _step(10)
     ahead = trend(_samples(rates), LEAD)
     assert ahead == pytest.approx(160.0)
@@ -53,6 +54,15 @@ def test_a_ramp_is_still_extrapolated() -> None:
     ahead = trend(_samples(ramp), LEAD)
     # Level: mean of the last 5 samples (118); slope 1/30 per s over 480 s: +16.
     assert ahead == pytest.approx(118.0 + 16.0)
+
+
+def test_a_falling_step_is_extrapolated_as_before_counted_half() -> None:
+    # Falls are not capped: the whole window's slope, counted half (a step down lowers
+    # the forecast; the down window and the latency checks keep the count).
+    rates = [160.0] * 11 + [100.0] * 10
+    slope = float(np.polyfit([30.0 * i for i in range(21)], rates, 1)[0])
+    assert slope < 0
+    assert trend(_samples(rates), LEAD) == pytest.approx(100.0 + 0.5 * slope * LEAD)
 
 
 def test_a_falling_ramp_counts_half_and_a_peak_is_not_a_trend() -> None:
@@ -91,3 +101,22 @@ def test_property_a_step_up_never_forecasts_above_its_new_level(
     assert ahead is not None
     assert low <= ahead <= high * (1 + 1e-9)
     assert not math.isnan(ahead)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 50.0), min_size=3, max_size=21))
+def test_property_never_above_the_uncapped_trend(rates: list[float]) -> None:
+    """On any history (the Azure trace's rates jump 0 <-> 40 from one minute to the next)
+    the capped rise never forecasts above the whole window's least-squares rise, the
+    predictor before the cap (computed here with numpy)."""
+    samples = _samples(rates)
+    ages = [age for age, _ in samples]
+    level_pts = [r for age, r in samples if age <= 120.0]
+    level = sum(level_pts) / len(level_pts)
+    whole = float(np.polyfit([-a for a in ages], rates, 1)[0]) if len(set(ages)) > 1 else 0.0
+    delta = whole * LEAD if whole > 0 else 0.5 * whole * LEAD
+    uncapped = max(0.0, level + delta, rates[-1] if delta > 0 else 0.0)
+    ahead = trend(samples, LEAD)
+    assert ahead is not None
+    assert ahead <= uncapped + 1e-6 * max(1.0, uncapped)
+    assert ahead >= min(level, uncapped) - 1e-6 * max(1.0, level)
