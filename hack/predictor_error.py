@@ -36,9 +36,7 @@ def main() -> None:
     for key, t in traffic.items():
         for name in PREDICTORS:
             e = predictor_error(t.arrivals, predictor=name, lead_seconds=args.lead, begin=begin)
-            print(
-                f"{key:<32} {name:<10} {e['mape']:>7.1%} {e['bias']:>+7.1%} {e['under']:>6.1%}"
-            )
+            print(f"{key:<32} {name:<10} {e['mape']:>7.1%} {e['bias']:>+7.1%} {e['under']:>6.1%}")
 
 
 if __name__ == "__main__":
