@@ -64,7 +64,9 @@ def _slope(samples: Samples) -> float:
     that does not rise (a step lies in one half, or on the split, where neither sees it)
     means no trend; a ramp that lasts the window rises in both halves and keeps its slope.
     The cap only ever lowers a rise, so on noisy traffic (each half's slope is noisier
-    than the whole window's) the forecast is never above the whole window's.
+    than the whole window's) the forecast is never above the whole window's. A half with
+    fewer than 3 samples has no slope, so a history younger than about 6.5 minutes (a
+    restart, lost state) extrapolates no rise: the level and the current rate still count.
     """
     pts = [(-age, r) for age, r in samples if age <= WINDOW_SECONDS]
     whole = _least_squares(pts)
@@ -77,9 +79,10 @@ def _slope(samples: Samples) -> float:
 
 def trend(samples: Samples, horizon: float) -> float | None:
     """The current level (mean of the last two minutes) plus the trend (``_slope``: a rise
-    capped by what both halves of the window support) over ``horizon``; a rising trend is added in full, a falling one only halfway (forecast
-    errors on the low side cost the SLO, on the high side only GPU-minutes). Never below
-    the last sample's rate when rising."""
+    capped by what both halves of the window support) over ``horizon``; a rising trend is
+    added in full, a falling one only halfway (forecast errors on the low side cost the
+    SLO, on the high side only GPU-minutes). Never below the last sample's rate when
+    rising."""
     if not samples:
         return None
     level_pts = [r for age, r in samples if age <= 120.0] or [samples[-1][1]]
