@@ -256,7 +256,7 @@ async def _upkeep_pools(
             upkeep.ledger.forget_request(key)
     if not collect:
         upkeep.orphan_since.clear()
-        return _pool_statuses(pools)
+        return _pool_statuses(pools, upkeep.ledger, cluster.metadata.name)
     actions = plan_orphan_gc(
         pools,
         needed,
@@ -287,10 +287,14 @@ async def _upkeep_pools(
             )
         except (ProviderError, TimeoutError) as exc:
             events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
-    return _pool_statuses(pools)
+    return _pool_statuses(pools, upkeep.ledger, cluster.metadata.name)
 
 
-def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
+def _pool_statuses(
+    pools: list[NodePool], ledger: PoolLedger, cluster: str
+) -> list[NodePoolStatus] | None:
+    """The pools as ``status.nodePools``, each with the ledger's scale-in clock (what a
+    restarted operator reads back: ``pools._after_scale_in_delay``)."""
     return [
         NodePoolStatus(
             name=p.name,
@@ -301,6 +305,7 @@ def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
             ready_nodes=p.ready_nodes,
             state=p.state,
             issues=[f"{i.code}: {i.message}" for i in p.issues] or None,
+            scale_in_since=ledger.shrinking((cluster, p.instance_type, p.capacity_type)),
         )
         for p in pools
     ] or None
