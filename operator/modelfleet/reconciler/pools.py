@@ -23,6 +23,8 @@ whose health is Failed or Suspect (no destructive action there, even if its API 
 A shrink never lets the cloud pick a node that serves: when a node of the pool holds a
 Ready pod, the pool loses only the empty nodes the operator names and cordons
 (``reconciler.shrink``, ``RemovesNodes.remove_nodes``), and what cannot be named waits.
+Nodes are named only among those the cloud lists as the pool's (``KnowsNodes``): a Node
+that merely carries the pool's labels is ignored, said once (``NodeNotInPool``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from modelfleet.providers import (
     NodePoolProvider,
     NodeRef,
     NotFound,
+    PermissionDenied,
     PoolSpec,
     ProviderError,
     RemovesNodes,
@@ -279,7 +282,20 @@ async def _shrink(
         # Nodes will be named: only among the pool's own instances, as the cloud lists
         # them (a Node with the pool's labels may be another group's, or gone).
         named = [r for r in nodes.refs if r.provider_id]
-        nodes = _without_foreign(nodes, await provider.owned_nodes(spec, named), pool, ledger, log)
+        try:
+            owned = await provider.owned_nodes(spec, named)
+        except PermissionDenied as exc:
+            # A role granted before this read existed: name nodes as before (the removal
+            # itself still refuses another pool's instance), and say what to grant.
+            grant = f" (grant {exc.permission})" if exc.permission else ""
+            log.note(
+                "Warning",
+                exc.code,
+                f"{name}: node pool {instance_type}: cannot list its instances{grant}: {exc}; "
+                "naming nodes by their labels",
+            )
+            owned = frozenset(r.name for r in named)
+        nodes = _without_foreign(nodes, owned, pool, ledger, log)
         current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
         await _uncordon_kept(client, nodes.ours, (), pool, ledger, log)

@@ -15,6 +15,8 @@ the simulated cloud lists its pool's instances by providerID).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from test_shared_pool_loses_the_empty_node import (
     POOL,
     _removed,
@@ -25,6 +27,8 @@ from test_shared_pool_loses_the_empty_node import (
 
 from modelfleet import labels
 from modelfleet.clusters.objects import NODE, POD
+from modelfleet.providers import NodeRef, PermissionDenied, PoolSpec
+from modelfleet.providers.simulated import SimulatedNodePoolProvider
 
 
 async def test_a_labelled_node_the_cloud_does_not_list_is_ignored_and_said_once() -> None:
@@ -58,3 +62,26 @@ async def test_a_labelled_node_the_cloud_does_not_list_is_ignored_and_said_once(
     assert refused == [], "the provider refused a removal (a Warning every pass)"
     node = member.get(NODE, "a-foreign")
     assert node is not None and not node["spec"].get("unschedulable"), "foreign node cordoned"
+
+
+class _RoleWithoutTheRead(SimulatedNodePoolProvider):
+    """A cloud identity granted before ``owned_nodes``'s read existed (e.g. an Azure role
+    without ``agentPools/machines/read``): that read is refused."""
+
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        raise PermissionDenied("not authorized", permission="agentPools/machines/read")
+
+
+async def test_without_permission_to_list_the_pools_instances_the_shrink_works_as_before() -> None:
+    world = _world()
+    world.clouds["east"] = _RoleWithoutTheRead(world.fleet["east"], clock=world.clock)
+    refs = await _shared_pool(world)
+    await _scale_chat_in(world)
+    world.members["east"].remove(POD, "chat-a", "default")
+    world.clock.advance(5)
+    outcome = await world.reconcile("chat")
+
+    assert [r.name for r in world.clouds["east"].node_refs(*POOL)] == [refs[1].name, refs[2].name]
+    assert _removed(world) == [refs[0].name]
+    denied = [e for e in outcome.events if "machines/read" in e.message]
+    assert len(denied) == 1 and denied[0].type == "Warning"
