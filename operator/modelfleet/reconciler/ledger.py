@@ -298,6 +298,10 @@ class PoolLedger:
         FleetCluster's ``status.nodePools[].scaleInSince``."""
         return self._shrinking.get(pool)
 
+    def sized(self, pool: PoolKey) -> bool:
+        """``pool`` has been sized in this process (``first_sizing`` was asked)."""
+        return pool in self._sized
+
     def first_sizing(self, pool: PoolKey) -> bool:
         """True the first time it is asked for ``pool`` in this process (then False): the
         pool's scale-in state is then read back from the FleetCluster's status."""

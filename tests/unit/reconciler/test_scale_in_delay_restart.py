@@ -43,13 +43,18 @@ async def test_a_restart_during_the_scale_in_delay_keeps_the_warm_nodes() -> Non
     assert pool.scale_in_since == started
 
     world.reconciler.ledger = PoolLedger()  # the operator restarts
+    world.clock.advance(60)
+    await world.probe()  # the new process lists the pools before any pass sizes them
+    status = world.fleet["east"].status
+    assert status is not None and status.node_pools
+    assert status.node_pools[0].scale_in_since == started, "the listing erased the clock"
     world.clock.advance(5)
     await world.reconcile("a")
     assert world.pool_sizes("east")[POOL][1] == 5, "the restart skipped the scale-in delay"
     world.clock.advance(200)
     await world.reconcile("a")
     assert world.pool_sizes("east")[POOL][1] == 5
-    world.clock.advance(100)  # 605 s after the bookings dropped: not 10 more minutes
+    world.clock.advance(40)  # 605 s after the bookings dropped: not 10 more minutes
     await world.reconcile("a")
     assert world.pool_sizes("east")[POOL][1] == 3
 
