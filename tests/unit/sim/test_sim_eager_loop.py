@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
@@ -112,6 +112,7 @@ def test_a_child_waiting_on_a_future_another_child_sets() -> None:
 @pytest.mark.parametrize("return_exceptions", [False, True])
 def test_errors_reach_the_gather_as_with_tasks(after: int, return_exceptions: bool) -> None:
     async def scenario(log: list[str]) -> object:
+        results: Sequence[object]
         try:
             results = await asyncio.gather(
                 _instant(log, "a"),
