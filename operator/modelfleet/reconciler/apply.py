@@ -32,6 +32,7 @@ from modelfleet.clusters.workloads import (
 )
 from modelfleet.core import Plan
 from modelfleet.core.from_api import deployment_key
+from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.observe import Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH, health_of
@@ -98,7 +99,7 @@ async def apply_workloads(
         if objects is None:
             objects = render_workloads(md, placements, settings=render)
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 client = await client_for(by_name[name])
                 await ensure_namespace(client, md.metadata.namespace or "default")
                 await client.apply(objects)

@@ -21,6 +21,7 @@ from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import owner_selector
 from modelfleet.core.from_api import deployment_key, placements_from_status
 from modelfleet.reconciler.ledger import PoolLedger
+from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, FinalizeOutcome, PassLog
 from modelfleet.reconciler.pools import PoolSettings, size_pools
@@ -54,7 +55,7 @@ async def finalize(
     async def clean(cluster: FleetCluster) -> None:
         name = cluster.metadata.name
         try:
-            async with asyncio.timeout(cluster_timeout):
+            async with within(cluster_timeout):
                 client = await client_for(cluster)
                 for kind in WORKLOAD_KINDS:
                     await client.delete_owned(kind, selector, namespace=namespace)

@@ -9,7 +9,6 @@ time to time, the provider's discovered offerings to ``status.offerings``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from modelfleet.core.from_api import offering_to_api
 from modelfleet.providers import NodePool, ProviderError
 from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
+from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, EventType
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
@@ -91,7 +91,7 @@ async def probe_fleet_cluster(
     probe: ClusterProbe | None = None
     error: str | None = None
     try:
-        async with asyncio.timeout(settings.probe_timeout_seconds):
+        async with within(settings.probe_timeout_seconds):
             client = await clusters(cluster)
             probe = await client.probe()
     except ClusterError as exc:
@@ -240,7 +240,7 @@ async def _upkeep_pools(
     (the planner books nothing there until it answers again), so nothing is collected and
     the orphan clock starts over once the cluster is back."""
     provider = await providers.provider_for(cluster)
-    async with asyncio.timeout(settings.provider_timeout_seconds):
+    async with within(settings.provider_timeout_seconds):
         pools = await provider.list_pools()
     booked = upkeep.ledger.needed(cluster.metadata.name)
     needed = {p.name for p in pools if (p.instance_type, p.capacity_type) in booked}
@@ -271,7 +271,7 @@ async def _upkeep_pools(
         if actions.orphan_since.get(pool.name, now) > settled:
             continue
         try:
-            async with asyncio.timeout(settings.provider_timeout_seconds):
+            async with within(settings.provider_timeout_seconds):
                 await provider.ensure_pool(zero_size_spec(pool))
             events.append(
                 EventRecord("Normal", "PoolScaledToZero", f"{pool.name}: no deployment needs it")
@@ -280,7 +280,7 @@ async def _upkeep_pools(
             events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
     for pool in actions.delete:
         try:
-            async with asyncio.timeout(settings.provider_timeout_seconds):
+            async with within(settings.provider_timeout_seconds):
                 await provider.delete_pool(pool.name)
             events.append(
                 EventRecord("Normal", "PoolDeleted", f"{pool.name}: orphaned past the grace period")

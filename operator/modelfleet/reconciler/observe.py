@@ -44,6 +44,7 @@ from modelfleet.clusters.informer import (
 )
 from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
 from modelfleet.clusters.workloads import owner_selector
+from modelfleet.reconciler.limits import within
 
 ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
 
@@ -226,7 +227,7 @@ async def observe_cluster(
     namespace = md.metadata.namespace or "default"
     selector = owner_selector(name=md.metadata.name, namespace=namespace)
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             client = await client_for(cluster)
             if cache is not None and cache.active:
                 listed = await cache.managed(cluster, namespace, client)

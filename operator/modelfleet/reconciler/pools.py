@@ -51,6 +51,7 @@ from modelfleet.providers import (
     is_capacity_error,
 )
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
+from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
 from modelfleet.reconciler.shrink import NodeReader, PoolNodes, cordon, pool_nodes, uncordon
@@ -171,7 +172,7 @@ async def _one(
     grow = before is not None and total > before
     try:
         provider: NodePoolProvider = await providers.provider_for(cluster)
-        async with asyncio.timeout(settings.provider_timeout_seconds):
+        async with within(settings.provider_timeout_seconds):
             chosen: tuple[NodeRef, ...] = ()
             hold = False
             # A shrink: below the last request, or, that unknown (a failed call), below

@@ -34,6 +34,7 @@ from modelfleet.clusters import ClusterClient, ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import WorkloadPlacement, owner_selector, workload_names
 from modelfleet.reconciler.ledger import PoolKey
+from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.observe import ClusterObservation, Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
@@ -148,7 +149,7 @@ async def retire(
         keep |= workload_names(md.metadata.name, planned_here.get(name, []))
         removed: list[str] = []
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 client = await client_for(by_name[name])
                 for kind in WORKLOAD_KINDS:
                     if kind.kind == "Service":

@@ -13,11 +13,14 @@ seeded, so a (scenario, seed, policy) triple always gives the same run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import selectors
+import types
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -285,4 +288,68 @@ class _NoPollSelector(selectors.DefaultSelector):
 
 
 def _simulation_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.SelectorEventLoop(_NoPollSelector())
+    loop = asyncio.SelectorEventLoop(_NoPollSelector())
+    loop.set_task_factory(_eager_task)
+    return loop
+
+
+def _eager_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any],
+    *,
+    context: contextvars.Context | None = None,
+) -> asyncio.Future[Any]:
+    """The simulation loop's task factory: a task created inside the run (the reconciler's
+    ``gather`` over member clusters, providers, metrics) runs its first step at once, and
+    one that finishes there (every call the simulated fleet answers from memory) is a done
+    Future, never a scheduled Task; one that suspends goes on as a Task from where it
+    stopped. Python 3.12's eager tasks, without their Task object (in Python it costs
+    more than the scheduling it saves).
+
+    The order of every side effect is the one the loop gave: a pass is the loop's only
+    work, so the tasks of a ``gather`` ran one after the other, each to the end of its
+    first step, in the order they were made; that is what this does, without the loop's
+    round trip per task. The first step runs in a copy of the context, as a Task's would.
+    It runs as the current task's code: ``asyncio.timeout`` around it would arm the
+    current task (the simulator sets every such limit to None, ``sim/policies.py``).
+    The run's own main task is a plain Task.
+    """
+    if asyncio.current_task(loop) is None:
+        return asyncio.Task(coro, loop=loop, context=context)
+    context = context or contextvars.copy_context()
+    future: asyncio.Future[Any] = loop.create_future()
+    try:
+        yielded = context.run(coro.send, None)
+    except StopIteration as done:
+        future.set_result(done.value)
+        return future
+    except asyncio.CancelledError:
+        future.cancel()
+        return future
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        future.set_exception(exc)
+        return future
+    return asyncio.Task(_resumed(coro, yielded), loop=loop, context=context)
+
+
+@types.coroutine
+def _resumed(
+    coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any], yielded: Any
+) -> Generator[Any, Any, Any]:
+    """``coro`` after an eager first step that yielded ``yielded``: hands that to the
+    Task driving this generator, then passes each value or exception the Task sends on."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                return done.value

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,11 +125,41 @@ def simulate(
     with without_hugepage_advice():  # the same arrays, without compaction stalls
         traffic = traffic_for(scenario, seconds=seconds, offset=offset)
         warm = _load_plotting if out is not None else None
-        reports = run_reports(scenario, names, traffic, jobs=jobs, while_waiting=warm)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        early = (lambda done: rows.update(_rows_of(done))) if out is not None else None
+        reports = run_reports(
+            scenario, names, traffic, jobs=jobs, while_waiting=warm, with_done=early
+        )
         result = SimulationResult(scenario, reports, time.perf_counter() - started)
         if out is not None:
-            write_outputs(result, out)
+            write_outputs(result, out, rows=rows)
     return result
+
+
+def plot_in_child(reports: list[PolicyReport], png: Path) -> Callable[[], None]:
+    """Start drawing ``reports`` into ``png``; the returned call waits for the drawing.
+
+    The drawing (~0.5 s of CPU for a day) runs in a forked child, beside the rest of the
+    outputs, when this process has one thread and can fork (the CLI: the child inherits
+    the loaded matplotlib and the reports, nothing is pickled); else here, at once (under
+    a test runner's threads a fork could deadlock). The wait raises RuntimeError when the
+    child failed (its traceback went to stderr)."""
+    from modelfleet.sim.plot import plot_report
+
+    if threading.active_count() != 1 or "fork" not in multiprocessing.get_all_start_methods():
+        plot_report(reports, png)
+        return lambda: None
+    child = multiprocessing.get_context("fork").Process(
+        target=plot_report, args=(reports, png), name="report.png"
+    )
+    child.start()
+
+    def wait() -> None:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"drawing {png} failed (exit code {child.exitcode})")
+
+    return wait
 
 
 def _load_plotting() -> None:
@@ -136,22 +168,41 @@ def _load_plotting() -> None:
     load_matplotlib()
 
 
-def write_outputs(result: SimulationResult, folder: Path) -> list[Path]:
-    """Write report.json, timeline.csv and report.png into ``folder`` (created)."""
-    from modelfleet.sim.plot import plot_report
+def _rows_of(reports: list[PolicyReport]) -> dict[str, list[dict[str, Any]]]:
+    """``timeline_rows`` per policy of ``reports``."""
+    return {r.run.policy: timeline_rows(r) for r in reports}
 
+
+def write_outputs(
+    result: SimulationResult,
+    folder: Path,
+    *,
+    rows: dict[str, list[dict[str, Any]]] | None = None,
+) -> list[Path]:
+    """Write report.json, timeline.csv and report.png into ``folder`` (created).
+
+    ``rows``: timeline rows already made for some policies (``timeline_rows`` of their
+    reports, by policy name); the others' are made here. report.png is drawn in a forked
+    process meanwhile where this process may fork (``plot_in_child``), else here.
+    Raises OSError for a folder it cannot write, RuntimeError when the drawing failed."""
     folder.mkdir(parents=True, exist_ok=True)
+    png = folder / "report.png"
+    drawing = plot_in_child(result.reports, png)
     report = folder / "report.json"
     report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     timeline = folder / "timeline.csv"
-    rows = [row for r in result.reports for row in timeline_rows(r)]
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    made = rows or {}
+    all_rows = [
+        row
+        for r in result.reports
+        for row in (made[r.run.policy] if r.run.policy in made else timeline_rows(r))
+    ]
+    columns = list(dict.fromkeys(key for row in all_rows for key in row))
     with timeline.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
-    png = folder / "report.png"
-    plot_report(result.reports, png)
+        writer.writerows(all_rows)
+    drawing()
     return [report, timeline, png]
 
 

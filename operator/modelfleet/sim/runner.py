@@ -78,6 +78,7 @@ def run_reports(
     *,
     jobs: int = 1,
     while_waiting: Callable[[], object] | None = None,
+    with_done: Callable[[list[PolicyReport]], object] | None = None,
 ) -> list[PolicyReport]:
     """Every policy of ``names`` evaluated over ``traffic``, in the order of ``names``.
 
@@ -85,7 +86,9 @@ def run_reports(
     processes than policies); the reports are the same as with ``jobs`` = 1, except that
     their runs are detached from the live world. ``while_waiting`` (with workers) is
     called in this process once every policy but the longest has finished, while a core
-    is free (e.g. to load what the outputs need). The modelfleet runs are evaluated in
+    is free (e.g. to load what the outputs need); ``with_done`` (with workers) right
+    after it, with the reports finished by then (e.g. to make their share of the
+    outputs while the longest run goes on). The modelfleet runs are evaluated in
     this process (``report.prepare`` made while they run). Raises what a run raises.
     """
     workers = min(max(1, jobs), len(names))
@@ -103,6 +106,8 @@ def run_reports(
         wait(others)
         if while_waiting is not None:
             while_waiting()
+        if with_done is not None:
+            with_done([futures[n].result() for n in order if n in futures])
         prepared = {n: prepare(scenario, traffic, n) for n in here}
         reports = {n: evaluate(runs[n].result(), prepared.pop(n)) for n in here}
         reports |= {n: f.result() for n, f in futures.items()}
