@@ -21,7 +21,7 @@ asyncio_default_fixture_loop_scope = function
 timeout = 2
 """
 
-HANGS = '''\
+HANGS = """\
 import asyncio
 import threading
 import time
@@ -46,9 +46,9 @@ def test_joins_a_thread_that_never_ends():
 @pytest.mark.timeout(600)
 async def test_runs_after_them():
     await asyncio.sleep(0)
-'''
+"""
 
-TEARDOWN_HANGS = '''\
+TEARDOWN_HANGS = """\
 import asyncio
 
 import pytest
@@ -62,7 +62,7 @@ async def hangs_on_teardown():
 
 async def test_hangs_and_so_does_its_teardown(hangs_on_teardown):
     await asyncio.Event().wait()
-'''
+"""
 
 
 def _pytest(tmp_path: Path, tests: str) -> subprocess.CompletedProcess[str]:
