@@ -293,6 +293,13 @@ class CloudStub:
                 compute + r"/zones/(?P<z>[^/]+)/instanceGroupManagers/(?P<n>[^/]+)/deleteInstances",
                 self._compute_igm_delete_instances,
             ),
+            (
+                "POST",
+                compute
+                + r"/zones/(?P<z>[^/]+)/instanceGroupManagers/(?P<n>[^/]+)/listManagedInstances",
+                self._compute_igm_list_managed,
+            ),
+            ("GET", arm_cluster + r"/agentPools/(?P<n>[^/]+)/machines", self._aks_machines),
             ("GET", arm_cluster + r"/agentPools", self._aks_list),
             ("GET", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_get),
             ("PUT", arm_cluster + r"/agentPools/(?P<n>[^/]+)", self._aks_put),
@@ -439,6 +446,18 @@ class CloudStub:
             return 404, gcp_error(404, "NOT_FOUND", f"instanceGroupManagers/{m['n']} not found"), {}
         return 200, igm, {}
 
+    def _compute_igm_list_managed(self, m: re.Match[str], *_: Any) -> Reply:
+        """instanceGroupManagers.listManagedInstances: the group's VMs (one page)."""
+        key = (m["p"], m["z"], m["n"])
+        if key not in self.igms:
+            return 404, gcp_error(404, "NOT_FOUND", f"instanceGroupManagers/{m['n']} not found"), {}
+        base = f"https://www.googleapis.com/compute/v1/projects/{m['p']}/zones/{m['z']}/instances"
+        items = [
+            {"instance": f"{base}/{vm}", "instanceStatus": "RUNNING", "currentAction": "NONE"}
+            for vm in self.igm_instances.get(key, [])
+        ]
+        return 200, {"managedInstances": items}, {}
+
     def _compute_igm_delete_instances(
         self, m: re.Match[str], _q: Any, body: Json | None, *_: Any
     ) -> Reply:
@@ -558,6 +577,18 @@ class CloudStub:
         pool["properties"]["provisioningState"] = "Scaling"
         op = {"kind": "machines", "key": self._aks_key(m), "name": m["n"], "error": None}
         return 202, None, self._azure_operation_headers(op, location=True)
+
+    def _aks_machines(self, m: re.Match[str], *_: Any) -> Reply:
+        """agentPools/{pool}/machines: the pool's machines (one page)."""
+        if m["n"] not in self.aks_pools.get(self._aks_key(m), {}):
+            return 404, azure_error("NotFound", f"Agent pool '{m['n']}' not found."), {}
+        machines = self.aks_machines.get((*self._aks_key(m), m["n"]), [])
+        pool_id = self._aks_id(m, m["n"])
+        items = [
+            {"id": f"{pool_id}/machines/{name}", "name": name, "properties": {}}
+            for name in machines
+        ]
+        return 200, {"value": items}, {}
 
     def _azure_operation(self, m: re.Match[str], *_: Any) -> Reply:
         op = self.azure_operations.get(m["o"])

@@ -33,7 +33,8 @@ What the emulator does NOT do — code under test must never depend on it, and a
 needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(...)`` a node):
 it never bumps resourceVersion/generation (it only stamps them on create, with a uid,
 a creationTimestamp and a name from generateName, as every real server does), treats ``/status`` patches as plain
-merges, honours only equality ``labelSelector``s (added here; KMock alone ignores them), validates nothing, has no
+merges, honours only equality ``labelSelector``s and ``fieldSelector``s (added here; KMock alone
+ignores them), validates nothing, has no
 server-side apply and no controllers (a Deployment never becomes ready by itself).
 
 One KMock gap is bridged here: KMock 0.8 cannot parse the paths of the ``namespaces``
@@ -148,6 +149,8 @@ class _Emulator(kmock.KubernetesEmulator):
         # A real API server filters lists by ``labelSelector``; KMock returns everything.
         # Equality selectors (``k=v,k2=v2``, all modelfleet sends) are honoured here so a
         # list costs what it costs against a real server (clients filter again anyway).
+        # ``fieldSelector`` likewise: equality on a dotted path (``spec.nodeName`` for pods,
+        # which every real server since 1.19 supports).
         payload = await super()._serve_list(request)
         wanted = _equality_selector(request.params.get("labelSelector", ""))
         if wanted and isinstance(payload, dict):
@@ -159,7 +162,23 @@ class _Emulator(kmock.KubernetesEmulator):
                     for k, v in wanted.items()
                 )
             ]
+        fields = _equality_selector(request.params.get("fieldSelector", ""))
+        if fields and isinstance(payload, dict):
+            payload["items"] = [
+                item for item in payload.get("items", []) if _has_fields(item, fields)
+            ]
         return payload
+
+
+def _has_fields(item: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
+    """Every dotted path of ``fields`` holds that value in ``item`` (missing reads as "")."""
+    for path, value in fields.items():
+        here: Any = item
+        for part in path.split("."):
+            here = here.get(part) if isinstance(here, Mapping) else None
+        if str(here if here is not None else "") != value:
+            return False
+    return True
 
 
 def _equality_selector(selector: str) -> dict[str, str]:

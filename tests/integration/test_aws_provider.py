@@ -46,7 +46,7 @@ from modelfleet.providers.aws import (
     capacity_issue,
     nodegroup_name,
 )
-from modelfleet.providers.base import NodeRef, PoolSpec, RemovesNodes
+from modelfleet.providers.base import KnowsNodes, NodeRef, PoolSpec, RemovesNodes
 from modelfleet.providers.errors import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -889,3 +889,82 @@ async def test_remove_nodes_refuses_another_groups_instance_and_foreign_provider
     assert asg["DesiredCapacity"] == 2 and len(asg["Instances"]) == 2
     with pytest.raises(NotFound):
         await provider.remove_nodes(pool_spec(L40S, nodes=0), [])
+
+
+def _asg(world: World, name: str) -> dict[str, Any]:
+    group: dict[str, Any] = world.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[name]
+    )["AutoScalingGroups"][0]
+    return group
+
+
+def _node_group_size(world: World, name: str) -> int:
+    group = world.client("eks").describe_nodegroup(clusterName=EKS_CLUSTER, nodegroupName=name)
+    return int(group["nodegroup"]["scalingConfig"]["desiredSize"])
+
+
+def _passes(real: Callable[..., Any], params: dict[str, Any]) -> Any:
+    return real(**params)
+
+
+async def test_owned_nodes_are_the_instances_auto_scaling_lists_in_the_group(
+    world: World,
+) -> None:
+    provider = AwsNodePoolProvider(fleet_cluster())
+    assert isinstance(provider, KnowsNodes)
+    pool = await provider.ensure_pool(pool_spec(nodes=2))
+    group = world.client("eks").describe_nodegroup(clusterName=EKS_CLUSTER, nodegroupName=pool.name)
+    ours = _asg_with_instances(
+        world, group["nodegroup"]["resources"]["autoScalingGroups"][0]["name"], 2
+    )
+    theirs = _asg_with_instances(world, "someone-elses-asg", 1)
+    nodes = [
+        NodeRef("a", f"aws:///us-east-1a/{ours[0]}"),
+        NodeRef("b", f"aws:///us-east-1a/{ours[1]}"),
+        NodeRef("labelled-alike", f"aws:///us-east-1a/{theirs[0]}"),
+        NodeRef("gone", "aws:///us-east-1a/i-0000000000000dead"),
+        NodeRef("other-cloud", "gce://p/z/vm-1"),
+    ]
+    assert await provider.owned_nodes(pool_spec(nodes=2), nodes) == {"a", "b"}
+    assert await provider.owned_nodes(pool_spec(L40S, nodes=0), nodes) == frozenset()
+
+
+@pytest.mark.parametrize("failing", ["second-terminate", "node-group-update"])
+async def test_a_removal_that_fails_halfway_loses_nothing_and_is_retried(
+    world: World, failing: str
+) -> None:
+    """Two nodes to remove; the second termination fails (or, both terminated, the node
+    group's UpdateNodegroupConfig does). Nothing else is terminated, the node group's
+    desiredSize follows what Auto Scaling holds, and the same call on the next pass
+    finishes the job (the instance already gone is skipped)."""
+    session = FaultySession()
+    provider = provider_with(session)
+    pool = await provider.ensure_pool(pool_spec(nodes=3))
+    group = world.client("eks").describe_nodegroup(clusterName=EKS_CLUSTER, nodegroupName=pool.name)
+    asg_name = group["nodegroup"]["resources"]["autoScalingGroups"][0]["name"]
+    instances = _asg_with_instances(world, asg_name, 3)
+    chosen = [NodeRef(f"node-{i}", f"aws:///us-east-1a/{i}") for i in instances[:2]]
+    denied = client_error("AccessDenied", "not authorized", status=403)
+    if failing == "second-terminate":
+        session.faults["terminate_instance_in_auto_scaling_group"] = [_passes, fail(denied)]
+    else:
+        session.faults["update_nodegroup_config"] = [fail(denied)]
+
+    with pytest.raises(PermissionDenied):
+        await provider.remove_nodes(pool_spec(nodes=1), chosen)
+    asg = _asg(world, asg_name)
+    left = sorted(i["InstanceId"] for i in asg["Instances"])
+    if failing == "second-terminate":
+        assert left == instances[1:], "an instance other than the first was terminated"
+        assert asg["DesiredCapacity"] == 2
+        assert _node_group_size(world, pool.name) == 2, "node group desiredSize left behind"
+    else:
+        assert left == instances[2:]
+        assert asg["DesiredCapacity"] == 1
+        assert _node_group_size(world, pool.name) == 3  # the update itself failed
+
+    after = await provider.remove_nodes(pool_spec(nodes=1), chosen)  # the next pass
+    asg = _asg(world, asg_name)
+    assert sorted(i["InstanceId"] for i in asg["Instances"]) == instances[2:]
+    assert asg["DesiredCapacity"] == 1
+    assert after.desired_nodes == 1 and _node_group_size(world, pool.name) == 1

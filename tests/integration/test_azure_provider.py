@@ -23,6 +23,7 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    KnowsNodes,
     NodeRef,
     NotFound,
     PermissionDenied,
@@ -821,3 +822,21 @@ async def test_remove_nodes_refuses_a_node_of_another_pool(arm: CloudStub) -> No
     with pytest.raises(InvalidConfiguration, match="not a machine"):
         await provider.remove_nodes(_spec(nodes=0), [NodeRef("n", "gce://p/z/vm")])
     assert arm.calls("POST", r"/deleteMachines$") == []
+
+
+async def test_owned_nodes_are_the_agent_pools_machines(arm: CloudStub) -> None:
+    provider = _provider(arm)
+    assert isinstance(provider, KnowsNodes)
+    spec = _spec(nodes=2)
+    await provider.ensure_pool(spec)
+    key = (SUBSCRIPTION, "ml-serving", "aks-prod", f"mf{spec.pool_id[:10]}")
+    machines = list(arm.aks_machines[key])
+    gone = machines[0][:-1] + "z"  # a machine of the pool's scale set AKS no longer lists
+    nodes = [_aks_node(m) for m in machines] + [
+        _aks_node(gone),
+        _aks_node("aks-system-12345678-vmss000001"),
+        NodeRef("other-cloud", "gce://p/z/vm"),
+    ]
+    assert await provider.owned_nodes(spec, nodes) == set(machines)
+    assert arm.calls("GET", r"/machines$"), "the pool's machines were not listed"
+    assert await provider.owned_nodes(_spec(capacity="OnDemand"), nodes) == frozenset()

@@ -21,6 +21,7 @@ from modelfleet.core import Offering
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
+    KnowsNodes,
     NodeRef,
     NotFound,
     PermissionDenied,
@@ -784,3 +785,20 @@ async def test_remove_nodes_refuses_nodes_outside_the_pools_groups(gcp: CloudStu
     assert gcp.calls("POST", r"/deleteInstances$") == []
     with pytest.raises(NotFound):
         await provider.remove_nodes(_spec(L4_1, nodes=0), [])
+
+
+async def test_owned_nodes_are_the_vms_the_pools_instance_groups_list(gcp: CloudStub) -> None:
+    provider = _provider(gcp)
+    assert isinstance(provider, KnowsNodes)
+    await provider.ensure_pool(_spec(nodes=2))
+    gcp.settle_gke()
+    ((key, listed),) = gcp.igm_instances.items()
+    project, zone, _group = key
+    nodes = [NodeRef(vm, f"gce://{project}/{zone}/{vm}") for vm in listed] + [
+        NodeRef("gone", f"gce://{project}/{zone}/gke-deleted-vm"),
+        NodeRef("other-zone", f"gce://{project}/{REGION}-c/{listed[0]}"),
+        NodeRef("other-cloud", "aws:///us-east-1a/i-0abc"),
+    ]
+    assert await provider.owned_nodes(_spec(nodes=2), nodes) == set(listed)
+    assert gcp.calls("POST", r"/listManagedInstances$"), "the group was not listed"
+    assert await provider.owned_nodes(_spec(L4_1, nodes=0), nodes) == frozenset()

@@ -1,6 +1,6 @@
 """A shrink's read of a member cluster and its cordon, over real HTTP (KMock emulator).
 
-``reconciler.shrink`` reads the pool's Nodes and every pod with the real
+``reconciler.shrink`` reads the pool's Nodes and their pods (by node) with the real
 ``KubernetesClusterClient``, sorts the nodes into serving and empty, and cordons the
 chosen ones with a JSON merge patch; each request must be allowed by the ClusterRole that
 docs/member-clusters.md tells users to grant (``rbac_check.member_grants``).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from kube_emulator import KubeEmulator, kube_emulator
@@ -89,3 +90,26 @@ async def test_the_shrink_reads_and_cordons_through_the_documented_cluster_role(
     sent = kube.authenticated_requests()
     assert ("PATCH", "/api/v1/nodes/gpu-b") in sent
     assert rbac_check.member_grants().denied(sent) == []
+    # Pods are listed per node of the pool (the server filters), never every pod.
+    pod_lists = [urlsplit(path) for method, path in sent if path.startswith("/api/v1/pods")]
+    asked = sorted(parse_qs(u.query).get("fieldSelector", ["<none>"])[0] for u in pod_lists)
+    assert asked == [f"spec.nodeName={n}" for n in ("gpu-a", "gpu-b", "gpu-c")]
+
+
+async def test_pods_are_listed_by_node_not_the_whole_cluster(kube: KubeEmulator) -> None:
+    """Thousands of pods elsewhere in the member cluster are not read for one pool."""
+    kube.put("v1/nodes", _node("gpu-a"))
+    kube.put("v1/nodes", _node("cpu-x", pool=False))
+    kube.put("v1/pods", _pod("llama-1", "gpu-a"))
+    for i in range(30):
+        kube.put("v1/pods", _pod(f"web-{i}", "cpu-x", namespace="web"))
+    client = await KubernetesClusterClient.from_kubeconfig(kube.kubeconfig(), name="member")
+    try:
+        nodes = await pool_nodes(client, POOL_LABELS, cluster="aws-use1")
+    finally:
+        await client.close()
+    assert nodes.serving == ("gpu-a",)
+    pod_lists = [p for m, p in kube.authenticated_requests() if p.startswith("/api/v1/pods")]
+    assert [parse_qs(urlsplit(p).query).get("fieldSelector") for p in pod_lists] == [
+        ["spec.nodeName=gpu-a"]
+    ]

@@ -255,6 +255,11 @@ class NodePoolStatus(ApiModel):
     ready_nodes: int = Field(default=0, ge=0, description="Nodes ready.")
     state: str | None = Field(default=None, description="Cloud's pool state.")
     issues: list[str] | None = Field(default=None, description="Cloud's health issue codes.")
+    scale_in_since: datetime | None = Field(
+        default=None,
+        description="Since when the deployments' bookings have been below the pool's Ready "
+        "nodes: the scale-in delay counts from here (a restarted operator reads it back).",
+    )
 
 
 class FleetClusterStatus(ApiModel):

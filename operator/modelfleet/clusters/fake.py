@@ -48,6 +48,7 @@ from modelfleet.clusters.objects import (
     is_managed,
     kind_of,
     leaving_by_pool,
+    matches_fields,
     matches_selector,
     merge_patch,
     node_info,
@@ -254,12 +255,14 @@ class InMemoryClusterClient:
         selector: Mapping[str, str],
         *,
         namespace: str | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonObject]:
-        self._enter("list_owned", f"{kind.plural} {dict(selector)}")
+        where = f" fields {dict(fields)}" if fields else ""
+        self._enter("list_owned", f"{kind.plural} {dict(selector)}{where}")
         return [
             self._copy(obj)
             for obj in self._live(kind, namespace)
-            if matches_selector(obj, selector)
+            if matches_selector(obj, selector) and matches_fields(obj, fields or {})
         ]
 
     async def delete_owned(

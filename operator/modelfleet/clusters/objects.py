@@ -90,6 +90,19 @@ def matches_selector(obj: Mapping[str, Any], selector: Mapping[str, str]) -> boo
     return all(obj_labels.get(key) == value for key, value in selector.items())
 
 
+def matches_fields(obj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
+    """True when every dotted path of ``fields`` (``spec.nodeName``) holds that value in
+    ``obj`` (a missing field reads as ""): an equality ``fieldSelector``, as the API
+    server applies it."""
+    for path, value in fields.items():
+        here: Any = obj
+        for part in path.split("."):
+            here = here.get(part) if isinstance(here, Mapping) else None
+        if str(here if here is not None else "") != value:
+            return False
+    return True
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch of ``patch`` onto ``target``; returns a new value.
 

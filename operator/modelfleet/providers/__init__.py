@@ -7,6 +7,7 @@ provider classified as "no capacity/quota" (reported after an accepted resize).
 """
 
 from modelfleet.providers.base import (
+    KnowsNodes,
     NodePool,
     NodePoolProvider,
     NodeRef,
@@ -31,6 +32,7 @@ from modelfleet.providers.errors import (
 __all__ = [
     "InsufficientCapacity",
     "InvalidConfiguration",
+    "KnowsNodes",
     "NodePool",
     "NodePoolProvider",
     "NodeRef",

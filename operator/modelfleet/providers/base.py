@@ -6,7 +6,8 @@ aws (EKS managed node groups), gcp (GKE node pools), azure (AKS agent pools), st
 (pre-provisioned nodes, never resized) and simulated (in-process) — honours the same
 contracts, raises only the typed errors of ``providers.errors``, and never touches a pool
 that lacks modelfleet's ownership tag/label (``modelfleet.io/managed=true``). One optional
-port, ``RemovesNodes``, removes chosen nodes of a pool (aws, gcp, azure, simulated).
+port, ``RemovesNodes``, removes chosen nodes of a pool (aws, gcp, azure, simulated); another,
+``KnowsNodes``, says which Nodes are instances of a pool (read from the cloud).
 
 What a provider can offer is the core's ``Offering`` (``core.types``): the one model of an
 offering, returned as is by ``discover_offerings`` and carried by ``PoolSpec``.
@@ -164,4 +165,22 @@ class RemovesNodes(Protocol):
         what the cloud now holds). A node already gone is skipped. Returns the pool as the cloud now reports it. Raises ``NotFound`` when the pool is missing, ``InvalidConfiguration`` when a
         node's providerID cannot be read or names an instance outside this pool (nothing is
         removed then), and the usual retryable/permission errors."""
+        ...
+
+
+@runtime_checkable
+class KnowsNodes(Protocol):
+    """A provider that can tell, from the cloud's own list of a pool's instances, which
+    Kubernetes Nodes are that pool's: a Node carrying the pool's labels is not proof (an
+    instance of another group labelled alike, or one already gone whose Node lingers).
+    The reconciler chooses nodes to remove only among those (``reconciler.shrink``), so
+    such a Node never blocks the pool's shrink."""
+
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        """Names of those ``nodes`` whose providerID is a live instance of the pool of
+        ``spec`` (EKS: an instance of the node group's Auto Scaling group; GKE: of the
+        pool's managed instance groups; AKS: a machine of the agent pool). A providerID of
+        another cloud, another group, or an instance the cloud no longer lists is left
+        out; a missing pool owns nothing (empty set, not ``NotFound``). One or a few read
+        calls; raises the usual retryable/permission errors."""
         ...

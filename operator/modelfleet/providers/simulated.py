@@ -271,6 +271,26 @@ class SimulatedNodePoolProvider:
                 del pool.node_ready_at[at]
         return self._report(pool)
 
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        """The nodes whose providerID is a node of the pool of ``spec`` still there
+        (``KnowsNodes``); a missing pool owns nothing. Recorded as a call and failed by an
+        outage; ``fail_next`` is left for the pool calls (the tests aim it at a resize or a
+        removal, which this read precedes)."""
+        self.calls.append(ProviderCall("owned_nodes", ",".join(sorted(n.name for n in nodes))))
+        down, until = self._outage
+        if down and (until is None or self._clock() < until):
+            raise Unreachable(f"simulated outage of the {self._cluster.spec.region} cloud API")
+        pool = self._pools.get(spec.pool_id)
+        if pool is None:
+            return frozenset()
+        prefix = f"sim:///{self._name}/{pool.name}/n"
+        alive = {str(i) for i in pool.node_ids}
+        return frozenset(
+            n.name
+            for n in nodes
+            if n.provider_id.startswith(prefix) and n.provider_id.removeprefix(prefix) in alive
+        )
+
     def node_refs(self, instance_type: str, capacity_type: CapacityType) -> list[NodeRef]:
         """The Ready nodes of the pool (instance type, capacity type), earliest Ready first,
         as a member cluster's Node objects would name them. No call is recorded."""

@@ -23,7 +23,7 @@ from modelfleet.core import HealthRecord, next_health
 from modelfleet.core.from_api import offering_to_api
 from modelfleet.providers import NodePool, ProviderError
 from modelfleet.providers.gc import plan_orphan_gc, zero_size_spec
-from modelfleet.reconciler.ledger import PoolLedger
+from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, EventType
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
@@ -256,7 +256,7 @@ async def _upkeep_pools(
             upkeep.ledger.forget_request(key)
     if not collect:
         upkeep.orphan_since.clear()
-        return _pool_statuses(pools)
+        return _pool_statuses(pools, upkeep.ledger, cluster)
     actions = plan_orphan_gc(
         pools,
         needed,
@@ -287,10 +287,28 @@ async def _upkeep_pools(
             )
         except (ProviderError, TimeoutError) as exc:
             events.append(EventRecord("Warning", "PoolGcFailed", f"{pool.name}: {exc}"))
-    return _pool_statuses(pools)
+    return _pool_statuses(pools, upkeep.ledger, cluster)
 
 
-def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
+def _pool_statuses(
+    pools: list[NodePool], ledger: PoolLedger, cluster: FleetCluster
+) -> list[NodePoolStatus] | None:
+    """The pools as ``status.nodePools``, each with the ledger's scale-in clock (what a
+    restarted operator reads back: ``pools._after_scale_in_delay``). A pool this process
+    has not sized yet keeps the clock its status carries (a listing right after a restart
+    must not erase it before the first pass reads it)."""
+    name = cluster.metadata.name
+    recorded = {
+        (p.instance_type, p.capacity_type): p.scale_in_since
+        for p in (cluster.status.node_pools if cluster.status is not None else None) or ()
+    }
+
+    def clock(p: NodePool) -> datetime | None:
+        key: PoolKey = (name, p.instance_type, p.capacity_type)
+        if ledger.sized(key):
+            return ledger.shrinking(key)
+        return recorded.get((p.instance_type, p.capacity_type))
+
     return [
         NodePoolStatus(
             name=p.name,
@@ -301,6 +319,7 @@ def _pool_statuses(pools: list[NodePool]) -> list[NodePoolStatus] | None:
             ready_nodes=p.ready_nodes,
             state=p.state,
             issues=[f"{i.code}: {i.message}" for i in p.issues] or None,
+            scale_in_since=clock(p),
         )
         for p in pools
     ] or None

@@ -73,6 +73,8 @@ class PoolLedger:
         self._leaving: dict[PoolKey, int] = {}
         self._cordoned: set[PoolKey] = set()
         self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
+        self._foreign: dict[PoolKey, frozenset[str]] = {}
+        self._sized: set[PoolKey] = set()
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -291,6 +293,23 @@ class PoolLedger:
     def no_shrink(self, pool: PoolKey) -> None:
         self._shrinking.pop(pool, None)
 
+    def shrinking(self, pool: PoolKey) -> datetime | None:
+        """The scale-in clock of ``pool`` (None: not running); published in the
+        FleetCluster's ``status.nodePools[].scaleInSince``."""
+        return self._shrinking.get(pool)
+
+    def sized(self, pool: PoolKey) -> bool:
+        """``pool`` has been sized in this process (``first_sizing`` was asked)."""
+        return pool in self._sized
+
+    def first_sizing(self, pool: PoolKey) -> bool:
+        """True the first time it is asked for ``pool`` in this process (then False): the
+        pool's scale-in state is then read back from the FleetCluster's status."""
+        if pool in self._sized:
+            return False
+        self._sized.add(pool)
+        return True
+
     def cordoned(self, pool: PoolKey) -> bool:
         """Nodes of ``pool`` were cordoned for a removal not known to have happened."""
         return pool in self._cordoned
@@ -310,6 +329,13 @@ class PoolLedger:
             self._removed[pool] = nodes
         else:
             self._removed.pop(pool, None)
+
+    def foreign(self, pool: PoolKey) -> frozenset[str]:
+        """Names of Nodes with ``pool``'s labels its cloud does not list (already said)."""
+        return self._foreign.get(pool, frozenset())
+
+    def set_foreign(self, pool: PoolKey, names: frozenset[str]) -> None:
+        self._foreign[pool] = names
 
     def forget_request(self, pool: PoolKey) -> None:
         """What the pool holds is unknown again (an error, or the cloud says otherwise)."""

@@ -23,6 +23,8 @@ whose health is Failed or Suspect (no destructive action there, even if its API 
 A shrink never lets the cloud pick a node that serves: when a node of the pool holds a
 Ready pod, the pool loses only the empty nodes the operator names and cordons
 (``reconciler.shrink``, ``RemovesNodes.remove_nodes``), and what cannot be named waits.
+Nodes are named only among those the cloud lists as the pool's (``KnowsNodes``): a Node
+that merely carries the pool's labels is ignored, said once (``NodeNotInPool``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster
+from modelfleet.api.fleetcluster import NodePoolStatus
 from modelfleet.core.from_api import offering_of
 from modelfleet.providers import (
+    KnowsNodes,
     NodePool,
     NodePoolProvider,
     NodeRef,
     NotFound,
+    PermissionDenied,
     PoolSpec,
     ProviderError,
     RemovesNodes,
@@ -148,7 +153,10 @@ async def _one(
         )
         total = allowed
     before = ledger.requested(pool)
-    total = _after_scale_in_delay(pool, total, before, ledger, now=now, settings=settings)
+    recorded = _recorded(cluster, pool) if ledger.first_sizing(pool) else None
+    total = _after_scale_in_delay(
+        pool, total, before, ledger, now=now, settings=settings, recorded=recorded
+    )
     if before == total and not waiting:
         return False  # nothing to change, and nobody waits on it
     zones = ledger.zones(pool)
@@ -270,6 +278,25 @@ async def _shrink(
         return before, (), True
     nodes = _without_removed(nodes, pool, ledger)
     current = before if before is not None else nodes.registered
+    if nodes.serving and spec.nodes < current and isinstance(provider, KnowsNodes):
+        # Nodes will be named: only among the pool's own instances, as the cloud lists
+        # them (a Node with the pool's labels may be another group's, or gone).
+        named = [r for r in nodes.refs if r.provider_id]
+        try:
+            owned = await provider.owned_nodes(spec, named)
+        except PermissionDenied as exc:
+            # A role granted before this read existed: name nodes as before (the removal
+            # itself still refuses another pool's instance), and say what to grant.
+            grant = f" (grant {exc.permission})" if exc.permission else ""
+            log.note(
+                "Warning",
+                exc.code,
+                f"{name}: node pool {instance_type}: cannot list its instances{grant}: {exc}; "
+                "naming nodes by their labels",
+            )
+            owned = frozenset(r.name for r in named)
+        nodes = _without_foreign(nodes, owned, pool, ledger, log)
+        current = before if before is not None else nodes.registered
     if not nodes.serving or spec.nodes >= current:
         await _uncordon_kept(client, nodes.ours, (), pool, ledger, log)
         return spec.nodes, (), False
@@ -315,6 +342,36 @@ def _without_removed(nodes: PoolNodes, pool: PoolKey, ledger: PoolLedger) -> Poo
         empty=tuple(n for n in nodes.empty if n not in still),
         ours=tuple(n for n in nodes.ours if n not in names),
         registered=nodes.registered - len(still),
+        refs=nodes.refs - still,
+    )
+
+
+def _without_foreign(
+    nodes: PoolNodes, owned: frozenset[str], pool: PoolKey, ledger: PoolLedger, log: PassLog
+) -> PoolNodes:
+    """``nodes`` less those with a providerID its provider does not list as the pool's
+    (``KnowsNodes.owned_nodes``): never chosen, not counted, not serving the pool. Each
+    such node is said once per process (a ``NodeNotInPool`` Warning), not every pass."""
+    foreign = {r.name for r in nodes.refs if r.provider_id and r.name not in owned}
+    if not foreign:
+        return nodes
+    new = sorted(foreign - ledger.foreign(pool))
+    ledger.set_foreign(pool, ledger.foreign(pool) | foreign)
+    if new:
+        log.note(
+            "Warning",
+            "NodeNotInPool",
+            f"{pool[0]}: node(s) {', '.join(new)} carry the labels of the {pool[2]} "
+            f"{pool[1]} pool but its cloud does not list their instance in it (another "
+            "group's, or gone): ignored when the pool shrinks",
+        )
+    return replace(
+        nodes,
+        empty=tuple(n for n in nodes.empty if n.name not in foreign),
+        serving=tuple(n for n in nodes.serving if n not in foreign),
+        ours=tuple(n for n in nodes.ours if n not in foreign),  # going: left cordoned
+        registered=nodes.registered - len(foreign),
+        refs=frozenset(r for r in nodes.refs if r.name not in foreign),
     )
 
 
@@ -348,6 +405,14 @@ async def _uncordon_kept(
     ledger.set_cordoned(pool, False)
 
 
+def _recorded(cluster: FleetCluster, pool: PoolKey) -> NodePoolStatus | None:
+    """``pool`` as the FleetCluster's status last reported it (None: not reported)."""
+    for p in (cluster.status.node_pools if cluster.status is not None else None) or ():
+        if (p.instance_type, p.capacity_type) == pool[1:]:
+            return p
+    return None
+
+
 def _after_scale_in_delay(
     pool: PoolKey,
     total: int,
@@ -356,10 +421,21 @@ def _after_scale_in_delay(
     *,
     now: datetime,
     settings: PoolSettings,
+    recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``."""
+    have been unneeded for ``scale_in_delay_seconds``.
+
+    ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
+    in this process): after an operator restart the last request is unknown, so the
+    status's desired and Ready nodes stand for it, and its ``scaleInSince`` for the clock
+    (none recorded: the clock starts now). Without it a restart skipped the delay once."""
     ready = ledger.ready(pool)
+    if before is None and recorded is not None:
+        before = recorded.desired_nodes
+        ready = recorded.ready_nodes if ready is None else ready
+        if recorded.scale_in_since is not None and ledger.shrinking(pool) is None:
+            ledger.shrink_since(pool, recorded.scale_in_since)
     if before is None or total >= before or ready is None or settings.scale_in_delay_seconds <= 0:
         ledger.no_shrink(pool)
         return total

@@ -7,7 +7,7 @@ another serving pod: a production outage. So when a pool must shrink and one of 
 serves, the pools stage asks this module which nodes may go:
 
 - the pool's Nodes (``PoolSpec.node_labels``: modelfleet's instance-type, capacity-type and
-  pool labels) and every pod of the member cluster are read;
+  pool labels) and the pods bound to each (``fieldSelector=spec.nodeName=<node>``) are read;
 - a node is *empty* when no pod other than a DaemonSet's or a static (mirror) pod, and not
   finished (Succeeded/Failed), is bound to it: what ``kubectl drain`` would have to evict;
 - a node *serves* when a pod bound to it is Ready (any workload: ours or another's);
@@ -57,7 +57,12 @@ class NodeReader(Protocol):
     """What the shrink needs of a member-cluster client (``ClusterClient`` plus a patch)."""
 
     async def list_owned(
-        self, kind: Any, selector: Mapping[str, str], *, namespace: str | None = None
+        self,
+        kind: Any,
+        selector: Mapping[str, str],
+        *,
+        namespace: str | None = None,
+        fields: Mapping[str, str] | None = None,
     ) -> list[JsonObject]: ...
 
     async def merge_patch(
@@ -153,15 +158,18 @@ async def pool_nodes(
     cluster: str,
     pods_above: int | None = None,
 ) -> PoolNodes:
-    """Read the pool's Nodes (``selector``) and the cluster's pods. Cluster errors become
-    provider errors (``Unreachable``, ``PermissionDenied`` naming the rule, else
-    ``ProviderError``), so the pools stage handles them as it handles a failed pool call.
-    With ``pods_above`` set, the pods (every pod of the cluster: the costly read) are read
-    only when the pool has more Nodes than that; otherwise no node reads as serving."""
+    """Read the pool's Nodes (``selector``) and the pods bound to them: one LIST per node
+    with ``fieldSelector=spec.nodeName=<node>`` (the API server filters; the cluster's
+    other pods are never sent). Cluster errors become provider errors (``Unreachable``,
+    ``PermissionDenied`` naming the rule, else ``ProviderError``), so the pools stage
+    handles them as it handles a failed pool call. With ``pods_above`` set, the pods are
+    read only when the pool has more Nodes than that; otherwise no node reads as serving."""
     try:
         nodes = await client.list_owned(NODE, selector)
         wanted = bool(nodes) and (pods_above is None or len(nodes) > pods_above)
-        pods = await client.list_owned(POD, {}) if wanted else []
+        pods: list[JsonObject] = []
+        for name in sorted(node_info(n).name for n in nodes) if wanted else ():
+            pods += await client.list_owned(POD, {}, fields={"spec.nodeName": name})
     except ClusterError as error:
         raise _translated(error, cluster, "list nodes and pods") from error
     return read_pool_nodes(nodes, pods)

@@ -163,24 +163,7 @@ class AwsNodePoolProvider:
         if group is None:
             group = await self._create(spec)
         self._check_owned(group)
-        update = nodegroups.scaling_update(group, spec, cluster_name=self._cluster)
-        if update is not None:
-            log.info(
-                "aws %s: resizing %s from %s to %d nodes",
-                self._name,
-                name,
-                (group.get("scalingConfig") or {}).get("desiredSize"),
-                spec.nodes,
-            )
-            await self._api.call(
-                "eks:UpdateNodegroupConfig",
-                "eks",
-                "update_nodegroup_config",
-                instance_type=spec.offering.instance_type,
-                capacity_type=spec.capacity_type,
-                **update,
-            )
-            group = await self._describe(name) or group
+        group = await self._set_size(group, spec)
         return (await self._to_pools([group], gpu=spec.offering.gpu))[0]
 
     async def get_pool(self, spec: PoolSpec) -> NodePool:
@@ -279,23 +262,77 @@ class AwsNodePoolProvider:
                 f"node group {name}: refusing to remove nodes of another group: "
                 + ", ".join(strangers)
             )
-        for item in sorted(found, key=lambda i: str(i["InstanceId"])):
-            if str(item.get("LifecycleState", "")).startswith("Terminat"):
-                continue
-            log.info(
-                "aws %s: terminating %s (node %s) of %s, decrementing its size",
-                self._name,
-                item["InstanceId"],
-                ids[str(item["InstanceId"])],
-                name,
-            )
-            await self._api.call(
-                "autoscaling:TerminateInstanceInAutoScalingGroup",
+        terminated = 0
+        try:
+            for item in sorted(found, key=lambda i: str(i["InstanceId"])):
+                if str(item.get("LifecycleState", "")).startswith("Terminat"):
+                    continue
+                log.info(
+                    "aws %s: terminating %s (node %s) of %s, decrementing its size",
+                    self._name,
+                    item["InstanceId"],
+                    ids[str(item["InstanceId"])],
+                    name,
+                )
+                await self._api.call(
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                    "autoscaling",
+                    "terminate_instance_in_auto_scaling_group",
+                    InstanceId=str(item["InstanceId"]),
+                    ShouldDecrementDesiredCapacity=True,
+                )
+                terminated += 1
+        except ProviderError:
+            # Half done: the instances terminated so far lowered the Auto Scaling group's
+            # desired capacity; the node group's desiredSize must follow before the error
+            # goes up, or a later grow back to the old size reads as "no change" (and the
+            # pool stays one node short). Best effort: the retry repeats it anyway.
+            if terminated:
+                try:
+                    await self._follow_asg(group, spec, owners)
+                except ProviderError as also:
+                    log.warning("aws %s: %s desiredSize not updated: %s", self._name, name, also)
+            raise
+        group = await self._follow_asg(group, spec, owners)
+        return (await self._to_pools([group], gpu=spec.offering.gpu))[0]
+
+    # -- KnowsNodes -----------------------------------------------------------------------
+
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        """The nodes whose EC2 instance Auto Scaling lists in this node group's Auto Scaling
+        group (``DescribeAutoScalingInstances``; contract in ``KnowsNodes``)."""
+        group = await self._describe(nodegroups.nodegroup_name(spec.pool_id))
+        if group is None or not nodegroups.owned_by(group, self._name):
+            return frozenset()
+        names: dict[str, list[str]] = {}
+        for node in nodes:
+            instance = nodegroups.instance_id(node.provider_id)
+            if instance is not None:
+                names.setdefault(instance, []).append(node.name)
+        owners = set(nodegroups.asg_names([group]))
+        found: list[Any] = []
+        for chunk in chunks(sorted(names), 50):
+            found += await self._api.paginate(
+                "autoscaling:DescribeAutoScalingInstances",
                 "autoscaling",
-                "terminate_instance_in_auto_scaling_group",
-                InstanceId=str(item["InstanceId"]),
-                ShouldDecrementDesiredCapacity=True,
+                "describe_auto_scaling_instances",
+                "AutoScalingInstances",
+                InstanceIds=chunk,
             )
+        return frozenset(
+            name
+            for item in found
+            if str(item.get("AutoScalingGroupName")) in owners
+            for name in names.get(str(item["InstanceId"]), ())
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _follow_asg(
+        self, group: dict[str, Any], spec: PoolSpec, owners: set[str]
+    ) -> dict[str, Any]:
+        """Set the node group's desiredSize to its Auto Scaling groups' desired capacity
+        (``spec.nodes`` when they cannot be read); returns the group as then described."""
         # The node group's desiredSize follows what Auto Scaling now holds (not spec.nodes:
         # setting less than that would make EKS shrink the group by count after all).
         asgs: list[Any] = []
@@ -309,20 +346,33 @@ class AwsNodePoolProvider:
             )
         size = sum(int(a.get("DesiredCapacity") or 0) for a in asgs) if asgs else spec.nodes
         sized = PoolSpec(spec.cluster, spec.offering, spec.capacity_type, size, spec.zones)
-        update = nodegroups.scaling_update(group, sized, cluster_name=self._cluster)
-        if update is not None:
-            await self._api.call(
-                "eks:UpdateNodegroupConfig",
-                "eks",
-                "update_nodegroup_config",
-                instance_type=spec.offering.instance_type,
-                capacity_type=spec.capacity_type,
-                **update,
-            )
-            group = await self._describe(name) or group
-        return (await self._to_pools([group], gpu=spec.offering.gpu))[0]
+        return await self._set_size(group, sized)
 
-    # -- helpers ---------------------------------------------------------------------------
+    async def _set_size(self, group: dict[str, Any], spec: PoolSpec) -> dict[str, Any]:
+        """Set node group ``group``'s desired size to ``spec.nodes`` with
+        UpdateNodegroupConfig (bounds widened as ``nodegroups.scaling_update`` says) when it
+        differs; returns the group as EKS then describes it (``group`` when it has no
+        change to make). The one writer of a node group's size: resize and removal."""
+        update = nodegroups.scaling_update(group, spec, cluster_name=self._cluster)
+        if update is None:
+            return group
+        name = str(group["nodegroupName"])
+        log.info(
+            "aws %s: sizing %s from %s to %d nodes",
+            self._name,
+            name,
+            (group.get("scalingConfig") or {}).get("desiredSize"),
+            spec.nodes,
+        )
+        await self._api.call(
+            "eks:UpdateNodegroupConfig",
+            "eks",
+            "update_nodegroup_config",
+            instance_type=spec.offering.instance_type,
+            capacity_type=spec.capacity_type,
+            **update,
+        )
+        return await self._describe(name) or group
 
     async def _describe(self, name: str) -> dict[str, Any] | None:
         """The node group ``name``, None when absent; a missing *cluster* is configuration."""

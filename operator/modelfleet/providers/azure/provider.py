@@ -63,6 +63,7 @@ T = TypeVar("T")
 POOLS_READ = "Microsoft.ContainerService/managedClusters/agentPools/read"
 POOLS_WRITE = "Microsoft.ContainerService/managedClusters/agentPools/write"
 POOLS_DELETE = "Microsoft.ContainerService/managedClusters/agentPools/delete"
+MACHINES_READ = "Microsoft.ContainerService/managedClusters/agentPools/machines/read"
 MACHINES_DELETE = "Microsoft.ContainerService/managedClusters/agentPools/deleteMachines/action"
 SKUS_READ = "Microsoft.Compute/skus/read"
 USAGES_READ = "Microsoft.Compute/locations/usages/read"
@@ -283,6 +284,28 @@ class AzureNodePoolProvider:
         )
         await self._settle(poller, context)
         return self._to_node_pool(await self._get(name))
+
+    # -- KnowsNodes -----------------------------------------------------------------------
+
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        """The nodes that are machines of the agent pool (AKS ``agentPools/machines``
+        list, SDK ``machines.list``: a VMSS pool's machine names are its Nodes' names)
+        whose providerID names a scale set of the pool (contract in ``KnowsNodes``). A
+        missing pool owns nothing."""
+        name = naming.pool_name(spec.pool_id)
+        if await self._find(name) is None:
+            return frozenset()
+        containers = LazyClient(self._clients, "containers")
+        machines = await self._call(
+            CallContext(MACHINES_READ),
+            lambda: {str(m.name) for m in containers.machines.list(self._group, self._aks, name)},
+        )
+        prefix = f"aks-{name}-".lower()
+        return frozenset(
+            n.name
+            for n in nodes
+            if n.name in machines and (naming.scale_set_of(n.provider_id) or "").startswith(prefix)
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -292,6 +292,44 @@ class GcpNodePoolProvider:
             self._raise_compute_operation_error(operation, context)
         return await self._to_node_pool(await self._get(name))
 
+    # -- KnowsNodes -----------------------------------------------------------------------
+
+    async def owned_nodes(self, spec: PoolSpec, nodes: Sequence[NodeRef]) -> frozenset[str]:
+        """The nodes whose VM is a managed instance of one of the pool's instance groups
+        (Compute ``instanceGroupManagers.listManagedInstances``; contract in
+        ``KnowsNodes``). A missing pool owns nothing."""
+        try:
+            pool = await self._get(naming.pool_name(spec.pool_id))
+        except NotFound:
+            return frozenset()
+        members: set[tuple[str, str, str]] = set()
+        managers = self._client("instance_group_managers")
+        for url in pool.instance_group_urls:
+            parts = url.split("/")
+            if len(parts) < 6:
+                continue
+            project, zone, group = parts[-5], parts[-3], parts[-1]
+            found = await self._call(
+                CallContext("compute.instanceGroupManagers.listManagedInstances"),
+                functools.partial(
+                    lambda p, z, g: [
+                        str(m.instance).rsplit("/", 1)[-1]
+                        for m in managers.list_managed_instances(
+                            project=p,
+                            zone=z,
+                            instance_group_manager=g,
+                            retry=None,
+                            timeout=self._timeout,
+                        )
+                    ],
+                    project,
+                    zone,
+                    group,
+                ),
+            )
+            members.update((project, zone, vm) for vm in found)
+        return frozenset(n.name for n in nodes if naming.instance_of(n.provider_id) in members)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _raise_compute_operation_error(self, operation: Any, context: CallContext) -> None:
