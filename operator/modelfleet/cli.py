@@ -221,7 +221,8 @@ def serve(ctx: typer.Context) -> None:
     try:
         from modelfleet.serving.server import main as serve_main
     except ImportError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}; pip install 'modelfleet[serving]'")
+        hint = escape("pip install 'modelfleet[serving]'")  # else rich reads [serving] as markup
+        err.print(f"[red]error:[/red] {escape(str(exc))}; {hint}")
         raise typer.Exit(2) from exc
     raise typer.Exit(serve_main(ctx.args))
 

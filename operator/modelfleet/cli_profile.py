@@ -121,7 +121,7 @@ def profile_command(
     except ImportError as exc:
         err.print(
             "[red]error:[/red] modelfleet profile needs the openai package: "
-            "pip install 'modelfleet[profile]'"
+            + escape("pip install 'modelfleet[profile]'")  # else rich reads [profile] as markup
         )
         raise typer.Exit(2) from exc
     if code:

@@ -102,3 +102,30 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
             return _ready(await fleet.md("llama")).get("reason") not in (None, "InvalidSpec")
 
         await eventually(no_longer_invalid, what="Ready no longer InvalidSpec")
+
+
+async def test_a_curve_beside_a_zero_capacity_rate_is_refused(fleet: Fleet) -> None:
+    """The curve's rates are read relative to ``measurement.requestsPerSecond``: beside 0 it
+    was accepted and silently unused. Now the same InvalidSpec path names the field."""
+    curve = [
+        {"requestsPerSecond": 4.0, "ttftP95Ms": 120},
+        {"requestsPerSecond": 8.0, "ttftP95Ms": 140},
+    ]
+    profiles = _profiles(curve)
+    profiles[0]["measurement"]["requestsPerSecond"] = 0
+    async with operator(fleet):
+        await fleet.until_healthy("east")
+        md = model_deployment("llama", capacityProfiles=profiles)
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+
+        async def invalid() -> dict[str, Any] | None:
+            ready = _ready(await fleet.md("llama"))
+            return ready if ready.get("reason") == "InvalidSpec" else None
+
+        ready = await eventually(invalid, what="Ready=False InvalidSpec on llama")
+        assert ready["status"] == "False"
+        assert (
+            "spec.capacityProfiles.0.measurement.curve: curve is set but requestsPerSecond is 0"
+            in " ".join(ready["message"].split())
+        ), ready["message"]
+        assert fleet.replicas("east") == 0, "an invalid spec placed replicas"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,10 +35,8 @@ from modelfleet.serving.tiny import write_tiny_model
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
     from cloud_fixtures import moto_server
-    from prometheus_server import free_port
 except ImportError:  # tests as a package
     from tests.integration.cloud_fixtures import moto_server
-    from tests.integration.prometheus_server import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +93,24 @@ def server_process(
                 process.wait(10)
 
 
+LISTENING = re.compile(rb"listening on http://\S+:(\d+)")
+
+
+def bound_url(process: subprocess.Popen[bytes], log: Path) -> str:
+    """The server's URL on loopback, read from the log line it writes once it has bound
+    ``--port 0`` (a port picked here and bound seconds later, after the torch import, could
+    be taken meanwhile by another process on a busy machine)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = LISTENING.search(log.read_bytes())
+        if found:
+            return f"http://127.0.0.1:{int(found.group(1))}"
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}:\n{log.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"server bound no port after {START_TIMEOUT_S}s:\n{log.read_text()}")
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -122,12 +139,12 @@ def test_an_s3_model_is_fetched_and_served_like_transformers_generate(
 
     with moto_server() as moto_url:
         upload(moto_url, model_dir, bucket="weights", prefix="models/tiny")
-        port, cache = free_port(), tmp_path / "cache"
+        cache = tmp_path / "cache"
         args = ["--model", "s3://weights/models/tiny", "--served-model-name", "tiny",
-                "--port", str(port), "--cache-dir", str(cache), "--cpu-threads", "1"]  # fmt: skip
+                "--port", "0", "--cache-dir", str(cache), "--cpu-threads", "1"]  # fmt: skip
         log = tmp_path / "server.log"
         with server_process(args, aws_env(moto_url, tmp_path), log) as process:
-            url = f"http://127.0.0.1:{port}"
+            url = bound_url(process, log)
             wait_ready(url, process, log)
             client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
             reply = client.completions.create(
@@ -147,8 +164,7 @@ def test_an_s3_model_is_fetched_and_served_like_transformers_generate(
 
 
 def test_a_server_whose_model_cannot_load_exits_1(tmp_path: Path) -> None:
-    port = free_port()
-    args = ["--model", str(tmp_path / "missing"), "--port", str(port), "--cache-dir", str(tmp_path)]
+    args = ["--model", str(tmp_path / "missing"), "--port", "0", "--cache-dir", str(tmp_path)]
     log = tmp_path / "server.log"
     with server_process(args, dict(os.environ, HF_HUB_OFFLINE="1"), log) as process:
         assert process.wait(START_TIMEOUT_S) == 1

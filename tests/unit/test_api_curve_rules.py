@@ -125,6 +125,27 @@ def test_an_unreadable_curve_is_refused_naming_the_point(
     assert expected in " ".join(planned.output.split()), planned.output
 
 
+@pytest.mark.parametrize("curve", [True, False], ids=["with a curve", "without"])
+def test_a_curve_beside_a_zero_capacity_rate_is_refused(tmp_path: Path, curve: bool) -> None:
+    """The curve's rates are read relative to ``requestsPerSecond``: beside 0 it was
+    accepted and never used. A zero rate without a curve stays valid (the profile says the
+    replica meets the SLO at no rate)."""
+    points = ["{requestsPerSecond: 1, ttftP95Ms: 120}", "{requestsPerSecond: 2, ttftP95Ms: 140}"]
+    text = _write(tmp_path, points).read_text().replace("requestsPerSecond: 4", "requestsPerSecond: 0")
+    if not curve:
+        text = text[: text.index("      curve:")]
+    path = tmp_path / "md.yaml"
+    path.write_text(text)
+    expected = f"{FIELD}: curve is set but requestsPerSecond is 0"
+    for args in (["validate", str(path)], ["plan", "--fleet", "examples/fleet", str(path)]):
+        result = runner.invoke(app, args)
+        output = " ".join(result.output.split())
+        if curve:
+            assert result.exit_code != 0 and expected in output, result.output
+        else:
+            assert result.exit_code == 0, result.output
+
+
 def test_the_schema_refuses_a_zero_rate() -> None:
     """A 1.19 API server can check this one itself (``exclusiveMinimum``)."""
     from modelfleet.api.crdgen import model_deployment_crd

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from modelfleet.api.common import ApiModel, GpuName
 
@@ -94,8 +94,19 @@ class ProfileMeasurement(ApiModel):
 
     @field_validator("curve")
     @classmethod
-    def _curve_readable(cls, curve: list[ProfilePoint] | None) -> list[ProfilePoint] | None:
+    def _curve_readable(
+        cls, curve: list[ProfilePoint] | None, info: ValidationInfo
+    ) -> list[ProfilePoint] | None:
         problems = curve_problems(curve or [])
+        if curve and info.data.get("requests_per_second") == 0:
+            # The curve's rates are read as loads relative to requestsPerSecond (the
+            # capacity point, core.latency_curve.curve_from): beside 0 it would be
+            # accepted and never used, the correction silently off.
+            problems.append(
+                "curve is set but requestsPerSecond is 0: the curve is read relative to "
+                "requestsPerSecond (the highest rate within the SLO), so set that rate or "
+                "leave the curve out"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return curve

@@ -195,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=110,  # within the pods' 120 s termination grace
     )
     server = uvicorn.Server(config)
-    log.info("listening on http://%s:%d", settings.host, settings.port)
-    server.run()
+    # Bind before logging, so the log names the port actually bound: with --port 0 the
+    # kernel picks a free one (tests and local runs read it back from this line instead
+    # of picking a port that another process could take before the bind).
+    sock = config.bind_socket()
+    log.info("listening on http://%s:%d", settings.host, sock.getsockname()[1])
+    server.run(sockets=[sock])
     return 1 if failed.is_set() else 0

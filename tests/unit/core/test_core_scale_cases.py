@@ -111,3 +111,26 @@ def test_a_demand_signal_at_zero_starts_a_min_zero_deployment() -> None:
     p = plan(spec, fleet, metrics=demand, state=state, now=T0)
     assert p.desired_replicas == 1
     assert [c.code for c in p.changes][:1] == ["ScaleFromZero"]
+
+
+def test_the_cases_plan_command_holds_at_four() -> None:
+    """The case's single pass as a user runs it: ``modelfleet plan --fleet fleet.yaml
+    md-with-status.yaml --metrics metrics.yaml --now 2025-06-01T12:00:05Z -o json``, 4
+    replicas placed of which 2 ready at 1.55x the objective (it gave 7)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from modelfleet.cli import app
+
+    here = CASES / "scale-up-while-replicas-start"
+    result = CliRunner().invoke(
+        app,
+        [
+            "plan", "--fleet", str(here / "fleet.yaml"), str(here / "md-with-status.yaml"),
+            "--metrics", str(here / "metrics.yaml"), "--now", "2025-06-01T12:00:05Z",
+            "-o", "json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["desiredReplicas"] == 4
