@@ -114,7 +114,14 @@ async def test_profile_finds_the_rate_the_latency_law_predicts(
     measured = sorted((s for s in steps if s.ok), key=lambda s: s.rate)
     assert [p["requestsPerSecond"] for p in written] == [round(s.achieved, 3) for s in measured]
     assert [p["ttftP95Ms"] for p in written] == [round(s.ttft_ms(0.95) or 0.0, 1) for s in measured]
-    assert all(p["tpotP95Ms"] > 0 for p in written)
+    # TPOT p95 is written where it does not fall below one written at a lower rate (the
+    # writer leaves out noise on the curve's flat part, so a loaded machine may drop some
+    # points' TPOT): the lowest-rate point always has one, every one written is positive
+    # and they never fall as the rate rises; every point keeps at least one latency.
+    tpots = [p["tpotP95Ms"] for p in written if "tpotP95Ms" in p]
+    assert "tpotP95Ms" in written[0] and all(t > 0 for t in tpots)
+    assert tpots == sorted(tpots)
+    assert all("ttftP95Ms" in p or "tpotP95Ms" in p for p in written)
     assert written[0]["ttftP95Ms"] < written[-1]["ttftP95Ms"]
     curve = spec.profiles[0].curve
     assert len(curve) == len(written) >= 3
