@@ -430,13 +430,16 @@ def _after_scale_in_delay(
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
     status's desired and Ready nodes stand for it, and its ``scaleInSince`` for the clock
-    (none recorded: the clock starts now). Without it a restart skipped the delay once."""
+    (none recorded, or one later than ``now``: the clock starts now). Without it a restart
+    skipped the delay once."""
     ready = ledger.ready(pool)
     if before is None and recorded is not None:
         before = recorded.desired_nodes
         ready = recorded.ready_nodes if ready is None else ready
         if recorded.scale_in_since is not None and ledger.shrinking(pool) is None:
-            ledger.shrink_since(pool, recorded.scale_in_since)
+            # Never later than now: a clock ahead of ours (another replica's, a hand
+            # edit) would hold the warm nodes until that time plus the delay.
+            ledger.shrink_since(pool, min(recorded.scale_in_since, now))
     if before is None or total >= before or ready is None or settings.scale_in_delay_seconds <= 0:
         ledger.no_shrink(pool)
         return total

@@ -8,7 +8,7 @@ offset-aware datetimes`` in the pool sizing, so every pass of every deployment b
 that FleetCluster failed until someone fixed the status by hand; ``idleSince`` and the
 other status times had the same fault. The operator writes its status times in UTC, so one
 that lost its ``Z`` (a hand edit, a restore by a tool that drops it) is the operator's own
-UTC time.
+UTC time. A ``scaleInSince`` read back from the future counts from the restart instead.
 """
 
 from __future__ import annotations
@@ -97,3 +97,31 @@ def test_every_api_time_reads_a_zoneless_value_as_utc() -> None:
         "Condition.last_transition_time",
     ):
         assert name in checked, checked
+
+
+async def test_a_scale_in_clock_in_the_future_counts_from_now() -> None:
+    """A ``scaleInSince`` later than the operator's clock (another replica's clock ahead,
+    a hand edit) held the warm nodes until that time plus the delay: a clock set a year
+    ahead kept them a year. It counts from the first sizing after the restart instead
+    (later than the bookings' drop, never sooner: the delay is still kept)."""
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
+    await world.start()
+    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
+    await world.reconcile("a")
+    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
+    await world.reconcile("a")
+    world.clock.advance(300)
+    await world.probe()
+    body: dict[str, Any] = dump(world.fleet["east"])
+    (pool,) = body["status"]["nodePools"]
+    ahead = world.clock() + timedelta(days=365)
+    pool["scaleInSince"] = ahead.isoformat()
+    world.fleet["east"] = FleetCluster.model_validate(body)
+
+    world.reconciler.ledger = PoolLedger()  # the operator restarts
+    world.clock.advance(5)
+    await world.reconcile("a")
+    assert world.pool_sizes("east")[POOL][1] == 5, "the restart skipped the scale-in delay"
+    world.clock.advance(601)
+    await world.reconcile("a")
+    assert world.pool_sizes("east")[POOL][1] == 3, "a clock in the future held the nodes"
