@@ -155,9 +155,15 @@ async def _one(
         total = allowed
     before = ledger.requested(pool)
     recorded = _recorded(cluster, pool) if ledger.first_sizing(pool) else None
+    booked = total
     total = _after_scale_in_delay(
         pool, total, before, ledger, now=now, settings=settings, recorded=recorded
     )
+    if recorded is not None and before is None and total > booked:
+        # A hold read back from the status (a restart): the status is the last probe's
+        # listing, stale or edited, so the pool keeps what the cloud says it holds, never
+        # more (the hold was sent as the new size: a pool of 3 whose status said 8 grew).
+        total = await _held_nodes(pool, total, booked, cluster, providers, log, settings)
     if before == total and not waiting:
         return False  # nothing to change, and nobody waits on it
     zones = ledger.zones(pool)
@@ -404,6 +410,40 @@ async def _uncordon_kept(
             "cordoned for a removal that did not happen, schedulable again",
         )
     ledger.set_cordoned(pool, False)
+
+
+async def _held_nodes(
+    pool: PoolKey,
+    hold: int,
+    booked: int,
+    cluster: FleetCluster,
+    providers: ProviderRegistry,
+    log: PassLog,
+    settings: PoolSettings,
+) -> int:
+    """``hold`` (the scale-in hold read back from the status after a restart) capped by
+    the Ready nodes the cloud reports for the pool now, never below ``booked``; ``booked``
+    when the pool cannot be read (no hold rather than a grow on a stale figure)."""
+    name, instance_type, capacity_type = pool
+    offering = offering_of(cluster, instance_type)
+    if offering is None:
+        return booked
+    spec = PoolSpec(name, offering, capacity_type, hold, tuple(cluster.spec.zones or ()))
+    try:
+        provider: NodePoolProvider = await providers.provider_for(cluster)
+        async with within(settings.provider_timeout_seconds):
+            live = await provider.get_pool(spec)
+    except NotFound:
+        return booked  # gone: nothing to keep
+    except (ProviderError, TimeoutError) as exc:
+        log.note(
+            "Warning",
+            "ScaleInHoldUnread",
+            f"{name}: node pool {instance_type}: cannot read what it holds ({exc}); "
+            "the scale-in delay is not kept after the restart",
+        )
+        return booked
+    return max(booked, min(hold, live.ready_nodes))
 
 
 def _recorded(cluster: FleetCluster, pool: PoolKey) -> NodePoolStatus | None:
