@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -88,6 +89,21 @@ def profile_command(
     if arrivals not in ("poisson", "uniform"):
         err.print(f"[red]error:[/red] --arrivals: poisson or uniform, got {escape(arrivals)}")
         raise typer.Exit(2)
+    for option, value in (
+        ("--ttft-p95-ms", ttft_p95_ms),
+        ("--tpot-p95-ms", tpot_p95_ms),
+        ("--prompt-tokens", prompt_tokens),
+        ("--output-tokens", output_tokens),
+        ("--sigma", sigma),
+        ("--start-rate", start_rate),
+        ("--growth", growth),
+        ("--max-rate", max_rate),
+        ("--step-seconds", step_seconds),
+    ):
+        # Click reads nan and inf as floats, and every comparison below is false for NaN.
+        if value is not None and not math.isfinite(value):
+            err.print(f"[red]error:[/red] {option}: a finite number is needed, got {value}")
+            raise typer.Exit(2)
     if start_rate <= 0 or growth <= 1 or step_seconds <= 0:
         err.print("[red]error:[/red] --start-rate and --step-seconds > 0, --growth > 1")
         raise typer.Exit(2)

@@ -7,10 +7,17 @@ pydantic enforces is mirrored in the OpenAPI schema, or as a CEL rule where it s
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -31,6 +38,17 @@ CloudName = Annotated[str, StringConstraints(pattern=CLOUD_PATTERN, max_length=3
 RegionName = Annotated[str, StringConstraints(pattern=REGION_PATTERN, max_length=63)]
 ZoneName = Annotated[str, StringConstraints(pattern=ZONE_PATTERN, max_length=63)]
 GpuName = Annotated[str, StringConstraints(pattern=GPU_PATTERN, max_length=63)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+"""A point in time, always zone-aware: one written without a zone (``2026-12-01T20:00:00``,
+which the API server's ``date-time`` format accepts) is read as UTC. The operator compares
+these with its own aware clock; a naive one raised TypeError on every pass (a status
+timestamp hand-edited or restored without its ``Z`` stopped the object's reconciliation)."""
 
 CapacityType = Literal["OnDemand", "Spot"]
 """How a node is bought: on-demand (never reclaimed) or spot (cheaper, reclaimable)."""
@@ -95,7 +113,7 @@ class Condition(ApiModel):
         ge=0,
         description="metadata.generation of the object this condition was computed from.",
     )
-    last_transition_time: datetime = Field(
+    last_transition_time: Timestamp = Field(
         description="When the condition last changed status (RFC 3339)."
     )
 
@@ -158,11 +176,11 @@ class ObjectMeta(ApiModel):
     annotations: dict[str, str] = Field(default_factory=dict, description="Object annotations.")
     uid: str | None = Field(default=None, description="Server-assigned unique id.")
     generation: int | None = Field(default=None, description="Server-assigned spec generation.")
-    creation_timestamp: datetime | None = Field(
+    creation_timestamp: Timestamp | None = Field(
         default=None, description="Server-assigned creation time."
     )
     resource_version: str | None = Field(default=None, description="Server resource version.")
-    deletion_timestamp: datetime | None = Field(default=None, description="Set when deleting.")
+    deletion_timestamp: Timestamp | None = Field(default=None, description="Set when deleting.")
     finalizers: list[str] = Field(default_factory=list, description="Finalizers on the object.")
 
 

@@ -8,7 +8,6 @@ can provide. The operator writes its health, stockouts and node pools to ``statu
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -22,6 +21,7 @@ from modelfleet.api.common import (
     GpuName,
     ObjectMeta,
     RegionName,
+    Timestamp,
     ZoneName,
 )
 
@@ -233,8 +233,8 @@ class Stockout(ApiModel):
     gpu: str = Field(description="GPU model that ran out.")
     capacity_type: CapacityType = Field(description="OnDemand or Spot.")
     instance_type: str | None = Field(default=None, description="Instance type, when known.")
-    since: datetime | None = Field(default=None, description="First capacity error of the run.")
-    until: datetime = Field(description="Candidate is skipped until then.")
+    since: Timestamp | None = Field(default=None, description="First capacity error of the run.")
+    until: Timestamp = Field(description="Candidate is skipped until then.")
     failures: int = Field(default=1, ge=1, description="Consecutive capacity errors (backoff).")
     message: str | None = Field(default=None, description="The cloud's error, secrets removed.")
     zone: ZoneName | None = Field(
@@ -255,7 +255,7 @@ class NodePoolStatus(ApiModel):
     ready_nodes: int = Field(default=0, ge=0, description="Nodes ready.")
     state: str | None = Field(default=None, description="Cloud's pool state.")
     issues: list[str] | None = Field(default=None, description="Cloud's health issue codes.")
-    scale_in_since: datetime | None = Field(
+    scale_in_since: Timestamp | None = Field(
         default=None,
         description="Since when the deployments' bookings have been below the pool's Ready "
         "nodes: the scale-in delay counts from here (a restarted operator reads it back).",
@@ -279,14 +279,14 @@ class FleetClusterStatus(ApiModel):
     health: Health = Field(
         default="Unknown", description="Healthy, Suspect, Failed, Recovering, Unknown."
     )
-    health_since: datetime | None = Field(default=None, description="When health last changed.")
-    recovered_since: datetime | None = Field(
+    health_since: Timestamp | None = Field(default=None, description="When health last changed.")
+    recovered_since: Timestamp | None = Field(
         default=None,
         description="When the cluster last came back from Failed (cleared when it fails "
         "again): each ModelDeployment's failover.failbackAfterSeconds counts from here.",
     )
-    last_probe_time: datetime | None = Field(default=None, description="Last health probe.")
-    last_success_time: datetime | None = Field(
+    last_probe_time: Timestamp | None = Field(default=None, description="Last health probe.")
+    last_success_time: Timestamp | None = Field(
         default=None, description="Last successful health probe."
     )
     stockouts: list[Stockout] | None = Field(

@@ -6,7 +6,6 @@ follow the API sketch in the product brief; they are a contract for users, tests
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, model_validator
@@ -20,6 +19,7 @@ from modelfleet.api.common import (
     LabelSelector,
     ObjectMeta,
     RegionName,
+    Timestamp,
 )
 from modelfleet.api.profiles import CapacityProfileSpec, WorkloadMix
 
@@ -467,14 +467,14 @@ class Endpoint(ApiModel):
 class Recommendation(ApiModel):
     """One raw autoscaler recommendation, kept for the stabilisation windows."""
 
-    at: datetime = Field(description="When it was made.")
+    at: Timestamp = Field(description="When it was made.")
     replicas: int = Field(ge=0, description="Replicas recommended.")
 
 
 class RateSample(ApiModel):
     """One request-rate sample of the demand forecast's history."""
 
-    at: datetime = Field(description="When it was observed.")
+    at: Timestamp = Field(description="When it was observed.")
     rate: float = Field(ge=0, description="Requests per second.")
 
 
@@ -487,13 +487,13 @@ class DecisionStatus(ApiModel):
         default=None, max_length=1000, description="Recent recommendations, oldest first."
     )
     last_desired: int | None = Field(default=None, description="Desired replicas last planned.")
-    idle_since: datetime | None = Field(
+    idle_since: Timestamp | None = Field(
         default=None, description="When the request rate was first seen at zero."
     )
     spot_fallback_replicas: int = Field(
         default=0, ge=0, description="Replicas moved to on-demand after a spot loss."
     )
-    spot_unavailable_at: datetime | None = Field(
+    spot_unavailable_at: Timestamp | None = Field(
         default=None, description="Last spot loss or spot stockout affecting the deployment."
     )
     capacity_per_replica: float | None = Field(
@@ -502,7 +502,7 @@ class DecisionStatus(ApiModel):
         description="Learned requests/s one replica sustains within the SLOs; scale-down "
         "sizes the fleet to requestRate / (capacityPerReplica x utilisation target).",
     )
-    capacity_bounded_at: datetime | None = Field(
+    capacity_bounded_at: Timestamp | None = Field(
         default=None,
         description="When an SLO breach last bounded capacityPerReplica (unset: the "
         "capacity is only a demonstrated lower bound and scale-down steps by 10%).",
@@ -518,7 +518,7 @@ class DecisionStatus(ApiModel):
     lead_time_seconds: float | None = Field(
         default=None, gt=0, description="Provisioning lead time learned from observed starts."
     )
-    short_since: datetime | None = Field(
+    short_since: Timestamp | None = Field(
         default=None, description="Since when fewer replicas serve than desired."
     )
 
@@ -563,7 +563,7 @@ class ModelDeploymentStatus(ApiModel):
         "USD per hour (unset when the option is off).",
     )
     endpoints: list[Endpoint] | None = Field(default=None, description="Serving endpoints.")
-    last_reconcile_time: datetime | None = Field(
+    last_reconcile_time: Timestamp | None = Field(
         default=None, description="When the operator last reconciled this deployment."
     )
     decision: DecisionStatus | None = Field(

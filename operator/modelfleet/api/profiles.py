@@ -11,12 +11,11 @@ and kubectl/GitOps keep it beside the objective it was measured against.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modelfleet.api.common import ApiModel, GpuName
+from modelfleet.api.common import ApiModel, GpuName, Timestamp
 
 
 class ProfilePoint(ApiModel):
@@ -77,7 +76,7 @@ class ProfileMeasurement(ApiModel):
     )
     ttft_p95_ms: float | None = Field(default=None, ge=0, description="TTFT p95 at that rate.")
     tpot_p95_ms: float | None = Field(default=None, ge=0, description="TPOT p95 at that rate.")
-    at: datetime | None = Field(default=None, description="When it was measured.")
+    at: Timestamp | None = Field(default=None, description="When it was measured.")
     endpoint: str | None = Field(
         default=None, max_length=2048, description="Endpoint measured (no credentials)."
     )

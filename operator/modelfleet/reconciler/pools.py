@@ -155,9 +155,15 @@ async def _one(
         total = allowed
     before = ledger.requested(pool)
     recorded = _recorded(cluster, pool) if ledger.first_sizing(pool) else None
+    booked = total
     total = _after_scale_in_delay(
         pool, total, before, ledger, now=now, settings=settings, recorded=recorded
     )
+    if recorded is not None and before is None and total > booked:
+        # A hold read back from the status (a restart): the status is the last probe's
+        # listing, stale or edited, so the pool keeps what the cloud says it holds, never
+        # more (the hold was sent as the new size: a pool of 3 whose status said 8 grew).
+        total = await _held_nodes(pool, total, booked, cluster, providers, log, settings)
     if before == total and not waiting:
         return False  # nothing to change, and nobody waits on it
     zones = ledger.zones(pool)
@@ -406,6 +412,40 @@ async def _uncordon_kept(
     ledger.set_cordoned(pool, False)
 
 
+async def _held_nodes(
+    pool: PoolKey,
+    hold: int,
+    booked: int,
+    cluster: FleetCluster,
+    providers: ProviderRegistry,
+    log: PassLog,
+    settings: PoolSettings,
+) -> int:
+    """``hold`` (the scale-in hold read back from the status after a restart) capped by
+    the Ready nodes the cloud reports for the pool now, never below ``booked``; ``booked``
+    when the pool cannot be read (no hold rather than a grow on a stale figure)."""
+    name, instance_type, capacity_type = pool
+    offering = offering_of(cluster, instance_type)
+    if offering is None:
+        return booked
+    spec = PoolSpec(name, offering, capacity_type, hold, tuple(cluster.spec.zones or ()))
+    try:
+        provider: NodePoolProvider = await providers.provider_for(cluster)
+        async with within(settings.provider_timeout_seconds):
+            live = await provider.get_pool(spec)
+    except NotFound:
+        return booked  # gone: nothing to keep
+    except (ProviderError, TimeoutError) as exc:
+        log.note(
+            "Warning",
+            "ScaleInHoldUnread",
+            f"{name}: node pool {instance_type}: cannot read what it holds ({exc}); "
+            "the scale-in delay is not kept after the restart",
+        )
+        return booked
+    return max(booked, min(hold, live.ready_nodes))
+
+
 def _recorded(cluster: FleetCluster, pool: PoolKey) -> NodePoolStatus | None:
     """``pool`` as the FleetCluster's status last reported it (None: not reported)."""
     for p in (cluster.status.node_pools if cluster.status is not None else None) or ():
@@ -430,13 +470,16 @@ def _after_scale_in_delay(
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
     status's desired and Ready nodes stand for it, and its ``scaleInSince`` for the clock
-    (none recorded: the clock starts now). Without it a restart skipped the delay once."""
+    (none recorded, or one later than ``now``: the clock starts now). Without it a restart
+    skipped the delay once."""
     ready = ledger.ready(pool)
     if before is None and recorded is not None:
         before = recorded.desired_nodes
         ready = recorded.ready_nodes if ready is None else ready
         if recorded.scale_in_since is not None and ledger.shrinking(pool) is None:
-            ledger.shrink_since(pool, recorded.scale_in_since)
+            # Never later than now: a clock ahead of ours (another replica's, a hand
+            # edit) would hold the warm nodes until that time plus the delay.
+            ledger.shrink_since(pool, min(recorded.scale_in_since, now))
     if before is None or total >= before or ready is None or settings.scale_in_delay_seconds <= 0:
         ledger.no_shrink(pool)
         return total
