@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.extras import missing_extra
+
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -160,9 +162,14 @@ def gateway(
         err.print("[red]error:[/red] --tls-key needs --tls-cert")
         raise typer.Exit(2)
 
-    from modelfleet.gateway.auth import KeySourceError
-    from modelfleet.gateway.catalog import StaticFileError
-    from modelfleet.gateway.run import GatewayOptions, HubConfigError, run_gateway
+    try:  # aiohttp, kubernetes_asyncio and prometheus_client: the operator extra
+        from modelfleet.gateway.auth import KeySourceError
+        from modelfleet.gateway.catalog import StaticFileError
+        from modelfleet.gateway.run import GatewayOptions, HubConfigError, run_gateway
+    except ImportError as exc:
+        hint = missing_extra("modelfleet gateway", "operator", exc.name or str(exc))
+        err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)  # [operator]: no markup
+        raise typer.Exit(2) from exc
     from modelfleet.gateway.settings import GatewaySettings
 
     level = os.environ.get("MODELFLEET_LOG_LEVEL", "").lower()

@@ -253,7 +253,7 @@ async def _upkeep_pools(
         upkeep.ledger.saw(key, p.ready_nodes)
         if asked is not None and asked != p.desired_nodes:
             # Resized behind our back (or our call was lost): the next pass re-asserts it.
-            upkeep.ledger.forget_request(key)
+            upkeep.ledger.forget_request(key, p.desired_nodes)
     if not collect:
         upkeep.orphan_since.clear()
         return _pool_statuses(pools, upkeep.ledger, cluster)
