@@ -189,7 +189,9 @@ class Reconciler:
 
         def plan_and_book() -> Plan:
             # No await in here: reading the bookings and writing ours is one step.
-            snapshot = fleet_snapshot(md, fleet, mine, ledger=self.ledger, stockouts=self.stockouts)
+            snapshot = fleet_snapshot(
+                md, fleet, mine, ledger=self.ledger, stockouts=self.stockouts, now=now
+            )
             result = plan(
                 spec, snapshot, metrics=metrics, state=state, now=now, settings=settings.planner
             )
