@@ -10,7 +10,6 @@ drift of what observation does not see, e.g. an edited Service).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -32,7 +31,7 @@ from modelfleet.clusters.workloads import (
 )
 from modelfleet.core import Plan
 from modelfleet.core.from_api import deployment_key
-from modelfleet.reconciler.limits import within
+from modelfleet.reconciler.limits import gather, within
 from modelfleet.reconciler.observe import Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH, health_of
@@ -112,7 +111,7 @@ async def apply_workloads(
         if applied is not None and now is not None:
             applied[(name, key)] = (digest, now)
 
-    await asyncio.gather(
+    await gather(
         *(
             apply(n, ps)
             for n, ps in sorted(per_cluster.items())

@@ -48,8 +48,8 @@ from modelfleet.reconciler.outcome import (
     PassLog,
     ReconcileOutcome,
 )
-from modelfleet.reconciler.pools import PoolSettings, health_of, size_pools
-from modelfleet.reconciler.retire import decide_retire, retire
+from modelfleet.reconciler.pools import NO_CHANGES_HEALTH, PoolSettings, health_of, size_pools
+from modelfleet.reconciler.retire import RetireDecision, decide_retire, retire
 from modelfleet.reconciler.snapshot import (
     fleet_snapshot,
     metrics_snapshot,
@@ -177,9 +177,11 @@ class Reconciler:
             timeout=settings.cluster_timeout_seconds,
             cache=self.observations,
         )
+        down: set[str] = set()
         for name in observation.unreachable():
             error = observation.clusters[name].error
             work.warn("ClusterUnreachable", f"cannot read workloads in {name}: {error}")
+            down.add(name)
         metrics = await metrics_snapshot(md, fleet, observation, self._metrics, now=now)
         spec = self._specs.spec(md)
         state = decision_from_status(md.status.decision if md.status else None, now)
@@ -293,7 +295,7 @@ class Reconciler:
             or ready < result.placed_replicas
             or work.problems
             or work.retry
-        ):
+        ) and not _waiting_on_probe(result, decision, work, down, by_name, ready):
             requeue = settings.progressing_requeue_seconds
         return ReconcileOutcome(
             status, tuple(work.events), result, requeue, tuple(work.capacity_errors)
@@ -320,6 +322,29 @@ class Reconciler:
             cluster_timeout=self._settings.cluster_timeout_seconds,
             pool_settings=self._settings.pools,
         )
+
+
+def _waiting_on_probe(
+    result: Plan,
+    decision: RetireDecision,
+    work: PassLog,
+    unreachable: set[str],
+    by_name: Mapping[str, FleetCluster],
+    ready: int,
+) -> bool:
+    """Whether the only things under way are clusters the probe already marks Failed or
+    Suspect: their workloads are kept (nothing destructive there) and reading them may
+    fail (a ClusterUnreachable problem for each that does, and no other problem).
+    A pass sooner than the regular interval cannot change that: the planner acts on the
+    cluster's health, which only its probe changes, and every planned replica is Ready.
+    Such a pass comes back at the regular interval, not every few seconds for the whole
+    outage (one pass in fourteen of the bundled 24 h scenario)."""
+    if result.retiring or decision.floors or work.retry or ready < result.placed_replicas:
+        return False
+    unhealthy = {n for n, c in by_name.items() if health_of(c) in NO_CHANGES_HEALTH}
+    if not unreachable <= unhealthy or len(work.problems) != len(unreachable):
+        return False  # a healthy cluster that does not answer, or another problem
+    return all(n in unhealthy for n in decision.held)
 
 
 def _endpoint_template(cluster: FleetCluster | None) -> str | None:

@@ -9,7 +9,6 @@ deletion pending unless the ``modelfleet.io/abandon-clusters`` annotation names 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -21,7 +20,7 @@ from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import owner_selector
 from modelfleet.core.from_api import deployment_key, placements_from_status
 from modelfleet.reconciler.ledger import PoolLedger
-from modelfleet.reconciler.limits import within
+from modelfleet.reconciler.limits import gather, within
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, FinalizeOutcome, PassLog
 from modelfleet.reconciler.pools import PoolSettings, size_pools
@@ -81,7 +80,7 @@ async def finalize(
                     )
                 )
 
-    await asyncio.gather(*(clean(c) for c in fleet))
+    await gather(*(clean(c) for c in fleet))
     # Release: the pools it booked shrink to what every other deployment books, at once
     # (the scale-in delay keeps nodes warm for the living; a deletion stops the bill).
     key = deployment_key(md)

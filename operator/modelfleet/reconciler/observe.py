@@ -44,7 +44,7 @@ from modelfleet.clusters.informer import (
 )
 from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
 from modelfleet.clusters.workloads import owner_selector
-from modelfleet.reconciler.limits import within
+from modelfleet.reconciler.limits import gather, within
 
 ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
 
@@ -260,7 +260,7 @@ async def observe(
     cache: ObservationCache | None = None,
 ) -> Observation:
     """Observe ``md`` in every cluster concurrently (one slow cluster delays none other)."""
-    results = await asyncio.gather(
+    results = await gather(
         *(observe_cluster(md, c, client_for, timeout=timeout, cache=cache) for c in clusters)
     )
     return Observation({r.cluster: r for r in results})

@@ -29,7 +29,6 @@ that merely carries the pool's labels is ignored, said once (``NodeNotInPool``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -51,7 +50,7 @@ from modelfleet.providers import (
     is_capacity_error,
 )
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
-from modelfleet.reconciler.limits import within
+from modelfleet.reconciler.limits import gather, within
 from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import CapacityError, PassLog
 from modelfleet.reconciler.shrink import NodeReader, PoolNodes, cordon, pool_nodes, uncordon
@@ -101,7 +100,7 @@ async def size_pools(
     raises for provider failures: they become Events and problems in ``log``.
     ``client_for`` gives the member cluster's client for a shrink's choice of nodes; without
     it (or a node list) a shrink goes by count, as when no node of the pool serves."""
-    outcomes = await asyncio.gather(
+    outcomes = await gather(
         *(
             _one(
                 pool,

@@ -25,7 +25,6 @@ ownership labels, keeping every name the plan or the decision still wants).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +33,7 @@ from modelfleet.clusters import ClusterClient, ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import WorkloadPlacement, owner_selector, workload_names
 from modelfleet.reconciler.ledger import PoolKey
-from modelfleet.reconciler.limits import within
+from modelfleet.reconciler.limits import gather, within
 from modelfleet.reconciler.observe import ClusterObservation, Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
@@ -167,6 +166,4 @@ async def retire(
         if removed:
             log.note("Normal", "Retired", f"removed {', '.join(sorted(set(removed)))} from {name}")
 
-    await asyncio.gather(
-        *(one(n, gone) for n, gone in sorted(decision.remove.items()) if n in by_name)
-    )
+    await gather(*(one(n, gone) for n, gone in sorted(decision.remove.items()) if n in by_name))

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -27,6 +26,7 @@ from modelfleet.core.types import ClusterView, StockoutMark
 from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
 from modelfleet.reconciler.activator import WAKE_RATE, woken_at
 from modelfleet.reconciler.ledger import PoolLedger
+from modelfleet.reconciler.limits import gather
 from modelfleet.reconciler.memory import StockoutMemory
 from modelfleet.reconciler.observe import Observation
 
@@ -199,7 +199,7 @@ async def metrics_snapshot(
             running_per_replica=values.running_per_replica,
         )
 
-    results = [r for r in await asyncio.gather(*(fetch(t) for t in targets)) if r]
+    results = [r for r in await gather(*(fetch(t) for t in targets)) if r]
     if at_zero:
         seen = [r for r in results if r[1].request_rate is not None]
         results = [max(seen, key=lambda r: r[1].request_rate or 0.0)] if seen else []
