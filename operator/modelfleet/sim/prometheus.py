@@ -225,8 +225,9 @@ class SimulatedMetricsSource:
         answers: list[dict[str, float | None]] = [_EMPTY] * len(self._load.clusters)
         if end <= begin:
             return answers
-        nonzero = np.count_nonzero(load.ready[begin:end], axis=(0, 2))
-        present = np.flatnonzero(nonzero)
+        # The clusters with a replica in some second of the window (``ndarray.any``: a
+        # reduction; ``np.count_nonzero`` with an axis converts and sums in Python).
+        present = np.flatnonzero(load.ready[begin:end].any(axis=(0, 2)))
         if not len(present):
             return answers  # no replica there all window: nothing served, no series
         # (clusters, seconds, classes), each cluster's block contiguous.
