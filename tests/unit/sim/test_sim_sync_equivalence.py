@@ -120,7 +120,7 @@ def _fingerprint(run: PolicyRun) -> list[object]:
 @pytest.mark.parametrize(
     ("scenario", "hours", "policy"),
     [
-        ("spot-reclaim.toml", 1.25, "modelfleet"),  # the reclaim at 1:00
+        ("spot-reclaim.toml", 1.1, "modelfleet"),  # the reclaim at 1:00
         ("region-outage.toml", 2.0, "hpa-failover"),  # the outage at 1:30
     ],
 )
