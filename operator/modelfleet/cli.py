@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from modelfleet.cli_help import TidyGroup
+from modelfleet.extras import missing_extra
 from modelfleet.gateway.command import gateway as gateway_command
 
 app = typer.Typer(
@@ -221,8 +222,8 @@ def serve(ctx: typer.Context) -> None:
     try:
         from modelfleet.serving.server import main as serve_main
     except ImportError as exc:
-        hint = escape("pip install 'modelfleet[serving]'")  # else rich reads [serving] as markup
-        err.print(f"[red]error:[/red] {escape(str(exc))}; {hint}")
+        hint = missing_extra("modelfleet serve", "serving", exc.name or str(exc))
+        err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)  # [serving] is no markup
         raise typer.Exit(2) from exc
     raise typer.Exit(serve_main(ctx.args))
 
@@ -381,9 +382,14 @@ def simulate(
     Runs a scenario through the real decision path and reports SLO attainment, cost and
     recovery times.
     """
-    from modelfleet.sim import ScenarioError, default_scenario_path
-    from modelfleet.sim import simulate as run_simulation
-    from modelfleet.sim.output import print_summary
+    try:
+        from modelfleet.sim import ScenarioError, default_scenario_path
+        from modelfleet.sim import simulate as run_simulation
+        from modelfleet.sim.output import print_summary
+    except ImportError as exc:
+        hint = missing_extra("modelfleet simulate", "sim", exc.name or str(exc))
+        err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)
+        raise typer.Exit(2) from exc
     from modelfleet.sim.policies import POLICIES
     from modelfleet.sim.runner import default_jobs
     from modelfleet.sim.scenario import load_scenario

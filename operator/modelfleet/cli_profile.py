@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.extras import missing_extra
+
 
 def profile_command(
     url: Annotated[
@@ -135,10 +137,8 @@ def profile_command(
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except ImportError as exc:
-        err.print(
-            "[red]error:[/red] modelfleet profile needs the openai package: "
-            + escape("pip install 'modelfleet[profile]'")  # else rich reads [profile] as markup
-        )
+        hint = missing_extra("modelfleet profile", "profile", exc.name or str(exc))
+        err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)  # [profile] is no markup
         raise typer.Exit(2) from exc
     if code:
         raise typer.Exit(code)

@@ -15,19 +15,16 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
+from modelfleet.extras import missing_extra
+
 OPERATOR_MODULES = ("kopf", "kubernetes_asyncio", "aiohttp", "prometheus_client")
 """Modules of the ``operator`` extra that ``modelfleet run`` imports."""
-
-INSTALL_HINT = f'{sys.executable} -m pip install "modelfleet[operator]"'
-"""The interpreter's own pip: a bare ``pip`` is often another Python's (the README runs
-``.venv/bin/modelfleet`` without activating the venv), where the install does not help."""
 
 
 class StartupError(Exception):
@@ -44,10 +41,7 @@ def check_operator_extras() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise StartupError(
-            f"modelfleet run needs the operator extras (missing: {', '.join(missing)}): "
-            f"{INSTALL_HINT}"
-        )
+        raise StartupError(missing_extra("modelfleet run", "operator", ", ".join(missing)))
 
 
 def kubeconfig_location() -> tuple[Path, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,7 @@ from tests.integration.cloud_fixtures import (
 from modelfleet import labels
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.core import Offering
+from modelfleet.extras import install_command
 from modelfleet.providers.aws import (
     AwsNodePoolProvider,
     capacity_issue,
@@ -206,7 +208,7 @@ def nodegroups_in_eks(world: World) -> list[str]:
 
 def test_missing_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(__import__("sys").modules, "boto3", None)
-    with pytest.raises(ProviderUnavailable, match=r'pip install "modelfleet\[aws\]"'):
+    with pytest.raises(ProviderUnavailable, match=re.escape(install_command("aws"))):
         AwsNodePoolProvider(fleet_cluster())
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from tests.integration.kube_emulator import closed_url, kube_emulator
 
+from modelfleet.extras import install_command
 from modelfleet.run_errors import check_hub
 
 pytestmark = pytest.mark.integration
@@ -95,7 +96,7 @@ def test_missing_operator_extras_say_what_to_install() -> None:
     )
     line = _one_line_error(_run({}, sys.executable, "-c", script))
     assert "missing: prometheus_client" in line
-    assert 'pip install "modelfleet[operator]"' in line
+    assert install_command("operator") in line  # the same cwd: tests/unit/test_install_hints.py
 
 
 async def test_a_reachable_hub_passes_the_preflight(

@@ -18,6 +18,7 @@ import pytest
 
 from modelfleet.api.fleetcluster import FleetCluster
 from modelfleet.core import Offering
+from modelfleet.extras import install_command
 from modelfleet.providers import (
     InsufficientCapacity,
     InvalidConfiguration,
@@ -464,7 +465,7 @@ def test_missing_sdk_raises_provider_unavailable(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(sys.modules, "google.cloud.container_v1", None)
     monkeypatch.delattr(google.cloud, "container_v1", raising=False)
-    with pytest.raises(ProviderUnavailable, match=r'pip install "modelfleet\[gcp\]"'):
+    with pytest.raises(ProviderUnavailable, match=re.escape(install_command("gcp"))):
         GcpNodePoolProvider(_cluster())
 
 

@@ -1,7 +1,8 @@
 """A command whose optional extra is missing names the extra to install. ``make demo``
 installs only ``[sim]``, so a user following the README meets these first; the hint used
 to go through rich markup unescaped, which read ``[profile]`` / ``[serving]`` as a style
-tag and printed ``pip install 'modelfleet'``. The missing package is simulated the way
+tag and printed ``pip install 'modelfleet'``. The command itself is
+``modelfleet.extras.install_command``'s (tests/unit/test_install_hints.py). The missing package is simulated the way
 Python sees one (``sys.modules[name] = None`` makes its import raise ImportError)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelfleet.cli import app
+from modelfleet.extras import install_command
 
 runner = CliRunner()
 
@@ -26,7 +28,8 @@ def test_profile_without_openai_names_the_profile_extra(monkeypatch: pytest.Monk
         ],
     )  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert "pip install 'modelfleet[profile]'" in result.output, result.output
+    assert "modelfleet profile needs the profile extra" in result.output, result.output
+    assert install_command("profile") in result.output, result.output
 
 
 def test_serve_without_fastapi_names_the_serving_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,4 +37,5 @@ def test_serve_without_fastapi_names_the_serving_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "fastapi", None)
     result = runner.invoke(app, ["serve", "--model", "m"])
     assert result.exit_code == 2, result.output
-    assert "pip install 'modelfleet[serving]'" in result.output, result.output
+    assert "modelfleet serve needs the serving extra" in result.output, result.output
+    assert install_command("serving") in result.output, result.output

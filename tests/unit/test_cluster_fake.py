@@ -4,6 +4,7 @@ FleetCluster rebuilt when its kubeconfig Secret changes."""
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from modelfleet.clusters import (
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT, NAMESPACE, SERVICE
 from modelfleet.clusters.workloads import WorkloadPlacement, owner_selector, render_workloads
+from modelfleet.extras import install_command
 from modelfleet.providers import ProviderUnavailable
 from modelfleet.providers.factory import provider_for
 
@@ -224,7 +226,7 @@ def aws_cluster() -> FleetCluster:
 def test_missing_cloud_extra_is_provider_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "modelfleet.providers.aws", None)  # import fails
 
-    with pytest.raises(ProviderUnavailable, match=r'pip install "modelfleet\[aws\]"'):
+    with pytest.raises(ProviderUnavailable, match=re.escape(install_command("aws"))):
         provider_for(aws_cluster(), nodes=InMemoryClusterClient(), clock=lambda: None)  # type: ignore[arg-type,return-value]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,37 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.extras import missing_extra
+
 err = Console(stderr=True, soft_wrap=True)
+
+_NUMBERS: dict[str, tuple[float, float, str]] = {
+    # option: (lowest, highest, what a valid value is), both ends allowed
+    "rate_limit": (0.0, math.inf, "requests/s of 0 (unlimited) or more"),
+    "rate_burst": (1, math.inf, "a burst of 1 request or more"),
+    "max_request_bytes": (1, math.inf, "a body size of 1 byte or more"),
+    "hold_timeout": (0.0, math.inf, "seconds, 0 or more"),
+    "max_attempts": (1, math.inf, "1 endpoint or more"),
+    "first_byte_timeout": (1e-3, math.inf, "seconds above 0"),
+    "scrape_interval": (0.0, math.inf, "seconds, 0 (off) or more"),
+    "port": (0, 65535, "a port from 0 to 65535"),
+    "management_port": (0, 65535, "a port from 0 (off) to 65535"),
+}
+"""Bounds of the numeric options (the chart's values.schema.json states the same for the
+ones it sets), checked before anything starts. A value outside them used to start a
+gateway that failed every request: ``--max-attempts 0`` answered 503 without trying an
+endpoint, ``--first-byte-timeout -1`` (or NaN) 504 at once, ``--max-request-bytes 0`` 413
+to every body; ``--rate-limit -5`` turned the limit off without a word."""
+
+
+def _bad_number(**values: float) -> str | None:
+    """The first option of ``values`` outside ``_NUMBERS``, said as one line naming the
+    flag; None when all are valid."""
+    for name, value in values.items():
+        low, high, what = _NUMBERS[name]
+        if not (math.isfinite(value) and low <= value <= high):
+            return f"--{name.replace('_', '-')} must be {what}, got {value}"
+    return None
 
 
 class _JsonFormatter(logging.Formatter):
@@ -159,10 +190,29 @@ def gateway(
     if tls_key is not None and tls_cert is None:
         err.print("[red]error:[/red] --tls-key needs --tls-cert")
         raise typer.Exit(2)
+    problem = _bad_number(
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
+        max_request_bytes=max_request_bytes,
+        hold_timeout=hold_timeout,
+        max_attempts=max_attempts,
+        first_byte_timeout=first_byte_timeout,
+        scrape_interval=scrape_interval,
+        port=port,
+        management_port=management_port,
+    )
+    if problem is not None:
+        err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
+        raise typer.Exit(2)
 
-    from modelfleet.gateway.auth import KeySourceError
-    from modelfleet.gateway.catalog import StaticFileError
-    from modelfleet.gateway.run import GatewayOptions, HubConfigError, run_gateway
+    try:  # aiohttp, kubernetes_asyncio and prometheus_client: the operator extra
+        from modelfleet.gateway.auth import KeySourceError
+        from modelfleet.gateway.catalog import StaticFileError
+        from modelfleet.gateway.run import GatewayOptions, HubConfigError, run_gateway
+    except ImportError as exc:
+        hint = missing_extra("modelfleet gateway", "operator", exc.name or str(exc))
+        err.print(f"[red]error:[/red] {escape(hint)}", highlight=False)  # [operator]: no markup
+        raise typer.Exit(2) from exc
     from modelfleet.gateway.settings import GatewaySettings
 
     level = os.environ.get("MODELFLEET_LOG_LEVEL", "").lower()

@@ -175,6 +175,18 @@ async def profile(
     return profile_from(steps, passed), steps, passed
 
 
+def positive_round(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` decimals, except that a positive value that would
+    round to 0 keeps 3 significant digits instead: a measured rate or throughput is never
+    written as 0 (one request completed in a step of 2,000 s or more is 0.0005 req/s or
+    less; ``requestsPerSecond: 0`` beside a curve is refused by the operator, and a token
+    rate of 0 reads as "cannot serve")."""
+    rounded = round(value, digits)
+    if rounded == 0 and value > 0:
+        return float(f"{value:.3g}")
+    return rounded
+
+
 def sweep_curve(steps: Sequence[StepResult]) -> list[dict[str, float]]:
     """Every step that completed a request, lowest rate first, as
     ``measurement.curve`` points: achieved requests/s (the rate the capacity point is
@@ -189,7 +201,7 @@ def sweep_curve(steps: Sequence[StepResult]) -> list[dict[str, float]]:
     points: list[dict[str, float]] = []
     top: dict[str, float] = {}
     for s in sorted(steps, key=lambda s: s.rate):
-        rate = round(s.achieved, 3)
+        rate = positive_round(s.achieved, 3)
         if not s.ok or rate <= 0 or (points and rate <= points[-1]["requestsPerSecond"]):
             continue
         point = {"requestsPerSecond": rate}
@@ -215,7 +227,7 @@ def profile_manifest(
     """The ModelDeployment fragment the operator reads (``spec.capacityProfiles``), with
     the sweep of ``steps`` as ``measurement.curve`` when there is one."""
     measurement: dict[str, Any] = {
-        "requestsPerSecond": round(result.requests_per_second, 3),
+        "requestsPerSecond": positive_round(result.requests_per_second, 3),
         "at": (at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "endpoint": redact(req.base_url),
     }
@@ -233,8 +245,8 @@ def profile_manifest(
                     "gpu": req.gpu,
                     "gpuCount": req.gpu_count,
                     "source": "Measured",
-                    "prefillTokensPerSecond": round(result.prefill_tokens_per_second, 1),
-                    "decodeTokensPerSecond": round(result.decode_tokens_per_second, 1),
+                    "prefillTokensPerSecond": positive_round(result.prefill_tokens_per_second, 1),
+                    "decodeTokensPerSecond": positive_round(result.decode_tokens_per_second, 1),
                     "promptTokens": round(result.prompt_tokens, 1),
                     "outputTokens": round(result.output_tokens, 1),
                     "measurement": measurement,

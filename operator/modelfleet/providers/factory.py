@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Final
 
 from modelfleet.api.fleetcluster import FleetCluster
+from modelfleet.extras import missing_extra
 from modelfleet.providers.base import NodePoolProvider
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
@@ -59,9 +60,9 @@ def provider_for(
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        missing = f" (missing module: {error.name})" if error.name else ""
+        missing = error.name or module_name
         raise ProviderUnavailable(
-            f'provider {provider} is not installed{missing}: pip install "modelfleet[{provider}]"'
+            missing_extra(f"the {provider} provider", provider, missing)
         ) from error
     cls = getattr(module, class_name)
     result: NodePoolProvider = cls(cluster, credentials=credentials)

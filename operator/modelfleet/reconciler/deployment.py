@@ -182,14 +182,16 @@ class Reconciler:
             work.warn("ClusterUnreachable", f"cannot read workloads in {name}: {error}")
         metrics = await metrics_snapshot(md, fleet, observation, self._metrics, now=now)
         spec = self._specs.spec(md)
-        state = decision_from_status(md.status.decision if md.status else None)
+        state = decision_from_status(md.status.decision if md.status else None, now)
         mine = own_placements(md, observation)
         by_name = {c.metadata.name: c for c in fleet}
         seed_ledger(self.ledger, [o for o in others if deployment_key(o) != key])
 
         def plan_and_book() -> Plan:
             # No await in here: reading the bookings and writing ours is one step.
-            snapshot = fleet_snapshot(md, fleet, mine, ledger=self.ledger, stockouts=self.stockouts)
+            snapshot = fleet_snapshot(
+                md, fleet, mine, ledger=self.ledger, stockouts=self.stockouts, now=now
+            )
             result = plan(
                 spec, snapshot, metrics=metrics, state=state, now=now, settings=settings.planner
             )

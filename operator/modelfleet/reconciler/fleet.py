@@ -69,6 +69,11 @@ class ProbeOutcome:
         return {key: value for key, value in full.items() if key in self.owned_fields}
 
 
+def _not_after(at: datetime | None, now: datetime) -> datetime | None:
+    """``at``, or ``now`` when ``at`` is later (None stays None)."""
+    return now if at is not None and at > now else at
+
+
 async def probe_fleet_cluster(
     cluster: FleetCluster,
     *,
@@ -87,7 +92,7 @@ async def probe_fleet_cluster(
     """
     settings = settings or FleetSettings()
     status = cluster.status or FleetClusterStatus()
-    stockouts.seed(cluster)
+    stockouts.seed(cluster, now)
     probe: ClusterProbe | None = None
     error: str | None = None
     try:
@@ -99,9 +104,15 @@ async def probe_fleet_cluster(
     except TimeoutError:
         error = f"no answer within {settings.probe_timeout_seconds or 0:.0f}s"
 
+    # Read as no later than now: a time from a clock ahead of ours (another replica's, a
+    # restore, an edit) kept a dead cluster Suspect, never Failed, until that time plus
+    # failAfterSeconds (no failover), and a Recovering one from failing back.
     record = next_health(
         HealthRecord(
-            status.health, status.health_since, status.last_success_time, status.recovered_since
+            status.health,
+            _not_after(status.health_since, now),
+            _not_after(status.last_success_time, now),
+            _not_after(status.recovered_since, now),
         ),
         probe is not None,
         now,
@@ -253,7 +264,7 @@ async def _upkeep_pools(
         upkeep.ledger.saw(key, p.ready_nodes)
         if asked is not None and asked != p.desired_nodes:
             # Resized behind our back (or our call was lost): the next pass re-asserts it.
-            upkeep.ledger.forget_request(key)
+            upkeep.ledger.forget_request(key, p.desired_nodes)
     if not collect:
         upkeep.orphan_since.clear()
         return _pool_statuses(pools, upkeep.ledger, cluster)

@@ -75,6 +75,9 @@ class PoolLedger:
         self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
         self._foreign: dict[PoolKey, frozenset[str]] = {}
         self._sized: set[PoolKey] = set()
+        self._held: dict[PoolKey, int] = {}
+        """After a failed call: the most the pool may hold of what this process asked
+        (``held``), for the scale-in delay only."""
 
     # -- bookings -----------------------------------------------------------------------
 
@@ -247,6 +250,7 @@ class PoolLedger:
     def asked(self, pool: PoolKey, nodes: int) -> None:
         """``pool`` accepted a request for ``nodes``."""
         self._requested[pool] = nodes
+        self._held.pop(pool, None)
         if nodes == self.total(pool):
             self._dirty.discard(pool)
         launch = self._launches.get(pool)
@@ -337,14 +341,33 @@ class PoolLedger:
     def set_foreign(self, pool: PoolKey, names: frozenset[str]) -> None:
         self._foreign[pool] = names
 
-    def forget_request(self, pool: PoolKey) -> None:
-        """What the pool holds is unknown again (an error, or the cloud says otherwise)."""
-        self._requested.pop(pool, None)
+    def forget_request(self, pool: PoolKey, asking: int | None = None) -> None:
+        """What the pool holds is unknown again (an error, or the cloud says otherwise), so
+        the next pass asks again. ``asking``: the size the failed call asked for (or the
+        cloud now reports); the lower of it and the size known before is kept as ``held``.
+        None (the pool is gone): nothing is kept."""
+        known = self._requested.pop(pool, None)
+        if known is None:
+            known = self._held.get(pool)
+        if known is None or asking is None:
+            self._held.pop(pool, None)
+        else:
+            self._held[pool] = min(known, asking)
         self._dirty.add(pool)
+
+    def held(self, pool: PoolKey) -> int | None:
+        """The most ``pool`` may hold of what this process asked, while its size is
+        unknown after a failed call: the size known before the failure, or what the failed
+        call asked if lower (a shrink that failed may still have happened). None: known
+        (``requested``), or never known. The scale-in delay keeps Ready nodes up to it, so
+        a failure does not release warm nodes early, and a hold never grows the pool."""
+        return self._held.get(pool)
 
     def forget_cluster(self, cluster: str) -> None:
         for key in [k for k in self._requested if k[0] == cluster]:
             del self._requested[key]
+        for key in [k for k in self._held if k[0] == cluster]:
+            del self._held[key]
         for key in [k for k in self._launches if k[0] == cluster]:
             del self._launches[key]
         for key in [k for k in self._ready if k[0] == cluster]:

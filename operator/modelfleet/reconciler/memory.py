@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from modelfleet.api import FleetCluster
 from modelfleet.api.common import CapacityType
@@ -42,12 +43,30 @@ class StockoutMemory:
         self._initial = initial_seconds
         self._max = max_seconds
 
-    def seed(self, cluster: FleetCluster) -> None:
-        """Adopt marks from a FleetCluster's status unless this process already has some."""
+    def seed(self, cluster: FleetCluster, now: datetime | None = None) -> None:
+        """Adopt marks from a FleetCluster's status unless this process already has some.
+
+        ``now`` reads them as written by a clock no later than ours: a mark never holds
+        longer than the longest backoff from ``now`` (``until`` a year ahead, from a clock
+        ahead or an edit, skipped the offering for a year) and its ``since`` is no later
+        than ``now``; a mark as this operator writes it is unchanged."""
         name = cluster.metadata.name
         if name in self._marks or cluster.status is None:
             return
-        self._marks[name] = tuple(stockout_from_api(s) for s in cluster.status.stockouts or [])
+        marks = tuple(stockout_from_api(s) for s in cluster.status.stockouts or [])
+        if now is not None:
+            latest = now + timedelta(seconds=self._max)
+            marks = tuple(
+                replace(
+                    m,
+                    until=min(m.until, latest),
+                    since=None if m.since is None else min(m.since, now),
+                )
+                if m.until > latest or (m.since is not None and m.since > now)
+                else m
+                for m in marks
+            )
+        self._marks[name] = marks
 
     def marks(self, cluster: str) -> tuple[StockoutMark, ...]:
         return self._marks.get(cluster, ())

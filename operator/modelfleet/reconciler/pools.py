@@ -217,7 +217,7 @@ async def _one(
         ledger.forget_request(pool)
         return False
     except ProviderError as exc:
-        ledger.forget_request(pool)
+        ledger.forget_request(pool, total)
         if is_capacity_error(exc):
             zone = getattr(exc, "zone", None)
             _capacity_error(
@@ -234,7 +234,7 @@ async def _one(
             log.warn(exc.code, message)  # names what to fix (permission, setting)
         return False
     except TimeoutError:
-        ledger.forget_request(pool)
+        ledger.forget_request(pool, total)
         log.note("Warning", "ProviderTimeout", f"{name}: node pool call timed out")
         log.retry = True
         return False
@@ -471,8 +471,12 @@ def _after_scale_in_delay(
     in this process): after an operator restart the last request is unknown, so the
     status's desired and Ready nodes stand for it, and its ``scaleInSince`` for the clock
     (none recorded, or one later than ``now``: the clock starts now). Without it a restart
-    skipped the delay once."""
+    skipped the delay once. After a failed call in this process the last request is
+    unknown too (the next pass asks again): what the pool may hold of what was asked
+    (``PoolLedger.held``) stands for it, so a failure does not skip the delay either."""
     ready = ledger.ready(pool)
+    if before is None:
+        before = ledger.held(pool)
     if before is None and recorded is not None:
         before = recorded.desired_nodes
         ready = recorded.ready_nodes if ready is None else ready

@@ -121,12 +121,13 @@ def fleet_snapshot(
     *,
     ledger: PoolLedger,
     stockouts: StockoutMemory,
+    now: datetime | None = None,
 ) -> FleetSnapshot:
     """The planner's fleet for ``md``: clusters with the remembered stockouts, everyone
     else's bookings from the ledger, ``md``'s own replicas as observed. Synchronous on
     purpose: the caller plans and books right after, with no ``await`` in between."""
     for cluster in fleet:
-        stockouts.seed(cluster)
+        stockouts.seed(cluster, now)  # a restart: marks read back as of ``now``
     views = (_VIEWS.marked(c, stockouts.marks(c.metadata.name)) for c in fleet)
     clusters = tuple(sorted(views, key=lambda v: v.name))  # as fleet_from_api
     others = ledger.placements(exclude=deployment_key(md))

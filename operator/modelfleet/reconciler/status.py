@@ -10,10 +10,10 @@ CamelCase, messages say what is wrong and what to change.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from operator import attrgetter
-from typing import Literal
+from operator import attrgetter, itemgetter
+from typing import Any, Literal
 
 from modelfleet.api import ModelDeployment
 from modelfleet.api import conditions as C
@@ -126,14 +126,24 @@ def decision_to_status(
     )
 
 
-def decision_from_status(status: DecisionStatus | None) -> DecisionState:
-    """The planner's memory from status (empty when never planned)."""
+def decision_from_status(
+    status: DecisionStatus | None, now: datetime | None = None
+) -> DecisionState:
+    """The planner's memory from status (empty when never planned).
+
+    ``now`` (the pass's clock) reads a status written by a clock ahead of ours (another
+    replica's, a restore, a hand edit) as the past it must be: a rate sample or a
+    recommendation dated after ``now`` is dropped (it measured nothing yet, and the
+    forecast read it as the latest rate, its age negative; the down-stabilisation window
+    kept a future recommendation until its date), and a timer started after ``now``
+    (``idleSince``, ``spotUnavailableAt``, ``capacityBoundedAt``, ``shortSince``) starts
+    at ``now`` instead: later, never sooner."""
     if status is None:
         return DecisionState()
     recs = status.recommendations or []
     rates = status.rate_history or []
     # (at, value) per entry, the attribute reads in C (map/zip): the history is long.
-    return DecisionState(
+    state = DecisionState(
         recommendations=tuple(zip(map(_AT, recs), map(_REPLICAS, recs), strict=True)),
         last_desired=status.last_desired,
         idle_since=status.idle_since,
@@ -146,6 +156,22 @@ def decision_from_status(status: DecisionStatus | None) -> DecisionState:
         lead_time_seconds=status.lead_time_seconds,
         short_since=status.short_since,
     )
+    return state if now is None else _not_after(state, now)
+
+
+def _not_after(state: DecisionState, now: datetime) -> DecisionState:
+    """``state`` with nothing later than ``now`` (``decision_from_status``); ``state``
+    itself when nothing is (the usual case: one comparison per list and time)."""
+    changes: dict[str, Any] = {}
+    for name in ("recommendations", "rate_history"):
+        entries: tuple[tuple[datetime, float], ...] = getattr(state, name)
+        if entries and max(map(itemgetter(0), entries)) > now:
+            changes[name] = tuple(e for e in entries if e[0] <= now)
+    for name in ("idle_since", "spot_unavailable_at", "capacity_bounded_at", "short_since"):
+        at: datetime | None = getattr(state, name)
+        if at is not None and at > now:
+            changes[name] = now
+    return replace(state, **changes) if changes else state
 
 
 def _condition(
@@ -324,7 +350,12 @@ def build_status(
             f"candidates{held_note}",
         )
     elif short == 0:
-        put(C.CAPACITY_AVAILABLE, "True", "AllReplicasPlaced", f"{wanted} replica(s) placed{held_note}")
+        put(
+            C.CAPACITY_AVAILABLE,
+            "True",
+            "AllReplicasPlaced",
+            f"{wanted} replica(s) placed{held_note}",
+        )
     else:
         code = terminal.code if terminal is not None else "InsufficientCapacity"
         detail = terminal.message if terminal is not None else _first_reason(plan)

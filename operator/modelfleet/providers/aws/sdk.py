@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, Protocol
 
+from modelfleet.extras import missing_extra
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
-
-INSTALL_HINT = 'install the aws extra: pip install "modelfleet[aws]"'
 
 # Keys of a credentials Secret (same names as ~/.aws/credentials).
 ACCESS_KEY_ID = "aws_access_key_id"
@@ -55,7 +54,7 @@ def import_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ProviderUnavailable(INSTALL_HINT) from exc
+        raise ProviderUnavailable(missing_extra("the aws provider", "aws", name)) from exc
 
 
 def client_config() -> Any:

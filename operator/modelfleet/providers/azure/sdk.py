@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.extras import missing_extra
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 
 BASE_URL_ENV = "MODELFLEET_AZURE_BASE_URL"
 SECRET_KEYS = ("tenant_id", "client_id", "client_secret")
-INSTALL_HINT = 'install the azure extra: pip install "modelfleet[azure]"'
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ def load_sdk() -> AzureSdk:
         from azure.mgmt.compute import ComputeManagementClient
         from azure.mgmt.containerservice import ContainerServiceClient, models
     except ImportError as err:
-        raise ProviderUnavailable(INSTALL_HINT) from err
+        missing = err.name or "the Azure SDK"
+        raise ProviderUnavailable(missing_extra("the azure provider", "azure", missing)) from err
     return AzureSdk(
         azure.identity,
         ComputeManagementClient,

@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelfleet.extras import missing_extra
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 SERVICE_ACCOUNT_KEY = "service_account.json"
 CONTAINER_ENDPOINT_ENV = "MODELFLEET_GCP_CONTAINER_ENDPOINT"
 COMPUTE_ENDPOINT_ENV = "MODELFLEET_GCP_COMPUTE_ENDPOINT"
-INSTALL_HINT = 'install the gcp extra: pip install "modelfleet[gcp]"'
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ def load_sdk() -> GcpSdk:
         from google.api_core import client_options, exceptions
         from google.cloud import compute_v1, container_v1
     except ImportError as err:
-        raise ProviderUnavailable(INSTALL_HINT) from err
+        missing = err.name or "the Google Cloud SDK"
+        raise ProviderUnavailable(missing_extra("the gcp provider", "gcp", missing)) from err
     return GcpSdk(container_v1, compute_v1, exceptions, client_options)
 
 
