@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -246,6 +245,10 @@ def schema_errors(doc: Document) -> list[ManifestError]:
     if schema is None:
         return []
     defaulted = apply_defaults(schema, doc.data)
+    # Imported here: the simulator imports this module for its manifest loading and
+    # never validates against the schema (jsonschema is ~0.1 s of every start).
+    import jsonschema
+
     validator = jsonschema.Draft4Validator(_openapi_to_jsonschema(schema))
     out = []
     for err in sorted(validator.iter_errors(defaulted), key=lambda e: list(e.absolute_path)):

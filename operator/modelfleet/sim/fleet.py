@@ -497,6 +497,10 @@ class FleetWorld:
         for pool in sorted(set(wanted) | set(twin.pods)):
             pods = twin.pods[pool]
             want = wanted.get(pool, {})
+            offering = twin.offerings.get(pool[0])
+            capacity = counts.get(pool, (0, 0))[0] * (offering.gpus_per_node if offering else 0)
+            if _settled(pods, want, capacity):
+                continue  # what follows would keep every pod as it is, in its order
             # Deployment controller: match each workload's pod count.
             have: dict[tuple[str, str], list[Pod]] = defaultdict(list)
             for pod in pods:
@@ -516,8 +520,6 @@ class FleetWorld:
                     gpus = self.gpus_per_replica.get(md, 1)
                     mine = mine + [Pod(md, workload, gpus, now) for _ in range(n - len(mine))]
                 kept.extend(mine)
-            offering = twin.offerings.get(pool[0])
-            capacity = counts.get(pool, (0, 0))[0] * (offering.gpus_per_node if offering else 0)
             bound = sorted(
                 (p for p in kept if p.scheduled is not None), key=lambda p: p.scheduled or 0.0
             )
@@ -619,6 +621,34 @@ class FleetWorld:
         for twin in self.twins():
             twin.client.calls.clear()
             twin.provider.calls.clear()
+
+
+def _settled(pods: list[Pod], want: dict[tuple[str, str], int], capacity: int) -> bool:
+    """Whether ``FleetWorld._sync_pools`` would leave a pool's ``pods`` as they are: each
+    workload (md, name) with the pods it wants (none for one it does not name), the pods
+    already in the order the sync writes them (grouped by workload in sorted order, each
+    group in its own order), the bound pods' GPUs within ``capacity`` and no room for any
+    pending pod. Then nothing is scaled, evicted or bound, no start time is drawn, and the
+    list the sync builds equals ``pods``: the steady state of most pools at most ticks."""
+    have: dict[tuple[str, str], int] = {}
+    used = 0
+    pending: int | None = None  # the fewest GPUs a pending pod needs
+    last: tuple[str, str] | None = None
+    for pod in pods:
+        key = (pod.md, pod.workload)
+        if last is not None and key < last:
+            return False
+        last = key
+        have[key] = have.get(key, 0) + 1
+        if pod.scheduled is None:
+            pending = pod.gpus if pending is None else min(pending, pod.gpus)
+        else:
+            used += pod.gpus
+    if used > capacity or (pending is not None and used + pending <= capacity):
+        return False
+    if any(want.get(key, 0) != n for key, n in have.items()):
+        return False
+    return all(have.get(key, 0) == n for key, n in want.items())
 
 
 def md_key(md: ModelDeployment) -> str:

@@ -23,6 +23,7 @@ samples every request's TTFT from it afterwards.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +74,22 @@ class DeploymentLoad:
     @property
     def mu(self) -> tuple[float, ...]:
         return tuple(m.mu_max for m in self.models)
+
+    @functools.cached_property
+    def steps(self) -> tuple[tuple[float, float, float, float, float], ...]:
+        """Per GPU class, what ``ReplicaModel.step_time`` and the batch read, computed as
+        they compute them: (mu_max, a, prompt_mean / prefill_rate + c * output_mean,
+        float(concurrency), output_mean). The models are fixed for the run."""
+        return tuple(
+            (
+                m.mu_max,
+                m.a,
+                m.prompt_mean / m.prefill_rate + m.c * m.output_mean,
+                float(m.concurrency),
+                m.output_mean,
+            )
+            for m in self.models
+        )
 
 
 class LoadModel:
@@ -131,6 +148,7 @@ class LoadModel:
                 per_class[g] += n
                 grid[self.cluster_index[cluster], g] += n
             mus = d.mu
+            steps = d.steps
             capacity = sum(n * mu for n, mu in zip(per_class, mus, strict=True))
             slots = sum(n * m.concurrency for n, m in zip(per_class, d.models, strict=True))
             detect = self._detect[key]
@@ -176,12 +194,15 @@ class LoadModel:
                 load = capacity if overloaded else min(rate, capacity)
                 per_replica = load / capacity
                 busy = 0.0
-                for g, model in enumerate(d.models):
-                    lam = per_replica * mus[g]
-                    tau = model.step_time(lam)
-                    b = min(float(model.concurrency), lam * model.output_mean * tau)
-                    out_tau[i][g] = tau
-                    out_batch[i][g] = b
+                taus, batches = out_tau[i], out_batch[i]
+                for g, (mu, a, k, concurrency, output_mean) in enumerate(steps):
+                    lam = per_replica * mu
+                    # ReplicaModel.step_time(lam) and .batch, inlined (the same operations).
+                    denom = 1.0 - min(max(lam, 0.0), mu) * k
+                    tau = a / max(denom, 1e-9)
+                    b = min(concurrency, lam * output_mean * tau)
+                    taus[g] = tau
+                    batches[g] = b
                     busy += per_class[g] * b
                 service = busy / load if load > 0 else 0.0
                 stochastic = 0.0

@@ -20,7 +20,6 @@ Each cluster sees the requests routed to its replicas (its share of the fleet's 
 
 from __future__ import annotations
 
-import functools
 import math
 from datetime import datetime
 
@@ -30,8 +29,16 @@ from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalV
 from modelfleet.sim.fleet import VirtualClock
 from modelfleet.sim.load import LoadModel
 
-_sum = functools.partial(np.add.reduce, axis=None)
-"""``ndarray.sum()`` of a whole array: the very reduction it calls, minus a Python frame."""
+_EMPTY: dict[str, float | None] = {
+    "ttft": None,
+    "tpot": None,
+    "queue": None,
+    "rate": None,
+    "tokens": None,
+    "kv": None,
+    "running": None,
+}
+"""A cluster with no series (shared by the cached answers; never modified)."""
 
 
 def histogram_quantile(q: float, edges: tuple[float, ...], cumulative: np.ndarray) -> float | None:
@@ -185,27 +192,48 @@ class SimulatedMetricsSource:
         return tpot
 
     def _evaluate(self, key: str, cluster: str, scrape: int) -> dict[str, float | None]:
+        """The signals of ``cluster`` at ``scrape``. Every cluster of the deployment is
+        evaluated at once (``_evaluate_all``) and the others' answers cached: the reconciler
+        asks for each cluster of a deployment in the same pass, and the window's data is
+        final once scraped (seconds before the scrape are served), so an answer computed
+        early is the answer computed later."""
+        answers = self._evaluate_all(key, scrape)
+        for name, answer in zip(self._load.clusters, answers, strict=True):
+            if name != cluster:
+                self._cache[(key, name, scrape)] = answer
+        return answers[self._load.cluster_index[cluster]]
+
+    def _evaluate_all(self, key: str, scrape: int) -> list[dict[str, float | None]]:
+        """The signals of every cluster (in ``LoadModel.clusters`` order) at ``scrape``.
+
+        The element-wise parts (shares, counts, counts x bucket probabilities) are made
+        for all clusters with a replica in the window as one (clusters, seconds, classes)
+        array, each cluster's block contiguous: the same products and quotients as one
+        cluster's (seconds, classes) array. Each reduction is the one a single cluster's
+        evaluation makes, over the same contiguous block in the same order: a whole
+        block's sum is a reduction along the last axis of the (clusters, seconds x
+        classes) view (numpy's pairwise sum over the same elements in the same order as
+        the flattened block), the bucket counts a reduction over the (seconds, classes)
+        axes per cluster (the same sequential order). The same floats bit for bit:
+        ``tests/unit/sim/test_sim_prometheus_batch.py`` checks it against the
+        one-cluster evaluation this replaced."""
         load = self._load.deployments[key]
         monitoring = self._load.world.monitoring
         window = int(monitoring.window_seconds)
         end = max(0, min(scrape, load.seconds))
         begin = max(0, end - window)
-        c = self._load.cluster_index[cluster]
-        empty: dict[str, float | None] = {
-            "ttft": None,
-            "tpot": None,
-            "queue": None,
-            "rate": None,
-            "tokens": None,
-            "kv": None,
-            "running": None,
-        }
+        answers: list[dict[str, float | None]] = [_EMPTY] * len(self._load.clusters)
         if end <= begin:
-            return empty
-        window_ready = load.ready[begin:end, c, :]
-        if not np.count_nonzero(window_ready):
-            return empty  # no replica there all window: nothing served, no series
-        ready = window_ready.astype(np.float64)  # (w, g)
+            return answers
+        # The clusters with a replica in some second of the window (``ndarray.any``: a
+        # reduction; ``np.count_nonzero`` with an axis converts and sums in Python).
+        present = np.flatnonzero(load.ready[begin:end].any(axis=(0, 2)))
+        if not len(present):
+            return answers  # no replica there all window: nothing served, no series
+        # (clusters, seconds, classes), each cluster's block contiguous.
+        ready = np.ascontiguousarray(
+            load.ready[begin:end, present, :].transpose(1, 0, 2), dtype=np.float64
+        )
         mu, edges, edge_tuple = self._constants(key)
         capacity = load.capacity[begin:end, None]
         # ready x mu / capacity where capacity > 0, else 0 (nothing computed there); a
@@ -216,34 +244,47 @@ class SimulatedMetricsSource:
         else:
             share = np.divide(ready * mu, capacity, out=np.zeros_like(ready), where=capacity > 0)
         counts = load.served[begin:end, None] * share  # requests per second per class
-        # np.add.reduce: what ndarray.sum calls, without its Python wrapper (the same sum).
-        total = float(_sum(counts))
-        if _sum(ready[-1]) == 0 and total == 0.0:
-            return empty
-        rate = total / (end - begin)
-        tokens = rate * load.traffic.output_mean
-        queue_share = float(_sum(share[-1]))
-        queue = float(load.waiting[end - 1]) * queue_share
+        n = len(present)
+        totals = np.add.reduce(counts.reshape(n, -1), axis=1).tolist()
+        last_ready = ready[:, -1, :]
+        last_share = share[:, -1, :]
         batch = load.batch[end - 1]  # per replica, per class
-        running = float(_sum(ready[-1] * batch))
-        # Python floats: the same products and sum, in the same order, as numpy scalars.
-        kv = float(
-            sum(
-                n * m.kv_cache_usage(b)
-                for n, m, b in zip(ready[-1].tolist(), load.models, batch.tolist(), strict=True)
-            )
-        )
-        gauges = {"queue": queue, "kv": kv, "running": running}
-        if total <= 0.0:
-            return {**empty, **gauges, "rate": 0.0, "tokens": 0.0}
-        cdf = self._bucket_cdf(key, scrape, begin, end, edges)
-        cumulative = np.concatenate([(counts[:, :, None] * cdf).sum(axis=(0, 1)), [total]])
-        ttft = histogram_quantile(0.95, edge_tuple, cumulative)
-        used = counts.sum(axis=0) > 0
-        return {
-            "ttft": None if ttft is None else ttft * 1000.0,
-            "tpot": self._tpot(key, begin, end, used),
-            **gauges,
-            "rate": rate,
-            "tokens": tokens,
-        }
+        ready_now = np.add.reduce(last_ready, axis=1).tolist()
+        queue_shares = np.add.reduce(last_share, axis=1).tolist()
+        runnings = np.add.reduce(last_ready * batch, axis=1).tolist()
+        waiting = float(load.waiting[end - 1])
+        batch_list = batch.tolist()
+        usage = [m.kv_cache_usage(b) for m, b in zip(load.models, batch_list, strict=True)]
+        output_mean = load.traffic.output_mean
+        cumulative: list[list[float]] | None = None
+        used_rows: np.ndarray | None = None
+        for i, c in enumerate(present.tolist()):
+            total = totals[i]
+            if ready_now[i] == 0 and total == 0.0:
+                continue
+            rate = total / (end - begin)
+            # Python floats: the same products and sum, in the same order, as numpy
+            # scalars.
+            kv = float(sum(r * u for r, u in zip(last_ready[i].tolist(), usage, strict=True)))
+            gauges: dict[str, float | None] = {
+                "queue": waiting * queue_shares[i],
+                "kv": kv,
+                "running": runnings[i],
+            }
+            if total <= 0.0:
+                answers[c] = {**_EMPTY, **gauges, "rate": 0.0, "tokens": 0.0}
+                continue
+            if cumulative is None or used_rows is None:
+                cdf = self._bucket_cdf(key, scrape, begin, end, edges)
+                cumulative = (counts[:, :, :, None] * cdf).sum(axis=(1, 2)).tolist()
+                # The classes that served: counts are >= 0, so "any > 0" is "sum > 0".
+                used_rows = (counts > 0).any(axis=1)
+            ttft = histogram_quantile(0.95, edge_tuple, np.array([*cumulative[i], total]))
+            answers[c] = {
+                "ttft": None if ttft is None else ttft * 1000.0,
+                "tpot": self._tpot(key, begin, end, used_rows[i]),
+                **gauges,
+                "rate": rate,
+                "tokens": rate * output_mean,
+            }
+        return answers
