@@ -25,6 +25,7 @@ BAD = [
     ("--rate-limit", "-5"),
     ("--rate-burst", "0"),
     ("--max-request-bytes", "0"),
+    ("--max-request-bytes", "1"),  # every request body is longer: 413 to all (the chart says 1024)
     ("--hold-timeout", "nan"),
     ("--hold-timeout", "-1"),
     ("--max-attempts", "0"),
@@ -53,6 +54,7 @@ def test_the_defaults_and_the_documented_edges_pass_the_check(tmp_path: Path) ->
     edges = [
         "--rate-limit", "0", "--rate-burst", "1", "--hold-timeout", "0",
         "--scrape-interval", "0", "--max-attempts", "1", "--management-port", "0",
+        "--max-request-bytes", "1024",
     ]  # fmt: skip
     result = runner.invoke(app, ["gateway", "--endpoints-file", str(missing), *edges])
     assert result.exit_code == 2, result.output
