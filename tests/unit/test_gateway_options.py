@@ -25,6 +25,7 @@ BAD = [
     ("--rate-limit", "-5"),
     ("--rate-burst", "0"),
     ("--max-request-bytes", "0"),
+    ("--max-request-bytes", "1"),  # every request body is longer: 413 to all (the chart says 1024)
     ("--hold-timeout", "nan"),
     ("--hold-timeout", "-1"),
     ("--max-attempts", "0"),
@@ -53,8 +54,21 @@ def test_the_defaults_and_the_documented_edges_pass_the_check(tmp_path: Path) ->
     edges = [
         "--rate-limit", "0", "--rate-burst", "1", "--hold-timeout", "0",
         "--scrape-interval", "0", "--max-attempts", "1", "--management-port", "0",
+        "--max-request-bytes", "1024",
     ]  # fmt: skip
     result = runner.invoke(app, ["gateway", "--endpoints-file", str(missing), *edges])
     assert result.exit_code == 2, result.output
     assert "must be" not in result.output, result.output
     assert "cannot read" in result.output, result.output  # got to the endpoints file
+
+
+def test_a_first_byte_timeout_below_the_bound_is_refused_naming_the_bound(tmp_path: Path) -> None:
+    # 0.0005 s is above 0 (what the message said a valid value is) yet refused: the bound
+    # is 1 ms. The line must name the bound that refused it, not one the value meets.
+    missing = tmp_path / "no-such-endpoints.yaml"
+    args = ["gateway", "--endpoints-file", str(missing), "--first-byte-timeout", "0.0005"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "error: --first-byte-timeout must be" in result.output, result.output
+    assert "0.001" in result.output, result.output
+    assert "above 0" not in result.output, result.output

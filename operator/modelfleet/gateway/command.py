@@ -26,10 +26,10 @@ _NUMBERS: dict[str, tuple[float, float, str]] = {
     # option: (lowest, highest, what a valid value is), both ends allowed
     "rate_limit": (0.0, math.inf, "requests/s of 0 (unlimited) or more"),
     "rate_burst": (1, math.inf, "a burst of 1 request or more"),
-    "max_request_bytes": (1, math.inf, "a body size of 1 byte or more"),
+    "max_request_bytes": (1024, math.inf, "a body size of 1024 bytes or more"),
     "hold_timeout": (0.0, math.inf, "seconds, 0 or more"),
     "max_attempts": (1, math.inf, "1 endpoint or more"),
-    "first_byte_timeout": (1e-3, math.inf, "seconds above 0"),
+    "first_byte_timeout": (1e-3, math.inf, "seconds, 0.001 or more"),
     "scrape_interval": (0.0, math.inf, "seconds, 0 (off) or more"),
     "port": (0, 65535, "a port from 0 to 65535"),
     "management_port": (0, 65535, "a port from 0 (off) to 65535"),

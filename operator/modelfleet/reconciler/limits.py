@@ -39,9 +39,11 @@ def within(seconds: float | None) -> AbstractAsyncContextManager[object]:
 
 async def gather(*aws: Awaitable[T]) -> list[T]:
     """``await asyncio.gather(*aws)``: the results in argument order, or the exception of
-    the first child (in argument order) that failed, every child's exception retrieved.
-    Children done when made (see the module docstring) are answered without suspending the
-    caller; if any is still running, this is ``asyncio.gather`` over all of them."""
+    the first child that failed, every child's exception retrieved. Children done when
+    made (see the module docstring) are answered without suspending the caller, and the
+    first failure is then the first in argument order (as ``asyncio.gather`` reads done
+    futures); if any is still running, this is ``asyncio.gather`` over all of them, which
+    raises the first to fail in time (a later argument's, if it failed sooner)."""
     futures = [asyncio.ensure_future(a) for a in aws]
     for future in futures:
         if not future.done():

@@ -59,3 +59,29 @@ async def test_a_healthy_cluster_that_does_not_answer_is_retried_soon() -> None:
     outcome = await world.reconcile("llama")
     assert "ClusterUnreachable" in [e.reason for e in outcome.events]
     assert outcome.requeue_after == 5.0
+
+
+async def test_a_suspect_cluster_is_checked_again_when_the_deployment_counts_it_lost() -> None:
+    # The probe marks east Suspect; the deployment's own failAfterSeconds (20 s, stricter
+    # than the fleet's 45 s) makes its replicas there lost 20 s after the last good probe,
+    # with no probe changing anything: only the clock. The pass before must come back by
+    # then, not at the regular interval (15 s later), or the failover waits for it.
+    world = east_west(fleet=FLEET)
+    await world.start()
+    world.add(model_deployment("llama", failover={"failAfterSeconds": 20}))
+    await world.reconcile("llama")
+    world.mark_ready("east")
+    assert (await world.reconcile("llama")).requeue_after is None
+    world.members["east"].set_unreachable(True)
+    world.clock.advance(10)
+    await world.probe()
+    status = world.fleet["east"].status
+    assert status is not None and status.health == "Suspect"
+
+    world.clock.advance(2)  # 12 s since east last answered: not lost yet for llama
+    outcome = await world.reconcile("llama")
+    assert world.replicas("west") == 0, "not lost yet: nothing moves"
+    assert outcome.requeue_after is not None and outcome.requeue_after <= 8.0, (
+        f"east is lost for llama in 8 s; next pass in {outcome.requeue_after} "
+        "(None: the 15 s interval)"
+    )
