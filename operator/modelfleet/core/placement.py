@@ -404,8 +404,7 @@ class PlaceOptions:
     """Inputs of ``place`` beyond the candidates: region-loss tolerance, the move cost
     factor (a removed sticky replica costs this many node-hours of the dearest pool the
     deployment holds), solver limits, and optional capacity per replica per pool (in
-    replica-equivalents of the autoscaler's sizing; default 1.0) for the region-loss
-    requirement and the blast-radius spread."""
+    replica-equivalents; default 1.0) for the region-loss requirement."""
 
     tolerate_region_loss: bool = False
     move_cost_factor: float = 1.0
@@ -494,15 +493,15 @@ def _memo_key(
     """Everything ``place`` reads, cheaply: the spec and the candidates by identity (they
     are immutable, and the planner hands out the same objects while the fleet and the
     deployment are unchanged), the pool counts, quotas and options by value, every
-    mapping in its order (per-pool capacities too)."""
-    capacity = None if options.capacity is None else tuple(options.capacity.items())
+    mapping in its order. None (no memo) with per-pool capacities in the options."""
+    if options.capacity is not None:
+        return None
     return (
         id(spec),
         main,
         standby,
         on_demand_base,
-        replace(options, capacity=None),
-        capacity,
+        options,
         tuple(map(id, growth)),
         tuple(known),
         tuple(map(id, known.values())),
@@ -537,7 +536,7 @@ def _place(
     target = main + standby
     kept = {k: n for k, n in sorted(sticky.items()) if n > 0 and k in known}
     excess = sum(kept.values()) > target
-    if not excess or pol.spot != "Preferred":
+    if (not excess or pol.spot != "Preferred") and options.capacity is None:
         pl = Placer(spec, growth, known, free, own_nodes, on_demand_base)
         pl.cap = None  # the relaxation: no coupling constraint at all
         if excess:
@@ -607,11 +606,10 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
     if pol.max_cost_per_hour is not None and alloc.cost() > pol.max_cost_per_hour + 1e-9:
         return False
     # Headroom only adds replicas (and cost): a plan already tolerant is optimal.
-    carried, inside, spot_clouds = _capacity_domains(alloc.counts, alloc.known, options.capacity)
     if (
         options.tolerate_region_loss
         and main > 0
-        and (len(regions) < 2 or any(carried - c < main - 1e-9 for c in inside.values()))
+        and (len(regions) < 2 or any(alloc.total() - n < main for n in regions.values()))
     ):
         return False
     for offering, most in _shared_nodes([c.key for c in pl.growth], pl.free, pl.own_nodes).items():
@@ -619,43 +617,15 @@ def _coupling_met(pl: Placer, *, main: int, standby: int, base: int, options: Pl
             return False
     # The spread is priced: a plan leaving demand uncovered by a region's loss may not be
     # the cheapest once that price counts, while another region could take a replica.
-    # The same for a cloud's spot capacity (the spread's other failure domain), when the
-    # pools span two clouds (``solver.Problem.spread_spot_clouds``).
     if (
         not options.tolerate_region_loss
         and options.spread_demand > 0
         and options.spread_price_factor > 0
         and len({c.region for c in pl.growth} | set(regions)) > 1
+        and any(alloc.total() - n < options.spread_demand - 1e-9 for n in regions.values())
     ):
-        if any(carried - c < options.spread_demand - 1e-9 for c in inside.values()):
-            return False
-        clouds = {c.cloud for c in pl.growth} | {alloc.known[k].cloud for k in alloc.counts}
-        if len(clouds) > 1 and any(
-            carried - c < options.spread_demand - 1e-9 for c in spot_clouds.values()
-        ):
-            return False
+        return False
     return not _spot_spread_possible(alloc.counts, alloc.known, pl.growth)
-
-
-def _capacity_domains(
-    counts: Mapping[PoolKey, int],
-    known: Mapping[PoolKey, Candidate],
-    capacity: Mapping[PoolKey, float] | None,
-) -> tuple[float, dict[str, float], dict[str, float]]:
-    """Capacity (replica-equivalents: ``PlaceOptions.capacity``, default 1.0 per replica)
-    of ``counts`` in all, per region, and per cloud on spot."""
-    caps = capacity or {}
-    total = 0.0
-    regions: dict[str, float] = {}
-    spot: dict[str, float] = {}
-    for key, n in counts.items():
-        c = known[key]
-        v = n * caps.get(key, 1.0)
-        total += v
-        regions[c.region] = regions.get(c.region, 0.0) + v
-        if c.capacity_type == SPOT:
-            spot[c.cloud] = spot.get(c.cloud, 0.0) + v
-    return total, regions, spot
 
 
 def _shared_nodes(
@@ -747,7 +717,6 @@ def _solve(
                 sticky.get(c.key, 0),
                 True,
                 capacity.get(c.key, 1.0),
-                c.cloud,
             )
         )
     for key, n in sticky.items():
@@ -766,7 +735,6 @@ def _solve(
                 n,
                 False,
                 capacity.get(key, 1.0),
-                c.cloud,
             )
         )
     dearest_sticky = max((p.effective for p in pools if p.sticky), default=0.0)

@@ -287,7 +287,6 @@ def plan(
             else 0.0
         ),
         spread_price_factor=settings.region_spread_price_factor,
-        capacity=_relative_capacity(spec, elig.known, index, profiled),
     )
 
     def placed_with(opts: PlaceOptions) -> PlacementResult:
@@ -455,28 +454,6 @@ def _capacity_view(
     if ranked:
         return caps[ranked[0].key], ranked
     return None, ranked
-
-
-def _relative_capacity(
-    spec: DeploymentSpec,
-    known: Mapping[PoolKey, Candidate],
-    index: FleetIndex,
-    reference: float | None,
-) -> dict[PoolKey, float] | None:
-    """Per pool the deployment may touch, one replica's capacity in replicas of the
-    autoscaler's sizing (``reference`` requests/s per replica: ``_capacity_view``'s), the
-    unit of ``desired`` and so of the blast-radius spread's demand: an L40S replica of
-    batch covers about half an A100 replica's demand, and the spread's rows count it so.
-    None (every replica counts 1.0) without profiles or a reference; pools of an offering
-    the index lacks count 1.0."""
-    if not spec.profiles or reference is None or reference <= 0:
-        return None
-    out: dict[PoolKey, float] = {}
-    for key in sorted(known):
-        offering = index.offerings.get((key[0], key[1]))
-        if offering is not None:
-            out[key] = replica_capacity(spec, offering) / reference
-    return out
 
 
 def _curve_view(

@@ -23,9 +23,8 @@ over two regions, region-loss headroom), one unit of shortfall each; (3) under
 (preferred regions discounted) plus a move cost for every sticky replica removed beyond
 what a scale-in forces, plus the blast-radius price: each unit of ``spread_demand`` that
 the worst single region's loss would leave without capacity elsewhere costs
-``spread_price`` per hour, and so does each unit the worst cloud's spot capacity (a
-reclaim wave) would leave, counted in capacity (the default spread of the replicas
-already paid for; no replica is added for it). Hard: per-region cap, quotas, budget, sticky-only pools.
+``spread_price`` per hour (the default spread of the replicas already paid for; no
+replica is added for it). Hard: per-region cap, quotas, budget, sticky-only pools.
 
 Pure and deterministic: HiGHS runs single-threaded with a fixed seed and a node limit;
 the wall-clock limit is a safety net, and when either stops the search the best solution
@@ -55,9 +54,7 @@ class Pool:
     ``max_nodes`` None means unlimited. ``sticky`` replicas run there now and are healthy;
     a pool with ``growth`` False may hold at most its sticky replicas. ``capacity`` is what
     one replica here carries, in the unit of ``Problem.demand`` (1.0: one replica; a
-    per-offering capacity profile plugs in here). ``cloud`` names the pool's cloud (its spot
-    pools share a reclaim wave: a failure domain of the blast-radius spread; "" for all
-    pools: one cloud).
+    per-offering capacity profile plugs in here).
     """
 
     key: tuple[str, str, str]
@@ -70,7 +67,6 @@ class Pool:
     sticky: int = 0
     growth: bool = True
     capacity: float = 1.0
-    cloud: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +102,14 @@ class Problem:
     def spread_priced(self) -> bool:
         """True when the blast-radius spread applies: for every region, capacity outside
         it should carry ``spread_demand``; each unit the worst region leaves short costs
-        ``spread_price`` per hour in the cost tier. Region-loss tolerance (full coverage, a
-        soft requirement with headroom on top) replaces it."""
+        ``spread_price`` per hour in the cost tier. Region-loss tolerance (full coverage, a soft requirement
+        with headroom on top) replaces it."""
         return (
             not self.tolerate_region_loss
             and self.spread_demand > 0
             and self.spread_price > 0
             and len({p.region for p in self.pools}) > 1
         )
-
-    def spread_spot_clouds(self) -> tuple[str, ...]:
-        """The clouds whose spot capacity is a failure domain of the blast-radius spread
-        (sorted): those with a spot pool, when the spread applies and the pools span two
-        or more clouds. A reclaim wave takes a cloud's spot capacity in every region at
-        once (the simulator's ``spotReclaim`` event; real spot markets run short per cloud
-        and GPU), so capacity outside each of them should carry ``spread_demand`` too,
-        priced like the regions' (its own shared slack: the worst cloud's)."""
-        if not self.spread_priced() or len({p.cloud for p in self.pools}) < 2:
-            return ()
-        return tuple(sorted({p.cloud for p in self.pools if p.spot}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +126,6 @@ class Shortfall:
     """Per region, demand (capacity units) that losing it would leave uncovered by the
     blast-radius spread; its largest value is priced in the cost tier, so not part of
     ``total``."""
-    spot_clouds: Mapping[str, float] = field(default_factory=dict)
-    """Per cloud (``Problem.spread_spot_clouds``), demand (capacity units) that losing its
-    spot capacity would leave uncovered; its largest value is priced like ``spread``'s."""
 
     def total(self) -> float:
         """Units of soft shortfall (the second tier of the objective)."""
@@ -193,8 +175,7 @@ def tiers(problem: Problem) -> tuple[float, float, float]:
     dearest = max((p.effective for p in problem.pools), default=1.0)
     cost_range = top * (dearest + problem.move_cost) + 1.0
     if problem.spread_priced():
-        domains = 2 if problem.spread_spot_clouds() else 1  # the regions', the clouds' slack
-        cost_range += domains * problem.spread_price * problem.spread_demand
+        cost_range += problem.spread_price * problem.spread_demand
     w_od = cost_range if problem.spot_preferred else 0.0
     w_soft = w_od * top + cost_range
     soft_units = (
@@ -393,18 +374,6 @@ def _solve(
             else:
                 inside = {x: -p.capacity for p, x in zip(pools, xs, strict=True) if p.region == r}
             b.row({carried: 1.0, **inside, s: 1.0}, loss_demand, inf)
-        # The spread's other failure domain: a cloud's spot capacity (a reclaim wave),
-        # counted in capacity like the regions and priced with its own shared slack.
-        clouds = problem.spread_spot_clouds() if shared is not None else ()
-        if clouds:
-            worst_cloud = b.col(loss_weight, 0, loss_demand, integer=False)
-            for cloud in clouds:
-                reclaimed = {
-                    x: -p.capacity
-                    for p, x in zip(pools, xs, strict=True)
-                    if p.spot and p.cloud == cloud
-                }
-                b.row({carried: 1.0, **reclaimed, worst_cloud: 1.0}, loss_demand, inf)
 
     if problem.budget is not None:
         b.row(
@@ -516,7 +485,6 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
     placed = sum(counts.values())
     by_region: dict[str, int] = {}
     cap_by_region: dict[str, float] = {}
-    spot_cap_by_cloud: dict[str, float] = {}
     od = 0
     spot_regions: set[str] = set()
     spot = 0
@@ -527,7 +495,6 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
         if p.spot:
             spot += n
             spot_regions.add(p.region)
-            spot_cap_by_cloud[p.cloud] = spot_cap_by_cloud.get(p.cloud, 0.0) + n * p.capacity
         else:
             od += n
     regions = {p.region for p in problem.pools}
@@ -541,25 +508,16 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
     )
     total_cap = sum(cap_by_region.values())
 
-    def uncovered(
-        demand: float, domains: Collection[str], inside: Mapping[str, float]
-    ) -> dict[str, float]:
+    def uncovered(demand: float) -> dict[str, float]:
         out: dict[str, float] = {}
-        for d in sorted(domains):
-            short = demand - (total_cap - inside.get(d, 0.0))
+        for r in sorted(regions):
+            short = demand - (total_cap - cap_by_region.get(r, 0.0))
             if short > 1e-9:
-                out[d] = short
+                out[r] = short
         return out
 
-    loss = (
-        uncovered(problem.demand, regions, cap_by_region)
-        if problem.tolerate_region_loss and problem.demand
-        else {}
-    )
-    spread_short = (
-        uncovered(problem.spread_demand, regions, cap_by_region) if problem.spread_priced() else {}
-    )
-    clouds_short = uncovered(problem.spread_demand, problem.spread_spot_clouds(), spot_cap_by_cloud)
+    loss = uncovered(problem.demand) if problem.tolerate_region_loss and problem.demand else {}
+    spread_short = uncovered(problem.spread_demand) if problem.spread_priced() else {}
     return Shortfall(
         unplaced=unplaced,
         on_demand_base=max(0, problem.on_demand_base - od),
@@ -568,7 +526,6 @@ def evaluate(problem: Problem, counts: Mapping[tuple[str, str, str], int]) -> Sh
         spot_spread=spread,
         region_loss=loss,
         spread=spread_short,
-        spot_clouds=clouds_short,
     )
 
 
