@@ -3,7 +3,8 @@
 ``OperatorLoop`` is framework-free. It owns
 
 - scheduling (``Schedule``): when each ModelDeployment is next reconciled (the regular
-  interval, a requeue while something is under way, a backoff after an error), when each
+  interval, a requeue while something is under way, a backoff after an error, at once when
+  a member cluster's readiness wakes it: ``reconciler.wakes``), when each
   FleetCluster is probed, when its pools are upkept and its offerings rediscovered;
 - bounded concurrency: at most ``max_concurrent_reconciles`` deployment passes at once, so
   a thousand deployments applied together queue here instead of flooding the member

@@ -149,8 +149,9 @@ class Reconciler:
         if watch_clients is not None and self._settings.watch_member_clusters:
             if readiness_wakes is None:
                 readiness_wakes = ReadinessWakes(
-                    serving=lambda cluster, namespace: informers is not None
-                    and informers.serving(cluster, namespace)
+                    serving=lambda cluster, namespace: (
+                        informers is not None and informers.serving(cluster, namespace)
+                    )
                 )
             informers = deployment_informers(
                 watch_clients, self._settings.informers, on_update=readiness_wakes.changed

@@ -15,8 +15,10 @@ cluster, namespace) right now.
 - **served**: ``serves(cluster, namespace)`` is True only while something is connected
   and the source of changes for that (cluster, namespace) is current (the operator: its
   informer is synced and its watch healthy, ``InformerSet.serving``; the simulator: the
-  cluster's API server is up). Where it is False (no informer yet, a broken watch, a
-  client that cannot watch) the reconciler polls as before.
+  cluster's API server is up): what a pass would have to check before relying on a wake
+  instead of polling. No requeue relies on it today: dropping the 5 s poll of "placed
+  replicas not yet Ready" where wakes are served was measured and not kept
+  (docs/decisions.md "How soon the next pass comes"), so wakes only bring passes forward.
 """
 
 from __future__ import annotations

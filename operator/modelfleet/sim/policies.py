@@ -7,8 +7,10 @@ reconciled by the real ``Reconciler`` (its interval, a requeue, an error backoff
 engine only ticks it, as the kopf timers tick the operator's. The adapters are the
 simulated ones (in-memory member clusters, the simulated node-pool provider of each
 cluster, metrics computed from the simulated traffic); after each pass the returned status
-is stored on the object, as the API server would store the status patch. Nothing of the
-decision path or of the scheduling is reimplemented here.
+is stored on the object, as the API server would store the status patch. The in-memory
+member APIs feed the reconciler's readiness wakes as the operator's informers do (every
+Deployment write, served while the cluster's API is up). Nothing of the decision path or
+of the scheduling is reimplemented here.
 
 Every policy (this one and the baselines) exposes the same small interface to the engine:
 ``tick(now)`` and ``desired(key)``, plus the capacity errors it met.
