@@ -157,3 +157,13 @@ def test_a_failing_wake_does_not_break_the_writer() -> None:
 
 def test_nothing_connected_serves_nothing() -> None:
     assert not ReadinessWakes(serving=lambda _c, _n: True).serves("east", "team-a")
+
+
+def test_an_unreadable_status_wakes_nothing_and_does_not_raise() -> None:
+    woken: list[str] = []
+    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes.connect(woken.append)
+    bad = rendered(ready=1)
+    bad["status"]["readyReplicas"] = "many"
+    wakes.changed(rendered(ready=0), bad)  # an informer's callback must not raise
+    assert woken == []

@@ -157,8 +157,8 @@ class Reconciler:
                 watch_clients, self._settings.informers, on_update=readiness_wakes.changed
             )
         self.readiness_wakes = readiness_wakes
-        """Where readiness changes wake passes from (None: nowhere, poll); the operator
-        loop connects its schedule to it."""
+        """Where readiness changes wake passes from (None: nowhere); the operator loop
+        connects its schedule to it."""
         self.observations = ObservationCache(
             ttl_seconds=self._settings.observe_cache_seconds,
             clock=lambda: self._clock().timestamp(),

@@ -59,7 +59,11 @@ class ReadinessWakes:
         wake = self._wake
         if wake is None:
             return
-        uid = readiness_wake(before, after)
+        try:
+            uid = readiness_wake(before, after)
+        except (TypeError, ValueError):  # a status no controller writes: nothing to say
+            log.debug("readiness wake: unreadable Deployment status ignored", exc_info=True)
+            return
         if uid is None:
             return
         self.wakes += 1
