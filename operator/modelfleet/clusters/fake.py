@@ -79,6 +79,12 @@ class InMemoryClusterClient:
         self._next_errors: list[ClusterError] = []
         self._objects: dict[_Key, JsonObject] = {}
         self._resource_version = 0
+        self.on_deployment_change: Callable[[JsonObject | None, JsonObject | None], None] | None
+        self.on_deployment_change = None
+        """Called with a Deployment as stored before and after every write that changes it
+        (None: absent; created or deleted), as a watch of Deployments would report it (the
+        simulator's readiness wakes, ``reconciler.wakes``). The objects are the stored
+        ones: read them, never edit."""
 
     # -- fault injection ---------------------------------------------------------------
 
@@ -113,7 +119,9 @@ class InMemoryClusterClient:
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = self._bump()
+        before = self._objects.get(key)
         self._objects[key] = stored
+        self._changed(kind, before, stored)
         copied: JsonObject = self._copy(stored)
         return copied
 
@@ -161,7 +169,9 @@ class InMemoryClusterClient:
 
     def remove(self, kind: ResourceKind, name: str, namespace: str | None = None) -> None:
         """Remove an object without recording a call (a node reclaimed, a pod evicted)."""
-        self._objects.pop(self._key(kind, name, namespace), None)
+        before = self._objects.pop(self._key(kind, name, namespace), None)
+        if before is not None:
+            self._changed(kind, before, None)
 
     def add_secret(self, namespace: str, name: str, data: Mapping[str, str | bytes]) -> JsonObject:
         """Store a Secret (values are base64-encoded as the API stores them)."""
@@ -203,6 +213,7 @@ class InMemoryClusterClient:
         # Replaced, not edited: a reader holding the old object keeps its snapshot.
         metadata = {**obj["metadata"], "resourceVersion": self._bump()}
         self._objects[key] = {**obj, "metadata": metadata, "status": status}
+        self._changed(DEPLOYMENT, obj, self._objects[key])
 
     def complete_rollouts(self) -> list[str]:
         """Mark every Deployment fully rolled out and ready; returns their names."""
@@ -246,6 +257,7 @@ class InMemoryClusterClient:
                     patched["metadata"]["generation"] = int(live["metadata"]["generation"]) + 1
                 patched["metadata"]["resourceVersion"] = self._bump()
                 self._objects[key] = patched
+                self._changed(kind, live, patched)
             results.append(self._copy(self._objects[key]))
         return results
 
@@ -280,6 +292,7 @@ class InMemoryClusterClient:
             if meta["name"] in keep or not is_managed(obj) or not matches_selector(obj, selector):
                 continue
             self._objects.pop(self._key(kind, meta["name"], meta.get("namespace")), None)
+            self._changed(kind, obj, None)
             deleted.append(meta["name"])
         if deleted:
             self._bump()  # a deletion is a write: the collection's resourceVersion moves on
@@ -304,6 +317,7 @@ class InMemoryClusterClient:
         if patched != live:
             patched["metadata"]["resourceVersion"] = self._bump()
             self._objects[key] = patched
+            self._changed(kind, live, patched)
         stored: JsonObject = self._copy(self._objects[key])
         return stored
 
@@ -369,6 +383,12 @@ class InMemoryClusterClient:
             if (api_version, k) == (kind.api_version, kind.kind)
             and (namespace is None or ns == namespace)
         ]
+
+    def _changed(
+        self, kind: ResourceKind, before: JsonObject | None, after: JsonObject | None
+    ) -> None:
+        if self.on_deployment_change is not None and kind == DEPLOYMENT:
+            self.on_deployment_change(before, after)
 
     def _bump(self) -> str:
         self._resource_version += 1

@@ -80,6 +80,8 @@ WatchClientFor = Callable[[Any], Awaitable[ListWatchClient | None]]
 """The watch client of a FleetCluster (the argument); None when its client cannot watch."""
 
 Transform = Callable[[JsonObject], JsonObject]
+OnUpdate = Callable[[JsonObject | None, JsonObject | None], None]
+"""Called with a stored object before and after one change (None: absent)."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,18 @@ class Informer:
         transform: Transform | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         on_change: Callable[[JsonObject], None] | None = None,
+        on_update: OnUpdate | None = None,
     ) -> None:
         """``on_change``, when given, is called with every selected object as listed or
         as a watch event brings it (added or modified; not deleted), before ``transform``:
-        for readers that act on changes rather than read the store."""
+        for readers that act on changes rather than read the store. ``on_update``, when
+        given, is called with the stored object before and after each change (both as
+        ``transform`` keeps them; None: absent), after the store holds the new one: for
+        every event, and for every object of a LIST (the first sync, and a relist that
+        may have missed events: ``before`` is what the store held). It must not raise."""
         self.kind = kind
         self._on_change = on_change
+        self._on_update = on_update
         self.namespace = namespace
         self.selector = dict(selector)
         self.settings = settings or InformerSettings()
@@ -226,7 +234,14 @@ class Informer:
         if self._on_change is not None:
             for obj in items:
                 self._on_change(obj)
+        before = self._store
         self._store = {_key(o): self._transform(o) for o in items}
+        if self._on_update is not None:
+            for key, obj in self._store.items():
+                self._on_update(before.get(key), obj)
+            for key, obj in before.items():
+                if key not in self._store:
+                    self._on_update(obj, None)
         self._listed_with = client
         self.state.resource_version = version
         self.state.synced = True
@@ -274,9 +289,15 @@ class Informer:
             obj.setdefault("kind", self.kind.kind)
             if self._on_change is not None:
                 self._on_change(dict(obj))
-            self._store[key] = self._transform(dict(obj))
+            stored = self._transform(dict(obj))
+            old = self._store.get(key)
+            self._store[key] = stored
+            if self._on_update is not None:
+                self._on_update(old, stored)
         else:  # deleted, or no longer selected
-            self._store.pop(key, None)
+            old = self._store.pop(key, None)
+            if self._on_update is not None and old is not None:
+                self._on_update(old, None)
         self.state.events += 1
         if version:
             self.state.resource_version = version
@@ -306,8 +327,12 @@ class InformerSet:
         settings: InformerSettings | None = None,
         transform: Transform | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_update: OnUpdate | None = None,
     ) -> None:
+        """``on_update`` is given to every informer (see ``Informer``): each stored object
+        before and after each change, whichever (cluster, namespace) it is in."""
         self._client_for = client_for
+        self._on_update = on_update
         self.kind = kind
         self.selector = dict(selector)
         self.settings = settings or InformerSettings()
@@ -351,6 +376,13 @@ class InformerSet:
         ]
         return sorted(found, key=lambda st: (st.cluster, st.namespace or ""))
 
+    def serving(self, cluster: str, namespace: str) -> bool:
+        """Whether the informer of ``namespace`` in FleetCluster ``cluster`` runs and is
+        serving (synced, its watch healthy): a change there reaches ``on_update`` as it
+        happens. Starts nothing (False when there is none, or it stopped)."""
+        entry = self._informers.get((cluster, namespace))
+        return entry is not None and not entry[1].done() and entry[0].state.serving
+
     def forget(self, cluster: str) -> None:
         """Stop the informers of FleetCluster ``cluster`` (deleted); ``close`` awaits them.
         A later read of the same FleetCluster (same uid: a pass that began before the
@@ -386,6 +418,7 @@ class InformerSet:
             settings=self.settings,
             transform=self._transform,
             monotonic=self._monotonic,
+            on_update=self._on_update,
         )
         task = asyncio.get_running_loop().create_task(
             informer.run(), name=f"informer {cluster}/{namespace}"

@@ -35,7 +35,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from modelfleet import __version__, labels
 from modelfleet.api.common import CapacityType, dump
@@ -209,6 +209,39 @@ def owner_labels(md: ModelDeployment) -> dict[str, str]:
     if md.metadata.uid:
         result[labels.UID] = md.metadata.uid
     return result
+
+
+def readiness_wake(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str | None:
+    """The uid of the ModelDeployment whose next pass a change of one of its Deployments
+    in a member cluster should bring forward, or None.
+
+    ``before`` and ``after`` are the Deployment as a watch (or the in-memory API) held it
+    before and after one change (None: absent, i.e. added or deleted). A wake is due when
+    the object is deleted, or when ``status.readyReplicas`` or ``status.availableReplicas``
+    differ (a missing status counts as 0 of each): a replica became Ready or went.
+    Anything else (a resourceVersion-only update, the spec a pass wrote itself, the
+    controller's ``observedGeneration``, ``replicas``, ``updatedReplicas``) wakes nothing,
+    so a pass's own writes never loop back into passes. The owner is read from the
+    ``labels.UID`` label ``owner_labels`` puts on every rendered object (the key of the
+    operator's schedule); an object without it (not rendered by modelfleet, or for a
+    ModelDeployment without a uid) wakes nothing."""
+    if before is None and after is None:
+        return None
+    if after is not None and before is not None and _ready_counts(before) == _ready_counts(after):
+        return None
+    if before is None and after is not None and _ready_counts(after) == (0, 0):
+        return None  # created without ready replicas: the pass that wrote it knows
+    for obj in (after, before):
+        if obj is not None:
+            uid = ((obj.get("metadata") or {}).get("labels") or {}).get(labels.UID)
+            if uid:
+                return str(uid)
+    return None
+
+
+def _ready_counts(obj: Mapping[str, Any]) -> tuple[int, int]:
+    status = obj.get("status") or {}
+    return int(status.get("readyReplicas") or 0), int(status.get("availableReplicas") or 0)
 
 
 def placement_selector(md: ModelDeployment, placement: WorkloadPlacement) -> dict[str, str]:

@@ -3,7 +3,8 @@
 ``OperatorLoop`` is framework-free. It owns
 
 - scheduling (``Schedule``): when each ModelDeployment is next reconciled (the regular
-  interval, a requeue while something is under way, a backoff after an error), when each
+  interval, a requeue while something is under way, a backoff after an error, at once when
+  a member cluster's readiness wakes it: ``reconciler.wakes``), when each
   FleetCluster is probed, when its pools are upkept and its offerings rediscovered;
 - bounded concurrency: at most ``max_concurrent_reconciles`` deployment passes at once, so
   a thousand deployments applied together queue here instead of flooding the member
@@ -109,6 +110,12 @@ class OperatorLoop:
         """(namespace, name) of the deployments whose last pass here wanted no replica:
         the only ones demand seen at the gateway is news for (``demand_leases``); a
         deployment this operator does not serve (another namespace) is in neither set."""
+        self._in_pass: set[str] = set()
+        self._woken_in_pass: set[str] = set()
+        if reconciler.readiness_wakes is not None:
+            # A member-cluster Deployment's readiness changed (or it went): its
+            # ModelDeployment is due at once (``reconciler.wakes``).
+            reconciler.readiness_wakes.connect(self.wake_deployment)
 
     @property
     def stockouts(self) -> StockoutMemory:
@@ -118,6 +125,14 @@ class OperatorLoop:
 
     def deployment_due(self, uid: str, now: datetime | None = None) -> bool:
         return self.deployments.due(uid, now or self.clock())
+
+    def wake_deployment(self, uid: str) -> None:
+        """Make the ModelDeployment ``uid`` due now (an event asks for a pass). During its
+        own pass the wake is kept for when the pass ends: the pass may have read the
+        member clusters before the change, and its end books the next pass."""
+        if uid in self._in_pass:
+            self._woken_in_pass.add(uid)
+        self.deployments.wake(uid, self.clock())
 
     async def reconcile(
         self,
@@ -131,6 +146,7 @@ class OperatorLoop:
         Schedules the next pass either way."""
         async with self._slots:
             now = self.clock()
+            self._in_pass.add(uid)
             try:
                 if self.metrics is not None:
                     with self.metrics.time_reconcile("ModelDeployment"):
@@ -138,13 +154,20 @@ class OperatorLoop:
                 else:
                     outcome = await self.reconciler.reconcile(md, fleet=fleet, others=others)
             except Exception as exc:
+                self._pass_ended(uid)
                 delay = self.deployments.failed(uid, now)
                 log.exception("reconcile of %s failed; retrying in %.0fs", uid, delay)
                 if self.metrics is not None:
                     self.metrics.count_reconcile_error("ModelDeployment", type(exc).__name__)
                 return None
+            except BaseException:
+                self._pass_ended(uid)
+                raise
         self.reconciles += 1
+        woken = self._pass_ended(uid)
         self.deployments.done(uid, now, requeue_after=outcome.requeue_after)
+        if woken:
+            self.deployments.wake(uid, self.clock())
         key = (md.metadata.namespace or "default", md.metadata.name)
         if outcome.plan.desired_replicas > 0:
             self.wanting.add(key)
@@ -154,6 +177,14 @@ class OperatorLoop:
             self.idle.add(key)
         self._record(md, outcome)
         return outcome
+
+    def _pass_ended(self, uid: str) -> bool:
+        """``uid``'s pass ended; whether a wake came while it ran."""
+        self._in_pass.discard(uid)
+        if uid in self._woken_in_pass:
+            self._woken_in_pass.discard(uid)
+            return True
+        return False
 
     def _record(self, md: ModelDeployment, outcome: ReconcileOutcome) -> None:
         if self.metrics is None:

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.modeldeployment import Endpoint, ModelDeploymentSpec
-from modelfleet.clusters.informer import InformerSettings, WatchClientFor
+from modelfleet.clusters.informer import InformerSet, InformerSettings, WatchClientFor
 from modelfleet.clusters.workloads import RenderSettings, WorkloadPlacement, service_url
 from modelfleet.core import DEFAULT_SETTINGS, DeploymentSpec, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
@@ -57,6 +57,7 @@ from modelfleet.reconciler.snapshot import (
     seed_ledger,
 )
 from modelfleet.reconciler.status import build_status, decision_from_status
+from modelfleet.reconciler.wakes import ReadinessWakes
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,18 @@ class Reconciler:
         render: RenderSettings | None = None,
         ledger: PoolLedger | None = None,
         watch_clients: WatchClientFor | None = None,
+        readiness_wakes: ReadinessWakes | None = None,
     ) -> None:
         """``watch_clients`` gives each FleetCluster's watch client (its own connection
         pool: a watch holds a connection); with it and ``watch_member_clusters``,
-        observation reads informers (see ``reconciler.observe``)."""
+        observation reads informers (see ``reconciler.observe``), whose changes are this
+        reconciler's readiness wakes (``reconciler.wakes``: a replica turning Ready or
+        going brings the deployment's next pass forward). ``readiness_wakes`` gives them
+        from elsewhere (the simulator's in-memory clusters); without either there are
+        none (``readiness_wakes`` is None). They change no requeue: a pass waiting for
+        replicas to turn Ready still comes back every ``progressing_requeue_seconds``
+        (dropping that poll where wakes are served was measured and not kept:
+        docs/decisions.md "Failover", "How soon the next pass comes")."""
         self._clusters = clusters
         self._providers = providers
         self._metrics = metrics
@@ -136,9 +145,20 @@ class Reconciler:
         self._clock = clock
         self._settings = settings or ReconcilerSettings()
         self._render = render or RenderSettings()
-        informers = None
+        informers: InformerSet | None = None
         if watch_clients is not None and self._settings.watch_member_clusters:
-            informers = deployment_informers(watch_clients, self._settings.informers)
+            if readiness_wakes is None:
+                readiness_wakes = ReadinessWakes(
+                    serving=lambda cluster, namespace: (
+                        informers is not None and informers.serving(cluster, namespace)
+                    )
+                )
+            informers = deployment_informers(
+                watch_clients, self._settings.informers, on_update=readiness_wakes.changed
+            )
+        self.readiness_wakes = readiness_wakes
+        """Where readiness changes wake passes from (None: nowhere); the operator loop
+        connects its schedule to it."""
         self.observations = ObservationCache(
             ttl_seconds=self._settings.observe_cache_seconds,
             clock=lambda: self._clock().timestamp(),

@@ -40,6 +40,7 @@ from modelfleet.clusters.informer import (
     InformerSet,
     InformerSettings,
     InformerState,
+    OnUpdate,
     WatchClientFor,
 )
 from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
@@ -126,15 +127,21 @@ def trim_deployment(obj: JsonObject) -> JsonObject:
 
 
 def deployment_informers(
-    client_for: WatchClientFor, settings: InformerSettings | None = None
+    client_for: WatchClientFor,
+    settings: InformerSettings | None = None,
+    *,
+    on_update: OnUpdate | None = None,
 ) -> InformerSet:
-    """Informers of modelfleet-managed Deployments per (member cluster, namespace)."""
+    """Informers of modelfleet-managed Deployments per (member cluster, namespace);
+    ``on_update`` gets every stored (trimmed) Deployment before and after each change
+    (``reconciler.wakes``)."""
     return InformerSet(
         client_for=client_for,
         kind=DEPLOYMENT,
         selector={labels.MANAGED: "true"},
         settings=settings,
         transform=trim_deployment,
+        on_update=on_update,
     )
 
 

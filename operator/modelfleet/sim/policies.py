@@ -7,8 +7,10 @@ reconciled by the real ``Reconciler`` (its interval, a requeue, an error backoff
 engine only ticks it, as the kopf timers tick the operator's. The adapters are the
 simulated ones (in-memory member clusters, the simulated node-pool provider of each
 cluster, metrics computed from the simulated traffic); after each pass the returned status
-is stored on the object, as the API server would store the status patch. Nothing of the
-decision path or of the scheduling is reimplemented here.
+is stored on the object, as the API server would store the status patch. The in-memory
+member APIs feed the reconciler's readiness wakes as the operator's informers do (every
+Deployment write, served while the cluster's API is up). Nothing of the decision path or
+of the scheduling is reimplemented here.
 
 Every policy (this one and the baselines) exposes the same small interface to the engine:
 ``tick(now)`` and ``desired(key)``, plus the capacity errors it met.
@@ -31,6 +33,7 @@ from modelfleet.reconciler import (
     ReconcilerSettings,
     StockoutMemory,
 )
+from modelfleet.reconciler.wakes import ReadinessWakes
 from modelfleet.sim.activator import wake_at_zero
 from modelfleet.sim.fleet import FleetWorld, VirtualClock
 from modelfleet.sim.load import LoadModel
@@ -146,6 +149,17 @@ class ModelfleetPolicy:
         async def client_for(cluster: FleetCluster) -> ClusterClient:
             return world.clusters[cluster.metadata.name].client
 
+        # Readiness wakes, as the operator's member-cluster informers give them: every
+        # write to a simulated member cluster's Deployments reaches them as a watch event
+        # would (the kubelet model's readiness, the reconciler's own applies and deletes),
+        # and they are served while that cluster's API server is up (a watch of a cluster
+        # in an outage is broken: the pass polls, as the operator's does).
+        self.readiness = ReadinessWakes(
+            serving=lambda cluster, _namespace: not world.clusters[cluster].client.unreachable
+        )
+        for twin in world.twins():
+            twin.client.on_deployment_change = self.readiness.changed
+
         # No time limit on member-cluster and node-pool calls: the simulated ones answer
         # from memory within the same step of the event loop, so a limit (on the loop's
         # real clock) could never fire on a healthy machine, and each one costs a timer
@@ -159,6 +173,7 @@ class ModelfleetPolicy:
             settings=ReconcilerSettings(
                 cluster_timeout_seconds=None, provider_timeout_seconds=None
             ),
+            readiness_wakes=self.readiness,
         )
         self.loop = OperatorLoop(
             reconciler=self.reconciler,

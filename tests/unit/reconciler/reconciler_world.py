@@ -28,6 +28,7 @@ from modelfleet.reconciler import (
     ReconcilerSettings,
     StockoutMemory,
 )
+from modelfleet.reconciler.wakes import ReadinessWakes
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -131,10 +132,24 @@ class World:
         settings: ReconcilerSettings | None = None,
         fleet: FleetSettings | None = None,
         stockouts: StockoutMemory | None = None,
+        readiness_wakes: bool = False,
     ) -> None:
+        """``readiness_wakes``: the member clusters' Deployment writes wake passes
+        (``reconciler.wakes``, as the simulator wires them), served while a member's API
+        answers and ``serving`` does not say otherwise."""
         self.clock = Clock()
         self.fleet = {c.metadata.name: c for c in clusters}
         self.members = {name: InMemoryClusterClient(name) for name in self.fleet}
+        self.not_watched: set[str] = set()
+        """Members whose readiness wakes are not served (a broken watch)."""
+        self.wakes: ReadinessWakes | None = None
+        if readiness_wakes:
+            self.wakes = ReadinessWakes(
+                serving=lambda cluster, _ns: cluster not in self.not_watched
+                and not self.members[cluster].unreachable
+            )
+            for member in self.members.values():
+                member.on_deployment_change = self.wakes.changed
         self.clouds = {
             name: SimulatedNodePoolProvider(c, clock=self.clock) for name, c in self.fleet.items()
         }
@@ -153,6 +168,7 @@ class World:
             # Observation caching off unless a test asks: passes at one virtual instant
             # would otherwise share a list taken before the test changed the cluster.
             settings=settings or ReconcilerSettings(observe_cache_seconds=0),
+            readiness_wakes=self.wakes,
         )
         self.loop = OperatorLoop(
             reconciler=self.reconciler,

@@ -1,0 +1,78 @@
+"""Readiness wakes: a member cluster's Deployment changing readiness brings its
+ModelDeployment's next pass forward, so a pass waiting only for replicas to turn Ready
+need not poll for them.
+
+``ReadinessWakes`` is the capability the ``Reconciler`` is told about (one object, no
+global flag): where changes come from, and whether they come from a given (member
+cluster, namespace) right now.
+
+- **changes**: whoever sees the member clusters' Deployments change calls ``changed``
+  with the object before and after (the operator: the member-cluster informers'
+  ``on_update``, ``clusters.informer``; the simulator: the in-memory API's writes).
+  ``clusters.workloads.readiness_wake`` says which ModelDeployment it concerns, if any
+  (readiness changed, or the Deployment went), and the function given to ``connect`` is
+  called with its uid (the operator loop connects ``Schedule.wake``: due at once);
+- **served**: ``serves(cluster, namespace)`` is True only while something is connected
+  and the source of changes for that (cluster, namespace) is current (the operator: its
+  informer is synced and its watch healthy, ``InformerSet.serving``; the simulator: the
+  cluster's API server is up): what a pass would have to check before relying on a wake
+  instead of polling. No requeue relies on it today: dropping the 5 s poll of "placed
+  replicas not yet Ready" where wakes are served was measured and not kept
+  (docs/decisions.md "How soon the next pass comes"), so wakes only bring passes forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from modelfleet.clusters.objects import JsonObject
+from modelfleet.clusters.workloads import readiness_wake
+
+log = logging.getLogger(__name__)
+
+Serving = Callable[[str, str], bool]
+"""(FleetCluster name, namespace) -> whether changes there reach ``changed`` now."""
+
+
+class ReadinessWakes:
+    """See the module docstring."""
+
+    def __init__(self, serving: Serving) -> None:
+        self._serving = serving
+        self._wake: Callable[[str], None] | None = None
+        self.wakes = 0
+        """Wakes sent (changes that concerned a ModelDeployment while connected)."""
+
+    def connect(self, wake: Callable[[str], None]) -> None:
+        """From now on, call ``wake(uid)`` for every readiness change of a ModelDeployment's
+        workloads (the last function connected; one owner of the schedule)."""
+        self._wake = wake
+
+    @property
+    def connected(self) -> bool:
+        return self._wake is not None
+
+    def changed(self, before: JsonObject | None, after: JsonObject | None) -> None:
+        """A member-cluster Deployment changed from ``before`` to ``after`` (None: absent).
+        Never raises: a failing wake is logged (the regular interval still comes)."""
+        wake = self._wake
+        if wake is None:
+            return
+        try:
+            uid = readiness_wake(before, after)
+        except (TypeError, ValueError):  # a status no controller writes: nothing to say
+            log.debug("readiness wake: unreadable Deployment status ignored", exc_info=True)
+            return
+        if uid is None:
+            return
+        self.wakes += 1
+        try:
+            wake(uid)
+        except Exception:  # the caller is a watch stream or a write: never break it
+            log.exception("readiness wake of %s failed", uid)
+
+    def serves(self, cluster: str, namespace: str) -> bool:
+        """Whether a readiness change of a workload in ``namespace`` of FleetCluster
+        ``cluster`` wakes its ModelDeployment now."""
+        return self._wake is not None and self._serving(cluster, namespace)

@@ -1,0 +1,104 @@
+"""Readiness wakes through the operator loop (``reconciler.wakes``).
+
+A Deployment's readiness written to the in-memory member API (a replica Ready, a replica
+gone) or its deletion makes the deployment due at once, sooner than the 5 s requeue or
+the 15 s interval; the pass's own spec writes do not, and a wake that comes while the
+pass runs is kept for its end. The requeue is unchanged: placed replicas not Ready yet
+still come back in 5 s with wakes served (dropping that poll was measured and not kept,
+docs/decisions.md "How soon the next pass comes").
+
+At the reconciler level on the in-package fakes (``reconciler_world``), with the real
+``OperatorLoop`` schedule and the same wiring as the simulator's.
+"""
+
+from __future__ import annotations
+
+from reconciler_world import World, east_west, model_deployment
+
+from modelfleet.api.modeldeployment import ReplicaRange
+
+UID = "uid-llama"
+
+
+async def _placed_not_ready(world: World) -> float | None:
+    await world.start()
+    world.add(model_deployment("llama"))
+    outcome = await world.reconcile("llama")
+    assert world.replicas("east") == 2
+    assert outcome.status.replicas is not None and outcome.status.replicas.ready == 0
+    return outcome.requeue_after
+
+
+async def test_without_wakes_a_pass_waiting_for_ready_replicas_polls() -> None:
+    assert await _placed_not_ready(east_west()) == 5.0
+
+
+async def test_readiness_makes_the_deployment_due_and_the_poll_stays() -> None:
+    world = east_west(readiness_wakes=True)
+    assert await _placed_not_ready(world) == 5.0, "wakes served, the 5 s poll kept (not the rule)"
+    assert not world.loop.deployment_due(UID), "next pass in 5 s"
+
+    world.clock.advance(1)
+    world.members["east"].set_deployment_status("default", world.workloads("east")[0], ready=1)
+    assert world.loop.deployment_due(UID), "a replica turned Ready: due at once, not in 4 s"
+    assert world.loop.deployments.next_due(UID) == world.clock()
+
+    world.clock.advance(1)
+    outcome = await world.reconcile("llama")
+    assert outcome.status.replicas is not None and outcome.status.replicas.ready == 1
+    assert not world.loop.deployment_due(UID), "its own pass (no write) wakes nothing"
+
+    world.mark_ready("east")
+    assert world.loop.deployment_due(UID)
+    outcome = await world.reconcile("llama")
+    assert outcome.requeue_after is None, "steady state"
+
+
+async def test_a_replica_lost_at_the_interval_wakes_the_deployment() -> None:
+    world = east_west(readiness_wakes=True)
+    await _placed_not_ready(world)
+    world.mark_ready("east")
+    assert (await world.reconcile("llama")).requeue_after is None
+    assert not world.loop.deployment_due(UID), "next pass at the interval, 15 s away"
+    world.clock.advance(3)
+    world.members["east"].set_deployment_status("default", world.workloads("east")[0], ready=1)
+    assert world.loop.deployment_due(UID), "a replica went: due at once, not in 12 s"
+
+
+async def test_a_pass_s_own_writes_wake_nothing() -> None:
+    world = east_west(readiness_wakes=True)
+    await _placed_not_ready(world)
+    world.mark_ready("east")
+    await world.reconcile("llama")
+    assert not world.loop.deployment_due(UID)
+    world.set_spec("llama", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
+    await world.reconcile("llama")
+    assert world.replicas("east") == 3, "the pass scaled its Deployment up (a spec write)"
+    assert not world.loop.deployment_due(UID), "its spec write changed no readiness"
+    assert world.wakes is not None and world.wakes.wakes == 1, "only mark_ready woke it"
+
+
+async def test_a_deletion_during_the_pass_wakes_it_after() -> None:
+    # A move east -> west: west's replacements are placed, east's replicas are retiring
+    # until they are Ready.
+    world = east_west(readiness_wakes=True)
+    await _placed_not_ready(world)
+    world.mark_ready("east")
+    await world.reconcile("llama")
+    world.set_spec(
+        "llama",
+        placement=model_deployment("x", placement={"regions": ["us-west-2"]}).spec.placement,
+    )
+    outcome = await world.reconcile("llama")
+    assert world.replicas("west") == 2 and world.replicas("east") == 2
+    assert outcome.plan.retiring, "east retires once west is Ready"
+    assert outcome.requeue_after == 5.0
+
+    # West turns Ready: the pass that sees it retires east, deleting its Deployment. The
+    # deletion comes while the pass runs (as a watch event may): it is kept for the end
+    # of the pass, which would otherwise book the next pass later and lose it.
+    world.mark_ready("west")
+    assert world.loop.deployment_due(UID)
+    outcome = await world.reconcile("llama")
+    assert world.replicas("east") == 0, "retired"
+    assert world.loop.deployments.next_due(UID) == world.clock(), "the deletion woke it"
