@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_bounds import RUN, SIMULATE, refuse_bad_numbers, refuse_same_port
 from modelfleet.cli_help import TidyGroup
 from modelfleet.extras import missing_extra
 from modelfleet.gateway.command import gateway as gateway_command
@@ -242,17 +243,26 @@ def run(
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
     ] = False,
-    liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
-    metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
+    liveness_port: Annotated[
+        int, typer.Option(metavar="<port>", help="Port of /healthz (0: none).")
+    ] = 8081,
+    metrics_port: Annotated[
+        int, typer.Option(metavar="<port>", help="Port of /metrics (0: none).")
+    ] = 9100,
     log_format: Annotated[str, typer.Option(metavar="<format>", help="json or text.")] = "text",
-    interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
-    probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
+    interval: Annotated[
+        float,
+        typer.Option(metavar="<seconds>", help="Seconds between periodic reconciles, 2 to 86400."),
+    ] = 15.0,
+    probe_interval: Annotated[
+        float, typer.Option(metavar="<seconds>", help="Seconds between cluster probes, 2 to 86400.")
+    ] = 10.0,
     launch_timeout: Annotated[
         float,
         typer.Option(
             metavar="<seconds>",
             help="Seconds a grown node pool may take to get its nodes Ready before "
-            "it counts as a stockout.",
+            "it counts as a stockout, 60 to 86400.",
         ),
     ] = 900.0,
     max_concurrent_reconciles: Annotated[
@@ -281,19 +291,17 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
-    import math
-
-    for flag, seconds in (
-        ("--interval", interval),
-        ("--probe-interval", probe_interval),
-        ("--launch-timeout", launch_timeout),
-    ):
-        if not (math.isfinite(seconds) and seconds > 0):
-            err.print(f"[red]error:[/red] {flag} must be a number of seconds above 0")
-            raise typer.Exit(2)
-    if max_concurrent_reconciles < 1:
-        err.print("[red]error:[/red] --max-concurrent-reconciles must be at least 1")
-        raise typer.Exit(2)
+    refuse_bad_numbers(  # before the hub is contacted (modelfleet.cli_bounds)
+        err,
+        RUN,
+        interval=interval,
+        probe_interval=probe_interval,
+        launch_timeout=launch_timeout,
+        max_concurrent_reconciles=max_concurrent_reconciles,
+        liveness_port=liveness_port,
+        metrics_port=metrics_port,
+    )
+    refuse_same_port(err, ("--liveness-port", liveness_port), ("--metrics-port", metrics_port))
     from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
 
     try:  # one line on what is wrong instead of tracebacks and kopf's retries
@@ -356,7 +364,8 @@ def simulate(
         float | None,
         typer.Option(
             "--hours",
-            help="Simulate only the first H hours (longer than the scenario: all of it).",
+            help="Simulate only the first H hours, 1/60 (a minute) or more (longer than the "
+            "scenario: all of it).",
         ),
     ] = None,
     policy: Annotated[
@@ -399,15 +408,8 @@ def simulate(
     if unknown:
         err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
         raise typer.Exit(2)
-    if hours is not None and not hours > 0:  # NaN too
-        err.print("[red]error:[/red] --hours must be positive")
-        raise typer.Exit(2)
-    if jobs is not None and jobs < 1:
-        err.print("[red]error:[/red] --jobs must be 1 or more")
-        raise typer.Exit(2)
-    if seed is not None and seed < 0:  # else the scenario file would get the blame
-        err.print("[red]error:[/red] --seed must be 0 or more")
-        raise typer.Exit(2)
+    # --seed: before the scenario is read, else the scenario file would get the blame.
+    refuse_bad_numbers(err, SIMULATE, hours=hours, jobs=jobs, seed=seed)
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
         try:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,147 @@
+"""Every numeric option of ``gateway``, ``run``, ``profile`` and ``simulate`` has real
+bounds (``modelfleet.cli_bounds``), refused with exit status 2 and the flag named before the
+command reads a file, contacts the hub, sends load or simulates; the chart's
+values.schema.json admits exactly what the CLI admits for the values it sets.
+
+Each refusal below was accepted before: ``gateway --scrape-interval 1e-9`` scraped every
+engine back to back, ``run --interval 1e300`` overflowed the schedule's datetime on every
+pass and ``--launch-timeout 1e-9`` made every grow a stockout, ``--metrics-port 70000``
+reached the socket, ``profile --sigma 1000`` overflowed the length sampler mid-run,
+``simulate --hours 1e-9`` reported 100 % of no minute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from modelfleet.cli import app
+from modelfleet.cli_bounds import GATEWAY, RUN, TICK_SECONDS, Bound
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = ["profile", "http://127.0.0.1:9/v1", "--model", "m", "--gpu", "H100"]
+# The discard port: nothing listens, so a command past the checks says it cannot connect.
+
+REFUSED = [
+    (["gateway", "--scrape-interval", "1e-9"], "--scrape-interval"),
+    (["gateway", "--scrape-interval", "0.5"], "--scrape-interval"),
+    (["gateway", "--scrape-interval", "3601"], "--scrape-interval"),
+    (["gateway", "--rate-limit", "1e-300"], "--rate-limit"),
+    (["gateway", "--port", "9090"], "--port and --management-port are both 9090"),
+    (["run", "--interval", "1e-9"], "--interval"),
+    (["run", "--interval", "1"], "--interval"),  # the timers tick every 2 s
+    (["run", "--interval", "1e300"], "--interval"),
+    (["run", "--probe-interval", "1e-9"], "--probe-interval"),
+    (["run", "--probe-interval", "1e300"], "--probe-interval"),
+    (["run", "--launch-timeout", "1e-9"], "--launch-timeout"),
+    (["run", "--launch-timeout", "59"], "--launch-timeout"),
+    (["run", "--launch-timeout", "1e300"], "--launch-timeout"),
+    (["run", "--liveness-port", "70000"], "--liveness-port"),
+    (["run", "--metrics-port", "-1"], "--metrics-port"),
+    (["run", "--liveness-port", "9100"], "--liveness-port and --metrics-port are both 9100"),
+    ([*PROFILE, "--sigma", "1000"], "--sigma"),
+    ([*PROFILE, "--sigma", "-1"], "--sigma"),
+    ([*PROFILE, "--ttft-p95-ms", "0"], "--ttft-p95-ms"),
+    ([*PROFILE, "--tpot-p95-ms", "-5"], "--tpot-p95-ms"),
+    ([*PROFILE, "--prompt-tokens", "0"], "--prompt-tokens"),
+    ([*PROFILE, "--output-tokens", "-3"], "--output-tokens"),
+    ([*PROFILE, "--step-seconds", "1e-9"], "--step-seconds"),
+    ([*PROFILE, "--max-rate", "-1"], "--max-rate"),
+    ([*PROFILE, "--growth", "1000"], "--growth"),
+    ([*PROFILE, "--refine", "-1"], "--refine"),
+    ([*PROFILE, "--refine", "1000000"], "--refine"),
+    ([*PROFILE, "--start-rate", "1e-9"], "--start-rate 1e-09 for --step-seconds 30 sends"),
+    ([*PROFILE, "--max-rate", "0.5"], "--max-rate 0.5 is below --start-rate 1"),
+    (
+        [*PROFILE, "--growth", "1.0000001"],
+        "--start-rate 1 x --growth 1.0000001 up to --max-rate 256 takes 55451779",
+    ),
+    (["simulate", "--hours", "1e-9", "--policy", "static-peak"], "--hours"),
+    (["simulate", "--hours", "0.01", "--policy", "static-peak"], "--hours"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"), REFUSED, ids=[" ".join([a[0], *a[-2:]]) for a, _ in REFUSED]
+)
+def test_a_value_outside_its_bound_is_refused_before_anything_starts(
+    argv: list[str], named: str
+) -> None:
+    result = runner.invoke(app, argv)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert f"error: {named}" in output, output
+    assert result.exception is None or isinstance(result.exception, SystemExit), output
+    # Nothing was started: no endpoints file read, no hub, no load, no simulation.
+    for later in ("endpoints", "kubeconfig", "cannot connect", "SLO"):
+        assert later not in output, output
+
+
+def test_the_edges_of_each_bound_pass(tmp_path: Path) -> None:
+    """The bounds' own ends are valid: each command gets past the check (and stops at what
+    follows it, there being no endpoints file, hub or endpoint here)."""
+    missing = str(tmp_path / "no-such-endpoints.yaml")
+    gateway = ["gateway", "--endpoints-file", missing, "--rate-limit", "0.001"]
+    for value in ("1", "3600", "0"):
+        result = runner.invoke(app, [*gateway, "--scrape-interval", value])
+        assert "cannot read" in result.output and "must be" not in result.output, result.output
+    lowest = ["--interval", "2", "--probe-interval", "2", "--launch-timeout", "60"]
+    highest = ["--interval", "86400", "--probe-interval", "86400", "--launch-timeout", "86400"]
+    for edges in (lowest, highest):
+        result = runner.invoke(app, ["run", *edges, "--liveness-port", "0", "--metrics-port", "0"])
+        assert result.exit_code == 1, result.output  # got to the hub check
+        assert "must be" not in result.output, result.output
+    edges = ["--sigma", "3", "--refine", "20", "--step-seconds", "1", "--growth", "100"]
+    result = runner.invoke(app, [*PROFILE, *edges])
+    assert "cannot connect" in result.output, result.output
+    result = runner.invoke(
+        app, [*PROFILE, "--start-rate", "0.001", "--step-seconds", "1000", "--max-rate", "0.001"]
+    )
+    assert "cannot connect" in result.output, result.output
+    result = runner.invoke(app, ["simulate", "--hours", str(1 / 60), "--policy", "static-peak"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_run_intervals_start_at_the_handlers_tick() -> None:
+    from modelfleet.handlers import TICK_SECONDS as HANDLERS_TICK
+
+    assert TICK_SECONDS == HANDLERS_TICK
+    assert RUN["interval"].low == RUN["probe_interval"].low == HANDLERS_TICK
+
+
+CHART = [
+    # (values.schema.json path, the bound of the flag the chart passes it to)
+    (("operator", "launchTimeoutSeconds"), RUN["launch_timeout"]),
+    (("operator", "maxConcurrentReconciles"), RUN["max_concurrent_reconciles"]),
+    (("gateway", "rateLimitPerSecond"), GATEWAY["rate_limit"]),
+    (("gateway", "rateLimitBurst"), GATEWAY["rate_burst"]),
+    (("gateway", "holdTimeoutSeconds"), GATEWAY["hold_timeout"]),
+    (("gateway", "maxRequestBytes"), GATEWAY["max_request_bytes"]),
+]
+
+
+def _probes(bound: Bound, integer: bool) -> list[float]:
+    ends = [v for v in (bound.low, bound.high, bound.off) if v is not None and math.isfinite(v)]
+    step = 1.0 if integer else 1e-6
+    values = {0.0, -1.0, 1e12, *ends, *(e - step for e in ends), *(e + step for e in ends)}
+    return sorted(values)
+
+
+@pytest.mark.parametrize(("path", "bound"), CHART, ids=lambda v: str(v))
+def test_the_chart_schema_admits_what_the_flag_admits(path: tuple[str, str], bound: Bound) -> None:
+    schema: dict[str, Any] = json.loads((ROOT / "charts/modelfleet/values.schema.json").read_text())
+    node = schema
+    for key in path:
+        node = node["properties"][key]
+    integer = node["type"] == "integer"
+    for value in _probes(bound, integer):
+        typed: float = int(value) if integer else value
+        chart = jsonschema.Draft7Validator(node).is_valid(typed)
+        assert chart == bound.admits(typed), f"{'.'.join(path)}={typed}: chart says {chart}"
