@@ -291,16 +291,7 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
-    refuse_bad_numbers(  # before the hub is contacted (modelfleet.cli_bounds)
-        err,
-        RUN,
-        interval=interval,
-        probe_interval=probe_interval,
-        launch_timeout=launch_timeout,
-        max_concurrent_reconciles=max_concurrent_reconciles,
-        liveness_port=liveness_port,
-        metrics_port=metrics_port,
-    )
+    refuse_bad_numbers(err, RUN, locals())  # before the hub is contacted (modelfleet.cli_bounds)
     refuse_same_port(err, ("--liveness-port", liveness_port), ("--metrics-port", metrics_port))
     from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
 
@@ -409,7 +400,7 @@ def simulate(
         err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
         raise typer.Exit(2)
     # --seed: before the scenario is read, else the scenario file would get the blame.
-    refuse_bad_numbers(err, SIMULATE, hours=hours, jobs=jobs, seed=seed)
+    refuse_bad_numbers(err, SIMULATE, locals())
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
         try:
             out_dir.mkdir(parents=True, exist_ok=True)

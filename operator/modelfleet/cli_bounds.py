@@ -94,6 +94,9 @@ RUN: Mapping[str, Bound] = {
 """``modelfleet run`` (the chart's ``operator.*`` values say the same)."""
 
 PROFILE: Mapping[str, Bound] = {
+    # The written profile's gpuCount (api.profiles.CapacityProfileSpec, which the command
+    # also checks first with the rest of what it will write).
+    "gpu_count": Bound(1, 16, "GPUs from 1 to 16"),
     "ttft_p95_ms": Bound(0, math.inf, "milliseconds above 0", low_open=True),
     "tpot_p95_ms": Bound(0, math.inf, "milliseconds above 0", low_open=True),
     "prompt_tokens": Bound(1, math.inf, "1 token or more"),
@@ -136,9 +139,20 @@ def bad_number(bounds: Mapping[str, Bound], **values: float | None) -> str | Non
     return None
 
 
-def refuse_bad_numbers(err: Console, bounds: Mapping[str, Bound], **values: float | None) -> None:
-    """``bad_number``, printed as an error on ``err``; raises ``typer.Exit(2)`` when one is
-    outside its bound, returns None otherwise."""
+def refuse_bad_numbers(
+    err: Console, bounds: Mapping[str, Bound], given: Mapping[str, object]
+) -> None:
+    """Check every option of ``bounds`` as the command was given it: ``given`` holds the
+    command's parameters by name (its ``locals()`` before it assigns any other name), so
+    no option of the table can be left out of the check. ``bad_number``, printed as an
+    error on ``err``: raises ``typer.Exit(2)`` when one is outside its bound; KeyError when
+    ``given`` lacks an option of ``bounds``, TypeError when one is not a number."""
+    values: dict[str, float | None] = {}
+    for name in bounds:
+        value = given[name]
+        if value is not None and not isinstance(value, int | float):
+            raise TypeError(f"{name} is {type(value).__name__}, not a number")
+        values[name] = value
     problem = bad_number(bounds, **values)
     if problem is not None:
         err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)

@@ -93,20 +93,7 @@ def profile_command(
     if arrivals not in ("poisson", "uniform"):
         err.print(f"[red]error:[/red] --arrivals: poisson or uniform, got {escape(arrivals)}")
         raise typer.Exit(2)
-    refuse_bad_numbers(  # before any load is sent (modelfleet.cli_bounds)
-        err,
-        PROFILE,
-        ttft_p95_ms=ttft_p95_ms,
-        tpot_p95_ms=tpot_p95_ms,
-        prompt_tokens=prompt_tokens,
-        output_tokens=output_tokens,
-        sigma=sigma,
-        start_rate=start_rate,
-        growth=growth,
-        max_rate=max_rate,
-        step_seconds=step_seconds,
-        refine=refine,
-    )
+    refuse_bad_numbers(err, PROFILE, locals())  # before any load is sent (modelfleet.cli_bounds)
     problem = sweep_problem(
         start_rate=start_rate, growth=growth, max_rate=max_rate, step_seconds=step_seconds
     )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,11 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from modelfleet.cli import app
-from modelfleet.cli_bounds import GATEWAY, RUN, TICK_SECONDS, Bound
+from modelfleet.cli import app, run, simulate
+from modelfleet.cli_bounds import GATEWAY, RUN, SIMULATE, TICK_SECONDS, Bound
+from modelfleet.cli_bounds import PROFILE as PROFILE_BOUNDS
+from modelfleet.cli_profile import profile_command
+from modelfleet.gateway.command import gateway
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +51,7 @@ REFUSED = [
     (["run", "--liveness-port", "70000"], "--liveness-port"),
     (["run", "--metrics-port", "-1"], "--metrics-port"),
     (["run", "--liveness-port", "9100"], "--liveness-port and --metrics-port are both 9100"),
+    ([*PROFILE, "--gpu-count", "17"], "--gpu-count"),
     ([*PROFILE, "--sigma", "1000"], "--sigma"),
     ([*PROFILE, "--sigma", "-1"], "--sigma"),
     ([*PROFILE, "--ttft-p95-ms", "0"], "--ttft-p95-ms"),
@@ -109,6 +115,29 @@ def test_the_edges_of_each_bound_pass(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def _numeric_parameters(command: Callable[..., object]) -> set[str]:
+    """The parameters of a command function typed int or float (None allowed; not bool)."""
+    names = set()
+    for name, hint in typing.get_type_hints(command).items():
+        kinds = set(typing.get_args(hint)) - {type(None)} or {hint}
+        if kinds <= {int, float}:
+            names.add(name)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("command", "bounds"),
+    [(gateway, GATEWAY), (run, RUN), (profile_command, PROFILE_BOUNDS), (simulate, SIMULATE)],
+    ids=["gateway", "run", "profile", "simulate"],
+)
+def test_every_numeric_option_has_a_bound(
+    command: Callable[..., object], bounds: Mapping[str, Bound]
+) -> None:
+    """A numeric option added later without a bound fails here, not in a user's hands."""
+    numeric = _numeric_parameters(command)
+    assert numeric == set(bounds), f"numeric options {sorted(numeric)}, bounds {sorted(bounds)}"
+
+
 def test_the_run_intervals_start_at_the_handlers_tick() -> None:
     from modelfleet.handlers import TICK_SECONDS as HANDLERS_TICK
 
@@ -145,3 +174,12 @@ def test_the_chart_schema_admits_what_the_flag_admits(path: tuple[str, str], bou
         typed: float = int(value) if integer else value
         chart = jsonschema.Draft7Validator(node).is_valid(typed)
         assert chart == bound.admits(typed), f"{'.'.join(path)}={typed}: chart says {chart}"
+
+
+def test_the_profile_gpu_count_bound_is_the_written_profile_s() -> None:
+    from modelfleet.api.profiles import CapacityProfileSpec
+
+    metadata = CapacityProfileSpec.model_fields["gpu_count"].metadata
+    ge = next(m.ge for m in metadata if hasattr(m, "ge"))
+    le = next(m.le for m in metadata if hasattr(m, "le"))
+    assert (PROFILE_BOUNDS["gpu_count"].low, PROFILE_BOUNDS["gpu_count"].high) == (ge, le)

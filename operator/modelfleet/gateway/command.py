@@ -169,19 +169,8 @@ def gateway(
     if tls_key is not None and tls_cert is None:
         err.print("[red]error:[/red] --tls-key needs --tls-cert")
         raise typer.Exit(2)
-    refuse_bad_numbers(  # before any file is read or port bound (modelfleet.cli_bounds)
-        err,
-        GATEWAY,
-        rate_limit=rate_limit,
-        rate_burst=rate_burst,
-        max_request_bytes=max_request_bytes,
-        hold_timeout=hold_timeout,
-        max_attempts=max_attempts,
-        first_byte_timeout=first_byte_timeout,
-        scrape_interval=scrape_interval,
-        port=port,
-        management_port=management_port,
-    )
+    # Before any file is read or port bound (modelfleet.cli_bounds).
+    refuse_bad_numbers(err, GATEWAY, locals())
     refuse_same_port(err, ("--port", port), ("--management-port", management_port))
 
     try:  # aiohttp, kubernetes_asyncio and prometheus_client: the operator extra
