@@ -71,6 +71,6 @@ async def test_a_missing_cloud_extra_tells_cluster_users_the_package_not_a_path(
     messages = [str(e.message) for e in outcome.events if e.type == "Warning"]
     assert messages, outcome.events
     for message in messages:
-        assert 'the aws provider needs the aws extra (missing: boto3)' in message, message
+        assert "the aws provider needs the aws extra (missing: boto3)" in message, message
         assert '"modelfleet[aws]"' in message, message
         assert sys.executable not in message and str(ROOT) not in message, message
