@@ -62,11 +62,25 @@ def crds(
         return
     stale = []
     for folder in out_dir or DEFAULT_CRD_DIRS:
+        if not check:  # a folder that is a file or cannot be made: one line, exit 2
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = "exists and is not a folder" if folder.is_file() else exc.strerror or exc
+                err.print(f"[red]error:[/red] {escape(str(folder))}: {escape(str(reason))}")
+                raise typer.Exit(2) from exc
         for name, text in rendered.items():
             path = folder / name
-            current = path.read_text() if path.exists() else ""
-            if current == text:
-                continue
+            try:  # a file that cannot be read or written: one line, exit 2
+                current = path.read_text() if path.exists() else ""
+                if current == text:
+                    continue
+                if not check:
+                    path.write_text(text)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = (exc.strerror or exc) if isinstance(exc, OSError) else "not UTF-8 text"
+                err.print(f"[red]error:[/red] {escape(str(path))}: {escape(str(reason))}")
+                raise typer.Exit(2) from exc
             if check:
                 stale.append(path)
                 diff = difflib.unified_diff(
@@ -74,8 +88,6 @@ def crds(
                 )
                 err.print("\n".join(list(diff)[:40]), markup=False, highlight=False)
             else:
-                folder.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
                 out.print(f"wrote {path}")
     if stale:
         err.print(
