@@ -17,7 +17,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from modelfleet.cli_bounds import RUN, SIMULATE, refuse_bad_numbers, refuse_same_port
+from modelfleet.cli_bounds import (
+    RUN,
+    SIMULATE,
+    refuse_bad_names,
+    refuse_bad_numbers,
+    refuse_same_port,
+)
 from modelfleet.cli_help import TidyGroup
 from modelfleet.extras import missing_extra
 from modelfleet.gateway.command import gateway as gateway_command
@@ -303,6 +309,7 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
+    refuse_bad_names(err, "--namespace", "namespace", namespace or ())
     refuse_bad_numbers(err, RUN, locals())  # before the hub is contacted (modelfleet.cli_bounds)
     refuse_same_port(err, ("--liveness-port", liveness_port), ("--metrics-port", metrics_port))
     from modelfleet.run_errors import StartupError, check_hub, check_operator_extras

@@ -17,12 +17,16 @@ a load.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from modelfleet.api.common import DNS_LABEL_PATTERN, REGION_PATTERN
 
 
 @dataclass(frozen=True)
@@ -189,3 +193,31 @@ def sweep_problem(
             f"takes {steps} steps; at most {PROFILE_MAX_STEPS}"
         )
     return None
+
+
+_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+NameKind = Literal["namespace", "object", "region"]
+_NAMES: Mapping[NameKind, tuple[str, int, str]] = {
+    "namespace": (DNS_LABEL_PATTERN, 63, "lowercase letters, digits and '-', at most 63"),
+    "object": (_SUBDOMAIN, 253, "lowercase letters, digits, '-' and '.', at most 253"),
+    "region": (REGION_PATTERN, 63, "lowercase letters, digits and '-', e.g. us-east-1"),
+}
+"""Kubernetes names (a namespace is a DNS-1123 label, a Secret's name a DNS-1123 subdomain;
+the chart's ``dnsLabel`` is the same pattern) and the API's region names. ``run --namespace
+Team_A`` went on to the hub and watched a namespace that cannot exist; ``gateway --region
+"US East"`` never matched an endpoint's region, so the preference for it was off without
+a word."""
+
+
+def refuse_bad_names(err: Console, flag: str, kind: NameKind, values: Iterable[str | None]) -> None:
+    """Refuse the first of ``values`` (None: not given) that is not a ``kind`` name, as one
+    error line naming ``flag`` and the rule; raises ``typer.Exit(2)``."""
+    pattern, longest, rule = _NAMES[kind]
+    for value in values:
+        if value is not None and not (len(value) <= longest and re.match(pattern, value)):
+            what = "not an object name" if kind == "object" else f"not a {kind} name"
+            err.print(
+                f"[red]error:[/red] {flag} {escape(repr(value))}: {what} ({escape(rule)})",
+                highlight=False,
+            )
+            raise typer.Exit(2)

@@ -74,6 +74,18 @@ REFUSED = [
 ]
 
 
+NAMES = [
+    (["run", "--namespace", "Team_A"], "--namespace 'Team_A': not a namespace name"),
+    (["gateway", "-n", "ok", "-n", "x" * 64], "--namespace 'xxx"),
+    (["gateway", "--activator-namespace", "Ops"], "--activator-namespace 'Ops'"),
+    (["gateway", "--api-keys-secret", "ns/a/b"], "--api-keys-secret 'a/b': not an object name"),
+    (["gateway", "--api-keys-secret", "NS/keys"], "--api-keys-secret 'NS'"),
+    (["gateway", "--region", "US East"], "--region 'US East': not a region name"),
+]
+"""Names Kubernetes (and the chart's schema) would refuse, or that could never match."""
+REFUSED += NAMES
+
+
 @pytest.mark.parametrize(
     ("argv", "named"), REFUSED, ids=[" ".join([a[0], *a[-2:]]) for a, _ in REFUSED]
 )
@@ -95,13 +107,18 @@ def test_the_edges_of_each_bound_pass(tmp_path: Path) -> None:
     follows it, there being no endpoints file, hub or endpoint here)."""
     missing = str(tmp_path / "no-such-endpoints.yaml")
     gateway = ["gateway", "--endpoints-file", missing, "--rate-limit", "0.001"]
+    gateway += ["-n", "team-a", "--region", "us-east-1", "--activator-namespace", "modelfleet"]
+    gateway += ["--api-keys-secret", "team-a/gateway.api-keys"]
     for value in ("1", "3600", "0"):
         result = runner.invoke(app, [*gateway, "--scrape-interval", value])
-        assert "cannot read" in result.output and "must be" not in result.output, result.output
+        assert "must be" not in result.output and "name (" not in result.output, result.output
+        # past the checks: the endpoints file, or the hub the API keys Secret is read from
+        assert "cannot read" in result.output or "cannot reach the hub" in result.output
     lowest = ["--interval", "2", "--probe-interval", "2", "--launch-timeout", "60"]
     highest = ["--interval", "86400", "--probe-interval", "86400", "--launch-timeout", "86400"]
     for edges in (lowest, highest):
-        result = runner.invoke(app, ["run", *edges, "--liveness-port", "0", "--metrics-port", "0"])
+        ports = ["--liveness-port", "0", "--metrics-port", "0", "-n", "team-a", "-n", "b2"]
+        result = runner.invoke(app, ["run", *edges, *ports])
         assert result.exit_code == 1, result.output  # got to the hub check
         assert "must be" not in result.output, result.output
     edges = ["--sigma", "3", "--refine", "20", "--step-seconds", "1", "--growth", "100"]

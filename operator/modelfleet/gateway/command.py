@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from modelfleet.cli_bounds import GATEWAY, refuse_bad_numbers, refuse_same_port
+from modelfleet.cli_bounds import GATEWAY, refuse_bad_names, refuse_bad_numbers, refuse_same_port
 from modelfleet.extras import missing_extra
 
 err = Console(stderr=True, soft_wrap=True)
@@ -162,7 +162,12 @@ def gateway(
         if not ns or not name:
             err.print("[red]error:[/red] --api-keys-secret must be NAMESPACE/NAME")
             raise typer.Exit(2)
+        refuse_bad_names(err, "--api-keys-secret", "namespace", [ns])
+        refuse_bad_names(err, "--api-keys-secret", "object", [name])
         secret = (ns, name)
+    refuse_bad_names(err, "--namespace", "namespace", namespace or ())
+    refuse_bad_names(err, "--activator-namespace", "namespace", [activator_namespace])
+    refuse_bad_names(err, "--region", "region", [region])
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
