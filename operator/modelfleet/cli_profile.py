@@ -67,10 +67,15 @@ def profile_command(
     from pydantic import ValidationError
 
     from modelfleet.api.profiles import CapacityProfileSpec
-    from modelfleet.profile.command import EndpointError, ProfileRequest, run_profile
+    from modelfleet.profile.command import EndpointError, ProfileRequest, run_profile, url_problem
     from modelfleet.profile.mix import Mix, read_trace
 
     err = Console(stderr=True, soft_wrap=True)
+    problem = url_problem(url)
+    if problem is not None:  # the client's own error was a traceback (or 'cannot connect')
+        example = "e.g. http://127.0.0.1:8000/v1"
+        err.print(f"[red]error:[/red] URL: {escape(problem)}; {example}", highlight=False)
+        raise typer.Exit(2)
     try:  # what the written profile will carry, checked by the API model before any load
         CapacityProfileSpec.model_validate(
             {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -219,5 +220,7 @@ def gateway(
     try:
         asyncio.run(run_gateway(options))
     except (StaticFileError, KeySourceError, HubConfigError, OSError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        # A --host the resolver does not know said only "[Errno -2] Name or service not known".
+        what = f"--host {host}: {exc.strerror}" if isinstance(exc, socket.gaierror) else str(exc)
+        err.print(f"[red]error:[/red] {escape(what)}", highlight=False)
         raise typer.Exit(2) from exc
