@@ -189,6 +189,7 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         ("operator:\n  maxConcurrentReconciles: 0\n", "/operator/maxConcurrentReconciles"),
         ("operator:\n  planner: {stockoutInitial: 60}\n", "stockoutInitial"),
         ("operator:\n  planner: {stockoutInitialSeconds: 0}\n", "stockoutInitialSeconds"),
+        ("operator:\n  planner: {stockoutMaxSeconds: 1e12}\n", "stockoutMaxSeconds"),
         ("operator:\n  planner: {utilisationTarget: 0}\n", "/operator/planner/utilisationTarget"),
         ("operator:\n  planner: {maxScaleDownFraction: 2}\n", "maxScaleDownFraction"),
     ],
