@@ -261,12 +261,8 @@ def run(
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace (default).")
     ] = False,
-    liveness_port: Annotated[
-        int, typer.Option(metavar="<port>", help="Port of /healthz (0: none).")
-    ] = 8081,
-    metrics_port: Annotated[
-        int, typer.Option(metavar="<port>", help="Port of /metrics (0: none).")
-    ] = 9100,
+    liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
+    metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
     log_format: Annotated[str, typer.Option(metavar="<format>", help="json or text.")] = "text",
     interval: Annotated[
         float,
