@@ -58,6 +58,7 @@ REFUSED = [
     ([*PROFILE, "--tpot-p95-ms", "-5"], "--tpot-p95-ms"),
     ([*PROFILE, "--prompt-tokens", "0"], "--prompt-tokens"),
     ([*PROFILE, "--output-tokens", "-3"], "--output-tokens"),
+    ([*PROFILE, "--prompt-tokens", "1e12"], "--prompt-tokens"),
     ([*PROFILE, "--step-seconds", "1e-9"], "--step-seconds"),
     ([*PROFILE, "--max-rate", "-1"], "--max-rate"),
     ([*PROFILE, "--growth", "1000"], "--growth"),
@@ -200,3 +201,26 @@ def test_the_profile_gpu_count_bound_is_the_written_profile_s() -> None:
     ge = next(m.ge for m in metadata if hasattr(m, "ge"))
     le = next(m.le for m in metadata if hasattr(m, "le"))
     assert (PROFILE_BOUNDS["gpu_count"].low, PROFILE_BOUNDS["gpu_count"].high) == (ge, le)
+
+
+def test_the_profile_token_bound_is_the_mix_s() -> None:
+    from modelfleet.profile.mix import MAX_TOKENS
+    from modelfleet.sim.traffic import MAX_TRACE_TOKENS
+
+    assert PROFILE_BOUNDS["prompt_tokens"].high == PROFILE_BOUNDS["output_tokens"].high
+    assert PROFILE_BOUNDS["prompt_tokens"].high == MAX_TOKENS == MAX_TRACE_TOKENS
+
+
+def test_a_trace_row_beyond_any_context_window_names_the_line(tmp_path: Path) -> None:
+    """It passed as a length and every warm-up request failed (OverflowError), blamed on the
+    endpoint."""
+    trace = tmp_path / "t.csv"
+    trace.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:01,100,5\n"
+        "2023-11-16 18:00:02,99999999999999999999999,5\n"
+    )
+    result = runner.invoke(app, [*PROFILE, "--trace", str(trace)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert f"--trace: {trace}:3: a token count above 10,000,000" in output, output
+    assert "warm-up" not in output, output
