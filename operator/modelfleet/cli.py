@@ -62,6 +62,9 @@ def crds(
     """
     from modelfleet.api.crdgen import all_crds, render
 
+    if stdout and (check or out_dir):  # --stdout printed and ignored the other silently
+        err.print("[red]error:[/red] --stdout goes with neither --check nor --out-dir")
+        raise typer.Exit(2)
     rendered = {name: render(crd) for name, crd in all_crds().items()}
     if stdout:
         out.print("---\n".join(rendered.values()), end="", markup=False, highlight=False)

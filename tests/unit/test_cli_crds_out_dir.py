@@ -56,3 +56,11 @@ def test_a_writable_out_dir_still_gets_every_crd(tmp_path: Path) -> None:
     code, output, _ = _crds("--out-dir", str(tmp_path / "new"))
     assert code == 0, output
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(all_crds())
+
+
+@pytest.mark.parametrize("other", [["--check"], ["--out-dir", "x"]])
+def test_stdout_with_check_or_out_dir_is_refused(other: list[str]) -> None:
+    """``--stdout --check`` printed the CRDs and checked nothing, exit 0."""
+    code, output, _ = _crds("--stdout", *other)
+    assert code == 2, output
+    assert "error: --stdout goes with neither --check nor --out-dir" in output, output
