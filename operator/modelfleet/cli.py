@@ -17,6 +17,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_bounds import (
+    RUN,
+    SIMULATE,
+    refuse_bad_names,
+    refuse_bad_numbers,
+    refuse_same_port,
+)
 from modelfleet.cli_help import TidyGroup
 from modelfleet.extras import missing_extra
 from modelfleet.gateway.command import gateway as gateway_command
@@ -55,17 +62,34 @@ def crds(
     """
     from modelfleet.api.crdgen import all_crds, render
 
+    if stdout and (check or out_dir):  # --stdout printed and ignored the other silently
+        err.print("[red]error:[/red] --stdout goes with neither --check nor --out-dir")
+        raise typer.Exit(2)
     rendered = {name: render(crd) for name, crd in all_crds().items()}
     if stdout:
         out.print("---\n".join(rendered.values()), end="", markup=False, highlight=False)
         return
     stale = []
     for folder in out_dir or DEFAULT_CRD_DIRS:
+        if not check:  # a folder that is a file or cannot be made: one line, exit 2
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = "exists and is not a folder" if folder.is_file() else exc.strerror or exc
+                err.print(f"[red]error:[/red] {escape(str(folder))}: {escape(str(reason))}")
+                raise typer.Exit(2) from exc
         for name, text in rendered.items():
             path = folder / name
-            current = path.read_text() if path.exists() else ""
-            if current == text:
-                continue
+            try:  # a file that cannot be read or written: one line, exit 2
+                current = path.read_text() if path.exists() else ""
+                if current == text:
+                    continue
+                if not check:
+                    path.write_text(text)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = (exc.strerror or exc) if isinstance(exc, OSError) else "not UTF-8 text"
+                err.print(f"[red]error:[/red] {escape(str(path))}: {escape(str(reason))}")
+                raise typer.Exit(2) from exc
             if check:
                 stale.append(path)
                 diff = difflib.unified_diff(
@@ -73,8 +97,6 @@ def crds(
                 )
                 err.print("\n".join(list(diff)[:40]), markup=False, highlight=False)
             else:
-                folder.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
                 out.print(f"wrote {path}")
     if stale:
         err.print(
@@ -245,14 +267,19 @@ def run(
     liveness_port: Annotated[int, typer.Option(help="Port of /healthz (0: none).")] = 8081,
     metrics_port: Annotated[int, typer.Option(help="Port of /metrics (0: none).")] = 9100,
     log_format: Annotated[str, typer.Option(metavar="<format>", help="json or text.")] = "text",
-    interval: Annotated[float, typer.Option(help="Seconds between periodic reconciles.")] = 15.0,
-    probe_interval: Annotated[float, typer.Option(help="Seconds between cluster probes.")] = 10.0,
+    interval: Annotated[
+        float,
+        typer.Option(metavar="<seconds>", help="Seconds between periodic reconciles, 2 to 86400."),
+    ] = 15.0,
+    probe_interval: Annotated[
+        float, typer.Option(metavar="<seconds>", help="Seconds between cluster probes, 2 to 86400.")
+    ] = 10.0,
     launch_timeout: Annotated[
         float,
         typer.Option(
             metavar="<seconds>",
             help="Seconds a grown node pool may take to get its nodes Ready before "
-            "it counts as a stockout.",
+            "it counts as a stockout, 60 to 86400.",
         ),
     ] = 900.0,
     max_concurrent_reconciles: Annotated[
@@ -281,19 +308,9 @@ def run(
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
-    import math
-
-    for flag, seconds in (
-        ("--interval", interval),
-        ("--probe-interval", probe_interval),
-        ("--launch-timeout", launch_timeout),
-    ):
-        if not (math.isfinite(seconds) and seconds > 0):
-            err.print(f"[red]error:[/red] {flag} must be a number of seconds above 0")
-            raise typer.Exit(2)
-    if max_concurrent_reconciles < 1:
-        err.print("[red]error:[/red] --max-concurrent-reconciles must be at least 1")
-        raise typer.Exit(2)
+    refuse_bad_names(err, "--namespace", "namespace", namespace or ())
+    refuse_bad_numbers(err, RUN, locals())  # before the hub is contacted (modelfleet.cli_bounds)
+    refuse_same_port(err, ("--liveness-port", liveness_port), ("--metrics-port", metrics_port))
     from modelfleet.run_errors import StartupError, check_hub, check_operator_extras
 
     try:  # one line on what is wrong instead of tracebacks and kopf's retries
@@ -356,7 +373,8 @@ def simulate(
         float | None,
         typer.Option(
             "--hours",
-            help="Simulate only the first H hours (longer than the scenario: all of it).",
+            help="Simulate only the first H hours, 1/60 (a minute) or more (longer than the "
+            "scenario: all of it).",
         ),
     ] = None,
     policy: Annotated[
@@ -399,15 +417,8 @@ def simulate(
     if unknown:
         err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
         raise typer.Exit(2)
-    if hours is not None and not hours > 0:  # NaN too
-        err.print("[red]error:[/red] --hours must be positive")
-        raise typer.Exit(2)
-    if jobs is not None and jobs < 1:
-        err.print("[red]error:[/red] --jobs must be 1 or more")
-        raise typer.Exit(2)
-    if seed is not None and seed < 0:  # else the scenario file would get the blame
-        err.print("[red]error:[/red] --seed must be 0 or more")
-        raise typer.Exit(2)
+    # --seed: before the scenario is read, else the scenario file would get the blame.
+    refuse_bad_numbers(err, SIMULATE, locals())
     if out_dir is not None:  # before the run, not after it: a bad --out must not lose it
         try:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,13 @@ class PlanInputError(Exception):
 
 
 class _SignalsFile(BaseModel):
-    """One cluster's signals in a metrics file (all optional)."""
+    """One cluster's signals in a metrics file (all optional; finite: ``queuePerReplica:
+    .inf`` ended the plan in an OverflowError traceback, the operator's Prometheus source
+    drops non-finite samples the same way)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
 
     ready_replicas: int | None = Field(default=None, ge=0)
     ttft_p95_ms: float | None = Field(default=None, ge=0)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_bounds import PROFILE, refuse_bad_numbers, sweep_problem
 from modelfleet.extras import missing_extra
 
 
@@ -35,20 +35,22 @@ def profile_command(
         float, typer.Option("--output-tokens", help="Median output tokens (synthetic mix).")
     ] = 128.0,
     sigma: Annotated[
-        float, typer.Option("--sigma", help="Log-normal sigma of both lengths (0: fixed).")
+        float, typer.Option("--sigma", help="Log-normal sigma of both lengths, 0 (fixed) to 3.")
     ] = 0.0,
     trace: Annotated[
         Path | None,
         typer.Option("--trace", help="Take lengths from an Azure-format trace CSV instead."),
     ] = None,
     start_rate: Annotated[float, typer.Option("--start-rate", help="First rate (req/s).")] = 1.0,
-    growth: Annotated[float, typer.Option("--growth", help="Rate multiplier per step.")] = 2.0,
+    growth: Annotated[
+        float, typer.Option("--growth", help="Rate multiplier per step, above 1, at most 100.")
+    ] = 2.0,
     max_rate: Annotated[float, typer.Option("--max-rate", help="Highest rate tried.")] = 256.0,
     step_seconds: Annotated[
-        float, typer.Option("--step-seconds", help="Seconds each rate is held.")
+        float, typer.Option("--step-seconds", help="Seconds each rate is held, 1 or more.")
     ] = 30.0,
     refine: Annotated[
-        int, typer.Option("--refine", help="Bisections after the first failing rate.")
+        int, typer.Option("--refine", help="Bisections after the first failing rate, 0 to 20.")
     ] = 3,
     arrivals: Annotated[
         str, typer.Option("--arrivals", help="poisson or uniform inter-arrival times.")
@@ -65,10 +67,15 @@ def profile_command(
     from pydantic import ValidationError
 
     from modelfleet.api.profiles import CapacityProfileSpec
-    from modelfleet.profile.command import EndpointError, ProfileRequest, run_profile
+    from modelfleet.profile.command import EndpointError, ProfileRequest, run_profile, url_problem
     from modelfleet.profile.mix import Mix, read_trace
 
     err = Console(stderr=True, soft_wrap=True)
+    problem = url_problem(url)
+    if problem is not None:  # the client's own error was a traceback (or 'cannot connect')
+        example = "e.g. http://127.0.0.1:8000/v1"
+        err.print(f"[red]error:[/red] URL: {escape(problem)}; {example}", highlight=False)
+        raise typer.Exit(2)
     try:  # what the written profile will carry, checked by the API model before any load
         CapacityProfileSpec.model_validate(
             {
@@ -91,23 +98,12 @@ def profile_command(
     if arrivals not in ("poisson", "uniform"):
         err.print(f"[red]error:[/red] --arrivals: poisson or uniform, got {escape(arrivals)}")
         raise typer.Exit(2)
-    for option, value in (
-        ("--ttft-p95-ms", ttft_p95_ms),
-        ("--tpot-p95-ms", tpot_p95_ms),
-        ("--prompt-tokens", prompt_tokens),
-        ("--output-tokens", output_tokens),
-        ("--sigma", sigma),
-        ("--start-rate", start_rate),
-        ("--growth", growth),
-        ("--max-rate", max_rate),
-        ("--step-seconds", step_seconds),
-    ):
-        # Click reads nan and inf as floats, and every comparison below is false for NaN.
-        if value is not None and not math.isfinite(value):
-            err.print(f"[red]error:[/red] {option}: a finite number is needed, got {value}")
-            raise typer.Exit(2)
-    if start_rate <= 0 or growth <= 1 or step_seconds <= 0:
-        err.print("[red]error:[/red] --start-rate and --step-seconds > 0, --growth > 1")
+    refuse_bad_numbers(err, PROFILE, locals())  # before any load is sent (modelfleet.cli_bounds)
+    problem = sweep_problem(
+        start_rate=start_rate, growth=growth, max_rate=max_rate, step_seconds=step_seconds
+    )
+    if problem is not None:
+        err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
         raise typer.Exit(2)
     try:
         rows = read_trace(trace) if trace is not None else ()

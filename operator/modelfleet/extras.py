@@ -16,6 +16,12 @@ The interpreter's own pip (``sys.executable -m pip``): a bare ``pip`` is often a
 Python's (the README runs ``.venv/bin/modelfleet`` without activating the venv), where the
 install does not help. Messages hold ``[extra]``: print them through rich with
 ``rich.markup.escape``.
+
+That command is for a local terminal (``missing_extra``). A cloud provider's missing extra
+is read by cluster users instead, in a FleetCluster's Events and the operator's log:
+there the operator pod's interpreter and source paths are of no use to the reader (and
+not theirs to see), so ``missing_extra_in_operator`` names the extra and the package
+(``modelfleet[aws]``) and where it must be installed, without a path.
 """
 
 from __future__ import annotations
@@ -60,3 +66,14 @@ def missing_extra(what: str, extra: str, missing: str) -> str:
     """One line: ``what`` (a command or feature) needs ``extra``, the ``missing`` module
     (or modules) that showed it, and the command that installs it."""
     return f"{what} needs the {extra} extra (missing: {missing}): {install_command(extra)}"
+
+
+def missing_extra_in_operator(what: str, extra: str, missing: str) -> str:
+    """One line for cluster users (a FleetCluster's Events, the operator's log): ``what``
+    needs ``extra``, the ``missing`` module, and the package the operator's image must
+    include (``modelfleet[extra]``); no interpreter or source path of this machine."""
+    package = f"modelfleet[{extra}]"
+    return (
+        f"{what} needs the {extra} extra (missing: {missing}): the operator's image must "
+        f'include "{package}" (pip install "{package}"; the published image has it)'
+    )

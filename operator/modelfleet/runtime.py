@@ -48,8 +48,8 @@ def planner_settings(pairs: Sequence[str]) -> PlannerSettings:
     """``PlannerSettings`` from ``KEY=VALUE`` strings (``modelfleet run --planner``, the
     chart's ``planner`` values). Keys are the field names, snake_case or camelCase; values
     are finite numbers in the setting's range (no negatives; fractions at most 1; backoffs,
-    the utilisation target and the breach margin above 0; the backoff ceiling not below the
-    first backoff). Raises ValueError naming the key for an unknown key or a bad value."""
+    the utilisation target and the breach margin above 0; backoffs at most a day; the
+    backoff ceiling not below the first backoff). Raises ValueError naming the key for an unknown key or a bad value."""
     fields = {f.name: f for f in dataclasses.fields(PlannerSettings)}
     camel = {_camel(name): name for name in fields}
     changes: dict[str, float | int] = {}
@@ -91,6 +91,7 @@ _POSITIVE = frozenset(
         "capacityBreachMargin",
         "panicRatio",
         "solverMaxNodes",
+        "solverTimeLimitSeconds",  # 0: HiGHS stops before its first solution (the chart: > 0)
         "kvCacheThreshold",  # 0: every reading saturates
         "kvCacheTarget",  # divided by
     }
@@ -108,6 +109,18 @@ _FRACTIONS = frozenset(
 )
 
 
+_AT_MOST_A_DAY = frozenset(
+    {
+        # A stockout mark expires at now + backoff: 1e12 s overflowed the datetime
+        # (OverflowError on every pass that met a stockout). A day-long backoff is already
+        # far past any capacity error's life (Karpenter's ICE cache: 3 minutes).
+        "stockoutInitialSeconds",
+        "stockoutMaxSeconds",
+    }
+)
+DAY_SECONDS = 86_400.0
+
+
 def _check_range(key: str, value: float) -> None:
     """Refuse values the planner cannot work with (ValueError naming the key)."""
     if key in _POSITIVE and value <= 0:
@@ -116,6 +129,8 @@ def _check_range(key: str, value: float) -> None:
         raise ValueError(f"planner setting {key}: must not be negative (got {value:g})")
     if key in _FRACTIONS and value > 1:
         raise ValueError(f"planner setting {key}: a fraction, at most 1 (got {value:g})")
+    if key in _AT_MOST_A_DAY and value > DAY_SECONDS:
+        raise ValueError(f"planner setting {key}: at most 86400 s, a day (got {value:g})")
 
 
 def _camel(name: str) -> str:

@@ -183,9 +183,13 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         ("resources:\n  requests:\n    cpu: lots\n", "/resources/requests/cpu"),
         ("operator:\n  launchTimeoutSeconds: '900'\n", "/operator/launchTimeoutSeconds"),
         ("operator:\n  launchTimeoutSeconds: 0\n", "/operator/launchTimeoutSeconds"),
+        # below a minute every grow was a stockout (modelfleet.cli_bounds, --launch-timeout)
+        ("operator:\n  launchTimeoutSeconds: 30\n", "/operator/launchTimeoutSeconds"),
+        ("gateway:\n  rateLimitPerSecond: 0.0001\n", "/gateway/rateLimitPerSecond"),
         ("operator:\n  maxConcurrentReconciles: 0\n", "/operator/maxConcurrentReconciles"),
         ("operator:\n  planner: {stockoutInitial: 60}\n", "stockoutInitial"),
         ("operator:\n  planner: {stockoutInitialSeconds: 0}\n", "stockoutInitialSeconds"),
+        ("operator:\n  planner: {stockoutMaxSeconds: 1e12}\n", "stockoutMaxSeconds"),
         ("operator:\n  planner: {utilisationTarget: 0}\n", "/operator/planner/utilisationTarget"),
         ("operator:\n  planner: {maxScaleDownFraction: 2}\n", "maxScaleDownFraction"),
     ],

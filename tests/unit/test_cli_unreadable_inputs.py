@@ -69,6 +69,19 @@ def test_a_metrics_file_that_is_a_list_says_so_without_type_names(tmp_path: Path
     assert "_MetricsFile" not in output
 
 
+@pytest.mark.parametrize("field", ["queuePerReplica", "requestRate", "ttftP95Ms"])
+def test_an_infinite_signal_is_named_not_a_traceback(field: str, tmp_path: Path) -> None:
+    """``queuePerReplica: .inf`` (>= 0, so it passed) ended in an OverflowError traceback."""
+    metrics = tmp_path / "metrics.yaml"
+    metrics.write_text(
+        'observedAt: "2025-06-01T12:00:00Z"\ndeployments:\n  default/llama-8b:\n'
+        f"    aws-use1:\n      readyReplicas: 2\n      {field}: .inf\n"
+    )
+    code, output, exception = _plan_with_metrics(metrics)
+    assert code == 2 and _clean_exit(exception), output
+    assert f"aws-use1.{field}: Input should be a finite number" in output, output
+
+
 @pytest.mark.parametrize("kind", ["binary", "folder"])
 def test_an_unreadable_scenario_is_named_not_a_traceback(kind: str, tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.toml"

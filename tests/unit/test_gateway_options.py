@@ -72,3 +72,17 @@ def test_a_first_byte_timeout_below_the_bound_is_refused_naming_the_bound(tmp_pa
     assert "error: --first-byte-timeout must be" in result.output, result.output
     assert "0.001" in result.output, result.output
     assert "above 0" not in result.output, result.output
+
+
+def test_a_host_that_does_not_resolve_is_named(tmp_path: Path) -> None:
+    """The resolver's error alone ("[Errno -2] Name or service not known") did not say which
+    address it was about."""
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text(
+        "deployments:\n- name: d\n  model: m\n  endpoints:\n"
+        "  - {url: 'http://127.0.0.1:9', name: stub}\n"
+    )
+    args = ["gateway", "--endpoints-file", str(endpoints), "--host", "not a host"]
+    result = runner.invoke(app, [*args, "--port", "0", "--management-port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "error: --host not a host: " in result.output, result.output

@@ -130,17 +130,75 @@ def test_each_command_says_the_one_true_hint(
     assert line == expected, line
 
 
-def test_a_cloud_provider_without_its_extra_says_the_same(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _reach_sdk(provider: str) -> None:
+    """Import ``provider``'s SDK through its one import seam."""
+    if provider == "aws":
+        from modelfleet.providers.aws.sdk import import_module
+
+        import_module("boto3")
+    elif provider == "gcp":
+        from modelfleet.providers.gcp.sdk import load_sdk as load_gcp
+
+        load_gcp()
+    else:
+        from modelfleet.providers.azure.sdk import load_sdk as load_azure
+
+        load_azure()
+
+
+CLOUD_SDKS = [("aws", "boto3"), ("gcp", "google.cloud"), ("azure", "azure.identity")]
+"""(provider, a module of its SDK made missing)."""
+
+
+@pytest.mark.parametrize(("provider", "module"), CLOUD_SDKS, ids=lambda v: str(v))
+def test_a_cloud_provider_without_its_extra_names_the_package_not_a_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, provider: str, module: str
 ) -> None:
+    """A provider's message ends up in a FleetCluster's Events and the operator's log, read
+    by cluster users: it names ``modelfleet[<cloud>]`` and never the operator pod's
+    interpreter or source checkout (the CLI's hint above keeps them: a local terminal)."""
     from modelfleet.providers import ProviderUnavailable
-    from modelfleet.providers.aws.sdk import import_module
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, "boto3", None)
+    monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ProviderUnavailable) as caught:
-        import_module("boto3")
-    assert str(caught.value) == (
-        f"the aws provider needs the aws extra (missing: boto3): "
-        f"{PYTHON} -m pip install -e '{ROOT}[aws]'"
+        _reach_sdk(provider)
+    message = str(caught.value)
+    assert message.startswith(f"the {provider} provider needs the {provider} extra (missing: ")
+    assert f'"modelfleet[{provider}]"' in message, message
+    assert sys.executable not in message and str(ROOT) not in message, message
+    assert "/" not in message and "-e " not in message, message
+
+
+def test_a_cloud_provider_module_that_cannot_load_names_the_package_not_a_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``providers.factory.provider_for``'s own import of the provider's package: the same
+    message for cluster users as the SDK seams'."""
+    from datetime import UTC, datetime
+
+    from modelfleet.api import FleetCluster
+    from modelfleet.clusters.fake import InMemoryClusterClient
+    from modelfleet.providers import ProviderUnavailable
+    from modelfleet.providers.factory import provider_for
+    from modelfleet.reconciler.node_source import ClusterNodeSource
+
+    monkeypatch.setitem(sys.modules, "modelfleet.providers.gcp", None)
+    cluster = FleetCluster.model_validate(
+        {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "FleetCluster",
+            "metadata": {"name": "w"},
+            "spec": {
+                "provider": "gcp",
+                "region": "europe-west4",
+                "gcp": {"project": "my-project", "location": "europe-west4", "clusterName": "c"},
+            },
+        }
     )
+    nodes = ClusterNodeSource(InMemoryClusterClient("w"), cluster="w")
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider_for(cluster, nodes=nodes, clock=lambda: datetime.now(UTC))
+    message = str(caught.value)
+    assert '"modelfleet[gcp]"' in message, message
+    assert sys.executable not in message and str(ROOT) not in message, message

@@ -19,6 +19,9 @@ runner = CliRunner()
         ("stockoutInitialSeconds=-1", "must be greater than 0"),
         ("stockoutInitialSeconds=0", "must be greater than 0"),
         ("stockoutMaxSeconds=nan", "finite"),
+        ("stockoutMaxSeconds=1e12", "at most 86400"),  # the mark's expiry overflowed
+        ("stockoutInitialSeconds=86401", "at most 86400"),
+        ("solverTimeLimitSeconds=0", "must be greater than 0"),
         ("tolerance=inf", "finite"),
         ("tolerance=-0.1", "must not be negative"),
         ("utilisationTarget=0", "must be greater than 0"),  # divides by it
@@ -87,3 +90,36 @@ def test_the_chart_schema_names_every_planner_setting() -> None:
         for head, *rest in (f.name.split("_") for f in dataclasses.fields(PlannerSettings))
     }
     assert fields == set(planner["properties"])
+
+
+def test_the_chart_schema_admits_exactly_what_run_admits_of_each_planner_setting() -> None:
+    """Helm and ``modelfleet run --planner`` agree at every edge: a value the chart lets
+    through and the operator refuses stops the pod in a crash loop; the other way round,
+    the chart refuses a setting the operator takes."""
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    schema_path = Path(__file__).parents[2] / "charts" / "modelfleet" / "values.schema.json"
+    schema = json.loads(schema_path.read_text())
+    planner = schema["properties"]["operator"]["properties"]["planner"]["properties"]
+    probes = [-1.0, 0.0, 1e-6, 0.5, 1.0, 1.5, 2.0, 86400.0, 86401.0, 1e12]
+    # The backoff ceiling is checked against the first backoff: keep the other one valid.
+    partner = {"stockoutMaxSeconds": "stockoutInitialSeconds=1e-6",
+               "stockoutInitialSeconds": "stockoutMaxSeconds=86400"}  # fmt: skip
+    disagree = []
+    for key, node in planner.items():
+        for value in probes:
+            typed: float = int(value) if node["type"] == "integer" else value
+            if node["type"] == "integer" and typed != value:
+                continue
+            chart = jsonschema.Draft7Validator(node).is_valid(typed)
+            try:
+                planner_settings([f"{key}={typed}", *([partner[key]] if key in partner else [])])
+                operator = True
+            except ValueError:
+                operator = False
+            if chart != operator:
+                disagree.append(f"{key}={typed}: chart {chart}, run {operator}")
+    assert not disagree, disagree

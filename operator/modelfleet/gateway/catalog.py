@@ -321,12 +321,30 @@ class StaticFileError(ValueError):
 
 
 def catalog_from_static(text: str) -> Catalog:
-    """Parse the static endpoints file (YAML, see docs/gateway.md). Raises StaticFileError."""
+    """Parse the static endpoints file (YAML, see docs/gateway.md): one document, not a
+    Kubernetes manifest. Raises StaticFileError naming the line or the field.
+
+    A ModelRoute or ModelDeployment manifest given instead (the gateway's routes are
+    ModelRoutes, so the mix-up is easy) said ``apiVersion: Extra inputs are not
+    permitted``, and a multi-document manifest a YAML composer error about
+    ``"<unicode string>"``; both now say what the file is and what the flag takes."""
     try:
-        raw = yaml.safe_load(text)
+        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
-        raise StaticFileError(f"not valid YAML: {exc}") from None
-    return catalog_from_static_data(raw)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StaticFileError(f"not valid YAML{where}: {problem}") from None
+    for doc in docs:
+        if isinstance(doc, dict) and ("kind" in doc or "apiVersion" in doc):
+            raise StaticFileError(
+                f"a Kubernetes manifest (kind {doc.get('kind', 'unknown')}), not a static "
+                "endpoints file: that file holds `deployments:` and `routes:` "
+                "(docs/gateway.md); apply manifests to the hub instead"
+            )
+    if len(docs) > 1:
+        raise StaticFileError(f"{len(docs)} YAML documents; a static endpoints file is one")
+    return catalog_from_static_data(docs[0] if docs else None)
 
 
 def looks_like_static_file(data: Mapping[str, Any]) -> bool:

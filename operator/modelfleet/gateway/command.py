@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -18,37 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from modelfleet.cli_bounds import GATEWAY, refuse_bad_names, refuse_bad_numbers, refuse_same_port
 from modelfleet.extras import missing_extra
 
 err = Console(stderr=True, soft_wrap=True)
-
-_NUMBERS: dict[str, tuple[float, float, str]] = {
-    # option: (lowest, highest, what a valid value is), both ends allowed
-    "rate_limit": (0.0, math.inf, "requests/s of 0 (unlimited) or more"),
-    "rate_burst": (1, math.inf, "a burst of 1 request or more"),
-    "max_request_bytes": (1024, math.inf, "a body size of 1024 bytes or more"),
-    "hold_timeout": (0.0, math.inf, "seconds, 0 or more"),
-    "max_attempts": (1, math.inf, "1 endpoint or more"),
-    "first_byte_timeout": (1e-3, math.inf, "seconds, 0.001 or more"),
-    "scrape_interval": (0.0, math.inf, "seconds, 0 (off) or more"),
-    "port": (0, 65535, "a port from 0 to 65535"),
-    "management_port": (0, 65535, "a port from 0 (off) to 65535"),
-}
-"""Bounds of the numeric options (the chart's values.schema.json states the same for the
-ones it sets), checked before anything starts. A value outside them used to start a
-gateway that failed every request: ``--max-attempts 0`` answered 503 without trying an
-endpoint, ``--first-byte-timeout -1`` (or NaN) 504 at once, ``--max-request-bytes 0`` 413
-to every body; ``--rate-limit -5`` turned the limit off without a word."""
-
-
-def _bad_number(**values: float) -> str | None:
-    """The first option of ``values`` outside ``_NUMBERS``, said as one line naming the
-    flag; None when all are valid."""
-    for name, value in values.items():
-        low, high, what = _NUMBERS[name]
-        if not (math.isfinite(value) and low <= value <= high):
-            return f"--{name.replace('_', '-')} must be {what}, got {value}"
-    return None
 
 
 class _JsonFormatter(logging.Formatter):
@@ -142,7 +115,11 @@ def gateway(
         typer.Option(metavar="<namespace/name>", help="API keys from hub Secret NAMESPACE/NAME."),
     ] = None,
     rate_limit: Annotated[
-        float, typer.Option(metavar="<per-second>", help="Requests/s per API key (0: unlimited).")
+        float,
+        typer.Option(
+            metavar="<per-second>",
+            help="Requests/s per API key, 0.001 or more (0: unlimited).",
+        ),
     ] = 0.0,
     rate_burst: Annotated[int, typer.Option(metavar="<n>", help="Burst per API key.")] = 20,
     max_request_bytes: Annotated[
@@ -162,7 +139,10 @@ def gateway(
     ] = 120.0,
     scrape_interval: Annotated[
         float,
-        typer.Option(metavar="<seconds>", help="Seconds between engine /metrics scrapes (0: off)."),
+        typer.Option(
+            metavar="<seconds>",
+            help="Seconds between engine /metrics scrapes, 1 to 3600 (0: off).",
+        ),
     ] = 5.0,
     tls_cert: Annotated[
         Path | None, typer.Option(metavar="<file>", help="TLS certificate (PEM).")
@@ -183,27 +163,21 @@ def gateway(
         if not ns or not name:
             err.print("[red]error:[/red] --api-keys-secret must be NAMESPACE/NAME")
             raise typer.Exit(2)
+        refuse_bad_names(err, "--api-keys-secret", "namespace", [ns])
+        refuse_bad_names(err, "--api-keys-secret", "object", [name])
         secret = (ns, name)
+    refuse_bad_names(err, "--namespace", "namespace", namespace or ())
+    refuse_bad_names(err, "--activator-namespace", "namespace", [activator_namespace])
+    refuse_bad_names(err, "--region", "region", [region])
     if log_format not in ("json", "text"):
         err.print("[red]error:[/red] --log-format must be json or text")
         raise typer.Exit(2)
     if tls_key is not None and tls_cert is None:
         err.print("[red]error:[/red] --tls-key needs --tls-cert")
         raise typer.Exit(2)
-    problem = _bad_number(
-        rate_limit=rate_limit,
-        rate_burst=rate_burst,
-        max_request_bytes=max_request_bytes,
-        hold_timeout=hold_timeout,
-        max_attempts=max_attempts,
-        first_byte_timeout=first_byte_timeout,
-        scrape_interval=scrape_interval,
-        port=port,
-        management_port=management_port,
-    )
-    if problem is not None:
-        err.print(f"[red]error:[/red] {escape(problem)}", highlight=False)
-        raise typer.Exit(2)
+    # Before any file is read or port bound (modelfleet.cli_bounds).
+    refuse_bad_numbers(err, GATEWAY, locals())
+    refuse_same_port(err, ("--port", port), ("--management-port", management_port))
 
     try:  # aiohttp, kubernetes_asyncio and prometheus_client: the operator extra
         from modelfleet.gateway.auth import KeySourceError
@@ -246,5 +220,7 @@ def gateway(
     try:
         asyncio.run(run_gateway(options))
     except (StaticFileError, KeySourceError, HubConfigError, OSError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        # A --host the resolver does not know said only "[Errno -2] Name or service not known".
+        what = f"--host {host}: {exc.strerror}" if isinstance(exc, socket.gaierror) else str(exc)
+        err.print(f"[red]error:[/red] {escape(what)}", highlight=False)
         raise typer.Exit(2) from exc

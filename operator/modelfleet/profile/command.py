@@ -46,6 +46,23 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as the endpoint's base URL (not http or https, no host,
+    a port or IPv6 address that does not parse), without repeating it (it may hold a
+    password); None when it can be tried."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port raises ValueError when it is not one
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        return f"not an http(s) URL ({scheme})"
+    if not parts.hostname:
+        return "no host"
+    return None
+
+
 _WHY = {
     "APIConnectionError": "cannot connect to {url}",
     "APITimeoutError": "{url} did not answer within the timeout",

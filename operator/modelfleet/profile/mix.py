@@ -16,6 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+MAX_TOKENS = 10_000_000
+"""Most prompt or output tokens of one request: above any model's context window (the
+largest public ones are 10M tokens; ``sim.traffic.MAX_TRACE_TOKENS`` is the same). A trace
+row of 10^23 tokens ended every warm-up request in an OverflowError, blamed on the
+endpoint."""
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -28,7 +34,8 @@ class Mix:
     trace: tuple[tuple[int, int], ...] = ()
 
     def lengths(self, seed: int) -> Iterator[tuple[int, int]]:
-        """An endless, seeded stream of (prompt tokens, output tokens), each >= 1."""
+        """An endless, seeded stream of (prompt tokens, output tokens), each from 1 to
+        ``MAX_TOKENS``."""
         rng = random.Random(seed)
         while True:
             if self.trace:
@@ -36,12 +43,13 @@ class Mix:
                 continue
             p = self.prompt_median * math.exp(rng.gauss(0.0, self.prompt_sigma))
             o = self.output_median * math.exp(rng.gauss(0.0, self.output_sigma))
-            yield max(1, round(p)), max(1, round(o))
+            yield min(MAX_TOKENS, max(1, round(p))), min(MAX_TOKENS, max(1, round(o)))
 
 
 def read_trace(path: Path, *, limit: int = 100_000) -> tuple[tuple[int, int], ...]:
     """(ContextTokens, GeneratedTokens) rows of an Azure-format trace. Raises ValueError
-    naming the file when the columns are missing or a value is not a positive integer."""
+    naming the file when the columns are missing or a value is not an integer or is above
+    ``MAX_TOKENS``; rows with a count below 1 are skipped."""
     rows: list[tuple[int, int]] = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
@@ -53,6 +61,11 @@ def read_trace(path: Path, *, limit: int = 100_000) -> tuple[tuple[int, int], ..
                 p, o = int(row["ContextTokens"]), int(row["GeneratedTokens"])
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{i}: not an integer token count") from exc
+            if max(p, o) > MAX_TOKENS:
+                raise ValueError(
+                    f"{path}:{i}: a token count above {MAX_TOKENS:,} (beyond any model's "
+                    "context window)"
+                )
             if p >= 1 and o >= 1:
                 rows.append((p, o))
             if len(rows) >= limit:

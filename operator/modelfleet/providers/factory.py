@@ -2,8 +2,9 @@
 
 The cloud providers import their SDKs (boto3, google-cloud-*, azure-mgmt-*) at module level,
 and those are optional extras; so they are imported here lazily, only for a FleetCluster
-that uses them, and a missing extra becomes ``ProviderUnavailable`` with the pip command
-that fixes it (SkyPilot's adaptor habit) instead of an ImportError at operator start-up.
+that uses them, and a missing extra becomes ``ProviderUnavailable`` naming the package
+that fixes it (SkyPilot's adaptor habit; no local path: cluster users read it in Events)
+instead of an ImportError at operator start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Final
 
 from modelfleet.api.fleetcluster import FleetCluster
-from modelfleet.extras import missing_extra
+from modelfleet.extras import missing_extra_in_operator
 from modelfleet.providers.base import NodePoolProvider
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
@@ -62,7 +63,7 @@ def provider_for(
     except ImportError as error:
         missing = error.name or module_name
         raise ProviderUnavailable(
-            missing_extra(f"the {provider} provider", provider, missing)
+            missing_extra_in_operator(f"the {provider} provider", provider, missing)
         ) from error
     cls = getattr(module, class_name)
     result: NodePoolProvider = cls(cluster, credentials=credentials)

@@ -74,6 +74,18 @@ class ServerSettings:
     """``Retry-After`` of 429 answers (queue full)."""
     engine: EngineSettings = field(default_factory=EngineSettings)
 
+    def __post_init__(self) -> None:
+        # A port outside 0-65535 reached the socket (an OverflowError traceback);
+        # torch.set_num_threads(0) raises; max_tokens 0 answered every request that sets
+        # none with an empty completion.
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be from 0 to 65535, got {self.port}")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
+        for name in ("default_max_tokens", "retry_after_seconds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
     @property
     def names(self) -> tuple[str, ...]:
         """The model names the server answers to."""

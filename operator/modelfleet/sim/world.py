@@ -216,15 +216,23 @@ class Control(SimModel):
 
     tick_seconds: float = Field(
         default=5.0,
-        gt=0,
+        ge=1,
+        le=60,
         description="Pod/node bookkeeping and control step (readiness is "
-        "observed at this granularity; kubelet probes every 10 s by default).",
+        "observed at this granularity; kubelet probes every 10 s by default). 1 to 60 s: "
+        "1e-6 sized the per-tick arrays of a 33-minute run at 59 GiB (a MemoryError).",
     )
     reconcile_interval_seconds: float = Field(
-        default=15.0, gt=0, description="`modelfleet run --interval` default."
+        default=15.0,
+        ge=2,
+        le=86400,
+        description="`modelfleet run --interval` default; the same bounds (2 to 86400 s).",
     )
     probe_interval_seconds: float = Field(
-        default=10.0, gt=0, description="`modelfleet run --probe-interval` default."
+        default=10.0,
+        ge=2,
+        le=86400,
+        description="`modelfleet run --probe-interval` default; the same bounds (2 to 86400 s).",
     )
     warmup_minutes: float = Field(
         default=30.0,

@@ -153,6 +153,37 @@ def test_bad_static_files_name_the_field(text: str, message: str) -> None:
         catalog_from_static(text)
 
 
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # the gateway's own routes example: ModelRoute manifests, for the hub
+        ((ROOT / "examples/gateway-routes.yaml").read_text(), "(kind ModelRoute)"),
+        ((ROOT / "examples/quickstart.yaml").read_text(), "(kind FleetCluster)"),
+        ("apiVersion: v1\ndeployments: []\n", "(kind unknown)"),
+    ],
+)
+def test_a_kubernetes_manifest_is_named_as_one(text: str, message: str) -> None:
+    """It said ``apiVersion: Extra inputs are not permitted``, or (several documents) a YAML
+    composer error about ``"<unicode string>"``."""
+    with pytest.raises(StaticFileError) as caught:
+        catalog_from_static(text)
+    assert str(caught.value).startswith(f"a Kubernetes manifest {message}, not a static")
+    assert "<unicode string>" not in str(caught.value)
+
+
+def test_several_documents_and_yaml_errors_say_where() -> None:
+    with pytest.raises(StaticFileError, match=r"^2 YAML documents; a static endpoints file is one"):
+        catalog_from_static("deployments: []\n---\nroutes: []\n")
+    with pytest.raises(StaticFileError) as caught:
+        catalog_from_static("deployments: []\nroutes: [\n")
+    assert str(caught.value).startswith("not valid YAML at line 3, column 1: "), caught.value
+    assert "<unicode string>" not in str(caught.value)
+    assert catalog_from_static("").deployments == {}  # an empty file: an empty catalog
+
+
 def test_hub_objects_give_endpoints_with_readiness_and_region() -> None:
     obj = {
         "metadata": {"name": "llama", "namespace": "team"},

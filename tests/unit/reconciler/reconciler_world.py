@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api.modeldeployment import ReplicaRange
 from modelfleet.clusters import ClusterClient
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT
@@ -220,6 +221,12 @@ class World:
         self.deployments[name] = md.model_copy(update={"status": outcome.status})
         return outcome
 
+    def set_replicas(self, name: str, replicas: int) -> None:
+        """Deployment ``name`` asks for exactly ``replicas`` (min = max), a new generation."""
+        self.set_spec(
+            name, replicas=ReplicaRange.model_validate({"min": replicas, "max": replicas})
+        )
+
     def set_spec(self, name: str, **changes: Any) -> None:
         md = self.deployments[name]
         spec = md.spec.model_copy(update=changes)
@@ -256,3 +263,16 @@ class World:
             and f"/{capacity_type}=" in c.detail
             and int(c.detail.rsplit("=", 1)[1]) > above
         ]
+
+
+async def scaled_in(*, held: int = 5, booked: int = 3) -> World:
+    """The one-cluster world of the scale-in delay tests (``east``: us-east-1, 10/h per node,
+    8 nodes at most), started; deployment ``a`` booked ``held`` nodes and now books
+    ``booked``: the pool keeps ``held`` while the delay runs (no time has passed since)."""
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
+    await world.start()
+    world.add(model_deployment("a", replicas={"min": held, "max": held}))
+    await world.reconcile("a")
+    world.set_replicas("a", booked)
+    await world.reconcile("a")
+    return world

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from reconciler_world import World, fleet_cluster, model_deployment
+from reconciler_world import World, fleet_cluster, model_deployment, scaled_in
 
 from modelfleet.api.modeldeployment import ReplicaRange
 from modelfleet.reconciler import ReconcilerSettings, StockoutMemory
@@ -71,12 +71,7 @@ async def test_pool_size_is_the_sum_of_every_plan_and_shrinks_on_delete() -> Non
 
 
 async def test_ready_nodes_stay_warm_for_the_scale_in_delay() -> None:
-    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
-    await world.start()
-    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
-    await world.reconcile("a")
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
-    await world.reconcile("a")
+    world = await scaled_in(held=5, booked=3)
     assert world.pool_sizes("east")[("east-h100", "OnDemand")][1] == 5
     world.clock.advance(300)
     await world.reconcile("a")
@@ -87,16 +82,11 @@ async def test_ready_nodes_stay_warm_for_the_scale_in_delay() -> None:
 
 
 async def test_a_scale_up_within_the_scale_in_delay_finds_its_nodes_warm() -> None:
-    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
-    await world.start()
-    world.add(model_deployment("a", replicas={"min": 4, "max": 4}))
-    await world.reconcile("a")
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 2, "max": 2}))
-    await world.reconcile("a")
+    world = await scaled_in(held=4, booked=2)
     assert world.replicas("east") == 2
     assert world.pool_sizes("east")[("east-h100", "OnDemand")] == (4, 4)
     world.clock.advance(120)
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 4, "max": 4}))
+    world.set_replicas("a", 4)
     await world.reconcile("a")
     grows = world.grow_calls("east", "OnDemand", above=2)
     assert grows == ["east-h100/OnDemand=4"], "the pool was shrunk and grown again"

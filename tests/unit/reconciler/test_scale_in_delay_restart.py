@@ -13,27 +13,16 @@ Reconciler level on the in-package fakes with a virtual clock; the restart is a 
 
 from __future__ import annotations
 
-from reconciler_world import World, fleet_cluster, model_deployment
+from reconciler_world import World, fleet_cluster, model_deployment, scaled_in
 
-from modelfleet.api.modeldeployment import ReplicaRange
 from modelfleet.reconciler.ledger import PoolLedger
 
 POOL = ("east-h100", "OnDemand")
 
 
-async def _scaled_in(world: World) -> None:
-    """``a`` held 5 nodes and now books 3: the pool keeps 5 while the clock runs."""
-    await world.start()
-    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
-    await world.reconcile("a")
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
-    await world.reconcile("a")
-    assert world.pool_sizes("east")[POOL][1] == 5
-
-
 async def test_a_restart_during_the_scale_in_delay_keeps_the_warm_nodes() -> None:
-    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
-    await _scaled_in(world)
+    world = await scaled_in(held=5, booked=3)  # the pool keeps 5 while the clock runs
+    assert world.pool_sizes("east")[POOL][1] == 5
     started = world.clock()
     world.clock.advance(300)
     await world.probe()  # the pool listing publishes the clock
@@ -68,7 +57,7 @@ async def test_a_restart_with_no_clock_recorded_starts_it_then() -> None:
     await world.reconcile("a")
     world.clock.advance(120)
     await world.probe()  # lists the pool (5 Ready), no clock yet
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
+    world.set_replicas("a", 3)
     await world.reconcile("a")
     world.reconciler.ledger = PoolLedger()  # restarts before the next listing
     world.clock.advance(5)

@@ -18,24 +18,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import pydantic
-from reconciler_world import World, fleet_cluster, model_deployment
+from reconciler_world import scaled_in
 
 import modelfleet.api as api
 from modelfleet.api import FleetCluster, dump
 from modelfleet.api.common import ApiModel
-from modelfleet.api.modeldeployment import ReplicaRange
 from modelfleet.reconciler.ledger import PoolLedger
 
 POOL = ("east-h100", "OnDemand")
 
 
 async def test_a_zoneless_scale_in_clock_is_read_after_a_restart() -> None:
-    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
-    await world.start()
-    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
-    await world.reconcile("a")
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
-    await world.reconcile("a")
+    world = await scaled_in(held=5, booked=3)
     started = world.clock()
     world.clock.advance(300)
     await world.probe()  # publishes the clock
@@ -104,12 +98,7 @@ async def test_a_scale_in_clock_in_the_future_counts_from_now() -> None:
     a hand edit) held the warm nodes until that time plus the delay: a clock set a year
     ahead kept them a year. It counts from the first sizing after the restart instead
     (later than the bookings' drop, never sooner: the delay is still kept)."""
-    world = World([fleet_cluster("east", region="us-east-1", price=10.0, max_nodes=8)])
-    await world.start()
-    world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
-    await world.reconcile("a")
-    world.set_spec("a", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
-    await world.reconcile("a")
+    world = await scaled_in(held=5, booked=3)
     world.clock.advance(300)
     await world.probe()
     body: dict[str, Any] = dump(world.fleet["east"])

@@ -96,6 +96,28 @@ def test_command_line_flags_fill_the_settings() -> None:
         parse_args(["--model", "m", "--max-queue", "0"])
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--port", "-1"],
+        ["--port", "70000"],
+        ["--cpu-threads", "0"],
+        ["--default-max-tokens", "0"],
+        ["--kv-cache-memory-fraction", "nan"],
+    ],
+)
+def test_a_number_out_of_range_is_refused_by_the_command_line(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused as argparse refuses a bad flag (exit 2, the setting named), before the model
+    is fetched or loaded: the port used to reach the socket (OverflowError)."""
+    with pytest.raises(SystemExit) as caught:
+        parse_args(["--model", "m", *flags])
+    assert caught.value.code == 2
+    setting = flags[0].removeprefix("--").replace("-", "_")
+    assert f"error: {setting} must be" in capsys.readouterr().err
+
+
 def test_modelfleet_serve_passes_its_flags_to_the_server() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0

@@ -108,3 +108,27 @@ def test_a_model_that_fits_is_accepted(tmp_path: Path) -> None:
     world = "[world.model]\nparamsBillion = 7.62\nkvBytesPerToken = 57344\n"
     scenario = load_scenario(_scenario(tmp_path, name, world))
     assert scenario.spec.world.model.params_billion == 7.62
+
+
+@pytest.mark.parametrize(
+    ("control", "field"),
+    [
+        ("tickSeconds = 1e-6", "world.control.tickSeconds"),  # a 59 GiB array: MemoryError
+        ("tickSeconds = 3600", "world.control.tickSeconds"),
+        ("reconcileIntervalSeconds = 1e-6", "world.control.reconcileIntervalSeconds"),
+        ("probeIntervalSeconds = 1e300", "world.control.probeIntervalSeconds"),
+    ],
+)
+def test_control_timings_out_of_range_are_an_error_naming_the_field(
+    tmp_path: Path, control: str, field: str
+) -> None:
+    """The loop's timings take ``modelfleet run``'s bounds (2 to 86400 s), the tick 1 to
+    60 s: ``tickSeconds = 1e-6`` ended a run in a numpy MemoryError traceback."""
+    name = _trace(tmp_path, "ok.csv", "100", "20")
+    path = _scenario(tmp_path, name, f"[world.control]\n{control}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert field in str(caught.value), str(caught.value)
+    result = CliRunner().invoke(app, ["simulate", str(path), "--hours", "0.05"])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -24,7 +24,7 @@ runner = CliRunner()
 def test_hours_that_are_not_a_positive_number_are_refused(hours: str) -> None:
     result = runner.invoke(app, ["simulate", "--hours", hours, "--policy", "static-peak"])
     assert result.exit_code == 2
-    assert "--hours must be positive" in result.output
+    assert "error: --hours must be 1/60 (one minute) or more" in result.output
     assert "durationHours" not in result.output  # the scenario is not to blame
     assert "SLO met" not in result.output
 

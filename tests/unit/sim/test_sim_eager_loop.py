@@ -47,20 +47,17 @@ async def _instant(log: list[str], name: str) -> str:
     return name
 
 
-async def _suspending(log: list[str], name: str, steps: int) -> str:
+async def _suspending(log: list[str], name: str, steps: int, *, fails: bool = False) -> str:
+    """Suspend ``steps`` times (``sleep(0)``), then return ``name``, or raise
+    ``ValueError(name)`` when ``fails``."""
     for i in range(steps):
         log.append(f"{name} step {i}")
         await asyncio.sleep(0)
+    if fails:
+        log.append(f"{name} fails")
+        raise ValueError(name)
     log.append(f"{name} done")
     return name
-
-
-async def _failing(log: list[str], name: str, after: int) -> str:
-    for i in range(after):
-        log.append(f"{name} step {i}")
-        await asyncio.sleep(0)
-    log.append(f"{name} fails")
-    raise ValueError(name)
 
 
 def test_children_that_finish_at_once_run_in_order_with_the_same_results() -> None:
@@ -116,7 +113,7 @@ def test_errors_reach_the_gather_as_with_tasks(after: int, return_exceptions: bo
         try:
             results = await asyncio.gather(
                 _instant(log, "a"),
-                _failing(log, "b", after),
+                _suspending(log, "b", after, fails=True),
                 _suspending(log, "c", 3),
                 return_exceptions=return_exceptions,
             )

@@ -1,8 +1,8 @@
 """AWS provider: GPU node pools as EKS managed node groups (``modelfleet[aws]`` extra).
 
 Importing this package does not import boto3; constructing the provider does, and a missing
-extra raises ``ProviderUnavailable`` with the pip command. Layout, one responsibility each:
-``provider`` (the NodePoolProvider), ``calls`` (threads, retry on throttling, classification),
+extra raises ``ProviderUnavailable`` naming ``modelfleet[aws]``. Layout, one responsibility
+each: ``provider`` (the NodePoolProvider), ``calls`` (threads, retry on throttling, classification),
 ``errors`` (the one AWS -> typed error translation), ``nodegroups`` (EKS shapes, pure),
 ``discovery`` (EC2 answers -> offerings, pure), ``prices`` (the bundled on-demand price
 table), ``sdk`` (the lazy boto3 adaptor and session).

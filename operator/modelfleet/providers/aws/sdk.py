@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, Protocol
 
-from modelfleet.extras import missing_extra
+from modelfleet.extras import missing_extra_in_operator
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 
 # Keys of a credentials Secret (same names as ~/.aws/credentials).
@@ -54,7 +54,9 @@ def import_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ProviderUnavailable(missing_extra("the aws provider", "aws", name)) from exc
+        raise ProviderUnavailable(
+            missing_extra_in_operator("the aws provider", "aws", name)
+        ) from exc
 
 
 def client_config() -> Any:

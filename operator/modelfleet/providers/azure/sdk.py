@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.extras import missing_extra
+from modelfleet.extras import missing_extra_in_operator
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 
 BASE_URL_ENV = "MODELFLEET_AZURE_BASE_URL"
@@ -51,7 +51,9 @@ def load_sdk() -> AzureSdk:
         from azure.mgmt.containerservice import ContainerServiceClient, models
     except ImportError as err:
         missing = err.name or "the Azure SDK"
-        raise ProviderUnavailable(missing_extra("the azure provider", "azure", missing)) from err
+        raise ProviderUnavailable(
+            missing_extra_in_operator("the azure provider", "azure", missing)
+        ) from err
     return AzureSdk(
         azure.identity,
         ComputeManagementClient,

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelfleet.extras import missing_extra
+from modelfleet.extras import missing_extra_in_operator
 from modelfleet.providers.errors import InvalidConfiguration, ProviderUnavailable
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -44,7 +44,9 @@ def load_sdk() -> GcpSdk:
         from google.cloud import compute_v1, container_v1
     except ImportError as err:
         missing = err.name or "the Google Cloud SDK"
-        raise ProviderUnavailable(missing_extra("the gcp provider", "gcp", missing)) from err
+        raise ProviderUnavailable(
+            missing_extra_in_operator("the gcp provider", "gcp", missing)
+        ) from err
     return GcpSdk(container_v1, compute_v1, exceptions, client_options)
 
 
