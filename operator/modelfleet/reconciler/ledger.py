@@ -75,6 +75,10 @@ class PoolLedger:
         self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
         self._foreign: dict[PoolKey, frozenset[str]] = {}
         self._sized: set[PoolKey] = set()
+        self._wants: dict[str, frozenset[tuple[str, str, str]]] = {}
+        """Per deployment planned in this process: the pools whose idle nodes its
+        scale-up could take (``Plan.warm_pools``); a deployment absent here wants every
+        pool."""
         self._held: dict[PoolKey, int] = {}
         """After a failed call: the most the pool may hold of what this process asked
         (``held``), for the scale-in delay only."""
@@ -114,6 +118,10 @@ class PoolLedger:
         }
         old = self._bookings.get(deployment, {})
         self._bookings[deployment] = new
+        if plan.warm_pools is None:
+            self._wants.pop(deployment, None)
+        else:
+            self._wants[deployment] = plan.warm_pools
         if new != old:
             self._others.clear()
         changed = {k for k in set(old) | set(new) if _nodes(old.get(k)) != _nodes(new.get(k))}
@@ -123,6 +131,7 @@ class PoolLedger:
     def release(self, deployment: str) -> set[PoolKey]:
         """Forget ``deployment`` (deleted); returns the pools whose total changed."""
         old = self._bookings.pop(deployment, {})
+        self._wants.pop(deployment, None)
         self._others.clear()
         changed = {k for k, b in old.items() if b.nodes}
         self._dirty |= changed
@@ -224,6 +233,16 @@ class PoolLedger:
             if idle > 0:
                 out.append((pool, idle))
         return tuple(out)
+
+    def wanted(self, pool: PoolKey) -> bool:
+        """Some deployment's scale-up could take an idle node of ``pool``
+        (``Plan.warm_pools``), or it is not known: a deployment only seeded from its status,
+        or planned without that answer, wants every pool."""
+        for deployment in self._bookings:
+            wants = self._wants.get(deployment)
+            if wants is None or pool in wants:
+                return True
+        return False
 
     def needed(self, cluster: str) -> set[tuple[str, str]]:
         """(instance type, capacity type) of every pool of ``cluster`` some deployment books."""

@@ -464,7 +464,8 @@ def _after_scale_in_delay(
     recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``.
+    have been unneeded for ``scale_in_delay_seconds``, on a pool some deployment's scale-up
+    could take them from (``PoolLedger.wanted``); on any other pool they go at once.
 
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
@@ -487,7 +488,10 @@ def _after_scale_in_delay(
         ledger.no_shrink(pool)
         return total
     keep = min(before, ready)  # never keep nodes that did not come up
-    if keep <= total:
+    if keep <= total or not ledger.wanted(pool):
+        # Nothing idle; or idle nodes no deployment's scale-up would take (a dearer pool
+        # left for a cheaper one, a GPU model nobody grows on first): kept, they are only
+        # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
     since = ledger.shrink_since(pool, now)
