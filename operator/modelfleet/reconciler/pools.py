@@ -464,8 +464,10 @@ def _after_scale_in_delay(
     recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``, on a pool some deployment's scale-up
-    could take them from (``PoolLedger.wanted``); on any other pool they go at once.
+    have been unneeded for ``scale_in_delay_seconds``, each on its own clock (a node idle
+    since later than the first is not released with it: ``PoolLedger.idle_clocks``), on
+    a pool some deployment's scale-up could take them from (``PoolLedger.wanted``); on any
+    other pool they go at once.
 
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
@@ -494,11 +496,12 @@ def _after_scale_in_delay(
         # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
-    since = ledger.shrink_since(pool, now)
-    if (now - since).total_seconds() >= settings.scale_in_delay_seconds:
+    delay = settings.scale_in_delay_seconds
+    clocks = ledger.idle_clocks(pool, keep - total, now, delay_seconds=delay)
+    due = sum(1 for t in clocks if (now - t).total_seconds() >= delay)
+    if due == len(clocks):
         ledger.no_shrink(pool)
-        return total
-    return keep
+    return keep - due
 
 
 def _read_back(
