@@ -68,8 +68,6 @@ class PoolLedger:
         self._dirty: set[PoolKey] = set()
         self._ready: dict[PoolKey, int] = {}
         self._shrinking: dict[PoolKey, datetime] = {}
-        self._clocks: dict[PoolKey, list[datetime]] = {}
-        """One scale-in clock per idle node of a pool, oldest first (``idle_clocks``)."""
         self._others: dict[str, tuple[ExistingPlacement, ...]] = {}
         """``placements(exclude=...)`` per ``exclude``, cleared whenever a booking changes."""
         self._leaving: dict[PoolKey, int] = {}
@@ -317,31 +315,6 @@ class PoolLedger:
 
     def no_shrink(self, pool: PoolKey) -> None:
         self._shrinking.pop(pool, None)
-        self._clocks.pop(pool, None)
-
-    def idle_clocks(
-        self, pool: PoolKey, idle: int, now: datetime, *, delay_seconds: float
-    ) -> tuple[datetime, ...]:
-        """One scale-in clock per idle node of ``pool`` (``idle`` >= 1 of them), oldest
-        first, as cluster-autoscaler times each node: a node idle since ``now`` starts its
-        own clock rather than inheriting the pool's. With fewer idle than before, clocks
-        ``delay_seconds`` old go first (their nodes were released when the last pass found
-        them due), then the newest (a node taken again counts as the one idle the shortest:
-        the older clocks run on). The first clocks come from ``shrink_since`` (a restart
-        reads the recorded one back for every idle node); the oldest is the one the status
-        publishes (``shrinking``). A release that failed leaves the count, and so the due
-        clocks, as they were: the next pass releases them again."""
-        clocks = self._clocks.get(pool)
-        if clocks is None:
-            clocks = [self.shrink_since(pool, now)] * idle
-        elif len(clocks) < idle:
-            clocks = clocks + [now] * (idle - len(clocks))
-        elif len(clocks) > idle:
-            due = sum(1 for t in clocks if (now - t).total_seconds() >= delay_seconds)
-            clocks = clocks[min(due, len(clocks) - idle) :][:idle]
-        self._clocks[pool] = clocks
-        self._shrinking[pool] = clocks[0]
-        return tuple(clocks)
 
     def shrinking(self, pool: PoolKey) -> datetime | None:
         """The scale-in clock of ``pool`` (None: not running); published in the
@@ -420,8 +393,6 @@ class PoolLedger:
             del self._ready[key]
         for key in [k for k in self._shrinking if k[0] == cluster]:
             del self._shrinking[key]
-        for key in [k for k in self._clocks if k[0] == cluster]:
-            del self._clocks[key]
         for key in [k for k in self._leaving if k[0] == cluster]:
             del self._leaving[key]
         self._dirty = {k for k in self._dirty if k[0] != cluster}

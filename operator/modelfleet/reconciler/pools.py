@@ -464,10 +464,8 @@ def _after_scale_in_delay(
     recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``, each on its own clock (a node idle
-    since later than the first is not released with it: ``PoolLedger.idle_clocks``), on
-    a pool some deployment's scale-up could take them from (``PoolLedger.wanted``); on any
-    other pool they go at once.
+    have been unneeded for ``scale_in_delay_seconds``, on a pool some deployment's scale-up
+    could take them from (``PoolLedger.wanted``); on any other pool they go at once.
 
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
@@ -496,12 +494,11 @@ def _after_scale_in_delay(
         # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
-    delay = settings.scale_in_delay_seconds
-    clocks = ledger.idle_clocks(pool, keep - total, now, delay_seconds=delay)
-    due = sum(1 for t in clocks if (now - t).total_seconds() >= delay)
-    if due == len(clocks):
+    since = ledger.shrink_since(pool, now)
+    if (now - since).total_seconds() >= settings.scale_in_delay_seconds:
         ledger.no_shrink(pool)
-    return keep - due
+        return total
+    return keep
 
 
 def _read_back(
