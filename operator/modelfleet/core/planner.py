@@ -393,6 +393,7 @@ def plan(
         signals=signals,
         headroom_cost_per_hour=headroom_cost,
         placement_method=result.method,
+        first_pool=growth[0].key if growth else None,
         # The test this pass's scale-up applies (3a): the urgent factor while the SLO
         # breaks or the fleet is saturated, when a dearer warm node beats a new one.
         warm_pools=warm_pools(

@@ -76,6 +76,9 @@ class PoolLedger:
         self._foreign: dict[PoolKey, frozenset[str]] = {}
         self._sized: set[PoolKey] = set()
         self._wants: dict[str, frozenset[tuple[str, str, str]]] = {}
+        self._firsts: dict[str, tuple[str, str, str] | None] = {}
+        """Per deployment planned in this process: its cheapest growth candidate
+        (``Plan.first_pool``)."""
         """Per deployment planned in this process: the pools whose idle nodes its
         scale-up could take (``Plan.warm_pools``); a deployment absent here wants every
         pool."""
@@ -120,8 +123,10 @@ class PoolLedger:
         self._bookings[deployment] = new
         if plan.warm_pools is None:
             self._wants.pop(deployment, None)
+            self._firsts.pop(deployment, None)
         else:
             self._wants[deployment] = plan.warm_pools
+            self._firsts[deployment] = plan.first_pool
         if new != old:
             self._others.clear()
         changed = {k for k in set(old) | set(new) if _nodes(old.get(k)) != _nodes(new.get(k))}
@@ -132,6 +137,7 @@ class PoolLedger:
         """Forget ``deployment`` (deleted); returns the pools whose total changed."""
         old = self._bookings.pop(deployment, {})
         self._wants.pop(deployment, None)
+        self._firsts.pop(deployment, None)
         self._others.clear()
         changed = {k for k, b in old.items() if b.nodes}
         self._dirty |= changed
@@ -241,6 +247,14 @@ class PoolLedger:
         for deployment in self._bookings:
             wants = self._wants.get(deployment)
             if wants is None or pool in wants:
+                return True
+        return False
+
+    def first_choice(self, pool: PoolKey) -> bool:
+        """``pool`` is some deployment's cheapest growth candidate (``Plan.first_pool``),
+        where its next scale-up grows first, or that is not known (as for ``wanted``)."""
+        for deployment in self._bookings:
+            if deployment not in self._wants or self._firsts.get(deployment) == pool:
                 return True
         return False
 

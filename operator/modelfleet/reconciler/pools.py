@@ -76,6 +76,12 @@ class PoolSettings:
     unneeded this long (cluster-autoscaler's scale-down-unneeded-time is 10 minutes): a
     replica re-placed or scaled up meanwhile finds its node warm. Nodes that never became
     Ready are released at once."""
+    warm_pool_scale_in_delay_seconds: float = 300.0
+    """The same on a pool that is only a warm pool (``PoolLedger.wanted``), no deployment's
+    cheapest growth candidate (``PoolLedger.first_choice``): a scale-up takes its idle
+    nodes only by warm placement, at a price above the cheapest, so they are kept about as
+    long as a new node takes to come up (ski rental; the default scenario's p50 node start
+    is 4-5.5 minutes). Never longer than ``scale_in_delay_seconds``."""
 
 
 def health_of(cluster: FleetCluster) -> str:
@@ -494,8 +500,11 @@ def _after_scale_in_delay(
         # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
+    delay = settings.scale_in_delay_seconds
+    if not ledger.first_choice(pool):
+        delay = min(delay, settings.warm_pool_scale_in_delay_seconds)
     since = ledger.shrink_since(pool, now)
-    if (now - since).total_seconds() >= settings.scale_in_delay_seconds:
+    if (now - since).total_seconds() >= delay:
         ledger.no_shrink(pool)
         return total
     return keep

@@ -87,6 +87,7 @@ def test_the_plan_says_its_warm_pools_at_the_default_factor() -> None:
     assert DEFAULT_SETTINGS.warm_node_price_factor == 1.5
     assert _plan(2.5).warm_pools == {("a", "g1", "OnDemand"), ("b", "g1", "OnDemand")}
     assert _plan(4.0).warm_pools == {("a", "g1", "OnDemand")}
+    assert _plan(2.5).first_pool == _plan(4.0).first_pool == ("a", "g1", "OnDemand")
 
 
 def test_the_plan_wants_every_growth_pool_with_warm_placement_off() -> None:

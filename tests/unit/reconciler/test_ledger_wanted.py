@@ -11,7 +11,11 @@ SPOT: PoolKey = ("east", "h100", "Spot")
 ON_DEMAND: PoolKey = ("east", "h100", "OnDemand")
 
 
-def _plan(deployment: str, warm: frozenset[tuple[str, str, str]] | None) -> Plan:
+def _plan(
+    deployment: str,
+    warm: frozenset[tuple[str, str, str]] | None,
+    first: tuple[str, str, str] | None = None,
+) -> Plan:
     return Plan(
         deployment=deployment,
         desired_replicas=0,
@@ -25,6 +29,7 @@ def _plan(deployment: str, warm: frozenset[tuple[str, str, str]] | None) -> Plan
         changes=(),
         state=DecisionState(),
         warm_pools=warm,
+        first_pool=first,
     )
 
 
@@ -69,3 +74,24 @@ def test_a_deleted_deployment_wants_nothing_any_more() -> None:
 
 def test_an_empty_ledger_wants_nothing() -> None:
     assert not PoolLedger().wanted(SPOT)
+
+
+def test_only_a_deployment_s_cheapest_candidate_is_its_first_choice() -> None:
+    # a wants both pools warm but grows on spot first; on-demand is only a warm pool.
+    ledger = PoolLedger()
+    ledger.book("a", _plan("a", frozenset({SPOT, ON_DEMAND}), SPOT))
+    assert ledger.first_choice(SPOT)
+    assert not ledger.first_choice(ON_DEMAND)
+    ledger.book("b", _plan("b", frozenset({ON_DEMAND}), ON_DEMAND))
+    assert ledger.first_choice(ON_DEMAND)
+
+
+def test_an_unknown_deployment_makes_every_pool_a_first_choice() -> None:
+    ledger = PoolLedger()
+    ledger.book("a", _plan("a", frozenset({SPOT}), SPOT))
+    ledger.seed("b", [ExistingPlacement("b", "west", "l4", "OnDemand", 1, 1, 1)])
+    assert ledger.first_choice(ON_DEMAND)
+    ledger.book("b", _plan("b", None))  # planned without the answer: still unknown
+    assert ledger.first_choice(ON_DEMAND)
+    ledger.release("b")
+    assert not ledger.first_choice(ON_DEMAND)

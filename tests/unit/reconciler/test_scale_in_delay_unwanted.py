@@ -8,6 +8,12 @@ on any other pool a kept idle node is only billed. In the default scenario every
 an on-demand pool after the move back to spot, and of an L40S pool, ended in a release
 at 10 minutes with no reuse (docs/simulation.md, "Idle nodes nobody would take").
 
+A pool a scale-up would take idle nodes from only by warm placement (within the price
+factor, but no deployment's cheapest candidate, where scale-ups grow first) keeps them
+about as long as a new node takes to come up (``warm_pool_scale_in_delay_seconds``, 5
+minutes; ski rental), the cheapest pool the full 10 minutes
+(``test_scale_in_delay_after_failure.py``).
+
 Reconciler level on the in-package fakes with a virtual clock (``reconciler_world``):
 ``cheap`` (maxNodes 3) fills first, two replicas overflow to ``dear``; the deployment then
 scales to 3, its dearest replicas go, and ``dear``'s two nodes are idle.
@@ -18,19 +24,23 @@ from __future__ import annotations
 from reconciler_world import World, fleet_cluster, model_deployment
 
 from modelfleet.api.modeldeployment import ReplicaRange
+from modelfleet.reconciler.deployment import ReconcilerSettings
 
 CHEAP = ("cheap-h100", "OnDemand")
 DEAR = ("dear-h100", "OnDemand")
 
 
-async def _after_scale_in(dear_price: float, minutes: int = 12) -> list[int]:
+async def _after_scale_in(
+    dear_price: float, minutes: int = 12, *, settings: ReconcilerSettings | None = None
+) -> list[int]:
     """The ``dear`` pool's requested size a minute apart after the scale-in to 3 (the
     first entry: the pass that scaled in)."""
     world = World(
         [
             fleet_cluster("cheap", region="us-east-1", price=10.0, max_nodes=3),
             fleet_cluster("dear", region="us-west-2", price=dear_price, max_nodes=8),
-        ]
+        ],
+        settings=settings,
     )
     await world.start()
     world.add(model_deployment("a", replicas={"min": 5, "max": 5}))
@@ -53,10 +63,19 @@ async def _after_scale_in(dear_price: float, minutes: int = 12) -> list[int]:
     return sizes
 
 
-async def test_idle_nodes_on_a_pool_within_the_warm_factor_wait_out_the_delay() -> None:
+async def test_idle_nodes_on_a_warm_pool_are_kept_as_long_as_a_node_start() -> None:
     # dear at $12.00 is (12 + 1) / (10 + 1) = 1.18x the cheapest per unit of capacity:
-    # a scale-up would take its idle nodes, so they are kept 10 minutes, then released.
+    # a scale-up would take its idle nodes warm, but it grows on cheap first, so they are
+    # kept for warm_pool_scale_in_delay_seconds (5 minutes), not the full 10.
     sizes = await _after_scale_in(12.0)
+    assert sizes[:4] == [2] * 4, sizes
+    assert sizes[5:] == [0] * (len(sizes) - 5), sizes
+
+
+async def test_the_warm_pool_delay_is_a_setting() -> None:
+    # The same world with the warm pools' delay at the full 10 minutes: kept 10 minutes.
+    settings = ReconcilerSettings(observe_cache_seconds=0, warm_pool_scale_in_delay_seconds=600)
+    sizes = await _after_scale_in(12.0, settings=settings)
     assert sizes[:9] == [2] * 9, sizes
     assert sizes[-1] == 0, sizes
 
