@@ -76,12 +76,12 @@ class PoolLedger:
         self._foreign: dict[PoolKey, frozenset[str]] = {}
         self._sized: set[PoolKey] = set()
         self._wants: dict[str, frozenset[tuple[str, str, str]]] = {}
-        self._firsts: dict[str, tuple[str, str, str] | None] = {}
-        """Per deployment planned in this process: its cheapest growth candidate
-        (``Plan.first_pool``)."""
         """Per deployment planned in this process: the pools whose idle nodes its
         scale-up could take (``Plan.warm_pools``); a deployment absent here wants every
         pool."""
+        self._firsts: dict[str, tuple[str, str, str] | None] = {}
+        """Per deployment planned in this process: its cheapest growth candidate
+        (``Plan.first_pool``)."""
         self._held: dict[PoolKey, int] = {}
         """After a failed call: the most the pool may hold of what this process asked
         (``held``), for the scale-in delay only."""

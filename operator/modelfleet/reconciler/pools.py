@@ -470,8 +470,12 @@ def _after_scale_in_delay(
     recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``, on a pool some deployment's scale-up
-    could take them from (``PoolLedger.wanted``); on any other pool they go at once.
+    have been unneeded for ``scale_in_delay_seconds`` on some deployment's cheapest growth
+    candidate (``PoolLedger.first_choice``), for ``warm_pool_scale_in_delay_seconds`` on a
+    pool some deployment's scale-up could take them from only by warm placement
+    (``PoolLedger.wanted``); on any other pool they go at once. One clock per pool: it
+    starts when the bookings first drop below the Ready nodes, and every node still idle
+    goes when it runs out (docs/decisions.md section 6).
 
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
