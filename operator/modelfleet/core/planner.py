@@ -46,7 +46,7 @@ from modelfleet.core.types import (
     Offering,
     PlannerSettings,
 )
-from modelfleet.core.warm import warm_sticky
+from modelfleet.core.warm import warm_pools, warm_sticky
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +393,17 @@ def plan(
         signals=signals,
         headroom_cost_per_hour=headroom_cost,
         placement_method=result.method,
+        first_pool=growth[0].key if growth else None,
+        # The test this pass's scale-up applies (3a): the urgent factor while the SLO
+        # breaks or the fleet is saturated, when a dearer warm node beats a new one.
+        warm_pools=warm_pools(
+            growth,
+            price_factor=(
+                settings.warm_node_urgent_price_factor
+                if auto.urgent and settings.warm_node_price_factor > 0
+                else settings.warm_node_price_factor
+            ),
+        ),
     )
 
 

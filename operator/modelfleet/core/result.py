@@ -130,6 +130,16 @@ class Plan:
     placement_method: str = "greedy"
     """``greedy`` (fast path, provably optimal), ``solver`` (MILP optimum), ``solver-limit``
     (best found within the solver's limits) or ``greedy-fallback`` (see core.placement)."""
+    warm_pools: frozenset[tuple[str, str, str]] | None = None
+    """(cluster, instance type, capacity type) of the pools whose Ready idle nodes this
+    deployment's scale-up could take (``core.warm.warm_pools`` at the price factor this
+    pass's warm placement applies: the urgent one while the SLO breaks or the fleet is
+    saturated); None: not known (every pool counts as wanted). The pools stage releases an
+    idle node that no deployment wants without the scale-in delay."""
+    first_pool: tuple[str, str, str] | None = None
+    """The cheapest growth candidate (where a scale-up grows first, taking what its pool
+    holds by size); None: none, or not known. The pools stage keeps idle nodes for the full
+    scale-in delay only on some deployment's first pool."""
 
     @property
     def placed_replicas(self) -> int:

@@ -22,6 +22,11 @@ keep the cheaper L40S replicas and remove the A100s). Stickiness keeps a replica
 pool dearer than the cheapest is therefore kept after the rush too (at most
 ``price_factor`` dearer per unit of capacity).
 
+``warm_pools`` says which pools' warm nodes a deployment would take at all: a Ready idle
+node on a pool no deployment would take (a dearer on-demand pool after a move back to spot,
+a GPU model no deployment grows on first) is never warm capacity, only billed, and the pools
+stage releases it without the scale-in delay (docs/decisions.md section 6).
+
 Pure: no I/O, no clock.
 """
 
@@ -82,3 +87,23 @@ def warm_sticky(
             )
         )
     return kept, tuple(reasons)
+
+
+def warm_pools(growth: Sequence[Candidate], *, price_factor: float) -> frozenset[PoolKey]:
+    """The pools whose Ready idle nodes this deployment's scale-up could take: those
+    ``warm_sticky`` would use with ``price_factor`` (the cheapest growth candidate's GPU
+    model, ``effective`` price at most ``price_factor`` x its), plus the cheapest candidate
+    itself (a scale-up grows there, taking its idle nodes by size alone).
+
+    ``growth``: as for ``warm_sticky``, cheapest per unit of capacity first; empty: no pool.
+    ``price_factor <= 0`` (warm placement off): every growth pool, since a scale-up's
+    placement may grow on any of them and take what its pool holds.
+    """
+    if not growth:
+        return frozenset()
+    if price_factor <= 0:
+        return frozenset(c.key for c in growth)
+    ceiling = growth[0].effective * price_factor
+    gpu = growth[0].gpu
+    taken = {c.key for c in growth if c.gpu == gpu and c.effective <= ceiling + 1e-12}
+    return frozenset({growth[0].key, *taken})

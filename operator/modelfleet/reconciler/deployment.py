@@ -94,6 +94,9 @@ class ReconcilerSettings:
     at once."""
     scale_in_delay_seconds: float = 600.0
     """Ready nodes no deployment books any more are released after this long unneeded."""
+    warm_pool_scale_in_delay_seconds: float = 300.0
+    """The same on a pool that is no deployment's cheapest growth candidate, only a warm
+    pool (``PoolSettings.warm_pool_scale_in_delay_seconds``)."""
     max_replans: int = 3
     """Capacity errors re-planned within one pass before giving up until the next."""
     progressing_requeue_seconds: float = 5.0
@@ -107,6 +110,7 @@ class ReconcilerSettings:
             provider_timeout_seconds=self.provider_timeout_seconds,
             launch_timeout_seconds=self.launch_timeout_seconds,
             scale_in_delay_seconds=self.scale_in_delay_seconds,
+            warm_pool_scale_in_delay_seconds=self.warm_pool_scale_in_delay_seconds,
         )
 
 

@@ -75,6 +75,13 @@ class PoolLedger:
         self._removed: dict[PoolKey, frozenset[NodeRef]] = {}
         self._foreign: dict[PoolKey, frozenset[str]] = {}
         self._sized: set[PoolKey] = set()
+        self._wants: dict[str, frozenset[tuple[str, str, str]]] = {}
+        """Per deployment planned in this process: the pools whose idle nodes its
+        scale-up could take (``Plan.warm_pools``); a deployment absent here wants every
+        pool."""
+        self._firsts: dict[str, tuple[str, str, str] | None] = {}
+        """Per deployment planned in this process: its cheapest growth candidate
+        (``Plan.first_pool``)."""
         self._held: dict[PoolKey, int] = {}
         """After a failed call: the most the pool may hold of what this process asked
         (``held``), for the scale-in delay only."""
@@ -114,6 +121,12 @@ class PoolLedger:
         }
         old = self._bookings.get(deployment, {})
         self._bookings[deployment] = new
+        if plan.warm_pools is None:
+            self._wants.pop(deployment, None)
+            self._firsts.pop(deployment, None)
+        else:
+            self._wants[deployment] = plan.warm_pools
+            self._firsts[deployment] = plan.first_pool
         if new != old:
             self._others.clear()
         changed = {k for k in set(old) | set(new) if _nodes(old.get(k)) != _nodes(new.get(k))}
@@ -123,6 +136,8 @@ class PoolLedger:
     def release(self, deployment: str) -> set[PoolKey]:
         """Forget ``deployment`` (deleted); returns the pools whose total changed."""
         old = self._bookings.pop(deployment, {})
+        self._wants.pop(deployment, None)
+        self._firsts.pop(deployment, None)
         self._others.clear()
         changed = {k for k, b in old.items() if b.nodes}
         self._dirty |= changed
@@ -224,6 +239,24 @@ class PoolLedger:
             if idle > 0:
                 out.append((pool, idle))
         return tuple(out)
+
+    def wanted(self, pool: PoolKey) -> bool:
+        """Some deployment's scale-up could take an idle node of ``pool``
+        (``Plan.warm_pools``), or it is not known: a deployment only seeded from its status,
+        or planned without that answer, wants every pool."""
+        for deployment in self._bookings:
+            wants = self._wants.get(deployment)
+            if wants is None or pool in wants:
+                return True
+        return False
+
+    def first_choice(self, pool: PoolKey) -> bool:
+        """``pool`` is some deployment's cheapest growth candidate (``Plan.first_pool``),
+        where its next scale-up grows first, or that is not known (as for ``wanted``)."""
+        for deployment in self._bookings:
+            if deployment not in self._wants or self._firsts.get(deployment) == pool:
+                return True
+        return False
 
     def needed(self, cluster: str) -> set[tuple[str, str]]:
         """(instance type, capacity type) of every pool of ``cluster`` some deployment books."""

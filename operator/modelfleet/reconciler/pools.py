@@ -76,6 +76,12 @@ class PoolSettings:
     unneeded this long (cluster-autoscaler's scale-down-unneeded-time is 10 minutes): a
     replica re-placed or scaled up meanwhile finds its node warm. Nodes that never became
     Ready are released at once."""
+    warm_pool_scale_in_delay_seconds: float = 300.0
+    """The same on a pool that is only a warm pool (``PoolLedger.wanted``), no deployment's
+    cheapest growth candidate (``PoolLedger.first_choice``): a scale-up takes its idle
+    nodes only by warm placement, at a price above the cheapest, so they are kept about as
+    long as a new node takes to come up (ski rental; the default scenario's p50 node start
+    is 4-5.5 minutes). Never longer than ``scale_in_delay_seconds``."""
 
 
 def health_of(cluster: FleetCluster) -> str:
@@ -464,7 +470,12 @@ def _after_scale_in_delay(
     recorded: NodePoolStatus | None = None,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
-    have been unneeded for ``scale_in_delay_seconds``.
+    have been unneeded for ``scale_in_delay_seconds`` on some deployment's cheapest growth
+    candidate (``PoolLedger.first_choice``), for ``warm_pool_scale_in_delay_seconds`` on a
+    pool some deployment's scale-up could take them from only by warm placement
+    (``PoolLedger.wanted``); on any other pool they go at once. One clock per pool: it
+    starts when the bookings first drop below the Ready nodes, and every node still idle
+    goes when it runs out (docs/decisions.md section 6).
 
     ``recorded`` (the pool in the FleetCluster's status, given on the pool's first sizing
     in this process): after an operator restart the last request is unknown, so the
@@ -487,11 +498,17 @@ def _after_scale_in_delay(
         ledger.no_shrink(pool)
         return total
     keep = min(before, ready)  # never keep nodes that did not come up
-    if keep <= total:
+    if keep <= total or not ledger.wanted(pool):
+        # Nothing idle; or idle nodes no deployment's scale-up would take (a dearer pool
+        # left for a cheaper one, a GPU model nobody grows on first): kept, they are only
+        # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
+    delay = settings.scale_in_delay_seconds
+    if not ledger.first_choice(pool):
+        delay = min(delay, settings.warm_pool_scale_in_delay_seconds)
     since = ledger.shrink_since(pool, now)
-    if (now - since).total_seconds() >= settings.scale_in_delay_seconds:
+    if (now - since).total_seconds() >= delay:
         ledger.no_shrink(pool)
         return total
     return keep
