@@ -6,7 +6,10 @@ FleetCluster and ModelRoute document:
 1. the pydantic models (what the operator itself will accept);
 2. the generated CRD's OpenAPI schema, after applying the schema's defaults as the API server
    does (jsonschema, with OpenAPI's ``nullable`` translated);
-3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python.
+3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python;
+4. the object metadata the API server checks for every kind, custom resources included:
+   ``metadata.name`` a lowercase RFC 1123 subdomain (at most 253 characters) and
+   ``metadata.namespace`` an RFC 1123 label (at most 63).
 
 jsonschema does not know Kubernetes' list types, so ``x-kubernetes-list-type: set`` (no
 repeated item) and ``map`` (no two items with the same ``x-kubernetes-list-map-keys``) are
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,6 +266,46 @@ def schema_errors(doc: Document) -> list[ManifestError]:
     return out
 
 
+_RFC1123_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = re.compile(rf"{_RFC1123_LABEL}(?:\.{_RFC1123_LABEL})*")
+_LABEL = re.compile(_RFC1123_LABEL)
+
+
+def metadata_errors(doc: Document) -> list[ManifestError]:
+    """The API server's checks of ``metadata.name`` (every kind's name, custom resources
+    included, must be a lowercase RFC 1123 subdomain of at most 253 characters) and of
+    ``metadata.namespace`` (an RFC 1123 label of at most 63). A missing or non-string
+    value is left to the API model, which reports it. The value is not repeated: the
+    document's label names the object."""
+    meta = doc.data.get("metadata")
+    if not isinstance(meta, dict):
+        return []
+    out = []
+    name = meta.get("name")
+    if isinstance(name, str) and name and (len(name) > 253 or not _SUBDOMAIN.fullmatch(name)):
+        out.append(
+            ManifestError(
+                doc.label,
+                "metadata.name",
+                "not a lowercase RFC 1123 subdomain (a-z, 0-9, '-' and '.', starting and "
+                "ending with a letter or digit, at most 253 characters)",
+                "api-server",
+            )
+        )
+    namespace = meta.get("namespace")
+    if isinstance(namespace, str) and (len(namespace) > 63 or not _LABEL.fullmatch(namespace)):
+        out.append(
+            ManifestError(
+                doc.label,
+                "metadata.namespace",
+                "not a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with "
+                "a letter or digit, at most 63 characters)",
+                "api-server",
+            )
+        )
+    return out
+
+
 def validate_document(doc: Document) -> list[ManifestError]:
     """Every problem with one document (empty when valid). Unknown kinds are an error."""
     api_version = doc.data.get("apiVersion")
@@ -277,7 +321,7 @@ def validate_document(doc: Document) -> list[ManifestError]:
                 "model",
             )
         ]
-    errors: list[ManifestError] = []
+    errors: list[ManifestError] = metadata_errors(doc)
     try:
         model.model_validate(doc.data)
     except ValidationError as exc:
