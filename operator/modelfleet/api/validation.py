@@ -242,6 +242,30 @@ def _crd_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
+def _without_value(err: Any) -> str:
+    """jsonschema's message without the offending value it starts with, unless that value
+    is a number, a boolean or null: a string or an object there may be a secret (an
+    ``env`` value of the wrong type) or a whole subtree (a YAML alias bomb printed 430 KB,
+    lines of 47,684 characters). The field path already says where it is."""
+    message = str(err.message)
+    instance = err.instance
+    if instance is None or isinstance(instance, (bool, int, float)):
+        return message
+    shown = repr(instance)
+    if message.startswith(shown):
+        what = (
+            "the string"
+            if isinstance(instance, str)
+            else "the object"
+            if isinstance(instance, dict)
+            else "the list"
+            if isinstance(instance, list)
+            else "the value"
+        )
+        return what + message[len(shown) :]
+    return message
+
+
 def schema_errors(doc: Document) -> list[ManifestError]:
     """Check ``doc`` against its generated CRD schema and CEL rules (defaults applied)."""
     kind = doc.data.get("kind")
@@ -257,7 +281,7 @@ def schema_errors(doc: Document) -> list[ManifestError]:
     out = []
     for err in sorted(validator.iter_errors(defaulted), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in err.absolute_path)
-        out.append(ManifestError(doc.label, field, err.message, "crd-schema"))
+        out.append(ManifestError(doc.label, field, _without_value(err), "crd-schema"))
     for field, message in list_type_errors(schema, defaulted, ""):
         out.append(ManifestError(doc.label, field, message, "crd-schema"))
     if not out:
