@@ -6,7 +6,10 @@ FleetCluster and ModelRoute document:
 1. the pydantic models (what the operator itself will accept);
 2. the generated CRD's OpenAPI schema, after applying the schema's defaults as the API server
    does (jsonschema, with OpenAPI's ``nullable`` translated);
-3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python.
+3. the CRD's CEL rules (``x-kubernetes-validations``) evaluated with cel-python;
+4. the object metadata the API server checks for every kind, custom resources included:
+   ``metadata.name`` a lowercase RFC 1123 subdomain (at most 253 characters) and
+   ``metadata.namespace`` an RFC 1123 label (at most 63).
 
 jsonschema does not know Kubernetes' list types, so ``x-kubernetes-list-type: set`` (no
 repeated item) and ``map`` (no two items with the same ``x-kubernetes-list-map-keys``) are
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +242,30 @@ def _crd_schemas() -> dict[str, dict[str, Any]]:
     return schemas
 
 
+def _without_value(err: Any) -> str:
+    """jsonschema's message without the offending value it starts with, unless that value
+    is a number, a boolean or null: a string or an object there may be a secret (an
+    ``env`` value of the wrong type) or a whole subtree (a YAML alias bomb printed 430 KB,
+    lines of 47,684 characters). The field path already says where it is."""
+    message = str(err.message)
+    instance = err.instance
+    if instance is None or isinstance(instance, (bool, int, float)):
+        return message
+    shown = repr(instance)
+    if message.startswith(shown):
+        what = (
+            "the string"
+            if isinstance(instance, str)
+            else "the object"
+            if isinstance(instance, dict)
+            else "the list"
+            if isinstance(instance, list)
+            else "the value"
+        )
+        return what + message[len(shown) :]
+    return message
+
+
 def schema_errors(doc: Document) -> list[ManifestError]:
     """Check ``doc`` against its generated CRD schema and CEL rules (defaults applied)."""
     kind = doc.data.get("kind")
@@ -253,12 +281,52 @@ def schema_errors(doc: Document) -> list[ManifestError]:
     out = []
     for err in sorted(validator.iter_errors(defaulted), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(p) for p in err.absolute_path)
-        out.append(ManifestError(doc.label, field, err.message, "crd-schema"))
+        out.append(ManifestError(doc.label, field, _without_value(err), "crd-schema"))
     for field, message in list_type_errors(schema, defaulted, ""):
         out.append(ManifestError(doc.label, field, message, "crd-schema"))
     if not out:
         for field, message in cel_errors(schema, defaulted, ""):
             out.append(ManifestError(doc.label, field, message, "crd-cel"))
+    return out
+
+
+_RFC1123_LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = re.compile(rf"{_RFC1123_LABEL}(?:\.{_RFC1123_LABEL})*")
+_LABEL = re.compile(_RFC1123_LABEL)
+
+
+def metadata_errors(doc: Document) -> list[ManifestError]:
+    """The API server's checks of ``metadata.name`` (every kind's name, custom resources
+    included, must be a lowercase RFC 1123 subdomain of at most 253 characters) and of
+    ``metadata.namespace`` (an RFC 1123 label of at most 63). A missing or non-string
+    value is left to the API model, which reports it. The value is not repeated: the
+    document's label names the object."""
+    meta = doc.data.get("metadata")
+    if not isinstance(meta, dict):
+        return []
+    out = []
+    name = meta.get("name")
+    if isinstance(name, str) and name and (len(name) > 253 or not _SUBDOMAIN.fullmatch(name)):
+        out.append(
+            ManifestError(
+                doc.label,
+                "metadata.name",
+                "not a lowercase RFC 1123 subdomain (a-z, 0-9, '-' and '.', starting and "
+                "ending with a letter or digit, at most 253 characters)",
+                "api-server",
+            )
+        )
+    namespace = meta.get("namespace")
+    if isinstance(namespace, str) and (len(namespace) > 63 or not _LABEL.fullmatch(namespace)):
+        out.append(
+            ManifestError(
+                doc.label,
+                "metadata.namespace",
+                "not a lowercase RFC 1123 label (a-z, 0-9 and '-', starting and ending with "
+                "a letter or digit, at most 63 characters)",
+                "api-server",
+            )
+        )
     return out
 
 
@@ -277,7 +345,7 @@ def validate_document(doc: Document) -> list[ManifestError]:
                 "model",
             )
         ]
-    errors: list[ManifestError] = []
+    errors: list[ManifestError] = metadata_errors(doc)
     try:
         model.model_validate(doc.data)
     except ValidationError as exc:

@@ -78,7 +78,11 @@ def sweep(
         lam = u * truth
         tau = model.step_time(lam)
         batch = model.batch(lam)
-        service = batch / lam if lam > 0 else 0.0
+        # Past saturation the replica serves mu_max, not lam (step_time and batch clamp the
+        # rate the same way): dividing by lam would shorten the service time as the rate
+        # rises and make the queue wait, and so the TTFT p95, fall (a curve the API rejects).
+        served = min(lam, model.mu_max)
+        service = batch / served if served > 0 else 0.0
         wait = waiting_time(batch / model.concurrency, model.concurrency, service)
         ttft = model.ttft_s(lam, prompt_p95, wait=wait, residual=1.0)
         points.append(

@@ -399,7 +399,7 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
             errors.append(
                 f"{source}: {field}: expected one ModelDeployment {what}in {ref.manifest}, "
                 f"found {len(found)}"
-                + ("" if ref.name or not found else " (set deployments.{i}.name)")
+                + ("" if ref.name or not found else f" (set deployments.{i}.name)")
             )
             continue
         deployments.append(found[0])

@@ -132,3 +132,21 @@ def test_control_timings_out_of_range_are_an_error_naming_the_field(
     result = CliRunner().invoke(app, ["simulate", str(path), "--hours", "0.05"])
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_manifest_folder_with_many_deployments_names_the_field_to_set(tmp_path: Path) -> None:
+    # QA br9: the hint read "(set deployments.{i}.name)", the placeholder never filled in.
+    path = tmp_path / "s.toml"
+    deployments = ROOT / "examples" / "scenarios" / "deployments"
+    path.write_text(
+        f'name = "t"\ndurationHours = 1\nfleet = ["{FLEET}"]\n'
+        f'[[deployments]]\nmanifest = "{deployments / "chat.yaml"}"\n'
+        "[deployments.traffic]\npeakRps = 10\ntroughRps = 1\n"
+        f'[[deployments]]\nmanifest = "{deployments}"\n'
+        "[deployments.traffic]\npeakRps = 10\ntroughRps = 1\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    text = str(caught.value)
+    assert "deployments.1.manifest: expected one ModelDeployment" in text, text
+    assert "(set deployments.1.name)" in text, text
