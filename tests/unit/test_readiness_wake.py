@@ -167,3 +167,26 @@ def test_an_unreadable_status_wakes_nothing_and_does_not_raise() -> None:
     bad["status"]["readyReplicas"] = "many"
     wakes.changed(rendered(ready=0), bad)  # an informer's callback must not raise
     assert woken == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"metadata": {"labels": {labels.UID: "md-uid"}}, "status": "Ready"},
+        {"metadata": {"labels": ["md-uid"]}, "status": {"readyReplicas": 1}},
+        {"metadata": "llama", "status": {"readyReplicas": 1}},
+    ],
+    ids=["status-not-an-object", "labels-a-list", "metadata-a-string"],
+)
+def test_an_object_of_the_wrong_shape_wakes_nothing_and_does_not_raise(
+    bad: dict[str, Any],
+) -> None:
+    # br10: the informer calls ``changed`` inside its watch loop, which catches only API
+    # and JSON errors; an AttributeError escaping it ended the informer's task (the
+    # member's reads fell back to LIST) despite "never raises".
+    woken: list[str] = []
+    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes.connect(woken.append)
+    wakes.changed(None, bad)  # no raise
+    assert woken == []
+    wakes.changed(bad, None)  # no raise (a deletion may still name the owner)

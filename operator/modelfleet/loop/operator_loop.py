@@ -129,7 +129,12 @@ class OperatorLoop:
     def wake_deployment(self, uid: str) -> None:
         """Make the ModelDeployment ``uid`` due now (an event asks for a pass). During its
         own pass the wake is kept for when the pass ends: the pass may have read the
-        member clusters before the change, and its end books the next pass."""
+        member clusters before the change, and its end books the next pass. A deployment
+        whose last pass raised keeps its error backoff: a Deployment flapping readiness (a
+        crash-looping server, when passes fail most) would otherwise run the failing pass
+        on every tick; the pass after the backoff reads the clusters as they are then."""
+        if self.deployments.failing(uid):
+            return
         if uid in self._in_pass:
             self._woken_in_pass.add(uid)
         self.deployments.wake(uid, self.clock())

@@ -63,6 +63,10 @@ class Schedule:
         self._due[key] = now + timedelta(seconds=delay)
         return delay
 
+    def failing(self, key: str) -> bool:
+        """Whether ``key``'s last run raised (it is backing off)."""
+        return key in self._failures
+
     def wake(self, key: str, now: datetime) -> None:
         """An event asks for a run at once (as kopf runs the update handler of a changed
         object): ``key`` is due at ``now`` unless it already is."""

@@ -36,6 +36,7 @@ from datetime import datetime
 from modelfleet.api import FleetCluster
 from modelfleet.api.fleetcluster import NodePoolStatus
 from modelfleet.core.from_api import offering_of
+from modelfleet.core.stockouts import pool_stockout
 from modelfleet.providers import (
     KnowsNodes,
     NodePool,
@@ -161,8 +162,30 @@ async def _one(
     before = ledger.requested(pool)
     recorded = _recorded(cluster, pool) if ledger.first_sizing(pool) else None
     booked = total
+    # A pool that cannot grow now (an active stockout mark): its idle Ready nodes are the
+    # only ones of it to be had until the mark ends, so they keep the full delay even
+    # where no deployment's scale-up would take them now (its growth leaves the pool out
+    # while marked).
+    scarce = (
+        pool_stockout(
+            stockouts.marks(name),
+            offering.gpu,
+            capacity_type=capacity_type,
+            instance_type=instance_type,
+            zones=offering.zones or tuple(cluster.spec.zones or ()),
+            now=now,
+        )
+        is not None
+    )
     total = _after_scale_in_delay(
-        pool, total, before, ledger, now=now, settings=settings, recorded=recorded
+        pool,
+        total,
+        before,
+        ledger,
+        now=now,
+        settings=settings,
+        recorded=recorded,
+        scarce=scarce,
     )
     if recorded is not None and before is None and total > booked:
         # A hold read back from the status (a restart): the status is the last probe's
@@ -468,12 +491,15 @@ def _after_scale_in_delay(
     now: datetime,
     settings: PoolSettings,
     recorded: NodePoolStatus | None = None,
+    scarce: bool = False,
 ) -> int:
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
     have been unneeded for ``scale_in_delay_seconds`` on some deployment's cheapest growth
-    candidate (``PoolLedger.first_choice``), for ``warm_pool_scale_in_delay_seconds`` on a
-    pool some deployment's scale-up could take them from only by warm placement
-    (``PoolLedger.wanted``); on any other pool they go at once. One clock per pool: it
+    candidate (``PoolLedger.first_choice``) or on a ``scarce`` pool (stocked out: no new
+    node there until its mark ends, and no deployment's growth names it meanwhile), for
+    ``warm_pool_scale_in_delay_seconds`` on a pool some deployment's scale-up could take
+    them from only by warm placement (``PoolLedger.wanted``); on any other pool they go at
+    once. One clock per pool: it
     starts when the bookings first drop below the Ready nodes, and every node still idle
     goes when it runs out (docs/decisions.md section 6).
 
@@ -498,14 +524,14 @@ def _after_scale_in_delay(
         ledger.no_shrink(pool)
         return total
     keep = min(before, ready)  # never keep nodes that did not come up
-    if keep <= total or not ledger.wanted(pool):
+    if keep <= total or not (scarce or ledger.wanted(pool)):
         # Nothing idle; or idle nodes no deployment's scale-up would take (a dearer pool
         # left for a cheaper one, a GPU model nobody grows on first): kept, they are only
         # billed, so the delay would buy nothing.
         ledger.no_shrink(pool)
         return total
     delay = settings.scale_in_delay_seconds
-    if not ledger.first_choice(pool):
+    if not scarce and not ledger.first_choice(pool):
         delay = min(delay, settings.warm_pool_scale_in_delay_seconds)
     since = ledger.shrink_since(pool, now)
     if (now - since).total_seconds() >= delay:

@@ -61,8 +61,11 @@ class ReadinessWakes:
             return
         try:
             uid = readiness_wake(before, after)
-        except (TypeError, ValueError):  # a status no controller writes: nothing to say
-            log.debug("readiness wake: unreadable Deployment status ignored", exc_info=True)
+        except (AttributeError, TypeError, ValueError):
+            # An object of a shape no API server sends (a status or labels not an object):
+            # nothing to say, and the informer's watch loop, which catches only API and
+            # JSON errors, must not end on it.
+            log.debug("readiness wake: unreadable Deployment ignored", exc_info=True)
             return
         if uid is None:
             return

@@ -102,3 +102,20 @@ async def test_a_deletion_during_the_pass_wakes_it_after() -> None:
     outcome = await world.reconcile("llama")
     assert world.replicas("east") == 0, "retired"
     assert world.loop.deployments.next_due(UID) == world.clock(), "the deletion woke it"
+
+
+async def test_a_wake_does_not_cut_an_error_backoff_short() -> None:
+    # br10: after a pass raised, the loop backs the deployment off (5 s doubling to 5
+    # min, ``Schedule.failed``). A readiness wake made it due at once regardless, so a
+    # Deployment flapping readiness (a crash-looping server: exactly when passes fail)
+    # ran the failing pass on every 2 s tick instead of backing off.
+    world = east_west(readiness_wakes=True)
+    await _placed_not_ready(world)
+    schedule = world.loop.deployments
+    for _ in range(4):  # four failed passes in a row: 40 s backoff
+        delay = schedule.failed(UID, world.clock())
+    assert delay == 40.0
+    world.mark_ready("east")  # a replica turns Ready: a wake
+    assert not world.loop.deployment_due(UID), "the wake cut the error backoff short"
+    world.clock.advance(40)
+    assert world.loop.deployment_due(UID)
