@@ -12,10 +12,11 @@ do is modelled here, every tick:
 - **Kubelet**: a bound pod is Ready after the model start time (image pull, weights load),
   drawn per pod from its (cluster, deployment)'s own stream (``sim.streams``: common random
   numbers, so one deployment's decisions never move another's draws; node provisioning
-  times likewise come from one stream per pool); a pod waiting for a node is bound at the second that node became Ready
-  (between two ticks), not at the next tick, as the scheduler binds it at once; the
-  Deployment's ``readyReplicas`` is written back to the in-memory API as the controller
-  would (``set_deployment_status``), so the reconciler observes it.
+  times likewise come from one stream per pool); a pod waiting for a node is bound at the
+  second that node became Ready (between two ticks), not at the next tick, as the
+  scheduler binds it at once; the Deployment's ``readyReplicas`` is written back to the
+  in-memory API as the controller would (``set_deployment_status``), so the reconciler
+  observes it.
 - **Node loss**: when a pool has fewer Ready GPUs than its bound pods use (spot reclaim,
   scale-in), the newest pods are evicted and go back to pending — abruptly, so the
   requests the router still sends them fail until it notices.
