@@ -7,7 +7,8 @@ clock, so the simulator can run it on virtual time):
 
 - **Provisioning delay**: a node requested at T is ready at T + ``spec.simulated.
   provisioningSeconds`` of the FleetCluster, or a delay drawn per node from the
-  ``provisioning`` sampler the simulator passes.
+  ``provisioning`` sampler the simulator passes (called with the node's pool: instance
+  type and capacity type, so each pool can have its own random stream).
 - **Stockouts** (``inject_stockout``): growing a pool of (instance type, capacity type)
   before ``until`` raises ``InsufficientCapacity``; shrinking still works.
 - **Quota**: an offering's ``maxNodes`` caps the nodes of that instance type across both
@@ -83,17 +84,18 @@ class SimulatedNodePoolProvider:
         cluster: FleetCluster,
         *,
         clock: Callable[[], datetime],
-        provisioning: Callable[[], float] | None = None,
+        provisioning: Callable[[str, CapacityType], float] | None = None,
     ) -> None:
         """``provisioning``, when given, draws each new node's provisioning seconds (the
-        simulator's per-cloud distribution); otherwise every node takes the cluster's
+        simulator's per-cloud distribution), called with the node's (instance type,
+        capacity type); otherwise every node takes the cluster's
         ``spec.simulated.provisioningSeconds``."""
         self._cluster = cluster
         self._name = cluster.metadata.name
         self._clock = clock
         settings = cluster.spec.simulated
         fixed = settings.provisioning_seconds if settings else 0.0
-        self._sample = provisioning or (lambda: fixed)
+        self._sample = provisioning or (lambda _type, _capacity: fixed)
         self._offerings = {o.instance_type: o for o in declared_offerings(cluster)}
         self._pools: dict[str, _Pool] = {}
         self._stockouts: dict[tuple[str, CapacityType], datetime] = {}
@@ -146,7 +148,7 @@ class SimulatedNodePoolProvider:
                 pool.node_ready_at.remove(ready_at)
             start = max(now, self._stockout_until(pool.spec) or now)
             for _ in range(count):
-                self._add_node(pool, start + self._delay())
+                self._add_node(pool, start + self._delay(pool.spec))
             pool.reclaimed += count
             reclaimed += count
         return reclaimed
@@ -219,7 +221,7 @@ class SimulatedNodePoolProvider:
         now = self._clock()
         if spec.nodes > current:
             for _ in range(spec.nodes - current):
-                self._add_node(pool, now + self._delay())
+                self._add_node(pool, now + self._delay(spec))
         elif spec.nodes < current:
             # Scale in the nodes that would be ready last (pending ones first).
             kept = sorted(zip(pool.node_ready_at, pool.node_ids, strict=True))[: spec.nodes]
@@ -324,8 +326,8 @@ class SimulatedNodePoolProvider:
         if self._next_errors:
             raise self._next_errors.pop(0)
 
-    def _delay(self) -> timedelta:
-        return timedelta(seconds=self._sample())
+    def _delay(self, spec: PoolSpec) -> timedelta:
+        return timedelta(seconds=self._sample(spec.offering.instance_type, spec.capacity_type))
 
     def _stockout_until(self, spec: PoolSpec) -> datetime | None:
         until = self._stockouts.get((spec.offering.instance_type, spec.capacity_type))

@@ -10,10 +10,13 @@ do is modelled here, every tick:
   pending pods bind FIFO to free GPUs on Ready nodes of their pool (nodeSelector on
   instance type and capacity type); scale-in removes pending pods first, then the newest.
 - **Kubelet**: a bound pod is Ready after the model start time (image pull, weights load),
-  drawn per pod; a pod waiting for a node is bound at the second that node became Ready
-  (between two ticks), not at the next tick, as the scheduler binds it at once; the
-  Deployment's ``readyReplicas`` is written back to the in-memory API as the controller
-  would (``set_deployment_status``), so the reconciler observes it.
+  drawn per pod from its (cluster, deployment)'s own stream (``sim.streams``: common random
+  numbers, so one deployment's decisions never move another's draws; node provisioning
+  times likewise come from one stream per pool); a pod waiting for a node is bound at the
+  second that node became Ready (between two ticks), not at the next tick, as the
+  scheduler binds it at once; the Deployment's ``readyReplicas`` is written back to the
+  in-memory API as the controller would (``set_deployment_status``), so the reconciler
+  observes it.
 - **Node loss**: when a pool has fewer Ready GPUs than its bound pods use (spot reclaim,
   scale-in), the newest pods are evicted and go back to pending — abruptly, so the
   requests the router still sends them fail until it notices.
@@ -33,8 +36,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import numpy as np
-
 from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.common import CapacityType
@@ -46,7 +47,8 @@ from modelfleet.core.from_api import declared_offerings, deployment_key
 from modelfleet.core.types import Offering
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
 from modelfleet.sim.scenario import RegionOutage, Scenario, SpotReclaim, Stockout
-from modelfleet.sim.world import Distribution, World
+from modelfleet.sim.streams import KeyedSampler, provisioning_sampler
+from modelfleet.sim.world import World
 
 PoolKey = tuple[str, CapacityType]
 """(instance type, capacity type): one node pool of a cluster."""
@@ -153,16 +155,6 @@ class ClusterTwin:
         return self.spec.spec.region
 
 
-def _sampler(rng: np.random.Generator, dist: Distribution) -> Callable[[], float]:
-    mu = math.log(dist.median)
-    sigma = dist.sigma
-
-    def draw() -> float:
-        return float(rng.lognormal(mu, sigma)) if sigma > 0 else dist.median
-
-    return draw
-
-
 @dataclass(frozen=True)
 class Loss:
     """Ready replicas of a deployment that vanished at ``at`` (sim seconds): abruptly, or
@@ -198,15 +190,18 @@ class FleetWorld:
         self.world = world
         self.clock = clock
         self.offset = offset
-        self.rng = np.random.default_rng(seed)
         self._from_clients = workloads_from_clients
-        self._start_sampler = _sampler(self.rng, world.model_start)
+        # Common random numbers (sim.streams): one stream per pool for node provisioning,
+        # one per (cluster, deployment) for model starts.
+        self._starts = KeyedSampler(seed, "start", world.model_start)
         self.clusters: dict[str, ClusterTwin] = {}
         for fc in scenario.fleet:
             twin = simulated_twin(fc, world)
             dist = world.provisioning.for_cloud(twin.spec.cloud_name)
             provider = SimulatedNodePoolProvider(
-                twin, clock=clock, provisioning=_sampler(self.rng, dist)
+                twin,
+                clock=clock,
+                provisioning=provisioning_sampler(seed, twin.metadata.name, dist),
             )
             offerings = {o.instance_type: o for o in declared_offerings(twin)}
             self.clusters[twin.metadata.name] = ClusterTwin(
@@ -550,7 +545,7 @@ class FleetWorld:
                         if 0 < nodes <= len(node_times) and node_times[nodes - 1] > now - dt:
                             bound_at = max(pod.created, node_times[nodes - 1])
                     pod.scheduled = bound_at
-                    pod.ready_at = bound_at + self._start_sampler()
+                    pod.ready_at = bound_at + self._starts.draw(twin.name, pod.md)
                     used += pod.gpus
             twin.pods[pool] = kept
         for pool in [p for p, pods in twin.pods.items() if not pods]:

@@ -87,7 +87,7 @@ def _sync_pools_as_it_was(
                     if 0 < nodes <= len(node_times) and node_times[nodes - 1] > now - dt:
                         bound_at = max(pod.created, node_times[nodes - 1])
                 pod.scheduled = bound_at
-                pod.ready_at = bound_at + self._start_sampler()
+                pod.ready_at = bound_at + self._starts.draw(twin.name, pod.md)
                 used += pod.gpus
         twin.pods[pool] = kept
     for pool in [p for p, pods in twin.pods.items() if not pods]:
