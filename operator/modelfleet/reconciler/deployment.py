@@ -134,13 +134,10 @@ class Reconciler:
         """``watch_clients`` gives each FleetCluster's watch client (its own connection
         pool: a watch holds a connection); with it and ``watch_member_clusters``,
         observation reads informers (see ``reconciler.observe``), whose changes are this
-        reconciler's readiness wakes (``reconciler.wakes``: a replica turning Ready or
-        going brings the deployment's next pass forward). ``readiness_wakes`` gives them
-        from elsewhere (the simulator's in-memory clusters); without either there are
-        none (``readiness_wakes`` is None). They change no requeue: a pass waiting for
-        replicas to turn Ready still comes back every ``progressing_requeue_seconds``
-        (dropping that poll where wakes are served was measured and not kept:
-        docs/decisions.md "Failover", "How soon the next pass comes")."""
+        reconciler's readiness wakes (``reconciler.wakes``). ``readiness_wakes`` gives
+        them from elsewhere (the simulator's in-memory clusters); without either there
+        are none (``readiness_wakes`` is None) and a pass waiting for replicas to turn
+        Ready comes back every ``progressing_requeue_seconds``."""
         self._clusters = clusters
         self._providers = providers
         self._metrics = metrics
@@ -312,18 +309,50 @@ class Reconciler:
         )
         requeue = None
         ready = status.replicas.ready if status.replicas else 0
+        under_way = bool(
+            result.retiring or decision.held or decision.floors or work.problems or work.retry
+        )
         if (
-            result.retiring
-            or decision.held
-            or decision.floors
-            or ready < result.placed_replicas
-            or work.problems
-            or work.retry
-        ) and not _waiting_on_probe(result, decision, work, down, by_name, ready):
+            (under_way or ready < result.placed_replicas)
+            and not _waiting_on_probe(result, decision, work, down, by_name, ready)
+            and (under_way or not self._woken_when_ready(md, result, observation, by_name))
+        ):
             requeue = settings.progressing_requeue_seconds
         return ReconcileOutcome(
             status, tuple(work.events), result, requeue, tuple(work.capacity_errors)
         )
+
+    def _woken_when_ready(
+        self,
+        md: ModelDeployment,
+        result: Plan,
+        observation: Observation,
+        by_name: Mapping[str, FleetCluster],
+    ) -> bool:
+        """Whether placed replicas not yet Ready are all that is under way, and their
+        becoming Ready (or going) wakes the next pass (``reconciler.wakes``), so the pass
+        may come back at the regular interval (a safety net) instead of polling: every
+        pool short of Ready replicas is in a cluster whose readiness wakes are served, the
+        probe doubts none of them (a doubted cluster is listed, never watched), and none
+        is still launching nodes (the cloud may yet report a capacity error, which no pod
+        readiness would)."""
+        wakes = self.readiness_wakes
+        if wakes is None or not wakes.connected:
+            return False
+        namespace = md.metadata.namespace or "default"
+        short = _waiting(result, observation)
+        if not short:
+            return False  # Ready short of the plan, yet no pool to name: keep polling
+        for pool in short:
+            cluster = by_name.get(pool[0])
+            if (
+                cluster is None
+                or health_of(cluster) in NO_CHANGES_HEALTH
+                or self.ledger.launch(pool) is not None
+                or not wakes.serves(pool[0], namespace)
+            ):
+                return False
+        return True
 
     async def finalize(
         self,

@@ -1,11 +1,11 @@
-"""Readiness wakes through the operator loop (``reconciler.wakes``).
+"""Readiness wakes and the requeue rule (``reconciler.wakes``, ``Reconciler._woken_when_ready``).
 
-A Deployment's readiness written to the in-memory member API (a replica Ready, a replica
-gone) or its deletion makes the deployment due at once, sooner than the 5 s requeue or
-the 15 s interval; the pass's own spec writes do not, and a wake that comes while the
-pass runs is kept for its end. The requeue is unchanged: placed replicas not Ready yet
-still come back in 5 s with wakes served (dropping that poll was measured and not kept,
-docs/decisions.md "How soon the next pass comes").
+A pass whose only unfinished business is placed replicas not Ready yet asks for no 5 s
+requeue when their becoming Ready wakes the deployment (the wakes are served for every
+cluster concerned); without wakes, with a wake source not serving (a broken watch), with
+a pool still launching nodes, or with anything else under way, it polls every 5 s as
+before. The wake itself: a Deployment's readiness written to the in-memory member API
+makes the deployment due at once; the pass's own writes (a spec it applied) do not.
 
 At the reconciler level on the in-package fakes (``reconciler_world``), with the real
 ``OperatorLoop`` schedule and the same wiring as the simulator's.
@@ -13,7 +13,7 @@ At the reconciler level on the in-package fakes (``reconciler_world``), with the
 
 from __future__ import annotations
 
-from reconciler_world import World, east_west, model_deployment
+from reconciler_world import World, east_west, fleet_cluster, model_deployment
 
 from modelfleet.api.modeldeployment import ReplicaRange
 
@@ -33,36 +33,26 @@ async def test_without_wakes_a_pass_waiting_for_ready_replicas_polls() -> None:
     assert await _placed_not_ready(east_west()) == 5.0
 
 
-async def test_readiness_makes_the_deployment_due_and_the_poll_stays() -> None:
+async def test_served_wakes_replace_the_poll_and_readiness_makes_the_deployment_due() -> None:
     world = east_west(readiness_wakes=True)
-    assert await _placed_not_ready(world) == 5.0, "wakes served, the 5 s poll kept (not the rule)"
-    assert not world.loop.deployment_due(UID), "next pass in 5 s"
+    assert await _placed_not_ready(world) is None, "woken when Ready: the regular interval"
+    assert not world.loop.deployment_due(UID), "next pass at the interval, 15 s away"
 
     world.clock.advance(1)
     world.members["east"].set_deployment_status("default", world.workloads("east")[0], ready=1)
-    assert world.loop.deployment_due(UID), "a replica turned Ready: due at once, not in 4 s"
+    assert world.loop.deployment_due(UID), "a replica turned Ready: due at once"
     assert world.loop.deployments.next_due(UID) == world.clock()
 
     world.clock.advance(1)
     outcome = await world.reconcile("llama")
     assert outcome.status.replicas is not None and outcome.status.replicas.ready == 1
+    assert outcome.requeue_after is None
     assert not world.loop.deployment_due(UID), "its own pass (no write) wakes nothing"
 
     world.mark_ready("east")
     assert world.loop.deployment_due(UID)
     outcome = await world.reconcile("llama")
     assert outcome.requeue_after is None, "steady state"
-
-
-async def test_a_replica_lost_at_the_interval_wakes_the_deployment() -> None:
-    world = east_west(readiness_wakes=True)
-    await _placed_not_ready(world)
-    world.mark_ready("east")
-    assert (await world.reconcile("llama")).requeue_after is None
-    assert not world.loop.deployment_due(UID), "next pass at the interval, 15 s away"
-    world.clock.advance(3)
-    world.members["east"].set_deployment_status("default", world.workloads("east")[0], ready=1)
-    assert world.loop.deployment_due(UID), "a replica went: due at once, not in 12 s"
 
 
 async def test_a_pass_s_own_writes_wake_nothing() -> None:
@@ -72,15 +62,36 @@ async def test_a_pass_s_own_writes_wake_nothing() -> None:
     await world.reconcile("llama")
     assert not world.loop.deployment_due(UID)
     world.set_spec("llama", replicas=ReplicaRange.model_validate({"min": 3, "max": 3}))
-    await world.reconcile("llama")
+    outcome = await world.reconcile("llama")
     assert world.replicas("east") == 3, "the pass scaled its Deployment up (a spec write)"
+    assert outcome.requeue_after is None
     assert not world.loop.deployment_due(UID), "its spec write changed no readiness"
     assert world.wakes is not None and world.wakes.wakes == 1, "only mark_ready woke it"
 
 
-async def test_a_deletion_during_the_pass_wakes_it_after() -> None:
+async def test_a_broken_watch_keeps_the_poll() -> None:
+    world = east_west(readiness_wakes=True)
+    world.not_watched.add("east")
+    assert await _placed_not_ready(world) == 5.0
+
+
+async def test_a_pool_still_launching_nodes_keeps_the_poll() -> None:
+    # Nodes take 120 s: the cloud may yet report it cannot launch them, which no pod
+    # readiness would tell; the pass keeps reading the pool back every 5 s meanwhile.
+    world = World(
+        [fleet_cluster("east", region="us-east-1", price=10.0, provisioning_seconds=120.0)],
+        readiness_wakes=True,
+    )
+    assert await _placed_not_ready(world) == 5.0
+    world.clock.advance(130)
+    outcome = await world.reconcile("llama")
+    assert world.pool_sizes("east")["east-h100", "OnDemand"] == (2, 2), "nodes Ready"
+    assert outcome.requeue_after is None, "only pods starting now: woken when Ready"
+
+
+async def test_anything_else_under_way_keeps_the_poll() -> None:
     # A move east -> west: west's replacements are placed, east's replicas are retiring
-    # until they are Ready.
+    # until they are Ready. The retirement is under way: 5 s whatever the wakes.
     world = east_west(readiness_wakes=True)
     await _placed_not_ready(world)
     world.mark_ready("east")
