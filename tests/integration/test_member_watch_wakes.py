@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from kube_emulator import KubeEmulator, kube_emulator
-from test_member_watch import REQUEST_TIMEOUT_S, fleet_cluster, kubeconfig, until
+from test_member_watch import REQUEST_TIMEOUT_S, deployment, fleet_cluster, kubeconfig, until
 
 from modelfleet import labels
 from modelfleet.api import FleetCluster
@@ -43,34 +43,9 @@ PATH = "/apis/apps/v1/namespaces/{ns}/deployments/{name}"
 
 def workload(name: str, *, owner: str = "llama", uid: str = UID) -> dict[str, Any]:
     """A Deployment as ``clusters.workloads`` renders it (the owner labels, uid included)."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "labels": {
-                labels.MANAGED: "true",
-                labels.DEPLOYMENT: owner,
-                labels.NAMESPACE: NS,
-                labels.UID: uid,
-            },
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "nodeSelector": {
-                        labels.NODE_INSTANCE_TYPE: "h100-1g",
-                        labels.NODE_CAPACITY_TYPE: "on-demand",
-                    },
-                    "containers": [{"name": "server", "image": "vllm/vllm-openai:v0.6.0"}],
-                },
-            },
-        },
-    }
+    obj = deployment(name, replicas=2, namespace=NS, owner=owner)
+    obj["metadata"]["labels"][labels.UID] = uid
+    return obj
 
 
 class Controller:
