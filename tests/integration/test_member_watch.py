@@ -36,7 +36,7 @@ from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.fleetcluster import FleetClusterStatus
 from modelfleet.clusters import KubernetesClusterClient
-from modelfleet.clusters.informer import Informer, InformerSet, InformerSettings
+from modelfleet.clusters.informer import Informer, InformerSet, InformerSettings, OnUpdate
 from modelfleet.clusters.objects import DEPLOYMENT
 from modelfleet.reconciler.observe import ObservationCache, deployment_informers, observe
 
@@ -172,7 +172,13 @@ def names(informer: Informer) -> dict[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def running(client: KubernetesClusterClient) -> AsyncIterator[Informer]:
+async def running(
+    client: KubernetesClusterClient,
+    *,
+    on_update: OnUpdate | None = None,
+) -> AsyncIterator[Informer]:
+    """An informer of ``client``'s Deployments in NS, synced; stopped on the way out."""
+
     async def client_for() -> KubernetesClusterClient:
         return client
 
@@ -183,6 +189,7 @@ async def running(client: KubernetesClusterClient) -> AsyncIterator[Informer]:
         selector=SELECTOR,
         client_for=client_for,
         settings=FAST,
+        on_update=on_update,
     )
     task = asyncio.create_task(informer.run())
     try:

@@ -6,24 +6,18 @@ own client and the wake source the reconciler uses."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from test_member_watch import (
     DEPLOYMENT,
-    FAST,
     NS,
-    SELECTOR,
     FakeApi,
     deployment,
     fake_api,
     member,
+    running,
     until,
 )
 
 from modelfleet import labels
-from modelfleet.clusters import KubernetesClusterClient
-from modelfleet.clusters.informer import Informer
 from modelfleet.reconciler.wakes import ReadinessWakes
 
 __all__ = ["fake_api"]  # re-exported fixture
@@ -40,21 +34,7 @@ async def test_a_deletion_missed_during_a_410_wakes_its_owner_after_the_relist(
         owned["metadata"]["labels"][labels.UID] = "uid-a"
         await client.apply([owned])
 
-        async def client_for() -> KubernetesClusterClient:
-            return client
-
-        informer = Informer(
-            cluster="m1",
-            namespace=NS,
-            kind=DEPLOYMENT,
-            selector=SELECTOR,
-            client_for=client_for,
-            settings=FAST,
-            on_update=wakes.changed,
-        )
-        task = asyncio.create_task(informer.run())
-        try:
-            await until(lambda: informer.state.serving, "the informer never synced")
+        async with running(client, on_update=wakes.changed) as informer:
             assert woken == [], "created without ready replicas: no wake"
             await fake_api.control("refuse_watches", code="503")
             await fake_api.control("drop")
@@ -64,7 +44,3 @@ async def test_a_deletion_missed_during_a_410_wakes_its_owner_after_the_relist(
             await fake_api.control("refuse_watches", code="0")
             await until(lambda: informer.state.lists == 2, "no relist after 410")
             await until(lambda: woken == ["uid-a"], f"no wake for the deletion: {woken}")
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
