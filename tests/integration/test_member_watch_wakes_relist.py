@@ -2,7 +2,8 @@
 informer's watch was down, its history compacted, wakes its owner when the relist finds
 it gone (``Informer._list`` compares the new store with the old). On
 ``hack/fake_apiserver.py`` (versioned, can drop, refuse and compact), with the operator's
-own client and the wake source the reconciler uses."""
+own client and the wake source the reconciler uses (told of the owner as its passes tell
+it: ``ReadinessWakes.track``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from test_member_watch import (
     DEPLOYMENT,
     NS,
     FakeApi,
+    _md,
     deployment,
     fake_api,
     member,
@@ -18,6 +20,7 @@ from test_member_watch import (
 )
 
 from modelfleet import labels
+from modelfleet.clusters.workloads import WorkloadPlacement, workload_name
 from modelfleet.reconciler.wakes import ReadinessWakes
 
 __all__ = ["fake_api"]  # re-exported fixture
@@ -29,8 +32,14 @@ async def test_a_deletion_missed_during_a_410_wakes_its_owner_after_the_relist(
     woken: list[str] = []
     wakes = ReadinessWakes(serving=lambda _c, _n: True)
     wakes.connect(woken.append)
+    llama = _md("llama")
+    wakes.track(
+        llama.model_copy(update={"metadata": llama.metadata.model_copy(update={"uid": "uid-a"})})
+    )
     async with member(fake_api.url) as client:
-        owned = deployment("a")
+        owned = deployment(
+            workload_name("llama", WorkloadPlacement("m1", "h100-1g", "OnDemand", 1))
+        )
         owned["metadata"]["labels"][labels.UID] = "uid-a"
         await client.apply([owned])
 

@@ -1,6 +1,8 @@
 """Which member-cluster Deployment changes wake which ModelDeployment
 (``clusters.workloads.readiness_wake``), and the wake source the reconciler is told about
-(``reconciler.wakes.ReadinessWakes``) fed by the in-memory member API's writes."""
+(``reconciler.wakes.ReadinessWakes``) fed by the in-memory member API's writes (the
+simulator's path): a wake counts only for an object where and as modelfleet names that
+ModelDeployment's workloads, never for a uid label alone."""
 
 from __future__ import annotations
 
@@ -10,10 +12,30 @@ from typing import Any
 import pytest
 
 from modelfleet import labels
+from modelfleet.api import ModelDeployment
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT
 from modelfleet.clusters.workloads import readiness_wake
 from modelfleet.reconciler.wakes import ReadinessWakes
+
+LLAMA = ModelDeployment.model_validate(
+    {
+        "metadata": {"name": "llama", "namespace": "team-a", "uid": "md-uid"},
+        "spec": {
+            "model": {"name": "llama-3.1-8b-instruct"},
+            "resources": {"gpu": {"count": 1}},
+            "replicas": {"min": 1, "max": 4},
+        },
+    }
+)
+"""The ModelDeployment whose uid ``rendered`` objects carry (a pass told the wakes of it)."""
+
+
+def tracking(serving: Any = lambda _c, _n: True) -> ReadinessWakes:
+    """A wake source a pass of ``LLAMA`` has told of it (``Reconciler.reconcile``)."""
+    wakes = ReadinessWakes(serving=serving)
+    wakes.track(LLAMA)
+    return wakes
 
 
 def rendered(
@@ -115,7 +137,7 @@ async def test_the_in_memory_api_reports_every_deployment_write_to_the_wakes() -
     client = InMemoryClusterClient("east")
     woken: list[str] = []
     served = {"east": True}
-    wakes = ReadinessWakes(serving=lambda cluster, _ns: served[cluster])
+    wakes = tracking(lambda cluster, _ns: served[cluster])
     client.on_deployment_change = wakes.changed
     await client.apply([_deployment()])
     assert not woken and wakes.wakes == 0, "not connected: nothing to wake, nothing counted"
@@ -148,7 +170,7 @@ def test_a_failing_wake_does_not_break_the_writer() -> None:
     def broken(uid: str) -> None:
         raise RuntimeError(uid)
 
-    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes = tracking()
     wakes.connect(broken)
     client.on_deployment_change = wakes.changed
     client.set_deployment_status("team-a", "llama-od-0123456789ab", ready=2)  # no raise
@@ -161,7 +183,7 @@ def test_nothing_connected_serves_nothing() -> None:
 
 def test_an_unreadable_status_wakes_nothing_and_does_not_raise() -> None:
     woken: list[str] = []
-    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes = tracking()
     wakes.connect(woken.append)
     bad = rendered(ready=1)
     bad["status"]["readyReplicas"] = "many"
@@ -185,8 +207,75 @@ def test_an_object_of_the_wrong_shape_wakes_nothing_and_does_not_raise(
     # and JSON errors; an AttributeError escaping it ended the informer's task (the
     # member's reads fell back to LIST) despite "never raises".
     woken: list[str] = []
-    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes = tracking()
     wakes.connect(woken.append)
     wakes.changed(None, bad)  # no raise
     assert woken == []
     wakes.changed(bad, None)  # no raise (a deletion may still name the owner)
+
+
+# -- a uid label proves nothing: where and how the object is named does ------------------
+
+
+def _forged(namespace: str, name: str) -> dict[str, Any]:
+    """A Deployment carrying ``LLAMA``'s uid (and owner labels), written by someone who may
+    create Deployments in ``namespace`` only."""
+    obj = _deployment(name)
+    obj["metadata"]["namespace"] = namespace
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("namespace", "name"),
+    [
+        ("team-b", "llama-od-0123456789ab"),  # another tenant's namespace, llama's name
+        ("team-a", "llama"),  # llama's namespace, not a name its placements get
+        ("team-a", "llama-od-0123456789ab-x"),
+        ("team-a", "llama-gpu-0123456789ab"),
+        ("team-a", "llama-od-0123456789AB"),  # pool ids are lower-case hex
+        ("team-a", "other-od-0123456789ab"),  # another ModelDeployment's placement
+    ],
+)
+async def test_a_uid_label_on_an_object_modelfleet_would_not_name_so_wakes_nothing(
+    namespace: str, name: str
+) -> None:
+    client = InMemoryClusterClient("east")
+    woken: list[str] = []
+    wakes = tracking()
+    wakes.connect(woken.append)
+    client.on_deployment_change = wakes.changed
+    await client.apply([_forged(namespace, name)])
+    client.set_deployment_status(namespace, name, ready=1)  # a replica turns Ready
+    await client.delete_owned(DEPLOYMENT, {labels.UID: "md-uid"}, namespace=namespace)
+    assert woken == [] and wakes.wakes == 0
+    assert wakes.refused == 2, "the readiness change and the deletion, both refused"
+
+    # The same writes on llama's own workload (its namespace, a placement's name) wake it.
+    await client.apply([_forged("team-a", "llama-spot-0123456789ab")])
+    client.set_deployment_status("team-a", "llama-spot-0123456789ab", ready=1)
+    assert woken == ["md-uid"]
+
+
+def test_a_uid_no_pass_told_of_or_finalized_wakes_nothing() -> None:
+    woken: list[str] = []
+    wakes = ReadinessWakes(serving=lambda _c, _n: True)
+    wakes.connect(woken.append)
+    wakes.changed(rendered(ready=0), rendered(ready=1))
+    assert woken == [] and wakes.refused == 1, "no pass of md-uid in this process yet"
+    wakes.track(LLAMA)
+    wakes.changed(rendered(ready=0), rendered(ready=1))
+    assert woken == ["md-uid"]
+    wakes.forget("md-uid")  # finalized: its uid may turn up on anything now
+    wakes.changed(rendered(ready=1), None)
+    assert woken == ["md-uid"] and wakes.refused == 2
+
+
+def test_a_relabelled_object_wakes_only_for_the_uid_it_carries_where_it_is_ours() -> None:
+    # The uid is read from the object after the change; the check is on that same object
+    # (or the one before, for a deletion), never on a mix of the two.
+    woken: list[str] = []
+    wakes = tracking()
+    wakes.connect(woken.append)
+    theirs = changed(rendered(ready=0), metadata__namespace="team-b")
+    wakes.changed(rendered(ready=0, uid="other-uid"), changed(theirs, status={"readyReplicas": 1}))
+    assert woken == []

@@ -19,10 +19,12 @@ from modelfleet.clusters.workloads import (
     DEFAULT_IMAGES,
     RenderSettings,
     WorkloadPlacement,
+    is_workload_of,
     owner_selector,
     render_workloads,
     service_url,
     workload_name,
+    workload_namespace,
 )
 
 _VERSIONS = sorted(
@@ -324,3 +326,42 @@ def test_rendered_objects_are_valid_kubernetes(engine: str, version: str) -> Non
 
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+# -- which member-cluster objects are a ModelDeployment's (``is_workload_of``) ------------
+
+
+@pytest.mark.parametrize("name", ["llama", "Llama_3.1-8B", "m" * 63, "9b-" + "x" * 80])
+def test_every_rendered_deployment_and_pdb_is_its_owner_s_workload(name: str) -> None:
+    owner = md(name=name)
+    objects = render_workloads(owner, [ON_DEMAND, SPOT])
+    for obj in of_kind(objects, "Deployment") + of_kind(objects, "PodDisruptionBudget"):
+        assert is_workload_of(workload_namespace(owner), name, obj)
+        assert not is_workload_of("team-b", name, obj), "another namespace"
+        assert not is_workload_of(workload_namespace(owner), name + "x", obj), "another name"
+    (service,) = of_kind(objects, "Service")
+    assert not is_workload_of(workload_namespace(owner), name, service)
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"namespace": "team-a"},
+        {"namespace": "team-a", "name": 7},
+        {"name": "llama-od-0123456789ab"},
+        {"namespace": "team-a", "name": "llama-od-0123456789a"},
+        {"namespace": "team-a", "name": "llama-x-od-0123456789ab"},
+    ],
+)
+def test_other_names_and_places_are_not_a_workload(meta: dict[str, Any]) -> None:
+    assert not is_workload_of("team-a", "llama", {"metadata": meta})
+
+
+def test_a_manifest_without_a_namespace_writes_to_default() -> None:
+    owner = ModelDeployment.model_validate(
+        {**md().model_dump(mode="json", by_alias=True), "metadata": {"name": "llama"}}
+    )
+    assert workload_namespace(owner) == "default"
+    (deployment,) = of_kind(render_workloads(owner, [ON_DEMAND]), "Deployment")
+    assert deployment["metadata"]["namespace"] == "default"
+    assert is_workload_of("default", "llama", deployment)

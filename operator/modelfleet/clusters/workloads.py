@@ -150,8 +150,10 @@ def label_value(text: str) -> str:
     return f"{text[:56].rstrip('-_.')}-{_digest(text)}"
 
 
-def _namespace(md: ModelDeployment) -> str:
-    # A manifest read from a file may lack a namespace; kubectl would use "default".
+def workload_namespace(md: ModelDeployment) -> str:
+    """The member-cluster namespace of every object modelfleet writes for ``md``: the
+    ModelDeployment's own (hub) namespace, ``default`` when a manifest read from a file has
+    none (kubectl would use it too). The one owner of that mapping (``is_workload_of``)."""
     return md.metadata.namespace or "default"
 
 
@@ -165,6 +167,32 @@ def workload_name(md_name: str, placement: WorkloadPlacement) -> str:
     the Deployment and PodDisruptionBudget of one placement."""
     prefix = dns_label(md_name, max_length=_NAME_PREFIX_MAX)
     return f"{prefix}-{capacity_shortname(placement.capacity_type)}-{placement.pool_id}"
+
+
+_WORKLOAD_SUFFIX: Final = re.compile(
+    rf"-(?:{capacity_shortname('OnDemand')}|{capacity_shortname('Spot')})-[0-9a-f]{{12}}"
+)
+"""What ``workload_name`` puts after the name prefix: the capacity and a 12-hex pool id."""
+
+
+def is_workload_of(namespace: str, md_name: str, obj: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` (a member-cluster object) is where and what modelfleet names a
+    placement's Deployment (or PDB) of ModelDeployment ``namespace/md_name``: in its
+    member namespace (``workload_namespace``: the hub namespace) and named
+    ``workload_name(md_name, p)`` for some placement ``p`` (any pool: a placement of the
+    past counts too). The labels say nothing here: anyone who may create a Deployment in
+    some namespace may write any labels on it, so a label names an owner only on an object
+    this check passes."""
+    meta = obj.get("metadata") or {}
+    if meta.get("namespace") != namespace:
+        return False
+    name = meta.get("name")
+    prefix = dns_label(md_name, max_length=_NAME_PREFIX_MAX)
+    return (
+        isinstance(name, str)
+        and name.startswith(prefix)
+        and _WORKLOAD_SUFFIX.fullmatch(name, len(prefix)) is not None
+    )
 
 
 def service_name(md_name: str) -> str:
@@ -183,7 +211,7 @@ def service_url(md: ModelDeployment, template: str | None = None) -> str:
     when None."""
     return (template or IN_CLUSTER_ENDPOINT).format(
         name=service_name(md.metadata.name),
-        namespace=_namespace(md),
+        namespace=workload_namespace(md),
         port=md.spec.runtime.port,
     )
 
@@ -201,7 +229,7 @@ def owner_selector(*, name: str, namespace: str) -> dict[str, str]:
 def owner_labels(md: ModelDeployment) -> dict[str, str]:
     """Ownership and recommended labels every rendered object carries."""
     result = {
-        **owner_selector(name=md.metadata.name, namespace=_namespace(md)),
+        **owner_selector(name=md.metadata.name, namespace=workload_namespace(md)),
         "app.kubernetes.io/name": label_value(md.metadata.name),
         "app.kubernetes.io/component": COMPONENT,
         "app.kubernetes.io/managed-by": MANAGED_BY,
@@ -249,7 +277,7 @@ def placement_selector(md: ModelDeployment, placement: WorkloadPlacement) -> dic
     it holds only what the name already fixes)."""
     return {
         labels.DEPLOYMENT: label_value(md.metadata.name),
-        labels.NAMESPACE: _namespace(md),
+        labels.NAMESPACE: workload_namespace(md),
         labels.NODE_POOL: placement.pool_id,
     }
 
@@ -422,7 +450,7 @@ def render_deployment(
         "kind": "Deployment",
         "metadata": {
             "name": workload_name(md.metadata.name, placement),
-            "namespace": _namespace(md),
+            "namespace": workload_namespace(md),
             "labels": object_labels,
             "annotations": {labels.CLUSTER: placement.cluster},
         },
@@ -474,7 +502,7 @@ def render_pdb(md: ModelDeployment, placement: WorkloadPlacement) -> JsonObject:
         "kind": "PodDisruptionBudget",
         "metadata": {
             "name": workload_name(md.metadata.name, placement),
-            "namespace": _namespace(md),
+            "namespace": workload_namespace(md),
             "labels": _placement_labels(md, placement),
         },
         "spec": {
@@ -492,12 +520,12 @@ def render_service(md: ModelDeployment) -> JsonObject:
         "kind": "Service",
         "metadata": {
             "name": service_name(md.metadata.name),
-            "namespace": _namespace(md),
+            "namespace": workload_namespace(md),
             "labels": owner_labels(md),
         },
         "spec": {
             "type": "ClusterIP",
-            "selector": owner_selector(name=md.metadata.name, namespace=_namespace(md)),
+            "selector": owner_selector(name=md.metadata.name, namespace=workload_namespace(md)),
             "ports": [
                 {"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}
             ],

@@ -26,7 +26,12 @@ from datetime import datetime
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.modeldeployment import Endpoint, ModelDeploymentSpec
 from modelfleet.clusters.informer import InformerSet, InformerSettings, WatchClientFor
-from modelfleet.clusters.workloads import RenderSettings, WorkloadPlacement, service_url
+from modelfleet.clusters.workloads import (
+    RenderSettings,
+    WorkloadPlacement,
+    service_url,
+    workload_namespace,
+)
 from modelfleet.core import DEFAULT_SETTINGS, DeploymentSpec, Plan, PlannerSettings, plan
 from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
@@ -191,6 +196,8 @@ class Reconciler:
         now = self._clock()
         work = PassLog()
         key = deployment_key(md)
+        if self.readiness_wakes is not None:
+            self.readiness_wakes.track(md)  # its workloads' readiness may wake it from now
         observation = await observe(
             md,
             fleet,
@@ -339,7 +346,7 @@ class Reconciler:
         wakes = self.readiness_wakes
         if wakes is None or not wakes.connected:
             return False
-        namespace = md.metadata.namespace or "default"
+        namespace = workload_namespace(md)
         short = _waiting(result, observation)
         if not short:
             return False  # Ready short of the plan, yet no pool to name: keep polling
@@ -363,7 +370,7 @@ class Reconciler:
     ) -> FinalizeOutcome:
         """Remove ``md``'s workloads from every member cluster and release its node pools
         (see ``reconciler.finalize``)."""
-        return await finalize(
+        outcome = await finalize(
             md,
             fleet=fleet,
             others=others,
@@ -375,6 +382,9 @@ class Reconciler:
             cluster_timeout=self._settings.cluster_timeout_seconds,
             pool_settings=self._settings.pools,
         )
+        if outcome.done and self.readiness_wakes is not None and md.metadata.uid:
+            self.readiness_wakes.forget(md.metadata.uid)
+        return outcome
 
 
 def _waiting_on_probe(

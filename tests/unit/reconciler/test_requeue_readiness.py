@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from reconciler_world import World, east_west, fleet_cluster, model_deployment
 
+from modelfleet import labels
 from modelfleet.api.modeldeployment import ReplicaRange
+from modelfleet.clusters.objects import DEPLOYMENT
 
 UID = "uid-llama"
 
@@ -130,3 +132,37 @@ async def test_a_wake_does_not_cut_an_error_backoff_short() -> None:
     assert not world.loop.deployment_due(UID), "the wake cut the error backoff short"
     world.clock.advance(40)
     assert world.loop.deployment_due(UID)
+
+
+async def test_only_the_deployment_s_own_workloads_wake_it_and_not_after_it_is_finalized() -> None:
+    # The pass told the wakes which (namespace, name) uid-llama is: a copy of its
+    # Deployment in another namespace, uid label and name kept (anyone who may create
+    # Deployments there can write it), wakes nothing; the real one does, until finalized.
+    world = east_west(readiness_wakes=True)
+    await _placed_not_ready(world)
+    east = world.members["east"]
+    (name,) = world.workloads("east")
+    copy = east.get(DEPLOYMENT, name, "default")  # as it was before a replica turned Ready
+    assert copy is not None and copy["metadata"]["labels"][labels.UID] == UID
+    copy["metadata"]["namespace"] = "team-b"
+    east.put(copy)
+    east.set_deployment_status("team-b", name, ready=2)
+    assert not world.loop.deployment_due(UID), "woken by another namespace's Deployment"
+    assert world.wakes is not None and world.wakes.refused == 1
+
+    east.set_deployment_status("default", name, ready=1)
+    assert world.loop.deployment_due(UID), "its own Deployment: due at once"
+
+    outcome = await world.loop.finalize(
+        UID,
+        world.deployments["llama"],
+        fleet=list(world.fleet.values()),
+        others=[],
+    )
+    assert outcome.done and world.workloads("east") == [name], "only the copy is left"
+    assert world.wakes.wakes == 2, "its own readiness change and its deletion"
+    # Gone: its uid wakes nothing, even on an object where and as it was named.
+    copy["metadata"]["namespace"] = "default"
+    east.put(copy)
+    east.set_deployment_status("default", name, ready=1)
+    assert world.wakes.wakes == 2 and world.wakes.refused == 2
