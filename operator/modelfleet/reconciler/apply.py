@@ -28,6 +28,7 @@ from modelfleet.clusters.workloads import (
     WorkloadPlacement,
     render_workloads,
     workload_name,
+    workload_namespace,
 )
 from modelfleet.core import Plan
 from modelfleet.core.from_api import deployment_key
@@ -100,7 +101,7 @@ async def apply_workloads(
         try:
             async with within(timeout):
                 client = await client_for(by_name[name])
-                await ensure_namespace(client, md.metadata.namespace or "default")
+                await ensure_namespace(client, workload_namespace(md))
                 await client.apply(objects)
         except ClusterError as exc:
             log.warn("ApplyFailed", f"cannot apply workloads in {name}: {exc}")

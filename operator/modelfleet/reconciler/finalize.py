@@ -17,7 +17,7 @@ from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.clusters import ClusterClient, ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
-from modelfleet.clusters.workloads import owner_selector
+from modelfleet.clusters.workloads import owner_selector, workload_namespace
 from modelfleet.core.from_api import deployment_key, placements_from_status
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.limits import gather, within
@@ -43,7 +43,7 @@ async def finalize(
     pool_settings: PoolSettings,
 ) -> FinalizeOutcome:
     """Remove ``md``'s workloads everywhere and release its pools. Idempotent."""
-    namespace = md.metadata.namespace or "default"
+    namespace = workload_namespace(md)
     selector = owner_selector(name=md.metadata.name, namespace=namespace)
     abandon_raw = md.metadata.annotations.get(labels.ABANDON_CLUSTERS, "")
     abandon = {a.strip() for a in abandon_raw.split(",") if a.strip()}

@@ -44,7 +44,7 @@ from modelfleet.clusters.informer import (
     WatchClientFor,
 )
 from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
-from modelfleet.clusters.workloads import owner_selector
+from modelfleet.clusters.workloads import owner_selector, workload_namespace
 from modelfleet.reconciler.limits import gather, within
 
 ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
@@ -231,7 +231,7 @@ async def observe_cluster(
 ) -> ClusterObservation:
     """The deployment's workloads in ``cluster``; never raises (errors are recorded)."""
     name = cluster.metadata.name
-    namespace = md.metadata.namespace or "default"
+    namespace = workload_namespace(md)
     selector = owner_selector(name=md.metadata.name, namespace=namespace)
     try:
         async with within(timeout):

@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.clusters import ClusterClient, ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
-from modelfleet.clusters.workloads import WorkloadPlacement, owner_selector, workload_names
+from modelfleet.clusters.workloads import (
+    WorkloadPlacement,
+    owner_selector,
+    workload_names,
+    workload_namespace,
+)
 from modelfleet.reconciler.ledger import PoolKey
 from modelfleet.reconciler.limits import gather, within
 from modelfleet.reconciler.observe import ClusterObservation, Observation
@@ -139,7 +144,7 @@ async def retire(
     timeout: float | None,
 ) -> None:
     """Apply ``decision``: delete the workloads it removes, keep everything else."""
-    namespace = md.metadata.namespace or "default"
+    namespace = workload_namespace(md)
     selector = owner_selector(name=md.metadata.name, namespace=namespace)
 
     async def one(name: str, gone: tuple[str, ...]) -> None:
