@@ -294,6 +294,16 @@ def run(
             "spotReturnAfterSeconds=600); see docs/operations.md.",
         ),
     ] = None,
+    metrics_namespace_label: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-namespace-label",
+            metavar="<label>",
+            help="Prometheus label holding the scraped pod's namespace (e.g. namespace): "
+            "a deployment's signals then come only from pods in its own namespace; see "
+            "docs/metrics.md.",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logs (kopf's too).")
     ] = False,
@@ -326,6 +336,15 @@ def run(
     except ValueError as exc:
         err.print(f"[red]error:[/red] --planner: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+    from modelfleet.metrics.queries import QuerySettings, SelectorLabels
+
+    try:
+        queries = QuerySettings(selector=SelectorLabels(pod_namespace=metrics_namespace_label))
+    except ValueError as exc:
+        err.print(
+            f"[red]error:[/red] --metrics-namespace-label: {escape(str(exc))}", highlight=False
+        )
+        raise typer.Exit(2) from None
     try:
         asyncio.run(check_hub())
     except StartupError as exc:
@@ -345,6 +364,7 @@ def run(
             probe_interval_seconds=probe_interval,
             max_concurrent_reconciles=max_concurrent_reconciles,
             reconciler=ReconcilerSettings(launch_timeout_seconds=launch_timeout, planner=planned),
+            queries=queries,
         ),
     )
     asyncio.run(run_operator(options))

@@ -34,6 +34,7 @@ from modelfleet.loop.demand_leases import DemandLeaseWatch
 from modelfleet.loop.lease_sweep import DemandLeaseSweep, SweepSettings
 from modelfleet.metrics.operator_metrics import OperatorMetrics
 from modelfleet.metrics.prometheus import PrometheusClient, PrometheusMetricsSource
+from modelfleet.metrics.queries import QuerySettings
 from modelfleet.metrics.source import MetricsSource
 from modelfleet.reconciler import (
     FleetSettings,
@@ -170,6 +171,9 @@ class RunSettings:
     gateway run without a release."""
     lease_sweep: SweepSettings = field(default_factory=SweepSettings)
     """When stale demand Leases naming no ModelDeployment are deleted (``loop.lease_sweep``)."""
+    queries: QuerySettings = field(default_factory=QuerySettings)
+    """How the autoscaler's PromQL selects a deployment's series (``metrics.queries``;
+    ``--metrics-namespace-label`` sets ``selector.pod_namespace``)."""
 
     def loop(self) -> LoopSettings:
         """The operator loop's share of these settings."""
@@ -323,7 +327,7 @@ async def build_context(
     if metrics_source is None:
         prometheus = PrometheusClient()
         closers.append(prometheus.close)
-        metrics_source = PrometheusMetricsSource(prometheus)
+        metrics_source = PrometheusMetricsSource(prometheus, settings=settings.queries)
     reconciler = Reconciler(
         clusters=client_for,
         providers=providers,

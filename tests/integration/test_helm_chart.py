@@ -187,6 +187,7 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         ("operator:\n  launchTimeoutSeconds: 30\n", "/operator/launchTimeoutSeconds"),
         ("gateway:\n  rateLimitPerSecond: 0.0001\n", "/gateway/rateLimitPerSecond"),
         ("operator:\n  maxConcurrentReconciles: 0\n", "/operator/maxConcurrentReconciles"),
+        ("operator:\n  metricsNamespaceLabel: kubernetes.io/ns\n", "metricsNamespaceLabel"),
         ("operator:\n  planner: {stockoutInitial: 60}\n", "stockoutInitial"),
         ("operator:\n  planner: {stockoutInitialSeconds: 0}\n", "stockoutInitialSeconds"),
         ("operator:\n  planner: {stockoutMaxSeconds: 1e12}\n", "stockoutMaxSeconds"),
@@ -275,7 +276,8 @@ def test_operator_command_line(default_manifests: Manifests, full_manifests: Man
     tuned = ["--launch-timeout", "600", "--max-concurrent-reconciles", "32"]
     planner = ["--planner", "spotReturnAfterSeconds=900", "--planner", "stockoutInitialSeconds=120"]
     namespaces = ["--namespace", "team-a", "--namespace", "team-b"]
-    assert full["args"] == [*base, *tuned, *planner, *namespaces]
+    metrics = ["--metrics-namespace-label", "namespace"]
+    assert full["args"] == [*base, *tuned, *metrics, *planner, *namespaces]
 
 
 def test_planner_values_reach_the_operator_settings(full_manifests: Manifests) -> None:

@@ -30,7 +30,7 @@ from modelfleet.metrics.prometheus import (
     PrometheusMetricsSource,
     QueryError,
 )
-from modelfleet.metrics.queries import QuerySettings
+from modelfleet.metrics.queries import QuerySettings, SelectorLabels
 from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalValues
 
 try:  # tests/integration on sys.path (pytest's default rootdir-less import)
@@ -78,6 +78,8 @@ LLAMA_REQUESTS = {"a": {"stop": 1.5, "length": 0.5}, "b": {"stop": 3.0}}  # per 
 LLAMA_TOKENS = {"a": 100.0, "b": 150.0}  # per second
 LLAMA_KV = {"a": 0.6, "b": 0.8}  # vllm:kv_cache_usage_perc (a fraction despite the name)
 LLAMA_RUNNING = {"a": 10.0, "b": 30.0}
+GUARDED_QUEUE = 2.0
+FORGED_QUEUE = 50.0
 DECOY_TTFT = (0, 0, 0, 0, 0, 100)  # another deployment, all in +Inf: must not leak in
 OLD_VLLM_TPOT = (0, 10, 60, 100, 100)
 MISTRAL_TTFT = (60, 90, 100, 100, 100, 100)
@@ -211,6 +213,12 @@ def render_engines(now: float, origin: float) -> str:
     out.histogram("tgi_request_mean_time_per_token_duration", falcon, TPOT_BOUNDS, FALCON_TPOT)
     out.gauge("tgi_queue_size", falcon, 1.0)
     out.gauge("tgi_batch_current_size", falcon, 4.0)
+    # A deployment's pod in its namespace, and a pod in another namespace (a tenant who may
+    # run pods only there) carrying its modelfleet.io labels: its queue must not count
+    # where the selector pins the namespace service discovery found the pod in.
+    out.gauge("vllm:num_requests_waiting", pod("guarded", namespace=NS), GUARDED_QUEUE)
+    forged = pod("guarded", "forged", namespace="team-b")
+    out.gauge("vllm:num_requests_waiting", forged, FORGED_QUEUE)
     # A gateway holding requests for a deployment that has no replica (scale from zero).
     out.gauge(
         "modelfleet_gateway_pending_requests", {"namespace": NS, "deployment": "nightly"}, 3.0
@@ -646,3 +654,17 @@ async def test_at_zero_only_the_named_demand_query_is_asked(
     # Without a demand query the engine's own request rate is asked: no series at zero.
     plain = await fetch(prometheus, client, replace(at_zero, overrides=None))
     assert plain.request_rate is None
+
+
+async def test_a_pod_in_another_namespace_feeds_no_signal_once_its_namespace_is_matched(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    at = whole_window_end(prometheus)
+    t = target(prometheus, "guarded", "vllm")
+    pinned = QuerySettings(window=WINDOW, selector=SelectorLabels(pod_namespace="namespace"))
+    values = await PrometheusMetricsSource(client, settings=pinned).fetch(t, now=at)
+    assert values.queue_depth == GUARDED_QUEUE, values.errors
+    # Pod labels alone (the default): the other namespace's pod counts. This is what
+    # ``--metrics-namespace-label`` exists for.
+    unpinned = await fetch(prometheus, client, t, at=at)
+    assert unpinned.queue_depth == GUARDED_QUEUE + FORGED_QUEUE

@@ -283,3 +283,16 @@ async def test_static_source_injects_and_clears_an_outage() -> None:
     assert caught.value.cluster == "aws-use1"
     source.set_unavailable("aws-use1", None)
     assert (await source.fetch(_target(), now=NOW)).request_rate == 3.0
+
+
+def test_the_pod_namespace_label_pins_the_series_to_the_deployment_s_namespace() -> None:
+    # A pod in another namespace may carry the two modelfleet.io labels (whoever runs it
+    # writes them); the namespace service discovery found it in cannot be written so.
+    settings = QuerySettings(selector=SelectorLabels(pod_namespace="namespace"))
+    built = build_queries("vllm", None, deployment="llama", namespace="team-a", settings=settings)
+    assert built["queue_depth"] == (
+        'sum(vllm:num_requests_waiting{modelfleet_io_deployment="llama",'
+        'modelfleet_io_namespace="team-a",namespace="team-a"})'
+    )
+    with pytest.raises(ValueError, match="label name"):
+        SelectorLabels(pod_namespace="kubernetes.io/namespace")

@@ -123,3 +123,9 @@ def test_the_chart_schema_admits_exactly_what_run_admits_of_each_planner_setting
             if chart != operator:
                 disagree.append(f"{key}={typed}: chart {chart}, run {operator}")
     assert not disagree, disagree
+
+
+def test_run_refuses_a_metrics_namespace_label_that_is_no_prometheus_label() -> None:
+    result = runner.invoke(app, ["run", "--metrics-namespace-label", "kubernetes.io/ns"])
+    assert result.exit_code == 2, result.output
+    assert "--metrics-namespace-label" in result.output

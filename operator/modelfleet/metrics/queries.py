@@ -197,22 +197,34 @@ class SelectorLabels:
     cluster: str | None = None
     """Label holding the FleetCluster name, for a Prometheus (Thanos, Mimir) that holds
     several clusters' series; unset when each cluster has its own Prometheus."""
+    pod_namespace: str | None = None
+    """Label holding the Kubernetes namespace the scraped pod runs in, as service discovery
+    found it (``namespace``: what a PodMonitor and the usual kubernetes_sd relabelling of
+    ``__meta_kubernetes_namespace`` produce). When set, the selector also matches it
+    against the ModelDeployment's namespace, where modelfleet runs its pods
+    (``clusters.workloads.workload_namespace``): a pod in another namespace carrying the two
+    ``modelfleet.io`` labels (anyone who may run a pod there may write them) no longer
+    feeds the deployment's signals. None (the default, so that a scrape job keeping only
+    the pod labels still selects something): pod labels alone select the series."""
 
     def __post_init__(self) -> None:
-        for name in (self.deployment, self.namespace, self.cluster):
+        for name in (self.deployment, self.namespace, self.cluster, self.pod_namespace):
             if name is not None and not _LABEL_NAME.match(name):
                 raise ValueError(f"not a Prometheus label name: {name!r}")
 
     def render(self, *, deployment: str, namespace: str, cluster: str | None) -> str:
         """The label matchers (without braces) selecting one deployment's series.
 
-        The cluster matcher is added only when ``cluster`` label and value are both set.
-        Values are escaped as PromQL string literals.
+        The pod-namespace matcher is added when ``pod_namespace`` is set, the cluster
+        matcher only when ``cluster`` label and value are both set. Values are escaped as
+        PromQL string literals.
         """
         matchers = [
             f"{self.deployment}={_quote(deployment)}",
             f"{self.namespace}={_quote(namespace)}",
         ]
+        if self.pod_namespace is not None:
+            matchers.append(f"{self.pod_namespace}={_quote(namespace)}")
         if self.cluster is not None and cluster is not None:
             matchers.append(f"{self.cluster}={_quote(cluster)}")
         return ",".join(matchers)

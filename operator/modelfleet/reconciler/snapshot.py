@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.clusters.workloads import workload_namespace
 from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, MetricsSnapshot
 from modelfleet.core.from_api import cluster_from_api, deployment_key, placements_from_status
 from modelfleet.core.types import ClusterView, StockoutMark
@@ -152,7 +153,7 @@ async def metrics_snapshot(
     the deployment (one gateway metric may be visible to several Prometheus servers).
     """
     key = deployment_key(md)
-    namespace = md.metadata.namespace or "default"
+    namespace = workload_namespace(md)  # where its pods run: what a namespace matcher pins
     placed = any(obs.workloads for obs in observation.clusters.values())
     # While the first replicas start (placed, none ready anywhere) no engine reports yet:
     # a named demand query stands for the load, so the count follows the demand during the
