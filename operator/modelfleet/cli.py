@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from modelfleet.cli_bounds import (
     RUN,
@@ -25,6 +26,7 @@ from modelfleet.cli_bounds import (
     refuse_same_port,
 )
 from modelfleet.cli_help import TidyGroup
+from modelfleet.cli_layout import output_width, print_lines, wrap
 from modelfleet.extras import missing_extra
 from modelfleet.gateway.command import gateway as gateway_command
 
@@ -40,6 +42,22 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 DEFAULT_CRD_DIRS = [Path("crds"), Path("charts/modelfleet/crds")]
+
+
+def _fit_width() -> None:
+    """Lay the output out in its width (``cli_layout.output_width``): 80 columns into a
+    pipe or a file, not the width of the terminal the command was typed in."""
+    for console in (out, err):
+        console.width = output_width(console)
+
+
+def _mark(console: Console, mark: str, style: str, text: str) -> None:
+    """Print ``mark`` (styled) and ``text`` (plain) wrapped to the console's width at
+    spaces only, continuation lines indented: a file name or a Kind/name is never split."""
+    lines = [Text(line) for line in wrap(f"{mark} {text}", console.width)]
+    lines[0].stylize(style, 0, len(mark))
+    print_lines(console, lines)
+
 
 # `modelfleet gateway`: the global OpenAI-compatible endpoint (modelfleet.gateway.command).
 app.command(name="gateway")(gateway_command)
@@ -131,6 +149,7 @@ def validate(
     )
     from modelfleet.cli_validate import check_set, check_static_file, looks_like_static_file
 
+    _fit_width()
     files: list[Path] = []
     missing = 0
     for path in paths:  # a path that does not exist must not hide the others' errors
@@ -164,7 +183,7 @@ def validate(
                         f"static endpoints file: {len(catalog.deployments)} deployment(s), "
                         f"{len(catalog.models)} model name(s)"
                     )
-                    out.print(f"[green]✓[/green] {escape(doc.source)} ({what})", highlight=False)
+                    _mark(out, "✓", "green", f"{doc.source} ({what})")
                 continue
             errors = validate_document(doc)
             if errors:
@@ -173,7 +192,8 @@ def validate(
                     err.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
             else:
                 valid.append(doc)
-                out.print(f"[green]✓[/green] {escape(doc.label)}", highlight=False)
+                # "(document 1," kept whole: the no-break space (cli_layout.wrap)
+                _mark(out, "✓", "green", doc.label.replace("(document ", "(document\u00a0"))
     together = check_set(valid)
     for line in together.notes:
         err.print(f"[yellow]![/yellow] {escape(line)}", highlight=False)
@@ -217,6 +237,7 @@ def plan(
         err.print(f"[red]error:[/red] -o: expected table or json, got {escape(output)}")
         raise typer.Exit(2)
     fmt: Literal["table", "json"] = "json" if output == "json" else "table"
+    _fit_width()
     code = plan_command(deployment, fleet, metrics=metrics, now=now, output=fmt, out=out, err=err)
     if code:
         raise typer.Exit(code)
@@ -479,6 +500,7 @@ def simulate(
     except FileNotFoundError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    _fit_width()
     print_summary(result, out)
     if out_dir is not None:
         out.print(f"wrote {out_dir / 'report.json'}, timeline.csv and report.png")

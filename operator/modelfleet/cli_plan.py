@@ -27,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from modelfleet.api.validation import ManifestLoadError, load_objects
+from modelfleet.cli_layout import Column, print_lines, table_lines, wrap
 from modelfleet.core import DecisionState, MetricsSnapshot, Plan, plan, unsatisfiable
 from modelfleet.core.from_api import deployment_from_api, fleet_from_api
 from modelfleet.core.types import DEFAULT_SETTINGS, ClusterSignals
@@ -148,53 +149,76 @@ def make_plan(deployment: Path, fleet: Path, *, metrics: Path | None, now: datet
 
 
 def render_table(result: Plan, console: Console) -> None:
-    """Print ``result`` as rich tables: summary, placements, node pools, reasons."""
-    console.print(
-        f"[bold]{result.deployment}[/bold]: desired {result.desired_replicas}"
-        f" + standby {result.standby_replicas}, placed {result.placed_replicas}, "
-        f"unplaced {result.unplaced}, cost ${result.cost_per_hour:,.2f}/h"
-        + (
-            f" (of which region-loss headroom ${result.headroom_cost_per_hour:,.2f}/h)"
-            if result.headroom_cost_per_hour
-            else ""
-        )
-        + f"; placement: {result.placement_method}"
+    """Print ``result`` as tables: summary, placements, node pools, changes, reasons, in
+    ``console.width`` columns; a row too wide moves its prose, then its widest names, onto
+    lines beneath it, and no name is cut (``modelfleet.cli_layout``)."""
+    width = console.width
+    headroom = (
+        f" (of which region-loss headroom ${result.headroom_cost_per_hour:,.2f}/h)"
+        if result.headroom_cost_per_hour
+        else ""
     )
+    summary = (
+        f"{result.deployment}: desired {result.desired_replicas}"
+        f" + standby {result.standby_replicas}, placed {result.placed_replicas}, "
+        f"unplaced {result.unplaced}, cost ${result.cost_per_hour:,.2f}/h{headroom}; "
+        f"placement: {result.placement_method}"
+    )
+    lines: list[Text | str] = [Text(line) for line in wrap(summary, width)]
+    lines[0].stylize("bold", 0, len(result.deployment))  # type: ignore[union-attr]
     terminal = unsatisfiable(result)
     if terminal is not None:
-        console.print(f"[red]{terminal.code}[/red]: {terminal.message}")
-    places = Table(
-        "cluster",
-        "cloud",
-        "region",
-        "gpu",
-        "instance type",
-        "capacity",
-        "replicas",
-        title="Placements",
+        said = wrap(f"{terminal.code}: {terminal.message}", width)
+        lines += [Text(line) for line in said]
+        lines[-len(said)].stylize("red", 0, len(terminal.code))  # type: ignore[union-attr]
+    place = (
+        Column("cluster"),
+        Column("cloud"),
+        Column("region"),
+        Column("gpu"),
+        Column("instance type"),
+        Column("capacity"),
+        Column("replicas", right=True),
     )
-    for p in result.placements:
-        places.add_row(
-            p.cluster, p.cloud, p.region, p.gpu, p.instance_type, p.capacity_type, str(p.replicas)
-        )
-    console.print(places)
-    pools = Table("cluster", "instance type", "capacity", "nodes", "$/node-h", title="Node pools")
-    for n in result.node_pools:
-        pools.add_row(
-            n.cluster, n.instance_type, n.capacity_type, str(n.nodes), f"{n.price_per_node_hour:g}"
-        )
-    console.print(pools)
+    rows: list[tuple[str, ...]] = [
+        (p.cluster, p.cloud, p.region, p.gpu, p.instance_type, p.capacity_type, str(p.replicas))
+        for p in result.placements
+    ]
+    lines += ["", *table_lines("Placements", place, rows, width=width)]
+    pools = (
+        Column("cluster"),
+        Column("instance type"),
+        Column("capacity"),
+        Column("nodes", right=True),
+        Column("$/node-h", right=True),
+    )
+    rows = [
+        (n.cluster, n.instance_type, n.capacity_type, str(n.nodes), f"{n.price_per_node_hour:g}")
+        for n in result.node_pools
+    ]
+    lines += ["", *table_lines("Node pools", pools, rows, width=width)]
     if result.changes:
-        changes = Table("change", "cluster", "offering", "why", title="Changes")
-        for c in result.changes:
-            changes.add_row(c.code, c.cluster, c.offering, c.message)
-        console.print(changes)
-    reasons = Table("reason", "cluster", "offering", "capacity", "why", title="Reasons")
-    for r in result.reasons:
-        reasons.add_row(
-            r.code, r.cluster or "-", r.offering or "*", r.capacity_type or "*", r.message
+        changes = (
+            Column("change"),
+            Column("cluster"),
+            Column("offering"),
+            Column("why", prose=True),
         )
-    console.print(reasons)
+        rows = [(c.code, c.cluster, c.offering, c.message) for c in result.changes]
+        lines += ["", *table_lines("Changes", changes, rows, width=width)]
+    reasons = (
+        Column("reason"),
+        Column("cluster"),
+        Column("offering"),
+        Column("capacity"),
+        Column("why", prose=True),
+    )
+    rows = [
+        (r.code, r.cluster or "-", r.offering or "*", r.capacity_type or "*", r.message)
+        for r in result.reasons
+    ]
+    lines += ["", *table_lines("Reasons", reasons, rows, width=width)]
+    print_lines(console, lines)
 
 
 def rounded(value: Any, key: str = "") -> Any:

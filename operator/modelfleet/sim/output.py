@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import modelfleet
+from modelfleet.cli_layout import print_lines, wrap
 from modelfleet.sim.engine import traffic_for
 from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import POLICIES, PolicyName
@@ -349,8 +350,10 @@ def headline(result: SimulationResult) -> list[str]:
 
 def print_summary(result: SimulationResult, console: Console) -> None:
     """Print the summary table and the plain-language headline. On a console narrower than
-    the table its lines are not cropped (the terminal wraps them): figures are never cut."""
+    the table its lines are not cropped (the terminal wraps them): figures are never cut.
+    Each headline sentence is wrapped at spaces to ``console.width``, continuation lines
+    indented, so the prose fits 80 columns (``cli_layout.wrap``)."""
     console.print(summary_table(result), crop=False)
-    for line in headline(result):
-        console.print(line)
+    for sentence in headline(result):
+        print_lines(console, wrap(sentence, console.width))
     console.print(f"simulated in {result.wall_seconds:.1f} s")
