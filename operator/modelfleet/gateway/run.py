@@ -221,7 +221,12 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
             runners.append(mgmt_runner)
             await web.TCPSite(mgmt_runner, options.host, options.management_port).start()
             management_url = f"http://{host}:{_bound_port(mgmt_runner)}"
-        log.info("gateway listening on %s (management: %s)", url, management_url)
+        management = (
+            f"management: {management_url}"
+            if management_url
+            else "no management port: /metrics, /healthz and /readyz are not served"
+        )
+        log.info("gateway listening on %s (%s)", url, management)
         yield RunningGateway(gateway=gateway, url=url, management_url=management_url)
     finally:
         for runner in reversed(runners):
