@@ -76,7 +76,9 @@ def _aware(value: datetime | None, default: datetime) -> datetime:
 
 
 def load_metrics(path: Path, *, now: datetime) -> MetricsSnapshot:
-    """Parse a metrics file. Raises PlanInputError naming ``path`` and the bad field."""
+    """Parse a metrics file. Raises PlanInputError naming ``path`` and the bad field, or
+    saying that it is empty (no YAML document: a truncated or wrong file, never meant as
+    "no signals")."""
     try:
         # A named stream, so that YAML errors say the file rather than "<unicode string>".
         with path.open(encoding="utf-8") as stream:
@@ -87,12 +89,17 @@ def load_metrics(path: Path, *, now: datetime) -> MetricsSnapshot:
         raise PlanInputError(f"{path}: cannot read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise PlanInputError(f"{path}: not valid YAML: {exc}") from exc
-    if raw is not None and not isinstance(raw, dict):
+    if raw is None:  # planning on it would be planning without metrics, silently
+        raise PlanInputError(
+            f"{path}: empty: no signals (a mapping with observedAt and deployments, see "
+            "tests/fixtures/metrics/); to plan without metrics, leave out --metrics"
+        )
+    if not isinstance(raw, dict):
         raise PlanInputError(
             f"{path}: not a metrics file (a mapping with observedAt and deployments)"
         )
     try:
-        parsed = _MetricsFile.model_validate(raw or {})
+        parsed = _MetricsFile.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
@@ -264,10 +271,19 @@ def plan_command(
     try:
         when = parse_now(now)
         result = make_plan(deployment, fleet, metrics=metrics, now=when)
-        stale = stale_signals(load_metrics(metrics, now=when), when) if metrics else None
+        signals = load_metrics(metrics, now=when) if metrics else None
+        stale = stale_signals(signals, when) if signals else None
     except PlanInputError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
+    if signals is not None and result.deployment not in signals.by_deployment:
+        found = ", ".join(sorted(signals.by_deployment)) or "none"
+        err.print(
+            f"[yellow]warning:[/yellow] {escape(str(metrics))}: no signals for "
+            f"{escape(result.deployment)} (deployments in the file: {escape(found)}): the "
+            "plan is the plan without metrics",
+            highlight=False,
+        )
     if stale is not None:
         limit = DEFAULT_SETTINGS.stale_after_seconds
         err.print(
