@@ -76,7 +76,8 @@ def crds(
 ) -> None:
     """Generate the CustomResourceDefinitions from the API models.
 
-    Writes crds/*.yaml and charts/modelfleet/crds/*.yaml by default.
+    Writes crds/*.yaml and charts/modelfleet/crds/*.yaml by default (run from the
+    repository root), printing each file written, or that all already match.
     """
     from modelfleet.api.crdgen import all_crds, render
 
@@ -88,7 +89,9 @@ def crds(
         out.print("---\n".join(rendered.values()), end="", markup=False, highlight=False)
         return
     stale = []
-    for folder in out_dir or DEFAULT_CRD_DIRS:
+    wrote = 0
+    folders = out_dir or DEFAULT_CRD_DIRS
+    for folder in folders:
         if not check:  # a folder that is a file or cannot be made: one line, exit 2
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +118,7 @@ def crds(
                 )
                 err.print("\n".join(list(diff)[:40]), markup=False, highlight=False)
             else:
+                wrote += 1
                 out.print(f"wrote {path}")
     if stale:
         err.print(
@@ -123,6 +127,11 @@ def crds(
         raise typer.Exit(1)
     if check:
         out.print("CRDs are up to date with the models")
+    elif not wrote:  # all up to date: say so, rather than print nothing
+        where = ", ".join(f"{folder}/" for folder in folders)
+        out.print(
+            f"CRDs in {escape(where)} already match the models: nothing written", highlight=False
+        )
 
 
 @app.command()
