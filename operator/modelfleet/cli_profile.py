@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from modelfleet.cli_bounds import PROFILE, refuse_bad_numbers, sweep_problem
+from modelfleet.cli_layout import output_width
 from modelfleet.extras import missing_extra
 
 
@@ -128,7 +129,9 @@ def profile_command(
         api_key=os.environ.get(api_key_env, "none"),
     )
     try:
-        code = run_profile(request, out_file, Console(soft_wrap=True))
+        console = Console(soft_wrap=True)
+        console.width = output_width(console)  # 80 columns into a pipe (cli_layout)
+        code = run_profile(request, out_file, console)
     except EndpointError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc

@@ -21,7 +21,9 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from modelfleet.cli_layout import print_lines, wrap
 from modelfleet.profile.loadgen import Arrivals, one_request, run_step
 from modelfleet.profile.mix import Mix
 from modelfleet.profile.search import (
@@ -192,6 +194,23 @@ async def profile(
     return profile_from(steps, passed), steps, passed
 
 
+def no_rate_met(req: ProfileRequest, steps: Sequence[StepResult]) -> str:
+    """Why no profile was written: the search stops at the first failing rate when none
+    passed, so the first rate (``--start-rate``) already broke the objectives; says how,
+    and what to try (a lower ``--start-rate``, or looser objectives when one request
+    alone misses them)."""
+    if not steps:
+        return "no offered rate met the objectives: no profile written"
+    first = min(steps, key=lambda s: s.rate)
+    why = first.broken(req.ttft_p95_ms, req.tpot_p95_ms, req.max_error_rate)
+    return (
+        f"no offered rate met the objectives: the first, {first.rate:.2f} req/s "
+        f"(--start-rate), already broke them ({'; '.join(why)}): no profile written. "
+        f"Try a lower --start-rate, e.g. {first.rate / 4:.3g}; if even a request on its "
+        "own misses them, check the objectives (--ttft-p95-ms, --tpot-p95-ms)"
+    )
+
+
 def positive_round(value: float, digits: int) -> float:
     """``value`` rounded to ``digits`` decimals, except that a positive value that would
     round to 0 keeps 3 significant digits instead: a measured rate or throughput is never
@@ -279,7 +298,8 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
     EndpointError."""
     result, steps, _ = asyncio.run(profile(req, console))
     if result is None:
-        console.print("[red]no offered rate met the objectives: no profile written[/red]")
+        said = wrap(no_rate_met(req, steps), console.width)
+        print_lines(console, [Text(line, style="red") for line in said])
         return 1
     doc = profile_manifest(req, result, steps=steps)
     text = (

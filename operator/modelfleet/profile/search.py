@@ -86,15 +86,25 @@ class StepResult:
         draw their count (23 in 30 s at 1 req/s with the default seed), and comparing the
         completions with the nominal rate failed a step on that draw alone, whatever the
         endpoint's latency."""
+        return not self.broken(ttft_slo_ms, tpot_slo_ms, max_error_rate)
+
+    def broken(
+        self, ttft_slo_ms: float | None, tpot_slo_ms: float | None, max_error_rate: float
+    ) -> list[str]:
+        """What ``passes`` found wrong with this step, in words (e.g. ``"TTFT p95 52 ms >
+        10 ms"``, ``"3 of 6 requests failed"``); empty when it passes."""
         if not self.ok or self.error_rate > max_error_rate:
-            return False
+            return [f"{self.errors} of {len(self.results)} requests failed"]
+        found = []
         ttft = self.ttft_ms(0.95)
         if ttft_slo_ms is not None and (ttft is None or ttft > ttft_slo_ms):
-            return False
+            found.append(f"TTFT p95 {ttft or 0:,.0f} ms > {ttft_slo_ms:g} ms")
         tpot = self.tpot_ms(0.95)
         if tpot_slo_ms is not None and tpot is not None and tpot > tpot_slo_ms:
-            return False
-        return len(self.ok) >= 0.8 * len(self.results)
+            found.append(f"TPOT p95 {tpot:,.1f} ms > {tpot_slo_ms:g} ms")
+        if len(self.ok) < 0.8 * len(self.results):
+            found.append(f"only {len(self.ok)} of {len(self.results)} requests completed")
+        return found
 
 
 def next_rate(

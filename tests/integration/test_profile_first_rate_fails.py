@@ -1,0 +1,62 @@
+"""``modelfleet profile`` when the first rate already breaks the objectives (a breaker's
+find): it ended with "no offered rate met the objectives: no profile written", without
+saying that the very first rate failed, how, or that ``--start-rate`` is the way down.
+
+The real CLI runs as a child process against the stub endpoint of ``profile_stub.py``,
+whose TTFT is at least 50 ms: an objective of 10 ms breaks at any rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+try:
+    from profile_stub import LatencyLaw, OpenAIStub
+except ImportError:  # tests as a package
+    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
+
+pytestmark = pytest.mark.integration
+
+CLI = "import sys; from modelfleet.cli import main; sys.argv[0] = 'modelfleet'; main()"
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[OpenAIStub]:
+    server = OpenAIStub(LatencyLaw())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_the_first_rate_failing_is_said_with_how_and_start_rate_suggested(
+    stub: OpenAIStub,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CLI,
+        "profile",
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "2", "--start-rate", "2"),
+        *("--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "10"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: 80 columns
+    )
+    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    out = raw.decode()
+    assert proc.returncode == 1, out
+    said = " ".join(out.split())
+    assert "the first, 2.00 req/s (--start-rate), already broke them" in said, out
+    assert "ms > 10 ms" in said, out  # how: the TTFT p95 against the objective
+    assert "Try a lower --start-rate, e.g. 0.5" in said, out
+    assert "no profile written" in said
+    assert max(len(line) for line in out.splitlines()) <= 80, out  # a pipe: 80 columns
