@@ -361,6 +361,12 @@ def catalog_from_static_data(raw: Any) -> Catalog:
     """The static endpoints file's catalog from its parsed YAML (``None`` is an empty file).
     This is the gateway's start-up check, and ``modelfleet validate``'s for such a file.
     Raises StaticFileError naming the field."""
+    if raw is not None and not isinstance(raw, dict):  # pydantic named its class, no field
+        found = {list: "a list", str: "a string", bool: "true/false"}.get(type(raw), "a number")
+        raise StaticFileError(
+            f"not a static endpoints file: found {found} at the top, expected a mapping with "
+            "`deployments:` and `routes:` (docs/gateway.md)"
+        )
     where: tuple[str | int, ...] = ()
     try:
         parsed = StaticFile.model_validate(raw or {})
@@ -371,7 +377,7 @@ def catalog_from_static_data(raw: Any) -> Catalog:
     except ValidationError as exc:
         first = exc.errors()[0]
         location = ".".join(str(p) for p in (*where, *first["loc"]))
-        raise StaticFileError(f"{location}: {first['msg']}") from None
+        raise StaticFileError(f"{location}: {first['msg']}" if location else first["msg"]) from None
     named: set[tuple[str, str]] = set()
     for index, r in enumerate(routes):
         ident = (r.metadata.namespace or "default", r.metadata.name)
