@@ -132,6 +132,10 @@ def test_simulate_summary_sentences_fit_80_columns() -> None:
     joined = " ".join(text.split())
     assert re.search(r"Against static peak provisioning: \d+% (fewer|more) GPU-hours", joined)
     assert re.search(r"oracle needed [\d.]+ GPU-hours: modelfleet used \d\.\d\dx", joined)
+    assert "\u00a0" not in text  # the no-break spaces that keep a name and figure together
+    for line in lines:  # ... which wrapping never parts
+        assert not re.search(r"chat-llama-8b$", line) and not re.search(r"\d vs$", line), text
+    assert any(re.search(r"chat-llama-8b \d+%", line) for line in lines), text
     wide = invoke(["simulate", scenario, "--compare", "--hours", "0.5", "--jobs", "1"], "160")
     against = [line for line in wide.splitlines() if line.startswith("Against static peak")]
     assert len(against) == 1 and len(against[0]) > 80  # one line when the width allows it

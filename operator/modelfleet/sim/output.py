@@ -290,8 +290,15 @@ def summary_table(result: SimulationResult) -> Table:
     return table
 
 
+_KEEP = "\u00a0"
+"""A no-break space: a name and its figure stay on one line when a sentence is wrapped
+(``cli_layout.wrap`` prints it as a plain space)."""
+
+
 def headline(result: SimulationResult) -> list[str]:
-    """Plain sentences: where modelfleet wins and by how much, and where it does not."""
+    """Plain sentences: where modelfleet wins and by how much, and where it does not. A
+    name and its figure ("chat-llama-8b 6%", "377 vs 648") are joined by a no-break space
+    (U+00A0) so that wrapping never parts them."""
     by = {r.run.policy: r for r in result.reports}
     mf = by.get("modelfleet")
     if mf is None:
@@ -312,7 +319,8 @@ def headline(result: SimulationResult) -> list[str]:
         cost_words = f"{1 - cost:.0%} cheaper" if cost < 1 else f"{cost - 1:.0%} dearer"
         slo = mf.slo_attainment - other.slo_attainment
         lines.append(
-            f"Against {what}: {more_less} ({_hours(mf.gpu_hours)} vs {_hours(other.gpu_hours)}), "
+            f"Against {what}: {more_less} "
+            f"({_hours(mf.gpu_hours)}{_KEEP}vs{_KEEP}{_hours(other.gpu_hours)}), "
             f"{cost_words}, "
             + (
                 "the SLO met in as many minutes."
@@ -334,7 +342,7 @@ def headline(result: SimulationResult) -> list[str]:
     ]
     if errors:
         lead = errors[0][1]["leadSeconds"]
-        parts = ", ".join(f"{name} {f['mape']:.0%}" for name, f in errors)
+        parts = ", ".join(f"{name}{_KEEP}{f['mape']:.0%}" for name, f in errors)
         lines.append(
             f"Its demand forecast {lead / 60:.0f} min ahead ({errors[0][1]['predictor']}) "
             f"was off by {parts} on average."
