@@ -60,3 +60,25 @@ async def test_the_first_rate_failing_is_said_with_how_and_start_rate_suggested(
     assert "Try a lower --start-rate, e.g. 0.5" in said, out
     assert "no profile written" in said
     assert max(len(line) for line in out.splitlines()) <= 80, out  # a pipe: 80 columns
+
+
+async def test_the_step_table_never_cuts_a_figure_on_a_narrow_output(stub: OpenAIStub) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CLI,
+        "profile",
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "2", "--start-rate", "2"),
+        *("--max-rate", "2", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "40"},
+    )
+    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    out = raw.decode()
+    assert proc.returncode == 0, out
+    assert "…" not in out, out
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("2.00/s"))
+    assert "within SLO" in row and " ms " in row, out  # one row, every figure whole

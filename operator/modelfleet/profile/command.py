@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -102,15 +103,15 @@ class ProfileRequest:
 
 
 def _table(steps: list[StepResult], passed: list[bool]) -> Table:
-    table = Table(title="modelfleet profile", title_justify="left")
-    for name in ("rate", "achieved", "TTFT p50", "TTFT p95", "TPOT p95", "errors", ""):
-        table.add_column(name, justify="right")
-    for s, ok in zip(steps, passed, strict=True):
+    """The steps, lowest rate first. Each column is as wide as its widest cell, so a
+    console narrower than the table cannot cut a figure (``1,2…``); print it with
+    ``crop=False`` and a narrow terminal wraps the line instead."""
 
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{v:,.0f} ms"
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f} ms"
 
-        table.add_row(
+    rows = [
+        (
             f"{s.rate:.2f}/s",
             f"{s.achieved:.2f}/s",
             ms(s.ttft_ms(0.5)),
@@ -119,6 +120,21 @@ def _table(steps: list[StepResult], passed: list[bool]) -> Table:
             f"{s.errors}",
             "within SLO" if ok else "breaks SLO",
         )
+        for s, ok in zip(steps, passed, strict=True)
+    ]
+    table = Table(
+        title="modelfleet profile",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    headers = ("rate", "achieved", "TTFT p50", "TTFT p95", "TPOT p95", "errors", "")
+    for i, name in enumerate(headers):
+        widest = max([len(name), *(len(row[i]) for row in rows)])
+        table.add_column(name, justify="right", no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -190,7 +206,7 @@ async def profile(
     finally:
         await client.close()
     order = sorted(range(len(steps)), key=lambda i: steps[i].rate)
-    console.print(_table([steps[i] for i in order], [passed[i] for i in order]))
+    console.print(_table([steps[i] for i in order], [passed[i] for i in order]), crop=False)
     return profile_from(steps, passed), steps, passed
 
 
