@@ -165,11 +165,12 @@ def render_table(result: Plan, console: Console) -> None:
         if result.headroom_cost_per_hour
         else ""
     )
+    keep = "\u00a0"  # a word and its figure stay on one line when wrapped (cli_layout.wrap)
     summary = (
-        f"{result.deployment}: desired {result.desired_replicas}"
-        f" + standby {result.standby_replicas}, placed {result.placed_replicas}, "
-        f"unplaced {result.unplaced}, cost ${result.cost_per_hour:,.2f}/h{headroom}; "
-        f"placement: {result.placement_method}"
+        f"{result.deployment}: desired{keep}{result.desired_replicas}"
+        f" +{keep}standby{keep}{result.standby_replicas}, placed{keep}{result.placed_replicas}, "
+        f"unplaced{keep}{result.unplaced}, cost{keep}${result.cost_per_hour:,.2f}/h{headroom}; "
+        f"placement:{keep}{result.placement_method}"
     )
     lines: list[Text | str] = [Text(line) for line in wrap(summary, width)]
     lines[0].stylize("bold", 0, len(result.deployment))  # type: ignore[union-attr]

@@ -82,6 +82,8 @@ def test_plan_fits_80_columns_and_cuts_no_name(args: list[str], columns: str | N
     assert "…" not in text, text
     missing = plan_names(args) - words(text)
     assert not missing, f"cut or missing: {missing}\n{text}"
+    assert "\u00a0" not in text
+    assert re.search(r"cost \$[\d,.]+/h", text), text  # a word and its figure on one line
 
 
 def test_plan_on_a_wide_output_keeps_each_placement_on_one_line() -> None:
