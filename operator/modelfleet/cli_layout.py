@@ -106,7 +106,7 @@ def table_lines(
     lines = [Text(title, style="bold"), Text(line([c.header for c in columns]), style="bold")]
     for row in rows:
         lines.append(Text(line(row)))
-        for i in below:
+        for i in (i for i in below if row[i]):  # an empty cell adds no line
             label = "" if columns[i].prose else columns[i].header.replace(" ", "\u00a0") + ": "
             text = wrap(label + row[i], width, first=_INDENT, indent=_INDENT * 2)
             lines += [Text(part) for part in text]

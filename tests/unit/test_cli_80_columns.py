@@ -176,6 +176,8 @@ def test_a_table_that_fits_is_one_line_a_row() -> None:
         "aws-use1     12  cheapest",
     ]
     assert [line.plain for line in table_lines("Pools", columns, [], width=80)] == ["Pools: none"]
+    narrow = table_lines("Pools", columns, [("aws-use1", "12", "")], width=12)
+    assert [line.plain for line in narrow] == ["Pools", "cluster", "aws-use1", "  nodes: 12"]
 
 
 def test_the_readme_shows_the_plan_as_it_prints_at_80_columns() -> None:
