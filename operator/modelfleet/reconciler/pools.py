@@ -177,6 +177,14 @@ async def _one(
         )
         is not None
     )
+    # A cluster back from Failed less than the delay ago: the replicas held there for
+    # failback start over on its Ready nodes, and a deployment that planned while the
+    # cluster was down has not booked them yet (the first pass after the return sizes its
+    # pools on those plans), nor does any deployment's growth name the cluster until its
+    # failback window ends. Released at once, they come back as new nodes a few seconds
+    # later (docs/decisions.md section 6, "Nodes of a cluster back from Failed").
+    back = cluster.status.recovered_since if cluster.status is not None else None
+    returning = back is not None and (now - back).total_seconds() < settings.scale_in_delay_seconds
     total = _after_scale_in_delay(
         pool,
         total,
@@ -185,7 +193,7 @@ async def _one(
         now=now,
         settings=settings,
         recorded=recorded,
-        scarce=scarce,
+        scarce=scarce or returning,
     )
     if recorded is not None and before is None and total > booked:
         # A hold read back from the status (a restart): the status is the last probe's
@@ -496,7 +504,9 @@ def _after_scale_in_delay(
     """The size to ask for: ``total``, except that Ready nodes above it are kept until they
     have been unneeded for ``scale_in_delay_seconds`` on some deployment's cheapest growth
     candidate (``PoolLedger.first_choice``) or on a ``scarce`` pool (stocked out: no new
-    node there until its mark ends, and no deployment's growth names it meanwhile), for
+    node there until its mark ends, and no deployment's growth names it meanwhile; or on a
+    cluster back from Failed less than the delay ago, whose nodes the replicas held for
+    failback start over on), for
     ``warm_pool_scale_in_delay_seconds`` on a pool some deployment's scale-up could take
     them from only by warm placement (``PoolLedger.wanted``); on any other pool they go at
     once. One clock per pool: it
