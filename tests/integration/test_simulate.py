@@ -148,7 +148,7 @@ def test_stockout_falls_through_and_recovery_is_reported(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="on the 24 h default scenario modelfleet now uses 0.57-0.64x static peak's "
+    reason="on the 24 h default scenario modelfleet now uses 0.56-0.64x static peak's "
     "GPU-hours (seeds 1-3), but this 3 h scenario is the morning ramp with a stockout and an "
     "outage, where new capacity is starting, replicas are moved make-before-break and fail "
     "over onto half-empty 8-GPU nodes: nodes without a ready replica (docs/simulation.md, "
