@@ -18,7 +18,7 @@ Reconciler level on the in-package fakes with a virtual clock (``reconciler_worl
 
 from __future__ import annotations
 
-from reconciler_world import east_west, model_deployment
+from reconciler_world import World, east_west, model_deployment
 
 from modelfleet.reconciler import FleetSettings
 
@@ -26,7 +26,10 @@ FLEET = FleetSettings(fail_after_seconds=45.0, recover_after_seconds=300.0)
 EAST = ("east-h100", "OnDemand")
 
 
-async def test_the_first_pass_after_a_return_keeps_the_survivors_nodes() -> None:
+async def _returned() -> World:
+    """b's two replicas ran in east (a, pinned to west, runs one there); east was down for
+    60 s, b replaced its replicas in west, and east answers again (Recovering). b's plan,
+    made while east was down, books nothing in east."""
     world = east_west(fleet=FLEET)
     await world.start()
     world.add(model_deployment("b", failover={"failbackAfterSeconds": 300}))
@@ -49,6 +52,11 @@ async def test_the_first_pass_after_a_return_keeps_the_survivors_nodes() -> None
     await world.probe()
     assert world.fleet["east"].status is not None
     assert world.fleet["east"].status.health == "Recovering"
+    return world
+
+
+async def test_the_first_pass_after_a_return_keeps_the_survivors_nodes() -> None:
+    world = await _returned()
     grows_before = len(world.grow_calls("east", "OnDemand", above=0))
 
     # a's pass comes first: b's plan (made while east was down) books nothing in east.
@@ -60,3 +68,18 @@ async def test_the_first_pass_after_a_return_keeps_the_survivors_nodes() -> None
     assert len(world.grow_calls("east", "OnDemand", above=0)) == grows_before, (
         "east's pool grew back from new nodes"
     )
+
+
+async def test_nodes_nobody_books_after_a_return_go_when_the_delay_runs_out() -> None:
+    """The hold is the scale-in delay (10 minutes from the pass that found the nodes idle),
+    not a pin: with b never booking east again (its passes stall), only a's passes size
+    east's pool, and the two nodes go once the delay has run."""
+    world = await _returned()
+    sizes = []
+    for _ in range(12):
+        await world.reconcile("a")
+        sizes.append(world.pool_sizes("east")[EAST][1])
+        world.clock.advance(60)
+        await world.probe()
+    assert sizes[:10] == [2] * 10, sizes
+    assert sizes[10:] == [0, 0], sizes
