@@ -47,7 +47,7 @@ from modelfleet.core.from_api import declared_offerings, deployment_key
 from modelfleet.core.types import Offering
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
 from modelfleet.sim.scenario import RegionOutage, Scenario, SpotReclaim, Stockout
-from modelfleet.sim.streams import KeyedSampler, provisioning_sampler
+from modelfleet.sim.streams import KeyedSampler, provisioning_draws
 from modelfleet.sim.world import World
 
 PoolKey = tuple[str, CapacityType]
@@ -194,14 +194,18 @@ class FleetWorld:
         # Common random numbers (sim.streams): one stream per pool for node provisioning,
         # one per (cluster, deployment) for model starts.
         self._starts = KeyedSampler(seed, "start", world.model_start)
+        self._provisioning: dict[str, KeyedSampler] = {}
         self.clusters: dict[str, ClusterTwin] = {}
         for fc in scenario.fleet:
             twin = simulated_twin(fc, world)
             dist = world.provisioning.for_cloud(twin.spec.cloud_name)
+            keyed = self._provisioning[twin.metadata.name] = KeyedSampler(
+                seed, "provisioning", dist
+            )
             provider = SimulatedNodePoolProvider(
                 twin,
                 clock=clock,
-                provisioning=provisioning_sampler(seed, twin.metadata.name, dist),
+                provisioning=provisioning_draws(keyed, twin.metadata.name),
             )
             offerings = {o.instance_type: o for o in declared_offerings(twin)}
             self.clusters[twin.metadata.name] = ClusterTwin(
@@ -573,6 +577,33 @@ class FleetWorld:
                     continue
                 twin.pushed[name] = n
         twin.seen_revision = twin.client.revision
+
+    # -- the draws to come (for the clairvoyant oracle) ---------------------------------------
+
+    def next_provisioning(
+        self, cluster: str, instance_type: str, capacity_type: CapacityType, n: int
+    ) -> list[float]:
+        """The provisioning times (seconds) the next ``n`` nodes asked for in the pool
+        (``cluster``, instance type, capacity type) will take, in the order they are asked
+        for: a look at the pool's stream (``sim.streams.Stream.peek``) that takes nothing,
+        so the world's draws are the same whether or not anyone looks. Raises ``KeyError``
+        for an unknown cluster."""
+        return self._provisioning[cluster].peek(n, cluster, instance_type, capacity_type)
+
+    def next_starts(self, cluster: str, md: str, n: int) -> list[float]:
+        """The model start times (seconds) the next ``n`` pods of deployment ``md`` bound in
+        ``cluster`` will take, in binding order (a look, as ``next_provisioning``)."""
+        return self._starts.peek(n, cluster, md)
+
+    def pending_pods(self, cluster: str, md: str) -> int:
+        """Pods of ``md`` in ``cluster`` not bound to a GPU yet (they take the next start
+        draws of their stream as their nodes come)."""
+        return sum(
+            1
+            for pods in self.clusters[cluster].pods.values()
+            for pod in pods
+            if pod.md == md and pod.scheduled is None
+        )
 
     # -- what is ready ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -52,22 +53,55 @@ def lognormal_sampler(rng: np.random.Generator, dist: Distribution) -> Callable[
     return draw
 
 
+class Stream:
+    """One stream's draws, in order, with a look ahead: ``peek(n)`` gives the next ``n``
+    draws without taking them, ``draw()`` takes the next one. The stream is the one owner
+    of its draws: a peeked draw is drawn from the generator once, kept, and handed to the
+    next ``draw()``; the generator is called with the same arguments in the same order
+    whether or not anyone peeks, so the sequence ``draw()`` yields is the same (bit for
+    bit) with or without peeking. The oracle policy peeks (``FleetWorld.next_provisioning``,
+    ``FleetWorld.next_starts``); the world draws."""
+
+    def __init__(self, rng: np.random.Generator, dist: Distribution) -> None:
+        self._sample = lognormal_sampler(rng, dist)
+        self._ahead: deque[float] = deque()
+
+    def draw(self) -> float:
+        """The next draw (seconds), taken."""
+        return self._ahead.popleft() if self._ahead else self._sample()
+
+    def peek(self, n: int) -> list[float]:
+        """The next ``n`` (>= 0) draws (seconds), in the order ``draw()`` will give them,
+        left in the stream."""
+        while len(self._ahead) < n:
+            self._ahead.append(self._sample())
+        return [self._ahead[i] for i in range(n)]
+
+
 class KeyedSampler:
-    """Draws of one distribution, one stream per key, created on the key's first draw."""
+    """Draws of one distribution, one stream per key, created on the key's first draw or
+    peek."""
 
     def __init__(self, seed: int, kind: str, dist: Distribution) -> None:
         self._seed = seed
         self._kind = kind
         self._dist = dist
-        self._samplers: dict[str, Callable[[], float]] = {}
+        self._streams: dict[str, Stream] = {}
+
+    def _stream(self, parts: tuple[str, ...]) -> Stream:
+        key = stream_key(self._kind, *parts)
+        found = self._streams.get(key)
+        if found is None:
+            found = self._streams[key] = Stream(stream(self._seed, key), self._dist)
+        return found
 
     def draw(self, *parts: str) -> float:
         """The next draw (seconds) of the stream ``kind/parts...``."""
-        key = stream_key(self._kind, *parts)
-        sampler = self._samplers.get(key)
-        if sampler is None:
-            sampler = self._samplers[key] = lognormal_sampler(stream(self._seed, key), self._dist)
-        return sampler()
+        return self._stream(parts).draw()
+
+    def peek(self, n: int, *parts: str) -> list[float]:
+        """The next ``n`` draws (seconds) of the stream ``kind/parts...``, not taken."""
+        return self._stream(parts).peek(n)
 
 
 def provisioning_sampler(
@@ -77,6 +111,13 @@ def provisioning_sampler(
     with (instance type, capacity type), the n-th call for a pool gives the n-th draw of
     the stream ``provisioning/<cluster>/<instance type>/<capacity type>``."""
     keyed = KeyedSampler(seed, "provisioning", dist)
+    return provisioning_draws(keyed, cluster)
+
+
+def provisioning_draws(keyed: KeyedSampler, cluster: str) -> Callable[[str, CapacityType], float]:
+    """``keyed``'s draws for the pools of ``cluster`` as the simulated provider takes them
+    (called with instance type and capacity type); ``keyed`` is a ``KeyedSampler`` of kind
+    ``provisioning`` and may be peeked at by whoever holds it."""
 
     def draw(instance_type: str, capacity_type: CapacityType) -> float:
         return keyed.draw(cluster, instance_type, capacity_type)
