@@ -35,6 +35,13 @@ from modelfleet.sim.profiles import true_capacity
 from modelfleet.sim.scenario import RegionOutage, Scenario, Stockout
 from modelfleet.sim.serving import Workload, replica_model
 
+_SPARE = 3
+"""Draws beyond its own a replica's lead allows for where others may take some first: a
+replica let go and asked for again, or moved off a pool an event will hit."""
+_REACH_MINUTES = 90
+"""How far ahead the plan looks for the rate a replica may be needed for (minutes): beyond
+any drawn lead (a node or model start takes minutes)."""
+
 
 def _in(clusters: set[str], gpu: str | None) -> Callable[[str, str], bool]:
     def blocked(cluster: str, offered: str) -> bool:
@@ -75,8 +82,9 @@ class OraclePolicy:
         self._errors: list[tuple[float, str]] = []
         self._desired: dict[str, int] = {}
         self._prev: dict[tuple[str, str, str], tuple[Choice, int]] = {}
-        self._plans: list[tuple[str, list[tuple[Choice, float]], np.ndarray, int, float]] = []
+        self._plans: list[tuple[str, list[tuple[Choice, float]], np.ndarray, int]] = []
         params = world.world
+        self._tick = params.control.tick_seconds
         for md in deployments:
             key = deployment_key(md)
             traffic = load.deployments[key].traffic
@@ -107,31 +115,14 @@ class OraclePolicy:
                 traffic.arrivals[:seconds].reshape(-1, 60).sum(axis=1) / 60.0,
                 traffic.rate[:seconds].reshape(-1, 60).max(axis=1),
             )
-            lead = (
-                max(
-                    params.provisioning.for_cloud(world.clusters[c.cluster].cloud).p90
-                    for _, c, _ in ranked[:1]
-                )
-                if ranked
-                else 0.0
-            )
-            lead += params.model_start.p90
             self._plans.append(
                 (
                     key,
                     [(c, cap) for _, c, cap in ranked],
                     per_minute,
                     md.spec.replicas.min,
-                    lead,
                 )
             )
-
-    def _need(self, choices: list[tuple[Choice, float]], rate: float, floor: int) -> int:
-        """Replicas of the first choice's capacity for ``rate`` (the fill below spreads
-        them over pools by capacity)."""
-        if not choices:
-            return 0
-        return max(floor, math.ceil(rate / choices[0][1] - 1e-9))
 
     async def tick(self, now: float) -> None:
         nodes: dict[tuple[str, str], int] = {}
@@ -145,47 +136,31 @@ class OraclePolicy:
         for (k, cluster, it), (c, n) in self._prev.items():
             per_pool = held.setdefault((cluster, it), {})
             per_pool[k] = per_pool.get(k, 0) + math.ceil(n / c.replicas_per_node)
-        for key, choices, per_minute, floor, lead in self._plans:
+        fresh: dict[tuple[str, str], int] = {}
+        """New nodes asked for in a pool by the deployments planned before, this tick."""
+        for key, choices, per_minute, floor in self._plans:
             for per_pool in held.values():
                 per_pool.pop(key, None)
             if not choices:
                 continue
-            first = int(now // 60)
-            last = int((now + lead) // 60)
-            window = per_minute[first : last + 1]
-            rate = float(window.max()) if window.size else 0.0
-            left = rate
-            total = 0
+            horizon = self._event_horizon(key, choices, now)
             usable = [
                 (c, cap)
                 for c, cap in choices
                 if not any(
-                    b <= now + lead and e >= now and blocked(c.cluster, c.offering.gpu)
+                    b <= now + horizon and e >= now and blocked(c.cluster, c.offering.gpu)
                     for b, e, blocked in self._blocked
                 )
             ]
-            for i, (choice, cap) in enumerate(usable):
+            total = 0
+            for choice, n in self._plan(key, usable, per_minute, floor, now, nodes, held, fresh):
                 pool = (choice.cluster, choice.offering.instance_type)
-                quota = choice.offering.max_nodes
-                reserved = sum(held.get(pool, {}).values())
-                room = (
-                    None
-                    if quota is None
-                    else (quota - nodes.get(pool, 0) - reserved) * (choice.replicas_per_node)
-                )
-                n = math.ceil(left / cap - 1e-9) if left > 0 else 0
-                if i == 0:
-                    n = max(n, floor)
-                if room is not None:
-                    n = min(n, max(0, room))
-                if n <= 0 and left > 0:
-                    continue
                 wants.append((key, choice, n))
-                nodes[pool] = nodes.get(pool, 0) + math.ceil(n / choice.replicas_per_node)
+                before = math.ceil(self._had(key, choice) / choice.replicas_per_node)
+                after = math.ceil(n / choice.replicas_per_node)
+                nodes[pool] = nodes.get(pool, 0) + after
+                fresh[pool] = fresh.get(pool, 0) + max(0, after - before)
                 total += n
-                left = max(0.0, left - n * cap)
-                if left <= 0:
-                    break
             self._desired[key] = total
         # Make-before-break: while a deployment has fewer ready replicas than it needs, the
         # replicas it had elsewhere stay until the new ones serve (a move is not free).
@@ -218,7 +193,7 @@ class OraclePolicy:
             (k, c.cluster, c.offering.instance_type): (c, n) for k, c, n in wants if n > 0
         }
         placed = {(k, c.cluster, c.offering.instance_type) for k, c, _ in wants}
-        for key, choices, _, _, _ in self._plans:
+        for key, choices, _, _ in self._plans:
             for choice, _ in choices:
                 if (key, choice.cluster, choice.offering.instance_type) not in placed:
                     self._world.set_workload(
@@ -229,7 +204,7 @@ class OraclePolicy:
                 choice.cluster, key, choice.offering.instance_type, ON_DEMAND, n
             )
         sized: set[tuple[str, str]] = set()
-        for key, choices, _, _, _ in self._plans:
+        for key, choices, _, _ in self._plans:
             for choice, _ in choices:
                 pool = (choice.cluster, choice.offering.instance_type)
                 if pool in sized:
@@ -237,6 +212,151 @@ class OraclePolicy:
                 sized.add(pool)
                 if not await _ensure(self._world, choice, nodes.get(pool, 0), now, key):
                     self._errors.append((now, key))
+
+    def _had(self, key: str, choice: Choice) -> int:
+        """Replicas ``key`` held in ``choice``'s pool after the last tick."""
+        prev = self._prev.get((key, choice.cluster, choice.offering.instance_type))
+        return prev[1] if prev is not None else 0
+
+    def _new_lead(self, key: str, choice: Choice, node: int, pod: int) -> float:
+        """Seconds from a request now to Ready of a new replica of ``key`` in ``choice``'s
+        pool that takes the pool's ``node``-th next node (0-based; -1: room on a node the
+        deployment has) and binds as the ``pod``-th next pod of ``key`` in that cluster
+        (0-based): the node's drawn provisioning time plus the longest of the next
+        ``pod + 1`` drawn model starts (pods bind in the order their nodes come, which
+        may put it before a pod asked for earlier; the longest of those it can get is
+        the one it must allow for)."""
+        prov = (
+            self._world.next_provisioning(
+                choice.cluster, choice.offering.instance_type, ON_DEMAND, node + 1
+            )[node]
+            if node >= 0
+            else 0.0
+        )
+        return prov + max(self._world.next_starts(choice.cluster, key, pod + 1))
+
+    def _again_lead(self, key: str, choice: Choice) -> float:
+        """Seconds a replica of ``key`` let go from ``choice``'s pool now would take to be
+        Ready again, asked for later: the longest of the pool's next ``_SPARE`` drawn
+        provisioning times plus the longest start its pod could draw (the draws a later
+        request takes are those still to come then; other deployments sharing the pool
+        may take a few first)."""
+        pending = self._world.pending_pods(choice.cluster, key)
+        prov = max(
+            self._world.next_provisioning(
+                choice.cluster, choice.offering.instance_type, ON_DEMAND, _SPARE
+            )
+        )
+        return prov + max(self._world.next_starts(choice.cluster, key, pending + _SPARE))
+
+    def _event_horizon(self, key: str, choices: list[tuple[Choice, float]], now: float) -> float:
+        """How far ahead (seconds) an outage or stockout must be seen for ``key``'s
+        replicas in a pool it hits to be Ready elsewhere when it strikes: one tick plus
+        the longest lead of a replacement in any of its pools (the next few draws there),
+        0 while no event begins within the hour."""
+        if not any(now <= b <= now + 3600.0 or b <= now <= e for b, e, _ in self._blocked):
+            return 0.0
+        moved = sum(self._had(key, c) for c, _ in choices)
+        worst = 0.0
+        for choice, _ in choices:
+            pending = self._world.pending_pods(choice.cluster, key)
+            prov = max(
+                self._world.next_provisioning(
+                    choice.cluster, choice.offering.instance_type, ON_DEMAND, moved + _SPARE
+                )
+            )
+            start = max(self._world.next_starts(choice.cluster, key, pending + moved + _SPARE))
+            worst = max(worst, prov + start)
+        return self._tick + worst
+
+    def _plan(
+        self,
+        key: str,
+        usable: list[tuple[Choice, float]],
+        per_minute: np.ndarray,
+        floor: int,
+        now: float,
+        nodes: dict[tuple[str, str], int],
+        held: dict[tuple[str, str], dict[str, int]],
+        fresh: dict[tuple[str, str], int],
+    ) -> list[tuple[Choice, int]]:
+        """Replicas of ``key`` per usable pool at ``now``.
+
+        The pools are filled in order (the cheapest per unit of capacity first, each to
+        its room within ``maxNodes``); a deployment's replicas form one sequence, the k-th
+        covering the rate from the capacity of the k-1 before it. The k-th is held now
+        when some minute from now to one tick plus its lead ahead needs that rate (had it
+        waited a tick, it would be late), and so are all before it. Its lead: for a
+        replica the deployment has, the time it would take to be Ready again if let go
+        (``_again_lead``); for a new one, its own node's drawn provisioning time (the
+        pool's next draws, taken in the order this plan asks for nodes) plus its pod's
+        start (``_new_lead``). The first ``replicas.min`` of the first pool are always
+        held."""
+        first = int(now // 60)
+        # A replica the current minute (or the next tick's) needs is held whatever its lead.
+        now_window = per_minute[first : math.ceil((now + self._tick) / 60)]
+        sure = float(now_window.max()) if now_window.size else 0.0
+        reach = per_minute[first : first + _REACH_MINUTES]
+        peak = float(reach.max()) if reach.size else 0.0
+        counts: list[int] = [0] * len(usable)
+        covered = 0.0
+        held_upto = 0  # replicas in the sequence held (a prefix)
+        seen: list[int] = [0] * len(usable)
+        new_in: dict[str, int] = {}  # new replicas so far in the sequence, per cluster
+        done = False
+        for i, (choice, cap) in enumerate(usable):
+            pool = (choice.cluster, choice.offering.instance_type)
+            quota = choice.offering.max_nodes
+            reserved = sum(held.get(pool, {}).values())
+            room = (
+                None
+                if quota is None
+                else max(0, (quota - nodes.get(pool, 0) - reserved) * choice.replicas_per_node)
+            )
+            had = self._had(key, choice)
+            rpn = choice.replicas_per_node
+            n = 0
+            while room is None or n < room:
+                if covered >= peak - 1e-9 and not (i == 0 and n < floor):
+                    done = True
+                    break
+                if n < had:
+                    needed = covered < sure - 1e-9 or (i == 0 and n < floor)
+                    if not needed:
+                        lead = self._again_lead(key, choice)
+                        needed = self._needs(per_minute, first, now, lead, covered)
+                else:
+                    node = math.ceil((n + 1) / rpn) - math.ceil(had / rpn) - 1
+                    if node >= 0:
+                        node += fresh.get(pool, 0)
+                    pod = self._world.pending_pods(choice.cluster, key) + new_in.get(
+                        choice.cluster, 0
+                    )
+                    new_in[choice.cluster] = new_in.get(choice.cluster, 0) + 1
+                    needed = covered < sure - 1e-9 or (i == 0 and n < floor)
+                    if not needed:
+                        lead = self._new_lead(key, choice, node, pod)
+                        needed = self._needs(per_minute, first, now, lead, covered)
+                n += 1
+                seen[i] = n
+                covered += cap
+                if needed:
+                    held_upto = sum(seen)
+            if done:
+                break
+        left = held_upto
+        for i, n in enumerate(seen):
+            counts[i] = min(n, left)
+            left -= counts[i]
+        return [(usable[i][0], n) for i, n in enumerate(counts) if n > 0]
+
+    def _needs(
+        self, per_minute: np.ndarray, first: int, now: float, lead: float, covered: float
+    ) -> bool:
+        """Whether a minute from ``first`` to the last that begins before one tick plus
+        ``lead`` from ``now`` needs more than ``covered`` requests/s."""
+        window = per_minute[first : math.ceil((now + self._tick + lead) / 60)]
+        return bool(window.size) and float(window.max()) > covered + 1e-9
 
     def desired(self, key: str) -> int:
         return self._desired.get(key, 0)
