@@ -1,22 +1,27 @@
 """The ``oracle`` policy: the least GPU-hours that can meet the SLO, as a yardstick.
 
 Clairvoyant, and allowed to be: it knows every arrival of the run in advance (the
-traffic's per-minute arrival counts) and each GPU's true capacity within the SLO
-(``sim.profiles.true_capacity`` on the world model), and starts each replica exactly its
-lead time before it is needed. Per deployment and per minute ``m`` the need is
-``ceil(arrivals(m) / 60 / capacity)`` replicas (at least ``replicas.min``) on the
-on-demand offerings cheapest per unit of capacity, filled in that order within
-``maxNodes``; at time ``t`` it holds ``max(need(m))`` over the minutes from ``t`` to ``t +
-lead`` (lead = the cloud's 90th-percentile node provisioning + the 90th-percentile model
-start, so a replica is ready when its minute comes), and releases what no minute of the
-coming lead time needs. No spot (GPU-hours, not dollars, is what it bounds), no standby,
-and it knows the scenario's events too: a pool whose cluster will be in a region outage,
-or whose GPU will be stocked out (on-demand), at any time from now to one lead time ahead
-is not used, so its replicas are already elsewhere when the event strikes; while a
-deployment has fewer ready replicas than it needs, the replicas it had in other pools stay
-until the moved ones serve (make-before-break). It is a bound
-on GPU-hours, not a way to run a fleet. The report gives every policy's GPU-hours as a
-ratio to it.
+traffic's per-minute arrival counts), each GPU's true capacity within the SLO
+(``sim.profiles.true_capacity`` on the world model), and the draws of the world: the time
+the next nodes of each pool and the next model starts of each (cluster, deployment) will
+take (``FleetWorld.next_provisioning`` / ``next_starts``, a look at the streams of
+``sim.streams`` that moves none of them). Per deployment and per minute ``m`` the need is
+``ceil(rate(m) / capacity)`` replicas (at least ``replicas.min``) on the on-demand
+offerings cheapest per unit of capacity, filled in that order within ``maxNodes``. The
+replicas of a deployment form one sequence in that fill order, and it starts each exactly
+its own lead time before a minute needs it (``OraclePolicy._plan``): a new replica's lead
+is its node's drawn provisioning time (the pool's next draws, in the order it asks for
+nodes) plus the longest model start its pod can draw (pods bind in the order their nodes
+come, so a pod may take any of the next start draws of its deployment there up to the
+pods pending and asked for with it, and ``_LATER`` more); a replica it has is let go when
+no minute within the time it would take to come back needs it. No spot (GPU-hours, not
+dollars, is what it bounds), no standby, and it knows the scenario's events too: a pool
+whose cluster will be in a region outage, or whose GPU will be stocked out (on-demand), at
+any time from now to one replacement's lead time ahead is not used, so its replicas are
+already elsewhere when the event strikes; while a deployment has fewer ready replicas than
+it needs, the replicas it had in other pools stay until the moved ones serve
+(make-before-break). It is a bound on GPU-hours, not a way to run a fleet. The report gives
+every policy's GPU-hours as a ratio to it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ from modelfleet.sim.serving import Workload, replica_model
 _SPARE = 3
 """Draws beyond its own a replica's lead allows for where others may take some first: a
 replica let go and asked for again, or moved off a pool an event will hit."""
+_LATER = 1
+"""Pods of a deployment asked for after a new one (at a later tick) whose nodes may come
+first and take its start draw: its lead allows for this many more of the next draws."""
 _REACH_MINUTES = 90
 """How far ahead the plan looks for the rate a replica may be needed for (minutes): beyond
 any drawn lead (a node or model start takes minutes)."""
@@ -218,23 +226,6 @@ class OraclePolicy:
         prev = self._prev.get((key, choice.cluster, choice.offering.instance_type))
         return prev[1] if prev is not None else 0
 
-    def _new_lead(self, key: str, choice: Choice, node: int, pod: int) -> float:
-        """Seconds from a request now to Ready of a new replica of ``key`` in ``choice``'s
-        pool that takes the pool's ``node``-th next node (0-based; -1: room on a node the
-        deployment has) and binds as the ``pod``-th next pod of ``key`` in that cluster
-        (0-based): the node's drawn provisioning time plus the longest of the next
-        ``pod + 1`` drawn model starts (pods bind in the order their nodes come, which
-        may put it before a pod asked for earlier; the longest of those it can get is
-        the one it must allow for)."""
-        prov = (
-            self._world.next_provisioning(
-                choice.cluster, choice.offering.instance_type, ON_DEMAND, node + 1
-            )[node]
-            if node >= 0
-            else 0.0
-        )
-        return prov + max(self._world.next_starts(choice.cluster, key, pod + 1))
-
     def _again_lead(self, key: str, choice: Choice) -> float:
         """Seconds a replica of ``key`` let go from ``choice``'s pool now would take to be
         Ready again, asked for later: the longest of the pool's next ``_SPARE`` drawn
@@ -289,8 +280,11 @@ class OraclePolicy:
         waited a tick, it would be late), and so are all before it. Its lead: for a
         replica the deployment has, the time it would take to be Ready again if let go
         (``_again_lead``); for a new one, its own node's drawn provisioning time (the
-        pool's next draws, taken in the order this plan asks for nodes) plus its pod's
-        start (``_new_lead``). The first ``replicas.min`` of the first pool are always
+        pool's next draws, taken in the order this plan asks for nodes) plus the longest
+        start its pod can draw: pods bind in the order their nodes come, so a new pod may
+        take any of the next start draws of its (cluster, deployment) up to the number of
+        its pods pending and asked for with it (the new ones up to it, or up to the last
+        held if that is further). The first ``replicas.min`` of the first pool are always
         held."""
         first = int(now // 60)
         # A replica the current minute (or the next tick's) needs is held whatever its lead.
@@ -298,11 +292,14 @@ class OraclePolicy:
         sure = float(now_window.max()) if now_window.size else 0.0
         reach = per_minute[first : first + _REACH_MINUTES]
         peak = float(reach.max()) if reach.size else 0.0
-        counts: list[int] = [0] * len(usable)
+        seen: list[int] = [0] * len(usable)
         covered = 0.0
         held_upto = 0  # replicas in the sequence held (a prefix)
-        seen: list[int] = [0] * len(usable)
-        new_in: dict[str, int] = {}  # new replicas so far in the sequence, per cluster
+        # New replicas that need a lead: (place in the sequence, cluster, provisioning
+        # seconds, capacity of the sequence before it).
+        new: list[tuple[int, str, float, float]] = []
+        new_in: dict[str, list[int]] = {}  # places of the new replicas, per cluster
+        pending: dict[str, int] = {}
         done = False
         for i, (choice, cap) in enumerate(usable):
             pool = (choice.cluster, choice.offering.instance_type)
@@ -315,39 +312,60 @@ class OraclePolicy:
             )
             had = self._had(key, choice)
             rpn = choice.replicas_per_node
+            if choice.cluster not in pending:
+                pending[choice.cluster] = self._world.pending_pods(choice.cluster, key)
             n = 0
             while room is None or n < room:
                 if covered >= peak - 1e-9 and not (i == 0 and n < floor):
                     done = True
                     break
+                place = sum(seen)
+                needed = covered < sure - 1e-9 or (i == 0 and n < floor)
                 if n < had:
-                    needed = covered < sure - 1e-9 or (i == 0 and n < floor)
                     if not needed:
                         lead = self._again_lead(key, choice)
                         needed = self._needs(per_minute, first, now, lead, covered)
                 else:
                     node = math.ceil((n + 1) / rpn) - math.ceil(had / rpn) - 1
-                    if node >= 0:
-                        node += fresh.get(pool, 0)
-                    pod = self._world.pending_pods(choice.cluster, key) + new_in.get(
-                        choice.cluster, 0
+                    prov = (
+                        self._world.next_provisioning(
+                            choice.cluster,
+                            choice.offering.instance_type,
+                            ON_DEMAND,
+                            node + fresh.get(pool, 0) + 1,
+                        )[-1]
+                        if node >= 0
+                        else 0.0
                     )
-                    new_in[choice.cluster] = new_in.get(choice.cluster, 0) + 1
-                    needed = covered < sure - 1e-9 or (i == 0 and n < floor)
-                    if not needed:
-                        lead = self._new_lead(key, choice, node, pod)
-                        needed = self._needs(per_minute, first, now, lead, covered)
+                    new.append((place, choice.cluster, prov, covered))
+                    new_in.setdefault(choice.cluster, []).append(place)
                 n += 1
                 seen[i] = n
                 covered += cap
                 if needed:
-                    held_upto = sum(seen)
+                    held_upto = place + 1
             if done:
                 break
+        # The new replicas' leads grow with the batch asked for together (the start draws
+        # its pods can take): repeat until the held prefix stops growing.
+        while True:
+            grown = held_upto
+            for place, cluster, prov, before in new:
+                if place < grown:
+                    continue  # held already, and with it all before it
+                last = max(place, held_upto - 1)
+                batch = pending[cluster] + sum(1 for p in new_in[cluster] if p <= last)
+                lead = prov + max(self._world.next_starts(cluster, key, batch + _LATER))
+                if self._needs(per_minute, first, now, lead, before):
+                    grown = place + 1
+            if grown == held_upto:
+                break
+            held_upto = grown
+        counts: list[int] = []
         left = held_upto
-        for i, n in enumerate(seen):
-            counts[i] = min(n, left)
-            left -= counts[i]
+        for n in seen:
+            counts.append(min(n, left))
+            left -= counts[-1]
         return [(usable[i][0], n) for i, n in enumerate(counts) if n > 0]
 
     def _needs(
