@@ -21,7 +21,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 DEFAULT_WIDTH = 80
@@ -117,3 +117,10 @@ def print_lines(console: Console, lines: Sequence[Text | str]) -> None:
     """Print ``lines`` as they are: no markup, no highlighting, no wrapping or cropping."""
     for item in lines:
         console.print(item, markup=False, highlight=False, crop=False, soft_wrap=True)
+
+
+def natural_width(console: Console, renderable: RenderableType) -> int:
+    """The columns ``renderable`` (a rich Table) takes when nothing constrains it. Set a
+    Table's ``width`` to at least this before printing it on a narrower console: given
+    less, rich drops whole columns (their header and every figure) rather than wrap."""
+    return console.measure(renderable, options=console.options.update_width(1_000_000)).maximum

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 import modelfleet
-from modelfleet.cli_layout import print_lines, wrap
+from modelfleet.cli_layout import natural_width, print_lines, wrap
 from modelfleet.sim.engine import traffic_for
 from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import POLICIES, PolicyName
@@ -358,10 +358,17 @@ def headline(result: SimulationResult) -> list[str]:
 
 def print_summary(result: SimulationResult, console: Console) -> None:
     """Print the summary table and the plain-language headline. On a console narrower than
-    the table its lines are not cropped (the terminal wraps them): figures are never cut.
+    the table it keeps its natural width, every column whole, and its lines are not
+    cropped (the terminal wraps them): no figure is cut or dropped.
     Each headline sentence is wrapped at spaces to ``console.width``, continuation lines
     indented, so the prose fits 80 columns (``cli_layout.wrap``)."""
-    console.print(summary_table(result), crop=False)
+    table = summary_table(result)
+    # rich drops whole columns (header and figures: ``RTO``, ``cost``) from a table wider
+    # than the console, whatever their min_width: lay it out at its natural width instead.
+    natural = natural_width(console, table)
+    if natural > console.width:
+        table.width = natural
+    console.print(table, crop=False)
     for sentence in headline(result):
         print_lines(console, wrap(sentence, console.width))
     console.print(f"simulated in {result.wall_seconds:.1f} s")

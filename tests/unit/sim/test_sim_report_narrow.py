@@ -35,3 +35,27 @@ def test_a_narrow_console_never_cuts_a_figure(width: int) -> None:
         row = next(line.split() for line in lines if line.startswith(policy + " "))
         report = next(r for r in result.reports if r.run.policy == policy)
         assert row[1] == f"{report.slo_attainment:.1%}", text
+
+
+HEADERS = ["policy", "SLO", "TTFTp95", "failed", "GPU-h", "xOracle", "cost", "RTO", "stock"]
+
+
+@pytest.mark.parametrize("width", [40, 30])
+def test_a_narrow_console_drops_no_column(width: int) -> None:
+    """Found on main 8be971f (br11): at 40 columns (``COLUMNS=40 modelfleet simulate``) rich
+    dropped the whole ``RTO`` column, header and figures, and at 30 ``cost`` too, while
+    the caption still explained them: a figure gone without a sign. Every column stays."""
+    result = simulate(
+        ROOT / "examples" / "scenarios" / "region-outage.toml",
+        policies=("modelfleet", "oracle"),
+        hours=0.05,
+    )
+    buffer = io.StringIO()
+    print_summary(result, Console(file=buffer, width=width))
+    lines = buffer.getvalue().splitlines()
+    assert lines[1].split() == HEADERS, lines
+    for policy in ("modelfleet", "oracle"):
+        row = next(line.split() for line in lines if line.startswith(policy + " "))
+        report = next(r for r in result.reports if r.run.policy == policy)
+        assert len(row) == len(HEADERS), lines
+        assert row[6] == f"${report.cost_usd:,.0f}", lines
