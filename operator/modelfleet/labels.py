@@ -133,6 +133,18 @@ RELEASE_ENV: Final = "MODELFLEET_RELEASE"
 """Environment variable naming the chart release (``.Release.Name``)."""
 
 
+def label_value(text: str) -> str:
+    """``text`` as a valid label value: unchanged when it fits (63 characters), else cut to
+    56 characters plus ``-`` and a 6-hex digest of the whole. The value of
+    ``DEPLOYMENT`` on every object and pod modelfleet writes for a ModelDeployment
+    (``clusters.workloads``), so also what the Prometheus selector matches it against
+    (``metrics.queries.SelectorLabels``): names up to 63 characters (the usual case)
+    appear verbatim, a longer one (a ModelDeployment name may have 253) only this way."""
+    if len(text) <= 63:
+        return text
+    return f"{text[:56].rstrip('-_.')}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+
+
 def demand_lease_name(namespace: str, name: str) -> str:
     """The demand Lease of ModelDeployment ``namespace/name``: ``<namespace>.<name>`` (a
     namespace has no dot, so the pair is unambiguous), or ``<namespace>-<digest>`` where

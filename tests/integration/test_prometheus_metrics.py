@@ -24,6 +24,7 @@ from aiohttp import web
 
 from modelfleet.api.fleetcluster import PrometheusEndpoint
 from modelfleet.api.modeldeployment import Engine, MetricsQueries
+from modelfleet.labels import label_value
 from modelfleet.metrics.prometheus import (
     PrometheusAuth,
     PrometheusClient,
@@ -80,6 +81,8 @@ LLAMA_KV = {"a": 0.6, "b": 0.8}  # vllm:kv_cache_usage_perc (a fraction despite 
 LLAMA_RUNNING = {"a": 10.0, "b": 30.0}
 GUARDED_QUEUE = 2.0
 FORGED_QUEUE = 50.0
+LONG_NAME = "team-a-llama-3.1-8b-instruct.canary.eu-west-4.blue-green.rollout-2026-12-01"
+LONG_QUEUE = 6.0
 DECOY_TTFT = (0, 0, 0, 0, 0, 100)  # another deployment, all in +Inf: must not leak in
 OLD_VLLM_TPOT = (0, 10, 60, 100, 100)
 MISTRAL_TTFT = (60, 90, 100, 100, 100, 100)
@@ -219,6 +222,8 @@ def render_engines(now: float, origin: float) -> str:
     out.gauge("vllm:num_requests_waiting", pod("guarded", namespace=NS), GUARDED_QUEUE)
     forged = pod("guarded", "forged", namespace="team-b")
     out.gauge("vllm:num_requests_waiting", forged, FORGED_QUEUE)
+    # A ModelDeployment named past 63 characters: its pods carry the name shortened.
+    out.gauge("vllm:num_requests_waiting", pod(label_value(LONG_NAME)), LONG_QUEUE)
     # A gateway holding requests for a deployment that has no replica (scale from zero).
     out.gauge(
         "modelfleet_gateway_pending_requests", {"namespace": NS, "deployment": "nightly"}, 3.0
@@ -668,3 +673,13 @@ async def test_a_pod_in_another_namespace_feeds_no_signal_once_its_namespace_is_
     # ``--metrics-namespace-label`` exists for.
     unpinned = await fetch(prometheus, client, t, at=at)
     assert unpinned.queue_depth == GUARDED_QUEUE + FORGED_QUEUE
+
+
+async def test_a_deployment_named_past_63_characters_reads_its_pods_series(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    """Found on main 8be971f (br11): the pods of a ModelDeployment named past 63 characters
+    carry the name shortened (a label value's limit), the selector asked for the whole
+    name, and no signal ever came back."""
+    values = await fetch(prometheus, client, target(prometheus, LONG_NAME, "vllm"))
+    assert values.queue_depth == LONG_QUEUE, values.errors

@@ -6,6 +6,7 @@ OpenAPI schemas of the oldest and newest versions kubernetes-validate ships.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -21,11 +22,13 @@ from modelfleet.clusters.workloads import (
     WorkloadPlacement,
     is_workload_of,
     owner_selector,
+    render_deployment,
     render_workloads,
     service_url,
     workload_name,
     workload_namespace,
 )
+from modelfleet.metrics.queries import SelectorLabels
 
 _VERSIONS = sorted(
     set(kubernetes_validate.utils.all_versions()),
@@ -365,3 +368,28 @@ def test_a_manifest_without_a_namespace_writes_to_default() -> None:
     (deployment,) = of_kind(render_workloads(owner, [ON_DEMAND]), "Deployment")
     assert deployment["metadata"]["namespace"] == "default"
     assert is_workload_of("default", "llama", deployment)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llama",
+        "a" * 63,
+        # A ModelDeployment name may have 253 characters (an RFC 1123 subdomain).
+        "team-a-llama-3.1-8b-instruct.canary.eu-west-4.blue-green.rollout-2026-12-01",
+        "x" * 253,
+    ],
+)
+def test_the_metrics_selector_matches_the_labels_the_pods_carry(name: str) -> None:
+    """Found on main 8be971f (br11): a ModelDeployment name over 63 characters reached the
+    pods shortened (``label_value``), but the PromQL selector asked for the whole name, so
+    no engine series ever matched and the deployment never scaled on its signals."""
+    deployment = render_deployment(md(name=name), ON_DEMAND, settings=RenderSettings())
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    # A PodMonitor's podTargetLabels and a kubernetes_sd labelmap write '.' and '/' as '_'.
+    series = {k.replace(".", "_").replace("/", "_"): v for k, v in pod_labels.items()}
+    selector = SelectorLabels().render(deployment=name, namespace="team-a", cluster=None)
+    matchers = dict(m.split("=", 1) for m in selector.split(","))
+    assert matchers, selector
+    for label, quoted in matchers.items():
+        assert series.get(label) == json.loads(quoted), (label, quoted, series)

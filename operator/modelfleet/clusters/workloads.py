@@ -41,7 +41,7 @@ from modelfleet import __version__, labels
 from modelfleet.api.common import CapacityType, dump
 from modelfleet.api.modeldeployment import Engine, ModelDeployment
 from modelfleet.clusters.objects import GPU_RESOURCE, JsonObject
-from modelfleet.labels import pool_id
+from modelfleet.labels import label_value, pool_id
 
 DEFAULT_IMAGES: Final[Mapping[str, str]] = {
     "builtin": f"ghcr.io/modelfleet/modelfleet-server:{__version__}",
@@ -139,15 +139,6 @@ def dns_label(text: str, *, max_length: int = 63) -> str:
     suffix = _digest(text)
     head = cleaned[: max_length - len(suffix) - 1].rstrip("-")
     return f"{head}-{suffix}"
-
-
-def label_value(text: str) -> str:
-    """``text`` as a valid label value: unchanged when it fits (63 characters), else cut to
-    56 characters plus ``-`` and a 6-hex digest. ModelDeployment names up to 63 characters
-    (the usual case) appear verbatim, which is what the Prometheus queries select on."""
-    if len(text) <= 63:
-        return text
-    return f"{text[:56].rstrip('-_.')}-{_digest(text)}"
 
 
 def workload_namespace(md: ModelDeployment) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
 from modelfleet.api.modeldeployment import Engine, MetricsQueries
+from modelfleet.labels import label_value
 
 Signal = Literal[
     "ttft_p95_ms",
@@ -215,12 +216,15 @@ class SelectorLabels:
     def render(self, *, deployment: str, namespace: str, cluster: str | None) -> str:
         """The label matchers (without braces) selecting one deployment's series.
 
-        The pod-namespace matcher is added when ``pod_namespace`` is set, the cluster
+        ``deployment`` is the ModelDeployment's name, matched as the pods carry it
+        (``labels.label_value``: shortened with a digest past 63 characters). The
+        pod-namespace matcher is added when ``pod_namespace`` is set, the cluster
         matcher only when ``cluster`` label and value are both set. Values are escaped as
         PromQL string literals.
         """
         matchers = [
-            f"{self.deployment}={_quote(deployment)}",
+            # The pod label's value: a name over 63 characters is shortened there.
+            f"{self.deployment}={_quote(label_value(deployment))}",
             f"{self.namespace}={_quote(namespace)}",
         ]
         if self.pod_namespace is not None:

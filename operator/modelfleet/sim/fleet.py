@@ -42,9 +42,9 @@ from modelfleet.api.common import CapacityType
 from modelfleet.api.fleetcluster import SimulatedSettings
 from modelfleet.clusters.fake import InMemoryClusterClient
 from modelfleet.clusters.objects import DEPLOYMENT, NODE
-from modelfleet.clusters.workloads import label_value
 from modelfleet.core.from_api import declared_offerings, deployment_key
 from modelfleet.core.types import Offering
+from modelfleet.labels import label_value
 from modelfleet.providers.simulated import SimulatedNodePoolProvider
 from modelfleet.sim.scenario import RegionOutage, Scenario, SpotReclaim, Stockout
 from modelfleet.sim.streams import KeyedSampler, provisioning_draws
