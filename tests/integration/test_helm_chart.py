@@ -188,6 +188,9 @@ def test_every_manifest_validates_against_kubernetes_schemas(
         ("gateway:\n  rateLimitPerSecond: 0.0001\n", "/gateway/rateLimitPerSecond"),
         ("operator:\n  maxConcurrentReconciles: 0\n", "/operator/maxConcurrentReconciles"),
         ("operator:\n  metricsNamespaceLabel: kubernetes.io/ns\n", "metricsNamespaceLabel"),
+        # a __ label never reaches a stored series; a pod label pins nothing (br11)
+        ("operator:\n  metricsNamespaceLabel: __meta_kubernetes_namespace\n", "metricsNamespace"),
+        ("operator:\n  metricsNamespaceLabel: modelfleet_io_namespace\n", "metricsNamespace"),
         ("operator:\n  planner: {stockoutInitial: 60}\n", "stockoutInitial"),
         ("operator:\n  planner: {stockoutInitialSeconds: 0}\n", "stockoutInitialSeconds"),
         ("operator:\n  planner: {stockoutMaxSeconds: 1e12}\n", "stockoutMaxSeconds"),

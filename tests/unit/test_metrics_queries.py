@@ -296,3 +296,18 @@ def test_the_pod_namespace_label_pins_the_series_to_the_deployment_s_namespace()
     )
     with pytest.raises(ValueError, match="label name"):
         SelectorLabels(pod_namespace="kubernetes.io/namespace")
+
+
+@pytest.mark.parametrize("name", ["__meta_kubernetes_namespace", "__name__", "__x"])
+def test_a_reserved_label_name_is_refused_for_every_selector_label(name: str) -> None:
+    for field in ("deployment", "namespace", "cluster", "pod_namespace"):
+        with pytest.raises(ValueError, match="reserved"):
+            SelectorLabels(**{field: name})
+
+
+def test_a_pod_namespace_label_that_is_a_pod_label_is_refused() -> None:
+    with pytest.raises(ValueError, match="any pod may carry"):
+        SelectorLabels(pod_namespace="modelfleet_io_namespace")
+    with pytest.raises(ValueError, match="any pod may carry"):
+        SelectorLabels(pod_namespace="ns", namespace="ns")
+    assert SelectorLabels(pod_namespace="_namespace").pod_namespace == "_namespace"

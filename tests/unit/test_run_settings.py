@@ -129,3 +129,22 @@ def test_run_refuses_a_metrics_namespace_label_that_is_no_prometheus_label() -> 
     result = runner.invoke(app, ["run", "--metrics-namespace-label", "kubernetes.io/ns"])
     assert result.exit_code == 2, result.output
     assert "--metrics-namespace-label" in result.output
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        # Found on main 8be971f (br11): accepted, then every query selected nothing (a __
+        # label is dropped after relabelling) or was refused by Prometheus (__name__ twice).
+        "__meta_kubernetes_namespace",
+        "__name__",
+        # ... or matched the very pod label a tenant writes: a pin that pins nothing.
+        "modelfleet_io_namespace",
+        "modelfleet_io_deployment",
+    ],
+)
+def test_run_refuses_a_metrics_namespace_label_that_cannot_pin(label: str) -> None:
+    result = runner.invoke(app, ["run", "--metrics-namespace-label", label])
+    assert result.exit_code == 2, result.output
+    assert "--metrics-namespace-label" in result.output
+    assert "kubeconfig" not in result.output  # refused before the hub is asked

@@ -212,6 +212,21 @@ class SelectorLabels:
         for name in (self.deployment, self.namespace, self.cluster, self.pod_namespace):
             if name is not None and not _LABEL_NAME.match(name):
                 raise ValueError(f"not a Prometheus label name: {name!r}")
+            if name is not None and name.startswith("__"):
+                # Prometheus drops __ labels after relabelling (__meta_kubernetes_namespace
+                # never reaches a stored series) and __name__ is the metric's name: every
+                # query would select nothing, or be refused.
+                raise ValueError(
+                    f"{name!r} is reserved (labels starting with __ are not stored on series); "
+                    "name the target label your relabelling writes, e.g. namespace"
+                )
+        if self.pod_namespace in (self.deployment, self.namespace):
+            # A pod label (whoever runs the pod writes it): matching it again pins nothing.
+            raise ValueError(
+                f"{self.pod_namespace!r} is the pod label modelfleet selects on, which any "
+                "pod may carry: the pod's namespace must come from service discovery "
+                "(e.g. namespace)"
+            )
 
     def render(self, *, deployment: str, namespace: str, cluster: str | None) -> str:
         """The label matchers (without braces) selecting one deployment's series.
