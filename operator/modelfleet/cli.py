@@ -119,7 +119,7 @@ def crds(
                 err.print("\n".join(list(diff)[:40]), markup=False, highlight=False)
             else:
                 wrote += 1
-                out.print(f"wrote {path}")
+                out.print(f"wrote {path}", markup=False, highlight=False)
     if stale:
         err.print(
             f"[red]{len(stale)} CRD file(s) differ from the models[/red]; run `modelfleet crds`"
@@ -129,8 +129,9 @@ def crds(
         out.print("CRDs are up to date with the models")
     elif not wrote:  # all up to date: say so, rather than print nothing
         where = ", ".join(f"{folder}/" for folder in folders)
-        out.print(
-            f"CRDs in {escape(where)} already match the models: nothing written", highlight=False
+        _fit_width()  # a sentence: wrapped at spaces to the output's width, never a name
+        print_lines(
+            out, wrap(f"CRDs in {where} already match the models: nothing written", out.width)
         )
 
 
@@ -512,4 +513,8 @@ def simulate(
     _fit_width()
     print_summary(result, out)
     if out_dir is not None:
-        out.print(f"wrote {out_dir / 'report.json'}, timeline.csv and report.png")
+        out.print(
+            f"wrote {out_dir / 'report.json'}, timeline.csv and report.png",
+            markup=False,
+            highlight=False,
+        )

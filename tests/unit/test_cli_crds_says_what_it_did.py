@@ -39,3 +39,28 @@ def test_an_up_to_date_out_dir_is_said_so(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert "already match the models: nothing written" in " ".join(again.stdout.split())
     assert str(tmp_path) in " ".join(again.stdout.split())
+
+
+@pytest.mark.parametrize("folder", ["odd[/]dir", "[bold]b"])
+def test_a_folder_name_with_brackets_is_printed_as_it_is(tmp_path: Path, folder: str) -> None:
+    """Found on main 8be971f (br11): the path went through rich markup: ``odd[/]dir``
+    crashed with a MarkupError traceback after writing the first file, and ``[bold]b``
+    was reported as ``b/...``, a folder that does not exist."""
+    where = tmp_path / folder
+    result = runner.invoke(app, ["crds", "--out-dir", str(where)])
+    assert result.exit_code == 0, result.output
+    for name in sorted(all_crds()):
+        assert (where / name).is_file()
+        assert f"wrote {where / name}" in result.stdout
+
+
+def test_the_nothing_written_sentence_fits_a_narrow_output(tmp_path: Path) -> None:
+    """Found on main 8be971f (br11): 80 columns at ``COLUMNS=40`` (the other commands'
+    sentences are wrapped to the output's width since demo11; this one was not)."""
+    assert runner.invoke(app, ["crds", "--out-dir", str(tmp_path)]).exit_code == 0
+    again = runner.invoke(app, ["crds", "--out-dir", str(tmp_path)], env={"COLUMNS": "40"})
+    assert again.exit_code == 0, again.output
+    for line in again.stdout.splitlines():  # only a path longer than the width may pass it
+        assert len(line) <= 40 or len(line.split()) == 1, again.stdout
+    said = " ".join(again.stdout.split())
+    assert said == f"CRDs in {tmp_path}/ already match the models: nothing written"

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -334,10 +335,12 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
         try:
             out.write_text(text)
         except OSError as exc:
-            console.print(f"[red]error:[/red] --out {out}: {exc.strerror}; the profile:")
+            console.print(
+                f"[red]error:[/red] --out {escape(str(out))}: {exc.strerror}; the profile:"
+            )
             console.print(text, markup=False, highlight=False)
             return 2
-        console.print(f"wrote {out}")
+        console.print(f"wrote {out}", markup=False, highlight=False)
     else:
-        console.print(text)
+        console.print(text, markup=False, highlight=False)
     return 0

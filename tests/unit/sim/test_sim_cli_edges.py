@@ -48,3 +48,14 @@ def test_a_negative_seed_is_refused_as_the_option_not_the_file() -> None:
     assert result.exit_code == 2
     assert "--seed must be 0 or more" in result.output
     assert "default.toml" not in result.output  # the scenario file is not to blame
+
+
+def test_an_out_folder_with_brackets_is_named_as_it_is(tmp_path: Path) -> None:
+    """Found on main 8be971f (br11): the ``wrote`` line went through rich markup, so
+    ``--out 'run[/]1'`` ended a finished simulation with a MarkupError traceback."""
+    where = tmp_path / "run[/]1"
+    args = ["simulate", "--out", str(where), "--hours", "0.02", "--policy", "static-peak"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (where / "report.json").is_file()
+    assert f"wrote {where / 'report.json'}, timeline.csv and report.png" in result.stdout
