@@ -16,6 +16,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import modelfleet
 from modelfleet.cli_layout import natural_width, print_lines, wrap
@@ -239,8 +240,9 @@ def summary_table(result: SimulationResult) -> Table:
     oracle = next((r for r in result.reports if r.run.policy == "oracle"), None)
     requests = result.reports[0].requests if result.reports else 0
     table = Table(
-        title=f"{spec.name}: {spec.duration_hours:g} h, seed {spec.seed}, "
-        f"{_count(requests)} requests",
+        # Text, not markup: a scenario's name is the user's ("q3 [red]what-if[/]").
+        title=Text(f"{spec.name}: {spec.duration_hours:g} h, seed {spec.seed}, ")
+        + Text(f"{_count(requests)} requests"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,

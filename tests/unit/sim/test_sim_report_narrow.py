@@ -9,6 +9,7 @@ keeps its natural width and a narrow terminal wraps the line instead.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,18 @@ def test_a_narrow_console_drops_no_column(width: int) -> None:
         report = next(r for r in result.reports if r.run.policy == policy)
         assert len(row) == len(HEADERS), lines
         assert row[6] == f"${report.cost_usd:,.0f}", lines
+
+
+@pytest.mark.parametrize("name", ["q3 [red]what-if[/]", "run[/]1"])
+def test_the_scenario_name_is_printed_as_it_is(name: str) -> None:
+    """Found on main 8be971f (br11): the table's title went through rich markup, so a
+    scenario named ``q3 [red]what-if[/]`` printed as ``q3 what-if`` and ``run[/]1``
+    crashed the summary with a MarkupError."""
+    result = simulate(
+        ROOT / "examples" / "scenarios" / "trace-replay.toml", policies=("static-peak",), hours=0.02
+    )
+    spec = result.scenario.spec.model_copy(update={"name": name})
+    renamed = replace(result, scenario=replace(result.scenario, spec=spec))
+    buffer = io.StringIO()
+    print_summary(renamed, Console(file=buffer, width=80))
+    assert buffer.getvalue().splitlines()[0].startswith(f"{name}: 0.02 h"), buffer.getvalue()
