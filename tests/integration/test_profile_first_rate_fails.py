@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 
 import pytest
+import yaml
 
 try:
     from profile_stub import LatencyLaw, OpenAIStub
@@ -82,3 +84,36 @@ async def test_the_step_table_never_cuts_a_figure_on_a_narrow_output(stub: OpenA
     assert "…" not in out, out
     row = next(line for line in out.splitlines() if line.lstrip().startswith("2.00/s"))
     assert "within SLO" in row and " ms " in row, out  # one row, every figure whole
+
+
+async def test_a_found_profile_is_said_within_80_columns(stub: OpenAIStub) -> None:
+    """Found on main 8be971f (br11): piped, a profile that was found ended with a
+    103-column "highest rate within the SLO: ..." sentence and an 86-column "# Apply:"
+    comment; each is now wrapped (the comment as two comments: the YAML stays valid)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CLI,
+        "profile",
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "2"),
+        *("--max-rate", "4", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: 80 columns
+    )
+    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
+    out = raw.decode()
+    assert proc.returncode == 0, out
+    table = False
+    for line in out.splitlines():
+        table = table or line.startswith("modelfleet profile")  # the step table: whole
+        if table and line.startswith(("─", "  rate", "2.00/s", "4.00/s")):
+            continue
+        assert len(line) <= 80, out
+    said = " ".join(out.split())
+    assert re.search(r"highest rate within the SLO: [\d.]+ req/s \(16 prompt / 4 output", said)
+    assert re.search(r"prefill [\d,]+ tok/s, decode [\d,]+ tok/s", said), out
+    profile = yaml.safe_load(out[out.index("# modelfleet profile of") :])
+    assert profile["spec"]["capacityProfiles"][0]["gpu"] == "H100"

@@ -103,6 +103,11 @@ class ProfileRequest:
     """Requests sent one by one before the first step and not measured."""
 
 
+_KEEP = "\u00a0"
+"""A no-break space: a figure and its unit stay on one line when a sentence is wrapped
+(``cli_layout.wrap`` prints it as a plain space)."""
+
+
 def _table(steps: list[StepResult], passed: list[bool]) -> Table:
     """The steps, lowest rate first. Each column is as wide as its widest cell, so a
     console narrower than the table cannot cut a figure (``1,2…``); print it with
@@ -199,11 +204,13 @@ async def profile(
                 ok = step.passes(req.ttft_p95_ms, req.tpot_p95_ms, req.max_error_rate)
                 steps.append(step)
                 passed.append(ok)
-                console.print(
-                    f"{rate:.2f} req/s: TTFT p95 {step.ttft_ms(0.95) or 0:,.0f} ms, "
-                    f"TPOT p95 {step.tpot_ms(0.95) or 0:,.1f} ms, {step.errors} errors: "
+                said = (
+                    f"{rate:.2f}{_KEEP}req/s: TTFT{_KEEP}p95{_KEEP}"
+                    f"{step.ttft_ms(0.95) or 0:,.0f}{_KEEP}ms, TPOT{_KEEP}p95{_KEEP}"
+                    f"{step.tpot_ms(0.95) or 0:,.1f}{_KEEP}ms, {step.errors}{_KEEP}errors: "
                     + ("within SLO" if ok else "breaks SLO")
                 )
+                print_lines(console, wrap(said, console.width))
     finally:
         await client.close()
     order = sorted(range(len(steps)), key=lambda i: steps[i].rate)
@@ -322,15 +329,16 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
     text = (
         f"# modelfleet profile of {req.model} on {req.gpu_count} x {req.gpu} at "
         f"{redact(req.base_url)}\n"
-        "# Apply: kubectl patch md NAME --type merge --patch-file THIS_FILE (replaces the list)\n"
-        + yaml.safe_dump(doc, sort_keys=False)
+        "# Apply: kubectl patch md NAME --type merge --patch-file THIS_FILE\n"
+        "# (replaces the list)\n" + yaml.safe_dump(doc, sort_keys=False)
     )
-    console.print(
-        f"highest rate within the SLO: {result.requests_per_second:.2f} req/s "
-        f"({result.prompt_tokens:.0f} prompt / {result.output_tokens:.0f} output tokens): "
-        f"prefill {result.prefill_tokens_per_second:,.0f} tok/s, "
-        f"decode {result.decode_tokens_per_second:,.0f} tok/s"
+    best = (
+        f"highest rate within the SLO: {result.requests_per_second:.2f}{_KEEP}req/s "
+        f"({result.prompt_tokens:.0f}{_KEEP}prompt / {result.output_tokens:.0f}{_KEEP}output "
+        f"tokens): prefill{_KEEP}{result.prefill_tokens_per_second:,.0f}{_KEEP}tok/s, "
+        f"decode{_KEEP}{result.decode_tokens_per_second:,.0f}{_KEEP}tok/s"
     )
+    print_lines(console, wrap(best, console.width))
     if out is not None:
         try:
             out.write_text(text)
