@@ -24,12 +24,13 @@ samples every request's TTFT from it afterwards.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from modelfleet.sim.serving import ReplicaModel, Workload, replica_model, waiting_time
+from modelfleet.sim.serving import ReplicaModel, Workload, replica_model
 from modelfleet.sim.traffic import Traffic
 from modelfleet.sim.world import World
 
@@ -148,7 +149,6 @@ class LoadModel:
                 per_class[g] += n
                 grid[self.cluster_index[cluster], g] += n
             mus = d.mu
-            steps = d.steps
             capacity = sum(n * mu for n, mu in zip(per_class, mus, strict=True))
             slots = sum(n * m.concurrency for n, m in zip(per_class, d.models, strict=True))
             detect = self._detect[key]
@@ -167,10 +167,21 @@ class LoadModel:
             out_waiting = d.waiting[begin:stop].tolist()
             out_tau = d.tau[begin:stop].tolist()
             out_batch = d.batch[begin:stop].tolist()
-            for i, s in enumerate(range(begin, stop)):
+            # Per class: its replicas and its step constants, fixed for the tick. Below,
+            # ``y if y > x else x`` is ``max(x, y)`` and ``y if y < x else x`` is
+            # ``min(x, y)``, however the comparison is spelt (the builtins return their
+            # first argument unless the second compares greater, resp. less: the same
+            # float, NaN and -0.0 included), without a builtin call per second and class.
+            per_step = [(n, *step) for n, step in zip(per_class, d.steps, strict=True)]
+            # waiting_time(rho, slots, service) inlined; its exponent depends on the
+            # slots alone (the same expression, so the same float).
+            exponent = math.sqrt(2.0 * (slots + 1.0)) - 1.0 if slots > 0 else 0.0
+            backlog = d.backlog
+            for i in range(stop - begin):
                 n_in = float(arrivals[i])
                 share_lost = 0.0
                 if detect:
+                    s = begin + i
                     detect[:] = [(until, f) for until, f in detect if until > s]
                     if detect:
                         share_lost = min(1.0, sum(f for _, f in detect))
@@ -178,38 +189,55 @@ class LoadModel:
                 n_in -= lost
                 if capacity <= 0.0:
                     out_failed[i] = lost + n_in
-                    d.backlog = 0.0
+                    backlog = 0.0
                     continue
                 # The queue follows the expected rate (overload that lasts); the Poisson
                 # randomness of arrivals is the stochastic wait's business below.
                 rate = float(expected[i]) * (1.0 - share_lost)
-                backlog = max(0.0, d.backlog + rate - capacity)
-                dropped = max(0.0, backlog - capacity * timeout)
+                backlog = backlog + rate - capacity
+                if not backlog > 0.0:  # max(0.0, backlog)
+                    backlog = 0.0
+                dropped = backlog - capacity * timeout
+                if not dropped > 0.0:  # max(0.0, dropped)
+                    dropped = 0.0
                 backlog -= dropped
-                d.backlog = backlog
                 overloaded = backlog > 0.0
-                served = min(n_in, capacity) if overloaded else n_in
+                if overloaded:
+                    served = capacity if capacity < n_in else n_in  # min(n_in, capacity)
+                    load = capacity
+                else:
+                    served = n_in
+                    load = capacity if capacity < rate else rate  # min(rate, capacity)
                 out_served[i] = served
                 out_failed[i] = lost + (n_in * dropped / rate if rate > 0 else 0.0)
-                load = capacity if overloaded else min(rate, capacity)
                 per_replica = load / capacity
                 busy = 0.0
                 taus, batches = out_tau[i], out_batch[i]
-                for g, (mu, a, k, concurrency, output_mean) in enumerate(steps):
+                for g, (n, mu, a, k, concurrency, output_mean) in enumerate(per_step):
                     lam = per_replica * mu
-                    # ReplicaModel.step_time(lam) and .batch, inlined (the same operations).
-                    denom = 1.0 - min(max(lam, 0.0), mu) * k
-                    tau = a / max(denom, 1e-9)
-                    b = min(concurrency, lam * output_mean * tau)
+                    # ReplicaModel.step_time(lam) and .batch, inlined (the same operations):
+                    # denom = 1.0 - min(max(lam, 0.0), mu) * k; tau = a / max(denom, 1e-9).
+                    clipped = 0.0 if lam < 0.0 else lam
+                    if mu < clipped:
+                        clipped = mu
+                    denom = 1.0 - clipped * k
+                    tau = a / (1e-9 if denom < 1e-9 else denom)
+                    b = lam * output_mean * tau
+                    b = b if b < concurrency else concurrency  # min(concurrency, b)
                     taus[g] = tau
                     batches[g] = b
-                    busy += per_class[g] * b
+                    busy += n * b
                 service = busy / load if load > 0 else 0.0
                 stochastic = 0.0
                 if not overloaded and slots:
-                    stochastic = waiting_time(busy / slots, slots, service)
-                out_wait[i] = min(timeout, backlog / capacity + stochastic)
+                    rho = busy / slots
+                    if not rho <= 0.0:  # waiting_time: 0 for an idle queue
+                        rho = 0.999999 if rho > 0.999999 else rho  # min(rho, 0.999999)
+                        stochastic = float(service * rho**exponent / (slots * (1.0 - rho)))
+                wait = backlog / capacity + stochastic
+                out_wait[i] = wait if wait < timeout else timeout  # min(timeout, wait)
                 out_waiting[i] = backlog + load * stochastic
+            d.backlog = backlog
             d.capacity[begin:stop] = out_capacity
             d.served[begin:stop] = out_served
             d.failed[begin:stop] = out_failed
