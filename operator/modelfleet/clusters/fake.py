@@ -78,6 +78,9 @@ class InMemoryClusterClient:
         self._unreachable = False
         self._next_errors: list[ClusterError] = []
         self._objects: dict[_Key, JsonObject] = {}
+        self._by_kind: dict[tuple[str, str], dict[_Key, JsonObject]] = {}
+        """``_objects`` per (apiVersion, kind), in the same relative order (every write
+        goes through ``_store`` and ``_drop``): a list of one kind reads only that kind."""
         self._resource_version = 0
         self.on_deployment_change: Callable[[JsonObject | None, JsonObject | None], None] | None
         self.on_deployment_change = None
@@ -120,7 +123,7 @@ class InMemoryClusterClient:
         meta.setdefault("generation", 1)
         meta["resourceVersion"] = self._bump()
         before = self._objects.get(key)
-        self._objects[key] = stored
+        self._store(key, stored)
         self._changed(kind, before, stored)
         copied: JsonObject = self._copy(stored)
         return copied
@@ -169,7 +172,7 @@ class InMemoryClusterClient:
 
     def remove(self, kind: ResourceKind, name: str, namespace: str | None = None) -> None:
         """Remove an object without recording a call (a node reclaimed, a pod evicted)."""
-        before = self._objects.pop(self._key(kind, name, namespace), None)
+        before = self._drop(self._key(kind, name, namespace))
         if before is not None:
             self._changed(kind, before, None)
 
@@ -212,7 +215,7 @@ class InMemoryClusterClient:
         }
         # Replaced, not edited: a reader holding the old object keeps its snapshot.
         metadata = {**obj["metadata"], "resourceVersion": self._bump()}
-        self._objects[key] = {**obj, "metadata": metadata, "status": status}
+        self._store(key, {**obj, "metadata": metadata, "status": status})
         self._changed(DEPLOYMENT, obj, self._objects[key])
 
     def complete_rollouts(self) -> list[str]:
@@ -256,7 +259,7 @@ class InMemoryClusterClient:
                 if patched.get("spec") != live.get("spec"):
                     patched["metadata"]["generation"] = int(live["metadata"]["generation"]) + 1
                 patched["metadata"]["resourceVersion"] = self._bump()
-                self._objects[key] = patched
+                self._store(key, patched)
                 self._changed(kind, live, patched)
             results.append(self._copy(self._objects[key]))
         return results
@@ -291,7 +294,7 @@ class InMemoryClusterClient:
             meta = obj["metadata"]
             if meta["name"] in keep or not is_managed(obj) or not matches_selector(obj, selector):
                 continue
-            self._objects.pop(self._key(kind, meta["name"], meta.get("namespace")), None)
+            self._drop(self._key(kind, meta["name"], meta.get("namespace")))
             self._changed(kind, obj, None)
             deleted.append(meta["name"])
         if deleted:
@@ -316,7 +319,7 @@ class InMemoryClusterClient:
         patched: JsonObject = merge_patch(live, body)
         if patched != live:
             patched["metadata"]["resourceVersion"] = self._bump()
-            self._objects[key] = patched
+            self._store(key, patched)
             self._changed(kind, live, patched)
         stored: JsonObject = self._copy(self._objects[key])
         return stored
@@ -374,15 +377,27 @@ class InMemoryClusterClient:
         if self._next_errors:
             raise self._next_errors.pop(0)
 
+    def _store(self, key: _Key, obj: JsonObject) -> None:
+        """Store ``obj`` under ``key`` (a new key last, an existing one in its place)."""
+        self._objects[key] = obj
+        self._by_kind.setdefault(key[:2], {})[key] = obj
+
+    def _drop(self, key: _Key) -> JsonObject | None:
+        """Remove the object under ``key``; the object, or None if there was none."""
+        self._by_kind.get(key[:2], {}).pop(key, None)
+        return self._objects.pop(key, None)
+
     def _live(self, kind: ResourceKind, namespace: str | None) -> list[JsonObject]:
         """The stored objects of ``kind`` themselves (not copies: callers copy what they
-        hand out, so listing stays cheap in the simulator's hot loop)."""
-        return [
-            obj
-            for (api_version, k, ns, _), obj in self._objects.items()
-            if (api_version, k) == (kind.api_version, kind.kind)
-            and (namespace is None or ns == namespace)
-        ]
+        hand out, so listing stays cheap in the simulator's hot loop), in the order
+        ``_objects`` holds them (read from the kind's own index, not a scan of every
+        object)."""
+        stored = self._by_kind.get((kind.api_version, kind.kind))
+        if not stored:
+            return []
+        if namespace is None:
+            return list(stored.values())
+        return [obj for (_, _, ns, _), obj in stored.items() if ns == namespace]
 
     def _changed(
         self, kind: ResourceKind, before: JsonObject | None, after: JsonObject | None
@@ -395,11 +410,7 @@ class InMemoryClusterClient:
         return str(self._resource_version)
 
     def _deployments(self) -> list[tuple[_Key, JsonObject]]:
-        return [
-            (key, obj)
-            for key, obj in self._objects.items()
-            if key[:2] == (DEPLOYMENT.api_version, DEPLOYMENT.kind)
-        ]
+        return list(self._by_kind.get((DEPLOYMENT.api_version, DEPLOYMENT.kind), {}).items())
 
     @staticmethod
     def _key(kind: ResourceKind, name: str, namespace: str | None) -> _Key:
