@@ -208,7 +208,8 @@ async def _run(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]
         cost[k] = world.cost_usd - spent
         gpus[k] = world.gpu_hours - hours
         on_demand[k] = world.on_demand_cost_usd - listed
-        account.record(world, k, now)
+        # The sync's node counts: nothing between it and the booking resizes a pool.
+        account.record(world, k, now, world.synced_counts)
         for loss in world.losses[seen_losses:]:
             if loss.before and not loss.drained:
                 load.vanished(loss.md, now, loss.lost / loss.before)

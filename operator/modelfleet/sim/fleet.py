@@ -222,6 +222,9 @@ class FleetWorld:
             deployment_key(md): md.spec.resources.gpu.count for md in scenario.deployments
         }
         self.losses: list[Loss] = []
+        self.synced_counts: dict[str, dict[PoolKey, tuple[int, int]]] = {}
+        """Per cluster name: its provider's ``node_counts()`` as the last ``sync`` read
+        them (what the GPU account books right after the sync)."""
         self.became_ready: list[tuple[float, str]] = []
         """(Ready time in sim seconds, deployment key) of every pod that became Ready (again
         after an eviction), in the order the kubelet model saw them; kept for the policies
@@ -449,10 +452,11 @@ class FleetWorld:
         the nodes for the ``dt`` seconds since the last sync."""
         before = self.ready_by_md(now)
         lost: dict[str, int] = defaultdict(int)
+        synced: dict[str, dict[PoolKey, tuple[int, int]]] = {}
         for twin in self.twins():
             if self._from_clients and twin.client.revision != twin.seen_revision:
                 self._desired_from_client(twin)
-            counts = twin.provider.node_counts()
+            counts = synced[twin.name] = twin.provider.node_counts()
             self._bill(twin, counts, dt)
             if twin.down:
                 for pods in twin.pods.values():
@@ -465,6 +469,7 @@ class FleetWorld:
             self._push_readiness(twin, now)
         for md, n in lost.items():
             self.losses.append(Loss(now, md, n, before.get(md, 0)))
+        self.synced_counts = synced
 
     def _bill(self, twin: ClusterTwin, counts: dict[PoolKey, tuple[int, int]], dt: float) -> None:
         hours = dt / 3600.0

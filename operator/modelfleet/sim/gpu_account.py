@@ -24,6 +24,7 @@ States (GPUs; a pool's billed GPUs = its nodes x GPUs per node, as ``FleetWorld.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +32,7 @@ import numpy.typing as npt
 
 from modelfleet.api import ModelDeployment
 from modelfleet.core.from_api import deployment_key
-from modelfleet.sim.fleet import FleetWorld
+from modelfleet.sim.fleet import FleetWorld, PoolKey
 from modelfleet.sim.load import LoadModel
 from modelfleet.sim.profiles import true_capacity
 
@@ -96,8 +97,16 @@ class GpuAccount:
             _true=true,
         )
 
-    def record(self, world: FleetWorld, k: int, now: float) -> None:
+    def record(
+        self,
+        world: FleetWorld,
+        k: int,
+        now: float,
+        counts: Mapping[str, dict[PoolKey, tuple[int, int]]] | None = None,
+    ) -> None:
         """Book tick ``k`` (at ``now``, after the world's sync) from the world's pools.
+        ``counts``: each cluster's ``node_counts()`` as of now, when the caller has them
+        (the sync's, ``FleetWorld.synced_counts``, with nothing resized since; else asked).
 
         The tick's sums are kept in Python floats and written once per deployment (one
         row each): each cell gets the same additions in the same order as when added to
@@ -107,8 +116,9 @@ class GpuAccount:
         rows: dict[str, list[float]] = {}
         capacity: dict[str, float] = {}
         for twin in world.twins():
-            counts = twin.provider.node_counts()
-            for pool, (_, nodes) in counts.items():
+            known = counts.get(twin.name) if counts is not None else None
+            pools = known if known is not None else twin.provider.node_counts()
+            for pool, (_, nodes) in pools.items():
                 offering = twin.offerings.get(pool[0])
                 if offering is None or nodes == 0:
                     continue

@@ -2,7 +2,8 @@
 the path it replaced (kept here as the reference), on real runs.
 
 - ``GpuAccount.record`` sums a tick's cells in Python floats and writes one row per
-  deployment, where it updated the arrays pod by pod;
+  deployment, where it updated the arrays pod by pod, and books the node counts the
+  world's sync read (``FleetWorld.synced_counts``), where it asked each provider again;
 - the report's request TTFTs take the traffic-only draws made beforehand
   (``report.prepare``, what ``simulate --compare`` makes in the parent process while the
   modelfleet run runs) and skip the class pick when a deployment has one GPU class.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy.typing as npt
 import pytest
 
 from modelfleet.sim.engine import PolicyRun, run_policy
-from modelfleet.sim.fleet import FleetWorld
+from modelfleet.sim.fleet import FleetWorld, PoolKey
 from modelfleet.sim.gpu_account import GpuAccount
 from modelfleet.sim.report import _request_ttfts, evaluate, prepare
 from modelfleet.sim.scenario import load_scenario
@@ -70,7 +72,13 @@ def test_gpu_account_rows_are_the_per_pod_updates(monkeypatch: pytest.MonkeyPatc
     references: dict[int, GpuAccount] = {}
     new_record = GpuAccount.record
 
-    def both(self: GpuAccount, world: FleetWorld, k: int, now: float) -> None:
+    def both(
+        self: GpuAccount,
+        world: FleetWorld,
+        k: int,
+        now: float,
+        counts: Mapping[str, dict[PoolKey, tuple[int, int]]] | None = None,
+    ) -> None:
         reference = references.get(id(self))
         if reference is None:
             reference = references[id(self)] = GpuAccount(
@@ -81,7 +89,9 @@ def test_gpu_account_rows_are_the_per_pod_updates(monkeypatch: pytest.MonkeyPatc
                 standby=self.standby,
                 _true=self._true,
             )
-        new_record(self, world, k, now)
+        # The run passes the sync's node counts; the reference asks the providers now.
+        assert counts is not None
+        new_record(self, world, k, now, counts)
         _record_per_pod(reference, world, k, now)
 
     monkeypatch.setattr(GpuAccount, "record", both)
