@@ -229,6 +229,27 @@ class SimulatedNodePoolProvider:
             pool.node_ids = [i for _, i in kept]
         return self._report(pool)
 
+    def reassert(self, spec: PoolSpec) -> bool:
+        """``ensure_pool(spec)`` for a pool that is already as ``spec`` asks, without
+        its call record and its ``NodePool``: True when the pool of ``spec`` exists with
+        exactly ``spec.nodes`` nodes and an equal spec, and no outage or injected error
+        would make the call raise; then it makes the call's one change (the report's
+        bookkeeping: ever ready, the spot reclaim count once whole) and no other. False,
+        with nothing done, when the call would do more (ask ``ensure_pool``). The
+        simulator's baselines re-assert every pool's size at every tick."""
+        down, until = self._outage
+        if (down and (until is None or self._clock() < until)) or self._next_errors:
+            return False
+        pool = self._pools.get(spec.pool_id)
+        if pool is None or len(pool.node_ready_at) != spec.nodes or pool.spec != spec:
+            return False
+        now = self._clock()
+        ready = sum(1 for t in pool.node_ready_at if t <= now)  # as _report counts
+        pool.ever_ready = pool.ever_ready or ready > 0
+        if ready >= spec.nodes:
+            pool.reclaimed = 0
+        return True
+
     async def get_pool(self, spec: PoolSpec) -> NodePool:
         self._enter("get_pool", spec.pool_id)
         pool = self._pools.get(spec.pool_id)

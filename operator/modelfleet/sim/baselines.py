@@ -119,6 +119,8 @@ async def _ensure(world: FleetWorld, choice: Choice, nodes: int, now: float, key
         nodes=nodes,
         zones=tuple(twin.spec.spec.zones or ()),
     )
+    if twin.provider.reassert(spec):
+        return True  # already that size: the call would change nothing and succeed
     try:
         await twin.provider.ensure_pool(spec)
     except ProviderError as exc:
