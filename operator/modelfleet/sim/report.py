@@ -199,6 +199,44 @@ def request_draws(traffic: Traffic, begin: int, end: int) -> RequestDraws:
     return RequestDraws(begin, end, second, prompts, residual, pick, fail)
 
 
+def _same_requests(a: Traffic, b: Traffic) -> bool:
+    """Whether ``request_draws`` of ``a`` and ``b`` are the same arrays for any seconds:
+    what it reads of them (arrivals, seed, the prompt lengths' law or a replay's own) is
+    equal."""
+    if a is b:
+        return True
+    if (a.seed, a.prompt_median, a.prompt_sigma) != (b.seed, b.prompt_median, b.prompt_sigma):
+        return False
+    mine, theirs = a.request_prompts, b.request_prompts
+    if mine is None or theirs is None:
+        if mine is not theirs:  # one a replay, the other drawn
+            return False
+    elif not np.array_equal(mine, theirs):
+        return False
+    return bool(np.array_equal(a.arrivals, b.arrivals))
+
+
+class DrawsMemo:
+    """``request_draws`` answered from memory for a traffic whose requests equal those of
+    one asked before (compared by value: a worker process gets its own copy of the traffic
+    with each policy it runs), for the same seconds. The draws are read-only arrays. Holds
+    at most ``size`` entries (about 40 bytes per request each; cleared when full)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._entries: list[tuple[Traffic, int, int, RequestDraws]] = []
+
+    def get(self, traffic: Traffic, begin: int, end: int) -> RequestDraws:
+        for known, b, e, draws in self._entries:
+            if (b, e) == (begin, end) and _same_requests(known, traffic):
+                return draws
+        draws = request_draws(traffic, begin, end)
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries.append((traffic, begin, end, draws))
+        return draws
+
+
 def _request_ttfts(
     run: PolicyRun, key: str, draws: RequestDraws | None = None
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
@@ -417,11 +455,18 @@ def _forecast(
     )
 
 
-def prepare(scenario: Scenario, traffic: dict[str, Traffic], policy: str) -> Prepared:
+def prepare(
+    scenario: Scenario,
+    traffic: dict[str, Traffic],
+    policy: str,
+    *,
+    memo: DrawsMemo | None = None,
+) -> Prepared:
     """What ``evaluate`` of ``policy``'s run over ``scenario`` and ``traffic`` can compute
     before the run ends (the traffic's own draws, the predictor's error): ``simulate
     --compare`` makes it in the parent process on a core the finished baselines left
-    free, while the modelfleet run still runs."""
+    free, while the modelfleet run still runs. ``memo``: where draws made for an earlier
+    policy over the same traffic are kept (a worker evaluating several baselines)."""
     control = scenario.spec.world.control
     begin = int(control.warmup_minutes * 60)
     end = begin + int(scenario.spec.duration_hours * 3600)
@@ -429,7 +474,11 @@ def prepare(scenario: Scenario, traffic: dict[str, Traffic], policy: str) -> Pre
     forecasts: dict[str, dict[str, Any] | None] = {}
     for md in scenario.deployments:
         key = f"{md.metadata.namespace or 'default'}/{md.metadata.name}"
-        draws[key] = request_draws(traffic[key], begin, end)
+        draws[key] = (
+            memo.get(traffic[key], begin, end)
+            if memo is not None
+            else request_draws(traffic[key], begin, end)
+        )
         forecasts[key] = _forecast(md, traffic[key].arrivals, begin, policy)
     return Prepared(draws, forecasts)
 

@@ -24,7 +24,7 @@ from typing import Any
 from modelfleet.sim.engine import PolicyRun, run_policy
 from modelfleet.sim.host import without_hugepage_advice
 from modelfleet.sim.policies import PolicyName
-from modelfleet.sim.report import PolicyReport, evaluate, prepare
+from modelfleet.sim.report import DrawsMemo, PolicyReport, evaluate, prepare
 from modelfleet.sim.scenario import Scenario
 from modelfleet.sim.traffic import Traffic
 
@@ -37,11 +37,18 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_DRAWS = DrawsMemo(size=6)
+"""A worker's requests' draws (``report.prepare``): the baselines a worker evaluates one
+after the other share one traffic (each gets its own copy of it), so the draws, ~10^7
+requests' worth for a day of the default scenario, are made once per worker."""
+
+
 def _report(name: PolicyName, scenario: Scenario, traffic: dict[str, Traffic]) -> PolicyReport:
     """One policy's report, its run detached (the worker process' job; a worker started
     by a fork server inherits no numpy setting, hence the advice again)."""
     with without_hugepage_advice():
-        report = evaluate(run_policy(name, scenario, traffic))
+        run = run_policy(name, scenario, traffic)
+        report = evaluate(run, prepare(scenario, traffic, name, memo=_DRAWS))
     report.run = report.run.detached()
     return report
 
