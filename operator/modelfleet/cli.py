@@ -37,6 +37,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     cls=TidyGroup,
+    rich_markup_mode=None,
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)

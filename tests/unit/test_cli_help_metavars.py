@@ -24,6 +24,6 @@ def test_help_shows_no_str_type(command: list[str]) -> None:
 def test_plan_and_run_name_their_text_values() -> None:
     plan = " ".join(runner.invoke(app, ["plan", "--help"], terminal_width=120).output.split())
     assert "--now <time>" in plan
-    assert "--output -o <format>" in plan
+    assert "-o, --output <format>" in plan
     run = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=120).output.split())
     assert "--log-format <format>" in run

@@ -106,32 +106,53 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     add = parser.add_argument
     add(
         "--model",
+        metavar="<uri>",
         required=True,
         help="model directory, s3://, gs://, http(s):// or file:// URI, or Hub id",
     )
-    add("--served-model-name", nargs="+", default=[], help="names clients use (default: --model)")
-    add("--host", default=defaults.host)
-    add("--port", type=int, default=defaults.port)
-    add("--cache-dir", type=Path, default=defaults.cache_dir, help="where fetched models are kept")
-    add("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N")
+    add(
+        "--served-model-name",
+        metavar="<name>",
+        nargs="+",
+        default=[],
+        help="names clients use (default: --model)",
+    )
+    add("--host", metavar="<address>", default=defaults.host)
+    add("--port", metavar="<port>", type=int, default=defaults.port)
+    add(
+        "--cache-dir",
+        metavar="<dir>",
+        type=Path,
+        default=defaults.cache_dir,
+        help="where fetched models are kept",
+    )
+    add("--device", metavar="<device>", default=defaults.device, help="auto, cpu, cuda or cuda:N")
     add("--dtype", default=defaults.dtype, choices=["auto", "float32", "bfloat16", "float16"])
-    add("--max-running-sequences", type=int, default=engine.max_running_sequences)
+    add("--max-running-sequences", metavar="<n>", type=int, default=engine.max_running_sequences)
     add(
         "--max-queue",
+        metavar="<n>",
         type=int,
         default=engine.max_queue,
         help="waiting requests at most; more get 429",
     )
-    add("--prefill-chunk-tokens", type=int, default=engine.prefill_chunk_tokens)
+    add("--prefill-chunk-tokens", metavar="<tokens>", type=int, default=engine.prefill_chunk_tokens)
     add(
         "--kv-cache-tokens",
+        metavar="<tokens>",
         type=int,
         default=None,
         help="KV-cache budget in tokens (default: from free GPU memory; 65536 on CPU)",
     )
-    add("--kv-cache-memory-fraction", type=float, default=engine.kv_cache_memory_fraction)
+    add(
+        "--kv-cache-memory-fraction",
+        metavar="<fraction>",
+        type=float,
+        default=engine.kv_cache_memory_fraction,
+    )
     add(
         "--max-consecutive-step-failures",
+        metavar="<n>",
         type=int,
         default=engine.max_consecutive_step_failures,
         help="engine steps that may fail in a row (each fails only its own requests) "
@@ -139,11 +160,12 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerSettings:
     )
     add(
         "--cpu-threads",
+        metavar="<n>",
         type=int,
         default=None,
         help="torch threads (default: one per core; 1 suits small models and busy machines)",
     )
-    add("--default-max-tokens", type=int, default=defaults.default_max_tokens)
+    add("--default-max-tokens", metavar="<tokens>", type=int, default=defaults.default_max_tokens)
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(
