@@ -51,7 +51,11 @@ def _ref(doc: Document) -> ObjectRef:
     return ObjectRef(str(doc.data["kind"]), meta.get("namespace") or "default", meta["name"])
 
 
-def _report(problems: Sequence[CatalogProblem], where: dict[ObjectRef, str]) -> Findings:
+def _report(
+    problems: Sequence[CatalogProblem], where: dict[ObjectRef, str], *, notes: bool = False
+) -> Findings:
+    """Problems as lines; with ``notes``, every one is a note that applies only if the
+    objects share one gateway."""
     found = Findings()
     for problem in problems:
         places = []
@@ -60,21 +64,29 @@ def _report(problems: Sequence[CatalogProblem], where: dict[ObjectRef, str]) -> 
                 places.append(f"{ref} in {where[ref]}")
             else:
                 places.append(f"no {ref} in the files given")
+        if notes:
+            found.notes.append(
+                f"{problem.message} ({'; '.join(places)}) [set, if they share one gateway]"
+            )
+            continue
         line = f"{problem.message} ({'; '.join(places)}) [set]"
         (found.errors if problem.serious else found.notes).append(line)
     return found
 
 
 def check_set(docs: Sequence[Document]) -> Findings:
-    """Problems of the ModelRoutes and ModelDeployments of ``docs`` taken together (errors
-    only: ``notes`` stays empty).
+    """Problems of the ModelRoutes and ModelDeployments of ``docs`` taken together.
 
     ``docs`` must each be valid on their own. Backends and fallbacks are checked against
     the deployments only when at least one ModelDeployment is among them (routes validated
     alone may point at deployments applied from elsewhere). The files given need not be one
     gateway's world (examples/ holds variants of one deployment and one model served in
-    several namespaces), so a shadowed name is not reported, and of one object defined
-    twice the later is used, as ``kubectl apply`` of both would leave it.
+    several namespaces), so a name shadowed within a namespace is not reported, a name a
+    ModelDeployment claims in another namespace is a note (``notes``: which claim would
+    serve it in one gateway and why - manifests seldom carry a creation time, so on a hub
+    the older claim may win instead), and of one object defined twice the later is used,
+    as ``kubectl apply`` of both would leave it. Two ModelRoutes claiming one name, in any
+    namespaces, are an error (``errors``).
     """
     where: dict[ObjectRef, str] = {}
     routes: dict[ObjectRef, ModelRoute] = {}
@@ -90,10 +102,23 @@ def check_set(docs: Sequence[Document]) -> Findings:
         else:
             md = ModelDeployment.model_validate(doc.data)
             key = DeploymentKey(ref.namespace, ref.name)
-            deployments[ref] = DeploymentInfo(key, md.spec.model.name, endpoints=())
+            created = md.metadata.creation_timestamp  # as exported by `kubectl get -o yaml`
+            deployments[ref] = DeploymentInfo(key, md.spec.model.name, (), created)
     catalog = build_catalog(deployments.values(), routes.values())
     problems = [p for p in catalog.problems if deployments or p.kind != "missing-deployment"]
-    return Findings(errors=_report(problems, where).errors)
+    found = _report([p for p in problems if not _across_with_deployment(p)], where)
+    notes = [p for p in problems if _across_with_deployment(p)]
+    found.notes = _report(notes, where, notes=True).notes
+    return found
+
+
+def _across_with_deployment(problem: CatalogProblem) -> bool:
+    """A model name claimed in two namespaces, one claim a ModelDeployment."""
+    if problem.model is None or len(problem.objects) != 2:
+        return False
+    loser, winner = problem.objects
+    kinds = {loser.kind, winner.kind}
+    return loser.namespace != winner.namespace and "ModelDeployment" in kinds
 
 
 def check_static_file(doc: Document) -> tuple[Catalog | None, Findings]:

@@ -6,14 +6,18 @@ every change and hands it over whole; request handling reads whichever snapshot 
 without locks. Live state that must survive a new snapshot (outstanding requests, moving
 TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
 
-Model names resolve in this order: a ModelRoute's ``model`` or alias, then a
-ModelDeployment's ``spec.model.name``. When two objects claim one name, a ModelRoute wins
-over a ModelDeployment; between two ModelRoutes the oldest (``metadata.creationTimestamp``)
-wins, then the first in (namespace, name) order - the Gateway API's rule for conflicting
-routes, so a route created later in another namespace cannot take over a name that is
-already served; objects without a creation time (static files, ``validate``) come after
-those with one. Between two ModelDeployments the first in (namespace, name) order wins.
-The clash is reported in ``Catalog.problems`` (with the
+A model name is claimed by a ModelRoute's ``model`` or alias, or by a ModelDeployment's
+``spec.model.name`` (the name its engine serves). When several objects claim one name, the rule is first come
+across namespaces - the Gateway API's rule for conflicting routes, extended to both kinds -
+so that one tenant cannot take over another tenant's model name (and its requests):
+
+1. the name belongs to the namespace of its oldest claim, ModelRoute or ModelDeployment
+   (``metadata.creationTimestamp``; objects without one - static files, ``validate`` -
+   come after those with one; same age: the first in (namespace, name) order);
+2. within that namespace a ModelRoute comes before a ModelDeployment (a tenant's route in
+   front of its own deployment, e.g. a canary), then the oldest, then the first by name.
+
+Every loser is reported in ``Catalog.problems`` with the winner and why it wins (with the
 objects involved, so ``modelfleet validate`` can name their documents: this module is the
 one owner of these rules, for the gateway at run time and for ``validate`` before it).
 """
@@ -72,6 +76,9 @@ class DeploymentInfo:
     served_model: str
     """The model name its engine serves; the gateway rewrites ``model`` to it."""
     endpoints: tuple[EndpointInfo, ...]
+    created: datetime | None = None
+    """``metadata.creationTimestamp`` (hub watch); None when unknown (static file,
+    ``validate``): it then comes after dated claims of a model name (see module doc)."""
 
     @property
     def ready_endpoints(self) -> tuple[EndpointInfo, ...]:
@@ -109,25 +116,30 @@ class ObjectRef(NamedTuple):
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-ProblemKind = Literal["route-name-clash", "name-shadowed", "missing-deployment"]
+ProblemKind = Literal["route-name-clash", "name-shadowed", "name-taken", "missing-deployment"]
 
 
 @dataclass(frozen=True)
 class CatalogProblem:
     """Something wrong with the set of routes and deployments (not with one object).
 
-    ``kind``: ``route-name-clash`` (two ModelRoutes claim one model name: the second is
-    ignored for it), ``name-shadowed`` (a deployment's served model name is taken by a route
-    or an earlier deployment: often on purpose, a route in front of its deployment),
+    ``kind``: ``route-name-clash`` (a ModelRoute loses one of its model names, to another
+    route or to an older claim from another namespace: it is ignored for that name),
+    ``name-shadowed`` (a deployment's served model name is taken by a route or another
+    deployment of its own namespace: often on purpose, a route in front of its deployment),
+    ``name-taken`` (a deployment's served model name belongs to another namespace, whose
+    claim is older: the deployment is not reachable by that name),
     ``missing-deployment`` (a route's backend or fallback names no known deployment: its
     requests would be held until the hold timeout). ``objects``: the object at fault first,
     then the one it clashes with. ``model``: the model name claimed twice (clashes only).
+    ``why``: why the winner wins, one clause (clashes only; also in ``message``).
     """
 
     kind: ProblemKind
     message: str
     objects: tuple[ObjectRef, ...]
     model: str | None = None
+    why: str | None = None
 
     @property
     def serious(self) -> bool:
@@ -158,49 +170,116 @@ class Catalog:
         return self.deployments.get(DeploymentKey(namespace, name))
 
 
-def _route_precedence(route: ModelRoute) -> tuple[bool, datetime, str, str]:
-    """Sort key of the clash rule: created first, then (namespace, name); unknown age last."""
-    created = route.metadata.creation_timestamp
-    return (
-        created is None,
-        created.astimezone(UTC) if created is not None else _NEVER,
-        route.metadata.namespace or "",
-        route.metadata.name,
-    )
+class _Claim(NamedTuple):
+    """One object's claim on one model name."""
+
+    ref: ObjectRef
+    created: datetime | None
+    target: Target
+
+    @property
+    def age_key(self) -> tuple[bool, datetime, str, str]:
+        """Oldest first, unknown age last, then (namespace, name): rule 1 of the module doc."""
+        return _age_key(self.ref.namespace, self.ref.name, self.created)
+
+    @property
+    def rank_key(self) -> tuple[bool, bool, datetime, str]:
+        """Within the winning namespace: route first, then oldest, then name (rule 2)."""
+        return (self.ref.kind != "ModelRoute", *self.age_key[:2], self.ref.name)
 
 
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
+def _age_key(
+    namespace: str, name: str, created: datetime | None
+) -> tuple[bool, datetime, str, str]:
+    return (created is None, created.astimezone(UTC) if created else _NEVER, namespace, name)
+
+
+def _age(claim: _Claim) -> tuple[bool, datetime, str, str]:
+    return claim.age_key
+
+
+def _rank(claim: _Claim) -> tuple[bool, bool, datetime, str]:
+    return claim.rank_key
+
+
+def _stamp(created: datetime) -> str:
+    return created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _why(loser: _Claim, winner: _Claim, claims: list[_Claim]) -> str:
+    """Why ``winner`` keeps the name ``loser`` also claims (one clause, for messages)."""
+    if loser.ref.namespace == winner.ref.namespace:
+        if winner.ref.kind != loser.ref.kind:
+            return "a ModelRoute comes before a ModelDeployment of its own namespace"
+        first, other = winner, loser
+        prefix = ""
+    else:
+        # The namespaces' oldest claims decided.
+        first = min((c for c in claims if c.ref.namespace == winner.ref.namespace), key=_age)
+        other = min((c for c in claims if c.ref.namespace == loser.ref.namespace), key=_age)
+        prefix = f"the name belongs to namespace {winner.ref.namespace!r}, the first to claim it: "
+    if first.created is not None and other.created is None:
+        return (
+            f"{prefix}{first.ref} has a creation time ({_stamp(first.created)}) and "
+            f"{other.ref} has none"
+        )
+    if first.created is not None and other.created is not None and _age(first)[1] < _age(other)[1]:
+        return (
+            f"{prefix}{first.ref} is older (created {_stamp(first.created)}, "
+            f"{other.ref} {_stamp(other.created)})"
+        )
+    return f"{prefix}same age or no creation time, the first in namespace/name order keeps it"
+
+
 def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelRoute]) -> Catalog:
-    """Index deployments and routes by every model name they answer to (see module doc)."""
+    """Index deployments and routes by every model name they answer to; every claim that
+    loses a name is a problem naming the winner and why (rules: module doc)."""
     by_key = {d.key: d for d in deployments}
-    models: dict[str, Target] = {}
-    owners: dict[str, ObjectRef] = {}
-    problems: list[CatalogProblem] = []
-
-    def claim(name: str, target: Target, owner: ObjectRef) -> None:
-        if name in models:
-            clash: ProblemKind = (
-                "route-name-clash"
-                if owner.kind == owners[name].kind == "ModelRoute"
-                else "name-shadowed"
-            )
-            message = f"model {name!r}: {owner} ignored, {owners[name]} serves it"
-            problems.append(CatalogProblem(clash, message, (owner, owners[name]), model=name))
-            return
-        models[name] = target
-        owners[name] = owner
-
-    ordered_routes = sorted(routes, key=_route_precedence)
+    ordered_routes = sorted(
+        routes,
+        key=lambda r: _age_key(
+            r.metadata.namespace or "default", r.metadata.name, r.metadata.creation_timestamp
+        ),
+    )
+    claims: list[_Claim] = []
+    claimed: list[str] = []
     for route in ordered_routes:
         namespace = route.metadata.namespace or "default"
         target = RouteTarget(namespace, route.metadata.name, route.spec)
-        for name in route.spec.names:
-            claim(name, target, ObjectRef("ModelRoute", namespace, route.metadata.name))
+        ref = ObjectRef("ModelRoute", namespace, route.metadata.name)
+        for name in dict.fromkeys(route.spec.names):
+            claims.append(_Claim(ref, route.metadata.creation_timestamp, target))
+            claimed.append(name)
     for key in sorted(by_key):
-        owner = ObjectRef("ModelDeployment", key.namespace, key.name)
-        claim(by_key[key].served_model, DeploymentTarget(key), owner)
+        ref = ObjectRef("ModelDeployment", key.namespace, key.name)
+        claims.append(_Claim(ref, by_key[key].created, DeploymentTarget(key)))
+        claimed.append(by_key[key].served_model)
+    by_name: dict[str, list[_Claim]] = {}
+    for name, claim in zip(claimed, claims, strict=True):
+        by_name.setdefault(name, []).append(claim)
+    winners: dict[str, _Claim] = {}
+    for name, rivals in by_name.items():
+        namespace = min(rivals, key=_age).ref.namespace
+        winners[name] = min((c for c in rivals if c.ref.namespace == namespace), key=_rank)
+    models: dict[str, Target] = {name: winner.target for name, winner in winners.items()}
+    problems: list[CatalogProblem] = []
+    for name, claim in zip(claimed, claims, strict=True):
+        winner = winners[name]
+        if claim is winner:
+            continue
+        kind: ProblemKind
+        if claim.ref.kind == "ModelRoute":
+            kind = "route-name-clash"
+        elif claim.ref.namespace == winner.ref.namespace:
+            kind = "name-shadowed"
+        else:
+            kind = "name-taken"
+        why = _why(claim, winner, by_name[name])
+        message = f"model {name!r}: {claim.ref} ignored, {winner.ref} serves it ({why})"
+        problems.append(CatalogProblem(kind, message, (claim.ref, winner.ref), name, why))
     for route in ordered_routes:
         # A missing deployment would hold the route's requests until the hold timeout as if
         # it were scaling from zero: say so (it may also just not be created yet).
@@ -221,7 +300,8 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
 
     Endpoints come from ``status.endpoints``; an endpoint is ready when the placements or
     the still-serving retiring replicas (``status.retiring``) of its cluster report ready
-    replicas, and its region is theirs. Returns None (and logs)
+    replicas, and its region is theirs; ``created`` is ``metadata.creationTimestamp``, which
+    decides who keeps a model name claimed twice. Returns None (and logs)
     for an object the API model rejects.
     """
     try:
@@ -256,7 +336,12 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
         )
         for endpoint in ((status.endpoints if status else None) or [])
     )
-    return DeploymentInfo(key=key, served_model=md.spec.model.name, endpoints=endpoints)
+    return DeploymentInfo(
+        key=key,
+        served_model=md.spec.model.name,
+        endpoints=endpoints,
+        created=md.metadata.creation_timestamp,
+    )
 
 
 def route_from_object(obj: Mapping[str, Any]) -> ModelRoute | None:

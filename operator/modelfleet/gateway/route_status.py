@@ -1,14 +1,16 @@
 """ModelRoute status: the gateway tells a route's owner what it does with the route.
 
-Two ModelRoutes may claim one public model name (or alias); the catalog serves the name
-from the first in (namespace, name) order and ignores the other for it (``catalog``
-owns that rule). Logging it is not enough: the owner of the losing route looks at the
-route (``kubectl get mr``, ``kubectl describe mr``, Argo CD), not at the gateway's logs.
-So the gateway writes, on every ModelRoute it watches:
+A ModelRoute may claim a public model name (or alias) that another ModelRoute, or a
+ModelDeployment, also claims; the catalog serves the name from one of them and ignores the
+others for it (``catalog`` owns that rule: first come across namespaces, then within the
+namespace a route before a deployment). Logging it is not enough: the owner of the losing
+route looks at the route (``kubectl get mr``, ``kubectl describe mr``, Argo CD), not at the
+gateway's logs. So the gateway writes, on every ModelRoute it watches:
 
 - ``Accepted``: ``True`` (reason ``Accepted``) when it serves every model name the route
-  declares; ``False`` (reason ``ModelNameClash``) when another ModelRoute serves one of
-  them, with the winner, why it wins and what to change in the message.
+  declares; ``False`` (reason ``ModelNameClash``) when another ModelRoute, or a
+  ModelDeployment of another namespace, serves one of them, with the winner, why it wins and
+  what to change in the message.
 - ``ResolvedRefs``: ``False`` (reason ``DeploymentNotFound``) when a backend or fallback
   names a ModelDeployment that does not exist in the route's namespace (requests are held
   until the hold timeout, then fail), ``True`` otherwise.
@@ -74,21 +76,20 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
     must have been built from a set of routes that holds it). Pure."""
     namespace = route.metadata.namespace or "default"
     me = ObjectRef("ModelRoute", namespace, route.metadata.name)
-    lost: dict[str, ObjectRef] = {}
+    lost: dict[str, tuple[ObjectRef, str]] = {}
     missing: dict[ObjectRef, None] = {}
     for problem in catalog.problems:
         if not problem.objects or problem.objects[0] != me:
             continue
         if problem.kind == "route-name-clash" and problem.model is not None:
-            lost.setdefault(problem.model, problem.objects[1])
+            lost.setdefault(problem.model, (problem.objects[1], problem.why or ""))
         elif problem.kind == "missing-deployment":
             missing[problem.objects[1]] = None
     kept = [n for n in route.spec.names if n not in lost]
     if lost:
         taken = "; ".join(
-            f"model name {name!r} is served by {winner} (the older ModelRoute keeps a "
-            "name; between routes of the same age, the first in namespace/name order)"
-            for name, winner in lost.items()
+            f"model name {name!r} is served by {winner} ({why})"
+            for name, (winner, why) in lost.items()
         )
         still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
         accepted = RouteCondition(
@@ -96,7 +97,7 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
             "False",
             REASON_CLASH,
             f"{taken}. This route gets no requests for {_quoted(lost)}; {still}. Rename "
-            "spec.model or spec.aliases, or delete one of the routes.",
+            "spec.model or spec.aliases, or delete the other claim.",
         )
     else:
         accepted = RouteCondition(

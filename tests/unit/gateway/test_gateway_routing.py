@@ -166,7 +166,8 @@ def test_route_names_win_over_served_names_and_clashes_are_reported() -> None:
     catalog = build_catalog([dep("small", "qwen-7b"), dep("big", "llama")], [clash])
     assert decide_route(catalog, facts("qwen-7b"), random.Random(0)).primary.name == "big"
     assert catalog.conflicts == (
-        "model 'qwen-7b': ModelDeployment team/small ignored, ModelRoute team/qwen serves it",
+        "model 'qwen-7b': ModelDeployment team/small ignored, ModelRoute team/qwen serves it "
+        "(a ModelRoute comes before a ModelDeployment of its own namespace)",
     )
 
 
