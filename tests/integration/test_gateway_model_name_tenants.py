@@ -1,0 +1,132 @@
+"""One tenant cannot take another tenant's model name at the gateway, end to end: KMock's
+Kubernetes API emulator over real HTTP is the hub, the real gateway watches it, and the
+official ``openai`` client sends the requests. Stub engines answer ``<engine>:<model>``, so
+each reply says which tenant's engine got the prompt.
+
+Before (br11): a ModelRoute created in team-b with team-a's served model name took team-a's
+requests, and a ModelDeployment created later in namespace ``aaa`` with that served name beat
+team-a's (the first namespace in name order). Now the name stays with the namespace that
+claimed it first, and team-a can still put its own route in front of its deployment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from kube_emulator import KubeEmulator, kube_emulator
+from openai_stub import StubEngine
+from tests.integration.test_gateway_route_status import ROUTE_SPEC, ROUTES, hub_gateway, until
+
+from modelfleet.gateway.catalog import RouteTarget
+from modelfleet.gateway.run import serve_gateway
+
+pytestmark = pytest.mark.integration
+
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+OLD = "2026-11-01T00:00:00Z"
+MSG = [{"role": "user", "content": "team-a's prompt"}]
+API = "/apis/modelfleet.io/v1alpha1/namespaces"
+
+
+def deployment(namespace: str, name: str, model: str, url: str) -> dict[str, Any]:
+    """A ModelDeployment with one ready endpoint, as the operator leaves it."""
+    cluster = f"c-{namespace}-{name}"
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": OLD},
+        "spec": {"model": {"name": model}, "replicas": {"min": 0, "max": 1}},
+        "status": {
+            "placements": [
+                {
+                    "cluster": cluster,
+                    "cloud": "aws",
+                    "region": "us-east-1",
+                    "gpu": "L40S",
+                    "instanceType": "g6e.xlarge",
+                    "capacityType": "OnDemand",
+                    "replicas": 1,
+                    "ready": 1,
+                }
+            ],
+            "endpoints": [{"cluster": cluster, "url": url}],
+        },
+    }
+
+
+def route(namespace: str, name: str, backend: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelfleet.io/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": LLAMA, "rules": [{"backends": [{"deployment": backend}]}]},
+    }
+
+
+async def post(kube: KubeEmulator, path: str, body: dict[str, Any]) -> None:
+    """Create through the API: the emulator stamps creationTimestamp as a server does."""
+    async with aiohttp.ClientSession() as session, session.post(kube.url + path, json=body) as r:
+        assert r.status in (200, 201), await r.text()
+
+
+def accepted(kube: KubeEmulator, namespace: str, name: str) -> dict[str, Any]:
+    obj = kube.get(ROUTES, name, namespace=namespace) or {}
+    found = [
+        c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Accepted"
+    ]
+    return found[0] if found else {}
+
+
+async def test_a_later_claim_from_another_namespace_does_not_get_team_as_requests(
+    tmp_path: Path,
+) -> None:
+    async with (
+        kube_emulator(resources=ROUTE_SPEC) as kube,
+        StubEngine("team-a") as team_a,
+        StubEngine("team-a-canary") as canary,
+        StubEngine("team-b") as team_b,
+        StubEngine("aaa") as aaa,
+    ):
+        mds = "modelfleet.io/v1alpha1/modeldeployments"
+        kube.put(mds, deployment("team-a", "llama", LLAMA, team_a.url))
+        kube.put(mds, deployment("team-a", "canary", "llama-canary", canary.url))
+        kube.put(mds, deployment("team-b", "mine", "mine", team_b.url))
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            await until(lambda: running.gateway.catalog.resolve(LLAMA) is not None, "the list")
+
+            # team-b's route and aaa's deployment arrive later, as watch events.
+            await post(kube, f"{API}/team-b/modelroutes", route("team-b", "grab", "mine"))
+            aaa_md = deployment("aaa", "llama", LLAMA, aaa.url)
+            del aaa_md["metadata"]["creationTimestamp"]
+            await post(kube, f"{API}/aaa/modeldeployments", aaa_md)
+            await until(
+                lambda: len([p for p in running.gateway.catalog.problems if p.model]) == 2,
+                "both later claims seen",
+            )
+            for _ in range(3):
+                reply = await client.chat.completions.create(model=LLAMA, messages=MSG)
+                assert reply.choices[0].message.content == f"team-a:{LLAMA}"
+            assert team_b.served() == aaa.served() == 0
+            # team-b's route says why on its status.
+            await until(lambda: bool(accepted(kube, "team-b", "grab")), "grab's status")
+            condition = accepted(kube, "team-b", "grab")
+            assert (condition["status"], condition["reason"]) == ("False", "ModelNameClash")
+            assert f"{LLAMA!r} is served by ModelDeployment team-a/llama" in condition["message"]
+            assert "namespace 'team-a', the first to claim it" in condition["message"]
+
+            # team-a's own route in front of its deployment (a canary) takes the name.
+            await post(kube, f"{API}/team-a/modelroutes", route("team-a", "front", "canary"))
+            await until(
+                lambda: isinstance(running.gateway.catalog.resolve(LLAMA), RouteTarget),
+                "team-a's route",
+            )
+            reply = await client.chat.completions.create(model=LLAMA, messages=MSG)
+            assert reply.choices[0].message.content == "team-a-canary:llama-canary"
+            await until(lambda: bool(accepted(kube, "team-a", "front")), "front's status")
+            assert accepted(kube, "team-a", "front")["status"] == "True"
+            assert team_b.served() == aaa.served() == 0
