@@ -11,6 +11,7 @@ claimed it first, and team-a can still put its own route in front of its deploym
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import openai
 import pytest
 from kube_emulator import KubeEmulator, kube_emulator
 from openai_stub import StubEngine
+from tests.integration.rbac_check import gateway_grants
 from tests.integration.test_gateway_route_status import ROUTE_SPEC, ROUTES, hub_gateway, until
 
 from modelfleet.gateway.catalog import RouteTarget
@@ -73,6 +75,17 @@ async def post(kube: KubeEmulator, path: str, body: dict[str, Any]) -> None:
         assert r.status in (200, 201), await r.text()
 
 
+def told(kube: KubeEmulator) -> list[str]:
+    """Messages of the Events on ModelDeployment aaa/llama."""
+    return [
+        e["message"]
+        for e in kube.objects("v1/events", namespace="aaa")
+        if e["involvedObject"]["kind"] == "ModelDeployment"
+        and e["involvedObject"]["name"] == "llama"
+        and (e["type"], e["reason"]) == ("Warning", "ModelNameClash")
+    ]
+
+
 def accepted(kube: KubeEmulator, namespace: str, name: str) -> dict[str, Any]:
     obj = kube.get(ROUTES, name, namespace=namespace) or {}
     found = [
@@ -118,6 +131,11 @@ async def test_a_later_claim_from_another_namespace_does_not_get_team_as_request
             assert (condition["status"], condition["reason"]) == ("False", "ModelNameClash")
             assert f"{LLAMA!r} is served by ModelDeployment team-a/llama" in condition["message"]
             assert "namespace 'team-a', the first to claim it" in condition["message"]
+            # aaa's deployment is told on itself (an Event: its status is the operator's),
+            # once, though the catalog was rebuilt since (grab's status came back).
+            await until(lambda: bool(told(kube)), "an Event on aaa/llama")
+            [message] = told(kube)
+            assert "ModelDeployment aaa/llama ignored, ModelDeployment team-a/llama" in message
 
             # team-a's own route in front of its deployment (a canary) takes the name.
             await post(kube, f"{API}/team-a/modelroutes", route("team-a", "front", "canary"))
@@ -130,3 +148,13 @@ async def test_a_later_claim_from_another_namespace_does_not_get_team_as_request
             await until(lambda: bool(accepted(kube, "team-a", "front")), "front's status")
             assert accepted(kube, "team-a", "front")["status"] == "True"
             assert team_b.served() == aaa.served() == 0
+            # A new winner is news for aaa's deployment.
+            await until(lambda: len(told(kube)) == 2, "a second Event on aaa/llama")
+            assert "ModelRoute team-a/front serves it" in told(kube)[1]
+            await asyncio.sleep(0.5)  # more catalogs (front's status came back): no repeat
+            assert len(told(kube)) == 2
+            # ... nor a repeated POST (a POST refused 409 each catalog would also leave 2).
+            posts = [p for m, p in kube.authenticated_requests() if m == "POST"]
+            assert len([p for p in posts if p.startswith("/api/v1/namespaces/aaa/events")]) == 2
+        # Every request the gateway sent is one the chart's gateway RBAC allows.
+        assert gateway_grants(()).denied(kube.authenticated_requests()) == []

@@ -79,6 +79,8 @@ class DeploymentInfo:
     created: datetime | None = None
     """``metadata.creationTimestamp`` (hub watch); None when unknown (static file,
     ``validate``): it then comes after dated claims of a model name (see module doc)."""
+    uid: str | None = None
+    """``metadata.uid`` (hub watch), for Events about it; None when unknown."""
 
     @property
     def ready_endpoints(self) -> tuple[EndpointInfo, ...]:
@@ -341,6 +343,7 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
         served_model=md.spec.model.name,
         endpoints=endpoints,
         created=md.metadata.creation_timestamp,
+        uid=md.metadata.uid,
     )
 
 

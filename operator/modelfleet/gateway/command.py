@@ -77,7 +77,7 @@ def gateway(
         typer.Option(
             "--route-status/--no-route-status",
             help="Write ModelRoute status conditions and Events (name clashes, missing "
-            "deployments) on the hub.",
+            "deployments), and name-clash Events on ModelDeployments, on the hub.",
         ),
     ] = True,
     activator_namespace: Annotated[

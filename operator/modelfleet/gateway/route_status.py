@@ -18,6 +18,11 @@ gateway's logs. So the gateway writes, on every ModelRoute it watches:
 and a Kubernetes Event on the route whenever one of them changes (``Warning`` for a
 problem, ``Normal`` when it is solved).
 
+A ModelDeployment whose served model name belongs to another namespace (problem kind
+``name-taken``) gets a ``Warning`` Event, reason ``ModelNameClash``, with the catalog's
+message (who serves the name and why), once per (deployment uid, name, winner, reason): the
+gateway writes no ModelDeployment status, which the operator owns, conditions included.
+
 Several gateway replicas watch the same routes and compute the same verdict (the catalog
 is a pure function of the objects): a replica writes only a status that differs from the
 stored one, so once one replica has written it the others see it through their watch and
@@ -197,6 +202,8 @@ class RouteStatusWriter:
         """Per route (namespace, name, uid): what it wrote, and the status it saw then."""
         self.writes = 0
         """Status patches sent (for tests and logs)."""
+        self._told: set[tuple[str, str, str, str]] = set()
+        """ModelDeployment Events posted (or found posted): (namespace, name, uid, digest)."""
 
     def submit(self, catalog: Catalog, routes: Iterable[ModelRoute]) -> None:
         """Bring the routes' status in line with ``catalog`` soon (non-blocking)."""
@@ -222,6 +229,7 @@ class RouteStatusWriter:
             try:
                 for route in routes:
                     await self._write(catalog, route)
+                await self._tell_deployments(catalog)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -317,6 +325,61 @@ class RouteStatusWriter:
         self._written[_ident(route)] = (wanted, _seen(route))
         for condition in changed:
             await self._event(route, condition, now)
+
+    async def _tell_deployments(self, catalog: Catalog) -> None:
+        """A Warning Event on each ModelDeployment that lost its served name to another
+        namespace, once per verdict (see module doc)."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        current: set[tuple[str, str, str, str]] = set()
+        for problem in catalog.problems:
+            if problem.kind != "name-taken":
+                continue
+            loser = problem.objects[0]
+            info = catalog.deployment(loser.namespace, loser.name)
+            if info is None or info.uid is None:
+                continue
+            digest = hashlib.sha256(
+                "\0".join((info.uid, problem.model or "", problem.message)).encode()
+            ).hexdigest()[:16]
+            told = (loser.namespace, loser.name, info.uid, digest)
+            current.add(told)
+            if told in self._told:
+                continue
+            now = _rfc3339(self._clock())
+            event = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": event_name(loser.name, digest), "namespace": loser.namespace},
+                "involvedObject": {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ModelDeployment",
+                    "name": loser.name,
+                    "namespace": loser.namespace,
+                    "uid": info.uid,
+                },
+                "type": "Warning",
+                "reason": REASON_CLASH,
+                "message": problem.message[:1024],
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+                "source": {"component": COMPONENT},
+                "reportingComponent": COMPONENT,
+                "reportingInstance": self._instance,
+            }
+            try:
+                core: Any = client.CoreV1Api(self._api)
+                await core.create_namespaced_event(loser.namespace, event)
+            except ApiException as exc:
+                if exc.status == 403:
+                    log.warning("not allowed to post Events on ModelDeployments (403)")
+                elif exc.status != 409:  # 409: another gateway replica posted it
+                    raise
+            self._told.add(told)
+        self._told &= current  # one that ends and comes back is tried again (409 while the
+        # old Event lasts: the same verdict gives the same name)
 
     async def _exists(self, namespace: str, name: str) -> bool:
         """Whether ModelRoute ``namespace/name`` is still there (after a 404 on its status:
