@@ -7,9 +7,10 @@ without locks. Live state that must survive a new snapshot (outstanding requests
 TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
 
 A model name is claimed by a ModelRoute's ``model`` or alias, or by a ModelDeployment's
-``spec.model.name`` (the name its engine serves). When several objects claim one name, the rule is first come
-across namespaces - the Gateway API's rule for conflicting routes, extended to both kinds -
-so that one tenant cannot take over another tenant's model name (and its requests):
+``spec.model.name`` (the name its engine serves). When several objects claim one name, the
+rule is first come across namespaces - the Gateway API's rule for conflicting routes,
+extended to both kinds - so that one tenant cannot take over another tenant's model name
+(and its requests):
 
 1. the name belongs to the namespace of its oldest claim, ModelRoute or ModelDeployment
    (``metadata.creationTimestamp``; objects without one - static files, ``validate`` -
@@ -196,7 +197,8 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 def _age_key(
     namespace: str, name: str, created: datetime | None
 ) -> tuple[bool, datetime, str, str]:
-    return (created is None, created.astimezone(UTC) if created else _NEVER, namespace, name)
+    when = created.astimezone(UTC) if created is not None else _NEVER
+    return (created is None, when, namespace, name)
 
 
 def _age(claim: _Claim) -> tuple[bool, datetime, str, str]:
