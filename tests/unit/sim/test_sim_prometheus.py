@@ -95,3 +95,46 @@ def test_an_overloaded_fleet_reads_a_full_batch_and_a_clamped_kv_cache() -> None
     assert values.running_per_replica == pytest.approx(model.concurrency)
     assert values.kv_cache_per_replica is not None and 0.9 < values.kv_cache_per_replica <= 1.0
     assert values.queue_per_replica is not None and values.queue_per_replica > 0
+
+
+# --- Answers kept per scrape and ready count ----------------------------------------------
+
+
+def test_a_repeated_question_gets_the_answer_a_fresh_source_gives() -> None:
+    """The source keeps each answer per (deployment, cluster, scrape, ready replicas): a
+    different ready count or a later scrape is a new answer, equal to what a source that
+    never answered before gives (queue, KV-cache and running per replica divide by it)."""
+    world = World()
+    workload = Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
+    mu = replica_model(world, "L40S", workload).mu_max
+    seconds = 300
+    rate = np.full(seconds, 0.8 * mu * 2)
+    traffic = Traffic(
+        rate=rate,
+        arrivals=np.round(rate).astype(np.int64),
+        prompt_median=1200,
+        prompt_sigma=0.6,
+        output_median=120,
+        output_sigma=0.8,
+        seed=1,
+    )
+    load = LoadModel(
+        world, {"ns/md": traffic}, {"ns/md": ("L40S",)}, {"ns/md": 1}, ("c1",), seconds=seconds
+    )
+    load.advance(0, seconds, {("ns/md", "c1", "L40S"): 2})
+    clock = VirtualClock(datetime(2025, 6, 1, tzinfo=UTC))
+    source = SimulatedMetricsSource(load, clock)
+
+    def ask(on: SimulatedMetricsSource, ready: int, at: float) -> SignalValues:
+        target = MetricsTarget("ns", "md", "c1", "vllm", None, ready_replicas=ready)
+        return asyncio.run(on.fetch(target, now=clock.at(at)))
+
+    two = ask(source, 2, 90)
+    one = ask(source, 1, 90)  # the same scrape, another ready count
+    assert one.queue_per_replica is not None and two.queue_per_replica is not None
+    assert one.running_per_replica == pytest.approx(2 * (two.running_per_replica or 0.0))
+    assert one == ask(SimulatedMetricsSource(load, clock), 1, 90)
+    assert ask(source, 2, 91) == two  # within the same scrape interval: the same answer
+    later = ask(source, 2, 200)
+    assert later.observed_at > two.observed_at
+    assert later == ask(SimulatedMetricsSource(load, clock), 2, 200)
