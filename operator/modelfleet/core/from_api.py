@@ -202,14 +202,26 @@ def offering_of(fc: FleetCluster | None, instance_type: str) -> Offering | None:
     return None
 
 
-def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown") -> ClusterView:
+def cluster_view_offerings(fc: FleetCluster) -> tuple[Offering, ...]:
+    """``ClusterView.offerings`` of ``fc``: ``cluster_offerings`` with the cluster's zones
+    as the default; a function of ``fc.spec`` and ``fc.status.offerings`` alone."""
+    return tuple(cluster_offerings(fc, cluster_zones=tuple(fc.spec.zones or ())))
+
+
+def cluster_from_api(
+    fc: FleetCluster,
+    *,
+    default_health: HealthState = "Unknown",
+    offerings: tuple[Offering, ...] | None = None,
+) -> ClusterView:
     """The planner's ClusterView of a FleetCluster.
 
     Offerings: ``cluster_offerings`` (declared ones override discovered ones with the same
-    instance type), their zones defaulting to the cluster's. Health and stockouts come from
-    ``status``; ``default_health`` applies when there is no status (the operator uses
-    Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy so that plain manifests
-    can be planned).
+    instance type), their zones defaulting to the cluster's; ``offerings``, when given, is
+    that tuple already converted (``cluster_view_offerings`` of this ``fc``). Health and
+    stockouts come from ``status``; ``default_health`` applies when there is no status
+    (the operator uses Unknown, i.e. not yet probed; ``modelfleet plan`` uses Healthy so
+    that plain manifests can be planned).
     """
     status = fc.status
     stockouts = tuple(stockout_from_api(s) for s in (status.stockouts or [] if status else []))
@@ -217,7 +229,7 @@ def cluster_from_api(fc: FleetCluster, *, default_health: HealthState = "Unknown
         name=fc.metadata.name,
         cloud=fc.spec.cloud_name,
         region=fc.spec.region,
-        offerings=tuple(cluster_offerings(fc, cluster_zones=tuple(fc.spec.zones or ()))),
+        offerings=cluster_view_offerings(fc) if offerings is None else offerings,
         zones=tuple(fc.spec.zones or ()),
         labels=dict(fc.metadata.labels),
         health=status.health if status else default_health,

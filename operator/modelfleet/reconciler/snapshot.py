@@ -18,12 +18,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from operator import is_
 
 from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api.fleetcluster import FleetClusterSpec, GpuOffering
 from modelfleet.clusters.workloads import workload_namespace
 from modelfleet.core import ClusterSignals, ExistingPlacement, FleetSnapshot, MetricsSnapshot
-from modelfleet.core.from_api import cluster_from_api, deployment_key, placements_from_status
-from modelfleet.core.types import ClusterView, StockoutMark
+from modelfleet.core.from_api import (
+    cluster_from_api,
+    cluster_view_offerings,
+    deployment_key,
+    placements_from_status,
+)
+from modelfleet.core.types import ClusterView, Offering, StockoutMark
 from modelfleet.metrics.source import MetricsSource, MetricsTarget, MetricsUnavailable
 from modelfleet.reconciler.activator import WAKE_RATE, woken_at
 from modelfleet.reconciler.ledger import PoolLedger
@@ -89,16 +96,43 @@ class _ViewMemo:
         self._size = size
         self._views: dict[int, tuple[FleetCluster, ClusterView]] = {}
         self._marked: dict[int, tuple[FleetCluster, tuple[StockoutMark, ...], ClusterView]] = {}
+        self._offerings: dict[
+            str, tuple[FleetClusterSpec, tuple[GpuOffering, ...] | None, tuple[Offering, ...]]
+        ] = {}
 
     def view(self, cluster: FleetCluster) -> ClusterView:
         hit = self._views.get(id(cluster))
         if hit is not None and hit[0] is cluster:
             return hit[1]
-        view = cluster_from_api(cluster, default_health="Unknown")
+        view = cluster_from_api(
+            cluster, default_health="Unknown", offerings=self._offerings_of(cluster)
+        )
         if len(self._views) >= self._size:
             self._views.clear()
         self._views[id(cluster)] = (cluster, view)
         return view
+
+    def _offerings_of(self, cluster: FleetCluster) -> tuple[Offering, ...]:
+        """``cluster_view_offerings(cluster)``, converted once per spec object and list of
+        ``status.offerings`` objects (its only inputs): a probe replaces the FleetCluster
+        and its status (a new list) every few seconds, but keeps the spec object and the
+        offering objects until the spec is edited or the offerings are rediscovered."""
+        spec = cluster.spec
+        found = tuple(cluster.status.offerings or ()) if cluster.status is not None else None
+        hit = self._offerings.get(cluster.metadata.name)
+        if (
+            hit is not None
+            and hit[0] is spec
+            and (hit[1] is None) == (found is None)
+            and len(hit[1] or ()) == len(found or ())
+            and all(map(is_, hit[1] or (), found or ()))
+        ):
+            return hit[2]
+        offerings = cluster_view_offerings(cluster)
+        if len(self._offerings) >= self._size:
+            self._offerings.clear()
+        self._offerings[cluster.metadata.name] = (spec, found, offerings)
+        return offerings
 
     def marked(self, cluster: FleetCluster, marks: tuple[StockoutMark, ...]) -> ClusterView:
         """The view of ``cluster`` with ``marks`` as its stockouts."""

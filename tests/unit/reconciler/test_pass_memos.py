@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from reconciler_world import World, fleet_cluster, model_deployment
 
+from modelfleet.api.fleetcluster import FleetClusterStatus, GpuOffering
 from modelfleet.core import DecisionState
 from modelfleet.core.from_api import cluster_from_api, deployment_from_api
 from modelfleet.core.types import StockoutMark
@@ -131,3 +132,52 @@ def test_cluster_view_with_marks_follows_the_cluster_and_the_marks() -> None:
     assert marked.stockouts == mark and marked.name == "east"
     other = cluster.model_copy(update={"spec": cluster.spec.model_copy(update={"region": "x"})})
     assert memo.marked(other, mark).region == "x"
+
+
+def test_cluster_view_offerings_follow_the_spec_and_the_discovered_offerings() -> None:
+    """A probe replaces the FleetCluster and its status (a new offerings list of the same
+    offering objects): the converted offerings are reused, and every view equals the one
+    built from nothing; a rediscovery or a spec edit converts them anew."""
+    memo = _ViewMemo()
+    cluster = fleet_cluster("east", region="us-east-1", price=10.0)
+    discovered = GpuOffering(
+        gpu="L4", gpu_memory_gi_b=24, gpus_per_node=1, instance_type="g6.xlarge"
+    )
+    probed = cluster.model_copy(
+        update={"status": FleetClusterStatus(health="Healthy", offerings=[discovered])}
+    )
+    first = memo.view(probed)
+    assert first == cluster_from_api(probed, default_health="Unknown")
+    assert [o.instance_type for o in first.offerings] == ["east-h100", "g6.xlarge"]
+
+    assert probed.status is not None and probed.status.offerings is not None
+    again = probed.model_copy(
+        update={
+            "status": FleetClusterStatus(
+                health="Suspect", health_since=_at(5), offerings=probed.status.offerings
+            )
+        }
+    )
+    view = memo.view(again)
+    assert view == cluster_from_api(again, default_health="Unknown")
+    assert view.health == "Suspect" and view.offerings is first.offerings
+
+    cheaper = discovered.model_copy(update={"on_demand_per_hour": 0.5})
+    rediscovered = again.model_copy(
+        update={"status": FleetClusterStatus(health="Healthy", offerings=[cheaper])}
+    )
+    view = memo.view(rediscovered)
+    assert view == cluster_from_api(rediscovered, default_health="Unknown")
+    assert view.offerings[1].on_demand_per_hour == 0.5
+
+    edited = rediscovered.model_copy(
+        update={"spec": rediscovered.spec.model_copy(update={"zones": ["us-east-1a"]})}
+    )
+    view = memo.view(edited)
+    assert view == cluster_from_api(edited, default_health="Unknown")
+    assert view.offerings[0].zones == ("us-east-1a",)
+
+    gone = edited.model_copy(update={"status": None})
+    view = memo.view(gone)
+    assert view == cluster_from_api(gone, default_health="Unknown")
+    assert [o.instance_type for o in view.offerings] == ["east-h100"]
