@@ -9,8 +9,9 @@ TTFT, ejections) is kept apart, per endpoint URL, in ``endpoints``.
 A model name is claimed by a ModelRoute's ``model`` or alias, or by a ModelDeployment's
 ``spec.model.name`` (the name its engine serves). When several objects claim one name, the
 rule is first come across namespaces - the Gateway API's rule for conflicting routes,
-extended to both kinds - so that one tenant cannot take over another tenant's model name
-(and its requests):
+extended to both kinds - so that a tenant's new claim cannot take over another tenant's
+model name (and its requests). The age is the object's, not the claim's: an old object
+edited to claim a name takes it (docs/gateway.md, Limits).
 
 1. the name belongs to the namespace of its oldest claim, ModelRoute or ModelDeployment
    (``metadata.creationTimestamp``; objects without one - static files, ``validate`` -
