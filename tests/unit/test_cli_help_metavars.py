@@ -27,3 +27,19 @@ def test_plan_and_run_name_their_text_values() -> None:
     assert "-o, --output <format>" in plan
     run = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=120).output.split())
     assert "--log-format <format>" in run
+
+
+def test_every_option_says_what_it_does() -> None:
+    """br13: ``modelfleet gateway --help`` listed ``-v, --verbose`` with no text (``run``'s
+    says "Debug logs (kopf's too)."): each option of each command has a help line."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    assert isinstance(command, typer.core.TyperGroup)
+    silent = [
+        f"{name} {'/'.join(param.opts)}"
+        for name, sub in command.commands.items()
+        for param in sub.params
+        if param.param_type_name == "option" and not getattr(param, "help", None)
+    ]
+    assert silent == []

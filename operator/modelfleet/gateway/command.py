@@ -152,7 +152,7 @@ def gateway(
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request (no keys).")] = False,
     log_format: Annotated[str, typer.Option(metavar="<json|text>", help="json or text.")] = "text",
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
 ) -> None:
     """Run the global OpenAI-compatible gateway in front of every ModelDeployment."""
     import asyncio
