@@ -83,9 +83,7 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
     me = ObjectRef("ModelRoute", namespace, route.metadata.name)
     lost: dict[str, tuple[ObjectRef, str]] = {}
     missing: dict[ObjectRef, None] = {}
-    for problem in catalog.problems:
-        if not problem.objects or problem.objects[0] != me:
-            continue
+    for problem in catalog.problems_of(me):
         if problem.kind == "route-name-clash" and problem.model is not None:
             lost.setdefault(problem.model, (problem.objects[1], problem.why or ""))
         elif problem.kind == "missing-deployment":
