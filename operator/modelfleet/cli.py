@@ -467,7 +467,11 @@ def simulate(
     names = policy or ["modelfleet"]
     unknown = [p for p in names if p not in POLICIES]
     if unknown:
-        err.print(f"[red]error:[/red] unknown policy {escape(', '.join(unknown))}")
+        known = ", ".join(POLICIES)
+        err.print(
+            f"[red]error:[/red] unknown policy {escape(', '.join(unknown))} (known: {known})",
+            highlight=False,
+        )
         raise typer.Exit(2)
     # --seed: before the scenario is read, else the scenario file would get the blame.
     refuse_bad_numbers(err, SIMULATE, locals())

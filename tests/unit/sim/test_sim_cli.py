@@ -25,6 +25,8 @@ def test_bad_scenario_exits_2_naming_the_field(tmp_path: Path) -> None:
 def test_unknown_policy_is_refused() -> None:
     result = runner.invoke(app, ["simulate", "--policy", "magic"])
     assert result.exit_code == 2 and "unknown policy magic" in result.output
+    # the valid names are said, not left to --help
+    assert "(known: modelfleet, " in result.output and "oracle" in result.output
 
 
 def test_missing_scenario_file_is_reported(tmp_path: Path) -> None:
