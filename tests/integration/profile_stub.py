@@ -15,10 +15,39 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
+
+PROFILE_CLI = "import sys; from modelfleet.cli import main; sys.argv[0] = 'modelfleet'; main()"
+
+
+async def run_profile(
+    *args: str, columns: str | None = None, timeout: float = 180
+) -> tuple[int, str]:
+    """``modelfleet profile ARGS`` as a child process (the real CLI): its exit status and
+    its stdout and stderr together. ``columns``: the ``COLUMNS`` it sees (None: unset, so a
+    pipe's 80). Raises ``TimeoutError`` after ``timeout`` seconds."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = columns
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PROFILE_CLI,
+        "profile",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+    )
+    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    assert proc.returncode is not None
+    return proc.returncode, raw.decode()
 
 
 @dataclass
@@ -96,3 +125,14 @@ class OpenAIStub:
             return response
         finally:
             self.inflight -= 1
+
+
+async def started_stub() -> AsyncIterator[OpenAIStub]:
+    """An ``OpenAIStub`` with the default ``LatencyLaw``, started and stopped around its
+    user (wrap with ``pytest.fixture`` in a test module)."""
+    server = OpenAIStub(LatencyLaw())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -19,9 +19,7 @@ the stub of ``profile_stub.py`` and a server that answers chat completions with 
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,13 +30,12 @@ from aiohttp import web
 from modelfleet.api.validation import Document, validate_document
 
 try:
-    from profile_stub import LatencyLaw, OpenAIStub
+    from profile_stub import OpenAIStub, run_profile, started_stub
 except ImportError:  # tests as a package
-    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
+    from tests.integration.profile_stub import OpenAIStub, run_profile, started_stub
 
 pytestmark = pytest.mark.integration
 
-CLI = "import sys; from modelfleet.cli import main; sys.argv[0] = 'modelfleet'; main()"
 QUICK = [
     "--model", "stub", "--gpu", "H100", "--step-seconds", "3", "--start-rate", "2",
     "--max-rate", "2", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000",
@@ -46,29 +43,7 @@ QUICK = [
 ]  # fmt: skip
 
 
-async def modelfleet(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI,
-        "profile",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[OpenAIStub]:
-    server = OpenAIStub(LatencyLaw())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+stub = pytest.fixture(started_stub)
 
 
 @pytest.fixture
@@ -114,14 +89,14 @@ def free_port() -> int:
 
 async def test_an_unreachable_endpoint_is_a_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    code, out = await modelfleet(url, *QUICK)
+    code, out = await run_profile(url, *QUICK)
     assert code == 2, out
     assert "Traceback" not in out
     assert "cannot connect" in out and url in out, out
 
 
 async def test_a_server_that_does_not_stream_is_a_clear_error(plain_json: str) -> None:
-    code, out = await modelfleet(plain_json, *QUICK)
+    code, out = await run_profile(plain_json, *QUICK)
     assert code == 2, out
     assert "Traceback" not in out
     assert "stream" in out, out
@@ -139,7 +114,7 @@ async def test_a_server_that_does_not_stream_is_a_clear_error(plain_json: str) -
 async def test_arguments_the_profile_cannot_carry_are_refused_before_the_run(
     stub: OpenAIStub, args: list[str], named: str
 ) -> None:
-    code, out = await modelfleet(stub.url, *QUICK, *args)
+    code, out = await run_profile(stub.url, *QUICK, *args)
     assert code == 2, out
     assert "Traceback" not in out
     assert named in out, out
@@ -151,7 +126,7 @@ async def test_the_written_profile_passes_the_crd_schema_and_holds_no_credential
 ) -> None:
     url = stub.url.replace("http://", "http://alice:s3cret@")
     out_file = tmp_path / "profile.yaml"
-    code, out = await modelfleet(url, *QUICK, "--gpu-count", "2", "--out", str(out_file))
+    code, out = await run_profile(url, *QUICK, "--gpu-count", "2", "--out", str(out_file))
     assert code == 0, out
     text = out_file.read_text()
     assert "s3cret" not in text and "s3cret" not in out

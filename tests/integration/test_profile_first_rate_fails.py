@@ -8,54 +8,31 @@ whose TTFT is at least 50 ms: an objective of 10 ms breaks at any rate.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
-from collections.abc import AsyncIterator
 
 import pytest
 import yaml
 
 try:
-    from profile_stub import LatencyLaw, OpenAIStub
+    from profile_stub import OpenAIStub, run_profile, started_stub
 except ImportError:  # tests as a package
-    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
+    from tests.integration.profile_stub import OpenAIStub, run_profile, started_stub
 
 pytestmark = pytest.mark.integration
 
-CLI = "import sys; from modelfleet.cli import main; sys.argv[0] = 'modelfleet'; main()"
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[OpenAIStub]:
-    server = OpenAIStub(LatencyLaw())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+stub = pytest.fixture(started_stub)
 
 
 async def test_the_first_rate_failing_is_said_with_how_and_start_rate_suggested(
     stub: OpenAIStub,
 ) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI,
-        "profile",
+    code, out = await run_profile(
         stub.url,
         *("--model", "stub", "--gpu", "H100", "--step-seconds", "2", "--start-rate", "2"),
         *("--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "10"),
         *("--prompt-tokens", "16", "--output-tokens", "4"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: 80 columns
     )
-    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    out = raw.decode()
-    assert proc.returncode == 1, out
+    assert code == 1, out
     said = " ".join(out.split())
     assert "the first, 2.00 req/s (--start-rate), already broke them" in said, out
     assert "ms > 10 ms" in said, out  # how: the TTFT p95 against the objective
@@ -65,22 +42,14 @@ async def test_the_first_rate_failing_is_said_with_how_and_start_rate_suggested(
 
 
 async def test_the_step_table_never_cuts_a_figure_on_a_narrow_output(stub: OpenAIStub) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI,
-        "profile",
+    code, out = await run_profile(
         stub.url,
         *("--model", "stub", "--gpu", "H100", "--step-seconds", "2", "--start-rate", "2"),
         *("--max-rate", "2", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
         *("--prompt-tokens", "16", "--output-tokens", "4"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "40"},
+        columns="40",
     )
-    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    out = raw.decode()
-    assert proc.returncode == 0, out
+    assert code == 0, out
     assert "…" not in out, out
     row = next(line for line in out.splitlines() if line.lstrip().startswith("2.00/s"))
     assert "within SLO" in row and " ms " in row, out  # one row, every figure whole
@@ -90,22 +59,13 @@ async def test_a_found_profile_is_said_within_80_columns(stub: OpenAIStub) -> No
     """Found on main 8be971f (br11): piped, a profile that was found ended with a
     103-column "highest rate within the SLO: ..." sentence and an 86-column "# Apply:"
     comment; each is now wrapped (the comment as two comments: the YAML stays valid)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CLI,
-        "profile",
+    code, out = await run_profile(
         stub.url,
         *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "2"),
         *("--max-rate", "4", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
         *("--prompt-tokens", "16", "--output-tokens", "4"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},  # a pipe: 80 columns
     )
-    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
-    out = raw.decode()
-    assert proc.returncode == 0, out
+    assert code == 0, out
     table = False
     for line in out.splitlines():
         table = table or line.startswith("modelfleet profile")  # the step table: whole

@@ -12,9 +12,6 @@ the stub of ``profile_stub.py``.
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,39 +20,29 @@ import yaml
 from modelfleet.api.validation import Document, validate_document
 
 try:
-    from profile_stub import LatencyLaw, OpenAIStub
+    from profile_stub import OpenAIStub, run_profile, started_stub
 except ImportError:  # tests as a package
-    from tests.integration.profile_stub import LatencyLaw, OpenAIStub
+    from tests.integration.profile_stub import OpenAIStub, run_profile, started_stub
 
 pytestmark = pytest.mark.integration
 
-CLI = "import sys; from modelfleet.cli import main; sys.argv[0] = 'modelfleet'; main()"
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[OpenAIStub]:
-    server = OpenAIStub(LatencyLaw())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+stub = pytest.fixture(started_stub)
 
 
 async def test_a_poisson_draw_below_the_nominal_rate_does_not_fail_a_fast_step(
     stub: OpenAIStub, tmp_path: Path
 ) -> None:
     out_file = tmp_path / "h100.yaml"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLI, "profile", stub.url,
+    code, out = await run_profile(
+        stub.url,
         "--model", "stub", "--gpu", "H100", "--start-rate", "8", "--max-rate", "8",
         "--step-seconds", "3", "--refine", "0", "--ttft-p95-ms", "5000",
         "--prompt-tokens", "16", "--output-tokens", "4", "--out", str(out_file),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        timeout=120,
     )  # fmt: skip
-    raw, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
-    out = raw.decode()
-    assert proc.returncode == 0, out
+    assert code == 0, out
     assert "within SLO" in out and "no offered rate" not in out, out
     assert stub.requests == 4 + 19  # 4 warm-up requests, then the draw: below 0.8 x 8 x 3
     fragment = yaml.safe_load(out_file.read_text())  # a spec fragment
