@@ -523,6 +523,17 @@ class DecisionStatus(ApiModel):
     )
 
 
+class ServedModelStatus(ApiModel):
+    """The model name the deployment serves and since when (its claim's date)."""
+
+    name: str = Field(description="spec.model.name when the operator recorded it.")
+    since: Timestamp = Field(
+        description="When the operator first saw the deployment serve this name: its "
+        "creation for the name it was created with (or had before this field existed), the "
+        "edit otherwise; the gateway's first-come rule dates the claim by it."
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state, written by the operator only."""
 
@@ -568,6 +579,11 @@ class ModelDeploymentStatus(ApiModel):
     )
     decision: DecisionStatus | None = Field(
         default=None, description="Planner memory between reconciles (operator-owned)."
+    )
+    served_model: ServedModelStatus | None = Field(
+        default=None,
+        description="The served model name and since when; an edit of spec.model.name "
+        "re-dates it, so an old deployment edited to another tenant's name does not take it.",
     )
 
 

@@ -21,7 +21,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, ValidationInfo, model_validator
 
-from modelfleet.api.common import ApiModel, Condition, DnsLabel, ObjectMeta
+from modelfleet.api.common import ApiModel, Condition, DnsLabel, ObjectMeta, Timestamp
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
 """What a client may send as ``model`` (same rule as ModelDeployment spec.model.name)."""
@@ -216,6 +216,16 @@ class ModelRouteSpec(ApiModel):
         return (self.model, *(self.aliases or ()))
 
 
+class ModelNameClaim(ApiModel):
+    """When the gateway first saw a route claim one model name (its claim's date)."""
+
+    name: str = Field(description="A model name of spec.model or spec.aliases.")
+    since: Timestamp = Field(
+        description="When the gateway first saw this route claim the name (RFC 3339); the "
+        "first-come rule dates the claim by it, not by the route's creation."
+    )
+
+
 class ModelRouteStatus(ApiModel):
     """What the gateway does with the route, written by the gateway only."""
 
@@ -231,6 +241,16 @@ class ModelRouteStatus(ApiModel):
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    model_names: list[ModelNameClaim] | None = Field(
+        default=None,
+        description="The model names the route claims, each with when the gateway first saw "
+        "it claimed: a name added by an edit is dated by the edit, so an old route edited to "
+        "another tenant's name does not take it (docs/gateway.md).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
         },
     )
 

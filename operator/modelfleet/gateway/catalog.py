@@ -10,12 +10,21 @@ A model name is claimed by a ModelRoute's ``model`` or alias, or by a ModelDeplo
 ``spec.model.name`` (the name its engine serves). When several objects claim one name, the
 rule is first come across namespaces - the Gateway API's rule for conflicting routes,
 extended to both kinds - so that a tenant's new claim cannot take over another tenant's
-model name (and its requests). The age is the object's, not the claim's: an old object
-edited to claim a name takes it (docs/gateway.md, Limits).
+model name (and its requests). A claim is dated by when it began, as its trusted writer
+recorded it, so that an old object edited to claim a name does not take it (br13):
+
+- a ModelRoute's claim on a name: ``status.modelNames[].since`` (written by the gateway,
+  ``route_status``) when the name is listed; the catalog's ``now`` when the route has a list
+  that lacks the name (an edit added it, not recorded yet); ``metadata.creationTimestamp``
+  when it has no list (never recorded: a new route, or one from before the list);
+- a ModelDeployment's: ``status.servedModel.since`` (written by the operator) when
+  ``status.servedModel.name`` is ``spec.model.name``; ``now`` when it names another (edited,
+  the operator not caught up yet); ``metadata.creationTimestamp`` when absent;
+- static files and ``validate``: the creation time if any (usually none).
 
 1. the name belongs to the namespace of its oldest claim, ModelRoute or ModelDeployment
-   (``metadata.creationTimestamp``; objects without one - static files, ``validate`` -
-   come after those with one; same age: the first in (namespace, name) order);
+   (objects without a date - static files, ``validate`` - come after those with one; same
+   age: the first in (namespace, name) order);
 2. within that namespace a ModelRoute comes before a ModelDeployment (a tenant's route in
    front of its own deployment, e.g. a canary), then the oldest, then the first by name.
 
@@ -84,6 +93,12 @@ class DeploymentInfo:
     ``validate``): it then comes after dated claims of a model name (see module doc)."""
     uid: str | None = None
     """``metadata.uid`` (hub watch), for Events about it; None when unknown."""
+    name_since: datetime | None = None
+    """``status.servedModel.since`` when that records ``served_model`` (the claim's date);
+    None when not recorded (the claim is then dated by ``created``)."""
+    name_edited: bool = False
+    """Whether ``status.servedModel`` records another name: ``spec.model.name`` was edited
+    and the operator has not recorded it yet (the claim is dated by the catalog's now)."""
 
     @property
     def ready_endpoints(self) -> tuple[EndpointInfo, ...]:
@@ -160,6 +175,14 @@ class Catalog:
     models: Mapping[str, Target] = field(default_factory=dict)
     problems: tuple[CatalogProblem, ...] = ()
     """Model names claimed twice (the loser is named) and routes to unknown deployments."""
+    route_claims: Mapping[tuple[ObjectRef, str], datetime | None] = field(default_factory=dict)
+    """The date each (ModelRoute, model name) claim was given (module doc); None: none
+    (static file, ``validate``). What the route status writer records when not yet there."""
+
+    def claimed_since(self, ref: ObjectRef, name: str) -> datetime | None:
+        """The date the catalog gave route ``ref``'s claim on ``name`` (None: undated or not
+        a claim in this catalog)."""
+        return self.route_claims.get((ref, name))
 
     @property
     def conflicts(self) -> tuple[str, ...]:
@@ -194,7 +217,10 @@ class _Claim(NamedTuple):
 
     ref: ObjectRef
     created: datetime | None
+    """The claim's date (module doc), None when it has none."""
     target: Target
+    dated: str = "created"
+    """What the date is, for messages: ``created`` (the object's creation) or ``claimed``."""
 
     @property
     def age_key(self) -> tuple[bool, datetime, str, str]:
@@ -249,15 +275,43 @@ def _why(loser: _Claim, winner: _Claim, oldest: Mapping[str, _Claim]) -> str:
         )
     if first.created is not None and other.created is not None and _age(first)[1] < _age(other)[1]:
         return (
-            f"{prefix}{first.ref} is older (created {_stamp(first.created)}, "
-            f"{other.ref} {_stamp(other.created)})"
+            f"{prefix}{first.ref} is older ({first.dated} {_stamp(first.created)}, "
+            f"{other.ref}{'' if other.dated == first.dated else ' ' + other.dated} "
+            f"{_stamp(other.created)})"
         )
     return f"{prefix}same age or no creation time, the first in namespace/name order keeps it"
 
 
-def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelRoute]) -> Catalog:
+def _route_claim(route: ModelRoute, name: str, now: datetime) -> tuple[datetime | None, str]:
+    """The date of ``route``'s claim on ``name`` and what it is (module doc)."""
+    recorded = route.status.model_names if route.status is not None else None
+    if recorded is None:
+        return route.metadata.creation_timestamp, "created"
+    for entry in recorded:
+        if entry.name == name:
+            return entry.since, "claimed"
+    return now, "claimed"
+
+
+def _deployment_claim(info: DeploymentInfo, now: datetime) -> tuple[datetime | None, str]:
+    """The date of ``info``'s claim on its served model name and what it is (module doc)."""
+    if info.name_edited:
+        return now, "claimed"
+    if info.name_since is not None:
+        return info.name_since, "claimed"
+    return info.created, "created"
+
+
+def build_catalog(
+    deployments: Iterable[DeploymentInfo],
+    routes: Iterable[ModelRoute],
+    *,
+    now: datetime | None = None,
+) -> Catalog:
     """Index deployments and routes by every model name they answer to; every claim that
-    loses a name is a problem naming the winner and why (rules: module doc)."""
+    loses a name is a problem naming the winner and why (rules: module doc). ``now`` (UTC;
+    default the clock) dates claims added by an edit not yet recorded."""
+    moment = now if now is not None else datetime.now(UTC)
     by_key = {d.key: d for d in deployments}
     ordered_routes = sorted(
         routes,
@@ -267,16 +321,20 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
     )
     claims: list[_Claim] = []
     claimed: list[str] = []
+    route_claims: dict[tuple[ObjectRef, str], datetime | None] = {}
     for route in ordered_routes:
         namespace = route.metadata.namespace or "default"
         target = RouteTarget(namespace, route.metadata.name, route.spec)
         ref = ObjectRef("ModelRoute", namespace, route.metadata.name)
         for name in dict.fromkeys(route.spec.names):
-            claims.append(_Claim(ref, route.metadata.creation_timestamp, target))
+            since, dated = _route_claim(route, name, moment)
+            route_claims[(ref, name)] = since
+            claims.append(_Claim(ref, since, target, dated))
             claimed.append(name)
     for key in sorted(by_key):
         ref = ObjectRef("ModelDeployment", key.namespace, key.name)
-        claims.append(_Claim(ref, by_key[key].created, DeploymentTarget(key)))
+        since, dated = _deployment_claim(by_key[key], moment)
+        claims.append(_Claim(ref, since, DeploymentTarget(key), dated))
         claimed.append(by_key[key].served_model)
     # Per name, each namespace's oldest claim and its best-ranked one: one pass over the
     # claims (a scan of a name's claims per loser made a catalog quadratic in the claims on
@@ -324,7 +382,9 @@ def build_catalog(deployments: Iterable[DeploymentInfo], routes: Iterable[ModelR
                     message = f"{owner}: {role} deployment {namespace}/{name} does not exist"
                     missing = ObjectRef("ModelDeployment", namespace, name)
                     problems.append(CatalogProblem("missing-deployment", message, (owner, missing)))
-    return Catalog(deployments=by_key, models=models, problems=tuple(problems))
+    return Catalog(
+        deployments=by_key, models=models, problems=tuple(problems), route_claims=route_claims
+    )
 
 
 def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
@@ -332,8 +392,9 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
 
     Endpoints come from ``status.endpoints``; an endpoint is ready when the placements or
     the still-serving retiring replicas (``status.retiring``) of its cluster report ready
-    replicas, and its region is theirs; ``created`` is ``metadata.creationTimestamp``, which
-    decides who keeps a model name claimed twice. Returns None (and logs)
+    replicas, and its region is theirs; ``created`` is ``metadata.creationTimestamp`` and
+    ``name_since``/``name_edited`` come from ``status.servedModel``: they date its claim on
+    its served model name (module doc). Returns None (and logs)
     for an object the API model rejects.
     """
     try:
@@ -368,12 +429,16 @@ def deployment_from_object(obj: Mapping[str, Any]) -> DeploymentInfo | None:
         )
         for endpoint in ((status.endpoints if status else None) or [])
     )
+    recorded = status.served_model if status else None
+    named = recorded is not None and recorded.name == md.spec.model.name
     return DeploymentInfo(
         key=key,
         served_model=md.spec.model.name,
         endpoints=endpoints,
         created=md.metadata.creation_timestamp,
         uid=md.metadata.uid,
+        name_since=recorded.since if recorded is not None and named else None,
+        name_edited=recorded is not None and not named,
     )
 
 

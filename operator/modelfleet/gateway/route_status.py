@@ -16,7 +16,11 @@ gateway's logs. So the gateway writes, on every ModelRoute it watches:
   until the hold timeout, then fail), ``True`` otherwise.
 
 and a Kubernetes Event on the route whenever one of them changes (``Warning`` for a
-problem, ``Normal`` when it is solved).
+problem, ``Normal`` when it is solved). It also records ``status.modelNames``: each model
+name the route claims with when the gateway first saw it claimed (the date the catalog gave
+the claim, ``catalog``: first come dates a claim by it, so an old route edited to another
+tenant's name does not take it). A name no longer claimed is dropped; a listed one is never
+rewritten, so replicas that raced converge on the first entry written after one round.
 
 A ModelDeployment whose served model name belongs to another namespace (problem kind
 ``name-taken``) gets a ``Warning`` Event, reason ``ModelNameClash``, with the catalog's
@@ -122,6 +126,30 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
     return (accepted, resolved)
 
 
+def model_names(
+    catalog: Catalog, route: ModelRoute, now: datetime
+) -> tuple[tuple[str, datetime], ...]:
+    """``status.modelNames`` as the gateway wants it, (name, since) in ``spec.names`` order:
+    a name already listed keeps its entry; a new one gets the date ``catalog`` gave the
+    claim (``now`` when it gave none); a listed name the route no longer claims is dropped.
+    Pure."""
+    namespace = route.metadata.namespace or "default"
+    me = ObjectRef("ModelRoute", namespace, route.metadata.name)
+    recorded = {e.name: e.since for e in (route.status.model_names if route.status else None) or ()}
+    wanted = []
+    for name in dict.fromkeys(route.spec.names):
+        since = recorded.get(name) or catalog.claimed_since(me, name) or now
+        wanted.append((name, since.astimezone(UTC)))
+    return tuple(wanted)
+
+
+def _recorded(route: ModelRoute) -> tuple[tuple[str, datetime], ...] | None:
+    names = route.status.model_names if route.status is not None else None
+    if names is None:
+        return None
+    return tuple((e.name, e.since.astimezone(UTC)) for e in names)
+
+
 def _stored(route: ModelRoute) -> dict[str, Condition]:
     conditions = (route.status.conditions if route.status else None) or []
     return {c.type: c for c in conditions}
@@ -133,10 +161,16 @@ def _differs(have: Condition | None, want: RouteCondition) -> bool:
     return (have.status, have.reason, have.message) != (want.status, want.reason, want.message)
 
 
-def _up_to_date(route: ModelRoute, wanted: Sequence[RouteCondition]) -> bool:
+def _up_to_date(
+    route: ModelRoute,
+    wanted: Sequence[RouteCondition],
+    names: tuple[tuple[str, datetime], ...],
+) -> bool:
     stored = _stored(route)
     generation = route.metadata.generation
     if route.status is None or route.status.observed_generation != generation:
+        return False
+    if _recorded(route) != names:
         return False
     return not any(
         _differs(stored.get(w.type), w) or stored[w.type].observed_generation != generation
@@ -156,7 +190,7 @@ def _seen(route: ModelRoute) -> tuple[object, ...]:
         (c.type, c.status, c.reason, c.message, c.observed_generation)
         for c in route.status.conditions or ()
     )
-    return (route.status.observed_generation, *conditions)
+    return (route.status.observed_generation, _recorded(route), *conditions)
 
 
 def event_name(route_name: str, digest: str) -> str:
@@ -249,17 +283,21 @@ class RouteStatusWriter:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         wanted = route_conditions(catalog, route)
-        if _up_to_date(route, wanted):
+        moment = self._clock()
+        names = model_names(catalog, route, moment)
+        if _up_to_date(route, wanted, names):
             return
         # Another change (a deployment's status) can bring a catalog before the watch brings
         # back the status just written: the route still shows what it showed then. Writing
-        # again would only repeat it.
-        if self._written.get(_ident(route)) == (wanted, _seen(route)):
+        # again would only repeat it (the names compared without the dates of new ones: a
+        # name an edit added is dated by each catalog's now until it is recorded).
+        verdict = (wanted, tuple(n for n, _ in names))
+        if self._written.get(_ident(route)) == (verdict, _seen(route)):
             return
         namespace = route.metadata.namespace or "default"
         name = route.metadata.name
         stored = _stored(route)
-        now = _rfc3339(self._clock())
+        now = _rfc3339(moment)
         generation = route.metadata.generation
         conditions = []
         changed: list[RouteCondition] = []
@@ -281,7 +319,13 @@ class RouteStatusWriter:
             news = want.status == "False" or (have is not None and have.status == "False")
             if _differs(have, want) and news:
                 changed.append(want)
-        body = {"status": {"observedGeneration": generation, "conditions": conditions}}
+        body = {
+            "status": {
+                "observedGeneration": generation,
+                "conditions": conditions,
+                "modelNames": [{"name": n, "since": _rfc3339(t)} for n, t in names],
+            }
+        }
         # The generated client would send a dict as a JSON Patch: say it is a merge patch.
         objects: Any = client.CustomObjectsApi(self._api)
         try:
@@ -299,7 +343,7 @@ class RouteStatusWriter:
                 # Deleted since (the watch will say so), or a ModelRoute CRD without the
                 # status subresource (``helm upgrade`` leaves CRDs as they were): not again
                 # for this verdict, or every deployment change would repeat the PATCH.
-                self._written[_ident(route)] = (wanted, _seen(route))
+                self._written[_ident(route)] = (verdict, _seen(route))
                 if not self._warned_404 and await self._exists(namespace, name):
                     self._warned_404 = True
                     log.warning(
@@ -320,7 +364,7 @@ class RouteStatusWriter:
                 return
             raise
         self.writes += 1
-        self._written[_ident(route)] = (wanted, _seen(route))
+        self._written[_ident(route)] = (verdict, _seen(route))
         for condition in changed:
             await self._event(route, condition, now)
 

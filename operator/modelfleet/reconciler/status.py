@@ -27,6 +27,7 @@ from modelfleet.api.modeldeployment import (
     Recommendation,
     ReplicaCounts,
     RetiringStatus,
+    ServedModelStatus,
     SloStatus,
 )
 from modelfleet.core import DecisionState, Plan, unsatisfiable
@@ -477,7 +478,22 @@ def build_status(
         decision=decision_to_status(
             plan.state, md.status.decision if md.status is not None else None
         ),
+        served_model=served_model(md, now),
     )
+
+
+def served_model(md: ModelDeployment, now: datetime) -> ServedModelStatus:
+    """``status.servedModel``: the recorded one while it names ``spec.model.name``; else
+    that name since ``now`` (an edit), or since the creation when none was recorded (the
+    name the deployment was created with, or had before this field: grandfathered; ``now``
+    when the object has no creation time). The gateway dates the deployment's claim on the
+    name by it (``gateway.catalog``, first come)."""
+    recorded = md.status.served_model if md.status is not None else None
+    name = md.spec.model.name
+    if recorded is not None and recorded.name == name:
+        return recorded
+    since = md.metadata.creation_timestamp if recorded is None else None
+    return ServedModelStatus(name=name, since=since or now)
 
 
 _PLACEMENT = (
