@@ -21,7 +21,13 @@ import pytest
 from kube_emulator import KubeEmulator, kube_emulator
 from openai_stub import StubEngine
 from tests.integration.rbac_check import gateway_grants
-from tests.integration.test_gateway_route_status import ROUTE_SPEC, ROUTES, hub_gateway, until
+from tests.integration.test_gateway_route_status import (
+    ROUTE_SPEC,
+    ROUTES,
+    _send,
+    hub_gateway,
+    until,
+)
 
 from modelfleet.gateway.catalog import RouteTarget
 from modelfleet.gateway.run import serve_gateway
@@ -30,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 OLD = "2026-11-01T00:00:00Z"
+JAN = "2026-01-01T00:00:00Z"
 MSG = [{"role": "user", "content": "team-a's prompt"}]
 API = "/apis/modelfleet.io/v1alpha1/namespaces"
 
@@ -158,3 +165,54 @@ async def test_a_later_claim_from_another_namespace_does_not_get_team_as_request
             assert len([p for p in posts if p.startswith("/api/v1/namespaces/aaa/events")]) == 2
         # Every request the gateway sent is one the chart's gateway RBAC allows.
         assert gateway_grants(()).denied(kube.authenticated_requests()) == []
+
+
+async def test_an_old_route_edited_to_team_as_name_does_not_get_team_as_requests(
+    tmp_path: Path,
+) -> None:
+    """br13 F1: team-b's route from January, edited to team-a's (November) name, took
+    team-a's requests: the claim was dated by the route's creation. Now the gateway records
+    when it first saw each name claimed (``status.modelNames``) and dates the claim by it."""
+    async with (
+        kube_emulator(resources=ROUTE_SPEC) as kube,
+        StubEngine("team-a") as team_a,
+        StubEngine("team-b") as team_b,
+    ):
+        mds = "modelfleet.io/v1alpha1/modeldeployments"
+        kube.put(mds, deployment("team-a", "llama", LLAMA, team_a.url))
+        kube.put(mds, deployment("team-b", "mine", "mine", team_b.url))
+        old = route("team-b", "old", "mine")
+        old["spec"]["model"] = "mine-public"
+        old["metadata"]["creationTimestamp"] = JAN
+        kube.put(ROUTES, old)
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            # The gateway records the route's claim, dated by its creation (never recorded).
+            await until(lambda: bool(names(kube)), "team-b/old's status.modelNames")
+            assert names(kube) == {"mine-public": JAN}
+
+            edit = {"spec": {"model": LLAMA}}
+            assert await _send(kube, "PATCH", f"{API}/team-b/modelroutes/old", edit) == 200
+            await until(
+                lambda: "mine-public" not in names(kube) and LLAMA in names(kube),
+                "the edit recorded",
+            )
+            for _ in range(3):
+                reply = await client.chat.completions.create(model=LLAMA, messages=MSG)
+                assert reply.choices[0].message.content == f"team-a:{LLAMA}"
+            assert team_b.served() == 0
+            # Dated by the edit (after team-a's claim), and told why on its status.
+            assert names(kube)[LLAMA] > OLD
+            await until(
+                lambda: accepted(kube, "team-b", "old").get("status") == "False", "old's status"
+            )
+            message = accepted(kube, "team-b", "old")["message"]
+            assert f"{LLAMA!r} is served by ModelDeployment team-a/llama" in message
+            assert "ModelRoute team-b/old claimed 20" in message
+        assert gateway_grants(()).denied(kube.authenticated_requests()) == []
+
+
+def names(kube: KubeEmulator) -> dict[str, str]:
+    """team-b/old's status.modelNames: name -> since."""
+    obj = kube.get(ROUTES, "old", namespace="team-b") or {}
+    return {e["name"]: e["since"] for e in (obj.get("status") or {}).get("modelNames") or []}
