@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import UTC
 from typing import Any, TypeVar
 
 import kopf
@@ -149,8 +150,30 @@ def _reject(
     body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, exc: ValidationError
 ) -> None:
     """A spec the schema let through but the models refuse: say what to change, once.
-    Nothing else is done until the spec changes: no crash loop."""
+    Nothing else is done until the spec changes: no crash loop. ``status.servedModel`` is
+    recorded all the same (``_served_model_of``)."""
+    served = _served_model_of(body, memo)
+    if served is not None:
+        patch.status["servedModel"] = served
     _say_invalid(body, patch, memo, f"the spec is invalid: {spec_problems(exc)}")
+
+
+def _served_model_of(body: kopf.Body, memo: OperatorContext) -> dict[str, str] | None:
+    """``status.servedModel`` of a deployment whose spec the models refuse, as
+    ``reconciler.status.served_model`` gives it for a valid one; None when the recorded one
+    stands or ``spec.model.name`` is not a name. Recorded for an invalid spec too: else an
+    old deployment kept invalid, then fixed and renamed in one edit, would date its new name
+    from its creation (the gateway's first-come rule, br13)."""
+    model = (body.get("spec") or {}).get("model")
+    name = model.get("name") if isinstance(model, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return None
+    recorded = (body.get("status") or {}).get("servedModel")
+    if isinstance(recorded, Mapping) and recorded.get("name") == name:
+        return None
+    created = body.metadata.get("creationTimestamp")
+    now = memo.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"name": name, "since": created if recorded is None and created else now}
 
 
 def _say_invalid(body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, message: str) -> None:

@@ -90,6 +90,13 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
         assert events[0]["type"] == "Warning" and where in events[0]["message"]
         assert _ready(await fleet.md("llama")) == ready  # not rewritten by every pass
         assert fleet.replicas("east") == 0, "an invalid spec placed replicas"
+        # The served name is recorded for an invalid spec too, dated by the creation (else
+        # a deployment kept invalid, then fixed and renamed at once, would be dated by its
+        # creation: the gateway's first-come rule, br13).
+        stored = await fleet.md("llama") or {}
+        created = stored["metadata"]["creationTimestamp"]
+        served = {"name": md["spec"]["model"]["name"], "since": created}
+        assert stored["status"].get("servedModel") == served
 
         fixed = sorted(unsorted, key=lambda p: p["requestsPerSecond"])
         fixed[2] = {**fixed[2], "ttftP95Ms": 181}
@@ -102,6 +109,7 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
             return _ready(await fleet.md("llama")).get("reason") not in (None, "InvalidSpec")
 
         await eventually(no_longer_invalid, what="Ready no longer InvalidSpec")
+        assert ((await fleet.md("llama")) or {})["status"]["servedModel"] == served  # kept
 
 
 async def test_a_curve_beside_a_zero_capacity_rate_is_refused(fleet: Fleet) -> None:
