@@ -20,7 +20,8 @@ problem, ``Normal`` when it is solved). It also records ``status.modelNames``: e
 name the route claims with when the gateway first saw it claimed (the date the catalog gave
 the claim, ``catalog``: first come dates a claim by it, so an old route edited to another
 tenant's name does not take it). A name no longer claimed is dropped; a listed one is never
-rewritten, so replicas that raced converge on the first entry written after one round.
+rewritten, so replicas converge after one round (two racing on a new name leave the date of
+the last PATCH, both taken after the claim appeared).
 
 A ModelDeployment whose served model name belongs to another namespace (problem kind
 ``name-taken``) gets a ``Warning`` Event, reason ``ModelNameClash``, with the catalog's
