@@ -391,27 +391,10 @@ class RouteStatusWriter:
             if told in self._told:
                 continue
             now = _rfc3339(self._clock())
-            event = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": event_name(loser.name, digest), "namespace": loser.namespace},
-                "involvedObject": {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": "ModelDeployment",
-                    "name": loser.name,
-                    "namespace": loser.namespace,
-                    "uid": info.uid,
-                },
-                "type": "Warning",
-                "reason": REASON_CLASH,
-                "message": problem.message[:1024],
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "count": 1,
-                "source": {"component": COMPONENT},
-                "reportingComponent": COMPONENT,
-                "reportingInstance": self._instance,
-            }
+            event = self._event_body(
+                "ModelDeployment", loser.namespace, loser.name, info.uid, digest,
+                "Warning", REASON_CLASH, problem.message, now,
+            )  # fmt: skip
             try:
                 core: Any = client.CoreV1Api(self._api)
                 await core.create_namespaced_event(loser.namespace, event)
@@ -423,6 +406,35 @@ class RouteStatusWriter:
             self._told.add(told)
         self._told &= current  # one that ends and comes back is tried again (409 while the
         # old Event lasts: the same verdict gives the same name)
+
+    def _event_body(
+        self, kind: str, namespace: str, name: str, uid: str | None, digest: str,
+        event_type: str, reason: str, message: str, now: str,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A core/v1 Event on the ``kind`` (ModelRoute or ModelDeployment) ``namespace/name``,
+        named from ``name`` and ``digest`` (the same verdict gives the same name: a second
+        gateway replica gets 409), the message cut to 1,024 characters."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": event_name(name, digest), "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": kind,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self._instance,
+        }
 
     async def _exists(self, namespace: str, name: str) -> bool:
         """Whether ModelRoute ``namespace/name`` is still there (after a 404 on its status:
@@ -458,27 +470,11 @@ class RouteStatusWriter:
             ).encode()
         ).hexdigest()[:16]
         reason = condition.reason if condition.status == "False" else SOLVED[condition.type]
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": event_name(route.metadata.name, digest), "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelRoute",
-                "name": route.metadata.name,
-                "namespace": namespace,
-                "uid": route.metadata.uid,
-            },
-            "type": "Warning" if condition.status == "False" else "Normal",
-            "reason": reason,
-            "message": condition.message[:1024],
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": self._instance,
-        }
+        kind = "Warning" if condition.status == "False" else "Normal"
+        event = self._event_body(
+            "ModelRoute", namespace, route.metadata.name, route.metadata.uid, digest,
+            kind, reason, condition.message, now,
+        )  # fmt: skip
         try:
             core: Any = client.CoreV1Api(self._api)
             await core.create_namespaced_event(namespace, event)
