@@ -42,13 +42,12 @@ def test_normal_cdf() -> None:
 # --- Saturation gauges: KV-cache use and running requests ----------------------------------
 
 
-def _served(fraction: float, *, replicas: int = 2, gpu: str = "L40S") -> SignalValues:
-    """Serve 120 s of steady traffic at ``fraction`` of the fleet's saturation throughput
-    on ``replicas`` ready replicas of ``gpu`` in one cluster; the signals at second 90."""
+def _steady_load(fraction: float, *, replicas: int, gpu: str, seconds: int) -> LoadModel:
+    """``seconds`` of steady traffic at ``fraction`` of the saturation throughput of
+    ``replicas`` ready replicas of ``gpu`` in cluster c1, served (``LoadModel.advance``)."""
     world = World()
     workload = Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
     mu = replica_model(world, gpu, workload).mu_max
-    seconds = 120
     rate = np.full(seconds, fraction * mu * replicas)
     traffic = Traffic(
         rate=rate,
@@ -63,6 +62,13 @@ def _served(fraction: float, *, replicas: int = 2, gpu: str = "L40S") -> SignalV
         world, {"ns/md": traffic}, {"ns/md": (gpu,)}, {"ns/md": 1}, ("c1",), seconds=seconds
     )
     load.advance(0, seconds, {("ns/md", "c1", gpu): replicas})
+    return load
+
+
+def _served(fraction: float, *, replicas: int = 2, gpu: str = "L40S") -> SignalValues:
+    """Serve 120 s of steady traffic at ``fraction`` of the fleet's saturation throughput
+    on ``replicas`` ready replicas of ``gpu`` in one cluster; the signals at second 90."""
+    load = _steady_load(fraction, replicas=replicas, gpu=gpu, seconds=120)
     clock = VirtualClock(datetime(2025, 6, 1, tzinfo=UTC))
     source = SimulatedMetricsSource(load, clock)
     target = MetricsTarget("ns", "md", "c1", "vllm", None, ready_replicas=replicas)
@@ -104,24 +110,7 @@ def test_a_repeated_question_gets_the_answer_a_fresh_source_gives() -> None:
     """The source keeps each answer per (deployment, cluster, scrape, ready replicas): a
     different ready count or a later scrape is a new answer, equal to what a source that
     never answered before gives (queue, KV-cache and running per replica divide by it)."""
-    world = World()
-    workload = Workload(lognormal_mean(1200, 0.6), lognormal_mean(120, 0.8))
-    mu = replica_model(world, "L40S", workload).mu_max
-    seconds = 300
-    rate = np.full(seconds, 0.8 * mu * 2)
-    traffic = Traffic(
-        rate=rate,
-        arrivals=np.round(rate).astype(np.int64),
-        prompt_median=1200,
-        prompt_sigma=0.6,
-        output_median=120,
-        output_sigma=0.8,
-        seed=1,
-    )
-    load = LoadModel(
-        world, {"ns/md": traffic}, {"ns/md": ("L40S",)}, {"ns/md": 1}, ("c1",), seconds=seconds
-    )
-    load.advance(0, seconds, {("ns/md", "c1", "L40S"): 2})
+    load = _steady_load(0.8, replicas=2, gpu="L40S", seconds=300)
     clock = VirtualClock(datetime(2025, 6, 1, tzinfo=UTC))
     source = SimulatedMetricsSource(load, clock)
 
