@@ -1,9 +1,15 @@
 """Every example is valid to modelfleet AND to the API server; bad input is rejected by both,
-with a message naming the field."""
+with a message naming the field.
+
+"Example" covers the manifests in examples/ and the YAML blocks of README.md and docs/*.md:
+a whole ModelDeployment, FleetCluster or ModelRoute, a ``spec:`` fragment (laid over
+examples/' llama-8b, or aws-use1 for a FleetCluster's ``gpuOfferings``), and the gateway's
+static endpoints file (its start-up check)."""
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,7 @@ from pydantic import ValidationError
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api.validation import (
+    KINDS,
     Document,
     iter_documents,
     pydantic_errors,
@@ -22,6 +29,8 @@ from modelfleet.api.validation import (
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DOCS = list(iter_documents([ROOT / "examples"]))
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_YAML_BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.S | re.M)
 
 
 def test_examples_cover_every_documented_case() -> None:
@@ -49,6 +58,79 @@ def _base_fc() -> dict[str, Any]:
     return copy.deepcopy(
         next(d.data for d in EXAMPLE_DOCS if d.data["metadata"]["name"] == "aws-use1")
     )
+
+
+def _doc_blocks() -> list[tuple[str, str]]:
+    """(file:line, text) of every YAML block in README.md and docs/*.md."""
+    blocks = []
+    for file in DOC_FILES:
+        text = file.read_text()
+        for match in _YAML_BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            blocks.append((f"{file.relative_to(ROOT)}:{line}", match.group(1)))
+    return blocks
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid over ``base`` as a merge patch would: maps merged, lists replaced."""
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _doc_manifests() -> list[Document]:
+    """The modelfleet manifests among the docs' YAML blocks, fragments completed."""
+    found = []
+    for where, text in _doc_blocks():
+        for index, data in enumerate(yaml.safe_load_all(text)):
+            if not isinstance(data, dict):
+                continue
+            if data.get("kind") in KINDS:
+                found.append(Document(where, index, data))
+            elif set(data) == {"spec"}:
+                base = _base_fc() if "gpuOfferings" in data["spec"] else _base_md()
+                found.append(Document(where, index, _merged(base, data)))
+    return found
+
+
+DOC_MANIFESTS = _doc_manifests()
+
+
+def test_docs_examples_are_found() -> None:
+    # A regex that stopped matching would pass every block below by finding none.
+    sources = {d.source.split(":")[0] for d in DOC_MANIFESTS}
+    assert {"README.md", "docs/api.md", "docs/gateway.md", "docs/providers.md"} <= sources
+    kinds = {d.data["kind"] for d in DOC_MANIFESTS}
+    assert kinds == {"ModelDeployment", "FleetCluster", "ModelRoute"}
+
+
+@pytest.mark.parametrize("doc", DOC_MANIFESTS, ids=lambda d: d.label)
+def test_docs_example_is_valid(doc: Document) -> None:
+    assert validate_document(doc) == []
+
+
+def test_docs_static_endpoints_file_passes_the_gateway_check() -> None:
+    from modelfleet.cli_validate import check_static_file
+
+    files = [
+        (where, data)
+        for where, text in _doc_blocks()
+        for data in yaml.safe_load_all(text)
+        if isinstance(data, dict) and "deployments" in data
+    ]
+    assert files, "docs/gateway.md shows a static endpoints file"
+    for where, data in files:
+        catalog, found = check_static_file(Document(where, 0, data))
+        assert catalog is not None and found.errors == [], (where, found.errors)
+
+
+def test_a_wrong_docs_fragment_is_caught() -> None:
+    # The fragment path must reach the same checks: a bad value in a spec fragment fails.
+    bad = _merged(_base_md(), {"spec": {"slo": {"ttftP95Ms": -5}}})
+    assert validate_document(Document("docs/x.md:1", 0, bad)) != []
 
 
 def _set(obj: dict[str, Any], path: str, value: Any) -> None:
