@@ -90,7 +90,8 @@ class Condition(ApiModel):
 
     type: str = Field(
         description="Condition type in CamelCase: Ready, Progressing, Degraded, SLOMet, "
-        "CapacityAvailable (ModelDeployment) or Reachable, Ready (FleetCluster).",
+        "CapacityAvailable (ModelDeployment); Reachable, Ready (FleetCluster); Accepted, "
+        "ResolvedRefs (ModelRoute).",
         pattern=r"^[A-Z][A-Za-z0-9]*$",
         max_length=316,
     )

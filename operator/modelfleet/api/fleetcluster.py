@@ -180,7 +180,10 @@ class FleetClusterSpec(ApiModel):
     credentials_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description="Cloud credentials, when the standard chain (IRSA, workload identity) is "
-        "not used. Never logged or copied into status.",
+        "not used: the provider reads the Secret's keys by name (aws: aws_access_key_id, "
+        "aws_secret_access_key, aws_session_token; gcp: service_account.json; azure: "
+        "tenant_id, client_id, client_secret), so `key` is not used. Never logged or copied "
+        "into status.",
     )
     prometheus: PrometheusEndpoint | None = Field(
         default=None, description="Prometheus scraping the cluster's inference pods."

@@ -39,7 +39,11 @@ class ModelSource(ApiModel):
     )
     uri: str | None = Field(
         default=None,
-        description="Where the weights are: s3://, gs://, az://, hf:// or a path on the node.",
+        description="Where the weights are: s3://, gs://, az://, hf://, http(s)://, file://, "
+        "pvc:// or an absolute path, passed to the engine as its model (hf:// and file:// "
+        "stripped); unset: the model name. The engine must be able to load it: the built-in "
+        "server reads paths, file://, s3://, gs://, http(s):// and Hub ids, not az:// or "
+        "pvc://.",
         max_length=2048,
         pattern=r"^(s3|gs|az|hf|https?|file|pvc)://.+|^/.+",
     )
