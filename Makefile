@@ -48,9 +48,10 @@ unit: $(VENV)/.dev
 integration: $(VENV)/.dev
 	$(BIN)/python -m pytest -q tests/integration
 
-## crds: regenerate crds/ and charts/modelfleet/crds/ from the API models.
+## crds: regenerate crds/, charts/modelfleet/crds/ and docs/api-reference.md from the API models.
 crds: $(VENV)/.core
 	$(BIN)/modelfleet crds
+	$(BIN)/python -m modelfleet.api.reference > docs/api-reference.md
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

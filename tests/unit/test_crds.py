@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from modelfleet.api.crdgen import all_crds, render
+from modelfleet.api.reference import render_crd, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = all_crds()
@@ -151,3 +152,44 @@ def test_committed_files_are_plain_yaml() -> None:
         assert (
             yaml.safe_load((ROOT / "crds" / name).read_text())["kind"] == "CustomResourceDefinition"
         )
+
+
+def test_committed_api_reference_matches_models() -> None:
+    # docs/api-reference.md is rendered from the CRDs: `make crds` rewrites it.
+    committed = (ROOT / "docs" / "api-reference.md").read_text()
+    assert committed == render_reference(), "run `make crds` and commit docs/api-reference.md"
+
+
+def _fields(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    """(path, schema) of ``node`` and every field under it, items as ``[]``, map values ``{}``."""
+    found = [(path, node)]
+    for name, child in (node.get("properties") or {}).items():
+        found += _fields(child, f"{path}.{name}")
+    for key, mark in (("items", "[]"), ("additionalProperties", "{}")):
+        inner = node.get(key)
+        if isinstance(inner, dict):
+            found += _fields(inner, f"{path}{mark}")[1:]  # the item itself is its list's row
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(CRDS))
+def test_api_reference_lists_every_field_with_its_default_and_range(name: str) -> None:
+    crd = CRDS[name]
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    rows = {
+        line.split("`")[1]: line.split(" | ")
+        for line in render_crd(crd).splitlines()
+        if line.startswith("| `")
+    }
+    for part in ("spec", "status"):
+        for path, node in _fields(schema[part], part):
+            assert path in rows, f"{path} missing from the reference"
+            default = rows[path][2]
+            assert (default != "") == ("default" in node), (path, default)
+            if node.get("default") not in (None, "", True, False):
+                assert default == f"`{node['default']}`", (path, default)
+    assert len(rows) == sum(len(_fields(schema[part], part)) for part in ("spec", "status"))
+    if crd["spec"]["names"]["kind"] == "ModelDeployment":
+        assert rows["spec.replicas.min"][3].startswith(">= 0; <= 10000")
+        assert rows["spec.slo.ttftP95Ms"][3] == "> 0"
+        assert rows["spec.scaling.predictor"][3] == "`constant`, `trend`"
