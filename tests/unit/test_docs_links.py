@@ -3,7 +3,8 @@
 
 GitHub's anchor of a heading: lowercased, every character but letters, digits, ``_``, ``-``
 and spaces dropped, spaces turned into ``-``; a repeated anchor gets ``-1``, ``-2``, ...
-Links and headings inside fenced code blocks are not links and are skipped."""
+Links inside fenced code blocks or code spans, and headings inside fenced code blocks, are
+not links or headings and are skipped."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+_CODE_SPAN = re.compile(r"(`+).+?\1")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
 def _prose(text: str) -> str:
     return _FENCE.sub("", text)
+
+
+def _links_text(text: str) -> str:
+    return _CODE_SPAN.sub("", _prose(text))
 
 
 def anchors(markdown: str) -> set[str]:
@@ -38,7 +44,7 @@ def anchors(markdown: str) -> set[str]:
 def broken_links(file: Path) -> list[str]:
     """The relative links of one Markdown file that do not resolve, as written."""
     broken = []
-    for match in _LINK.finditer(_prose(file.read_text())):
+    for match in _LINK.finditer(_links_text(file.read_text())):
         target = match.group(1)
         if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
             continue
@@ -59,7 +65,7 @@ def test_relative_links_resolve(file: Path) -> None:
 def test_the_docs_have_links_to_check() -> None:
     # A link pattern that stopped matching would pass every file above.
     readme = ROOT / "README.md"
-    assert len(_LINK.findall(_prose(readme.read_text()))) >= 10
+    assert len(_LINK.findall(_links_text(readme.read_text()))) >= 10
 
 
 def test_anchor_rules() -> None:
@@ -78,6 +84,6 @@ def test_a_broken_link_and_a_broken_anchor_are_reported(tmp_path: Path) -> None:
     page = tmp_path / "a.md"
     page.write_text(
         "[ok](b.md#real-heading) [gone](c.md) [typo](b.md#real-headin) "
-        "[web](https://example.com/x.md) [self](#top)\n# Top\n"
+        "[web](https://example.com/x.md) [self](#top) `[in](code)`\n# Top\n"
     )
     assert broken_links(page) == ["c.md (no such file)", "b.md#real-headin (no such heading)"]
