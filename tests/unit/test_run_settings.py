@@ -92,6 +92,26 @@ def test_the_chart_schema_names_every_planner_setting() -> None:
     assert fields == set(planner["properties"])
 
 
+def test_operations_doc_lists_every_planner_setting_with_its_default() -> None:
+    """docs/operations.md "Planner settings" is where a user looks up ``--planner`` keys:
+    each PlannerSettings field is a row, with the default the code has."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from modelfleet.core import PlannerSettings
+
+    text = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Za-z]+)` \| ([0-9.]+) \|", text, flags=re.M))
+    expected = {
+        head + "".join(part.title() for part in rest): field.default
+        for field in dataclasses.fields(PlannerSettings)
+        for head, *rest in [field.name.split("_")]
+    }
+    assert set(rows) == set(expected)
+    assert {key: float(value) for key, value in rows.items()} == expected
+
+
 def test_the_chart_schema_admits_exactly_what_run_admits_of_each_planner_setting() -> None:
     """Helm and ``modelfleet run --planner`` agree at every edge: a value the chart lets
     through and the operator refuses stops the pod in a crash loop; the other way round,
