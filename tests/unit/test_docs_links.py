@@ -1,5 +1,7 @@
 """Every relative link in README.md and docs/*.md resolves: the file exists and, for a
-``#anchor``, the target Markdown file has a heading with that GitHub anchor.
+``#anchor``, the target Markdown file has a heading with that GitHub anchor. Every file of
+this repository a doc names in backticks (`tests/...`, `hack/...`, `core/planner.py`, ...)
+exists.
 
 GitHub's anchor of a heading: lowercased, every character but letters, digits, ``_``, ``-``
 and spaces dropped, spaces turned into ``-``; a repeated anchor gets ``-1``, ``-2``, ...
@@ -19,6 +21,14 @@ _FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 _CODE_SPAN = re.compile(r"(`+).+?\1")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 _LINK = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+# `tests/unit/x.py`, `examples/fleet/`, `hack/bench.py:12`; a package's module by its own path.
+_REPO_PATH = re.compile(
+    r"`((?:tests|hack|examples|operator|charts|crds|docs)/[\w./-]+?)(?::\d+)?`"
+    r"|`((?:api|core|reconciler|loop|clusters|providers|metrics|serving|gateway|sim|profile)"
+    r"/[\w./-]+\.py)(?::\d+)?`"
+)
+# Paths of other projects that the docs cite by name (vLLM's metrics design notes).
+_ELSEWHERE = {"docs/design/metrics.md"}
 
 
 def _prose(text: str) -> str:
@@ -57,9 +67,32 @@ def broken_links(file: Path) -> list[str]:
     return broken
 
 
+def missing_paths(text: str, root: Path) -> list[str]:
+    """The repository paths named in backticks in ``text`` that do not exist under ``root``."""
+    missing = []
+    for match in _REPO_PATH.finditer(text):
+        named = match.group(1) or f"operator/modelfleet/{match.group(2)}"
+        path = named.rstrip("/.")
+        if path not in _ELSEWHERE and not (root / path).exists():
+            missing.append(path)
+    return missing
+
+
 @pytest.mark.parametrize("file", DOC_FILES, ids=lambda f: str(f.relative_to(ROOT)))
 def test_relative_links_resolve(file: Path) -> None:
     assert broken_links(file) == []
+
+
+@pytest.mark.parametrize("file", DOC_FILES, ids=lambda f: str(f.relative_to(ROOT)))
+def test_named_repository_files_exist(file: Path) -> None:
+    assert missing_paths(file.read_text(), ROOT) == []
+
+
+def test_a_missing_named_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "hack").mkdir()
+    (tmp_path / "hack" / "there.py").write_text("")
+    text = "`hack/there.py`, `hack/gone.py:12`, `core/gone.py`, `docs/design/metrics.md`"
+    assert missing_paths(text, tmp_path) == ["hack/gone.py", "operator/modelfleet/core/gone.py"]
 
 
 def test_the_docs_have_links_to_check() -> None:
