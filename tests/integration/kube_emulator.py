@@ -31,11 +31,23 @@ kopf's discovery wants). Register more with ``resources=`` or ``kube.register(..
 
 What the emulator does NOT do — code under test must never depend on it, and a test that
 needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(...)`` a node):
-it never bumps resourceVersion/generation (it only stamps them on create, with a uid,
-a creationTimestamp and a name from generateName, as every real server does), treats ``/status`` patches as plain
-merges, honours only equality ``labelSelector``s and ``fieldSelector``s (added here; KMock alone
-ignores them), validates nothing, has no
-server-side apply and no controllers (a Deployment never becomes ready by itself).
+by default it never bumps resourceVersion/generation (it only stamps them on create, with a
+uid, a creationTimestamp and a name from generateName, as every real server does) and treats
+``/status`` patches as plain merges; it honours only equality ``labelSelector``s and
+``fieldSelector``s (added here; KMock alone ignores them), validates nothing, has no
+server-side apply, no PUT (replace) and no controllers (a Deployment never becomes ready by
+itself).
+
+``kube_emulator(versioned=True)`` adds, here (KMock 0.8 does none of it), what a real API
+server does for optimistic concurrency: every write through the API (create, merge PATCH)
+gets the next resourceVersion of one counter; a PATCH whose body carries
+``metadata.resourceVersion`` is applied only when that is the stored one, else answered
+``409 Conflict`` (reason ``Conflict``, the server's message) with no effect, as the API
+server's update precondition does; a PATCH of ``/status`` changes only ``status`` and a PATCH of
+the object keeps its ``status`` when the resource has a status subresource; a PATCH of the
+object that changes anything but metadata and status bumps ``metadata.generation``.
+``kube.put``/``kube.patch`` (a controller's writes, made by the test) bump the resourceVersion
+too. JSON patches (a list body) are applied as KMock does, unchecked.
 
 One KMock gap is bridged here: KMock 0.8 cannot parse the paths of the ``namespaces``
 resource itself (``/api/v1/namespaces`` and ``/api/v1/namespaces/<name>``: it takes the
@@ -47,6 +59,7 @@ The alias shows up in discovery of ``/api/v1``; nothing should rely on that.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -115,6 +128,20 @@ class _Emulator(kmock.KubernetesEmulator):
 
     refusals: dict[tuple[str, str], int] = attrs.field(factory=dict)
     """(METHOD, path) -> HTTP status answered with no effect on the stored objects."""
+    versioned: bool = False
+    """Bump resourceVersion on writes and honour it as a precondition (module doc)."""
+    version: int = 1
+    """The last resourceVersion given (``versioned``)."""
+    status_resources: set[tuple[str, str, str]] = attrs.field(factory=set)
+    """(group, version, plural) of the resources with a status subresource (``versioned``:
+    their status is written there only)."""
+    _writes: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
+    """Held from a write's precondition check to its effect (``versioned``)."""
+
+    def next_version(self) -> str:
+        """A new resourceVersion, higher than any given before."""
+        self.version += 1
+        return str(self.version)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         match = _NAMESPACE_PATH.match(raw_request.path)
@@ -131,6 +158,58 @@ class _Emulator(kmock.KubernetesEmulator):
         if refused is not None:  # as a real server does: an error changes nothing
             status = {"kind": "Status", "status": "Failure", "code": refused}
             return aiohttp.web.json_response(status, status=refused)
+        writes = (kmock.action.CREATE, kmock.action.UPDATE)
+        if self.versioned and request.action in writes and isinstance(request.data, dict):
+            async with self._writes:
+                conflict = self._versioned_write(request)
+                if conflict is not None:
+                    return aiohttp.web.json_response(conflict, status=409)
+                return await self._stamped(request)
+        return await self._stamped(request)
+
+    def _versioned_write(self, request: kmock.Request) -> dict[str, Any] | None:
+        """Check and stamp a write's resourceVersion in its body (``versioned``): the
+        Status of a 409 when its precondition fails, else None (the body now carries the next
+        resourceVersion, and the generation when the spec changes)."""
+        data: dict[str, Any] = request.data
+        meta = data.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            return None
+        if request.action == kmock.action.UPDATE:
+            key = (request.resource, request.namespace, request.name)
+            stored = self.objects[key] if key in self.objects else None  # noqa: SIM401 (no .get)
+            if stored is None or stored.deleted:
+                return None  # KMock answers 404
+            current = dict(stored.raw).get("metadata") or {}
+            wanted = meta.get("resourceVersion")
+            if wanted is not None and str(wanted) != str(current.get("resourceVersion")):
+                plural = request.resource.plural if request.resource is not None else ""
+                group = request.resource.group if request.resource is not None else ""
+                return {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "reason": "Conflict",
+                    "code": 409,
+                    "message": f"Operation cannot be fulfilled on {plural}{'.' if group else ''}"
+                    f'{group} "{request.name}": the object has been modified; please apply '
+                    "your changes to the latest version and try again",
+                }
+            if request.subresource == "status":
+                for field_name in [k for k in data if k not in ("metadata", "status")]:
+                    del data[field_name]
+                data["metadata"] = meta = {}
+            else:
+                resource = request.resource
+                which = (resource.group or "", resource.version or "", resource.plural or "")
+                if which in self.status_resources:
+                    data.pop("status", None)
+                if any(k not in ("metadata", "status", "apiVersion", "kind") for k in data):
+                    meta["generation"] = int(current.get("generation") or 0) + 1
+        meta["resourceVersion"] = self.next_version()
+        return None
+
+    async def _stamped(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         # What every real API server does on create and KMock does not: name objects from
         # ``generateName`` (kopf's Events rely on it) and stamp the server-owned metadata
         # (kopf's status patches carry a ``test`` of ``resourceVersion``).
@@ -139,7 +218,7 @@ class _Emulator(kmock.KubernetesEmulator):
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta.setdefault("resourceVersion", "1")
+            meta.setdefault("resourceVersion", "1")  # versioned: the next one, stamped above
             meta.setdefault("generation", 1)
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         response: aiohttp.web.StreamResponse = await super()._handle(request)
@@ -235,6 +314,9 @@ class KubeEmulator:
             subresources=set(subresources),
         )
         self.handler.resources[resource] = info
+        if "status" in info.subresources:
+            handler: Any = self.handler
+            handler.status_resources.add(_parsed(resource))
         if resource == "v1/namespaces":
             self.handler.resources[_NAMESPACE_ALIAS] = info
 
@@ -249,13 +331,22 @@ class KubeEmulator:
         controller or kubelet would: nodes, pods, a Deployment's status."""
         meta = obj.get("metadata") or {}
         key = (_storage(resource), meta.get("namespace"), meta["name"])
-        self.handler.objects[key] = dict(obj)
+        stored = dict(obj)
+        handler: Any = self.handler
+        if handler.versioned:
+            stored["metadata"] = {**meta, "resourceVersion": handler.next_version()}
+        self.handler.objects[key] = stored
 
     def patch(
         self, resource: str, name: str, changes: Mapping[str, Any], *, namespace: str | None = None
     ) -> None:
         """Merge ``changes`` into a stored object (e.g. ``{"status": {"readyReplicas": 2}}``)."""
-        self.handler.objects[_storage(resource), namespace, name].patch(dict(changes))
+        merged = dict(changes)
+        handler: Any = self.handler
+        if handler.versioned:
+            meta = dict(merged.get("metadata") or {})
+            merged["metadata"] = {**meta, "resourceVersion": handler.next_version()}
+        self.handler.objects[_storage(resource), namespace, name].patch(merged)
 
     def get(
         self, resource: str, name: str, *, namespace: str | None = None
@@ -330,13 +421,18 @@ async def kube_emulator(
     resources: Mapping[str, ResourceSpec] | None = None,
     crds: bool = True,
     host: str = "127.0.0.1",
+    versioned: bool = False,
 ) -> AsyncIterator[KubeEmulator]:
     """Run an emulator on a free port of ``host`` for the duration of the block.
 
     Serves ``DEFAULT_RESOURCES``, the modelfleet CRDs when ``crds`` (resources plus the CRD
-    objects), and ``resources``. Yields a ``KubeEmulator``.
+    objects), and ``resources``; ``versioned``: resourceVersion bumped on writes and honoured
+    as a precondition (module doc). Yields a ``KubeEmulator``.
     """
-    async with _Emulator() as handler, kmock.Server(handler, host=host) as server:
+    async with (
+        _Emulator(versioned=versioned) as handler,
+        kmock.Server(handler, host=host) as server,
+    ):
         emulator = KubeEmulator(handler=handler, url=str(server.url).rstrip("/"))
         wanted = {
             **DEFAULT_RESOURCES,
