@@ -105,7 +105,7 @@ async def test_a_later_claim_from_another_namespace_does_not_get_team_as_request
     tmp_path: Path,
 ) -> None:
     async with (
-        kube_emulator(resources=ROUTE_SPEC) as kube,
+        kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube,
         StubEngine("team-a") as team_a,
         StubEngine("team-a-canary") as canary,
         StubEngine("team-b") as team_b,
@@ -174,7 +174,7 @@ async def test_an_old_route_edited_to_team_as_name_does_not_get_team_as_requests
     team-a's requests: the claim was dated by the route's creation. Now the gateway records
     when it first saw each name claimed (``status.modelNames``) and dates the claim by it."""
     async with (
-        kube_emulator(resources=ROUTE_SPEC) as kube,
+        kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube,
         StubEngine("team-a") as team_a,
         StubEngine("team-b") as team_b,
     ):

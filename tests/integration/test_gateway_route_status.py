@@ -91,7 +91,7 @@ def events(kube: KubeEmulator, reason: str) -> list[dict[str, Any]]:
 
 
 async def test_a_losing_route_is_told_which_route_won_and_why(tmp_path: Path) -> None:
-    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
         kube.put(
             "modelfleet.io/v1alpha1/modeldeployments",
             {
@@ -169,7 +169,7 @@ async def test_a_losing_route_is_told_which_route_won_and_why(tmp_path: Path) ->
 
 
 async def test_no_route_status_writes_nothing(tmp_path: Path) -> None:
-    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
         for name in ("a-first", "b-second"):
             assert await _send(kube, "POST", ROUTES_PATH, route(name, "assistant")) == 200
         async with serve_gateway(hub_gateway(kube, tmp_path, route_status=False)) as running:
@@ -185,7 +185,7 @@ async def test_a_crd_without_status_is_patched_once_per_verdict(
     """``helm upgrade`` leaves an older ModelRoute CRD (no status subresource): the API
     server answers 404 to the status PATCH. The gateway says so once and does not repeat
     the PATCH on every deployment change."""
-    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
         assert await _send(kube, "POST", ROUTES_PATH, route("assistant", "assistant")) == 200
         status_path = f"{ROUTES_PATH}/assistant/status"
         kube.refuse("PATCH", status_path, 404)
@@ -221,7 +221,7 @@ async def test_a_route_deleted_during_its_status_write_does_not_use_up_the_crd_w
     """A status PATCH answered 404 because the route was deleted meanwhile is not the
     "older CRD" case: no warning for it, so a later real one (a route that exists) still
     gets its one warning."""
-    async with kube_emulator(resources=ROUTE_SPEC) as kube:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
         for name in ("a-gone", "b-kept"):
             assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
             kube.refuse("PATCH", f"{ROUTES_PATH}/{name}/status", 404)

@@ -20,8 +20,9 @@ problem, ``Normal`` when it is solved). It also records ``status.modelNames``: e
 name the route claims with when the gateway first saw it claimed (the date the catalog gave
 the claim, ``catalog``: first come dates a claim by it, so an old route edited to another
 tenant's name does not take it). A name no longer claimed is dropped; a listed one is never
-rewritten, so replicas converge after one round (two racing on a new name leave the date of
-the last PATCH, both taken after the claim appeared).
+rewritten. Each status PATCH carries the resourceVersion its replica read (a precondition the
+API server checks), so of two replicas racing on a new name the first write's date stays:
+the second is refused 409, re-reads the route and keeps what is recorded.
 
 A ModelDeployment whose served model name belongs to another namespace (problem kind
 ``name-taken``) gets a ``Warning`` Event, reason ``ModelNameClash``, with the catalog's
@@ -51,7 +52,7 @@ from modelfleet import GROUP, VERSION
 from modelfleet.api.common import Condition
 from modelfleet.api.modelroute import ModelRoute
 from modelfleet.background import cancel_and_wait
-from modelfleet.gateway.catalog import Catalog, ObjectRef
+from modelfleet.gateway.catalog import Catalog, ObjectRef, route_from_object
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ COMPONENT: Final = "modelfleet-gateway"
 """``source.component`` / ``reportingComponent`` of the Events the gateway posts."""
 SOLVED: Final = {ACCEPTED: "ModelNameClashResolved", RESOLVED_REFS: "DeploymentsFound"}
 """Reason of the ``Normal`` Event posted when a condition's problem is gone."""
+CONFLICT_RETRIES: Final = 3
+"""Re-reads of a route after a status write refused 409 (another writer came first) before
+leaving it to the watch, which brings that write and a new catalog anyway."""
 RETRY_SECONDS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Pauses before writing again after a failed write (the last one repeats)."""
 
@@ -212,9 +216,12 @@ class RouteStatusWriter:
 
     ``api_client`` is a ``kubernetes_asyncio.client.ApiClient``. ``submit`` is called with
     each new catalog and the routes it was built from; writes run in one background task,
-    always for the latest submission (an older one still pending is dropped). A write that
-    fails is retried after a pause (``RETRY_SECONDS``); a 403 (the gateway's RBAC lacks
-    ``modelroutes/status`` patch) stops writing, with one warning, for the process's life.
+    always for the latest submission (an older one still pending is dropped). Each write
+    carries the resourceVersion the route was read at: one refused 409 (another replica, or
+    an edit, came first) re-reads the route and keeps what is recorded
+    (``CONFLICT_RETRIES``). A write that fails otherwise is retried after a pause
+    (``RETRY_SECONDS``); a 403 (the gateway's RBAC lacks ``modelroutes/status`` patch) stops
+    writing, with one warning, for the process's life.
     """
 
     def __init__(
@@ -234,7 +241,9 @@ class RouteStatusWriter:
         self._written: dict[tuple[str, str, str | None], tuple[object, ...]] = {}
         """Per route (namespace, name, uid): what it wrote, and the status it saw then."""
         self.writes = 0
-        """Status patches sent (for tests and logs)."""
+        """Status patches sent and applied (for tests and logs)."""
+        self.conflicts = 0
+        """Status patches refused 409 (another writer came first)."""
         self._told: set[tuple[str, str, str, str]] = set()
         """ModelDeployment Events posted (or found posted): (namespace, name, uid, digest)."""
 
@@ -279,7 +288,9 @@ class RouteStatusWriter:
                     self._pending = (catalog, routes)
                 await asyncio.sleep(pause)
 
-    async def _write(self, catalog: Catalog, route: ModelRoute) -> None:
+    async def _write(
+        self, catalog: Catalog, route: ModelRoute, *, retries: int = CONFLICT_RETRIES
+    ) -> None:
         from kubernetes_asyncio import client
         from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -320,13 +331,18 @@ class RouteStatusWriter:
             news = want.status == "False" or (have is not None and have.status == "False")
             if _differs(have, want) and news:
                 changed.append(want)
-        body = {
+        body: dict[str, Any] = {
             "status": {
                 "observedGeneration": generation,
                 "conditions": conditions,
                 "modelNames": [{"name": n, "since": _rfc3339(t)} for n, t in names],
             }
         }
+        if route.metadata.resource_version:
+            # A precondition: the server applies the patch only to the route as it was read
+            # (409 otherwise), so of two replicas recording a new name the first one's date
+            # stays, and no write is made from a status this replica has not seen.
+            body["metadata"] = {"resourceVersion": route.metadata.resource_version}
         # The generated client would send a dict as a JSON Patch: say it is a merge patch.
         objects: Any = client.CustomObjectsApi(self._api)
         try:
@@ -340,6 +356,12 @@ class RouteStatusWriter:
                 _content_type="application/merge-patch+json",
             )
         except ApiException as exc:
+            if exc.status == 409:
+                self.conflicts += 1
+                fresh = await self._reread(route) if retries > 0 else None
+                if fresh is not None:
+                    await self._write(catalog, fresh, retries=retries - 1)
+                return
             if exc.status == 404:
                 # Deleted since (the watch will say so), or a ModelRoute CRD without the
                 # status subresource (``helm upgrade`` leaves CRDs as they were): not again
@@ -451,6 +473,30 @@ class RouteStatusWriter:
         except ApiException as exc:
             return exc.status != 404
         return True
+
+    async def _reread(self, route: ModelRoute) -> ModelRoute | None:
+        """``route`` as stored now, after a write refused 409, to write again on it (keeping
+        what another writer recorded); None when it is gone, another object (uid), or its
+        spec changed (generation: the catalog in hand is stale; the watch brings a new one).
+        """
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        namespace = route.metadata.namespace or "default"
+        objects: Any = client.CustomObjectsApi(self._api)
+        try:
+            obj = await objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "modelroutes", route.metadata.name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        fresh = route_from_object(obj)
+        if fresh is None:
+            return None
+        same = (fresh.metadata.uid, fresh.metadata.generation)
+        return fresh if same == (route.metadata.uid, route.metadata.generation) else None
 
     async def _event(self, route: ModelRoute, condition: RouteCondition, now: str) -> None:
         from kubernetes_asyncio import client
