@@ -105,4 +105,5 @@ async def test_two_replicas_recording_one_new_name_keep_the_first_date(tmp_path:
         assert (first.writes, second.writes, second.conflicts) == (1, 0, 1)
         assert gets(kube) == [f"{API}/old"]
         # Every request is one the chart's gateway RBAC allows (the re-read: get modelroutes).
-        assert gateway_grants(()).denied(kube.authenticated_requests()) == []
+        for namespaces in ((), ("team-b",)):  # cluster-wide, and a Role per served namespace
+            assert gateway_grants(namespaces).denied(kube.authenticated_requests()) == []

@@ -156,7 +156,7 @@ GATEWAY_WRITES = [
 ]
 """The gateway's only writes (docs/gateway.md)."""
 GATEWAY_RULES = [
-    {
+    {  # the watch, and the re-read of a route whose status write was refused 409
         "apiGroups": ["modelfleet.io"],
         "resources": ["modeldeployments", "modelroutes"],
         "verbs": ["get", "list", "watch"],
