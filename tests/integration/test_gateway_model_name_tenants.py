@@ -216,3 +216,100 @@ def names(kube: KubeEmulator) -> dict[str, str]:
     """team-b/old's status.modelNames: name -> since."""
     obj = kube.get(ROUTES, "old", namespace="team-b") or {}
     return {e["name"]: e["since"] for e in (obj.get("status") or {}).get("modelNames") or []}
+
+
+def events_on(kube: KubeEmulator, name: str) -> list[tuple[str, str]]:
+    """(type, reason) of the Events on ModelRoute team-b/``name``, oldest first."""
+    found = [
+        e
+        for e in kube.objects("v1/events", namespace="team-b")
+        if e["involvedObject"]["kind"] == "ModelRoute" and e["involvedObject"]["name"] == name
+    ]
+    return [(e["type"], e["reason"]) for e in sorted(found, key=lambda e: e["firstTimestamp"])]
+
+
+async def test_an_invalid_route_fixed_and_renamed_in_one_edit_does_not_get_team_as_requests(
+    tmp_path: Path,
+) -> None:
+    """gw15: team-b's route from January that the gateway ignores as invalid (a CEL rule the
+    API server did not enforce) was never recorded, so fixed and renamed to team-a's
+    (November) name in one edit it was dated by its creation and took team-a's requests.
+    Now the gateway records an invalid route's names too (and tells its owner why it is
+    ignored): the name the fix brings is dated by the fix."""
+    async with (
+        kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube,
+        StubEngine("team-a") as team_a,
+        StubEngine("team-b") as team_b,
+    ):
+        mds = "modelfleet.io/v1alpha1/modeldeployments"
+        kube.put(mds, deployment("team-a", "llama", LLAMA, team_a.url))
+        kube.put(mds, deployment("team-b", "mine", "mine", team_b.url))
+        old = route("team-b", "old", "mine")
+        old["spec"]["model"] = "mine-public"
+        old["spec"]["onNoMatch"] = "Fallback"  # without spec.fallback: the CRD's CEL refuses it
+        old["metadata"].update(creationTimestamp=JAN, uid="old-uid", generation=1)
+        kube.put(ROUTES, old)
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            # Ignored, yet its claim is recorded (never recorded before: its creation) and
+            # its owner told why.
+            await until(lambda: bool(names(kube)), "team-b/old's status.modelNames")
+            assert names(kube) == {"mine-public": JAN}
+            assert running.gateway.catalog.resolve("mine-public") is None
+            condition = accepted(kube, "team-b", "old")
+            assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+            assert "onNoMatch: Fallback needs spec.fallback" in condition["message"]
+            await until(lambda: bool(events_on(kube, "old")), "the InvalidSpec Event")
+            assert events_on(kube, "old") == [("Warning", "InvalidSpec")]
+
+            # One edit fixes it and renames it to team-a's name.
+            edit = {"spec": {"model": LLAMA, "fallback": ["mine"]}}
+            assert await _send(kube, "PATCH", f"{API}/team-b/modelroutes/old", edit) == 200
+            await until(
+                lambda: accepted(kube, "team-b", "old").get("reason") == "ModelNameClash",
+                "old's verdict on the fixed spec",
+            )
+            for _ in range(3):
+                reply = await client.chat.completions.create(model=LLAMA, messages=MSG)
+                assert reply.choices[0].message.content == f"team-a:{LLAMA}"
+            assert team_b.served() == 0
+            assert list(names(kube)) == [LLAMA]
+            assert names(kube)[LLAMA] > OLD  # dated by the fix, after team-a's claim
+            message = accepted(kube, "team-b", "old")["message"]
+            assert f"{LLAMA!r} is served by ModelDeployment team-a/llama" in message
+            await until(lambda: len(events_on(kube, "old")) == 2, "the ModelNameClash Event")
+            assert events_on(kube, "old")[1] == ("Warning", "ModelNameClash")
+        assert gateway_grants(()).denied(kube.authenticated_requests()) == []
+
+
+async def test_an_invalid_route_fixed_without_a_rename_keeps_its_date(tmp_path: Path) -> None:
+    """The record of an invalid route's names does not cost it its claim: fixed without a
+    rename, it serves its name with the date recorded, and its owner gets a Normal Event."""
+    async with (
+        kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube,
+        StubEngine("team-b") as team_b,
+    ):
+        mds = "modelfleet.io/v1alpha1/modeldeployments"
+        kube.put(mds, deployment("team-b", "mine", "mine", team_b.url))
+        old = route("team-b", "old", "mine")
+        old["spec"]["model"] = "mine-public"
+        old["spec"]["onNoMatch"] = "Fallback"
+        old["metadata"].update(creationTimestamp=JAN, uid="old-uid", generation=1)
+        kube.put(ROUTES, old)
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            client = openai.AsyncOpenAI(base_url=f"{running.url}/v1", api_key="x", max_retries=0)
+            await until(lambda: bool(names(kube)), "team-b/old's status.modelNames")
+            edit = {"spec": {"fallback": ["mine"]}}
+            assert await _send(kube, "PATCH", f"{API}/team-b/modelroutes/old", edit) == 200
+            await until(
+                lambda: accepted(kube, "team-b", "old").get("status") == "True", "old accepted"
+            )
+            reply = await client.chat.completions.create(model="mine-public", messages=MSG)
+            assert reply.choices[0].message.content == "team-b:mine"
+            assert names(kube) == {"mine-public": JAN}
+            await until(lambda: len(events_on(kube, "old")) == 2, "the Normal Event")
+            assert events_on(kube, "old") == [
+                ("Warning", "InvalidSpec"),
+                ("Normal", "InvalidSpecFixed"),
+            ]
+        assert gateway_grants(()).denied(kube.authenticated_requests()) == []

@@ -61,6 +61,12 @@ CASES = [
         id="missing-backend",
     ),
     pytest.param(
+        modelroute(conditions=[condition("Accepted", "False", "InvalidSpec", "ignored: x")]),
+        "Degraded",
+        "InvalidSpec: ignored: x",
+        id="ignored-as-invalid-without-resolved-refs",
+    ),
+    pytest.param(
         modelroute(observed=None, conditions=None),
         "Progressing",
         "Waiting for the gateway to observe generation 3",

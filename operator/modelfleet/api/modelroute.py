@@ -10,8 +10,8 @@ ready endpoint. It is enough for the planner/executor pattern: requests marked a
 It is a resource of its own, not a field of ModelDeployment: a route spans deployments
 (a canary is two deployments), and the teams that own routing and serving differ. The
 gateway reads it and writes its status: ``Accepted`` (False when another ModelRoute took one
-of its model names) and ``ResolvedRefs`` (False when a backend or fallback deployment does
-not exist), see docs/gateway.md.
+of its model names, or when the gateway ignores the route as invalid) and ``ResolvedRefs``
+(False when a backend or fallback deployment does not exist), see docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -236,8 +236,9 @@ class ModelRouteStatus(ApiModel):
     )
     conditions: list[Condition] | None = Field(
         default=None,
-        description="Accepted (False: another ModelRoute serves one of its model names), "
-        "ResolvedRefs (False: a backend or fallback deployment does not exist).",
+        description="Accepted (False: another ModelRoute serves one of its model names, or "
+        "the gateway ignores the route as invalid), ResolvedRefs (False: a backend or fallback "
+        "deployment does not exist).",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

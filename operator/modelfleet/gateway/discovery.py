@@ -30,8 +30,8 @@ from modelfleet.gateway.catalog import (
     build_catalog,
     catalog_from_static,
     deployment_from_object,
-    route_from_object,
 )
+from modelfleet.gateway.invalid_routes import InvalidRoute, parse_route
 from modelfleet.gateway.route_status import RouteStatusWriter
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ class HubSource:
         self._route_status = route_status
         self._namespaces: tuple[str | None, ...] = namespaces or (None,)
         self._deployments: dict[str | None, dict[ObjectKey, DeploymentInfo]] = {}
-        self._routes: dict[str | None, dict[ObjectKey, ModelRoute]] = {}
+        self._routes: dict[str | None, dict[ObjectKey, ModelRoute | InvalidRoute]] = {}
+        """Per namespace watched, the routes: served, or ignored as invalid (not in the
+        catalog; their status still records their names, ``invalid_routes``)."""
         self._publish_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self.synced = asyncio.Event()
@@ -97,7 +99,7 @@ class HubSource:
     def _parse(plural: str, obj: Mapping[str, Any]) -> Any:
         if plural == "modeldeployments":
             return deployment_from_object(obj)
-        return route_from_object(obj)
+        return parse_route(obj)
 
     def _changed(self) -> None:
         if not self._publish_scheduled:
@@ -110,7 +112,7 @@ class HubSource:
             return  # no partial catalog before every list arrived (readiness waits for it)
         deployments = [d for store in self._deployments.values() for d in store.values()]
         routes = [r for store in self._routes.values() for r in store.values()]
-        catalog = build_catalog(deployments, routes)
+        catalog = build_catalog(deployments, [r for r in routes if isinstance(r, ModelRoute)])
         self._on_catalog(catalog)
         if self._route_status is not None:
             self._route_status.submit(catalog, routes)

@@ -24,6 +24,11 @@ rewritten. Each status PATCH carries the resourceVersion its replica read (a pre
 API server checks), so of two replicas racing on a new name the first write's date stays:
 the second is refused 409, re-reads the route and keeps what is recorded.
 
+A route the gateway ignores as invalid (``invalid_routes``: the API server admitted what the
+gateway's model refuses) is not in the catalog, but its names are recorded all the same,
+dated as a valid route's would be, and it gets ``Accepted=False`` (reason ``InvalidSpec``,
+what is wrong in the message): fixed and renamed in one edit, it is as new as the edit.
+
 A ModelDeployment whose served model name belongs to another namespace (problem kind
 ``name-taken``) gets a ``Warning`` Event, reason ``ModelNameClash``, with the catalog's
 message (who serves the name and why), once per (deployment uid, name, winner, reason): the
@@ -52,7 +57,14 @@ from modelfleet import GROUP, VERSION
 from modelfleet.api.common import Condition
 from modelfleet.api.modelroute import ModelRoute
 from modelfleet.background import cancel_and_wait
-from modelfleet.gateway.catalog import Catalog, ObjectRef, route_from_object
+from modelfleet.gateway.catalog import Catalog, ObjectRef
+from modelfleet.gateway.invalid_routes import (
+    REASON_INVALID,
+    InvalidRoute,
+    invalid_message,
+    invalid_model_names,
+    parse_route,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +74,12 @@ REASON_CLASH: Final = "ModelNameClash"
 REASON_MISSING: Final = "DeploymentNotFound"
 COMPONENT: Final = "modelfleet-gateway"
 """``source.component`` / ``reportingComponent`` of the Events the gateway posts."""
-SOLVED: Final = {ACCEPTED: "ModelNameClashResolved", RESOLVED_REFS: "DeploymentsFound"}
-"""Reason of the ``Normal`` Event posted when a condition's problem is gone."""
+SOLVED: Final = {
+    REASON_CLASH: "ModelNameClashResolved",
+    REASON_MISSING: "DeploymentsFound",
+    REASON_INVALID: "InvalidSpecFixed",
+}
+"""Reason of the ``Normal`` Event posted when a problem (the key: its reason) is gone."""
 CONFLICT_RETRIES: Final = 3
 """Re-reads of a route after a status write refused 409 (another writer came first) before
 leaving it to the watch, which brings that write and a new catalog anyway."""
@@ -148,14 +164,18 @@ def model_names(
     return tuple(wanted)
 
 
-def _recorded(route: ModelRoute) -> tuple[tuple[str, datetime], ...] | None:
+Route = ModelRoute | InvalidRoute
+"""A route whose status the gateway writes: served, or ignored as invalid (``invalid_routes``)."""
+
+
+def _recorded(route: Route) -> tuple[tuple[str, datetime], ...] | None:
     names = route.status.model_names if route.status is not None else None
     if names is None:
         return None
     return tuple((e.name, e.since.astimezone(UTC)) for e in names)
 
 
-def _stored(route: ModelRoute) -> dict[str, Condition]:
+def _stored(route: Route) -> dict[str, Condition]:
     conditions = (route.status.conditions if route.status else None) or []
     return {c.type: c for c in conditions}
 
@@ -167,7 +187,7 @@ def _differs(have: Condition | None, want: RouteCondition) -> bool:
 
 
 def _up_to_date(
-    route: ModelRoute,
+    route: Route,
     wanted: Sequence[RouteCondition],
     names: tuple[tuple[str, datetime], ...],
 ) -> bool:
@@ -183,11 +203,11 @@ def _up_to_date(
     )
 
 
-def _ident(route: ModelRoute) -> tuple[str, str, str | None]:
+def _ident(route: Route) -> tuple[str, str, str | None]:
     return (route.metadata.namespace or "default", route.metadata.name, route.metadata.uid)
 
 
-def _seen(route: ModelRoute) -> tuple[object, ...]:
+def _seen(route: Route) -> tuple[object, ...]:
     """The route's status as this watch delivered it (without times)."""
     if route.status is None:
         return ()
@@ -215,13 +235,14 @@ class RouteStatusWriter:
     """Writes ``status`` of the hub's ModelRoutes and posts their Events (see module doc).
 
     ``api_client`` is a ``kubernetes_asyncio.client.ApiClient``. ``submit`` is called with
-    each new catalog and the routes it was built from; writes run in one background task,
-    always for the latest submission (an older one still pending is dropped). Each write
-    carries the resourceVersion the route was read at: one refused 409 (another replica, or
-    an edit, came first) re-reads the route and keeps what is recorded
-    (``CONFLICT_RETRIES``). A write that fails otherwise is retried after a pause
-    (``RETRY_SECONDS``); a 403 (the gateway's RBAC lacks ``modelroutes/status`` patch) stops
-    writing, with one warning, for the process's life.
+    each new catalog and the routes it was built from (with those ignored as invalid: their
+    names are recorded too); writes run in one background task, always for the latest
+    submission (an older one still pending is dropped). Each write carries the
+    resourceVersion the route was read at: one refused 409 (another replica, or an edit, came
+    first) re-reads the route and keeps what is recorded (``CONFLICT_RETRIES``). A write that
+    fails otherwise is retried after a pause (``RETRY_SECONDS``); a 403 (the gateway's RBAC
+    lacks ``modelroutes/status`` patch) stops writing, with one warning, for the process's
+    life.
     """
 
     def __init__(
@@ -234,7 +255,7 @@ class RouteStatusWriter:
         self._api = api_client
         self._instance = instance
         self._clock = clock
-        self._pending: tuple[Catalog, tuple[ModelRoute, ...]] | None = None
+        self._pending: tuple[Catalog, tuple[Route, ...]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._disabled = False
         self._warned_404 = False
@@ -247,8 +268,10 @@ class RouteStatusWriter:
         self._told: set[tuple[str, str, str, str]] = set()
         """ModelDeployment Events posted (or found posted): (namespace, name, uid, digest)."""
 
-    def submit(self, catalog: Catalog, routes: Iterable[ModelRoute]) -> None:
-        """Bring the routes' status in line with ``catalog`` soon (non-blocking)."""
+    def submit(self, catalog: Catalog, routes: Iterable[Route]) -> None:
+        """Bring the routes' status in line with ``catalog`` soon (non-blocking); those
+        ignored as invalid (``InvalidRoute``, not in the catalog) get their names recorded
+        and ``Accepted=False``."""
         if self._disabled:
             return
         self._pending = (catalog, tuple(routes))
@@ -289,14 +312,20 @@ class RouteStatusWriter:
                 await asyncio.sleep(pause)
 
     async def _write(
-        self, catalog: Catalog, route: ModelRoute, *, retries: int = CONFLICT_RETRIES
+        self, catalog: Catalog, route: Route, *, retries: int = CONFLICT_RETRIES
     ) -> None:
         from kubernetes_asyncio import client
         from kubernetes_asyncio.client.exceptions import ApiException
 
-        wanted = route_conditions(catalog, route)
         moment = self._clock()
-        names = model_names(catalog, route, moment)
+        wanted: tuple[RouteCondition, ...]
+        if isinstance(route, InvalidRoute):
+            accepted = RouteCondition(ACCEPTED, "False", REASON_INVALID, invalid_message(route))
+            wanted = (accepted,)  # its refs are not resolved: it routes nothing
+            names = invalid_model_names(route, moment)
+        else:
+            wanted = route_conditions(catalog, route)
+            names = model_names(catalog, route, moment)
         if _up_to_date(route, wanted, names):
             return
         # Another change (a deployment's status) can bring a catalog before the watch brings
@@ -312,7 +341,7 @@ class RouteStatusWriter:
         now = _rfc3339(moment)
         generation = route.metadata.generation
         conditions = []
-        changed: list[RouteCondition] = []
+        changed: list[tuple[RouteCondition, str | None]] = []
         for want in wanted:
             have = stored.get(want.type)
             kept = have is not None and have.status == want.status
@@ -330,7 +359,7 @@ class RouteStatusWriter:
             # A problem is news; so is its end. A route accepted from the start is not.
             news = want.status == "False" or (have is not None and have.status == "False")
             if _differs(have, want) and news:
-                changed.append(want)
+                changed.append((want, have.reason if have is not None else None))
         body: dict[str, Any] = {
             "status": {
                 "observedGeneration": generation,
@@ -388,8 +417,8 @@ class RouteStatusWriter:
             raise
         self.writes += 1
         self._written[_ident(route)] = (verdict, _seen(route))
-        for condition in changed:
-            await self._event(route, condition, now)
+        for condition, was in changed:
+            await self._event(route, condition, now, was)
 
     async def _tell_deployments(self, catalog: Catalog) -> None:
         """A Warning Event on each ModelDeployment that lost its served name to another
@@ -474,7 +503,7 @@ class RouteStatusWriter:
             return exc.status != 404
         return True
 
-    async def _reread(self, route: ModelRoute) -> ModelRoute | None:
+    async def _reread(self, route: Route) -> Route | None:
         """``route`` as stored now, after a write refused 409, to write again on it (keeping
         what another writer recorded); None when it is gone, another object (uid), or its
         spec changed (generation: the catalog in hand is stale; the watch brings a new one).
@@ -492,13 +521,15 @@ class RouteStatusWriter:
             if exc.status == 404:
                 return None
             raise
-        fresh = route_from_object(obj)
-        if fresh is None:
+        fresh = parse_route(obj)
+        if fresh is None or type(fresh) is not type(route):
             return None
         same = (fresh.metadata.uid, fresh.metadata.generation)
         return fresh if same == (route.metadata.uid, route.metadata.generation) else None
 
-    async def _event(self, route: ModelRoute, condition: RouteCondition, now: str) -> None:
+    async def _event(
+        self, route: Route, condition: RouteCondition, now: str, was: str | None = None
+    ) -> None:
         from kubernetes_asyncio import client
         from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -515,7 +546,10 @@ class RouteStatusWriter:
                 )
             ).encode()
         ).hexdigest()[:16]
-        reason = condition.reason if condition.status == "False" else SOLVED[condition.type]
+        if condition.status == "False":
+            reason = condition.reason
+        else:  # the end of the problem ``was`` (its reason)
+            reason = SOLVED.get(was or "", "Resolved")
         kind = "Warning" if condition.status == "False" else "Normal"
         event = self._event_body(
             "ModelRoute", namespace, route.metadata.name, route.metadata.uid, digest,

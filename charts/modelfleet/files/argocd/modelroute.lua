@@ -4,7 +4,8 @@
 -- with `status` and `message`. Only base Lua 5.1 is used (no string library).
 --
 -- The gateway writes the route's conditions (docs/gateway.md):
---   Accepted False (another ModelRoute serves one of its names) -> Degraded
+--   Accepted False (another ModelRoute serves one of its names, or the gateway ignores the
+--     route as invalid: reason InvalidSpec, written without ResolvedRefs) -> Degraded
 --   ResolvedRefs False (a backend or fallback deployment is missing) -> Degraded
 --   both True -> Healthy
 -- Until a gateway has observed the current generation the route is Progressing (a gateway
@@ -35,6 +36,11 @@ end
 
 local accepted = findCondition(status.conditions, "Accepted")
 local resolved = findCondition(status.conditions, "ResolvedRefs")
+if accepted ~= nil and accepted.status == "False" then
+  hs.status = "Degraded"
+  hs.message = tostring(accepted.reason) .. ": " .. tostring(accepted.message)
+  return hs
+end
 if accepted == nil or resolved == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the gateway's Accepted and ResolvedRefs conditions"
