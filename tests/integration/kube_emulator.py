@@ -34,9 +34,10 @@ needs it must simulate it explicitly (``kube.patch(...)`` a status, ``kube.put(.
 by default it never bumps resourceVersion/generation (it only stamps them on create, with a
 uid, a creationTimestamp and a name from generateName, as every real server does) and treats
 ``/status`` patches as plain merges; it honours only equality ``labelSelector``s and
-``fieldSelector``s (added here; KMock alone ignores them), validates nothing, has no
-server-side apply, no PUT (replace) and no controllers (a Deployment never becomes ready by
-itself).
+``fieldSelector``s (added here; KMock alone ignores them), validates nothing, prunes no
+field unless told (``kube.prune(resource, "status.x")``: as a CRD's structural schema
+without it would), has no server-side apply, no PUT (replace) and no controllers (a
+Deployment never becomes ready by itself).
 
 ``kube_emulator(versioned=True)`` adds, here (KMock 0.8 does none of it), what a real API
 server does for optimistic concurrency: every write through the API (create, merge PATCH)
@@ -135,6 +136,8 @@ class _Emulator(kmock.KubernetesEmulator):
     status_resources: set[tuple[str, str, str]] = attrs.field(factory=set)
     """(group, version, plural) of the resources with a status subresource (``versioned``:
     their status is written there only)."""
+    pruned: dict[tuple[str, str, str], list[tuple[str, ...]]] = attrs.field(factory=dict)
+    """(group, version, plural) -> dotted paths dropped from every write (``kube.prune``)."""
     _writes: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     """Held from a write's precondition check to its effect (``versioned``)."""
 
@@ -159,6 +162,11 @@ class _Emulator(kmock.KubernetesEmulator):
             status = {"kind": "Status", "status": "Failure", "code": refused}
             return aiohttp.web.json_response(status, status=refused)
         writes = (kmock.action.CREATE, kmock.action.UPDATE)
+        if request.action in writes and isinstance(request.data, dict) and request.resource:
+            resource = request.resource
+            which = (resource.group or "", resource.version or "", resource.plural or "")
+            for path in self.pruned.get(which, ()):
+                _drop(request.data, path)
         if self.versioned and request.action in writes and isinstance(request.data, dict):
             async with self._writes:
                 conflict = self._versioned_write(request)
@@ -249,6 +257,15 @@ class _Emulator(kmock.KubernetesEmulator):
         return payload
 
 
+def _drop(data: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Remove the key at ``path`` from ``data`` (nested dicts), if there."""
+    here: Any = data
+    for part in path[:-1]:
+        here = here.get(part) if isinstance(here, dict) else None
+    if isinstance(here, dict):
+        here.pop(path[-1], None)
+
+
 def _has_fields(item: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
     """Every dotted path of ``fields`` holds that value in ``item`` (missing reads as "")."""
     for path, value in fields.items():
@@ -325,6 +342,13 @@ class KubeEmulator:
         reactions answer but still apply the request to its objects)."""
         handler: Any = self.handler
         handler.refusals[method.upper(), path] = status
+
+    def prune(self, resource: str, path: str) -> None:
+        """Drop the field at dotted ``path`` (e.g. ``status.modelNames``) from every write of
+        ``resource`` through the API from now on, as a real API server prunes a field its
+        CRD's structural schema does not declare (a CRD from an earlier release)."""
+        handler: Any = self.handler
+        handler.pruned.setdefault(_parsed(resource), []).append(tuple(path.split(".")))
 
     def put(self, resource: str, obj: Mapping[str, Any]) -> None:
         """Store ``obj`` as the server's state (replacing any object of that name), as a

@@ -232,3 +232,30 @@ async def test_a_route_deleted_during_its_status_write_does_not_use_up_the_crd_w
         assert caplog.text.count("status not written (404)") == 1
         assert "team/b-kept: status not written" in caplog.text
         assert "team/a-gone: status not written" not in caplog.text
+
+
+async def test_a_crd_that_prunes_model_names_is_told_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ModelRoute CRD from before ``status.modelNames`` (``helm upgrade`` leaves CRDs as
+    they were) has the API server prune the list from every status write, so no claim is
+    ever recorded and each is dated by its route's creation (docs/gateway.md Limits). Before,
+    that was silent; the gateway now says so once (it sees the list missing from the answer
+    to its PATCH), and does not rewrite the status on every catalog for it."""
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
+        kube.prune(ROUTES, "status.modelNames")
+        for name in ("a", "b"):
+            assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            await until(lambda: bool(conditions(kube, "a")) and bool(conditions(kube, "b")), "a, b")
+            assert running.gateway.catalog.resolve("a") is not None
+            # Another catalog with the same verdicts (a new route): a and b not rewritten.
+            assert await _send(kube, "POST", ROUTES_PATH, route("c", "c")) == 200
+            await until(lambda: bool(conditions(kube, "c")), "c's status")
+            await asyncio.sleep(0.3)
+        for name in ("a", "b", "c"):
+            obj = kube.get(ROUTES, name, namespace="team") or {}
+            assert "modelNames" not in obj["status"]
+        assert status_patches(kube) == 3
+        assert caplog.text.count("the API server dropped status.modelNames") == 1
+        assert "apply crds/modelroutes.modelfleet.io.yaml" in caplog.text

@@ -89,3 +89,12 @@ async def test_the_default_mode_does_not_check_versions() -> None:
         stale = {"metadata": {"resourceVersion": "0"}, "status": {"x": "a"}}
         status, written = await send(kube, "PATCH", f"{PATH}/r/status", stale)
         assert (status, written["status"]) == (200, {"x": "a"})
+
+
+async def test_a_pruned_field_is_dropped_from_writes_as_an_older_crd_would() -> None:
+    async with kube_emulator(resources=SPEC, versioned=True) as kube:
+        kube.prune(ROUTES, "status.modelNames")
+        assert (await send(kube, "POST", PATH, ROUTE))[0] in (200, 201)
+        body = {"status": {"modelNames": [{"name": "m"}], "x": "a"}}
+        status, written = await send(kube, "PATCH", f"{PATH}/r/status", body)
+        assert (status, written["status"]) == (200, {"x": "a"})

@@ -190,12 +190,17 @@ def _up_to_date(
     route: Route,
     wanted: Sequence[RouteCondition],
     names: tuple[tuple[str, datetime], ...],
+    *,
+    names_pruned: bool = False,
 ) -> bool:
+    """Whether ``route``'s stored status is what the gateway wants; ``names_pruned``: the
+    server is known to drop ``status.modelNames`` (an older CRD), so none is no difference."""
     stored = _stored(route)
     generation = route.metadata.generation
     if route.status is None or route.status.observed_generation != generation:
         return False
-    if _recorded(route) != names:
+    recorded = _recorded(route)
+    if recorded != names and not (names_pruned and recorded is None):
         return False
     return not any(
         _differs(stored.get(w.type), w) or stored[w.type].observed_generation != generation
@@ -216,6 +221,15 @@ def _seen(route: Route) -> tuple[object, ...]:
         for c in route.status.conditions or ()
     )
     return (route.status.observed_generation, _recorded(route), *conditions)
+
+
+def _pruned_names(answer: object) -> bool:
+    """Whether a status PATCH's answer (the route as stored) lacks ``status.modelNames``
+    that the patch carried: the CRD's schema does not declare it, so the server pruned it."""
+    if not isinstance(answer, dict):
+        return False  # not the object (a client that answers otherwise): no verdict
+    status = answer.get("status")
+    return not isinstance(status, dict) or status.get("modelNames") is None
 
 
 def event_name(route_name: str, digest: str) -> str:
@@ -259,6 +273,8 @@ class RouteStatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._disabled = False
         self._warned_404 = False
+        self._names_pruned = False
+        """Whether the server dropped ``status.modelNames`` from a write (warned once)."""
         self._written: dict[tuple[str, str, str | None], tuple[object, ...]] = {}
         """Per route (namespace, name, uid): what it wrote, and the status it saw then."""
         self.writes = 0
@@ -326,7 +342,7 @@ class RouteStatusWriter:
         else:
             wanted = route_conditions(catalog, route)
             names = model_names(catalog, route, moment)
-        if _up_to_date(route, wanted, names):
+        if _up_to_date(route, wanted, names, names_pruned=self._names_pruned):
             return
         # Another change (a deployment's status) can bring a catalog before the watch brings
         # back the status just written: the route still shows what it showed then. Writing
@@ -375,7 +391,7 @@ class RouteStatusWriter:
         # The generated client would send a dict as a JSON Patch: say it is a merge patch.
         objects: Any = client.CustomObjectsApi(self._api)
         try:
-            await objects.patch_namespaced_custom_object_status(
+            answer = await objects.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
@@ -417,6 +433,18 @@ class RouteStatusWriter:
             raise
         self.writes += 1
         self._written[_ident(route)] = (verdict, _seen(route))
+        if names and not self._names_pruned and _pruned_names(answer):
+            # Said once, and not written again for it (it would be dropped again).
+            self._names_pruned = True
+            log.warning(
+                "ModelRoute %s/%s: the API server dropped status.modelNames (a ModelRoute CRD "
+                "from an earlier release prunes it: helm upgrade does not update CRDs; apply "
+                "crds/modelroutes.modelfleet.io.yaml, then restart the gateway); until then "
+                "model names are dated by each route's creation, so an old route edited to "
+                "another namespace's name takes it",
+                namespace,
+                name,
+            )
         for condition, was in changed:
             await self._event(route, condition, now, was)
 
