@@ -46,7 +46,10 @@ gets the next resourceVersion of one counter; a PATCH whose body carries
 ``409 Conflict`` (reason ``Conflict``, the server's message) with no effect, as the API
 server's update precondition does; a PATCH of ``/status`` changes only ``status`` and a PATCH of
 the object keeps its ``status`` when the resource has a status subresource; a PATCH of the
-object that changes anything but metadata and status bumps ``metadata.generation``.
+object that changes anything but metadata and status bumps ``metadata.generation``. Two
+differences remain: a write that changes nothing still gets a new resourceVersion (a real
+server keeps the old one), and a create's resourceVersion is replaced (a real server refuses
+a create that sets one).
 ``kube.put``/``kube.patch`` (a controller's writes, made by the test) bump the resourceVersion
 too. JSON patches (a list body) are applied as KMock does, unchecked.
 
