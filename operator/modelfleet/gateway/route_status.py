@@ -40,7 +40,8 @@ stored one, so once one replica has written it the others see it through their w
 write nothing. Two replicas racing on the same change post the same Event name (derived from
 the route's uid and resourceVersion and the condition): the second gets 409 and stays quiet.
 
-``route_conditions`` is pure (tested on its own); ``RouteStatusWriter`` does the I/O.
+What to write is decided in ``route_verdicts`` (pure, tested on its own);
+``RouteStatusWriter`` does the I/O.
 """
 
 from __future__ import annotations
@@ -48,30 +49,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from modelfleet import GROUP, VERSION
-from modelfleet.api.common import Condition
-from modelfleet.api.modelroute import ModelRoute
 from modelfleet.background import cancel_and_wait
-from modelfleet.gateway.catalog import Catalog, ObjectRef
-from modelfleet.gateway.invalid_routes import (
-    REASON_INVALID,
-    InvalidRoute,
-    invalid_message,
-    invalid_model_names,
-    parse_route,
+from modelfleet.gateway.catalog import Catalog
+from modelfleet.gateway.invalid_routes import REASON_INVALID, parse_route
+from modelfleet.gateway.route_verdicts import (
+    REASON_CLASH,
+    REASON_MISSING,
+    Route,
+    RouteCondition,
+    differs,
+    status_seen,
+    stored_conditions,
+    up_to_date,
+    wanted_status,
 )
 
 log = logging.getLogger(__name__)
 
-ACCEPTED: Final = "Accepted"
-RESOLVED_REFS: Final = "ResolvedRefs"
-REASON_CLASH: Final = "ModelNameClash"
-REASON_MISSING: Final = "DeploymentNotFound"
 COMPONENT: Final = "modelfleet-gateway"
 """``source.component`` / ``reportingComponent`` of the Events the gateway posts."""
 SOLVED: Final = {
@@ -87,140 +86,8 @@ RETRY_SECONDS: Final = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Pauses before writing again after a failed write (the last one repeats)."""
 
 
-@dataclass(frozen=True)
-class RouteCondition:
-    """One condition the gateway wants on a route (no timestamp: that is the writer's)."""
-
-    type: str
-    status: Literal["True", "False"]
-    reason: str
-    message: str
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteCondition, ...]:
-    """The ``Accepted`` and ``ResolvedRefs`` conditions of ``route`` in ``catalog`` (which
-    must have been built from a set of routes that holds it). Pure."""
-    namespace = route.metadata.namespace or "default"
-    me = ObjectRef("ModelRoute", namespace, route.metadata.name)
-    lost: dict[str, tuple[ObjectRef, str]] = {}
-    missing: dict[ObjectRef, None] = {}
-    for problem in catalog.problems_of(me):
-        if problem.kind == "route-name-clash" and problem.model is not None:
-            lost.setdefault(problem.model, (problem.objects[1], problem.why or ""))
-        elif problem.kind == "missing-deployment":
-            missing[problem.objects[1]] = None
-    kept = [n for n in route.spec.names if n not in lost]
-    if lost:
-        taken = "; ".join(
-            f"model name {name!r} is served by {winner} ({why})"
-            for name, (winner, why) in lost.items()
-        )
-        still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
-        accepted = RouteCondition(
-            ACCEPTED,
-            "False",
-            REASON_CLASH,
-            f"{taken}. This route gets no requests for {_quoted(lost)}; {still}. Rename "
-            "spec.model or spec.aliases, or delete the other claim.",
-        )
-    else:
-        accepted = RouteCondition(
-            ACCEPTED, "True", ACCEPTED, f"serves model name(s) {_quoted(route.spec.names)}"
-        )
-    if missing:
-        resolved = RouteCondition(
-            RESOLVED_REFS,
-            "False",
-            REASON_MISSING,
-            f"{', '.join(map(str, missing))} named as backend or fallback does not exist: "
-            "requests routed to it are held until the gateway's hold timeout, then fail. "
-            "Create the ModelDeployment or fix the route.",
-        )
-    else:
-        resolved = RouteCondition(
-            RESOLVED_REFS, "True", RESOLVED_REFS, "every backend and fallback deployment exists"
-        )
-    return (accepted, resolved)
-
-
-def model_names(
-    catalog: Catalog, route: ModelRoute, now: datetime
-) -> tuple[tuple[str, datetime], ...]:
-    """``status.modelNames`` as the gateway wants it, (name, since) in ``spec.names`` order:
-    a name already listed keeps its entry; a new one gets the date ``catalog`` gave the
-    claim (``now`` when it gave none); a listed name the route no longer claims is dropped.
-    Pure."""
-    namespace = route.metadata.namespace or "default"
-    me = ObjectRef("ModelRoute", namespace, route.metadata.name)
-    recorded = {e.name: e.since for e in (route.status.model_names if route.status else None) or ()}
-    wanted = []
-    for name in dict.fromkeys(route.spec.names):
-        since = recorded.get(name) or catalog.claimed_since(me, name) or now
-        wanted.append((name, since.astimezone(UTC)))
-    return tuple(wanted)
-
-
-Route = ModelRoute | InvalidRoute
-"""A route whose status the gateway writes: served, or ignored as invalid (``invalid_routes``)."""
-
-
-def _recorded(route: Route) -> tuple[tuple[str, datetime], ...] | None:
-    names = route.status.model_names if route.status is not None else None
-    if names is None:
-        return None
-    return tuple((e.name, e.since.astimezone(UTC)) for e in names)
-
-
-def _stored(route: Route) -> dict[str, Condition]:
-    conditions = (route.status.conditions if route.status else None) or []
-    return {c.type: c for c in conditions}
-
-
-def _differs(have: Condition | None, want: RouteCondition) -> bool:
-    if have is None:
-        return True
-    return (have.status, have.reason, have.message) != (want.status, want.reason, want.message)
-
-
-def _up_to_date(
-    route: Route,
-    wanted: Sequence[RouteCondition],
-    names: tuple[tuple[str, datetime], ...],
-    *,
-    names_pruned: bool = False,
-) -> bool:
-    """Whether ``route``'s stored status is what the gateway wants; ``names_pruned``: the
-    server is known to drop ``status.modelNames`` (an older CRD), so none is no difference."""
-    stored = _stored(route)
-    generation = route.metadata.generation
-    if route.status is None or route.status.observed_generation != generation:
-        return False
-    recorded = _recorded(route)
-    if recorded != names and not (names_pruned and recorded is None):
-        return False
-    return not any(
-        _differs(stored.get(w.type), w) or stored[w.type].observed_generation != generation
-        for w in wanted
-    )
-
-
 def _ident(route: Route) -> tuple[str, str, str | None]:
     return (route.metadata.namespace or "default", route.metadata.name, route.metadata.uid)
-
-
-def _seen(route: Route) -> tuple[object, ...]:
-    """The route's status as this watch delivered it (without times)."""
-    if route.status is None:
-        return ()
-    conditions = sorted(
-        (c.type, c.status, c.reason, c.message, c.observed_generation)
-        for c in route.status.conditions or ()
-    )
-    return (route.status.observed_generation, _recorded(route), *conditions)
 
 
 def _pruned_names(answer: object) -> bool:
@@ -334,26 +201,19 @@ class RouteStatusWriter:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         moment = self._clock()
-        wanted: tuple[RouteCondition, ...]
-        if isinstance(route, InvalidRoute):
-            accepted = RouteCondition(ACCEPTED, "False", REASON_INVALID, invalid_message(route))
-            wanted = (accepted,)  # its refs are not resolved: it routes nothing
-            names = invalid_model_names(route, moment)
-        else:
-            wanted = route_conditions(catalog, route)
-            names = model_names(catalog, route, moment)
-        if _up_to_date(route, wanted, names, names_pruned=self._names_pruned):
+        wanted, names = wanted_status(catalog, route, moment)
+        if up_to_date(route, wanted, names, names_pruned=self._names_pruned):
             return
         # Another change (a deployment's status) can bring a catalog before the watch brings
         # back the status just written: the route still shows what it showed then. Writing
         # again would only repeat it (the names compared without the dates of new ones: a
         # name an edit added is dated by each catalog's now until it is recorded).
         verdict = (wanted, tuple(n for n, _ in names))
-        if self._written.get(_ident(route)) == (verdict, _seen(route)):
+        if self._written.get(_ident(route)) == (verdict, status_seen(route)):
             return
         namespace = route.metadata.namespace or "default"
         name = route.metadata.name
-        stored = _stored(route)
+        stored = stored_conditions(route)
         now = _rfc3339(moment)
         generation = route.metadata.generation
         conditions = []
@@ -374,7 +234,7 @@ class RouteStatusWriter:
             )
             # A problem is news; so is its end. A route accepted from the start is not.
             news = want.status == "False" or (have is not None and have.status == "False")
-            if _differs(have, want) and news:
+            if differs(have, want) and news:
                 changed.append((want, have.reason if have is not None else None))
         body: dict[str, Any] = {
             "status": {
@@ -411,7 +271,7 @@ class RouteStatusWriter:
                 # Deleted since (the watch will say so), or a ModelRoute CRD without the
                 # status subresource (``helm upgrade`` leaves CRDs as they were): not again
                 # for this verdict, or every deployment change would repeat the PATCH.
-                self._written[_ident(route)] = (verdict, _seen(route))
+                self._written[_ident(route)] = (verdict, status_seen(route))
                 if not self._warned_404 and await self._exists(namespace, name):
                     self._warned_404 = True
                     log.warning(
@@ -432,7 +292,7 @@ class RouteStatusWriter:
                 return
             raise
         self.writes += 1
-        self._written[_ident(route)] = (verdict, _seen(route))
+        self._written[_ident(route)] = (verdict, status_seen(route))
         if names and not self._names_pruned and _pruned_names(answer):
             # Said once, and not written again for it (it would be dropped again).
             self._names_pruned = True

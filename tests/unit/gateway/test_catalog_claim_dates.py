@@ -24,7 +24,7 @@ from modelfleet.gateway.catalog import (
     build_catalog,
     deployment_from_object,
 )
-from modelfleet.gateway.route_status import model_names
+from modelfleet.gateway.route_verdicts import model_names
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 JAN = "2026-01-01T00:00:00Z"

@@ -25,7 +25,7 @@ from modelfleet.gateway.catalog import (
     build_catalog,
     deployment_from_object,
 )
-from modelfleet.gateway.route_status import route_conditions
+from modelfleet.gateway.route_verdicts import route_conditions
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 OLD = "2026-11-01T00:00:00Z"

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from modelfleet.gateway.catalog import build_catalog
 from modelfleet.gateway.invalid_routes import (
     InvalidRoute,
     invalid_message,
     invalid_model_names,
     parse_route,
 )
+from modelfleet.gateway.route_verdicts import wanted_status
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
@@ -109,3 +111,11 @@ def test_an_invalid_routes_names_are_dated_as_a_valid_routes(
 
 def test_an_object_without_readable_metadata_is_nothing_to_write_to() -> None:
     assert parse_route({"metadata": {"namespace": "x"}, "spec": BAD}) is None
+
+
+def test_an_invalid_route_is_wanted_not_accepted_and_nothing_else() -> None:
+    route = invalid(BAD)
+    [accepted], names = wanted_status(build_catalog([], []), route, NOW)
+    assert (accepted.type, accepted.status, accepted.reason) == ("Accepted", "False", "InvalidSpec")
+    assert accepted.message == invalid_message(route)
+    assert names == (("m", JAN), ("a", JAN))

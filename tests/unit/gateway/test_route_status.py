@@ -11,7 +11,8 @@ import pytest
 
 from modelfleet.api.modelroute import ModelRoute
 from modelfleet.gateway.catalog import DeploymentInfo, DeploymentKey, build_catalog
-from modelfleet.gateway.route_status import event_name, route_conditions
+from modelfleet.gateway.route_status import event_name
+from modelfleet.gateway.route_verdicts import route_conditions
 
 
 def route(
