@@ -27,6 +27,7 @@ from modelfleet.reconciler.limits import within
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, EventType
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
+from modelfleet.reconciler.status import next_condition
 
 
 @dataclass(frozen=True)
@@ -132,22 +133,14 @@ async def probe_fleet_cluster(
     previous = {c.type: c for c in status.conditions or []}
 
     def condition(type_: str, ok: bool, reason: str, message: str) -> Condition:
-        value = "True" if ok else "False"
-        old = previous.get(type_)
-        if old is not None and old.status == value:
-            same = (old.reason, old.message, old.observed_generation)
-            if same == (reason, message, cluster.metadata.generation):
-                return old  # unchanged: the same immutable object (no validation)
-            since = old.last_transition_time
-        else:
-            since = now
-        return Condition(
-            type=type_,
-            status=value,
-            reason=reason,
-            message=message,
-            observed_generation=cluster.metadata.generation,
-            last_transition_time=since,
+        return next_condition(
+            previous,
+            type_,
+            "True" if ok else "False",
+            reason,
+            message,
+            generation=cluster.metadata.generation,
+            now=now,
         )
 
     if probe is not None:

@@ -175,7 +175,7 @@ def _not_after(state: DecisionState, now: datetime) -> DecisionState:
     return replace(state, **changes) if changes else state
 
 
-def _condition(
+def next_condition(
     previous: Mapping[str, Condition],
     type_: str,
     status: Status,
@@ -185,6 +185,12 @@ def _condition(
     generation: int | None,
     now: datetime,
 ) -> Condition:
+    """The condition ``type_`` to write at ``now`` (the one place of the KEP-1623 rule, for
+    ModelDeployments and FleetClusters alike): ``previous[type_]`` itself, the same
+    immutable object, when status, reason, message and ``generation`` are all unchanged;
+    else a new condition whose ``lastTransitionTime`` moves to ``now`` only when ``status``
+    changed (or the condition is new). ``previous`` maps type to the last written
+    condition. Raises nothing."""
     old = previous.get(type_)
     if old is not None and old.status == status:
         if (
@@ -261,7 +267,7 @@ def build_status(
     cond = {}
 
     def put(type_: str, status: Status, reason: str, message: str) -> None:
-        cond[type_] = _condition(
+        cond[type_] = next_condition(
             previous, type_, status, reason, message, generation=generation, now=now
         )
 
