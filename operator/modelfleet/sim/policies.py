@@ -18,7 +18,7 @@ Every policy (this one and the baselines) exposes the same small interface to th
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.clusters import ClusterClient
@@ -46,15 +46,8 @@ PolicyName = Literal[
     "modelfleet-on-demand",
     "modelfleet-no-standby",
 ]
-POLICIES: tuple[PolicyName, ...] = (
-    "modelfleet",
-    "static-peak",
-    "hpa-failover",
-    "oracle",
-    "modelfleet-on-demand",
-    "modelfleet-no-standby",
-)
-"""Every policy the simulator knows; the last two are modelfleet with the deployments'
+POLICIES: tuple[PolicyName, ...] = get_args(PolicyName)
+"""Every policy the simulator knows, in ``PolicyName``'s order (its one list); the last two are modelfleet with the deployments'
 spot policy set to Never (the all-on-demand reference of spot hedging) and with no warm
 standby."""
 
