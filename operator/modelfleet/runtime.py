@@ -146,17 +146,18 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Operator settings (``modelfleet run`` flags)."""
+    """Operator settings (``modelfleet run`` flags). The loop's cadences default to
+    ``LoopSettings``'s (their one owner; ``loop()`` hands them back)."""
 
-    interval_seconds: float = 15.0
+    interval_seconds: float = LoopSettings.interval_seconds
     """Periodic reconcile of every ModelDeployment."""
-    probe_interval_seconds: float = 10.0
+    probe_interval_seconds: float = LoopSettings.probe_interval_seconds
     """FleetCluster health probe period."""
-    discovery_interval_seconds: float = 600.0
+    discovery_interval_seconds: float = LoopSettings.discovery_interval_seconds
     """How often providers re-discover offerings and prices."""
-    pools_interval_seconds: float = 60.0
+    pools_interval_seconds: float = LoopSettings.pools_interval_seconds
     """How often node pools are listed into FleetCluster status and orphans collected."""
-    max_concurrent_reconciles: int = 16
+    max_concurrent_reconciles: int = LoopSettings.max_concurrent_reconciles
     """Deployment passes running at once; the others wait (probes never do)."""
     fleet: FleetSettings = field(default_factory=FleetSettings)
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
