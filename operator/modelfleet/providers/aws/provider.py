@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -243,15 +243,7 @@ class AwsNodePoolProvider:
                 )
             ids[instance] = node.name
         owners = set(nodegroups.asg_names([group]))
-        found: list[Any] = []
-        for chunk in chunks(sorted(ids), 50):
-            found += await self._api.paginate(
-                "autoscaling:DescribeAutoScalingInstances",
-                "autoscaling",
-                "describe_auto_scaling_instances",
-                "AutoScalingInstances",
-                InstanceIds=chunk,
-            )
+        found = await self._asg_instances(ids)
         strangers = sorted(
             f"{ids[str(i['InstanceId'])]} ({i['InstanceId']} in {i['AutoScalingGroupName']})"
             for i in found
@@ -310,15 +302,7 @@ class AwsNodePoolProvider:
             if instance is not None:
                 names.setdefault(instance, []).append(node.name)
         owners = set(nodegroups.asg_names([group]))
-        found: list[Any] = []
-        for chunk in chunks(sorted(names), 50):
-            found += await self._api.paginate(
-                "autoscaling:DescribeAutoScalingInstances",
-                "autoscaling",
-                "describe_auto_scaling_instances",
-                "AutoScalingInstances",
-                InstanceIds=chunk,
-            )
+        found = await self._asg_instances(names)
         return frozenset(
             name
             for item in found
@@ -327,6 +311,23 @@ class AwsNodePoolProvider:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+
+    async def _asg_instances(self, instance_ids: Iterable[str]) -> list[Any]:
+        """Auto Scaling's record of each of ``instance_ids`` it knows (one
+        ``DescribeAutoScalingInstances`` per 50 ids, sorted; items with ``InstanceId``,
+        ``AutoScalingGroupName``, ``LifecycleState``); an id it does not know is absent.
+        The one place ``remove_nodes`` and ``owned_nodes`` learn which group holds an
+        instance. Raises the typed errors of ``AwsApi.paginate``."""
+        found: list[Any] = []
+        for chunk in chunks(sorted(instance_ids), 50):
+            found += await self._api.paginate(
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling",
+                "describe_auto_scaling_instances",
+                "AutoScalingInstances",
+                InstanceIds=chunk,
+            )
+        return found
 
     async def _follow_asg(
         self, group: dict[str, Any], spec: PoolSpec, owners: set[str]
