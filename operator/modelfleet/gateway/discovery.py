@@ -215,7 +215,35 @@ def _key(obj: Mapping[str, Any]) -> ObjectKey:
     return (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
 
 
-class StaticFileSource:
+class _EveryInterval:
+    """A job run every ``interval`` seconds in the background, from ``start`` until
+    ``close`` (the one loop of the gateway's reloaders). A subclass sets ``_interval``
+    (seconds) and ``_task`` (None) and defines ``_tick``, which logs and swallows its own
+    failures: one escaping ends the loop."""
+
+    _interval: float
+    _task: asyncio.Task[None] | None
+
+    def start(self) -> None:
+        """Run ``_tick`` every ``interval`` seconds in the background (the first after one
+        interval)."""
+        self._task = asyncio.create_task(self._poll())
+
+    async def close(self) -> None:
+        """Stop the background job (a tick in progress is cancelled)."""
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._tick()
+
+    async def _tick(self) -> None:
+        raise NotImplementedError
+
+
+class StaticFileSource(_EveryInterval):
     """Re-reads a static endpoints file when its modification time changes.
 
     An invalid file is logged and the previous catalog kept. ``load()`` reads it once and
@@ -245,27 +273,18 @@ class StaticFileSource:
         self._mtime = stat.st_mtime_ns
         self._on_catalog(catalog)
 
-    def start(self) -> None:
-        """Poll for changes in the background."""
-        self._task = asyncio.create_task(self._poll())
-
-    async def close(self) -> None:
-        """Stop polling."""
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                if self._path.stat().st_mtime_ns != self._mtime:
-                    self.load()
-                    log.info("reloaded %s", self._path)
-            except (OSError, StaticFileError) as exc:
-                log.warning("keeping the previous endpoints: %s", exc)
+    async def _tick(self) -> None:
+        """Reload the file when its modification time changed; keep the previous catalog
+        when it cannot be read or is invalid."""
+        try:
+            if self._path.stat().st_mtime_ns != self._mtime:
+                self.load()
+                log.info("reloaded %s", self._path)
+        except (OSError, StaticFileError) as exc:
+            log.warning("keeping the previous endpoints: %s", exc)
 
 
-class KeyRefresher:
+class KeyRefresher(_EveryInterval):
     """Reloads API keys from a file/folder and/or a hub Secret every ``interval`` seconds.
 
     A failed reload keeps the keys already loaded (and logs the source, never a key).
@@ -311,21 +330,11 @@ class KeyRefresher:
             ) from None
         return keys_from_secret({"data": secret.data or {}})
 
-    def start(self) -> None:
-        """Reload in the background."""
-        self._task = asyncio.create_task(self._poll())
-
-    async def close(self) -> None:
-        """Stop reloading."""
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.load()
-            except (KeySourceError, OSError) as exc:
-                log.warning("keeping the API keys already loaded: %s", exc)
-            except Exception as exc:  # transport errors from the API client
-                log.warning("keeping the API keys already loaded: %s", type(exc).__name__)
+    async def _tick(self) -> None:
+        """Reload every source; keep the keys already loaded when one fails."""
+        try:
+            await self.load()
+        except (KeySourceError, OSError) as exc:
+            log.warning("keeping the API keys already loaded: %s", exc)
+        except Exception as exc:  # transport errors from the API client
+            log.warning("keeping the API keys already loaded: %s", type(exc).__name__)
