@@ -433,6 +433,26 @@ def closed_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+@contextlib.asynccontextmanager
+async def silent_url() -> AsyncIterator[str]:
+    """An http URL on a loopback server that accepts connections and never answers: only
+    a client's own timeout ends a call to it."""
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        release.set()
+        server.close()
+        await server.wait_closed()
+
+
 def _crd_objects() -> list[dict[str, Any]]:
     if not CRD_DIR.is_dir():
         return []

@@ -37,7 +37,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -419,7 +419,7 @@ class KubernetesClusterClient:
         path = kind.collection_path(namespace)
         read_timeout = timeout_seconds + self.timeout
         self._check_open(f"watch {kind.plural}")
-        try:
+        with self._transport_errors(f"watch {kind.plural}", name_timeout=False):
             async with asyncio.timeout(self.timeout):
                 response = await self._api.call_api(
                     path,
@@ -433,19 +433,6 @@ class KubernetesClusterClient:
                         total=None, connect=self.timeout, sock_read=read_timeout
                     ),
                 )
-        except TimeoutError:
-            raise ClusterUnreachable(
-                f"watch {kind.plural}: API server did not answer within {self.timeout:g}s",
-                cluster=self.name,
-            ) from None
-        except (aiohttp.ClientError, ssl.SSLError, OSError) as error:
-            raise ClusterUnreachable(
-                f"watch {kind.plural}: cannot connect to the API server ({type(error).__name__})",
-                cluster=self.name,
-            ) from None
-        except Exception:
-            self._check_open(f"watch {kind.plural}")  # closed on the way (see _check_open)
-            raise
         if self._closed:  # closed while the answer came: ``close`` could not end this one
             response.close()
             self._check_open(f"watch {kind.plural}")
@@ -459,6 +446,37 @@ class KubernetesClusterClient:
             raise _classify(refused, verb="watch", resource=kind.plural, cluster=self.name)
         self._watches.add(response)
         return self._events(response, kind)
+
+    @contextlib.contextmanager
+    def _transport_errors(self, what: str, *, name_timeout: bool = True) -> Iterator[None]:
+        """The one translation of a failed exchange with the API server (a request, or the
+        opening of a watch), ``what`` naming it in messages: a timeout, ours or aiohttp's,
+        is ``ClusterUnreachable`` "did not answer within" the client's timeout (with the
+        error's class when ``name_timeout``); a refused connection, no route, DNS or TLS
+        failure is ``ClusterUnreachable`` "cannot connect" (it failed at once); a typed
+        ``ClusterError`` passes unchanged; any other error is re-raised, unless the client
+        was closed on the way (then ``_check_open``'s ``ClusterUnreachable``)."""
+        import aiohttp  # with kubernetes_asyncio: only the real client needs it
+
+        try:
+            yield
+        except ClusterError:
+            raise
+        except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
+            named = f" ({type(error).__name__})" if name_timeout else ""
+            raise ClusterUnreachable(
+                f"{what}: API server did not answer within {self.timeout:g}s{named}",
+                cluster=self.name,
+            ) from None
+        except (aiohttp.ClientError, ssl.SSLError, OSError) as error:
+            # Refused, no route, DNS, TLS: it failed at once, it did not time out.
+            raise ClusterUnreachable(
+                f"{what}: cannot connect to the API server ({type(error).__name__})",
+                cluster=self.name,
+            ) from None
+        except Exception:
+            self._check_open(what)  # closed on the way (see _check_open)
+            raise
 
     def _check_open(self, what: str) -> None:
         """A closed client (the registry replaced it: its kubeconfig Secret changed) is
@@ -662,37 +680,26 @@ class KubernetesClusterClient:
 
         self._check_open(f"{verb} {resource}")
 
-        try:
-            async with asyncio.timeout(self.timeout):
-                result = await self._api.call_api(
-                    path,
-                    method,
-                    query_params=list(query),
-                    header_params={"Accept": "application/json", "Content-Type": content_type},
-                    body=dict(body) if body is not None else None,
-                    response_types_map={200: "object", 201: "object", 202: "object"},
-                    auth_settings=["BearerToken"],
-                    _return_http_data_only=True,
-                    _preload_content=True,
-                    _request_timeout=aiohttp.ClientTimeout(total=self.timeout),
-                )
-        except ApiException as error:
-            raise _classify(error, verb=verb, resource=resource, cluster=self.name) from None
-        except TimeoutError as error:  # aiohttp's ServerTimeoutError is one too
-            raise ClusterUnreachable(
-                f"{verb} {resource}: API server did not answer within {self.timeout:g}s "
-                f"({type(error).__name__})",
-                cluster=self.name,
-            ) from None
-        except (aiohttp.ClientError, ssl.SSLError, OSError) as error:
-            # Refused, no route, DNS, TLS: it failed at once, it did not time out.
-            raise ClusterUnreachable(
-                f"{verb} {resource}: cannot connect to the API server ({type(error).__name__})",
-                cluster=self.name,
-            ) from None
-        except Exception:
-            self._check_open(f"{verb} {resource}")  # closed on the way (see _check_open)
-            raise
+        with self._transport_errors(f"{verb} {resource}"):
+            try:
+                async with asyncio.timeout(self.timeout):
+                    result = await self._api.call_api(
+                        path,
+                        method,
+                        query_params=list(query),
+                        header_params={
+                            "Accept": "application/json",
+                            "Content-Type": content_type,
+                        },
+                        body=dict(body) if body is not None else None,
+                        response_types_map={200: "object", 201: "object", 202: "object"},
+                        auth_settings=["BearerToken"],
+                        _return_http_data_only=True,
+                        _preload_content=True,
+                        _request_timeout=aiohttp.ClientTimeout(total=self.timeout),
+                    )
+            except ApiException as error:
+                raise _classify(error, verb=verb, resource=resource, cluster=self.name) from None
         return result if isinstance(result, dict) else {}
 
 
