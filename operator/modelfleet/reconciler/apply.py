@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,11 +33,10 @@ from modelfleet.clusters.workloads import (
 from modelfleet.core import Plan
 from modelfleet.core.from_api import deployment_key
 from modelfleet.reconciler.limits import gather, within
+from modelfleet.reconciler.memory import ClientFor
 from modelfleet.reconciler.observe import Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH, health_of
-
-ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
 
 
 def placements_by_cluster(plan: Plan) -> dict[str, list[WorkloadPlacement]]:

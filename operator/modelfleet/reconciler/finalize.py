@@ -9,24 +9,22 @@ deletion pending unless the ``modelfleet.io/abandon-clusters`` annotation names 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from modelfleet import labels
 from modelfleet.api import FleetCluster, ModelDeployment
-from modelfleet.clusters import ClusterClient, ClusterError
+from modelfleet.clusters import ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import owner_selector, workload_namespace
 from modelfleet.core.from_api import deployment_key, placements_from_status
 from modelfleet.reconciler.ledger import PoolLedger
 from modelfleet.reconciler.limits import gather, within
-from modelfleet.reconciler.memory import ProviderRegistry, StockoutMemory
+from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
 from modelfleet.reconciler.outcome import EventRecord, FinalizeOutcome, PassLog
 from modelfleet.reconciler.pools import PoolSettings, size_pools
 from modelfleet.reconciler.snapshot import seed_ledger
-
-ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
 
 
 async def finalize(

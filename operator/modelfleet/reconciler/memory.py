@@ -160,6 +160,8 @@ class StockoutMemory:
 
 
 ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
+"""How the reconciler reaches a FleetCluster's member cluster: its client (the one
+definition; observe, apply, retire, finalize and the loop take one of these)."""
 
 
 class ProviderRegistry:

@@ -28,7 +28,7 @@ delays a retirement, never causes one early), and deleting what is already gone 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,8 +46,7 @@ from modelfleet.clusters.informer import (
 from modelfleet.clusters.objects import DEPLOYMENT, JsonObject, readiness_of
 from modelfleet.clusters.workloads import owner_selector, workload_namespace
 from modelfleet.reconciler.limits import gather, within
-
-ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
+from modelfleet.reconciler.memory import ClientFor
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from modelfleet.reconciler.outcome import CapacityError, PassLog
 from modelfleet.reconciler.shrink import NodeReader, PoolNodes, cordon, pool_nodes, uncordon
 
 ReaderFor = Callable[[FleetCluster], Awaitable[object]]
-"""The member-cluster client of a FleetCluster (``apply.ClientFor``); a client that cannot
+"""The member-cluster client of a FleetCluster (``memory.ClientFor``); a client that cannot
 list and patch (``shrink.NodeReader``) reads as one that sees no node."""
 
 NO_CHANGES_HEALTH = frozenset({"Failed", "Suspect"})

@@ -25,11 +25,11 @@ ownership labels, keeping every name the plan or the decision still wants).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from modelfleet.api import FleetCluster, ModelDeployment
-from modelfleet.clusters import ClusterClient, ClusterError
+from modelfleet.clusters import ClusterError
 from modelfleet.clusters.objects import WORKLOAD_KINDS
 from modelfleet.clusters.workloads import (
     WorkloadPlacement,
@@ -39,11 +39,10 @@ from modelfleet.clusters.workloads import (
 )
 from modelfleet.reconciler.ledger import PoolKey
 from modelfleet.reconciler.limits import gather, within
+from modelfleet.reconciler.memory import ClientFor
 from modelfleet.reconciler.observe import ClusterObservation, Observation
 from modelfleet.reconciler.outcome import PassLog
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH
-
-ClientFor = Callable[[FleetCluster], Awaitable[ClusterClient]]
 
 
 @dataclass(frozen=True)
