@@ -13,7 +13,7 @@ from modelfleet.api.fleetcluster import GpuOffering
 from modelfleet.core import Offering
 from modelfleet.providers.errors import NotFound, Throttled
 from modelfleet.providers.offerings import PriceTable, load_price_table, merge_declared
-from modelfleet.providers.retry import jittered_delay, retry_throttled
+from modelfleet.providers.retry import jittered_delay, retry_after_seconds, retry_throttled
 from modelfleet.providers.sdkcall import LazyClient, classified
 
 # -- retry_throttled --------------------------------------------------------------------------
@@ -298,3 +298,22 @@ def test_lazy_client_resolves_on_attribute_access() -> None:
     assert asked == []
     assert client.upper() == "POOLS-API"
     assert asked == ["containers"]
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),  # no header
+        ("7", 7.0),
+        ("2.5", 2.5),
+        (3, 3.0),  # an SDK may hand over a number
+        ("-4", 0.0),  # never a negative wait
+        ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # an HTTP date is not read
+        ("soon", None),
+    ],
+)
+def test_a_clouds_retry_after_header_is_read_as_seconds(
+    header: object, seconds: float | None
+) -> None:
+    # Azure's and GCP's classifiers both read the header through this one function.
+    assert retry_after_seconds(header) == seconds

@@ -24,6 +24,16 @@ Sleep = Callable[[float], Awaitable[None]]
 MAX_WAIT_S: Final = 20.0
 
 
+def retry_after_seconds(value: object) -> float | None:
+    """A cloud API's ``Retry-After`` header value as seconds (RFC 9110 delay-seconds;
+    negative ones count as 0), for ``Throttled.retry_after``. None when the header is
+    absent (``value`` None) or not a number (an HTTP date too). Raises nothing."""
+    try:
+        return max(0.0, float(str(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
 def jittered_delay(attempt: int, error: Throttled, *, rng: random.Random, max_wait: float) -> float:
     """Seconds before retry ``attempt`` (1-based): the cloud's ``retry_after`` or exponential
     backoff, whichever is longer, capped at ``max_wait``, with up to 50% jitter on top."""

@@ -25,6 +25,7 @@ from modelfleet.providers.errors import (
     Throttled,
     Unreachable,
 )
+from modelfleet.providers.retry import retry_after_seconds
 
 CAPACITY_CODES = (
     "OverconstrainedZonalAllocationRequest",
@@ -179,7 +180,7 @@ def _facts(error: BaseException) -> _Facts | None:
         code=code,
         codes=tuple(c for c in codes if c),
         message=message,
-        retry_after=_seconds(headers.get("Retry-After")),
+        retry_after=retry_after_seconds(headers.get("Retry-After")),
     )
 
 
@@ -189,10 +190,3 @@ def _detail_codes(details: Iterable[Any]) -> list[str]:
         codes.append(str(getattr(detail, "code", "") or ""))
         codes.extend(_detail_codes(getattr(detail, "details", None) or ()))
     return codes
-
-
-def _seconds(value: object) -> float | None:
-    try:
-        return max(0.0, float(str(value))) if value is not None else None
-    except ValueError:
-        return None

@@ -25,6 +25,7 @@ from modelfleet.providers.errors import (
     Throttled,
     Unreachable,
 )
+from modelfleet.providers.retry import retry_after_seconds
 
 CAPACITY_CODES = (
     "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
@@ -179,7 +180,7 @@ def _facts(error: BaseException) -> _Facts | None:
         reasons=tuple(r for r in reasons if r),
         message=str(payload.get("message") or getattr(error, "message", "") or error),
         metadata={str(k): str(v) for k, v in (getattr(error, "metadata", None) or {}).items()},
-        retry_after=_retry_after(headers.get("Retry-After")),
+        retry_after=retry_after_seconds(headers.get("Retry-After")),
     )
 
 
@@ -212,10 +213,3 @@ def _zone(message: str) -> str | None:
 def _first_match(pattern: re.Pattern[str], text: str) -> str | None:
     match = pattern.search(text)
     return match.group(1) if match else None
-
-
-def _retry_after(value: object) -> float | None:
-    try:
-        return max(0.0, float(str(value))) if value is not None else None
-    except ValueError:
-        return None
