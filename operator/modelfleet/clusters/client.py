@@ -99,6 +99,26 @@ class ClusterProbe:
     interruption notice's taint, a cordon, a deletion (``objects.leaving_by_pool``)."""
 
 
+def probe_of(
+    server_version: str | None, nodes: Sequence[NodeInfo], pods: Sequence[Mapping[str, Any]]
+) -> ClusterProbe:
+    """The ClusterProbe of a member cluster's ``nodes`` (all of them) and ``pods`` (those
+    labelled managed): the one count, for the real client and the in-memory one. GPU nodes
+    have allocatable nvidia.com/gpu or modelfleet's instance-type label, ready ones are
+    usable (``NodeInfo.usable``); a pod being deleted counts as managed but never as not
+    ready. Raises nothing."""
+    gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
+    live_pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    return ClusterProbe(
+        server_version=server_version,
+        gpu_nodes=len(gpu_nodes),
+        ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
+        managed_pods=len(pods),
+        not_ready_pods=sum(1 for p in live_pods if not pod_ready(p)),
+        leaving_nodes=leaving_by_pool(nodes),
+    )
+
+
 @dataclass(frozen=True)
 class SecretData:
     """A Secret's decoded data and the resourceVersion it was read at."""
@@ -341,17 +361,8 @@ class KubernetesClusterClient:
     async def probe(self) -> ClusterProbe:
         version = await self.server_version()
         nodes = await self.list_nodes()
-        gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
         pods = await self.list_owned(POD, {labels.MANAGED: "true"})
-        live_pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-        return ClusterProbe(
-            server_version=version.get("gitVersion"),
-            gpu_nodes=len(gpu_nodes),
-            ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
-            managed_pods=len(pods),
-            not_ready_pods=sum(1 for p in live_pods if not pod_ready(p)),
-            leaving_nodes=leaving_by_pool(nodes),
-        )
+        return probe_of(version.get("gitVersion"), nodes, pods)
 
     async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:
         return [node_info(obj) for obj in await self.list_owned(NODE, selector or {})]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelfleet import labels
-from modelfleet.clusters.client import ClusterProbe, SecretData, namespace_manifest
+from modelfleet.clusters.client import ClusterProbe, SecretData, namespace_manifest, probe_of
 from modelfleet.clusters.errors import (
     ClusterConflict,
     ClusterError,
@@ -47,12 +47,10 @@ from modelfleet.clusters.objects import (
     ResourceKind,
     is_managed,
     kind_of,
-    leaving_by_pool,
     matches_fields,
     matches_selector,
     merge_patch,
     node_info,
-    pod_ready,
     readiness_of,
 )
 
@@ -335,16 +333,8 @@ class InMemoryClusterClient:
         self._enter("probe")
         # Read in place: node_info copies what it keeps, and the pods are only counted.
         nodes = [node_info(obj) for obj in self._live(NODE, None)]
-        gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
         pods = [p for p in self._live(POD, None) if is_managed(p)]
-        return ClusterProbe(
-            server_version="v1.30.0-fake",
-            gpu_nodes=len(gpu_nodes),
-            ready_gpu_nodes=sum(1 for n in gpu_nodes if n.usable),
-            managed_pods=len(pods),
-            not_ready_pods=sum(1 for p in pods if not pod_ready(p)),
-            leaving_nodes=leaving_by_pool(nodes),
-        )
+        return probe_of("v1.30.0-fake", nodes, pods)
 
     async def list_nodes(self, selector: Mapping[str, str] | None = None) -> list[NodeInfo]:
         self._enter("list_nodes", str(dict(selector or {})))
