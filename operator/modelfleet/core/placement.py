@@ -107,6 +107,20 @@ class PlacementResult:
     ``greedy-fallback`` (the solver found nothing; greedy phases, maybe not optimal)."""
 
 
+def node_limit(
+    key: PoolKey, free: Mapping[PoolKey, int | None], own_nodes: Mapping[PoolKey, int]
+) -> int | None:
+    """Nodes a deployment may hold on pool ``key``: the fleet's free quota there, never
+    below 0, plus the nodes it already holds (None: no quota). A pool whose fleet is over
+    its quota (``free`` < 0: a lowered ``maxNodes``, another deployment's nodes) closes to
+    growth, but the deployment keeps the use of its own nodes: they are billed already and
+    taking them adds no node. The one rule for the fast path (``Placer``) and the MILP
+    (``_solve``), which had diverged: the fast path counted another's overuse against the
+    deployment's own nodes."""
+    left = free.get(key)
+    return None if left is None else max(0, left) + own_nodes.get(key, 0)
+
+
 class Placer:
     """One placement run: holds the inputs shared by the phases. Use ``place``."""
 
@@ -174,9 +188,8 @@ class Placer:
         return out
 
     def limit(self, c: Candidate) -> int | None:
-        """Nodes the deployment may hold on ``c``'s pool: fleet-free plus its own."""
-        free = self.free.get(c.key)
-        return None if free is None else free + self.own_nodes.get(c.key, 0)
+        """Nodes the deployment may hold on ``c``'s pool (``node_limit``)."""
+        return node_limit(c.key, self.free, self.own_nodes)
 
     def _cover_once(self, want: int, cands: Sequence[Candidate]) -> list[tuple[Candidate, int]]:
         """Cheapest cover of ``want`` on ``cands`` (sorted cheapest first), not committed.
@@ -698,8 +711,7 @@ def _solve(
     seen: set[PoolKey] = set()
 
     def limit(c: Candidate) -> int | None:
-        left = free.get(c.key)
-        return None if left is None else max(0, left) + own_nodes.get(c.key, 0)
+        return node_limit(c.key, free, own_nodes)
 
     for c in growth:
         if c.key in seen:
