@@ -196,6 +196,64 @@ def test_model_without_uri_is_loaded_by_name_and_s3_uris_pass_through() -> None:
     assert s3["args"][:2] == ["--model", "s3://weights/llama/"]
 
 
+PVC_VOLUME = {
+    "name": "model-weights",
+    "persistentVolumeClaim": {"claimName": "llama-weights", "readOnly": True},
+}
+PVC_MOUNT = {"name": "model-weights", "mountPath": "/models/llama-weights", "readOnly": True}
+DSHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+DSHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
+
+
+@pytest.mark.parametrize(
+    ("engine", "flag"),
+    [("vllm", "--model"), ("sglang", "--model-path"), ("tgi", "--model-id"),
+     ("builtin", "--model")],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("uri", "model_path"),
+    [
+        ("pvc://llama-weights/meta/llama-3.1-8b", "/models/llama-weights/meta/llama-3.1-8b"),
+        ("pvc://llama-weights/meta/llama-3.1-8b/", "/models/llama-weights/meta/llama-3.1-8b"),
+        ("pvc://llama-weights", "/models/llama-weights"),
+        ("pvc://llama-weights/", "/models/llama-weights"),
+    ],
+)
+def test_a_pvc_model_is_mounted_read_only_and_the_engine_loads_the_mounted_path(
+    engine: str, flag: str, uri: str, model_path: str
+) -> None:
+    deployment = of_kind(render_workloads(md(engine=engine, uri=uri), [ON_DEMAND]), "Deployment")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(deployment)
+
+    assert c["args"][c["args"].index(flag) + 1] == model_path
+    assert not any(arg.startswith("pvc:") for arg in c["args"])
+    assert pod["volumes"] == [DSHM_VOLUME, PVC_VOLUME]
+    assert c["volumeMounts"] == [DSHM_MOUNT, PVC_MOUNT]
+
+
+def test_a_custom_engine_gets_the_pvc_mounted_and_its_own_arguments_untouched() -> None:
+    custom = md(
+        engine="custom",
+        image="registry.example/my-server:1.2",
+        args=["serve", "--weights", "/models/llama-weights/v2"],
+        uri="pvc://llama-weights/v2",
+    )
+    deployment = of_kind(render_workloads(custom, [ON_DEMAND]), "Deployment")[0]
+
+    assert container(deployment)["args"] == ["serve", "--weights", "/models/llama-weights/v2"]
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [DSHM_VOLUME, PVC_VOLUME]
+    assert container(deployment)["volumeMounts"] == [DSHM_MOUNT, PVC_MOUNT]
+
+
+@pytest.mark.parametrize("uri", [None, "s3://weights/llama/", "/mnt/llama", "file:///mnt/llama"])
+def test_only_a_pvc_model_adds_a_volume(uri: str | None) -> None:
+    deployment = of_kind(render_workloads(md(uri=uri), [ON_DEMAND]), "Deployment")[0]
+
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [DSHM_VOLUME]
+    assert container(deployment)["volumeMounts"] == [DSHM_MOUNT]
+
+
 def test_pods_are_pinned_to_their_pool_and_tolerate_gpu_and_spot_taints() -> None:
     objects = render_workloads(md(), [ON_DEMAND, SPOT])
     by_capacity = {
@@ -322,10 +380,13 @@ def test_placements_of_one_cluster_only_and_each_pool_once() -> None:
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("engine", ["builtin", "vllm", "sglang", "tgi", "custom"])
-def test_rendered_objects_are_valid_kubernetes(engine: str, version: str) -> None:
+@pytest.mark.parametrize("uri", ["hf://meta-llama/Llama-3.1-8B-Instruct", "pvc://weights.v2/llama"])
+def test_rendered_objects_are_valid_kubernetes(engine: str, version: str, uri: str) -> None:
     extra = {"image": "registry.example/x:1"} if engine == "custom" else {}
     env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
-    objects = render_workloads(md(engine=engine, gpus=2, env=env, **extra), [ON_DEMAND, SPOT])
+    objects = render_workloads(
+        md(engine=engine, gpus=2, env=env, uri=uri, **extra), [ON_DEMAND, SPOT]
+    )
 
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)

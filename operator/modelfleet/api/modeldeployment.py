@@ -6,9 +6,10 @@ follow the API sketch in the product brief; they are a contract for users, tests
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+import re
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from modelfleet.api.common import (
     ApiModel,
@@ -27,6 +28,40 @@ Engine = Literal["builtin", "vllm", "sglang", "tgi", "custom"]
 SpotPolicy = Literal["Never", "Allowed", "Preferred"]
 
 
+_DNS_SUBDOMAIN: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+"""A Kubernetes object name (RFC 1123 subdomain) without its 253-character limit."""
+_PVC_SEGMENT: Final = r"([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)"
+"""One path segment other than ``.`` and ``..`` (RE2 has no look-ahead to say it shorter)."""
+PVC_URI: Final = rf"^pvc://{_DNS_SUBDOMAIN}(/{_PVC_SEGMENT})*/?$"
+"""``pvc://<claimName>[/<path inside the volume>]``: the claim a DNS-1123 subdomain, the path
+relative (no empty, ``.`` or ``..`` segment); one trailing slash allowed."""
+PVC_CLAIM_MAX: Final = 253
+"""Longest PersistentVolumeClaim name (a DNS-1123 subdomain)."""
+_PVC_URI_RE: Final = re.compile(PVC_URI)
+
+
+def parse_pvc_uri(uri: str) -> tuple[str, str] | None:
+    """``(claimName, path)`` of a ``pvc://`` URI, the path without leading or trailing
+    slashes (empty: the volume root); None for any other URI. Raises ValueError, saying
+    what is wrong, for a ``pvc://`` URI that is not ``pvc://<claimName>[/<path>]``."""
+    if not uri.startswith("pvc://"):
+        return None
+    claim, _, path = uri[len("pvc://") :].partition("/")
+    if not _PVC_URI_RE.fullmatch(uri):
+        raise ValueError(
+            f"model.uri {uri!r}: a pvc:// URI is pvc://<claimName>/<path inside the volume>, "
+            "claimName a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit), the path optional and without "
+            "empty, '.' or '..' segments"
+        )
+    if len(claim) > PVC_CLAIM_MAX:
+        raise ValueError(
+            f"model.uri: the claim name of a pvc:// URI is at most {PVC_CLAIM_MAX} "
+            f"characters, got {len(claim)}"
+        )
+    return claim, path.strip("/")
+
+
 class ModelSource(ApiModel):
     """Which model to serve and where its weights live."""
 
@@ -40,13 +75,25 @@ class ModelSource(ApiModel):
     uri: str | None = Field(
         default=None,
         description="Where the weights are: s3://, gs://, az://, hf://, http(s)://, file://, "
-        "pvc:// or an absolute path, passed to the engine as its model (hf:// and file:// "
-        "stripped); unset: the model name. The engine must be able to load it: the built-in "
-        "server reads paths, file://, s3://, gs://, http(s):// and Hub ids, not az:// or "
-        "pvc://.",
+        "pvc://<claimName>/<path> or an absolute path, passed to the engine as its model "
+        "(hf:// and file:// stripped); unset: the model name. pvc://: modelfleet mounts the "
+        "PersistentVolumeClaim claimName of the member cluster's workload namespace "
+        "read-only at /models/<claimName> and passes /models/<claimName>/<path> (the path "
+        "optional: the volume root). Other URIs: the engine must load it itself: the "
+        "built-in server reads paths, file://, s3://, gs://, http(s):// and Hub ids. No "
+        "engine loads az:// as rendered: only vLLM, given --load-format runai_streamer in "
+        "runtime.args and a Run:ai streamer with Azure support.",
         max_length=2048,
-        pattern=r"^(s3|gs|az|hf|https?|file|pvc)://.+|^/.+",
+        pattern=rf"^(s3|gs|az|hf|https?|file)://.+|{PVC_URI}|^/.+",
     )
+
+    @field_validator("uri", mode="before")
+    @classmethod
+    def _pvc_uri(cls, value: object) -> object:
+        # Before the pattern: say what a pvc:// URI must be, not which regex it missed.
+        if isinstance(value, str):
+            parse_pvc_uri(value)
+        return value
 
 
 class EnvVar(ApiModel):

@@ -11,6 +11,9 @@ tests can assert on them. What gets created, and why (docs/member-clusters.md ha
   ``resources.gpu.count`` ``nvidia.com/gpu``. Rollouts surge one replica and never take one
   down first (make-before-break); startup, readiness and liveness probes hit the engine's
   health endpoint, the startup probe allowing ``startup_timeout_seconds`` for weights to load.
+  A ``pvc://<claimName>/<path>`` model adds the claim as a read-only volume mounted at
+  ``/models/<claimName>`` (``model_volume``); the engine is given the mounted path. The
+  claim is the user's, in the workload namespace: modelfleet neither creates nor deletes it.
 - One **Service per ModelDeployment per cluster** (ClusterIP, port named ``http`` = the
   runtime port) selecting the pods of every placement there.
 - One **PodDisruptionBudget per Deployment** with ``maxUnavailable: 1``. It is rendered at
@@ -39,7 +42,7 @@ from typing import Any, Final
 
 from modelfleet import __version__, labels
 from modelfleet.api.common import CapacityType, dump
-from modelfleet.api.modeldeployment import Engine, ModelDeployment
+from modelfleet.api.modeldeployment import Engine, ModelDeployment, parse_pvc_uri
 from modelfleet.clusters.objects import GPU_RESOURCE, JsonObject
 from modelfleet.labels import label_value, pool_id
 
@@ -285,12 +288,47 @@ def _placement_labels(md: ModelDeployment, placement: WorkloadPlacement) -> dict
 # -- the engine container ---------------------------------------------------------------
 
 
+MODEL_MOUNT_ROOT: Final = "/models"
+"""Where a ``pvc://<claimName>/<path>`` model's volume is mounted in the engine container:
+``/models/<claimName>`` (read-only), the engine given ``/models/<claimName>/<path>``."""
+MODEL_VOLUME: Final = "model-weights"
+"""The pod volume name of a ``pvc://`` model's PersistentVolumeClaim."""
+
+
+@dataclass(frozen=True)
+class ModelVolume:
+    """The PersistentVolumeClaim a ``pvc://`` model is read from, and where."""
+
+    claim_name: str
+    """The claim, in the member cluster's workload namespace (``workload_namespace``)."""
+    mount_path: str
+    """``/models/<claimName>``: the volume root in the container."""
+    model_path: str
+    """What the engine loads: ``mount_path`` plus the URI's path."""
+
+
+def model_volume(md: ModelDeployment) -> ModelVolume | None:
+    """The volume of ``md``'s model when ``spec.model.uri`` is ``pvc://``, else None. The
+    URI was validated with the API model (``parse_pvc_uri`` raises ValueError otherwise)."""
+    uri = md.spec.model.uri
+    parsed = parse_pvc_uri(uri) if uri else None
+    if parsed is None:
+        return None
+    claim, path = parsed
+    mount = f"{MODEL_MOUNT_ROOT}/{claim}"
+    return ModelVolume(claim, mount, f"{mount}/{path}" if path else mount)
+
+
 def _model_ref(md: ModelDeployment) -> str:
     """What the engine loads: the URI (``hf://org/m`` becomes the repo id ``org/m``,
-    ``file:///p`` the path ``/p``), or the model name when there is no URI."""
+    ``file:///p`` the path ``/p``, ``pvc://c/p`` the mounted path ``/models/c/p``), or the
+    model name when there is no URI."""
     uri = md.spec.model.uri
     if not uri:
         return md.spec.model.name
+    volume = model_volume(md)
+    if volume is not None:
+        return volume.model_path
     for scheme in ("hf://", "file://"):
         if uri.startswith(scheme):
             return uri[len(scheme) :]
@@ -365,6 +403,31 @@ def _probe(md: ModelDeployment, *, ready: bool, **timing: int) -> JsonObject:
     return {**action, **timing}
 
 
+def _volume_mounts(md: ModelDeployment) -> list[JsonObject]:
+    # Tensor-parallel engines exchange tensors through shared memory; Docker's 64 MiB
+    # /dev/shm default is far too small.
+    mounts: list[JsonObject] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    volume = model_volume(md)
+    if volume is not None:
+        mounts.append({"name": MODEL_VOLUME, "mountPath": volume.mount_path, "readOnly": True})
+    return mounts
+
+
+def _volumes(md: ModelDeployment) -> list[JsonObject]:
+    volumes: list[JsonObject] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    volume = model_volume(md)
+    if volume is not None:
+        # readOnly here too: the kubelet then mounts the claim read-only on the node, so a
+        # ReadOnlyMany volume is shared by every replica and no engine can alter the weights.
+        volumes.append(
+            {
+                "name": MODEL_VOLUME,
+                "persistentVolumeClaim": {"claimName": volume.claim_name, "readOnly": True},
+            }
+        )
+    return volumes
+
+
 def _container(md: ModelDeployment, settings: RenderSettings) -> JsonObject:
     runtime = md.spec.runtime
     resources = md.spec.resources
@@ -406,9 +469,7 @@ def _container(md: ModelDeployment, settings: RenderSettings) -> JsonObject:
             "livenessProbe": _probe(
                 md, ready=False, periodSeconds=15, timeoutSeconds=5, failureThreshold=4
             ),
-            # Tensor-parallel engines exchange tensors through shared memory; Docker's 64 MiB
-            # /dev/shm default is far too small.
-            "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+            "volumeMounts": _volume_mounts(md),
         }
     )
     if runtime.env:
@@ -479,7 +540,7 @@ def render_deployment(
                     ],
                     "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
                     "containers": [_container(md, settings)],
-                    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+                    "volumes": _volumes(md),
                 },
             },
         },
