@@ -49,7 +49,7 @@ def parse_pvc_uri(uri: str) -> tuple[str, str] | None:
     claim, _, path = uri[len("pvc://") :].partition("/")
     if not _PVC_URI_RE.fullmatch(uri):
         raise ValueError(
-            f"model.uri {uri!r}: a pvc:// URI is pvc://<claimName>/<path inside the volume>, "
+            "model.uri: a pvc:// URI is pvc://<claimName>/<path inside the volume>, "
             "claimName a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit), the path optional and without "
             "empty, '.' or '..' segments"
