@@ -52,12 +52,14 @@ async def client(kube: KubeEmulator) -> AsyncIterator[KubernetesClusterClient]:
     await member.close()
 
 
-def model_deployment(name: str = "llama", *, uid: str = "uid-1") -> ModelDeployment:
+def model_deployment(
+    name: str = "llama", *, uid: str = "uid-1", uri: str = "hf://meta-llama/Llama-3.1-8B"
+) -> ModelDeployment:
     return ModelDeployment.model_validate(
         {
             "metadata": {"name": name, "namespace": NS, "uid": uid},
             "spec": {
-                "model": {"name": "llama-3.1-8b-instruct", "uri": "hf://meta-llama/Llama-3.1-8B"},
+                "model": {"name": "llama-3.1-8b-instruct", "uri": uri},
                 "runtime": {"engine": "vllm"},
                 "resources": {"gpu": {"count": 1}},
                 "replicas": {"min": 1, "max": 4},
@@ -105,6 +107,39 @@ async def test_apply_creates_namespace_and_workloads_then_patches_idempotently(
     replicas = sorted(d["spec"]["replicas"] for d in kube.objects("apps/v1/deployments"))
     assert replicas == [1, 5]
     assert len(kube.objects("apps/v1/deployments", namespace=NS)) == 2
+
+
+async def test_a_pvc_model_s_claim_is_mounted_in_the_stored_pod_template_and_removed_again(
+    kube: KubeEmulator, client: KubernetesClusterClient
+) -> None:
+    await client.apply(
+        render_workloads(model_deployment(uri="pvc://llama-weights/8b"), placements())
+    )
+
+    stored = kube.objects("apps/v1/deployments", namespace=NS)
+    assert len(stored) == 2
+    for deployment in stored:
+        pod = deployment["spec"]["template"]["spec"]
+        (server,) = pod["containers"]
+        assert server["args"][:2] == ["--model", "/models/llama-weights/8b"]
+        assert {
+            "name": "model-weights",
+            "mountPath": "/models/llama-weights",
+            "readOnly": True,
+        } in server["volumeMounts"]
+        assert {
+            "name": "model-weights",
+            "persistentVolumeClaim": {"claimName": "llama-weights", "readOnly": True},
+        } in pod["volumes"]
+
+    # Weights moved to S3: the merge patch replaces the lists, so the claim is unmounted.
+    await client.apply(render_workloads(model_deployment(uri="s3://weights/8b/"), placements()))
+
+    for deployment in kube.objects("apps/v1/deployments", namespace=NS):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+        assert pod["containers"][0]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+        assert pod["containers"][0]["args"][:2] == ["--model", "s3://weights/8b/"]
 
 
 async def test_apply_never_takes_over_an_object_modelfleet_did_not_create(
@@ -238,6 +273,49 @@ async def test_probe_counts_ready_gpu_nodes_and_not_ready_pods(
     assert (probe.gpu_nodes, probe.ready_gpu_nodes) == (2, 1)
     assert (probe.managed_pods, probe.not_ready_pods) == (2, 1)
     assert probe.server_version
+    assert probe.missing_claims == ()
+
+
+async def test_probe_names_the_claims_pods_stay_pending_for(
+    kube: KubeEmulator, client: KubernetesClusterClient
+) -> None:
+    # The emulator has no scheduler: leave the pods as kube-scheduler does.
+    def pending(
+        name: str, message: str, *, namespace: str = NS, managed: bool = True
+    ) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {labels.MANAGED: "true"} if managed else {},
+            },
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": message,
+                    }
+                ],
+            },
+        }
+
+    missing = (
+        'persistentvolumeclaim "{}" not found. preemption: 0/3 nodes are available: '
+        "3 Preemption is not helpful for scheduling."
+    )
+    kube.put("v1/pods", pending("a", "0/3 nodes are available: " + missing.format("llama-weights")))
+    kube.put("v1/pods", pending("b", "0/3 nodes are available: " + missing.format("llama-weights")))
+    kube.put("v1/pods", pending("c", missing.format("mistral-weights"), namespace="team-b"))
+    kube.put("v1/pods", pending("d", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."))
+    kube.put("v1/pods", pending("e", missing.format("theirs"), managed=False))
+
+    probe = await client.probe()
+
+    assert probe.missing_claims == (f"{NS}/llama-weights", "team-b/mistral-weights")
+    assert (probe.managed_pods, probe.not_ready_pods) == (4, 4)
 
 
 async def test_api_errors_become_typed_errors_naming_what_failed(

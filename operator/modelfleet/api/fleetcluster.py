@@ -301,6 +301,13 @@ class FleetClusterStatus(ApiModel):
     offerings: list[GpuOffering] | None = Field(
         default=None, description="Offerings discovered from the cloud, merged with declared."
     )
+    missing_claims: list[str] | None = Field(
+        default=None,
+        description="PersistentVolumeClaims (namespace/name) that modelfleet pods stay Pending "
+        "for, as of the last answered probe, because they do not exist in this cluster: the "
+        "claim of a pvc:// model that was not created here (modelfleet never creates it).",
+        max_length=1024,
+    )
 
 
 class FleetCluster(ApiModel):

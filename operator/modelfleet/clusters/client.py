@@ -68,6 +68,7 @@ from modelfleet.clusters.objects import (
     matches_fields,
     matches_selector,
     merge_patch,
+    missing_claims,
     node_info,
     pod_ready,
     readiness_of,
@@ -97,6 +98,10 @@ class ClusterProbe:
     leaving_nodes: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """Nodes going away per pool, (instance type, ``OnDemand``/``Spot``) -> count: a spot
     interruption notice's taint, a cordon, a deletion (``objects.leaving_by_pool``)."""
+    missing_claims: tuple[str, ...] = ()
+    """PersistentVolumeClaims (``namespace/name``, sorted) that modelfleet pods stay Pending
+    for because they do not exist (``objects.missing_claim``): a ``pvc://`` model whose claim
+    the user has not created in this cluster."""
 
 
 def probe_of(
@@ -106,7 +111,8 @@ def probe_of(
     labelled managed): the one count, for the real client and the in-memory one. GPU nodes
     have allocatable nvidia.com/gpu or modelfleet's instance-type label, ready ones are
     usable (``NodeInfo.usable``); a pod being deleted counts as managed but never as not
-    ready. Raises nothing."""
+    ready; the claims Pending pods wait for are read from them (``missing_claim``). Raises
+    nothing."""
     gpu_nodes = [n for n in nodes if n.gpus > 0 or labels.NODE_INSTANCE_TYPE in n.labels]
     live_pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     return ClusterProbe(
@@ -116,6 +122,7 @@ def probe_of(
         managed_pods=len(pods),
         not_ready_pods=sum(1 for p in live_pods if not pod_ready(p)),
         leaving_nodes=leaving_by_pool(nodes),
+        missing_claims=missing_claims(live_pods),
     )
 
 

@@ -10,6 +10,7 @@ disagree about them, and the reconciler can read listed objects without a client
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -230,6 +231,39 @@ def leaving_by_pool(nodes: Iterable[NodeInfo]) -> dict[tuple[str, str], int]:
         if node.leaving and instance_type and capacity:
             out[instance_type, capacity] = out.get((instance_type, capacity), 0) + 1
     return out
+
+
+_CLAIM_NOT_FOUND: Final = re.compile(r'persistentvolumeclaim "([^"]+)" not found')
+"""What kube-scheduler's VolumeBinding plugin writes into a pod's PodScheduled condition
+(reason Unschedulable) when a volume names a claim that does not exist, e.g. ``0/3 nodes
+are available: persistentvolumeclaim "llama-weights" not found. preemption: ...``: the
+claim lister's NotFound error, whose text is that of every API NotFound error."""
+
+
+def missing_claim(pod: Mapping[str, Any]) -> str | None:
+    """The PersistentVolumeClaim (``namespace/name``) a Pending pod cannot be scheduled
+    without because it does not exist, read from its ``PodScheduled=False`` condition with
+    reason ``Unschedulable``; None for any other pod (scheduled, waiting for anything else,
+    being deleted)."""
+    status = pod.get("status") or {}
+    meta = pod.get("metadata") or {}
+    if status.get("phase", "Pending") != "Pending" or meta.get("deletionTimestamp"):
+        return None
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            found = _CLAIM_NOT_FOUND.search(str(condition.get("message") or ""))
+            if found:
+                return f"{meta.get('namespace') or 'default'}/{found.group(1)}"
+    return None
+
+
+def missing_claims(pods: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Every distinct ``missing_claim`` of ``pods``, sorted."""
+    return tuple(sorted({c for c in (missing_claim(p) for p in pods) if c is not None}))
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:

@@ -37,6 +37,7 @@ from modelfleet.core import reasons as R
 from modelfleet.core.from_api import deployment_from_api, deployment_key
 from modelfleet.metrics.source import MetricsSource
 from modelfleet.reconciler.apply import RenderMemo, apply_workloads, placements_by_cluster
+from modelfleet.reconciler.claims import warn_missing_claims
 from modelfleet.reconciler.finalize import finalize
 from modelfleet.reconciler.ledger import PoolKey, PoolLedger
 from modelfleet.reconciler.memory import ClientFor, ProviderRegistry, StockoutMemory
@@ -290,6 +291,12 @@ class Reconciler:
             timeout=settings.cluster_timeout_seconds,
         )
 
+        warn_missing_claims(
+            md,
+            [*per_cluster, *(n for n, o in observation.clusters.items() if o.workloads)],
+            by_name=by_name,
+            log=work,
+        )
         for change in result.changes:
             kind: EventType = "Warning" if change.code in _WARNING_CHANGES else "Normal"
             work.note(kind, change.code, change.message)

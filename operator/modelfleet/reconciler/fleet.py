@@ -3,8 +3,10 @@
 Health is fleet-wide (every ModelDeployment reads it): the probe asks the member cluster's
 API server for its version, GPU nodes and modelfleet pods, and ``core.next_health`` turns
 the result and the timestamps into Healthy -> Suspect -> Failed -> Recovering -> Healthy.
-The same pass publishes the in-process stockout memory to ``status.stockouts`` and, from
-time to time, the provider's discovered offerings to ``status.offerings``.
+The same pass publishes the in-process stockout memory to ``status.stockouts``, the
+PersistentVolumeClaims modelfleet pods stay Pending for to ``status.missingClaims`` (a
+``ClaimMissing`` Warning when one appears; ``reconciler.claims`` tells the deployments) and,
+from time to time, the provider's discovered offerings to ``status.offerings``.
 """
 
 from __future__ import annotations
@@ -195,6 +197,23 @@ async def probe_fleet_cluster(
         except TimeoutError:
             events.append(EventRecord("Warning", "PoolListFailed", "node pools: timed out"))
 
+    missing = status.missing_claims
+    if probe is not None:
+        missing = list(probe.missing_claims) or None
+        owned.add("missingClaims")
+        new = sorted(set(probe.missing_claims) - set(status.missing_claims or ()))
+        if new:
+            events.append(
+                EventRecord(
+                    "Warning",
+                    "ClaimMissing",
+                    "modelfleet pods stay Pending: PersistentVolumeClaim "
+                    + ", ".join(new)
+                    + " not found in this cluster (a pvc:// model's claim is the user's to "
+                    "create; docs/member-clusters.md)",
+                )
+            )
+
     stockouts.prune(now)
     new_status = FleetClusterStatus(
         observed_generation=cluster.metadata.generation,
@@ -207,6 +226,7 @@ async def probe_fleet_cluster(
         stockouts=stockouts.published(cluster.metadata.name, now),
         node_pools=node_pools,
         offerings=offerings,
+        missing_claims=missing,
     )
     became_failed = record.state == "Failed" and status.health != "Failed"
     return ProbeOutcome(
