@@ -49,14 +49,14 @@ def parse_pvc_uri(uri: str) -> tuple[str, str] | None:
     claim, _, path = uri[len("pvc://") :].partition("/")
     if not _PVC_URI_RE.fullmatch(uri):
         raise ValueError(
-            "model.uri: a pvc:// URI is pvc://<claimName>/<path inside the volume>, "
+            "a pvc:// URI is pvc://<claimName>/<path inside the volume>, "
             "claimName a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', "
             "starting and ending with a letter or digit), the path optional and without "
             "empty, '.' or '..' segments"
         )
     if len(claim) > PVC_CLAIM_MAX:
         raise ValueError(
-            f"model.uri: the claim name of a pvc:// URI is at most {PVC_CLAIM_MAX} "
+            f"the claim name of a pvc:// URI is at most {PVC_CLAIM_MAX} "
             f"characters, got {len(claim)}"
         )
     return claim, path.strip("/")
