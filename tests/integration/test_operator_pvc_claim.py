@@ -1,0 +1,128 @@
+"""A ``pvc://`` model with the real operator (kopf + handlers) against KMock emulators: the
+member Deployment mounts the claim read-only and gives the engine the mounted path, and a
+claim missing in the member cluster is named on the FleetCluster (``status.missingClaims``,
+a ``ClaimMissing`` Event) and on the ModelDeployment (``Degraded``, a ``ClaimMissing``
+Event) until the pods are scheduled.
+
+The emulator has no scheduler or kubelet: the test leaves the pod as kube-scheduler does
+when a volume names a claim that does not exist, then as it is once the claim is there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.operator_harness import (
+    MD_PATH,
+    Fleet,
+    eventually,
+    fleet_cluster,
+    fleet_of,
+    model_deployment,
+    operator,
+)
+
+from modelfleet import labels
+
+pytestmark = pytest.mark.integration
+
+CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
+CLAIM = "llama-weights"
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
+    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
+        yield running
+
+
+def _pod(*, scheduled: bool) -> dict[str, Any]:
+    condition: dict[str, Any] = (
+        {"type": "PodScheduled", "status": "True"}
+        if scheduled
+        else {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": f'0/1 nodes are available: persistentvolumeclaim "{CLAIM}" not found. '
+            "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+        }
+    )
+    return {
+        "metadata": {
+            "name": "llama-od-0",
+            "namespace": "default",
+            "labels": {labels.MANAGED: "true", labels.DEPLOYMENT: "llama"},
+        },
+        "status": {"phase": "Running" if scheduled else "Pending", "conditions": [condition]},
+    }
+
+
+def _conditions(body: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in ((body or {}).get("status") or {}).get("conditions") or []}
+
+
+async def test_a_pvc_model_mounts_its_claim_and_a_missing_claim_is_reported(
+    fleet: Fleet,
+) -> None:
+    async with operator(fleet):
+        await fleet.until_healthy("east")
+        md = model_deployment(
+            "llama",
+            model={"name": "llama-3.1-8b-instruct", "uri": f"pvc://{CLAIM}/meta/8b"},
+            replicas={"min": 1, "max": 1},
+        )
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(lambda: fleet.replicas("east") == 1, what="one replica in east")
+
+        [deployment] = fleet.deployments("east")
+        pod = deployment["spec"]["template"]["spec"]
+        [server] = pod["containers"]
+        assert server["args"][:2] == ["--model", f"/models/{CLAIM}/meta/8b"]
+        assert {
+            "name": "model-weights",
+            "persistentVolumeClaim": {"claimName": CLAIM, "readOnly": True},
+        } in pod["volumes"]
+        assert {
+            "name": "model-weights",
+            "mountPath": f"/models/{CLAIM}",
+            "readOnly": True,
+        } in server["volumeMounts"]
+
+        fleet.members["east"].put("v1/pods", _pod(scheduled=False))
+
+        async def missing_on_cluster() -> list[str] | None:
+            status = ((await fleet.fc("east")) or {}).get("status") or {}
+            return status.get("missingClaims")
+
+        assert await eventually(missing_on_cluster, what="missingClaims on east") == [
+            f"default/{CLAIM}"
+        ]
+
+        async def degraded() -> dict[str, Any] | None:
+            condition = _conditions(await fleet.md("llama")).get("Degraded") or {}
+            return condition if condition.get("status") == "True" else None
+
+        condition = await eventually(degraded, what="Degraded=True on llama")
+        assert f"PersistentVolumeClaim default/{CLAIM} not found in east" in condition["message"]
+        kinds = {e["involvedObject"]["kind"] for e in fleet.events("ClaimMissing")}
+        assert kinds == {"FleetCluster", "ModelDeployment"}
+
+        # The claim is created: the pod is scheduled and Ready, and both clear.
+        fleet.members["east"].put("v1/pods", _pod(scheduled=True))
+        fleet.mark_ready("east")
+
+        async def cleared() -> bool:
+            return await missing_on_cluster() is None
+
+        await eventually(cleared, what="missingClaims cleared on east")
+
+        async def healthy() -> bool:
+            conditions = _conditions(await fleet.md("llama"))
+            return (conditions.get("Degraded") or {}).get("status") == "False" and (
+                conditions.get("Ready") or {}
+            ).get("status") == "True"
+
+        await eventually(healthy, what="llama Ready and not Degraded")
