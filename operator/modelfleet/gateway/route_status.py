@@ -170,29 +170,42 @@ class RouteStatusWriter:
         self._task = None
 
     async def _drain(self) -> None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
         failures = 0
         while self._pending is not None and not self._disabled:
             catalog, routes = self._pending
             self._pending = None
+            # One route's refused write must not hold up the others' (a tenant's route would
+            # keep every route after it without status, br15c): an API error is kept and the
+            # next route tried; a transport error (the hub unreachable) stops the pass. Then
+            # the whole submission again after a pause (those written are up to date by then).
+            failed: Exception | None = None
             try:
                 for route in routes:
-                    await self._write(catalog, route)
+                    try:
+                        await self._write(catalog, route)
+                    except ApiException as exc:
+                        failed = failed or exc
                 await self._tell_deployments(catalog)
-                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # API and transport errors: try again after a pause
-                pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
-                log.warning(
-                    "writing ModelRoute status failed (%s: %s); again in %.0fs",
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                )
-                if self._pending is None:
-                    self._pending = (catalog, routes)
-                await asyncio.sleep(pause)
+                failed = exc
+            if failed is None:
+                failures = 0
+                continue
+            pause = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+            failures += 1
+            log.warning(
+                "writing ModelRoute status failed (%s: %s); again in %.0fs",
+                type(failed).__name__,
+                failed,
+                pause,
+            )
+            if self._pending is None:
+                self._pending = (catalog, routes)
+            await asyncio.sleep(pause)
 
     async def _write(
         self, catalog: Catalog, route: Route, *, retries: int = CONFLICT_RETRIES

@@ -1,0 +1,39 @@
+"""A status write the API server refuses for one route concerns that route: the gateway
+must still write every other route's status; and one refused as invalid (422: the CRD's
+schema, e.g. a condition message over its 32,768-character ``maxLength``) is not sent again
+and again (the same body is refused the same way). Against KMock's emulator over real HTTP
+(br15c)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kube_emulator import kube_emulator
+from tests.integration.test_gateway_route_status import (
+    ROUTE_SPEC,
+    ROUTES_PATH,
+    _send,
+    conditions,
+    hub_gateway,
+    route,
+    until,
+)
+
+from modelfleet.gateway.run import serve_gateway
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_route_whose_status_write_fails_does_not_hold_up_the_others(
+    tmp_path: Path,
+) -> None:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
+        # a-failing comes first in the list the gateway works through.
+        for name in ("a-failing", "b-fine"):
+            assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
+        kube.refuse("PATCH", f"{ROUTES_PATH}/a-failing/status", 500)
+        async with serve_gateway(hub_gateway(kube, tmp_path)):
+            # Before: the error was raised out of the loop over routes, which was retried
+            # whole (pauses 1, 2, 5, 10, 30 s) and never got past a-failing.
+            await until(lambda: "Accepted" in conditions(kube, "b-fine"), "b-fine's status")
