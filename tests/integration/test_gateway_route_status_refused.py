@@ -6,6 +6,7 @@ and again (the same body is refused the same way). Against KMock's emulator over
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,21 @@ async def test_a_route_whose_status_write_fails_does_not_hold_up_the_others(
             # Before: the error was raised out of the loop over routes, which was retried
             # whole (pauses 1, 2, 5, 10, 30 s) and never got past a-failing.
             await until(lambda: "Accepted" in conditions(kube, "b-fine"), "b-fine's status")
+
+
+async def test_a_status_refused_422_neither_blocks_other_routes_nor_repeats(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
+        # a-refused comes first in the list the gateway works through.
+        for name in ("a-refused", "b-fine"):
+            assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
+        refused = f"{ROUTES_PATH}/a-refused/status"
+        kube.refuse("PATCH", refused, 422)
+        async with serve_gateway(hub_gateway(kube, tmp_path)):
+            await until(lambda: "Accepted" in conditions(kube, "b-fine"), "b-fine's status")
+            first = [p for m, p in kube.authenticated_requests() if m == "PATCH" and p == refused]
+            await asyncio.sleep(3.5)  # the retry pauses of 1 and 2 s pass (before: 2 more)
+            again = [p for m, p in kube.authenticated_requests() if m == "PATCH" and p == refused]
+        assert len(first) == 1 and again == first
+        assert caplog.text.count("team/a-refused: status refused (422)") == 1

@@ -120,8 +120,10 @@ class RouteStatusWriter:
     names are recorded too); writes run in one background task, always for the latest
     submission (an older one still pending is dropped). Each write carries the
     resourceVersion the route was read at: one refused 409 (another replica, or an edit, came
-    first) re-reads the route and keeps what is recorded (``CONFLICT_RETRIES``). A write that
-    fails otherwise is retried after a pause (``RETRY_SECONDS``); a 403 (the gateway's RBAC
+    first) re-reads the route and keeps what is recorded (``CONFLICT_RETRIES``). One refused
+    422 (the CRD's schema refuses the status) is logged and not sent again for that verdict.
+    A write that fails otherwise is retried after a pause (``RETRY_SECONDS``), the other
+    routes' writes going ahead meanwhile; a 403 (the gateway's RBAC
     lacks ``modelroutes/status`` patch) stops writing, with one warning, for the process's
     life.
     """
@@ -294,6 +296,18 @@ class RouteStatusWriter:
                         namespace,
                         name,
                     )
+                return
+            if exc.status == 422:
+                # The server refuses this status as invalid (its CRD's schema): the same body
+                # is refused the same way, so not again for this verdict (br15c: retried
+                # forever before). Said once per verdict.
+                self._written[_ident(route)] = (verdict, status_seen(route))
+                log.warning(
+                    "ModelRoute %s/%s: status refused (422): %s",
+                    namespace,
+                    name,
+                    str(exc.body)[:500],
+                )
                 return
             if exc.status == 403:
                 self._disabled = True
