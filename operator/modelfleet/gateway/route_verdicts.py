@@ -40,8 +40,34 @@ class RouteCondition:
     message: str
 
 
+LISTED: Final = 8
+"""A condition message names at most this many model names, clashes or missing deployments,
+then says how many more: a route may declare 33 names of 253 characters and name 520
+deployments, and listing all of them made a message of up to ~75,000 characters, over the
+32,768 the CRD allows (``Condition.message``, as metav1.Condition): the API server refused
+the whole status (422) and the owner was told nothing (br15c)."""
+MAX_MESSAGE_CHARS: Final = 16384
+"""A condition message is cut to this many characters (a bound whatever the names: half the
+CRD's 32,768)."""
+
+
+def _listed(items: Iterable[str], sep: str = ", ") -> str:
+    """``items`` joined by ``sep``, the first ``LISTED`` of them then ``and N more``."""
+    every = list(items)
+    shown = sep.join(every[:LISTED])
+    return f"{shown}{sep}and {len(every) - LISTED} more" if len(every) > LISTED else shown
+
+
 def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(n) for n in names)
+    return _listed(repr(n) for n in names)
+
+
+def _bounded(condition: RouteCondition) -> RouteCondition:
+    """``condition`` with its message cut to ``MAX_MESSAGE_CHARS``."""
+    if len(condition.message) <= MAX_MESSAGE_CHARS:
+        return condition
+    message = condition.message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return RouteCondition(condition.type, condition.status, condition.reason, message)
 
 
 def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteCondition, ...]:
@@ -58,9 +84,12 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
             missing[problem.objects[1]] = None
     kept = [n for n in route.spec.names if n not in lost]
     if lost:
-        taken = "; ".join(
-            f"model name {name!r} is served by {winner} ({why})"
-            for name, (winner, why) in lost.items()
+        taken = _listed(
+            (
+                f"model name {name!r} is served by {winner} ({why})"
+                for name, (winner, why) in lost.items()
+            ),
+            "; ",
         )
         still = f"it still serves {_quoted(kept)}" if kept else "it serves no model name"
         accepted = RouteCondition(
@@ -79,7 +108,7 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
             RESOLVED_REFS,
             "False",
             REASON_MISSING,
-            f"{', '.join(map(str, missing))} named as backend or fallback does not exist: "
+            f"{_listed(map(str, missing))} named as backend or fallback does not exist: "
             "requests routed to it are held until the gateway's hold timeout, then fail. "
             "Create the ModelDeployment or fix the route.",
         )
@@ -87,7 +116,7 @@ def route_conditions(catalog: Catalog, route: ModelRoute) -> tuple[RouteConditio
         resolved = RouteCondition(
             RESOLVED_REFS, "True", RESOLVED_REFS, "every backend and fallback deployment exists"
         )
-    return (accepted, resolved)
+    return (_bounded(accepted), _bounded(resolved))
 
 
 def model_names(
@@ -173,6 +202,8 @@ def wanted_status(
     invalid gets ``Accepted=False`` alone (reason ``InvalidSpec``: it routes nothing, so its
     refs are not resolved) and its names dated by ``invalid_model_names``. Pure."""
     if isinstance(route, InvalidRoute):
-        accepted = RouteCondition(ACCEPTED, "False", REASON_INVALID, invalid_message(route))
+        accepted = _bounded(
+            RouteCondition(ACCEPTED, "False", REASON_INVALID, invalid_message(route))
+        )
         return (accepted,), invalid_model_names(route, now)
     return route_conditions(catalog, route), model_names(catalog, route, now)
