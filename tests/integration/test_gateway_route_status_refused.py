@@ -18,6 +18,7 @@ from tests.integration.test_gateway_route_status import (
     conditions,
     hub_gateway,
     route,
+    status_patches,
     until,
 )
 
@@ -56,3 +57,20 @@ async def test_a_status_refused_422_neither_blocks_other_routes_nor_repeats(
             again = [p for m, p in kube.authenticated_requests() if m == "PATCH" and p == refused]
         assert len(first) == 1 and again == first
         assert caplog.text.count("team/a-refused: status refused (422)") == 1
+
+
+async def test_an_overloaded_hub_gets_one_write_per_pause_not_one_per_route(
+    tmp_path: Path,
+) -> None:
+    """429/503 say the API server is overloaded, not that one route is refused: the pass
+    stops there (the writes of every route, sent anyway, would add to the load)."""
+    async with kube_emulator(resources=ROUTE_SPEC, versioned=True) as kube:
+        names = [f"r{i}" for i in range(5)]
+        for name in names:
+            assert await _send(kube, "POST", ROUTES_PATH, route(name, name)) == 200
+            kube.refuse("PATCH", f"{ROUTES_PATH}/{name}/status", 503)
+        async with serve_gateway(hub_gateway(kube, tmp_path)) as running:
+            await until(lambda: running.gateway.catalog.resolve("r4") is not None, "sync")
+            await until(lambda: status_patches(kube) >= 1, "the first write")
+            await asyncio.sleep(0.5)  # within the first pause (1 s)
+            assert status_patches(kube) == 1

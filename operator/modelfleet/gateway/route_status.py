@@ -180,14 +180,17 @@ class RouteStatusWriter:
             self._pending = None
             # One route's refused write must not hold up the others' (a tenant's route would
             # keep every route after it without status, br15c): an API error is kept and the
-            # next route tried; a transport error (the hub unreachable) stops the pass. Then
-            # the whole submission again after a pause (those written are up to date by then).
+            # next route tried; a transport error (the hub unreachable) or a 429/503 (the hub
+            # overloaded: one request per pause, not one per route) stops the pass. Then the
+            # whole submission again after a pause (those written are up to date by then).
             failed: Exception | None = None
             try:
                 for route in routes:
                     try:
                         await self._write(catalog, route)
                     except ApiException as exc:
+                        if exc.status in (429, 503):
+                            raise
                         failed = failed or exc
                 await self._tell_deployments(catalog)
             except asyncio.CancelledError:
