@@ -68,10 +68,15 @@ class LatencyLaw:
 
 
 class OpenAIStub:
-    """``await stub.start()`` serves on 127.0.0.1 (ephemeral port); ``url`` is the base URL."""
+    """``await stub.start()`` serves on 127.0.0.1 (ephemeral port); ``url`` is the base URL.
 
-    def __init__(self, law: LatencyLaw) -> None:
+    ``context``: the model's context in tokens (one prompt word is one token); a request
+    whose prompt and ``max_tokens`` exceed it is refused as the built-in server and vLLM
+    refuse it: HTTP 400 with an OpenAI error body, code ``context_length_exceeded``."""
+
+    def __init__(self, law: LatencyLaw, *, context: int | None = None) -> None:
         self.law = law
+        self.context = context
         self.inflight = 0
         self.requests = 0
         self._runner: web.AppRunner | None = None
@@ -94,6 +99,16 @@ class OpenAIStub:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         tokens = int(body.get("max_tokens") or 16)
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        if self.context is not None and prompt + tokens > self.context:
+            error = {
+                "message": f"the prompt is {prompt} tokens; this model's context is "
+                f"{self.context} tokens",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+            return web.json_response({"error": error}, status=400)
         self.inflight += 1
         self.requests += 1
         n = self.inflight

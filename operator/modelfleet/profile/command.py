@@ -78,6 +78,36 @@ _WHY = {
 }
 
 
+_REFUSED_HINT = (
+    "the endpoint refused the request itself, which no lower rate cures: check the "
+    "request mix against the model (--prompt-tokens and --output-tokens, or the --trace "
+    "rows: a prompt and output longer than the model's context is refused) and --model"
+)
+"""What to do when requests are refused as invalid (HTTP 4xx other than 408 and 429)."""
+
+
+def error_summary(steps: Sequence[StepResult], *, most: int = 3) -> list[str]:
+    """The ``most`` most frequent kinds of error over ``steps``
+    (``StepResult.causes``), one line each with the first one's cause (``"47 requests:
+    HTTP 400 context_length_exceeded, e.g. HTTP 400: the prompt is 4811 tokens; ..."``),
+    and how many other kinds there were; empty when no request failed. The table gives
+    only a count per step."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for step in steps:
+        for kind, n, cause in step.causes():
+            counts[kind] = counts.get(kind, 0) + n
+            first.setdefault(kind, cause)
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    lines = []
+    for kind, n in ranked[:most]:
+        said = kind if first[kind] == kind else f"{kind}, e.g. {first[kind]}"
+        lines.append(f"{n:,}{_KEEP}request{'s' if n > 1 else ''}: {said}")
+    if len(ranked) > most:
+        lines.append(f"and {len(ranked) - most} other kind(s) of error")
+    return lines
+
+
 @dataclass(frozen=True)
 class ProfileRequest:
     """Everything one profiling run needs."""
@@ -162,9 +192,15 @@ async def profile(
         warm.append(await one_request(client, req.model, p, o, timeout=req.timeout))
     if warm and all(r.error is not None for r in warm):
         await client.close()
-        error = str(warm[-1].error)
+        last = warm[-1]
+        error = str(last.error)
         why = _WHY.get(error, "every warm-up request to {url} failed ({error})")
-        raise EndpointError(why.format(url=redact(req.base_url), error=error))
+        said = why.format(url=redact(req.base_url), error=last.cause or error)
+        if error in _WHY and last.detail:
+            said += f" (the endpoint said: {last.detail})"
+        if last.refused:
+            said += f"; {_REFUSED_HINT}"
+        raise EndpointError(said)
     steps: list[StepResult] = []
     passed: list[bool] = []
     try:
@@ -215,6 +251,18 @@ async def profile(
         await client.close()
     order = sorted(range(len(steps)), key=lambda i: steps[i].rate)
     console.print(_table([steps[i] for i in order], [passed[i] for i in order]), crop=False)
+    causes = error_summary(steps)
+    if causes:
+        print_lines(console, wrap("Failed requests, by cause:", console.width))
+        for line in causes:
+            print_lines(console, wrap(f"  {line}", console.width))
+    refused = sum(s.refused for s in steps)
+    if refused:
+        said = (
+            f"{refused:,}{_KEEP}request(s) were refused and left out of the measurement: "
+            f"{_REFUSED_HINT}"
+        )
+        print_lines(console, [Text(line, style="yellow") for line in wrap(said, console.width)])
     return profile_from(steps, passed), steps, passed
 
 
@@ -227,6 +275,13 @@ def no_rate_met(req: ProfileRequest, steps: Sequence[StepResult]) -> str:
         return "no offered rate met the objectives: no profile written"
     first = min(steps, key=lambda s: s.rate)
     why = first.broken(req.ttft_p95_ms, req.tpot_p95_ms, req.max_error_rate)
+    refused = [r for r in first.results if r.refused]
+    if refused and len(refused) == len(first.results):
+        return (
+            f"no offered rate met the objectives: at the first, {first.rate:.2f} req/s "
+            f"(--start-rate), {len(refused)} of {len(first.results)} requests were refused "
+            f"({refused[0].cause}): no profile written; {_REFUSED_HINT}"
+        )
     return (
         f"no offered rate met the objectives: the first, {first.rate:.2f} req/s "
         f"(--start-rate), already broke them ({'; '.join(why)}): no profile written. "

@@ -50,11 +50,39 @@ async def one_request(
             last = now
             chunks += 1
     except Exception as exc:
-        return RequestResult(None, None, prompt_tokens, output_tokens, f"{type(exc).__name__}")
+        status, detail, code = _refusal(exc)
+        name = type(exc).__name__
+        return RequestResult(None, None, prompt_tokens, output_tokens, name, status, detail, code)
     if first is None or last is None:
         return RequestResult(None, None, prompt_tokens, 0, "no content")
     tpot = (last - first) / (chunks - 1) if chunks > 1 else None
     return RequestResult(first - sent, tpot, prompt_tokens, chunks)
+
+
+DETAIL_CHARS = 200
+"""Most characters of an endpoint's error message kept (one line of the report)."""
+
+
+def _refusal(exc: Exception) -> tuple[int | None, str | None, str | None]:
+    """The HTTP status, the endpoint's own message and its error code of an ``openai``
+    status error (its ``body`` is the JSON ``error`` object: ``{"message": ..., "code":
+    ...}``); (None, None, None) for an error without an answer (connection, timeout)."""
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        return None, None, None
+    body = getattr(exc, "body", None)
+    fields = body if isinstance(body, dict) else {}
+    code = fields.get("code")
+    code = _one_line(code) if isinstance(code, str) and code.strip() else None
+    message = fields.get("message")
+    detail = _one_line(message) if isinstance(message, str) and message.strip() else None
+    return status, detail, code
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, at most ``DETAIL_CHARS`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 1] + "\u2026"
 
 
 async def run_step(

@@ -10,7 +10,9 @@ first token at the lowest load (TTFT p50 against TTFT p50 + TPOT p50 x (output -
 replica sustaining ``r`` requests/s of ``P`` prompt and ``O`` output tokens has
 ``prefill = r P / f`` and ``decode = r O / (1 - f)``, so that
 ``1 / (P / prefill + O / decode) = r`` at the measured mix and the split follows the
-phases when the mix changes.
+phases when the mix changes. Requests the endpoint refuses as invalid (HTTP 4xx other than
+408 and 429: a prompt longer than the model's context, ...) are no load failure: they are
+left out of every step's error rate, and the profile holds for the requests it accepts.
 """
 
 from __future__ import annotations
@@ -31,15 +33,52 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+_LOAD_STATUSES = (408, 429)
+"""4xx answers that load causes (request timeout, too many requests): failures, not
+refusals."""
+
+
 @dataclass(frozen=True)
 class RequestResult:
-    """One request: seconds to first token, seconds per later token, tokens, or an error."""
+    """One request: seconds to first token, seconds per later token, tokens, or an error
+    (``error``: the client's exception name, or ``"no content"``; ``status``: the HTTP
+    status the endpoint answered with, if any; ``detail``: the endpoint's own message)."""
 
     ttft_s: float | None
     tpot_s: float | None
     prompt_tokens: int
     output_tokens: int
     error: str | None = None
+    status: int | None = None
+    detail: str | None = None
+    code: str | None = None
+    """The endpoint's error code (OpenAI's ``error.code``, e.g. ``context_length_exceeded``)."""
+
+    @property
+    def refused(self) -> bool:
+        """The endpoint refused the request itself (HTTP 4xx other than 408 and 429): a
+        fault of the request (too long for the model's context, unknown model, ...), which
+        no lower rate cures."""
+        status = self.status
+        return status is not None and 400 <= status < 500 and status not in _LOAD_STATUSES
+
+    @property
+    def cause(self) -> str | None:
+        """The error in words: ``"HTTP 400: the prompt is 4811 tokens; ..."`` (the
+        endpoint's message when it gave one), else the error's name; None without error."""
+        if self.error is None:
+            return None
+        head = f"HTTP {self.status}" if self.status is not None else self.error
+        return f"{head}: {self.detail}" if self.detail else head
+
+    @property
+    def kind(self) -> str | None:
+        """What errors are grouped by: the status and the endpoint's error code when it
+        gave one (``"HTTP 400 context_length_exceeded"``: its messages differ by the
+        request's length), else ``cause``."""
+        if self.status is not None and self.code:
+            return f"HTTP {self.status} {self.code}"
+        return self.cause
 
 
 @dataclass(frozen=True)
@@ -59,9 +98,29 @@ class StepResult:
     def errors(self) -> int:
         return len(self.results) - len(self.ok)
 
+    def causes(self) -> list[tuple[str, int, str]]:
+        """Each kind of error (``RequestResult.kind``) with how many requests it failed and
+        the cause of the first of them (``RequestResult.cause``), the most frequent first."""
+        counts: dict[str, int] = {}
+        first: dict[str, str] = {}
+        for r in self.results:
+            if r.kind is not None and r.cause is not None:
+                counts[r.kind] = counts.get(r.kind, 0) + 1
+                first.setdefault(r.kind, r.cause)
+        return sorted(((k, n, first[k]) for k, n in counts.items()), key=lambda item: -item[1])
+
+    @property
+    def refused(self) -> int:
+        """Requests the endpoint refused as invalid (``RequestResult.refused``): left out
+        of the error rate and of the completed share, since no rate causes or cures them
+        (a trace row longer than the model's context is refused at any load)."""
+        return sum(1 for r in self.results if r.refused)
+
     @property
     def error_rate(self) -> float:
-        return self.errors / len(self.results) if self.results else 0.0
+        """Failed requests over those the endpoint accepted (refused ones left out)."""
+        accepted = len(self.results) - self.refused
+        return (self.errors - self.refused) / accepted if accepted else 0.0
 
     @property
     def achieved(self) -> float:
@@ -92,9 +151,13 @@ class StepResult:
         self, ttft_slo_ms: float | None, tpot_slo_ms: float | None, max_error_rate: float
     ) -> list[str]:
         """What ``passes`` found wrong with this step, in words (e.g. ``"TTFT p95 52 ms >
-        10 ms"``, ``"3 of 6 requests failed"``); empty when it passes."""
+        10 ms"``, ``"3 of 6 requests failed"``); empty when it passes. Requests the
+        endpoint refused as invalid count only when nothing else was served."""
+        accepted = len(self.results) - self.refused
         if not self.ok or self.error_rate > max_error_rate:
-            return [f"{self.errors} of {len(self.results)} requests failed"]
+            if self.refused and not accepted:
+                return [f"all {len(self.results)} requests were refused"]
+            return [f"{self.errors - self.refused} of {accepted} requests failed"]
         found = []
         ttft = self.ttft_ms(0.95)
         if ttft_slo_ms is not None and (ttft is None or ttft > ttft_slo_ms):
@@ -102,8 +165,8 @@ class StepResult:
         tpot = self.tpot_ms(0.95)
         if tpot_slo_ms is not None and tpot is not None and tpot > tpot_slo_ms:
             found.append(f"TPOT p95 {tpot:,.1f} ms > {tpot_slo_ms:g} ms")
-        if len(self.ok) < 0.8 * len(self.results):
-            found.append(f"only {len(self.ok)} of {len(self.results)} requests completed")
+        if len(self.ok) < 0.8 * accepted:
+            found.append(f"only {len(self.ok)} of {accepted} requests completed")
         return found
 
 
