@@ -152,6 +152,8 @@ def validate(
     every document is valid; 1 when a document is invalid; 2 when a path does not exist, a
     file cannot be loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
     """
+    from modelfleet.api.advice import deployment_advice
+    from modelfleet.api.modeldeployment import ModelDeployment
     from modelfleet.api.validation import (
         ManifestLoadError,
         load_file,
@@ -205,6 +207,10 @@ def validate(
                 valid.append(doc)
                 # "(document 1," kept whole: the no-break space (cli_layout.wrap)
                 _mark(out, "✓", "green", doc.label.replace("(document ", "(document\u00a0"))
+                if doc.data.get("kind") == "ModelDeployment":
+                    md = ModelDeployment.model_validate(doc.data)
+                    for line in deployment_advice(md):  # valid, but likely not meant
+                        err.print(f"[yellow]![/yellow] {escape(doc.label)}: {escape(line)}")
     together = check_set(valid)
     for line in together.notes:
         err.print(f"[yellow]![/yellow] {escape(line)}", highlight=False)

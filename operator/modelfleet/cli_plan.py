@@ -29,6 +29,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from modelfleet.api.advice import deployment_advice
+from modelfleet.api.modeldeployment import ModelDeployment
 from modelfleet.api.validation import ManifestLoadError, load_objects
 from modelfleet.cli_layout import Column, print_lines, table_lines, wrap
 from modelfleet.core import DecisionState, MetricsSnapshot, Plan, plan, unsatisfiable
@@ -136,8 +138,11 @@ def parse_now(value: str | None) -> datetime:
         raise PlanInputError(f"--now: not an ISO 8601 time: {value!r}") from exc
 
 
-def make_plan(deployment: Path, fleet: Path, *, metrics: Path | None, now: datetime) -> Plan:
-    """Load the inputs and run the planner. Raises PlanInputError on invalid input."""
+def make_plan(
+    deployment: Path, fleet: Path, *, metrics: Path | None, now: datetime
+) -> tuple[ModelDeployment, Plan]:
+    """Load the inputs and run the planner: the ModelDeployment planned and its plan.
+    Raises PlanInputError on invalid input."""
     try:
         _, clusters = load_objects([fleet])
         deployments, extra_clusters = load_objects([deployment])
@@ -152,7 +157,9 @@ def make_plan(deployment: Path, fleet: Path, *, metrics: Path | None, now: datet
     md = deployments[0]
     snapshot = fleet_from_api([*clusters, *extra_clusters], [md], default_health="Healthy")
     signals = load_metrics(metrics, now=now) if metrics else MetricsSnapshot()
-    return plan(deployment_from_api(md), snapshot, metrics=signals, state=DecisionState(), now=now)
+    return md, plan(
+        deployment_from_api(md), snapshot, metrics=signals, state=DecisionState(), now=now
+    )
 
 
 def render_table(result: Plan, console: Console) -> None:
@@ -271,12 +278,14 @@ def plan_command(
     """
     try:
         when = parse_now(now)
-        result = make_plan(deployment, fleet, metrics=metrics, now=when)
+        md, result = make_plan(deployment, fleet, metrics=metrics, now=when)
         signals = load_metrics(metrics, now=when) if metrics else None
         stale = stale_signals(signals, when) if signals else None
     except PlanInputError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
+    for line in deployment_advice(md):  # valid, but likely not what was meant
+        err.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False)
     if signals is not None and result.deployment not in signals.by_deployment:
         found = ", ".join(sorted(signals.by_deployment)) or "none"
         err.print(
