@@ -49,13 +49,17 @@ class Mix:
 def read_trace(path: Path, *, limit: int = 100_000) -> tuple[tuple[int, int], ...]:
     """(ContextTokens, GeneratedTokens) rows of an Azure-format trace. Raises ValueError
     naming the file when the columns are missing or a value is not an integer or is above
-    ``MAX_TOKENS``; rows with a count below 1 are skipped."""
+    ``MAX_TOKENS``; rows with a count below 1 are skipped; a UTF-8 byte-order mark is
+    ignored."""
     rows: list[tuple[int, int]] = []
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is no part of a name
         reader = csv.DictReader(handle)
         fields = set(reader.fieldnames or ())
         if not {"ContextTokens", "GeneratedTokens"} <= fields:
-            raise ValueError(f"{path}: expected columns ContextTokens,GeneratedTokens")
+            found = ",".join(reader.fieldnames or ()) or "none"
+            raise ValueError(
+                f"{path}: expected columns ContextTokens,GeneratedTokens (found: {found})"
+            )
         for i, row in enumerate(reader, start=2):
             try:
                 p, o = int(row["ContextTokens"]), int(row["GeneratedTokens"])

@@ -183,18 +183,22 @@ scenario is refused (``load_scenario``) rather than running the machine out of m
 def read_trace(path: str) -> tuple[FloatArray, IntArray, IntArray]:
     """(seconds since the earliest request, prompt tokens, output tokens) of an
     Azure-format trace, in time order (rows out of order are sorted, none is lost). A token
-    count of 0 counts as 1. Raises ValueError naming the file (and the line and column, for
+    count of 0 counts as 1; a UTF-8 byte-order mark is ignored. Raises ValueError naming the file (and the line and column, for
     a bad row: not an integer, negative, above ``MAX_TRACE_TOKENS``); OSError if it cannot
     be opened."""
     times: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
     try:
-        with open(path, newline="") as handle:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is no part of the first name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             need = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
             if not need <= set(reader.fieldnames or ()):
-                raise ValueError(f"{path}: expected the columns {','.join(sorted(need))}")
+                found = ",".join(reader.fieldnames or ()) or "none"
+                raise ValueError(
+                    f"{path}: expected the columns {','.join(sorted(need))} (found: {found})"
+                )
             first: datetime | None = None
             for line, row in enumerate(reader, start=2):
                 if None in row.values():
