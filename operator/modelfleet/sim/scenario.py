@@ -415,6 +415,14 @@ def load_scenario(path: Path | str, *, overrides: dict[str, Any] | None = None) 
                 f"(resolved to {file})"
             )
             continue
+        if trace.shift_seconds >= spec.duration_hours * 3600 and not shortened:
+            # As an event after the end (below): the user's mistake, not a quiet empty run.
+            errors.append(
+                f"{source}: deployments.{i}.traffic.trace.shift: {trace.shift!r} lands the "
+                f"trace's first request at or after the end of the scenario "
+                f"({spec.duration_hours:g} h): nothing of it would be replayed"
+            )
+            continue
         resolved = trace.model_copy(update={"path": str(file)})
         if problem := _trace_problem(resolved, spec, field=f"deployments.{i}.traffic.trace"):
             errors.append(f"{source}: {problem}")
