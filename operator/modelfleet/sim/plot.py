@@ -5,13 +5,17 @@ each deployment's per-minute TTFT p95 (log scale) with its SLO as a dashed line,
 cost rate in USD/hour. Panels of a row share their y-scale, so policies compare at a
 glance; the cost axis leaves room above the highest line, so a flat line (static peak)
 stays visible. Scenario events are shaded on every panel with a solid line where they
-begin and at least ten minutes wide, so a short one (a spot reclaim) shows; regions are
-drawn in colours no event uses. Uses matplotlib's Agg backend (no display needed).
+begin and at least ten minutes wide, so a short one (a spot reclaim) shows; regions and
+deployments are drawn in colours no event uses. The title names the kinds of event the run
+has, wrapped to the figure's width (one policy's column is 6 inches). Uses matplotlib's Agg
+backend (no display needed).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +26,31 @@ _EVENT_COLOURS = {
     "stockout": "#ff7f0e",
     "spotReclaim": "#9467bd",
 }
+_EVENT_WORDS = {"regionOutage": "outage", "stockout": "stockout", "spotReclaim": "spot reclaim"}
+_EVENT_NAMES = {"regionOutage": "red", "stockout": "orange", "spotReclaim": "purple"}
+_FREE_TAB10 = (0, 2, 5, 7, 8, 9)
+"""tab10 without orange (1), red (3), purple (4) and pink (6): the first three mark events."""
+_TITLE_CHARS_PER_INCH = 9
+"""Characters of the 12 pt title per inch of figure, with a margin (DejaVu Sans averages
+~6.5 pt a character: 11 an inch)."""
+
+
+def _title(reports: list[PolicyReport], width_inches: float) -> str:
+    """The figure's title: the scenario's name, and the kinds of event its run has with
+    their colours, wrapped to ``width_inches``."""
+    kinds = list(
+        dict.fromkeys(
+            str(e["type"])
+            for rep in reports
+            for e in rep.run.world.event_log
+            if str(e["type"]) in _EVENT_COLOURS
+        )
+    )
+    title = reports[0].run.scenario.name
+    if kinds:
+        shaded = ", ".join(f"{_EVENT_WORDS[k]} ({_EVENT_NAMES[k]})" for k in kinds)
+        title += f": shaded = {shaded}"
+    return textwrap.fill(title, width=max(20, int(width_inches * _TITLE_CHARS_PER_INCH)))
 
 
 def load_matplotlib() -> None:
@@ -35,6 +64,15 @@ def load_matplotlib() -> None:
 
 def plot_report(reports: list[PolicyReport], path: Path) -> None:
     """Write the figure for ``reports`` (same scenario, one per policy) to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_report(reports)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_report(reports: list[PolicyReport]) -> Any:
+    """The figure for ``reports`` (a matplotlib Figure, laid out, not saved)."""
     load_matplotlib()
     import matplotlib.pyplot as plt
 
@@ -43,11 +81,11 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
         3, cols, figsize=(6.0 * cols, 9.0), sharex=True, sharey="row", squeeze=False
     )
     regions = sorted({r for rep in reports for r in rep.run.region_ready})
-    palette = plt.get_cmap("tab10")
-    # tab10 without red (3), orange (1) and purple (4): those mark events.
-    region_colours = [plt.get_cmap("tab10")(i) for i in (0, 2, 5, 7, 8, 9)] + [
+    # Regions and deployments (in panels of their own) take colours no event uses.
+    region_colours = [plt.get_cmap("tab10")(i) for i in _FREE_TAB10] + [
         plt.get_cmap("Pastel1")(i) for i in range(9)
     ]
+    palette = region_colours
     top_cost = 0.0
     for col, rep in enumerate(reports):
         run = rep.run
@@ -77,7 +115,7 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
         ax = axes[1][col]
         for i, (key, fig_d) in enumerate(rep.deployments.items()):
             p95 = np.where(np.isinf(fig_d.minute_p95_ms), np.nan, fig_d.minute_p95_ms)
-            colour = palette(i)
+            colour = palette[i % len(palette)]
             ax.plot(hours, p95, lw=0.8, color=colour, label=key.split("/", 1)[1])
             if fig_d.slo_ms is not None:
                 ax.axhline(fig_d.slo_ms, color=colour, ls="--", lw=0.8)
@@ -100,14 +138,12 @@ def plot_report(reports: list[PolicyReport], path: Path) -> None:
                     continue
                 begin = float(event["atSeconds"]) / 3600.0  # type: ignore[arg-type]
                 end = float(event.get("endSeconds", event["atSeconds"] + 300)) / 3600.0  # type: ignore[operator, arg-type]
-                end = max(end, begin + 10.0 / 60.0)
+                # At least ten minutes wide, but never past the run's end (--hours cuts
+                # a scenario short; its events' ends would stretch the time axis).
+                end = min(max(end, begin + 10.0 / 60.0), minutes / 60.0)
                 axes[row][col].axvspan(begin, end, color=shade, alpha=0.18, lw=0)
                 axes[row][col].axvline(begin, color=shade, lw=1.0)
     axes[2][0].set_ylim(0, max(1.0, top_cost * 1.15))
-    fig.suptitle(
-        f"{reports[0].run.scenario.name}: shaded = outage (red), stockout (orange), "
-        "spot reclaim (purple)"
-    )
+    fig.suptitle(_title(reports, 6.0 * cols))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
