@@ -19,6 +19,10 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
     - a measured capacity profile whose capacity point (``measurement.ttftP95Ms`` or
       ``tpotP95Ms``) is above the deployment's objective: measured against a looser SLO, it
       overstates what one replica sustains within this one.
+    - profiles that leave out GPU types the deployment may use (``resources.gpu.types``, or
+      any GPU when unset): a replica on such a GPU is sized and priced at the smallest
+      capacity profiled for another type (``core.profiles.replica_capacity``), however
+      slow that GPU is, so a cheap slow GPU can look cheapest per unit of capacity.
     """
     spec = md.spec
     notes: list[str] = []
@@ -48,5 +52,24 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
                 f"{value:g} ms, above spec.slo.{field} {objective:g} ms: its capacity point "
                 "breaks this deployment's objective, so it overstates what one replica "
                 f"sustains within it; measure again with {option} {objective:g}"
+            )
+    profiled = sorted({p.gpu for p in spec.capacity_profiles})
+    if profiled:
+        allowed = spec.resources.gpu.types
+        missing = [t for t in allowed or () if t not in profiled]
+        sized = (
+            "is sized and priced at the smallest capacity profiled for another GPU type, "
+            "however slow that GPU is; profile them (modelfleet profile) or list only "
+            "profiled types in resources.gpu.types"
+        )
+        if missing:
+            notes.append(
+                f"spec.capacityProfiles covers {', '.join(profiled)} but not "
+                f"{', '.join(missing)} of resources.gpu.types: a replica there {sized}"
+            )
+        elif not allowed:
+            notes.append(
+                f"spec.capacityProfiles covers {', '.join(profiled)} and resources.gpu.types "
+                f"is unset (any GPU): a replica on another GPU type {sized}"
             )
     return notes
