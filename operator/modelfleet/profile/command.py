@@ -198,7 +198,7 @@ async def profile(
         said = why.format(url=redact(req.base_url), error=last.cause or error)
         if error in _WHY and last.detail:
             said += f" (the endpoint said: {last.detail})"
-        if last.refused:
+        elif last.refused:  # a refusal _WHY has no words for (400, 413, 422, ...)
             said += f"; {_REFUSED_HINT}"
         raise EndpointError(said)
     steps: list[StepResult] = []
