@@ -77,3 +77,71 @@ async def test_a_found_profile_is_said_within_80_columns(stub: OpenAIStub) -> No
     assert re.search(r"prefill [\d,]+ tok/s, decode [\d,]+ tok/s", said), out
     profile = yaml.safe_load(out[out.index("# modelfleet profile of") :])
     assert profile["spec"]["capacityProfiles"][0]["gpu"] == "H100"
+
+
+async def test_a_search_that_reached_max_rate_says_the_capacity_is_a_lower_bound(
+    stub: OpenAIStub,
+) -> None:
+    """Found by brk15a: the built-in server passed every step up to --max-rate 16 and the
+    profile said "highest rate within the SLO: 8.50 req/s" as if it were the capacity; the
+    search never found where the objectives break. A profile below the capacity sizes
+    fleets too large, so the command now says it is a lower bound."""
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "2"),
+        *("--max-rate", "4", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert "every rate up to --max-rate 4 met the objectives" in said, out
+    assert "raise --max-rate to find it" in said, out
+
+
+async def test_a_search_that_found_a_breaking_rate_says_no_lower_bound(stub: OpenAIStub) -> None:
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "1"),
+        *("--max-rate", "64", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "120"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 0, out
+    assert "breaks SLO" in out, out
+    assert "raise --max-rate" not in out, out
+
+
+async def test_uniform_arrivals_send_rate_times_step_requests(stub: OpenAIStub) -> None:
+    """Found by brk15a: uniform arrivals began one gap after the step's start, so a step
+    sent rate x step - 1 requests; at ``--start-rate 1 --step-seconds 1`` (which the bounds
+    accept as sending one request) it sent none and "broke the SLO (0 of 0 requests
+    failed)". Arrivals are now at 0, 1/rate, 2/rate, ..."""
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "3", "--start-rate", "2"),
+        *("--max-rate", "2", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 0, out
+    assert stub.requests == 4 + 6, out  # 4 warm-up requests, then 2 req/s for 3 s
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "1"),
+        *("--max-rate", "1", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 0, out
+    assert "0 of 0" not in out, out
+
+
+async def test_a_step_that_drew_no_request_says_so(stub: OpenAIStub) -> None:
+    """Poisson at 1 req/s for 1 s draws no request with seed 0 (first gap 1.86 s): the
+    verdict was "(0 of 0 requests failed)"; it now says what happened and what to raise."""
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "1"),
+        *("--refine", "0", "--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 1, out
+    said = " ".join(out.split())
+    assert "no request was sent (a Poisson draw of none: raise --step-seconds)" in said, out
+    assert "0 of 0" not in said, out

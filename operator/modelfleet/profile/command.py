@@ -375,7 +375,7 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
     """The command's body: run, print, write ``out``; exit status (1: no rate met the SLO,
     2: ``out`` could not be written: the profile is printed instead). Raises
     EndpointError."""
-    result, steps, _ = asyncio.run(profile(req, console))
+    result, steps, passed = asyncio.run(profile(req, console))
     if result is None:
         said = wrap(no_rate_met(req, steps), console.width)
         print_lines(console, [Text(line, style="red") for line in said])
@@ -394,6 +394,13 @@ def run_profile(req: ProfileRequest, out: Path | None, console: Console) -> int:
         f"decode{_KEEP}{result.decode_tokens_per_second:,.0f}{_KEEP}tok/s"
     )
     print_lines(console, wrap(best, console.width))
+    if all(passed) and max(step.rate for step in steps) >= req.max_rate:
+        bound = (
+            f"every rate up to --max-rate{_KEEP}{req.max_rate:g} met the objectives: the "
+            "capacity is at least this, not found; raise --max-rate to find it (a profile "
+            "below the capacity makes the operator start more replicas than needed)"
+        )
+        print_lines(console, [Text(line, style="yellow") for line in wrap(bound, console.width)])
     if out is not None:
         try:
             out.write_text(text)

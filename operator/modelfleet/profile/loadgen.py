@@ -98,11 +98,13 @@ async def run_step(
     on_done: Callable[[], None] | None = None,
 ) -> StepResult:
     """Offer ``rate`` requests/s for ``duration`` seconds, wait for them all (each bounded
-    by ``timeout``), and return their results."""
+    by ``timeout``), and return their results. Uniform arrivals are at 0, 1/rate, 2/rate,
+    ... (``rate x duration`` requests, rounded up: 1 req/s for 30 s sends 30); Poisson
+    arrivals draw their gaps, the first one included (0 requests is a possible draw)."""
     rng = random.Random(seed)
     tasks: list[asyncio.Task[RequestResult]] = []
     start = time.perf_counter()
-    at = 0.0
+    at = 0.0 if arrivals == "poisson" else -1.0 / rate
     while True:
         at += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
         if at >= duration:

@@ -154,6 +154,8 @@ class StepResult:
         10 ms"``, ``"3 of 6 requests failed"``); empty when it passes. Requests the
         endpoint refused as invalid count only when nothing else was served."""
         accepted = len(self.results) - self.refused
+        if not self.results:
+            return ["no request was sent (a Poisson draw of none: raise --step-seconds)"]
         if not self.ok or self.error_rate > max_error_rate:
             if self.refused and not accepted:
                 return [f"all {len(self.results)} requests were refused"]
