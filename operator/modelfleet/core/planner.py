@@ -29,7 +29,7 @@ from modelfleet.core.health import failing_back, is_lost
 from modelfleet.core.latency_curve import CurvePoint
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, clear_place_memo, place
-from modelfleet.core.profiles import best_profile, replica_capacity
+from modelfleet.core.profiles import applicable, best_profile, replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits, clear_memo
@@ -422,9 +422,10 @@ def _capacity_view(
     None without profiles), and ``candidates`` priced per unit of capacity: each one's
     ``effective`` node price plus ``gpu_hour_price`` (USD) per GPU of the node, scaled by
     (best capacity / its capacity), those whose profile says they cannot meet the SLO
-    dropped, cheapest first. Without profiles both are unchanged.
+    dropped, cheapest first. Without profiles (none of the replicas' GPU count:
+    ``profiles.applicable``) both are unchanged.
     """
-    if not spec.profiles:
+    if not applicable(spec.profiles, spec.gpu.count):
         return None, tuple(candidates)
     per_gpu: dict[str, float] = {}  # replica_capacity depends on the offering's GPU only
 
@@ -478,7 +479,7 @@ def _curve_view(
     per unit of capacity); () when the replicas run on several GPU types (the fleet's
     latency is then the slowest type's, at a load the others share: no one curve reads
     it), when that profile has no curve, or without profiles."""
-    if not spec.profiles:
+    if not applicable(spec.profiles, spec.gpu.count):
         return ()
     gpus: set[str] = set()
     for key, n in sticky.items():
@@ -626,7 +627,9 @@ def _changes(
     for r in ex.retiring:
         code = r.reason.split(":", 1)[0]
         # Failing back, nothing replaces them: they serve on and become sticky again.
-        what = "lost" if r.lost else "kept serving" if code == R.CLUSTER_FAILING_BACK else "retiring"
+        what = (
+            "lost" if r.lost else "kept serving" if code == R.CLUSTER_FAILING_BACK else "retiring"
+        )
         out.append(
             Reason(
                 code,

@@ -83,6 +83,15 @@ class Workload:
     output_tokens: float | None = None
 
 
+def applicable(profiles: Iterable[CapacityProfile], gpu_count: int) -> tuple[CapacityProfile, ...]:
+    """The profiles that can describe a replica on ``gpu_count`` GPUs: those without a
+    count and those of that count (``best_profile`` never picks another). When none is
+    left the deployment has no profile for its replicas, and its capacity is learned online
+    as without any: a 1-GPU profile of a 2-GPU deployment (``modelfleet profile`` without
+    ``--gpu-count 2``) used to leave it sized at 1 req/s per replica."""
+    return tuple(p for p in profiles if p.gpu_count is None or p.gpu_count == gpu_count)
+
+
 def best_profile(
     profiles: Iterable[CapacityProfile], gpu: str, gpu_count: int
 ) -> CapacityProfile | None:
@@ -148,17 +157,18 @@ def cost_per_capacity(price_per_replica_hour: float, capacity: float | None) -> 
 def replica_capacity(spec: DeploymentSpec, offering: Offering) -> float:
     """Capacity of one replica of ``spec`` on ``offering``, for placement and autoscaling.
 
-    Units: requests/s within the SLO at the deployment's mix when ``spec`` has profiles;
-    when it has none at all, 1.0 (one replica's worth: every offering counts the same, the
+    Units: requests/s within the SLO at the deployment's mix when ``spec`` has profiles
+    for its replicas' GPU count (``applicable``); when it has none at all, 1.0 (one replica's worth: every offering counts the same, the
     behaviour before profiles). An offering whose GPU no profile covers gets the smallest
     capacity profiled for another GPU type (pessimistic: an unprofiled GPU is assumed no
     better than the worst measured one). 0.0: the profile says it cannot meet the SLO.
     Pure; used by the autoscaler (replicas per unit of demand) and by placement (cost per
     unit of capacity).
     """
-    if not spec.profiles:
+    profiles = applicable(spec.profiles, spec.gpu.count)
+    if not profiles:
         return 1.0
-    return _replica_capacity(spec.profiles, spec.workload, offering.gpu, spec.gpu.count)
+    return _replica_capacity(profiles, spec.workload, offering.gpu, spec.gpu.count)
 
 
 @functools.lru_cache(maxsize=4096)
