@@ -126,3 +126,19 @@ def test_profiles_with_any_gpu_allowed_are_said(tmp_path: Path) -> None:
     code, err = _run("validate", str(md))
     assert code == 0, err
     assert "resources.gpu.types is unset (any GPU)" in err, err
+
+
+def test_a_profile_of_another_gpu_count_is_said(tmp_path: Path) -> None:
+    profile = _profile(150, 40)
+    profile[0]["gpuCount"] = 1  # modelfleet profile's default, for 2-GPU replicas
+    md = _manifest(tmp_path, "multicloud-failover.yaml", {"capacityProfiles": profile})
+    doc = yaml.safe_load(md.read_text())
+    doc["spec"]["resources"]["gpu"] = {"count": 2, "types": ["L40S"]}
+    md.write_text(yaml.safe_dump(doc))
+    code, err = _run("validate", str(md))
+    assert code == 0, err
+    assert (
+        "spec.capacityProfiles.0 (L40S) is for 1 GPU(s) per replica and resources.gpu.count "
+        "is 2: it describes no replica and is not used; measure with --gpu-count 2" in err
+    ), err
+    assert "covers L40S" not in err, err  # not counted as covering the type

@@ -19,6 +19,9 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
     - a measured capacity profile whose capacity point (``measurement.ttftP95Ms`` or
       ``tpotP95Ms``) is above the deployment's objective: measured against a looser SLO, it
       overstates what one replica sustains within this one.
+    - a profile of another GPU count than the replicas' (``modelfleet profile`` without
+      ``--gpu-count``): it describes no replica and is not used
+      (``core.profiles.applicable``).
     - profiles that leave out GPU types the deployment may use (``resources.gpu.types``, or
       any GPU when unset): a replica on such a GPU is sized and priced at the smallest
       capacity profiled for another type (``core.profiles.replica_capacity``), however
@@ -53,7 +56,17 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
                 "breaks this deployment's objective, so it overstates what one replica "
                 f"sustains within it; measure again with {option} {objective:g}"
             )
-    profiled = sorted({p.gpu for p in spec.capacity_profiles})
+    count = spec.resources.gpu.count
+    for i, profile in enumerate(spec.capacity_profiles):
+        if profile.gpu_count is not None and profile.gpu_count != count:
+            notes.append(
+                f"spec.capacityProfiles.{i} ({profile.gpu}) is for {profile.gpu_count} "
+                f"GPU(s) per replica and resources.gpu.count is {count}: it describes no "
+                f"replica and is not used; measure with --gpu-count {count} (or unset its "
+                "gpuCount if it holds for any count)"
+            )
+    usable = [p for p in spec.capacity_profiles if p.gpu_count in (None, count)]
+    profiled = sorted({p.gpu for p in usable})
     if profiled:
         allowed = spec.resources.gpu.types
         missing = [t for t in allowed or () if t not in profiled]
