@@ -147,7 +147,8 @@ def validate(
     rules, exactly as the operator and the API server would; then the documents given
     together: two ModelRoutes claiming one model name, routes naming deployments absent
     from the files (when ModelDeployments are given). A static endpoints file gets the
-    gateway's start-up check. Every file is checked even when one does not parse; empty
+    gateway's start-up check; a capacity profile patch (``modelfleet profile --out``) the
+    API model's rules for a profile. Every file is checked even when one does not parse; empty
     files are reported; documents that conflict, as above, are invalid. Exit status: 0 when
     every document is valid; 1 when a document is invalid; 2 when a path does not exist, a
     file cannot be loaded (not YAML, not a mapping) or no document was found (2 wins over 1).
@@ -160,7 +161,13 @@ def validate(
         manifest_files,
         validate_document,
     )
-    from modelfleet.cli_validate import check_set, check_static_file, looks_like_static_file
+    from modelfleet.cli_validate import (
+        check_profile_patch,
+        check_set,
+        check_static_file,
+        looks_like_profile_patch,
+        looks_like_static_file,
+    )
 
     _fit_width()
     files: list[Path] = []
@@ -196,6 +203,15 @@ def validate(
                         f"static endpoints file: {len(catalog.deployments)} deployment(s), "
                         f"{len(catalog.models)} model name(s)"
                     )
+                    _mark(out, "✓", "green", f"{doc.source} ({what})")
+                continue
+            if looks_like_profile_patch(doc.data):  # what `modelfleet profile --out` writes
+                n, problems = check_profile_patch(doc)
+                for line in problems:
+                    err.print(f"[red]✗[/red] {escape(line)}", highlight=False)
+                failures += bool(problems)
+                if not problems:
+                    what = f"spec.capacityProfiles patch: {n} profile(s), for kubectl patch"
                     _mark(out, "✓", "green", f"{doc.source} ({what})")
                 continue
             errors = validate_document(doc)

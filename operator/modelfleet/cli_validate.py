@@ -13,15 +13,23 @@ Two checks, each reusing the gateway's own rule so there is one owner of it:
 
 A document that is invalid on its own is left out of the set check (its own errors are
 already reported). Everything here is pure: it returns lines; the command prints them.
+
+Also the file ``modelfleet profile --out`` writes: a ``spec.capacityProfiles`` patch, no
+kind, checked against the API model of a profile (``check_profile_patch``), so that it can
+be validated before ``kubectl patch``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from modelfleet.api.modeldeployment import ModelDeployment
 from modelfleet.api.modelroute import ModelRoute
+from modelfleet.api.profiles import CapacityProfileSpec
 from modelfleet.api.validation import Document
 from modelfleet.gateway.catalog import (
     Catalog,
@@ -35,7 +43,52 @@ from modelfleet.gateway.catalog import (
     looks_like_static_file,
 )
 
-__all__ = ["Findings", "check_set", "check_static_file", "looks_like_static_file"]
+__all__ = [
+    "Findings",
+    "check_profile_patch",
+    "check_set",
+    "check_static_file",
+    "looks_like_profile_patch",
+    "looks_like_static_file",
+]
+
+MAX_PROFILES = 64
+"""``spec.capacityProfiles`` holds at most this many entries (the API model's and CRD's)."""
+
+
+def looks_like_profile_patch(data: Mapping[str, Any]) -> bool:
+    """Whether a YAML document is the patch ``modelfleet profile --out`` writes: no
+    ``kind``/``apiVersion``, only ``spec.capacityProfiles``."""
+    spec = data.get("spec")
+    return (
+        "kind" not in data
+        and "apiVersion" not in data
+        and set(data) == {"spec"}
+        and isinstance(spec, dict)
+        and set(spec) == {"capacityProfiles"}
+    )
+
+
+def check_profile_patch(doc: Document) -> tuple[int, list[str]]:
+    """The profiles of a ``spec.capacityProfiles`` patch and its problems (each naming the
+    field), by the API model's rules for a profile (lengths, rates, the curve's order)."""
+    items = doc.data["spec"]["capacityProfiles"]
+    if not isinstance(items, list):
+        return 0, [f"{doc.label}: spec.capacityProfiles: expected a list of profiles"]
+    problems = []
+    if len(items) > MAX_PROFILES:
+        problems.append(f"{doc.label}: spec.capacityProfiles: more than {MAX_PROFILES} entries")
+    try:
+        _PROFILES.validate_python(items)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{doc.label}: spec.capacityProfiles.{field}: {message}")
+    return len(items), problems
+
+
+_PROFILES = TypeAdapter(list[CapacityProfileSpec])
 
 
 @dataclass
