@@ -3,8 +3,9 @@
 A trace is a CSV in the Azure LLM inference trace format (``TIMESTAMP,ContextTokens,
 GeneratedTokens``); only the two length columns are used here (the load test sets its
 own rate). Prompts are made of a repeated common word so that one word is about one
-token for the usual BPE tokenizers; the endpoint's own usage figures, when it reports
-them, replace the estimate.
+token for the usual BPE tokenizers. The endpoint's usage figures are not read (no
+``stream_options.include_usage`` is sent): a profile's prompt lengths are the words sent,
+its output lengths the content chunks received.
 """
 
 from __future__ import annotations
