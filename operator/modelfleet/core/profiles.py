@@ -25,12 +25,9 @@ import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from modelfleet.core.latency_curve import CurvePoint
-
-if TYPE_CHECKING:
-    from modelfleet.core.types import DeploymentSpec, Offering
 
 ProfileSource = Literal["Measured", "Declared"]
 TRUST: dict[ProfileSource, int] = {"Measured": 2, "Declared": 1}
@@ -154,7 +151,36 @@ def cost_per_capacity(price_per_replica_hour: float, capacity: float | None) -> 
     return price_per_replica_hour / capacity
 
 
-def replica_capacity(spec: DeploymentSpec, offering: Offering) -> float:
+class _GpuCount(Protocol):
+    @property
+    def count(self) -> int: ...
+
+
+class ProfiledDeployment(Protocol):
+    """What ``replica_capacity`` reads of a deployment: ``core.types.DeploymentSpec``.
+
+    Structural, so that this module stays below ``core.types`` (whose ``DeploymentSpec``
+    holds ``CapacityProfile`` and ``Workload``) instead of importing it back.
+    """
+
+    @property
+    def profiles(self) -> tuple[CapacityProfile, ...]: ...
+
+    @property
+    def workload(self) -> Workload: ...
+
+    @property
+    def gpu(self) -> _GpuCount: ...
+
+
+class GpuOffering(Protocol):
+    """What ``replica_capacity`` reads of an offering (``core.types.Offering``): its GPU."""
+
+    @property
+    def gpu(self) -> str: ...
+
+
+def replica_capacity(spec: ProfiledDeployment, offering: GpuOffering) -> float:
     """Capacity of one replica of ``spec`` on ``offering``, for placement and autoscaling.
 
     Units: requests/s within the SLO at the deployment's mix when ``spec`` has profiles
