@@ -35,7 +35,7 @@ import math
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from modelfleet import GROUP, VERSION
 from modelfleet.background import TaskSet, cancel_and_wait
@@ -51,9 +51,6 @@ from modelfleet.labels import (
     zoned_time,
 )
 from modelfleet.reconciler.activator import FRESH_SECONDS, SKEW_SECONDS
-
-if TYPE_CHECKING:
-    from modelfleet.loop.lease_sweep import DemandLeaseSweep
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +119,21 @@ class ObjectDeleter(Protocol):
 
     async def delete(self, kind: ResourceKind, name: str, *, namespace: str | None = None) -> bool:
         """Delete one object; False when it was gone already."""
+        ...
+
+
+class PeriodicSweep(Protocol):
+    """What ``DemandLeaseWatch`` runs beside its watch: ``loop.lease_sweep.DemandLeaseSweep``,
+    which builds on this module's Lease kinds and ``lease_deployment`` (so the watch knows it
+    only by this shape, and the import runs one way)."""
+
+    @property
+    def release(self) -> str | None:
+        """The release whose Leases it sweeps (None: an operator run by hand)."""
+        ...
+
+    async def run(self) -> None:
+        """Sweep now and then periodically until cancelled; raises nothing else."""
         ...
 
 
@@ -263,7 +275,7 @@ class DemandLeaseWatch:
         settings: InformerSettings | None = None,
         at_zero: Callable[[str, str], bool] | None = None,
         deleter: ObjectDeleter | None = None,
-        sweep: DemandLeaseSweep | None = None,
+        sweep: PeriodicSweep | None = None,
     ) -> None:
         self.namespace = namespace
         self.relay = DemandRelay(patcher, clock=clock, at_zero=at_zero)
