@@ -8,10 +8,11 @@ traffic and seed. It returns the per-policy reports and writes ``report.json``,
 ``timeline.csv`` and ``report.png`` when given a folder. docs/simulation.md describes the
 world model, its sources, the scenario format and the report.
 
-Layout: ``world`` (parameters), ``scenario`` (files), ``traffic``, ``serving`` (one
-replica), ``load`` (the fleet serving traffic), ``fleet`` (nodes, pods, events),
-``prometheus`` (the metrics source), ``policies`` (modelfleet), ``baselines``, ``engine``
-(the loop), ``report``, ``plot``, ``output`` (files and the summary table).
+Layout: ``world`` (parameters), ``scenario`` (files), ``traffic_spec`` (their traffic
+models), ``traffic``, ``serving`` (one replica), ``load`` (the fleet serving traffic),
+``fleet`` (nodes, pods, events), ``prometheus`` (the metrics source), ``policies``
+(modelfleet), ``baselines``, ``engine`` (the loop), ``report``, ``plot``, ``output`` (files
+and the summary table).
 """
 
 from __future__ import annotations

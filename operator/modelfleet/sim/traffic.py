@@ -23,7 +23,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from modelfleet.sim.scenario import Burst, TraceSpec, TrafficSpec
+from modelfleet.sim.traffic_spec import Burst, TraceSpec, TrafficSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
