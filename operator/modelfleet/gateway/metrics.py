@@ -204,6 +204,20 @@ class GatewayMetrics:
         )
         """Demand Leases no operator relayed (``activator.DemandWaker``): ``(key)``."""
 
+        self._events_dropped = Counter(
+            "modelfleet_gateway_events_dropped_total",
+            "Kubernetes Events not posted because their object had used up its budget (25 at "
+            "once, then one per 5 minutes, per object: client-go's spam filter), by the kind "
+            "of the object (ModelRoute, ModelDeployment). Status writes are not limited.",
+            ["kind"],
+            registry=r,
+        )
+
+    @lru_cache(maxsize=8)  # noqa: B019 - one GatewayMetrics per process; two kinds
+    def events_dropped(self, kind: str) -> Counter:
+        """Counter of Events dropped over their object's budget (``route_status``)."""
+        return self._events_dropped.labels(kind)
+
     @lru_cache(maxsize=64)  # noqa: B019 - one GatewayMetrics per process; bounded cache
     def rejected(self, reason: str) -> Counter:
         """Counter of requests refused before routing."""

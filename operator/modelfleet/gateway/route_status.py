@@ -40,6 +40,14 @@ stored one, so once one replica has written it the others see it through their w
 write nothing. Two replicas racing on the same change post the same Event name (derived from
 the route's uid and resourceVersion and the condition): the second gets 409 and stays quiet.
 
+Events are budgeted per involved object (``event_budget.EventBudget``, client-go's spam
+filter: 25 at once, then one per 5 minutes, per uid and gateway replica): a tenant flapping
+its route (br15c F3: 20 edits, 54 Events, 23 on another tenant's route) gets at most that
+many Events on each object it drives. An Event over budget is dropped, counted
+(``events_dropped``, the gateway's ``modelfleet_gateway_events_dropped_total``) and logged
+once per object until one of its Events is posted again. Status writes are not budgeted:
+they carry the truth.
+
 What to write is decided in ``route_verdicts`` (pure, tested on its own);
 ``RouteStatusWriter`` does the I/O.
 """
@@ -55,6 +63,7 @@ from typing import Any, Final
 
 from modelfleet import GROUP, VERSION
 from modelfleet.background import cancel_and_wait
+from modelfleet.event_budget import EventBudget, Verdict
 from modelfleet.gateway.catalog import Catalog
 from modelfleet.gateway.invalid_routes import REASON_INVALID, parse_route
 from modelfleet.gateway.route_verdicts import (
@@ -126,6 +135,10 @@ class RouteStatusWriter:
     routes' writes going ahead meanwhile; a 403 (the gateway's RBAC
     lacks ``modelroutes/status`` patch) stops writing, with one warning, for the process's
     life.
+
+    Events go through ``event_budget`` (a fresh ``EventBudget`` with client-go's figures when
+    None); ``on_event_dropped`` is called with the involved object's kind (``ModelRoute``
+    or ``ModelDeployment``) for each Event dropped over budget.
     """
 
     def __init__(
@@ -134,8 +147,12 @@ class RouteStatusWriter:
         *,
         instance: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        event_budget: EventBudget | None = None,
+        on_event_dropped: Callable[[str], None] | None = None,
     ) -> None:
         self._api = api_client
+        self._budget = event_budget if event_budget is not None else EventBudget()
+        self._on_dropped = on_event_dropped
         self._instance = instance
         self._clock = clock
         self._pending: tuple[Catalog, tuple[Route, ...]] | None = None
@@ -151,7 +168,10 @@ class RouteStatusWriter:
         self.conflicts = 0
         """Status patches refused 409 (another writer came first)."""
         self._told: set[tuple[str, str, str, str]] = set()
-        """ModelDeployment Events posted (or found posted): (namespace, name, uid, digest)."""
+        """ModelDeployment Events posted, found posted or dropped over budget: (namespace,
+        name, uid, digest)."""
+        self.events_dropped = 0
+        """Events not posted because their object's budget was spent (``EventBudget``)."""
 
     def submit(self, catalog: Catalog, routes: Iterable[Route]) -> None:
         """Bring the routes' status in line with ``catalog`` soon (non-blocking); those
@@ -359,6 +379,9 @@ class RouteStatusWriter:
             current.add(told)
             if told in self._told:
                 continue
+            if not self._within_budget("ModelDeployment", loser.namespace, loser.name, info.uid):
+                self._told.add(told)  # dropped, as client-go drops: not tried again
+                continue
             now = _rfc3339(self._clock())
             event = self._event_body(
                 "ModelDeployment", loser.namespace, loser.name, info.uid, digest,
@@ -375,6 +398,27 @@ class RouteStatusWriter:
             self._told.add(told)
         self._told &= current  # one that ends and comes back is tried again (409 while the
         # old Event lasts: the same verdict gives the same name)
+
+    def _within_budget(self, kind: str, namespace: str, name: str, uid: str | None) -> bool:
+        """Whether an Event on ``kind`` ``namespace/name`` fits its object's budget (a token
+        is taken if so); else it is counted, and logged once until one is posted again."""
+        verdict = self._budget.take(uid or f"{kind}/{namespace}/{name}")
+        if verdict.post:
+            return True
+        self.events_dropped += 1
+        if self._on_dropped is not None:
+            self._on_dropped(kind)
+        if verdict is Verdict.DROP_FIRST:
+            log.warning(
+                "%s %s/%s: Events dropped: more than %d, then one per %.0fs, for one object "
+                "(edits flipping its status?); its status is still written",
+                kind,
+                namespace,
+                name,
+                self._budget.burst,
+                self._budget.refill_seconds,
+            )
+        return False
 
     def _event_body(
         self, kind: str, namespace: str, name: str, uid: str | None, digest: str,
@@ -469,6 +513,10 @@ class RouteStatusWriter:
         else:  # the end of the problem ``was`` (its reason)
             reason = SOLVED.get(was or "", "Resolved")
         kind = "Warning" if condition.status == "False" else "Normal"
+        if not self._within_budget(
+            "ModelRoute", namespace, route.metadata.name, route.metadata.uid
+        ):
+            return
         event = self._event_body(
             "ModelRoute", namespace, route.metadata.name, route.metadata.uid, digest,
             kind, reason, condition.message, now,

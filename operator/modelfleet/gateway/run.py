@@ -155,7 +155,11 @@ async def serve_gateway(options: GatewayOptions) -> AsyncIterator[RunningGateway
             static.start()
         else:
             if options.route_status:
-                writer = RouteStatusWriter(api_client, instance=socket.gethostname())
+                writer = RouteStatusWriter(
+                    api_client,
+                    instance=socket.gethostname(),
+                    on_event_dropped=lambda kind: gateway.metrics.events_dropped(kind).inc(),
+                )
             hub = HubSource(
                 api_client,
                 on_catalog=gateway.set_catalog,
