@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from modelfleet import GROUP, VERSION
 from modelfleet.api import FleetCluster, ModelDeployment
 from modelfleet.api import conditions as C
+from modelfleet.event_budget import Verdict
 from modelfleet.reconciler import EventRecord
 from modelfleet.runtime import OperatorContext
 
@@ -133,7 +134,7 @@ async def _reconcile(
     if outcome is None:
         return  # logged and backed off by the loop
     patch.status.update(outcome.status.model_dump(mode="json", by_alias=True))
-    _post(body, outcome.events)
+    _post(body, memo, outcome.events)
 
 
 def spec_problems(exc: ValidationError) -> str:
@@ -203,7 +204,7 @@ def _say_invalid(body: kopf.Body, patch: kopf.Patch, memo: OperatorContext, mess
             "lastTransitionTime": since or memo.clock().isoformat(),
         }
     ]
-    kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+    _event(body, memo, "Warning", "InvalidSpec", message)
 
 
 @kopf.on.delete(*MD)
@@ -225,7 +226,7 @@ async def model_deployment_deleted(
         fleet=_all(kwargs["fleet_clusters"]),
         others=_all(kwargs["model_deployments"]),
     )
-    _post(body, outcome.events)
+    _post(body, memo, outcome.events)
     if not outcome.done:
         patch.status["conditions"] = [
             {
@@ -288,7 +289,7 @@ async def _probe(
     deployments = _all(md_index) if md_index is not None else None
     outcome = await memo.loop.probe(cluster, deployments=deployments)
     patch.status.update(outcome.status_patch())
-    _post(body, outcome.events)
+    _post(body, memo, outcome.events)
 
 
 def _reject_cluster(
@@ -301,9 +302,34 @@ def _reject_cluster(
     _say_invalid(body, patch, memo, message)
 
 
-def _post(body: kopf.Body, events: Iterable[EventRecord]) -> None:
+def _post(body: kopf.Body, memo: OperatorContext, events: Iterable[EventRecord]) -> None:
     for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        _event(body, memo, event.type, event.reason, event.message)
+
+
+def _event(body: kopf.Body, memo: OperatorContext, type_: str, reason: str, message: str) -> None:
+    """An Event on ``body`` (message cut to 1,024 characters) if its object's budget allows
+    (``memo.event_budget``: 25, then one per 5 minutes, per uid); else it is dropped,
+    counted (``modelfleet_operator_events_dropped_total``) and logged once until one is
+    posted again. A tenant's spec edits re-run the reconcile, each edit able to bring an
+    Event on its own deployment: the budget bounds what edits can make us post."""
+    kind = str(body.get("kind") or "object")
+    verdict = memo.event_budget.take(str(body.metadata.uid or f"{kind}/{body.metadata.name}"))
+    if verdict.post:
+        kopf.event(body, type=type_, reason=reason, message=message[:1024])
+        return
+    memo.metrics.events_dropped.labels(kind).inc()
+    if verdict is Verdict.DROP_FIRST:
+        log.warning(
+            "%s %s/%s: Events dropped: more than %d, then one per %.0fs, for one object; "
+            "its status is still written (last dropped: %s)",
+            kind,
+            body.metadata.namespace or "-",
+            body.metadata.name,
+            memo.event_budget.burst,
+            memo.event_budget.refill_seconds,
+            reason,
+        )
 
 
 def registered_resources() -> Mapping[str, tuple[str, str, str]]:

@@ -28,6 +28,7 @@ from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesCluste
 from modelfleet.clusters.informer import ListWatchClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
 from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
+from modelfleet.event_budget import EventBudget
 from modelfleet.labels import RELEASE_ENV
 from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.loop.demand_leases import DemandLeaseWatch
@@ -203,6 +204,8 @@ class OperatorContext:
     watch_clusters: ClusterRegistry | None = None
     demand_leases: DemandLeaseWatch | None = None
     """The gateway's demand Leases (relay and clean-up); None when none are watched."""
+    event_budget: EventBudget = field(default_factory=EventBudget)
+    """Per-object budget of the Events the handlers post (shared by kopf's shallow copies)."""
 
     @property
     def reconciler(self) -> Reconciler:

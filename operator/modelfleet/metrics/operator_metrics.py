@@ -76,6 +76,13 @@ class OperatorMetrics:
             ["cluster", "gpu", "capacity_type"],
             registry=self.registry,
         )
+        self.events_dropped = Counter(
+            "modelfleet_operator_events_dropped",
+            "Kubernetes Events not posted because their object had used up its budget (25 at "
+            "once, then one per 5 minutes, per object: client-go's spam filter), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.desired_replicas = Gauge(
             "modelfleet_deployment_desired_replicas",
             "Replicas the autoscaler wants for a ModelDeployment.",

@@ -1,0 +1,106 @@
+"""A tenant flipping its ModelDeployment's spec valid <-> invalid cannot make the operator
+post Events at will: with the real operator (kopf + handlers) against KMock emulators, each
+edit is reconciled (the status follows every one) but the Events on the deployment stop at
+its budget (``event_budget``; here 3 at once, set on the context before kopf starts, instead
+of client-go's 25, to keep the test short), the rest counted in the operator's metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.operator_harness import (
+    MD_PATH,
+    Fleet,
+    eventually,
+    fleet_cluster,
+    fleet_of,
+    model_deployment,
+    operator_prepared,
+)
+
+from modelfleet.event_budget import EventBudget
+from modelfleet.runtime import OperatorContext
+
+pytestmark = pytest.mark.integration
+
+CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
+BURST = 3
+FLIPS = 8
+"""Edits: 4 to an invalid spec (an InvalidSpec Event each, before the budget) and 4 back."""
+
+
+@pytest.fixture
+async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
+    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
+        yield running
+
+
+def _profiles(*, valid: bool) -> list[dict[str, Any]]:
+    # A curve whose rates go down is refused by the models (InvalidSpec), not by the schema.
+    curve = [
+        {"requestsPerSecond": 4.0, "ttftP95Ms": 120},
+        {"requestsPerSecond": 8.0, "ttftP95Ms": 140},
+    ]
+    return [
+        {
+            "gpu": "H100",
+            "source": "Measured",
+            "prefillTokensPerSecond": 40000,
+            "decodeTokensPerSecond": 4000,
+            "measurement": {
+                "requestsPerSecond": 12.9,
+                "curve": curve if valid else curve[::-1],
+            },
+        }
+    ]
+
+
+def _ready(md: dict[str, Any] | None) -> dict[str, Any]:
+    conditions = ((md or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
+
+
+async def test_a_flapping_deployment_gets_at_most_its_budget_of_events(fleet: Fleet) -> None:
+    async def small_budget(context: OperatorContext) -> None:
+        context.event_budget = EventBudget(burst=BURST)
+
+    async with operator_prepared(fleet, small_budget) as context:
+        await fleet.until_healthy("east")
+        path = MD_PATH.format(ns="default") + "/llama"
+        md = model_deployment("llama", capacityProfiles=_profiles(valid=True))
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(lambda: fleet.replicas("east") == 2, what="llama placed")
+        for i in range(FLIPS):
+            valid = i % 2 == 1
+            await fleet.kubectl.patch(path, {"spec": {"capacityProfiles": _profiles(valid=valid)}})
+            generation = ((await fleet.md("llama")) or {})["metadata"]["generation"]
+
+            async def handled(generation: int = generation, valid: bool = valid) -> bool:
+                # The status follows every edit: it is not budgeted.
+                stored = (await fleet.md("llama")) or {}
+                if stored.get("status", {}).get("observedGeneration") != generation:
+                    return False
+                return (_ready(stored).get("reason") == "InvalidSpec") != valid
+
+            await eventually(handled, what=f"edit {i} (valid={valid}) reconciled")
+
+        def on_llama() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in fleet.hub.objects("v1/events")
+                if (e.get("involvedObject") or {}).get("name") == "llama"
+            ]
+
+        # kopf posts Events in the background: wait for the budget's worth, then a while.
+        await eventually(lambda: len(on_llama()) >= BURST, what="the first Events")
+        await asyncio.sleep(2.0)
+        events = on_llama()
+        assert len(events) == BURST, [(e["reason"], e["message"][:60]) for e in events]
+        dropped = context.metrics.registry.get_sample_value(
+            "modelfleet_operator_events_dropped_total", {"kind": "ModelDeployment"}
+        )
+        assert dropped is not None and dropped >= FLIPS // 2 - BURST
