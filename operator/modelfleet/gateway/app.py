@@ -141,6 +141,10 @@ class Gateway:
             log.warning("%s", conflict)
         self.catalog = catalog
         self.loaded = True
+        for key in catalog.deployments:
+            # The arrivals counter's child at 0 before the first request: rate() needs a
+            # sample before it (cached, so a known deployment costs a dict lookup).
+            self.metrics.received(key)
         self.pool.update(catalog)
         self.holds.notify()
 
@@ -227,6 +231,8 @@ class Gateway:
             except NoRuleMatched as exc:
                 raise NoRoute(str(exc)) from None
             key = decision.primary
+            # Demand, counted once on arrival before any hold (the scale-from-zero rate).
+            self.metrics.received(key).inc()
             waited = 0.0
             for rehold in range(MAX_REHOLDS + 1):
                 hold_started = self._clock()

@@ -2,9 +2,14 @@
 endpoint, retries, ejections, and the requests held while a deployment has no ready
 endpoint.
 
-``modelfleet_gateway_pending_requests{namespace,deployment}`` is the scale-from-zero
-signal: it is non-zero exactly while requests wait for a deployment to get a ready endpoint,
-and the autoscaler reads it through PromQL (docs/gateway.md). Label values are namespaces,
+``modelfleet_gateway_received_requests_total{namespace,deployment}`` is the scale-from-zero
+signal: it counts requests as they arrive for a deployment, before any hold, so its
+``rate()`` is the arrival rate in requests/s, the unit ``spec.metrics.demand`` is read in
+(docs/gateway.md). Its children exist at 0 from the moment the gateway knows a deployment,
+so ``rate()`` sees the first request (a series born at 1 has no earlier sample to rise
+from). ``modelfleet_gateway_pending_requests`` (held right now, a count) is not a rate: a
+request is held up to ``--hold-timeout`` (60 s), so it reads up to 60 times the arrival
+rate. Label values are namespaces,
 deployment names, endpoint labels (FleetCluster names or the static file's names), status
 codes and reason words: never an API key, a key id or a prompt.
 
@@ -55,7 +60,9 @@ M = TypeVar("M", Counter, Gauge, Histogram)
 C = TypeVar("C", covariant=True)
 
 PENDING_REQUESTS: Final = "modelfleet_gateway_pending_requests"
-"""Name of the held-requests gauge (the autoscaler's scale-from-zero signal)."""
+"""Name of the held-requests gauge (a count of requests waiting now, not a rate)."""
+RECEIVED_REQUESTS: Final = "modelfleet_gateway_received_requests_total"
+"""Name of the arrivals counter: its ``rate()`` is the scale-from-zero demand (req/s)."""
 
 
 class ByDeployment(Protocol[C]):
@@ -180,11 +187,20 @@ class GatewayMetrics:
             "endpoint",
         )
         """Requests in flight to an endpoint: ``(key, endpoint)``."""
+        self.received = counter(
+            RECEIVED_REQUESTS,
+            "Requests routed to the deployment, counted on arrival before any hold (those "
+            "later held, refused with 503 or sent to a fallback included); its rate() is the "
+            "scale-from-zero demand in requests/s.",
+        )
+        """Arrivals per deployment asked for, the scale-from-zero signal: ``(key)``.
+        ``Gateway.set_catalog`` creates each deployment's child at 0."""
         self.pending = gauge(
             PENDING_REQUESTS,
-            "Requests held because the deployment has no ready endpoint (scale-from-zero demand).",
+            "Requests held right now because the deployment has no ready endpoint (a count, "
+            "up to --hold-timeout seconds of arrivals: not a rate).",
         )
-        """Held requests, the scale-from-zero signal: ``(key)``."""
+        """Held requests right now: ``(key)``."""
         self.held = counter(
             "modelfleet_gateway_held_requests_total",
             "Requests that were held, by outcome: released, timeout, overflow, cancelled.",
