@@ -63,6 +63,11 @@ PENDING_REQUESTS: Final = "modelfleet_gateway_pending_requests"
 """Name of the held-requests gauge (a count of requests waiting now, not a rate)."""
 RECEIVED_REQUESTS: Final = "modelfleet_gateway_received_requests_total"
 """Name of the arrivals counter: its ``rate()`` is the scale-from-zero demand (req/s)."""
+DEMAND_QUERY: Final = (
+    f'sum(rate({RECEIVED_REQUESTS}{{namespace="$namespace",deployment="$deployment"}}[1m]))'
+)
+"""The ``spec.metrics.demand`` PromQL the docs and examples give: arrivals per second at the
+gateways (summed over gateway replicas), averaged over a minute."""
 
 
 class ByDeployment(Protocol[C]):
