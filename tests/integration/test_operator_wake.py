@@ -36,6 +36,7 @@ from tests.integration.operator_harness import (
 from modelfleet.api import ModelDeployment
 from modelfleet.gateway.activator import demand_lease
 from modelfleet.gateway.catalog import DeploymentKey
+from modelfleet.gateway.metrics import DEMAND_QUERY
 from modelfleet.labels import DEMAND_SEEN_AT
 from modelfleet.loop.lease_sweep import SweepSettings
 from modelfleet.reconciler.activator import demand_seen_at
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.integration
 CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0)}
 SLOW_TIMER = dataclasses.replace(FAST, interval_seconds=600.0, activator_namespace=SYSTEM_NS)
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
-DEMAND = 'sum(modelfleet_gateway_pending_requests{namespace="$namespace",deployment="$deployment"})'
+DEMAND = DEMAND_QUERY  # what docs/gateway.md gives as spec.metrics.demand
 
 
 @pytest.fixture

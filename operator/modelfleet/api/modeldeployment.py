@@ -390,10 +390,11 @@ class MetricsQueries(ApiModel):
     demand: str | None = Field(
         default=None,
         max_length=4096,
-        description="Demand that exists at zero replicas (scale from zero): requests held "
-        "or arriving at a gateway, e.g. sum(modelfleet_gateway_pending_requests{namespace="
-        '"$namespace",deployment="$deployment"}). Asked only while no cluster runs a '
-        "replica; any value above 0 starts the deployment.",
+        description="Demand that exists at zero replicas (scale from zero), in requests/s "
+        "arriving at a gateway, e.g. sum(rate(modelfleet_gateway_received_requests_total"
+        '{namespace="$namespace",deployment="$deployment"}[1m])); a rate, not a count of '
+        "held requests. Asked only while no cluster runs a ready replica; any value above 0 "
+        "starts the deployment, and with capacity profiles the first step is sized for it.",
     )
 
 
