@@ -24,6 +24,7 @@ from aiohttp import web
 
 from modelfleet.api.fleetcluster import PrometheusEndpoint
 from modelfleet.api.modeldeployment import Engine, MetricsQueries
+from modelfleet.gateway.metrics import DEMAND_QUERY
 from modelfleet.labels import label_value
 from modelfleet.metrics.prometheus import (
     PrometheusAuth,
@@ -93,6 +94,7 @@ TGI_QUEUE_BOUNDS = (0.01, 0.05, 0.1, INF)
 FALCON_QUEUE = (70, 96, 100, 100)
 FALCON_PREFILL = (20, 60, 100, 100, 100, 100)
 FALCON_TPOT = (10, 90, 100, 100, 100)
+NIGHTLY_RATE = 3.0  # req/s arriving at the gateway for a deployment at zero
 
 
 def summed(*series: tuple[float, ...]) -> tuple[float, ...]:
@@ -224,10 +226,11 @@ def render_engines(now: float, origin: float) -> str:
     out.gauge("vllm:num_requests_waiting", forged, FORGED_QUEUE)
     # A ModelDeployment named past 63 characters: its pods carry the name shortened.
     out.gauge("vllm:num_requests_waiting", pod(label_value(LONG_NAME)), LONG_QUEUE)
-    # A gateway holding requests for a deployment that has no replica (scale from zero).
-    out.gauge(
-        "modelfleet_gateway_pending_requests", {"namespace": NS, "deployment": "nightly"}, 3.0
-    )
+    # A gateway receiving 3 req/s for a deployment that has no replica (scale from zero),
+    # and holding them: 30 s of arrivals are waiting (a count, which the demand must not be).
+    gateway = {"namespace": NS, "deployment": "nightly"}
+    out.counter("modelfleet_gateway_received_requests_total", gateway, NIGHTLY_RATE)
+    out.gauge("modelfleet_gateway_pending_requests", gateway, 30 * NIGHTLY_RATE)
     out.counter("tgi_request_count", falcon, 2.5)
     out.lines.append(
         f"tgi_request_generated_tokens_sum{Exposition._labels(falcon)} {75.0 * elapsed}"
@@ -636,13 +639,11 @@ async def test_credentials_are_sent_but_never_appear_in_errors() -> None:
 async def test_at_zero_only_the_named_demand_query_is_asked(
     prometheus: PrometheusServer, client: PrometheusClient
 ) -> None:
-    """Scale from zero: with no replica anywhere, the user's demand PromQL (the gateway's
-    pending-requests gauge of docs/decisions.md) comes back as the request rate; no other
-    signal is asked (their series cannot exist at zero)."""
-    demand = MetricsQueries(
-        demand='sum(modelfleet_gateway_pending_requests{namespace="$namespace",'
-        'deployment="$deployment"})'
-    )
+    """Scale from zero: with no replica anywhere, the user's demand PromQL (the rate of the
+    gateway's arrivals counter, docs/gateway.md, over this module's window) comes back as
+    the request rate in req/s, not the held-requests count; no other signal is asked
+    (their series cannot exist at zero)."""
+    demand = MetricsQueries(demand=DEMAND_QUERY.replace("[1m]", "[$window]"))
     at_zero = MetricsTarget(
         namespace=NS,
         deployment="nightly",
@@ -654,7 +655,7 @@ async def test_at_zero_only_the_named_demand_query_is_asked(
         demand_only=True,
     )
     values = await fetch(prometheus, client, at_zero)
-    assert values.request_rate == 3.0, values.errors
+    assert values.request_rate == pytest.approx(NIGHTLY_RATE, rel=0.05), values.errors
     assert (values.ttft_p95_ms, values.queue_depth, values.tokens_per_second) == (None, None, None)
     # Without a demand query the engine's own request rate is asked: no series at zero.
     plain = await fetch(prometheus, client, replace(at_zero, overrides=None))
