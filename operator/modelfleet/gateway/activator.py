@@ -1,8 +1,9 @@
 """The gateway as activator: wake the operator when a request is held at zero replicas.
 
-Holding a request for a deployment with no ready endpoint (``holding.HoldQueue``) makes
-demand visible through ``modelfleet_gateway_pending_requests``, but the operator sees that
-gauge only after a Prometheus scrape and its next reconcile. KServe's activator instead
+A request for a deployment with no ready endpoint is held (``holding.HoldQueue``); its
+arrival shows in ``modelfleet_gateway_received_requests_total``, whose rate is the demand
+query, but the operator sees that counter only after a Prometheus scrape and its next
+reconcile. KServe's activator instead
 tells the autoscaler at once; here the gateway records the time of the held request in a
 ``coordination.k8s.io/v1`` Lease of its own namespace, one per ModelDeployment
 (``labels.demand_lease_name``, labelled ``labels.DEMAND_LEASE``, ``spec.renewTime`` the

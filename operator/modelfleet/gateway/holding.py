@@ -5,7 +5,8 @@ for a whole fleet. A request whose deployments have no healthy endpoint waits (a
 ``max_held_per_deployment`` of them per deployment, at most ``hold_timeout`` seconds) and is
 released as soon as a new catalog or a recovered endpoint makes one available; otherwise it
 gets a 503 with Retry-After. While requests wait, ``modelfleet_gateway_pending_requests``
-counts them: the demand signal the autoscaler scales from zero on.
+counts them (a backlog, not a rate: the autoscaler's demand signal is the rate of
+``modelfleet_gateway_received_requests_total``, counted on arrival in ``app.Gateway``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Scale from zero without waiting for a scrape: the activator's wake-up annotation.
 
-At zero replicas the operator learns of demand from ``spec.metrics.demand`` (the gateway's
-held requests, through Prometheus): a scrape interval plus a reconcile interval after the
-first request. KServe's activator does better by telling the autoscaler at once; here the
+At zero replicas the operator learns of demand from ``spec.metrics.demand`` (the rate of
+requests arriving at the gateway, req/s, through Prometheus): a scrape interval plus a
+reconcile interval after the first request. KServe's activator does better by telling the autoscaler at once; here the
 gateway, holding a request for a deployment with no endpoint, writes the time of that
 request into the annotation ``activator.modelfleet.io/demand-seen-at`` of the
 ModelDeployment (``labels.DEMAND_SEEN_AT``). The annotation change is an update event: kopf

@@ -183,7 +183,7 @@ async def metrics_snapshot(
     (none ready anywhere) if ``md`` names a demand query, there is nothing to measure on
     replicas, so the demand signal is asked instead from every reachable cluster: a
     ``demand_only`` target whose request rate is ``spec.metrics.demand`` (the user's
-    PromQL for requests held or arriving at a gateway). The largest answer stands for
+    PromQL for requests/s arriving at a gateway). The largest answer stands for
     the deployment (one gateway metric may be visible to several Prometheus servers).
     """
     key = deployment_key(md)
