@@ -8,7 +8,8 @@ what its author likely meant (a breaker's finds, brk15a, both silent before):
   (``modelfleet profile --ttft-p95-ms 900`` applied to a 200 ms SLO): the capacity it
   states is not within this SLO.
 - profiles that leave out GPU types the deployment may use: a replica there is sized at
-  the smallest capacity profiled for another type, however slow its GPU.
+  the smallest capacity profiled for another type, however slow its GPU (now an estimate
+  scaled down by data-sheet figures, still worth profiling).
 
 Each is a note on stderr; the exit status stays 0 (the API server accepts the spec).
 """
@@ -115,7 +116,7 @@ def test_profiles_that_leave_out_allowed_gpus_are_said(tmp_path: Path) -> None:
             "spec.capacityProfiles covers L40S but not H100, A100-80GB of resources.gpu.types"
             in err
         ), (args, err)
-        assert "smallest capacity profiled for another GPU type" in err, err
+        assert "estimate scaled down from the profiled types by data-sheet" in err, err
 
 
 def test_profiles_with_any_gpu_allowed_are_said(tmp_path: Path) -> None:

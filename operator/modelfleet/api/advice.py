@@ -23,9 +23,9 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
       ``--gpu-count``): it describes no replica and is not used
       (``core.profiles.applicable``).
     - profiles that leave out GPU types the deployment may use (``resources.gpu.types``, or
-      any GPU when unset): a replica on such a GPU is sized and priced at the smallest
-      capacity profiled for another type (``core.profiles.replica_capacity``), however
-      slow that GPU is, so a cheap slow GPU can look cheapest per unit of capacity.
+      any GPU when unset): a replica on such a GPU is sized and priced at an estimate from
+      the profiled types and the GPUs' data-sheet figures (``core.profiles.capacity_basis``),
+      and a GPU the table does not know is not used at all.
     """
     spec = md.spec
     notes: list[str] = []
@@ -71,9 +71,10 @@ def deployment_advice(md: ModelDeployment) -> list[str]:
         allowed = spec.resources.gpu.types
         missing = [t for t in allowed or () if t not in profiled]
         sized = (
-            "is sized and priced at the smallest capacity profiled for another GPU type, "
-            "however slow that GPU is; profile them (modelfleet profile) or list only "
-            "profiled types in resources.gpu.types"
+            "is sized and priced at an estimate scaled down from the profiled types by "
+            "data-sheet memory bandwidth and BF16 compute (a GPU without data-sheet "
+            "figures in modelfleet is not used); profile them (modelfleet profile) or list "
+            "only profiled types in resources.gpu.types"
         )
         if missing:
             notes.append(

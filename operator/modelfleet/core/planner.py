@@ -29,7 +29,7 @@ from modelfleet.core.health import failing_back, is_lost
 from modelfleet.core.latency_curve import CurvePoint
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, clear_place_memo, place
-from modelfleet.core.profiles import applicable, best_profile, replica_capacity
+from modelfleet.core.profiles import applicable, best_profile, capacity_basis, replica_capacity
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits, clear_memo
@@ -202,6 +202,7 @@ def plan(
         [auto.reason] if desired != current or auto.reason.code == R.METRICS_MISSING else []
     )
     reasons: list[Reason] = list(elig.reasons)
+    reasons.extend(_capacity_reasons(spec, elig.candidates, index))
 
     # 2. Spot fallback with hysteresis.
     fallback = state.spot_fallback_replicas
@@ -468,6 +469,53 @@ def _capacity_view(
     return None, ranked
 
 
+def _capacity_reasons(
+    spec: DeploymentSpec, candidates: Sequence[Candidate], index: FleetIndex
+) -> list[Reason]:
+    """One reason per (cluster, offering) of ``candidates`` whose GPU type no applicable
+    profile covers while others do (``profiles.capacity_basis``): ``CapacityEstimated``
+    (sized from another type's profile, which one and by what factor) or
+    ``NoCapacityProfile`` (no data-sheet figures to estimate from: not a candidate).
+    Empty without profiles."""
+    if not applicable(spec.profiles, spec.gpu.count):
+        return []
+    out: list[Reason] = []
+    seen: set[tuple[str, str]] = set()
+    for c in candidates:
+        if (c.cluster, c.instance_type) in seen:
+            continue
+        seen.add((c.cluster, c.instance_type))
+        offering = index.offerings.get((c.cluster, c.instance_type))
+        if offering is None:
+            continue
+        basis = capacity_basis(spec, offering.gpu)
+        if basis.kind == "Estimated" and basis.reference is not None:
+            ref = capacity_basis(spec, basis.reference).capacity
+            out.append(
+                Reason(
+                    R.CAPACITY_ESTIMATED,
+                    f"no capacity profile for GPU {offering.gpu}: estimated at "
+                    f"{basis.capacity:.3g} req/s per replica from the {basis.reference} "
+                    f"profile ({ref:.3g} req/s x {basis.ratio:.2f}, the slower of the "
+                    "memory-bandwidth and BF16 data-sheet ratios); profile it to replace "
+                    "the estimate",
+                    c.cluster,
+                    c.instance_type,
+                )
+            )
+        elif basis.kind == "NoFigures":
+            out.append(
+                Reason(
+                    R.NO_CAPACITY_PROFILE,
+                    f"no profile and no data-sheet figures for GPU {offering.gpu}: add a "
+                    "profile (modelfleet profile) to use it",
+                    c.cluster,
+                    c.instance_type,
+                )
+            )
+    return out
+
+
 def _curve_view(
     spec: DeploymentSpec,
     sticky: Mapping[PoolKey, int],
@@ -611,7 +659,7 @@ def _unused(
 def _unplaced_reason(unplaced: int, wanted: int, reasons: Sequence[Reason]) -> Reason:
     tally: dict[str, int] = {}
     for r in reasons:
-        if r.cluster and r.code not in (R.NOT_CHEAPEST,):
+        if r.cluster and r.code not in (R.NOT_CHEAPEST, R.CAPACITY_ESTIMATED):
             tally[r.code] = tally.get(r.code, 0) + 1
     blockers = ", ".join(f"{code} x{n}" for code, n in sorted(tally.items())) or "none eligible"
     return Reason(

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from modelfleet.core.gpus import DATASHEETS, speed_ratio
 from modelfleet.core.latency_curve import CurvePoint
 
 ProfileSource = Literal["Measured", "Declared"]
@@ -180,33 +181,81 @@ class GpuOffering(Protocol):
     def gpu(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CapacityBasis:
+    """Where a replica's capacity on one GPU type comes from (``capacity_basis``).
+
+    ``capacity``: requests/s one replica sustains within the SLO (0.0: not a candidate).
+    ``kind``: ``"Profiled"`` (a profile of this GPU type), ``"Estimated"`` (scaled from the
+    profile of ``reference`` by ``ratio``, ``core.gpus.speed_ratio``), ``"NoFigures"`` (no
+    profile and no data-sheet figures to estimate from: 0.0), ``"Unprofiled"`` (the
+    deployment has no profile for its replicas: 1.0, every offering counts the same).
+    """
+
+    capacity: float
+    kind: Literal["Profiled", "Estimated", "NoFigures", "Unprofiled"]
+    reference: str | None = None
+    ratio: float = 1.0
+
+
 def replica_capacity(spec: ProfiledDeployment, offering: GpuOffering) -> float:
     """Capacity of one replica of ``spec`` on ``offering``, for placement and autoscaling.
 
     Units: requests/s within the SLO at the deployment's mix when ``spec`` has profiles
-    for its replicas' GPU count (``applicable``); when it has none at all, 1.0 (one replica's worth: every offering counts the same, the
-    behaviour before profiles). An offering whose GPU no profile covers gets the smallest
-    capacity profiled for another GPU type (pessimistic: an unprofiled GPU is assumed no
-    better than the worst measured one). 0.0: the profile says it cannot meet the SLO.
-    Pure; used by the autoscaler (replicas per unit of demand) and by placement (cost per
-    unit of capacity).
+    for its replicas' GPU count (``applicable``); when it has none at all, 1.0 (one
+    replica's worth: every offering counts the same, the behaviour before profiles). An
+    offering whose GPU no profile covers gets an estimate from the profiled ones
+    (``capacity_basis``): ``min over profiled types P of cap(P) x min(1, bw(T)/bw(P),
+    tflops(T)/tflops(P))`` with the data-sheet figures of ``core.gpus.DATASHEETS``, never
+    above any measured GPU; 0.0 (not a candidate) when the table does not know its GPU.
+    0.0 also when the profile says it cannot meet the SLO. Pure; used by the autoscaler
+    (replicas per unit of demand) and by placement (cost per unit of capacity).
+    """
+    return capacity_basis(spec, offering.gpu).capacity
+
+
+def capacity_basis(spec: ProfiledDeployment, gpu: str) -> CapacityBasis:
+    """The capacity of one replica of ``spec`` on GPU type ``gpu`` and where it comes from
+    (``CapacityBasis``; ``replica_capacity`` gives its ``capacity``).
+
+    A type ``T`` no applicable profile covers, while others are profiled: for each profiled
+    type ``P`` whose capacity is above 0 and that ``core.gpus.DATASHEETS`` knows,
+    ``cap(P) x speed_ratio(T, P)`` (the slower of the bandwidth and BF16 ratios, at most 1);
+    the smallest wins, so an estimate is never above any measured GPU. A profiled type that
+    cannot meet the SLO (capacity 0) bounds ``T`` at 0 when ``T`` is no faster on either
+    figure. ``T`` missing from the table, or no profiled type in it: ``"NoFigures"``, 0.0 —
+    never silently as fast as a profiled GPU. (The smallest profiled capacity whatever the
+    GPU, the rule before, sized an L40S at an H100's 12.9 req/s and placed it first.)
     """
     profiles = applicable(spec.profiles, spec.gpu.count)
     if not profiles:
-        return 1.0
-    return _replica_capacity(profiles, spec.workload, offering.gpu, spec.gpu.count)
+        return CapacityBasis(1.0, "Unprofiled")
+    return _capacity_basis(profiles, spec.workload, gpu, spec.gpu.count)
 
 
 @functools.lru_cache(maxsize=4096)
-def _replica_capacity(
+def _capacity_basis(
     profiles: tuple[CapacityProfile, ...], workload: Workload, gpu: str, gpu_count: int
-) -> float:
+) -> CapacityBasis:
     own = _capacity_for(profiles, workload, gpu, gpu_count)
     if own is not None:
-        return own
-    known = [
-        c
-        for p in profiles
-        if (c := _capacity_for(profiles, workload, p.gpu, gpu_count)) is not None and c > 0
-    ]
-    return min(known) if known else 1.0
+        return CapacityBasis(own, "Profiled", gpu)
+    best: CapacityBasis | None = None
+    for ref in sorted({p.gpu for p in profiles}):
+        cap = _capacity_for(profiles, workload, ref, gpu_count)
+        ratio = speed_ratio(gpu, ref)
+        if cap is None or ratio is None:
+            continue
+        if cap <= 0:
+            # No faster than a GPU that cannot meet the SLO: neither can it.
+            own_sheet, ref_sheet = DATASHEETS[gpu], DATASHEETS[ref]
+            no_faster = (
+                own_sheet.memory_bandwidth_tbs <= ref_sheet.memory_bandwidth_tbs
+                and own_sheet.dense_bf16_tflops <= ref_sheet.dense_bf16_tflops
+            )
+            if not no_faster:
+                continue
+        estimate = CapacityBasis(cap * ratio, "Estimated", ref, ratio)
+        if best is None or estimate.capacity < best.capacity:
+            best = estimate
+    return best if best is not None else CapacityBasis(0.0, "NoFigures")

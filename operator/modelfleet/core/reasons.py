@@ -26,12 +26,18 @@ STOCKOUT: Final = "Stockout"
 ZONE_STOCKOUT: Final = "ZoneStockout"
 SPOT_HYSTERESIS: Final = "SpotHysteresis"
 QUOTA_EXHAUSTED: Final = "QuotaExhausted"
+NO_CAPACITY_PROFILE: Final = "NoCapacityProfile"
+"""The deployment has capacity profiles, none for this GPU type, and ``core.gpus`` has no
+data-sheet figures to estimate one from."""
 
 # Soft outcomes: the candidate was allowed but not (fully) used.
 OVER_BUDGET: Final = "OverBudget"
 SPREAD_LIMIT: Final = "SpreadLimit"
 NOT_CHEAPEST: Final = "NotCheapest"
 STANDBY_REGION: Final = "StandbyRegion"
+CAPACITY_ESTIMATED: Final = "CapacityEstimated"
+"""No profile for this GPU type: its capacity is estimated from another type's profile
+(``core.profiles.capacity_basis``); the candidate may get replicas."""
 
 # Deployment-level outcomes (cluster and offering are empty).
 UNPLACED: Final = "Unplaced"

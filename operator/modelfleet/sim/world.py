@@ -17,6 +17,8 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from modelfleet.core.gpus import DATASHEETS
+
 
 class SimModel(BaseModel):
     """Base of the simulator's settings: camelCase keys, unknown keys rejected, numbers
@@ -53,15 +55,15 @@ class GpuProfile(SimModel):
 
 
 def _gpus() -> dict[str, GpuProfile]:
-    # NVIDIA data sheets (H100 SXM, A100 80GB SXM, A100 40GB, L40S, L4, A10G); dense BF16.
+    # The data-sheet table is the core's (core.gpus.DATASHEETS, NVIDIA data sheets, dense
+    # BF16): the operator's estimate for an unprofiled GPU type reads the same figures.
     return {
-        "H100": GpuProfile(memory_bandwidth_tbs=3.35, dense_bf16_tflops=989, memory_gib=80),
-        "H200": GpuProfile(memory_bandwidth_tbs=4.8, dense_bf16_tflops=989, memory_gib=141),
-        "A100-80GB": GpuProfile(memory_bandwidth_tbs=2.039, dense_bf16_tflops=312, memory_gib=80),
-        "A100": GpuProfile(memory_bandwidth_tbs=1.555, dense_bf16_tflops=312, memory_gib=40),
-        "L40S": GpuProfile(memory_bandwidth_tbs=0.864, dense_bf16_tflops=181, memory_gib=48),
-        "L4": GpuProfile(memory_bandwidth_tbs=0.3, dense_bf16_tflops=121, memory_gib=24),
-        "A10G": GpuProfile(memory_bandwidth_tbs=0.6, dense_bf16_tflops=70, memory_gib=24),
+        name: GpuProfile(
+            memory_bandwidth_tbs=sheet.memory_bandwidth_tbs,
+            dense_bf16_tflops=sheet.dense_bf16_tflops,
+            memory_gib=sheet.memory_gib,
+        )
+        for name, sheet in DATASHEETS.items()
     }
 
 

@@ -44,8 +44,9 @@ def test_measured_beats_declared_and_an_exact_count_beats_any_count() -> None:
 def test_replica_capacity_for_placement() -> None:
     s = replace(spec(), profiles=(H100,), workload=Workload(600, 250))
     assert replica_capacity(s, offering(gpu="H100")) == pytest.approx(1 / 0.0775)
-    # An unprofiled GPU is assumed no better than the worst profiled one.
-    assert replica_capacity(s, offering(gpu="L40S")) == pytest.approx(1 / 0.0775)
+    # An unprofiled GPU: the H100 profile scaled by the slower data-sheet ratio (BF16
+    # 181/989 below bandwidth 0.864/3.35; test_core_capacity_estimate.py has the rest).
+    assert replica_capacity(s, offering(gpu="L40S")) == pytest.approx(1 / 0.0775 * 181 / 989)
     assert replica_capacity(spec(), offering(gpu="L40S")) == 1.0  # no profiles: per replica
 
 
