@@ -307,14 +307,27 @@ def _post(body: kopf.Body, memo: OperatorContext, events: Iterable[EventRecord])
         _event(body, memo, event.type, event.reason, event.message)
 
 
+def _budget_key(body: kopf.Body, kind: str, reason: str) -> str:
+    """The ``event_budget`` key of an Event on ``body``: its uid (namespace and name when it
+    has none), and for a FleetCluster, which every tenant's deployments share, its uid and
+    the Event's ``reason``. A tenant drives some of a cluster's Events (``ClaimMissing``:
+    each pvc:// claim of its own that goes missing there); on one budget per cluster, those
+    spent the budget of ``ClusterFailed``, ``PoolDeleted`` and the rest for every tenant
+    (br15d). Reasons are the operator's own few words, so keys stay bounded."""
+    meta = body.metadata
+    key = str(meta.uid or f"{kind}/{meta.namespace or '-'}/{meta.name}")
+    return f"{key}/{reason}" if kind == "FleetCluster" else key
+
+
 def _event(body: kopf.Body, memo: OperatorContext, type_: str, reason: str, message: str) -> None:
     """An Event on ``body`` (message cut to 1,024 characters) if its object's budget allows
     (``memo.event_budget``: 25, then one per 5 minutes, per uid); else it is dropped,
     counted (``modelfleet_operator_events_dropped_total``) and logged once until one is
     posted again. A tenant's spec edits re-run the reconcile, each edit able to bring an
-    Event on its own deployment: the budget bounds what edits can make us post."""
+    Event on its own deployment: the budget bounds what edits can make us post. A
+    FleetCluster is every tenant's: its budget is per reason (``_budget_key``)."""
     kind = str(body.get("kind") or "object")
-    verdict = memo.event_budget.take(str(body.metadata.uid or f"{kind}/{body.metadata.name}"))
+    verdict = memo.event_budget.take(_budget_key(body, kind, reason))
     if verdict.post:
         kopf.event(body, type=type_, reason=reason, message=message[:1024])
         return
