@@ -9,6 +9,7 @@ when a volume names a claim that does not exist, then as it is once the claim is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,39 @@ async def test_a_pvc_model_mounts_its_claim_and_a_missing_claim_is_reported(
             ).get("status") == "True"
 
         await eventually(healthy, what="llama Ready and not Degraded")
+
+
+async def test_a_missing_claim_is_said_once_not_every_pass(fleet: Fleet) -> None:
+    # While it is Degraded the deployment is reconciled every requeue (0.5 s here, 5 s in
+    # production); a ClaimMissing Warning each pass spent its Event budget (25) in about
+    # two minutes, and every other Event of the deployment was dropped from then on.
+    async with operator(fleet):
+        await fleet.until_healthy("east")
+        md = model_deployment(
+            "llama",
+            model={"name": "llama-3.1-8b-instruct", "uri": f"pvc://{CLAIM}/meta/8b"},
+            replicas={"min": 1, "max": 1},
+        )
+        await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
+        await eventually(lambda: fleet.replicas("east") == 1, what="one replica in east")
+        fleet.members["east"].put("v1/pods", _pod(scheduled=False))
+
+        async def degraded() -> dict[str, Any] | None:
+            condition = _conditions(await fleet.md("llama")).get("Degraded") or {}
+            return condition if condition.get("status") == "True" else None
+
+        await eventually(degraded, what="Degraded=True on llama")
+        generation = ((await fleet.md("llama")) or {})["status"]["observedGeneration"]
+
+        def on_llama() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in fleet.events("ClaimMissing")
+                if e["involvedObject"]["kind"] == "ModelDeployment"
+            ]
+
+        await eventually(on_llama, what="a ClaimMissing Event on llama")
+        await asyncio.sleep(5.0)  # ~10 more passes at the test's 0.5 s requeue
+        assert await degraded(), "the deployment must stay Degraded while the claim is missing"
+        assert ((await fleet.md("llama")) or {})["status"]["observedGeneration"] == generation
+        assert len(on_llama()) == 1, [e["message"][:80] for e in on_llama()]

@@ -8,7 +8,9 @@ but unready replicas. The FleetCluster probe already lists every modelfleet pod 
 cluster and publishes the claims they wait for in ``status.missingClaims``
 (``objects.missing_claim``); this stage reads that list, so a deployment pass costs no
 request more, and turns a match into a ``ClaimMissing`` Warning that also makes the
-deployment Degraded (with the claim named). It lags the probe by one probe interval.
+deployment Degraded (with the claim named). It lags the probe by one probe interval. The Warning is posted when the message is new, not
+again while the recorded Degraded condition still says it (the pass repeats every few
+seconds while it is Degraded).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from modelfleet.api import FleetCluster, ModelDeployment
+from modelfleet.api import conditions as C
 from modelfleet.clusters.workloads import model_volume, workload_namespace
 from modelfleet.reconciler.outcome import PassLog
 
@@ -42,10 +45,22 @@ def warn_missing_claims(
         and claim in (cluster.status.missing_claims or ())
     ]
     if missing:
-        log.warn(
-            "ClaimMissing",
+        message = (
             f"PersistentVolumeClaim {claim} not found in {', '.join(missing)}: the replicas "
             "there stay Pending until it is created (pvc:// model; modelfleet does not create "
-            "the claim, docs/member-clusters.md)",
+            "the claim, docs/member-clusters.md)"
         )
+        if message in _degraded(md):
+            log.still(message)  # said in an earlier pass: no Event every few seconds
+        else:
+            log.warn("ClaimMissing", message)
     return missing
+
+
+def _degraded(md: ModelDeployment) -> str:
+    """The message of ``md``'s recorded ``Degraded=True`` condition; empty when it is not
+    Degraded."""
+    for condition in (md.status.conditions if md.status is not None else None) or ():
+        if condition.type == C.DEGRADED and condition.status == "True":
+            return condition.message or ""
+    return ""

@@ -55,6 +55,14 @@ class PassLog:
         self.events.append(EventRecord("Warning", reason, message))
         self.problems.append(message)
 
+    def still(self, message: str) -> None:
+        """A problem said already (its Warning posted in an earlier pass, and the status's
+        Degraded condition still names it): Degraded again, no Event again. A problem that
+        lasts (a missing claim) re-runs the pass every few seconds; a Warning each time spent
+        the deployment's Event budget (``event_budget``) on one message and dropped every
+        other Event of it (br15d)."""
+        self.problems.append(message)
+
     def note(self, type_: EventType, reason: str, message: str) -> None:
         """An Event that does not degrade the deployment."""
         self.events.append(EventRecord(type_, reason, message))
