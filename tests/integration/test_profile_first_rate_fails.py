@@ -133,6 +133,20 @@ async def test_uniform_arrivals_send_rate_times_step_requests(stub: OpenAIStub) 
     assert "0 of 0" not in out, out
 
 
+async def test_uniform_arrivals_send_no_request_more_than_the_rate(stub: OpenAIStub) -> None:
+    """Found by br15d: uniform arrivals added 1/rate up from the step's start, and 0.1
+    added ten times is 0.9999999999999999, below the step's end: 10 req/s for 1 s sent 11
+    requests, and the achieved rate, hence the profile, read one request per step more."""
+    code, out = await run_profile(
+        stub.url,
+        *("--model", "stub", "--gpu", "H100", "--step-seconds", "1", "--start-rate", "10"),
+        *("--max-rate", "10", "--arrivals", "uniform", "--refine", "0", "--ttft-p95-ms", "5000"),
+        *("--prompt-tokens", "16", "--output-tokens", "4"),
+    )
+    assert code == 0, out
+    assert stub.requests == 4 + 10, out  # 4 warm-up requests, then 10 req/s for 1 s
+
+
 async def test_a_step_that_drew_no_request_says_so(stub: OpenAIStub) -> None:
     """Poisson at 1 req/s for 1 s draws no request with seed 0 (first gap 1.86 s): the
     verdict was "(0 of 0 requests failed)"; it now says what happened and what to raise."""

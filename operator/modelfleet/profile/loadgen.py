@@ -10,6 +10,7 @@ content chunk divided by the chunks in between. Arrivals are Poisson or evenly s
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -85,6 +86,26 @@ def _one_line(text: str) -> str:
     return line if len(line) <= DETAIL_CHARS else line[: DETAIL_CHARS - 1] + "\u2026"
 
 
+def arrival_times(
+    rate: float, duration: float, *, arrivals: Arrivals = "poisson", seed: int = 0
+) -> Iterator[float]:
+    """Seconds from a step's start at which its requests are sent, all below ``duration``.
+    Uniform: ``i / rate`` for ``i`` below ``rate x duration`` rounded up (to 9 decimals
+    first, so that 10 req/s for 1 s is 10, not 11): adding ``1 / rate`` up had put a last
+    request at 0.9999999999999999 s (0.1 added ten times), one more than the rate (10 req/s
+    for 1 s or 10 s, 7 for 1 s or 30 s, 3 for 30 s, ...; br15d). Poisson: gaps drawn with
+    ``seed``, the first one included (0 requests is a possible draw)."""
+    if arrivals != "poisson":
+        for i in range(math.ceil(round(rate * duration, 9))):
+            yield i / rate
+        return
+    rng = random.Random(seed)
+    at = rng.expovariate(rate)
+    while at < duration:
+        yield at
+        at += rng.expovariate(rate)
+
+
 async def run_step(
     client: Any,
     model: str,
@@ -101,14 +122,9 @@ async def run_step(
     by ``timeout``), and return their results. Uniform arrivals are at 0, 1/rate, 2/rate,
     ... (``rate x duration`` requests, rounded up: 1 req/s for 30 s sends 30); Poisson
     arrivals draw their gaps, the first one included (0 requests is a possible draw)."""
-    rng = random.Random(seed)
     tasks: list[asyncio.Task[RequestResult]] = []
     start = time.perf_counter()
-    at = 0.0 if arrivals == "poisson" else -1.0 / rate
-    while True:
-        at += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
-        if at >= duration:
-            break
+    for at in arrival_times(rate, duration, arrivals=arrivals, seed=seed):
         delay = start + at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
