@@ -8,7 +8,7 @@ can provide. The operator writes its health, stockouts and node pools to ``statu
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import Field, model_validator
 
@@ -265,6 +265,11 @@ class NodePoolStatus(ApiModel):
     )
 
 
+MISSING_CLAIMS_MAX: Final = 1024
+"""Entries of ``status.missingClaims`` at most (the CRD's maxItems): the probe lists the first
+by name, never more (a list over it failed the whole status, br15d)."""
+
+
 class FleetClusterStatus(ApiModel):
     """Observed state of a member cluster, written by the operator only."""
 
@@ -305,8 +310,10 @@ class FleetClusterStatus(ApiModel):
         default=None,
         description="PersistentVolumeClaims (namespace/name) that modelfleet pods stay Pending "
         "for, as of the last answered probe, because they do not exist in this cluster: the "
-        "claim of a pvc:// model that was not created here (modelfleet never creates it).",
-        max_length=1024,
+        "claim of a pvc:// model that was not created here (modelfleet never creates it). "
+        f"At most {MISSING_CLAIMS_MAX}, the first by name: a ClaimMissing Event says how many "
+        "more there are.",
+        max_length=MISSING_CLAIMS_MAX,
     )
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from modelfleet.api import FleetCluster
 from modelfleet.api import conditions as C
 from modelfleet.api.common import Condition
-from modelfleet.api.fleetcluster import FleetClusterStatus, NodePoolStatus
+from modelfleet.api.fleetcluster import MISSING_CLAIMS_MAX, FleetClusterStatus, NodePoolStatus
 from modelfleet.clusters import ClusterError, ClusterProbe
 from modelfleet.core import HealthRecord, next_health
 from modelfleet.core.from_api import offering_to_api
@@ -199,15 +199,28 @@ async def probe_fleet_cluster(
 
     missing = status.missing_claims
     if probe is not None:
-        missing = list(probe.missing_claims) or None
+        # At most MISSING_CLAIMS_MAX (the CRD's maxItems): every modelfleet pod of every
+        # tenant Pending for a claim counts, and a longer list failed the whole status
+        # (health included) in FleetClusterStatus's validation.
+        claims = sorted(probe.missing_claims)
+        listed = claims[:MISSING_CLAIMS_MAX]
+        missing = listed or None
         owned.add("missingClaims")
-        new = sorted(set(probe.missing_claims) - set(status.missing_claims or ()))
+        new = sorted(set(listed) - set(status.missing_claims or ()))
+        unlisted = len(claims) - len(listed)
         if new:
+            # The count first: an Event's message is cut to 1,024 characters (handlers).
+            cut = (
+                f"{len(claims)} claims missing, {unlisted} beyond the {MISSING_CLAIMS_MAX} "
+                "status.missingClaims lists; "
+                if unlisted
+                else ""
+            )
             events.append(
                 EventRecord(
                     "Warning",
                     "ClaimMissing",
-                    "modelfleet pods stay Pending: PersistentVolumeClaim "
+                    f"modelfleet pods stay Pending: {cut}PersistentVolumeClaim "
                     + ", ".join(new)
                     + " not found in this cluster (a pvc:// model's claim is the user's to "
                     "create; docs/member-clusters.md)",

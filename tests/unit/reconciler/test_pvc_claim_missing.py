@@ -15,6 +15,7 @@ from reconciler_world import World, fleet_cluster, model_deployment
 
 from modelfleet import labels
 from modelfleet.api import ModelDeployment
+from modelfleet.api.fleetcluster import MISSING_CLAIMS_MAX
 from modelfleet.clusters.objects import DEPLOYMENT
 
 CLAIM = "llama-weights"
@@ -137,3 +138,29 @@ async def test_a_claim_missing_for_another_deployment_or_namespace_is_not_this_o
         passed = await world.reconcile(name)
         assert "ClaimMissing" not in [e.reason for e in passed.events]
         assert "not found" not in conditions(world, name)["Degraded"][2]
+
+
+async def test_more_missing_claims_than_the_status_holds_keep_the_cluster_probed() -> None:
+    # Every tenant's Pending pods count: 1,025 missing claims (the CRD's maxItems is 1,024)
+    # failed FleetClusterStatus's validation, so the probe wrote no status at all (health,
+    # lastProbeTime, conditions) for as long as they stayed missing.
+    world = World([fleet_cluster("east", region="us-east-1", price=10.0)])
+    await world.start()
+    for i in range(MISSING_CLAIMS_MAX + 1):
+        waiting = pod(f"p{i}", scheduled=False)
+        waiting["metadata"]["namespace"] = f"team-{i:04d}"
+        world.members["east"].put(waiting)
+    before = world.fleet["east"].status
+    assert before is not None and before.last_probe_time is not None
+    world.clock.advance(10)
+    outcome = await world.loop.probe(world.fleet["east"], deployments=[])
+    assert outcome.status.health == "Healthy"
+    assert outcome.status.last_probe_time is not None
+    assert outcome.status.last_probe_time > before.last_probe_time
+    listed = outcome.status.missing_claims or []
+    assert listed == [f"team-{i:04d}/{CLAIM}" for i in range(MISSING_CLAIMS_MAX)]
+    [said] = [e.message for e in outcome.events if e.reason == "ClaimMissing"]
+    assert said.startswith(
+        f"modelfleet pods stay Pending: {MISSING_CLAIMS_MAX + 1} claims "
+        f"missing, 1 beyond the {MISSING_CLAIMS_MAX}"
+    ), said
