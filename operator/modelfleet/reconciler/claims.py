@@ -8,9 +8,9 @@ but unready replicas. The FleetCluster probe already lists every modelfleet pod 
 cluster and publishes the claims they wait for in ``status.missingClaims``
 (``objects.missing_claim``); this stage reads that list, so a deployment pass costs no
 request more, and turns a match into a ``ClaimMissing`` Warning that also makes the
-deployment Degraded (with the claim named). It lags the probe by one probe interval. The Warning is posted when the message is new, not
-again while the recorded Degraded condition still says it (the pass repeats every few
-seconds while it is Degraded).
+deployment Degraded (with the claim named). It lags the probe by one probe interval. Like every problem's Warning
+(``PassLog.warn``), it is posted when the message is new, not again on each pass while the
+recorded Degraded condition still says it (only every ``REANNOUNCE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from modelfleet.api import FleetCluster, ModelDeployment
-from modelfleet.api import conditions as C
 from modelfleet.clusters.workloads import model_volume, workload_namespace
 from modelfleet.reconciler.outcome import PassLog
 
@@ -50,17 +49,5 @@ def warn_missing_claims(
             "there stay Pending until it is created (pvc:// model; modelfleet does not create "
             "the claim, docs/member-clusters.md)"
         )
-        if message in _degraded(md):
-            log.still(message)  # said in an earlier pass: no Event every few seconds
-        else:
-            log.warn("ClaimMissing", message)
+        log.warn("ClaimMissing", message)  # posted once, not every pass (PassLog.warn)
     return missing
-
-
-def _degraded(md: ModelDeployment) -> str:
-    """The message of ``md``'s recorded ``Degraded=True`` condition; empty when it is not
-    Degraded."""
-    for condition in (md.status.conditions if md.status is not None else None) or ():
-        if condition.type == C.DEGRADED and condition.status == "True":
-            return condition.message or ""
-    return ""

@@ -53,6 +53,7 @@ from modelfleet.reconciler.outcome import (
     FinalizeOutcome,
     PassLog,
     ReconcileOutcome,
+    said_before,
 )
 from modelfleet.reconciler.pools import NO_CHANGES_HEALTH, PoolSettings, health_of, size_pools
 from modelfleet.reconciler.retire import RetireDecision, decide_retire, retire
@@ -195,7 +196,7 @@ class Reconciler:
         """
         settings = self._settings
         now = self._clock()
-        work = PassLog()
+        work = PassLog(said=said_before(md.status, now))
         key = deployment_key(md)
         if self.readiness_wakes is not None:
             self.readiness_wakes.track(md)  # its workloads' readiness may wake it from now

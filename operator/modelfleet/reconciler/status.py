@@ -34,6 +34,7 @@ from modelfleet.core import DecisionState, Plan, unsatisfiable
 from modelfleet.core import reasons as R
 from modelfleet.core.result import Retiring
 from modelfleet.reconciler.observe import Observation
+from modelfleet.reconciler.outcome import DEGRADED_JOIN
 
 Status = Literal["True", "False", "Unknown"]
 STOCKOUT_CODES = (R.STOCKOUT, R.SPOT_RECLAIMED)
@@ -439,7 +440,7 @@ def build_status(
         reason = "ClusterFailed" if lost else ("PartiallyPlaced" if partial else "ClusterErrors")
         if terminal is not None:
             reason = terminal.code
-        put(C.DEGRADED, "True", reason, "; ".join(degraded))
+        put(C.DEGRADED, "True", reason, DEGRADED_JOIN.join(degraded))
     else:
         put(C.DEGRADED, "False", "NoProblems", "no problems detected")
 

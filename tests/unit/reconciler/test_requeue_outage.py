@@ -41,13 +41,16 @@ async def test_an_outage_requeues_soon_only_while_the_replacements_come_up() -> 
     outcome = await world.reconcile("llama")
     assert world.replicas("west") == 2
     assert outcome.requeue_after == 5.0, "replacements not Ready yet: come back soon"
+    warnings = [e.reason for e in outcome.events if e.type == "Warning"]
+    assert "ClusterUnreachable" in warnings, "the outage is posted when first met"
 
     world.mark_ready("west")
     outcome = await world.reconcile("llama")
     warnings = [e.reason for e in outcome.events if e.type == "Warning"]
-    assert "ClusterUnreachable" in warnings
+    assert "ClusterUnreachable" not in warnings, "posted once, not on every pass (warn15)"
     degraded = next(c for c in outcome.status.conditions or [] if c.type == "Degraded")
     assert degraded.status == "True", "still reported"
+    assert "cannot read workloads in east" in degraded.message, "still named"
     assert outcome.requeue_after is None, "only the probe can change this: regular interval"
 
 
