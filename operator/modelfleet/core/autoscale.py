@@ -46,6 +46,10 @@ class Signals:
     """Mean KV-cache use of a ready replica, 0..1 (saturation; never part of ``complete``)."""
     running_per_replica: float | None = None
     """Running requests per ready replica (saturation; never part of ``complete``)."""
+    rate_complete: bool = False
+    """Every cluster that runs replicas gave a fresh request rate: only then does a summed
+    rate of 0 mean no traffic (scale to zero). ``request_rate`` alone is the sum over the
+    clusters that answered, so a cluster whose Prometheus is down would read as idle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +237,10 @@ def aggregate_signals(
         ("queue_per_replica", scaling.max_queue_per_replica),
     ]
     complete = bool(fresh)
+    rate_complete = bool(fresh) and all(
+        cluster in fresh and fresh[cluster].request_rate is not None
+        for cluster in running_clusters or frozenset(fresh)
+    )
     for cluster in running_clusters or frozenset(fresh):
         sig_or_none = fresh.get(cluster)
         if sig_or_none is None:
@@ -242,7 +250,7 @@ def aggregate_signals(
             complete = False
             break
     kv, running = (s / w if w else None for s, w in per_replica.values())
-    return Signals(ttft, tpot, queue, rate, complete, ready, kv, running)
+    return Signals(ttft, tpot, queue, rate, complete, ready, kv, running, rate_complete)
 
 
 def _window(history: tuple[tuple[datetime, int], ...], now: datetime, seconds: float) -> list[int]:
@@ -494,10 +502,15 @@ def recommend_replicas(
     else:
         desired = raw
 
-    # Scale to zero: a timer over observed zero traffic; missing data neither starts nor stops it.
+    # Scale to zero: a timer over observed zero traffic; missing data neither starts nor stops
+    # it. A rate of 0 is "no traffic" only when every cluster running replicas reported one
+    # (the sum skips a cluster whose Prometheus is down, which may carry all the traffic);
+    # any request seen anywhere still stops the timer.
     if scaling.scale_to_zero_after_seconds is not None and signals.request_rate is not None:
         if signals.request_rate > 0 or (signals.queue_per_replica or 0) > 0:
             idle_since = None
+        elif current > 0 and not signals.rate_complete:
+            pass  # a running cluster's rate is missing: the timer neither starts nor finishes
         else:
             idle_since = idle_since or now
             idle = (now - idle_since).total_seconds()

@@ -215,3 +215,29 @@ def test_breach_lowers_capacity_then_scale_down_respects_it() -> None:
     # Back within target on 18 at 60 req/s: 60 / (4.5 x 0.8) = 16.7 -> 17, not 60 / 6.4 = 10.
     after = DecisionState(last_desired=18, capacity_per_replica=4.5, capacity_bounded_at=NOW)
     assert desired(18, sig(80, 20, 0.0, 60, 18), state=after, hi=32, **NO_WINDOW) == 17
+
+
+def test_a_cluster_without_metrics_never_reads_as_idle_for_scale_to_zero() -> None:
+    """Replicas in clusters a and b; b's Prometheus is down (no signals), a carries no
+    traffic. The summed rate of the clusters that answered is 0, but b may carry all the
+    traffic: no scale to zero, and the idle timer neither starts nor finishes. It used to
+    scale both clusters' replicas to 0 (docs/decisions.md, scale to zero)."""
+    fleet = [cluster("a", offering(od=1.0)), cluster("b", offering(od=1.0))]
+    s = spec(0, 8, scaling={**SLO, "scale_to_zero_after_seconds": 600})
+    both = (existing("a", replicas=2), existing("b", replicas=2))
+    idle_a = ClusterSignals(2, None, None, 0.0, 0.0)
+    waited = DecisionState(last_desired=4, idle_since=ago(700))
+    p = run(s, fleet, placements=both, metrics=signals(a=idle_a), state=waited)
+    assert p.desired_replicas == 4
+    assert p.state.idle_since == ago(700)  # kept: missing data does not stop it either
+    new = DecisionState(last_desired=4)
+    fresh = run(s, fleet, placements=both, metrics=signals(a=idle_a), state=new)
+    assert fresh.state.idle_since is None  # not started on half the fleet's silence
+    # Both clusters idle: the timer runs out and the deployment goes to zero.
+    idle_b = ClusterSignals(2, None, None, 0.0, 0.0)
+    p = run(s, fleet, placements=both, metrics=signals(a=idle_a, b=idle_b), state=waited)
+    assert p.desired_replicas == 0
+    # A request seen in a while b is silent still stops the timer.
+    busy_a = ClusterSignals(2, None, None, 0.0, 0.3)
+    p = run(s, fleet, placements=both, metrics=signals(a=busy_a), state=waited)
+    assert p.desired_replicas == 4 and p.state.idle_since is None
