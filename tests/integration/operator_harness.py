@@ -31,7 +31,7 @@ import yaml
 from tests.integration import rbac_check
 from tests.integration.kube_emulator import KubeEmulator, kube_emulator
 
-from modelfleet.metrics.source import StaticMetricsSource
+from modelfleet.metrics.source import MetricsSource, StaticMetricsSource
 from modelfleet.reconciler import FleetSettings, ReconcilerSettings
 from modelfleet.run import RunOptions, run_operator
 from modelfleet.runtime import OperatorContext, RunSettings, build_context
@@ -330,11 +330,19 @@ def assert_rbac_allows(hub: KubeEmulator, members: Mapping[str, KubeEmulator]) -
 
 
 def operator(
-    fleet: Fleet, *, settings: RunSettings = FAST, namespaces: Sequence[str] = ()
+    fleet: Fleet,
+    *,
+    settings: RunSettings = FAST,
+    namespaces: Sequence[str] = (),
+    metrics_source: MetricsSource | None = None,
 ) -> contextlib.AbstractAsyncContextManager[OperatorContext]:
     """The real operator (kopf + handlers) against ``fleet.hub`` until the block ends;
-    ``namespaces``: the ones it serves (``--namespace``), empty for all."""
-    return operator_prepared(fleet, _nothing, settings=settings, namespaces=namespaces)
+    ``namespaces``: the ones it serves (``--namespace``), empty for all; ``metrics_source``:
+    the in-memory fake unless given (e.g. a ``PrometheusMetricsSource`` on a real
+    Prometheus)."""
+    return operator_prepared(
+        fleet, _nothing, settings=settings, namespaces=namespaces, metrics_source=metrics_source
+    )
 
 
 async def _nothing(context: OperatorContext) -> None:
@@ -348,11 +356,14 @@ async def operator_prepared(
     *,
     settings: RunSettings = FAST,
     namespaces: Sequence[str] = (),
+    metrics_source: MetricsSource | None = None,
 ) -> AsyncIterator[OperatorContext]:
     """The real operator, with ``prepare`` run on the built context before kopf starts: the
     test can install providers made with its own seams (``context.providers.install``) so
     the operator never builds, and never calls out with, a provider of its own."""
-    context = await build_context(settings=settings, metrics_source=StaticMetricsSource())
+    context = await build_context(
+        settings=settings, metrics_source=metrics_source or StaticMetricsSource()
+    )
     stop, ready = asyncio.Event(), asyncio.Event()
     try:
         await prepare(context)

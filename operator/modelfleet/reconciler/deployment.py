@@ -212,7 +212,14 @@ class Reconciler:
             error = observation.clusters[name].error
             work.warn("ClusterUnreachable", f"cannot read workloads in {name}: {error}")
             down.add(name)
-        metrics = await metrics_snapshot(md, fleet, observation, self._metrics, now=now)
+        unread_demand: list[str] = []
+        metrics = await metrics_snapshot(
+            md, fleet, observation, self._metrics, now=now, problems=unread_demand
+        )
+        for message in unread_demand:
+            # A Warning and Degraded, without the problems' fast requeue: the demand query is
+            # asked again on the next pass anyway, and a broken one stays broken until edited.
+            work.note("Warning", "DemandUnknown", message)
         spec = self._specs.spec(md)
         state = decision_from_status(md.status.decision if md.status else None, now)
         mine = own_placements(md, observation)
@@ -317,7 +324,7 @@ class Reconciler:
             result,
             observation,
             endpoints=endpoints,
-            problems=work.problems,
+            problems=[*work.problems, *unread_demand],
             now=now,
             capacity_errors=[f"{e.cluster}: {e.message}" for e in work.capacity_errors],
             regions={n: c.spec.region for n, c in by_name.items()},

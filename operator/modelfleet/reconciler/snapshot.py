@@ -176,6 +176,7 @@ async def metrics_snapshot(
     source: MetricsSource,
     *,
     now: datetime,
+    problems: list[str] | None = None,
 ) -> MetricsSnapshot:
     """Signals of ``md`` in every cluster that runs it; missing data stays missing.
 
@@ -185,6 +186,13 @@ async def metrics_snapshot(
     ``demand_only`` target whose request rate is ``spec.metrics.demand`` (the user's
     PromQL for requests/s arriving at a gateway). The largest answer stands for
     the deployment (one gateway metric may be visible to several Prometheus servers).
+
+    When a named demand query could not be read in any cluster asked (Prometheus
+    unreachable or refusing, the query rejected; not "no series", which is how an idle
+    gateway's ``sum(...)`` answers), one message saying so, cluster by cluster, is appended
+    to ``problems``: at zero nothing else can start the deployment but the gateway's
+    wake-up, so the reconciler posts it as a Warning and in Degraded instead of holding
+    at zero in silence. The messages hold no credentials (``MetricsUnavailable.reason``).
     """
     key = deployment_key(md)
     namespace = workload_namespace(md)  # where its pods run: what a namespace matcher pins
@@ -216,12 +224,18 @@ async def metrics_snapshot(
             )
         )
 
+    unread: dict[str, str] = {}  # cluster -> why its demand could not be read
+
     async def fetch(target: MetricsTarget) -> tuple[str, ClusterSignals] | None:
         try:
             values = await source.fetch(target, now=now)
         except MetricsUnavailable as exc:
             log.info("metrics of %s in %s unavailable: %s", key, target.cluster, exc.reason)
+            unread[target.cluster] = exc.reason
             return None
+        why = values.errors.get("request_rate")
+        if values.request_rate is None and why is not None and why != "no series":
+            unread[target.cluster] = why
         return target.cluster, ClusterSignals(
             ready_replicas=target.ready_replicas,
             ttft_p95_ms=values.ttft_p95_ms,
@@ -237,6 +251,14 @@ async def metrics_snapshot(
     results = [r for r in await gather(*(fetch(t) for t in targets)) if r]
     if at_zero:
         seen = [r for r in results if r[1].request_rate is not None]
+        if named and not seen and problems is not None and (unread or not targets):
+            asked = "; ".join(f"{c}: {why}" for c, why in sorted(unread.items()))
+            problems.append(
+                "spec.metrics.demand could not be read at "
+                + ("zero replicas" if not placed else "the first replicas' start")
+                + f" ({asked or 'no reachable cluster to ask'}): the deployment starts "
+                "on demand only once it answers (or on the gateway's wake-up)"
+            )
         results = [max(seen, key=lambda r: r[1].request_rate or 0.0)] if seen else []
         woken = woken_at(md, now)  # the gateway's wake-up: demand before any scrape shows it
         if (
