@@ -379,7 +379,11 @@ def recommend_replicas(
         if signals.request_rate is not None:
             forecast = max(forecast or 0.0, signals.request_rate)
         if forecast is not None:
-            predicted = math.ceil(forecast * (1.0 + scaling.headroom) / per_replica - 1e-9)
+            # min(.., hi): the count is clamped to max anyway, and a need beyond it may be
+            # no finite number (a huge demand answer, or a declared profile of 1e-305
+            # tokens/s: an OverflowError that failed every pass of the deployment).
+            need = forecast * (1.0 + scaling.headroom) / per_replica
+            predicted = math.ceil(min(need, float(scaling.max_replicas)) - 1e-9)
     mem = Memory(correction, mem.rate_history, mem.lead_time_seconds, mem.short_since)
     capacity, capacity_bounded_at = learn_capacity(
         signals,

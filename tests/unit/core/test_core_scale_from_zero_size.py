@@ -61,3 +61,34 @@ def test_without_a_profile_the_first_step_is_one_replica() -> None:
 def test_no_demand_at_zero_stays_at_zero() -> None:
     assert _plan(0.0).desired_replicas == 0
     assert _plan(None).desired_replicas == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "prefill", "decode"),
+    [
+        (1.7e308, 40_000.0, 4_000.0),  # a demand query answering near the float limit
+        (5.0, 40_000.0, 1e-305),  # a declared profile of (almost) no decode capacity
+        (5.0, 1e-305, 4_000.0),
+    ],
+)
+def test_a_need_beyond_any_number_is_clamped_to_max_not_an_overflow(
+    rate: float, prefill: float, decode: float
+) -> None:
+    """forecast x (1 + headroom) / capacity is +inf here; its ceil raised OverflowError,
+    which failed every pass of the deployment (kopf retrying, status never written). Both
+    inputs are finite and pass the schema (``minimum: 0``)."""
+    profile = CapacityProfile("H100", prefill, decode, source="Declared")
+    s = spec(
+        0,
+        40,
+        gpu=GpuNeed(1),
+        scaling={"ttft_p95_ms": 200.0, "headroom": 0.2, "predictor": "constant"},
+    )
+    s = replace(s, profiles=(profile,), workload=Workload(600, 250))
+    p = run(
+        s,
+        [cluster("a", offering(gpu="H100", od=10.0))],
+        metrics=signals(a=ClusterSignals(ready_replicas=0, request_rate=rate)),
+        state=DecisionState(last_desired=0),
+    )
+    assert p.desired_replicas == 40
