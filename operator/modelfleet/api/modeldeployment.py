@@ -435,6 +435,25 @@ class ModelDeploymentSpec(ApiModel):
         default=None, description="PromQL overrides for the SLO signals."
     )
 
+    @field_validator("capacity_profiles")
+    @classmethod
+    def _one_profile_per_key(cls, profiles: list[CapacityProfileSpec]) -> list[CapacityProfileSpec]:
+        # Two entries for one (gpu, gpuCount, source) are equally trusted: the planner took
+        # the first and ignored the other without a word, so a re-measured profile appended
+        # below the old one (a GitOps edit, `modelfleet profile` output pasted in) never
+        # applied. The schema cannot say it: a list-map key must be required or defaulted,
+        # and an unset gpuCount means "any count".
+        seen: dict[tuple[str, int | None, str], int] = {}
+        for j, p in enumerate(profiles):
+            first = seen.setdefault((p.gpu, p.gpu_count, p.source), j)
+            if first != j:
+                # The fields, never their values (as spec_problems reports every error).
+                raise ValueError(
+                    f"capacityProfiles.{j} repeats capacityProfiles.{first} (same gpu, "
+                    "gpuCount and source): only one would be used; keep one"
+                )
+        return profiles
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelDeploymentSpec:
         if self.scaling.scale_to_zero_after_seconds is not None and self.replicas.min != 0:
