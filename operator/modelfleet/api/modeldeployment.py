@@ -583,6 +583,12 @@ class DecisionStatus(ApiModel):
         gt=0,
         description="Online correction of the capacity profile (observed / profiled).",
     )
+    corrected_profile: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Digest of the capacity profiles and mix the correction was learned "
+        "against; an edit of either drops the correction.",
+    )
     rate_history: list[RateSample] | None = Field(
         default=None, max_length=100, description="Request rates the demand forecast reads."
     )

@@ -29,7 +29,13 @@ from modelfleet.core.health import failing_back, is_lost
 from modelfleet.core.latency_curve import CurvePoint
 from modelfleet.core.nodepools import PoolInfo, size_node_pools
 from modelfleet.core.placement import PlacementResult, PlaceOptions, clear_place_memo, place
-from modelfleet.core.profiles import applicable, best_profile, capacity_basis, replica_capacity
+from modelfleet.core.profiles import (
+    applicable,
+    best_profile,
+    capacity_basis,
+    profiles_digest,
+    replica_capacity,
+)
 from modelfleet.core.reasons import Reason
 from modelfleet.core.result import NodePoolSize, PlacementDecision, Plan, Retiring
 from modelfleet.core.solver import Limits, clear_memo
@@ -173,6 +179,14 @@ def plan(
         now=now,
         settings=settings,
     )
+    # The correction scales the profile it was learned against: after an edit of the
+    # profiles or the mix, the old factor says nothing about the new ones (a profile
+    # fixed from 2x optimistic to right would otherwise start at half its capacity and
+    # drift back 10% a pass). A state recorded before the digest existed keeps it.
+    digest = profiles_digest(spec.profiles, spec.workload)
+    correction = state.capacity_correction
+    if state.corrected_profile is not None and state.corrected_profile != digest:
+        correction = None
     profiled, growth_ranked = _capacity_view(
         spec, elig.candidates, ex.sticky, index, gpu_hour_price=settings.gpu_hour_price
     )
@@ -188,7 +202,7 @@ def plan(
         capacity_bounded_at=state.capacity_bounded_at,
         profiled=profiled,
         memory=Memory(
-            state.capacity_correction,
+            correction,
             state.rate_history,
             state.lead_time_seconds,
             state.short_since,
@@ -375,6 +389,7 @@ def plan(
         capacity_per_replica=auto.capacity_per_replica,
         capacity_bounded_at=auto.capacity_bounded_at,
         capacity_correction=auto.capacity_correction,
+        corrected_profile=digest,
         rate_history=auto.rate_history,
         lead_time_seconds=auto.lead_time_seconds,
         short_since=auto.short_since,

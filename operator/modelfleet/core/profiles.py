@@ -22,6 +22,7 @@ gives no capacity (0) is not a candidate at all. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,6 +105,16 @@ def best_profile(
         if best is None or rank > (TRUST[best.source], best.gpu_count is not None):
             best = p
     return best
+
+
+def profiles_digest(profiles: tuple[CapacityProfile, ...], workload: Workload) -> str | None:
+    """A short digest of what the online correction corrects: the profiles and the mix
+    they are read at (16 hex digits, stable across processes: ``repr`` of frozen
+    dataclasses of floats, ints and strings); None without profiles. The planner drops a
+    correction learned against another digest (``DecisionState.corrected_profile``)."""
+    if not profiles:
+        return None
+    return hashlib.sha256(repr((profiles, workload)).encode()).hexdigest()[:16]
 
 
 def mix_of(workload: Workload, profile: CapacityProfile | None) -> tuple[float, float]:

@@ -59,6 +59,9 @@ class DecisionState:
       a demonstrated lower bound; scale-down then takes bounded steps).
     - ``capacity_correction``: online correction of the capacity profile: observed capacity
       / the profile's prediction, within [0.5, 1.5] (None: 1, nothing learned yet).
+    - ``corrected_profile``: ``core.profiles.profiles_digest`` of the profiles the
+      correction was learned against (None: no profiles, or a status written before it
+      was recorded); an edit of the profiles or the mix drops the correction.
     - ``rate_history``: ``(time, requests/s)`` samples the demand predictor reads, at least
       30 s apart, the last 10 minutes.
     - ``lead_time_seconds``: provisioning lead time (scale-up until the replicas serve)
@@ -77,6 +80,7 @@ class DecisionState:
     rate_history: tuple[tuple[datetime, float], ...] = ()
     lead_time_seconds: float | None = None
     short_since: datetime | None = None
+    corrected_profile: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A dict of JSON types; ``from_dict`` inverts it exactly. The shape (camelCase,
@@ -95,6 +99,7 @@ class DecisionState:
             "rateHistory": [{"at": t.isoformat(), "rate": r} for t, r in self.rate_history],
             "leadTimeSeconds": self.lead_time_seconds,
             "shortSince": _ts(self.short_since),
+            "correctedProfile": self.corrected_profile,
         }
 
     @classmethod
@@ -140,7 +145,11 @@ class DecisionState:
             if at is None:
                 raise ValueError(f"decision state: rateHistory entry without at: {item!r}")
             rates.append((at, float(rate)))
+        digest = data.get("correctedProfile")
+        if digest is not None and not isinstance(digest, str):
+            raise ValueError(f"decision state: correctedProfile must be a string, got {digest!r}")
         return cls(
+            corrected_profile=digest,
             capacity_correction=_positive(data.get("capacityCorrection"), "capacityCorrection"),
             rate_history=tuple(rates),
             lead_time_seconds=_positive(data.get("leadTimeSeconds"), "leadTimeSeconds"),

@@ -16,6 +16,7 @@ from modelfleet.core.profiles import (
     Workload,
     best_profile,
     capacity_for,
+    profiles_digest,
     replica_capacity,
 )
 from modelfleet.core.types import GpuNeed
@@ -153,6 +154,7 @@ def test_the_predictive_memory_round_trips_through_status_json() -> None:
         rate_history=((ago(60), 12.5), (ago(30), 14.0)),
         lead_time_seconds=412.0,
         short_since=ago(20),
+        corrected_profile="0123456789abcdef",
     )
     assert DecisionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     status = decision_to_status(state)
@@ -162,3 +164,39 @@ def test_the_predictive_memory_round_trips_through_status_json() -> None:
         DecisionState.from_dict({"capacityCorrection": 0})
     with pytest.raises(ValueError, match="rateHistory"):
         DecisionState.from_dict({"rateHistory": [{"at": "2025-01-01T00:00:00Z", "rate": -1}]})
+
+
+def test_an_edited_profile_drops_the_correction_learned_against_the_old_one() -> None:
+    """The correction scales the profile it was learned against. A profile 2x optimistic
+    drove it to 0.5; the user fixes the profile (halves it): carried over, the old 0.5
+    would halve the fixed profile again and hold twice the replicas needed (drifting back
+    only 10% a pass). The edit (profiles or mix) starts again at 1; a
+    state without a digest (written by an older release) keeps its correction."""
+    optimistic = _profiled((H100,), predictor="constant")
+    fixed = _profiled((CapacityProfile("H100", 20_000.0, 2_000.0, source="Measured"),))
+    fixed = replace(fixed, scaling=optimistic.scaling)
+    fleet = [cluster("a", offering(gpu="H100", od=10.0))]
+    # At 60 req/s, 12 ready replicas within the SLO (5 req/s each): no breach, no curve.
+    sig = ClusterSignals(ready_replicas=12, ttft_p95_ms=150, tpot_p95_ms=40, request_rate=60.0)
+    learned = DecisionState(
+        last_desired=12,
+        capacity_correction=0.5,
+        corrected_profile=profiles_digest(optimistic.profiles, optimistic.workload),
+    )
+
+    def plan_for(s, state):  # type: ignore[no-untyped-def]
+        place = (existing("a", replicas=12),)
+        return run(s, fleet, placements=place, metrics=signals(a=sig), state=state)
+
+    same = plan_for(optimistic, learned)
+    assert same.state.capacity_correction == pytest.approx(0.5 + 0.1 * (1 - 0.5))
+    edited = plan_for(fixed, learned)
+    # Fresh at 1, moved a tenth of the way toward max(1, 5 / 6.45) = 1: exactly 1.
+    assert edited.state.capacity_correction == pytest.approx(1.0)
+    assert edited.state.corrected_profile == profiles_digest(fixed.profiles, fixed.workload)
+    assert edited.state.corrected_profile != learned.corrected_profile
+    # The mix is part of what is corrected: a new workload drops it too.
+    remixed = replace(optimistic, workload=Workload(1200, 250))
+    assert plan_for(remixed, learned).state.capacity_correction == pytest.approx(1.0)
+    legacy = replace(learned, corrected_profile=None)
+    assert plan_for(fixed, legacy).state.capacity_correction == pytest.approx(0.55)
