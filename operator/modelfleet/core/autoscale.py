@@ -395,6 +395,13 @@ def recommend_replicas(
     )
     demand = bool(signals.request_rate) or bool(signals.queue_per_replica)
     panic = worst > settings.panic_ratio
+    # Said in the reason (the Events), so that a fleet larger than the profile asks for is
+    # explained where people look, not only in status.decision.capacityCorrection.
+    corrected = (
+        f" (profile {profiled:.3g} x online correction {correction:.2f})"
+        if profiled and correction is not None and abs(correction - 1.0) >= 0.005
+        else ""
+    )
 
     ready = signals.ready_replicas
     base = ready if ready else current
@@ -411,13 +418,13 @@ def recommend_replicas(
             raw = predicted
             why += (
                 f": forecast {forecast:.3g} req/s + {scaling.headroom:.0%} headroom at "
-                f"{per_replica:.3g} req/s per replica needs {predicted}"
+                f"{per_replica:.3g} req/s per replica{corrected} needs {predicted}"
             )
     elif predicted is not None and per_replica is not None and forecast is not None:
         raw = predicted
         why = (
             f"forecast {forecast:.3g} req/s over the lead time + {scaling.headroom:.0%} "
-            f"headroom at {per_replica:.3g} req/s per replica needs {predicted}"
+            f"headroom at {per_replica:.3g} req/s per replica{corrected} needs {predicted}"
         )
         # Reactive on top, but only on a steady fleet: while placed replicas start (ready <
         # current) a latency breach is the backlog of the missing ones, which the placed

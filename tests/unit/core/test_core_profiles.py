@@ -200,3 +200,32 @@ def test_an_edited_profile_drops_the_correction_learned_against_the_old_one() ->
     assert plan_for(remixed, learned).state.capacity_correction == pytest.approx(1.0)
     legacy = replace(learned, corrected_profile=None)
     assert plan_for(fixed, legacy).state.capacity_correction == pytest.approx(0.55)
+
+
+def test_the_reason_names_the_online_correction_that_sized_the_fleet() -> None:
+    """The ScaleUp Event says why the fleet is larger than the profile asks for: a breach
+    at 10 req/s per replica (below the profiled 12.9) corrected the profile to 0.70, and
+    the count it gives (6 for 40 req/s, not 4) is explained by it. Without a correction the
+    reason does not mention one."""
+    s = _profiled((H100,), predictor="constant")
+    fleet = [cluster("a", offering(gpu="H100", od=10.0))]
+    hot = ClusterSignals(ready_replicas=4, ttft_p95_ms=300, tpot_p95_ms=30, request_rate=40.0)
+    p = run(
+        s,
+        fleet,
+        placements=(existing("a", replicas=4),),
+        metrics=signals(a=hot),
+        state=DecisionState(last_desired=4),
+    )
+    assert p.desired_replicas == 6
+    assert "(profile 12.9 x online correction 0.70) needs 6" in p.changes[0].message
+    calm = ClusterSignals(ready_replicas=4, ttft_p95_ms=150, tpot_p95_ms=30, request_rate=50.0)
+    q = run(
+        s,
+        fleet,
+        placements=(existing("a", replicas=4),),
+        metrics=signals(a=calm),
+        state=DecisionState(last_desired=4),
+    )
+    assert q.desired_replicas == 5  # ceil(50 x 1.2 / 12.9)
+    assert "correction" not in q.changes[0].message
