@@ -238,7 +238,9 @@ def aggregate_signals(
     ]
     complete = bool(fresh)
     rate_complete = bool(fresh) and all(
-        cluster in fresh and fresh[cluster].request_rate is not None
+        cluster in fresh
+        and fresh[cluster].request_rate is not None
+        and not _underreported(fresh[cluster])
         for cluster in running_clusters or frozenset(fresh)
     )
     for cluster in running_clusters or frozenset(fresh):
@@ -249,8 +251,18 @@ def aggregate_signals(
         if any(t is not None and getattr(sig_or_none, name) is None for name, t in wanted):
             complete = False
             break
+        if _underreported(sig_or_none):
+            complete = False
+            break
     kv, running = (s / w if w else None for s, w in per_replica.values())
     return Signals(ttft, tpot, queue, rate, complete, ready, kv, running, rate_complete)
+
+
+def _underreported(sig: ClusterSignals) -> bool:
+    """Fewer pods report than are ready: a ready pod Prometheus cannot scrape (a network
+    policy, a failing target) drops out of every sum, so its load reads as no load."""
+    reporting, ready = sig.reporting_replicas, sig.ready_replicas
+    return reporting is not None and ready is not None and reporting < ready
 
 
 def _window(history: tuple[tuple[datetime, int], ...], now: datetime, seconds: float) -> list[int]:

@@ -268,6 +268,9 @@ class ClusterSignals:
     """Mean KV-cache use of a ready replica, 0..1 (None: missing, e.g. TGI)."""
     running_per_replica: float | None = None
     """Running requests per ready replica."""
+    reporting_replicas: int | None = None
+    """Pods whose metrics the source holds (None: unknown). Fewer than ``ready_replicas``:
+    the summed signals miss serving pods, so the data counts as incomplete."""
 
 
 @dataclass(frozen=True)

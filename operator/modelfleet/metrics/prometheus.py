@@ -27,7 +27,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiohttp
 
 from modelfleet.api.modeldeployment import MetricsQueries
-from modelfleet.metrics.queries import QuerySettings, QueryTemplateError, Signal, build_queries
+from modelfleet.metrics.queries import (
+    QuerySettings,
+    QueryTemplateError,
+    Signal,
+    build_queries,
+    reporting_query,
+)
 from modelfleet.metrics.source import MetricsTarget, MetricsUnavailable, SignalValues
 
 log = logging.getLogger(__name__)
@@ -303,10 +309,24 @@ class PrometheusMetricsSource:
                 )
             queries = {"request_rate": queries["request_rate"]}
         signals = list(queries)
+        # How many pods report, beside the signals (not at zero: there are none).
+        count = (
+            None
+            if target.demand_only
+            else reporting_query(
+                target.engine,
+                deployment=target.deployment,
+                namespace=target.namespace,
+                cluster=target.cluster,
+                settings=self._settings,
+            )
+        )
         outcomes = await asyncio.gather(
             *(self._run(base_url, queries[s], at=now) for s in signals),
+            *((self._run(base_url, count, at=now),) if count else ()),
             return_exceptions=True,
         )
+        reporting = _reporting(outcomes.pop()) if count else None
         values: dict[Signal, float | None] = {}
         errors: dict[Signal, str] = {}
         unavailable: list[MetricsUnavailable] = []
@@ -330,6 +350,7 @@ class PrometheusMetricsSource:
             ready_replicas=target.ready_replicas,
             observed_at=observed_at or _utc(now),
             errors=errors,
+            reporting_pods=reporting,
         )
 
     async def _run(
@@ -338,6 +359,14 @@ class PrometheusMetricsSource:
         if isinstance(query, QueryTemplateError):
             raise query
         return await self._client.query(base_url, query, at=at)
+
+
+def _reporting(outcome: InstantResult | BaseException) -> int | None:
+    # A failed count is unknown, never a reason to fail the signals.
+    if isinstance(outcome, BaseException) or not outcome.samples:
+        return None
+    value = outcome.samples[0].value
+    return int(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _reduce(signal: Signal, samples: tuple[Sample, ...], errors: dict[Signal, str]) -> float | None:

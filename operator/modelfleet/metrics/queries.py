@@ -166,6 +166,17 @@ _TGI: Final[Mapping[Signal, str]] = {
     "requests_running": _sum("tgi_batch_current_size"),
 }
 
+REPORTING_GAUGES: Final[Mapping[Engine, str]] = {
+    "builtin": BUILTIN_QUEUE_GAUGE,
+    "vllm": "vllm:num_requests_waiting",
+    "sglang": "sglang:num_queue_reqs",
+    "tgi": "tgi_queue_size",
+    "custom": BUILTIN_QUEUE_GAUGE,
+}
+"""A gauge every pod of the engine exposes once it serves (its queue): ``count`` of its
+series is how many pods Prometheus holds a fresh sample of (``reporting_query``)."""
+
+
 ENGINE_QUERIES: Final[Mapping[Engine, Mapping[Signal, str]]] = {
     "builtin": _BUILTIN,
     "vllm": _VLLM,
@@ -301,6 +312,24 @@ def signal_templates(engine: Engine, overrides: MetricsQueries | None) -> dict[S
         if template:
             templates[signal] = template
     return templates
+
+
+def reporting_query(
+    engine: Engine,
+    *,
+    deployment: str,
+    namespace: str,
+    cluster: str | None = None,
+    settings: QuerySettings | None = None,
+) -> str:
+    """``count`` of the engine's queue-gauge series of one deployment in one cluster: the
+    pods whose metrics Prometheus holds (a pod it cannot scrape goes stale and drops out
+    of every sum). Fewer than the ready replicas means the sums (request rate, queue)
+    miss some serving pods: the autoscaler then holds instead of scaling down. No
+    series: unknown (a custom image without the gauge), not zero."""
+    settings = settings or QuerySettings()
+    selector = settings.selector.render(deployment=deployment, namespace=namespace, cluster=cluster)
+    return f"count({REPORTING_GAUGES[engine]}{{{selector}}})"
 
 
 def build_queries(

@@ -98,6 +98,9 @@ class SignalValues:
     """``requests_running / ready_replicas``; ``None`` with no ready replica."""
     errors: Mapping[Signal, str] = field(default_factory=dict)
     """Why a signal is missing, for the signals where a reason is known."""
+    reporting_pods: int | None = None
+    """Pods of the deployment whose metrics Prometheus holds (``queries.reporting_query``);
+    None: unknown. Fewer than the ready replicas: the sums miss serving pods."""
 
     @classmethod
     def from_signals(
@@ -107,6 +110,7 @@ class SignalValues:
         ready_replicas: int,
         observed_at: datetime,
         errors: Mapping[Signal, str] | None = None,
+        reporting_pods: int | None = None,
     ) -> SignalValues:
         """Assemble the values, turning non-finite numbers into missing and deriving the
         per-replica figures (queue, KV-cache use, running) from the sums and
@@ -143,6 +147,7 @@ class SignalValues:
             requests_running=running,
             running_per_replica=running_mean,
             errors=reasons,
+            reporting_pods=reporting_pods,
         )
 
     @classmethod

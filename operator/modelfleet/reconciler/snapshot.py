@@ -246,6 +246,7 @@ async def metrics_snapshot(
             observed_at=values.observed_at,
             kv_cache_per_replica=values.kv_cache_per_replica,
             running_per_replica=values.running_per_replica,
+            reporting_replicas=values.reporting_pods,
         )
 
     results = [r for r in await gather(*(fetch(t) for t in targets)) if r]
