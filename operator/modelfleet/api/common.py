@@ -31,6 +31,9 @@ ZONE_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"  # us-east-1a, us-central1-c, 
 # GPU model names as users write them: H100, A100-80GB, L40S, RTX-6000-Ada.
 GPU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # KEP-1623 reason: CamelCase identifier.
+DEFAULT_IN_CODE = "x-modelfleet-default-in-code"
+"""``json_schema_extra`` key (``True``): the field's default stays in the model and is left
+out of the CRD (``api.crdgen``), so the API server never writes it into a stored object."""
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, max_length=63)]

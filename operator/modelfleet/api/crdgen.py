@@ -11,6 +11,10 @@ OpenAPI v3 schema, so this module:
   (``minimum`` + ``exclusiveMinimum: true``);
 - removes ``title`` and ``default: null`` noise and boolean ``additionalProperties``
   (pruning already drops unknown fields; ``false`` is not allowed next to ``properties``);
+- drops the ``default`` of a field marked ``DEFAULT_IN_CODE`` (the models apply it): a
+  default the API server writes into an item of an atomic list makes the stored list differ
+  from the one in git, which Argo CD's default diff (a JSON merge patch replaces lists
+  whole) shows as OutOfSync for good;
 - keeps the ``x-kubernetes-*`` annotations the models declare (CEL rules, list types).
 """
 
@@ -23,6 +27,7 @@ import yaml
 from pydantic import BaseModel
 
 from modelfleet import GROUP, VERSION
+from modelfleet.api.common import DEFAULT_IN_CODE
 from modelfleet.api.fleetcluster import FleetClusterSpec, FleetClusterStatus
 from modelfleet.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from modelfleet.api.modelroute import ModelRouteSpec, ModelRouteStatus
@@ -72,6 +77,8 @@ def _structural(node: Any) -> Any:
         node.pop("default")
     if isinstance(node.get("default"), dict | list):
         node.pop("default")  # object defaults would be applied by the server; keep them in code
+    if node.pop(DEFAULT_IN_CODE, False):
+        node.pop("default", None)
     if isinstance(node.get("additionalProperties"), bool):
         node.pop("additionalProperties")
     for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from modelfleet.api.common import ApiModel, GpuName, Timestamp
+from modelfleet.api.common import DEFAULT_IN_CODE, ApiModel, GpuName, Timestamp
 
 
 class ProfilePoint(ApiModel):
@@ -126,7 +126,11 @@ class CapacityProfileSpec(ApiModel):
     )
     source: Literal["Measured", "Declared"] = Field(
         default="Declared",
-        description="Measured (modelfleet profile) is trusted over Declared for the same GPU.",
+        description="Measured (modelfleet profile) is trusted over Declared for the same GPU "
+        "(unset: Declared).",
+        # Not a schema default: written by the server into this list's items, it made the
+        # stored list differ from git's, an Argo CD OutOfSync that never clears (crdgen).
+        json_schema_extra={DEFAULT_IN_CODE: True},
     )
     prompt_tokens: float | None = Field(
         default=None, ge=0, description="Mean prompt tokens of the mix it was measured at."
