@@ -86,6 +86,8 @@ LONG_NAME = "team-a-llama-3.1-8b-instruct.canary.eu-west-4.blue-green.rollout-20
 LONG_QUEUE = 6.0
 DECOY_TTFT = (0, 0, 0, 0, 0, 100)  # another deployment, all in +Inf: must not leak in
 OLD_VLLM_TPOT = (0, 10, 60, 100, 100)
+MIXED_NEW_TPOT = (90, 100, 100, 100, 100)  # an upgraded pod: fast
+MIXED_OLD_TPOT = (0, 0, 20, 95, 100)  # a pod still on vLLM < 0.11: slow
 MISTRAL_TTFT = (60, 90, 100, 100, 100, 100)
 MISTRAL_TPOT = (100, 100, 100, 100, 100)
 QWEN_TTFT = (0, 0, 80, 100, 100, 100)
@@ -175,6 +177,17 @@ def render_engines(now: float, origin: float) -> str:
     old = pod("old-vllm")
     out.histogram("vllm:time_per_output_token_seconds", old, TPOT_BOUNDS, OLD_VLLM_TPOT)
     out.gauge("vllm:gpu_cache_usage_perc", old, 0.5)
+    # A rolling vLLM upgrade: one pod exposes both TPOT names (0.11, identical series), the
+    # other only the old name (< 0.11). Both pods' observations make the p95.
+    upgraded = pod("mixed-vllm", "a")
+    out.histogram("vllm:inter_token_latency_seconds", upgraded, TPOT_BOUNDS, MIXED_NEW_TPOT)
+    out.histogram("vllm:time_per_output_token_seconds", upgraded, TPOT_BOUNDS, MIXED_NEW_TPOT)
+    out.histogram(
+        "vllm:time_per_output_token_seconds",
+        pod("mixed-vllm", "b"),
+        TPOT_BOUNDS,
+        MIXED_OLD_TPOT,
+    )
     # A vLLM exposing both KV-cache names (the deprecation window): the newer one counts.
     both = pod("both-vllm")
     out.gauge("vllm:kv_cache_usage_perc", both, 0.7)
@@ -353,6 +366,23 @@ async def test_older_vllm_tpot_name_is_read_when_the_newer_is_absent(
     expected = 1000 * expected_quantile(0.95, TPOT_BOUNDS, OLD_VLLM_TPOT)
     assert values.tpot_p95_ms == pytest.approx(expected, rel=1e-6)
     assert values.kv_cache_per_replica == pytest.approx(0.5)  # gpu_cache_usage_perc
+
+
+async def test_a_fleet_mixing_vllm_versions_reads_every_pods_tpot(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    """During a rolling upgrade of vLLM (or a canary of a newer one) some pods expose only
+    time_per_output_token_seconds. The `or` used to sit between the two quantiles: as soon
+    as one pod exposed the newer name, the older pods were left out of the p95 (here the
+    slow ones: TPOT read 17.5 ms, the fleet's is 96.7 ms). Now the fallback is per pod, before
+    the sum; a pod exposing both names (the same observations) counts once."""
+    values = await fetch(prometheus, client, target(prometheus, "mixed-vllm", "vllm", ready=2))
+    expected = 1000 * expected_quantile(
+        0.95, TPOT_BOUNDS, summed(MIXED_NEW_TPOT, MIXED_OLD_TPOT)
+    )
+    assert values.tpot_p95_ms == pytest.approx(expected, rel=1e-6)
+    upgraded_only = 1000 * expected_quantile(0.95, TPOT_BOUNDS, MIXED_NEW_TPOT)
+    assert values.tpot_p95_ms > 2 * upgraded_only
 
 
 async def test_a_pod_exposing_both_kv_cache_names_counts_once(

@@ -87,6 +87,19 @@ def _quantile_ms_either(new_bucket: str, old_bucket: str) -> str:
     )
 
 
+def _quantile_ms_per_pod(new_bucket: str, old_bucket: str) -> str:
+    # Per pod and bucket, the newer name where the pod exposes it, else the older one,
+    # then summed: in a fleet mixing engine versions (a rolling upgrade, a canary) every
+    # pod counts. `or` after rate() matches the series of one pod and `le` (rate drops the
+    # metric name), so a pod exposing both names counts once. Only where both names share
+    # their buckets (vLLM's do: the deprecated name is the same histogram), or the summed
+    # buckets would mix two layouts.
+    return (
+        f"1000 * histogram_quantile({QUANTILE}, sum by (le) ("
+        f"rate({new_bucket}{{$selector}}[$window]) or rate({old_bucket}{{$selector}}[$window])))"
+    )
+
+
 def _sum(metric: str) -> str:
     return f"sum({metric}{{$selector}})"
 
@@ -114,8 +127,8 @@ _BUILTIN: Final[Mapping[Signal, str]] = {
 _VLLM: Final[Mapping[Signal, str]] = {
     "ttft_p95_ms": _quantile_ms("vllm:time_to_first_token_seconds_bucket"),
     # vLLM >= 0.11 names per-token decode latency inter_token_latency_seconds and deprecates
-    # time_per_output_token_seconds (same observations); read either.
-    "tpot_p95_ms": _quantile_ms_either(
+    # time_per_output_token_seconds (same observations and buckets); read either, per pod.
+    "tpot_p95_ms": _quantile_ms_per_pod(
         "vllm:inter_token_latency_seconds_bucket", "vllm:time_per_output_token_seconds_bucket"
     ),
     "queue_depth": _sum("vllm:num_requests_waiting"),
