@@ -503,6 +503,13 @@ def recommend_replicas(
     if raw < current and not signals.complete:
         raw = current
         code, why = R.METRICS_MISSING, "metrics missing or stale: holding (no scale-down)"
+    elif raw < current and predicted is not None and signals.request_rate is None:
+        # Predictive mode sizes from the request rate; without a current one the forecast
+        # reads only the past (rate_history, up to 10 minutes old), which may raise the
+        # count but never lower it: a rate query that fails or times out while the latency
+        # queries answer used to halve the fleet on the last rates seen.
+        raw = current
+        code, why = R.METRICS_MISSING, "request rate missing: holding (no scale-down)"
 
     longest = max(scaling.up_stabilization_seconds, scaling.down_stabilization_seconds)
     kept = tuple(h for h in history if (now - h[0]).total_seconds() <= longest)

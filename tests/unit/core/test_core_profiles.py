@@ -229,3 +229,37 @@ def test_the_reason_names_the_online_correction_that_sized_the_fleet() -> None:
     )
     assert q.desired_replicas == 5  # ceil(50 x 1.2 / 12.9)
     assert "correction" not in q.changes[0].message
+
+
+@pytest.mark.parametrize("predictor", ["constant", "trend"])
+def test_predictive_mode_never_scales_down_without_a_current_request_rate(
+    predictor: str,
+) -> None:
+    """The request rate query fails or times out while the latency queries answer (a
+    rejected spec.metrics.requestRate loses only its signal: test_prometheus_metrics): the
+    SLO signals are complete, and the forecast read only the rates of the last 10 minutes.
+    It used to halve the fleet (10 -> 5) on them; it holds now. It may still raise it."""
+    s = _profiled((H100,), predictor=predictor, down_stabilization_seconds=0)
+    fleet = [cluster("a", offering(gpu="H100", od=10.0))]
+    history = tuple((ago(300 - 30 * i), 20.0) for i in range(10))
+    state = DecisionState(last_desired=10, rate_history=history)
+    no_rate = ClusterSignals(ready_replicas=10, ttft_p95_ms=150, tpot_p95_ms=40)
+    p = run(
+        s,
+        fleet,
+        placements=(existing("a", replicas=10),),
+        metrics=signals(a=no_rate),
+        state=state,
+    )
+    assert p.desired_replicas == 10
+    assert p.changes[0].code == "MetricsMissing"
+    # With the rate, the same forecast scales down (to the 50% step).
+    with_rate = replace(no_rate, request_rate=20.0)
+    q = run(
+        s,
+        fleet,
+        placements=(existing("a", replicas=10),),
+        metrics=signals(a=with_rate),
+        state=state,
+    )
+    assert q.desired_replicas == 5
