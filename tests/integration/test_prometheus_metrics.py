@@ -377,9 +377,7 @@ async def test_a_fleet_mixing_vllm_versions_reads_every_pods_tpot(
     slow ones: TPOT read 17.5 ms, the fleet's is 96.7 ms). Now the fallback is per pod, before
     the sum; a pod exposing both names (the same observations) counts once."""
     values = await fetch(prometheus, client, target(prometheus, "mixed-vllm", "vllm", ready=2))
-    expected = 1000 * expected_quantile(
-        0.95, TPOT_BOUNDS, summed(MIXED_NEW_TPOT, MIXED_OLD_TPOT)
-    )
+    expected = 1000 * expected_quantile(0.95, TPOT_BOUNDS, summed(MIXED_NEW_TPOT, MIXED_OLD_TPOT))
     assert values.tpot_p95_ms == pytest.approx(expected, rel=1e-6)
     upgraded_only = 1000 * expected_quantile(0.95, TPOT_BOUNDS, MIXED_NEW_TPOT)
     assert values.tpot_p95_ms > 2 * upgraded_only
@@ -690,6 +688,43 @@ async def test_at_zero_only_the_named_demand_query_is_asked(
     # Without a demand query the engine's own request rate is asked: no series at zero.
     plain = await fetch(prometheus, client, replace(at_zero, overrides=None))
     assert plain.request_rate is None
+
+
+async def test_a_negative_answer_is_missing_not_a_number(
+    prometheus: PrometheusServer, client: PrometheusClient
+) -> None:
+    """A demand query built on delta() or deriv() of the gateway's gauge goes negative as
+    the queue drains (here the gateway's backlog gauge, negated). Read as a number, a
+    negative rate at zero replicas was demand (any non-zero rate starts a replica) and a
+    negative queue lowered the ratios; no signal can be negative, so it is missing, with
+    the reason."""
+    drain = MetricsQueries(
+        demand='-1 * sum(modelfleet_gateway_pending_requests{deployment="$deployment"})'
+    )
+    at_zero = MetricsTarget(
+        namespace=NS,
+        deployment="nightly",
+        cluster="local",
+        engine="vllm",
+        prometheus=PrometheusEndpoint(url=prometheus.url),
+        ready_replicas=0,
+        overrides=drain,
+        demand_only=True,
+    )
+    values = await fetch(prometheus, client, at_zero)
+    assert values.request_rate is None
+    assert values.errors["request_rate"] == f"negative value {-30 * NIGHTLY_RATE:g}"
+    running = target(
+        prometheus,
+        "llama",
+        "vllm",
+        ready=2,
+        overrides=MetricsQueries(queue_depth="-sum(vllm:num_requests_waiting{$selector})"),
+    )
+    queue = await fetch(prometheus, client, running)
+    assert (queue.queue_depth, queue.queue_per_replica) == (None, None)
+    assert queue.errors["queue_depth"] == "negative value -7"
+    assert queue.ttft_p95_ms is not None  # the other signals are read as before
 
 
 async def test_a_pod_in_another_namespace_feeds_no_signal_once_its_namespace_is_matched(

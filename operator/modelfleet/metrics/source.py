@@ -112,8 +112,8 @@ class SignalValues:
         errors: Mapping[Signal, str] | None = None,
         reporting_pods: int | None = None,
     ) -> SignalValues:
-        """Assemble the values, turning non-finite numbers into missing and deriving the
-        per-replica figures (queue, KV-cache use, running) from the sums and
+        """Assemble the values, turning non-finite and negative numbers into missing and
+        deriving the per-replica figures (queue, KV-cache use, running) from the sums and
         ``ready_replicas``."""
         clean: dict[Signal, float | None] = {}
         reasons: dict[Signal, str] = dict(errors or {})
@@ -121,6 +121,12 @@ class SignalValues:
             value = values.get(signal)
             if value is not None and not math.isfinite(value):
                 reasons.setdefault(signal, f"non-finite value {value}")
+                value = None
+            elif value is not None and value < 0:
+                # No signal can be negative (a latency, a rate, a count, a fraction): an
+                # override such as delta() or deriv() of a gauge. Read as a number, -3
+                # requests/s at zero replicas was demand (bool(-3)) and started a replica.
+                reasons.setdefault(signal, f"negative value {value:g}")
                 value = None
             clean[signal] = value
         queue = clean["queue_depth"]
