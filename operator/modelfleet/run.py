@@ -8,12 +8,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from modelfleet.runtime import OperatorContext, RunSettings, build_context, describe_demand_watch
 
 log = logging.getLogger(__name__)
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
+class RedactUrlCredentials(logging.Filter):
+    """Replaces ``user:password@`` in any URL of a record's message with ``***@``.
+
+    kopf logs each object it processes whole at debug ("Creation is in progress: {body}",
+    each update's diff), and a FleetCluster's ``spec.prometheus.url`` may carry basic-auth
+    credentials (the only way the operator takes them): without this, ``modelfleet run -v``
+    wrote the password to the log. The record is rewritten in place (message formatted,
+    args dropped) so every handler sees the redacted text; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL_USERINFO.sub(r"\g<scheme>***@", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTION = RedactUrlCredentials()
+
+
+def redact_logs() -> None:
+    """Install the redaction where object bodies are logged (kopf's ``kopf.objects``
+    logger, whatever handlers are attached) and on the root logger's handlers (every other
+    record that reaches them). Idempotent."""
+    objects = logging.getLogger("kopf.objects")
+    if _REDACTION not in objects.filters:
+        objects.addFilter(_REDACTION)
+    for handler in logging.getLogger().handlers:
+        if _REDACTION not in handler.filters:
+            handler.addFilter(_REDACTION)
 
 
 @dataclass(frozen=True)
@@ -43,6 +78,7 @@ async def run_operator(
     import modelfleet.handlers  # noqa: F401  (registers the handlers)
     from modelfleet.metrics.operator_metrics import start_metrics_server
 
+    redact_logs()
     owned = context is None
     ctx = context or await build_context(settings=options.settings)
     demand = describe_demand_watch(ctx, options.namespaces)
@@ -79,3 +115,4 @@ def configure_logging(*, json_format: bool, verbose: bool) -> None:
         verbose=verbose,
         log_format=kopf.LogFormat.JSON if json_format else kopf.LogFormat.FULL,
     )
+    redact_logs()
