@@ -16,6 +16,13 @@ by then, so forgetting it changes nothing) is forgotten, and at most ``max_objec
 kept (the least recently seen goes first; it starts again with a full bucket, as in
 client-go's LRU).
 
+``EventRepeats`` is the other half of client-go's ``EventCorrelator``, in its simplest form:
+an Event identical to one posted on the same object (same key, type, reason and message)
+less than ``REPEAT_SECONDS`` ago is not posted again (client-go instead bumps the stored
+Event's ``count``; we post nothing). The caller asks it before the budget, so a repeat
+spends no token: a reconcile pass reporting the same change or the same lasting problem
+every 5 to 15 s no longer uses up the object's budget and crowds out its other Events.
+
 Pure: no I/O, no clock of its own (``clock`` is injected: seconds, monotonic). It sits
 beside the gateway and the operator (neither may import the other; import-linter) and
 imports nothing of modelfleet.
@@ -36,6 +43,13 @@ REFILL_SECONDS: Final = 300.0
 """Seconds per Event after the burst (client-go ``defaultSpamQPS = 1/300``)."""
 MAX_OBJECTS: Final = 4096
 """Objects remembered at most (client-go ``maxLruCacheEntries``)."""
+REPEAT_SECONDS: Final = 600.0
+"""Seconds during which an identical Event is not posted again: client-go's
+``defaultAggregateIntervalInSeconds = 600``, the window in which its ``EventAggregator``
+folds similar Events of one object into one. Under the API server's default Event TTL (1
+hour), so a lasting problem still shows in ``kubectl describe``."""
+MAX_REPEATS: Final = 4096
+"""Distinct Events remembered at most (client-go's ``maxLruCacheEntries`` again)."""
 
 
 class Verdict(enum.Enum):
@@ -132,3 +146,66 @@ class EventBudget:
             if now - oldest.seen < self.forget_after:
                 return
             del self._buckets[key]
+
+
+class EventRepeats:
+    """Which Events repeat one posted less than ``window_seconds`` ago (see module doc).
+
+    ``repeat(key, type_, reason, message)`` is True (and ``deduplicated`` counts it) when
+    the same Event was ``posted`` on the object ``key`` (its uid) less than
+    ``window_seconds`` ago; skipped repeats do not extend the window, so a lasting Event is
+    posted once per window. Only Events actually posted are recorded (``posted``): one the
+    budget dropped is not a repeat of anything. At most ``max_events`` Events are
+    remembered (the least recently posted is forgotten first), and one older than the window
+    is forgotten. Raises ValueError for a non-positive ``window_seconds`` or ``max_events``.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_seconds: float = REPEAT_SECONDS,
+        max_events: int = MAX_REPEATS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not window_seconds > 0 or max_events < 1:
+            raise ValueError(
+                f"Event repeats need window_seconds > 0 and max_events >= 1 "
+                f"(got {window_seconds}, {max_events})"
+            )
+        self.window_seconds = window_seconds
+        self.max_events = max_events
+        self._clock = clock
+        self._posted: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
+        """When each Event was last posted (the clock's seconds), least recent first."""
+        self.deduplicated = 0
+        """Repeats found so far (Events not posted)."""
+
+    def __len__(self) -> int:
+        """Events remembered now."""
+        return len(self._posted)
+
+    def repeat(self, key: str, type_: str, reason: str, message: str) -> bool:
+        """Whether this Event on object ``key`` was posted less than the window ago."""
+        now = self._clock()
+        self._forget(now)
+        if (key, type_, reason, message) not in self._posted:
+            return False
+        self.deduplicated += 1
+        return True
+
+    def posted(self, key: str, type_: str, reason: str, message: str) -> None:
+        """Record that this Event on object ``key`` was posted now."""
+        now = self._clock()
+        event = (key, type_, reason, message)
+        self._posted.pop(event, None)
+        self._posted[event] = now  # the most recently posted, last
+        while len(self._posted) > self.max_events:
+            self._posted.popitem(last=False)
+
+    def _forget(self, now: float) -> None:
+        """Drop the Events posted ``window_seconds`` ago or more (in posting order)."""
+        while self._posted:
+            event, at = next(iter(self._posted.items()))
+            if now - at < self.window_seconds:
+                return
+            del self._posted[event]

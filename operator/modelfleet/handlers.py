@@ -325,11 +325,22 @@ def _event(body: kopf.Body, memo: OperatorContext, type_: str, reason: str, mess
     counted (``modelfleet_operator_events_dropped_total``) and logged once until one is
     posted again. A tenant's spec edits re-run the reconcile, each edit able to bring an
     Event on its own deployment: the budget bounds what edits can make us post. A
-    FleetCluster is every tenant's: its budget is per reason (``_budget_key``)."""
+    FleetCluster is every tenant's: its budget is per reason (``_budget_key``).
+
+    Before the budget, an Event identical to one posted on the same object less than 10
+    minutes ago (``memo.event_repeats``) is not posted and spends no token, only counted
+    (``modelfleet_operator_events_deduplicated_total``): a pass every 5-15 s reporting the
+    same change or the same lasting problem (NoCandidates) posts it once per 10 minutes."""
     kind = str(body.get("kind") or "object")
-    verdict = memo.event_budget.take(_budget_key(body, kind, reason))
+    key = _budget_key(body, kind, reason)
+    message = message[:1024]
+    if memo.event_repeats.repeat(key, type_, reason, message):
+        memo.metrics.events_deduplicated.labels(kind).inc()
+        return
+    verdict = memo.event_budget.take(key)
     if verdict.post:
-        kopf.event(body, type=type_, reason=reason, message=message[:1024])
+        kopf.event(body, type=type_, reason=reason, message=message)
+        memo.event_repeats.posted(key, type_, reason, message)
         return
     memo.metrics.events_dropped.labels(kind).inc()
     if verdict is Verdict.DROP_FIRST:

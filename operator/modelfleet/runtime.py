@@ -28,7 +28,7 @@ from modelfleet.clusters import ClusterClient, ClusterRegistry, KubernetesCluste
 from modelfleet.clusters.informer import ListWatchClient
 from modelfleet.clusters.registry import ClientFactory, kubernetes_client_factory
 from modelfleet.core import DEFAULT_SETTINGS, PlannerSettings
-from modelfleet.event_budget import EventBudget
+from modelfleet.event_budget import EventBudget, EventRepeats
 from modelfleet.labels import RELEASE_ENV
 from modelfleet.loop import LoopSettings, OperatorLoop
 from modelfleet.loop.demand_leases import DemandLeaseWatch
@@ -206,6 +206,8 @@ class OperatorContext:
     """The gateway's demand Leases (relay and clean-up); None when none are watched."""
     event_budget: EventBudget = field(default_factory=EventBudget)
     """Per-object budget of the Events the handlers post (shared by kopf's shallow copies)."""
+    event_repeats: EventRepeats = field(default_factory=EventRepeats)
+    """The Events posted in the last 10 minutes: an identical one is not posted again."""
 
     @property
     def reconciler(self) -> Reconciler:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from modelfleet.event_budget import BURST, MAX_OBJECTS, REFILL_SECONDS, EventBudget, Verdict
+from modelfleet.event_budget import (
+    BURST,
+    MAX_OBJECTS,
+    MAX_REPEATS,
+    REFILL_SECONDS,
+    REPEAT_SECONDS,
+    EventBudget,
+    EventRepeats,
+    Verdict,
+)
 
 
 class Clock:
@@ -94,3 +103,83 @@ def test_the_table_is_capped_least_recently_seen_first() -> None:
 def test_a_budget_that_would_drop_everything_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="burst >= 1"):
         EventBudget(**kwargs)  # type: ignore[arg-type]
+
+
+# EventRepeats: an identical Event on one object is posted once per 10 minutes.
+
+
+def test_repeats_use_client_go_aggregation_window() -> None:
+    # k8s.io/client-go/tools/record/events_cache.go: defaultAggregateIntervalInSeconds,
+    # maxLruCacheEntries.
+    assert (REPEAT_SECONDS, MAX_REPEATS) == (600.0, 4096)
+
+
+def _post_unless_repeat(repeats: EventRepeats, key: str, reason: str, message: str) -> bool:
+    if repeats.repeat(key, "Warning", reason, message):
+        return False
+    repeats.posted(key, "Warning", reason, message)
+    return True
+
+
+def test_an_identical_event_is_not_posted_again_within_10_minutes() -> None:
+    clock = Clock()
+    repeats = EventRepeats(clock=clock)
+    assert _post_unless_repeat(repeats, "uid-a", "NoCandidates", "no cluster fits")
+    for _ in range(39):  # a pass every 15 s for 9 m 45 s
+        clock.now += 15.0
+        assert not _post_unless_repeat(repeats, "uid-a", "NoCandidates", "no cluster fits")
+    assert repeats.deduplicated == 39
+    clock.now += 14.9  # 599.9 s since it was posted (skipped repeats do not extend it)
+    assert repeats.repeat("uid-a", "Warning", "NoCandidates", "no cluster fits")
+    clock.now += 0.1  # 600 s
+    assert _post_unless_repeat(repeats, "uid-a", "NoCandidates", "no cluster fits")
+    clock.now += 599.0
+    assert not _post_unless_repeat(repeats, "uid-a", "NoCandidates", "no cluster fits")
+
+
+def test_another_message_type_reason_or_object_is_posted() -> None:
+    clock = Clock()
+    repeats = EventRepeats(clock=clock)
+    assert _post_unless_repeat(repeats, "uid-a", "Placed", "Placed +2 replica(s) on east")
+    assert _post_unless_repeat(repeats, "uid-a", "Placed", "Placed +1 replica(s) on east")
+    assert _post_unless_repeat(repeats, "uid-a", "Removed", "Placed +2 replica(s) on east")
+    assert _post_unless_repeat(repeats, "uid-b", "Placed", "Placed +2 replica(s) on east")
+    assert not repeats.repeat("uid-a", "Normal", "Placed", "Placed +2 replica(s) on east")
+    assert repeats.repeat("uid-a", "Warning", "Placed", "Placed +2 replica(s) on east")
+    assert repeats.deduplicated == 1
+
+
+def test_an_event_not_posted_is_no_repeat() -> None:
+    # The caller records only what it posted (the budget may have dropped the first one).
+    repeats = EventRepeats(clock=Clock())
+    assert not repeats.repeat("uid-a", "Warning", "BudgetExceeded", "over")
+    assert not repeats.repeat("uid-a", "Warning", "BudgetExceeded", "over")
+    assert repeats.deduplicated == 0
+
+
+def test_repeats_memory_is_bounded() -> None:
+    clock = Clock()
+    repeats = EventRepeats(max_events=3, clock=clock)
+    for i in range(10):
+        repeats.posted("uid-a", "Warning", "ClaimMissing", f"claim {i} not found")
+        clock.now += 1.0
+    assert len(repeats) == 3
+    # The least recently posted went first: only the last 3 are still repeats.
+    assert not repeats.repeat("uid-a", "Warning", "ClaimMissing", "claim 6 not found")
+    assert repeats.repeat("uid-a", "Warning", "ClaimMissing", "claim 7 not found")
+    assert repeats.repeat("uid-a", "Warning", "ClaimMissing", "claim 9 not found")
+    # Posting again makes an Event the most recent: it outlives the older ones.
+    repeats.posted("uid-a", "Warning", "ClaimMissing", "claim 7 not found")
+    repeats.posted("uid-b", "Normal", "Placed", "x")
+    assert repeats.repeat("uid-a", "Warning", "ClaimMissing", "claim 7 not found")
+    assert not repeats.repeat("uid-a", "Warning", "ClaimMissing", "claim 8 not found")
+    # Past the window, everything is forgotten.
+    clock.now += REPEAT_SECONDS
+    assert not repeats.repeat("uid-b", "Normal", "Placed", "x")
+    assert len(repeats) == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"window_seconds": 0.0}, {"max_events": 0}])
+def test_repeats_refuse_a_nonsense_configuration(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        EventRepeats(**kwargs)  # type: ignore[arg-type]

@@ -83,6 +83,14 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.events_deduplicated = Counter(
+            "modelfleet_operator_events_deduplicated",
+            "Kubernetes Events not posted because the same Event (type, reason, message) was "
+            "posted on the same object less than 10 minutes before (client-go's aggregation "
+            "window), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.desired_replicas = Gauge(
             "modelfleet_deployment_desired_replicas",
             "Replicas the autoscaler wants for a ModelDeployment.",
