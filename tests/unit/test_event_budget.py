@@ -181,5 +181,5 @@ def test_repeats_memory_is_bounded() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"window_seconds": 0.0}, {"max_events": 0}])
 def test_repeats_refuse_a_nonsense_configuration(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Event repeats need"):
         EventRepeats(**kwargs)  # type: ignore[arg-type]
