@@ -2,7 +2,10 @@
 post Events at will: with the real operator (kopf + handlers) against KMock emulators, each
 edit is reconciled (the status follows every one) but the Events on the deployment stop at
 its budget (``event_budget``; here 3 at once, set on the context before kopf starts, instead
-of client-go's 25, to keep the test short), the rest counted in the operator's metrics."""
+of client-go's 25, to keep the test short), the rest counted in the operator's metrics.
+Each invalid edit makes a different mistake, so each brings a different InvalidSpec message:
+an identical Event within 10 minutes is not posted at all (``event_budget.EventRepeats``,
+tests/integration/test_operator_event_repeats.py), and the budget is what bounds the rest."""
 
 from __future__ import annotations
 
@@ -39,22 +42,22 @@ async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         yield running
 
 
-def _profiles(*, valid: bool) -> list[dict[str, Any]]:
+def _profiles(*, valid: bool, mistake: int = 0) -> list[dict[str, Any]]:
     # A curve whose rates go down is refused by the models (InvalidSpec), not by the schema.
-    curve = [
-        {"requestsPerSecond": 4.0, "ttftP95Ms": 120},
-        {"requestsPerSecond": 8.0, "ttftP95Ms": 140},
+    # ``mistake`` says where: the message names that point, so each mistake has its own.
+    curve: list[dict[str, Any]] = [
+        {"requestsPerSecond": 4.0 * (j + 1), "ttftP95Ms": 120 + 20 * j}
+        for j in range(2 if valid else 2 + mistake)
     ]
+    if not valid:
+        curve.append({"requestsPerSecond": 1.0, "ttftP95Ms": 300})
     return [
         {
             "gpu": "H100",
             "source": "Measured",
             "prefillTokensPerSecond": 40000,
             "decodeTokensPerSecond": 4000,
-            "measurement": {
-                "requestsPerSecond": 12.9,
-                "curve": curve if valid else curve[::-1],
-            },
+            "measurement": {"requestsPerSecond": 12.9, "curve": curve},
         }
     ]
 
@@ -76,7 +79,8 @@ async def test_a_flapping_deployment_gets_at_most_its_budget_of_events(fleet: Fl
         await eventually(lambda: fleet.replicas("east") == 2, what="llama placed")
         for i in range(FLIPS):
             valid = i % 2 == 1
-            await fleet.kubectl.patch(path, {"spec": {"capacityProfiles": _profiles(valid=valid)}})
+            profiles = _profiles(valid=valid, mistake=i // 2)  # valid: always the same
+            await fleet.kubectl.patch(path, {"spec": {"capacityProfiles": profiles}})
             generation = ((await fleet.md("llama")) or {})["metadata"]["generation"]
 
             async def handled(generation: int = generation, valid: bool = valid) -> bool:
