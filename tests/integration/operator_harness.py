@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import kopf
+import pytest
 import yaml
 from tests.integration import rbac_check
 from tests.integration.kube_emulator import KubeEmulator, kube_emulator
@@ -312,6 +313,33 @@ async def fleet_of(
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         yield Fleet(hub, members, kubectl, stack)
         assert_rbac_allows(hub, members)
+
+
+def fleet_fixture(clusters: Mapping[str, dict[str, Any]]) -> Callable[..., object]:
+    """The pytest fixture ``fleet``: a ``fleet_of(tmp_path, monkeypatch, clusters)`` per
+    test (name -> FleetCluster body, e.g. ``EAST``), torn down, RBAC checked, after it. A
+    test module says ``fleet = fleet_fixture(CLUSTERS)``."""
+
+    @pytest.fixture(name="fleet")
+    async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
+        async with fleet_of(tmp_path, monkeypatch, clusters) as running:
+            yield running
+
+    return fleet
+
+
+EAST = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
+"""One on-demand cluster: east (aws us-east-1, $10/h per H100 node)."""
+EAST_WEST = {
+    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0),
+    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0),
+}
+"""Two on-demand clusters: east (aws us-east-1, $10/h) and west (gcp us-west-2, $12/h)."""
+EAST_WEST_SPOT = {
+    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0),
+    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0, spot=5.0),
+}
+"""``EAST_WEST`` with spot offered too: $4/h in east, $5/h in west."""
 
 
 def assert_rbac_allows(hub: KubeEmulator, members: Mapping[str, KubeEmulator]) -> None:

@@ -8,18 +8,16 @@ simulated FleetClusters with kubeconfig Secrets, runs the operator exactly as
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST_WEST_SPOT,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -29,16 +27,8 @@ from modelfleet.providers.simulated import SimulatedNodePoolProvider
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {
-    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0),
-    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0, spot=5.0),
-}
 
-
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST_WEST_SPOT)
 
 
 async def test_apply_places_workloads_across_regions(fleet: Fleet) -> None:

@@ -11,16 +11,14 @@ names a claim that does not exist (as ``test_operator_pvc_claim``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     operator_prepared,
 )
 
@@ -30,16 +28,12 @@ from modelfleet.runtime import OperatorContext
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
 BURST = 3
 CLAIMS = 6
 """Claims that go missing one after another: twice the budget."""
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST)
 
 
 def _pending_pod(claim: str) -> dict[str, Any]:

@@ -9,9 +9,7 @@ Before, each pass posted it again until the object's budget (25) was spent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from tests.integration.operator_harness import (
     Fleet,
     eventually,
     fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -35,10 +33,7 @@ PASSES = 5
 """Reconcile passes to watch after the first NoCandidates Event (the harness: 1 s apart)."""
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(CLUSTERS)
 
 
 async def _last_reconcile(fleet: Fleet) -> datetime | None:

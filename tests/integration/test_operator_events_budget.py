@@ -10,17 +10,15 @@ tests/integration/test_operator_event_repeats.py), and the budget is what bounds
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator_prepared,
 )
@@ -30,16 +28,12 @@ from modelfleet.runtime import OperatorContext
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
 BURST = 3
 FLIPS = 8
 """Edits: 4 to an invalid spec (an InvalidSpec Event each, before the budget) and 4 back."""
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST)
 
 
 def _profiles(*, valid: bool, mistake: int = 0) -> list[dict[str, Any]]:

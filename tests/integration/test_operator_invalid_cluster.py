@@ -9,30 +9,24 @@ clears it (the next probe writes the cluster's own conditions)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST,
     FC_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     operator,
 )
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
 SECRET = "s3cret-t0ken"
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST)
 
 
 def _ready(fc: dict[str, Any] | None) -> dict[str, Any]:
@@ -47,7 +41,7 @@ async def test_an_invalid_cluster_says_why_in_its_status_until_it_is_fixed(fleet
 
         # provider aws without its spec.aws block, and a price that is not a number (here
         # what could be a credential pasted into the wrong field).
-        offerings = CLUSTERS["east"]["spec"]["gpuOfferings"]
+        offerings = EAST["east"]["spec"]["gpuOfferings"]
         broken = [{**offerings[0], "onDemandPerHour": SECRET}]
         await fleet.kubectl.patch(
             f"{FC_PATH}/east", {"spec": {"provider": "aws", "gpuOfferings": broken}}

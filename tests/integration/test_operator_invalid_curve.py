@@ -9,30 +9,23 @@ its running maximum without a word."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
 
-
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST)
 
 
 def _profiles(curve: list[dict[str, float]]) -> list[dict[str, Any]]:
@@ -101,7 +94,8 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
         fixed = sorted(unsorted, key=lambda p: p["requestsPerSecond"])
         fixed[2] = {**fixed[2], "ttftP95Ms": 181}
         await fleet.kubectl.patch(
-            MD_PATH.format(ns="default") + "/llama", {"spec": {"capacityProfiles": _profiles(fixed)}}
+            MD_PATH.format(ns="default") + "/llama",
+            {"spec": {"capacityProfiles": _profiles(fixed)}},
         )
         await eventually(lambda: fleet.replicas("east") == 2, what="placed once fixed")
 

@@ -10,17 +10,15 @@ when a volume names a claim that does not exist, then as it is once the claim is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -29,14 +27,10 @@ from modelfleet import labels
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {"east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0)}
 CLAIM = "llama-weights"
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST)
 
 
 def _pod(*, scheduled: bool) -> dict[str, Any]:

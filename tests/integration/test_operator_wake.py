@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from tests.integration.operator_harness import (
@@ -28,7 +26,7 @@ from tests.integration.operator_harness import (
     Fleet,
     eventually,
     fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -49,10 +47,7 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 DEMAND = DEMAND_QUERY  # what docs/gateway.md gives as spec.metrics.demand
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(CLUSTERS)
 
 
 async def test_the_wake_up_annotation_starts_a_deployment_at_zero(fleet: Fleet) -> None:

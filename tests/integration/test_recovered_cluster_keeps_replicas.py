@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST_WEST,
     FAST,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -30,19 +28,12 @@ from modelfleet.gateway.catalog import deployment_from_object
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {
-    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0),
-    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0),
-}
 # Production ratio: probes every 10 s, reconciles every 5 s while a problem persists.
 # Scaled down: probe every 3 s, requeue 0.5 s.
 SETTINGS = replace(FAST, probe_interval_seconds=3.0)
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST_WEST)
 
 
 async def test_recovered_cluster_keeps_its_only_replicas(fleet: Fleet) -> None:

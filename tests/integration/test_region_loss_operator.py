@@ -7,33 +7,23 @@ region, so both regions hold two; the status says what the headroom costs per ho
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST_WEST,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
 
 pytestmark = pytest.mark.integration
 
-CLUSTERS = {
-    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0),
-    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0),
-}
 
-
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST_WEST)
 
 
 async def test_tolerant_deployment_keeps_demand_outside_each_region(fleet: Fleet) -> None:

@@ -8,17 +8,15 @@ in the FleetCluster's ``status.stockouts`` for its 3 minutes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from tests.integration.operator_harness import (
+    EAST_WEST_SPOT,
     MD_PATH,
     Fleet,
     eventually,
-    fleet_cluster,
-    fleet_of,
+    fleet_fixture,
     model_deployment,
     operator,
 )
@@ -26,17 +24,10 @@ from tests.integration.operator_harness import (
 from modelfleet.api import FleetCluster
 
 pytestmark = pytest.mark.integration
-CLUSTERS = {
-    "east": fleet_cluster("east", region="us-east-1", cloud="aws", price=10.0, spot=4.0),
-    "west": fleet_cluster("west", region="us-west-2", cloud="gcp", price=12.0, spot=5.0),
-}
 MD = MD_PATH.format(ns="default")
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fleet]:
-    async with fleet_of(tmp_path, monkeypatch, CLUSTERS) as running:
-        yield running
+fleet = fleet_fixture(EAST_WEST_SPOT)
 
 
 async def test_stockout_backoff_is_kept(fleet: Fleet) -> None:
