@@ -37,6 +37,7 @@ test: lint typecheck
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff format --check operator tests hack
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.dev

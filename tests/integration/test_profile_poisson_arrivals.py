@@ -27,7 +27,6 @@ except ImportError:  # tests as a package
 pytestmark = pytest.mark.integration
 
 
-
 stub = pytest.fixture(started_stub)
 
 

@@ -131,7 +131,9 @@ def test_a_curve_beside_a_zero_capacity_rate_is_refused(tmp_path: Path, curve: b
     accepted and never used. A zero rate without a curve stays valid (the profile says the
     replica meets the SLO at no rate)."""
     points = ["{requestsPerSecond: 1, ttftP95Ms: 120}", "{requestsPerSecond: 2, ttftP95Ms: 140}"]
-    text = _write(tmp_path, points).read_text().replace("requestsPerSecond: 4", "requestsPerSecond: 0")
+    text = (
+        _write(tmp_path, points).read_text().replace("requestsPerSecond: 4", "requestsPerSecond: 0")
+    )
     if not curve:
         text = text[: text.index("      curve:")]
     path = tmp_path / "md.yaml"
@@ -162,7 +164,9 @@ def test_the_schema_refuses_a_zero_rate() -> None:
 def _step(rate: float, achieved: float, ttft_ms: float, tpot_ms: float) -> StepResult:
     n = 20
     results = tuple(
-        RequestResult(ttft_s=ttft_ms / 1000, tpot_s=tpot_ms / 1000, prompt_tokens=10, output_tokens=5)
+        RequestResult(
+            ttft_s=ttft_ms / 1000, tpot_s=tpot_ms / 1000, prompt_tokens=10, output_tokens=5
+        )
         for _ in range(n)
     )
     return StepResult(rate=rate, duration_s=n / achieved, results=results)

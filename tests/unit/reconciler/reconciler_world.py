@@ -146,8 +146,9 @@ class World:
         self.wakes: ReadinessWakes | None = None
         if readiness_wakes:
             self.wakes = ReadinessWakes(
-                serving=lambda cluster, _ns: cluster not in self.not_watched
-                and not self.members[cluster].unreachable
+                serving=lambda cluster, _ns: (
+                    cluster not in self.not_watched and not self.members[cluster].unreachable
+                )
             )
             for member in self.members.values():
                 member.on_deployment_change = self.wakes.changed

@@ -91,4 +91,3 @@ async def test_a_stockout_mark_from_the_future_holds_no_longer_than_the_longest_
         await world.probe()
         await world.reconcile("a")
     assert world.replicas("east") == 2, "a mark from the future held for more than 30 min"
-

@@ -161,14 +161,26 @@ def _east(ready: int, capacity_type: str = "OnDemand") -> Observation:
         # Failback keeping both serving: nothing is missing, nothing to look at.
         (FAILING_BACK, 2, 0, ("False", "NoProblems", ""), "True", "us-east-1"),
         # One of them serves: one is really missing.
-        (FAILING_BACK, 1, 1, ("True", "PartiallyPlaced", "1 replica(s) unplaced"), "False",
-         "us-east-1"),
+        (
+            FAILING_BACK,
+            1,
+            1,
+            ("True", "PartiallyPlaced", "1 replica(s) unplaced"),
+            "False",
+            "us-east-1",
+        ),
         # Neither serves: both are missing.
         (FAILING_BACK, 0, 2, ("True", "PartiallyPlaced", "2 replica(s) unplaced"), "False", ""),
         # A move whose replacements found no room: they serve, but where the spec no longer
         # allows them, and that does not end by itself.
-        (MOVED, 2, 0, ("True", "PartiallyPlaced", "they still serve on east"), "False",
-         "us-east-1"),
+        (
+            MOVED,
+            2,
+            0,
+            ("True", "PartiallyPlaced", "they still serve on east"),
+            "False",
+            "us-east-1",
+        ),
     ],
 )
 def test_serving_retirees_are_not_unplaced(
