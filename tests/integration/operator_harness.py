@@ -242,6 +242,26 @@ class Fleet:
         await eventually(check, timeout=timeout, what=f"{', '.join(names)} Healthy")
 
 
+def measured_h100(curve: Sequence[Mapping[str, float]]) -> list[dict[str, Any]]:
+    """``spec.capacityProfiles`` with one measured H100 profile (12.9 req/s at the default
+    mix) whose latency curve is ``curve`` (the models refuse a curve whose rates go down)."""
+    return [
+        {
+            "gpu": "H100",
+            "source": "Measured",
+            "prefillTokensPerSecond": 40000,
+            "decodeTokensPerSecond": 4000,
+            "measurement": {"requestsPerSecond": 12.9, "curve": list(curve)},
+        }
+    ]
+
+
+def condition(md: Mapping[str, Any] | None, type_: str = "Ready") -> dict[str, Any]:
+    """The ``type_`` condition of a stored ModelDeployment's status ({} when it has none)."""
+    conditions = ((md or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == type_), {})
+
+
 def mark_ready(cluster: KubeEmulator, deployment: Mapping[str, Any]) -> None:
     """Write the status the deployment controller writes once every pod of ``deployment``
     (an object as the emulator holds it) is Ready."""

@@ -17,8 +17,10 @@ from tests.integration.operator_harness import (
     EAST,
     MD_PATH,
     Fleet,
+    condition,
     eventually,
     fleet_fixture,
+    measured_h100,
     model_deployment,
     operator_prepared,
 )
@@ -45,20 +47,7 @@ def _profiles(*, valid: bool, mistake: int = 0) -> list[dict[str, Any]]:
     ]
     if not valid:
         curve.append({"requestsPerSecond": 1.0, "ttftP95Ms": 300})
-    return [
-        {
-            "gpu": "H100",
-            "source": "Measured",
-            "prefillTokensPerSecond": 40000,
-            "decodeTokensPerSecond": 4000,
-            "measurement": {"requestsPerSecond": 12.9, "curve": curve},
-        }
-    ]
-
-
-def _ready(md: dict[str, Any] | None) -> dict[str, Any]:
-    conditions = ((md or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
+    return measured_h100(curve)
 
 
 async def test_a_flapping_deployment_gets_at_most_its_budget_of_events(fleet: Fleet) -> None:
@@ -82,7 +71,7 @@ async def test_a_flapping_deployment_gets_at_most_its_budget_of_events(fleet: Fl
                 stored = (await fleet.md("llama")) or {}
                 if stored.get("status", {}).get("observedGeneration") != generation:
                     return False
-                return (_ready(stored).get("reason") == "InvalidSpec") != valid
+                return (condition(stored).get("reason") == "InvalidSpec") != valid
 
             await eventually(handled, what=f"edit {i} (valid={valid}) reconciled")
 

@@ -16,8 +16,10 @@ from tests.integration.operator_harness import (
     EAST,
     MD_PATH,
     Fleet,
+    condition,
     eventually,
     fleet_fixture,
+    measured_h100,
     model_deployment,
     operator,
 )
@@ -26,23 +28,6 @@ pytestmark = pytest.mark.integration
 
 
 fleet = fleet_fixture(EAST)
-
-
-def _profiles(curve: list[dict[str, float]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "gpu": "H100",
-            "source": "Measured",
-            "prefillTokensPerSecond": 40000,
-            "decodeTokensPerSecond": 4000,
-            "measurement": {"requestsPerSecond": 12.9, "curve": curve},
-        }
-    ]
-
-
-def _ready(md: dict[str, Any] | None) -> dict[str, Any]:
-    conditions = ((md or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
@@ -55,11 +40,11 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
     ]
     async with operator(fleet):
         await fleet.until_healthy("east")
-        md = model_deployment("llama", capacityProfiles=_profiles(unsorted))
+        md = model_deployment("llama", capacityProfiles=measured_h100(unsorted))
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
 
         async def invalid() -> dict[str, Any] | None:
-            ready = _ready(await fleet.md("llama"))
+            ready = condition(await fleet.md("llama"))
             return ready if ready.get("reason") == "InvalidSpec" else None
 
         ready = await eventually(invalid, what="Ready=False InvalidSpec on llama")
@@ -81,7 +66,7 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
         events = posted()
         assert len(events) == 1, events
         assert events[0]["type"] == "Warning" and where in events[0]["message"]
-        assert _ready(await fleet.md("llama")) == ready  # not rewritten by every pass
+        assert condition(await fleet.md("llama")) == ready  # not rewritten by every pass
         assert fleet.replicas("east") == 0, "an invalid spec placed replicas"
         # The served name is recorded for an invalid spec too, dated by the creation (else
         # a deployment kept invalid, then fixed and renamed at once, would be dated by its
@@ -95,12 +80,12 @@ async def test_an_unreadable_curve_is_refused_with_a_condition_and_one_event(
         fixed[2] = {**fixed[2], "ttftP95Ms": 181}
         await fleet.kubectl.patch(
             MD_PATH.format(ns="default") + "/llama",
-            {"spec": {"capacityProfiles": _profiles(fixed)}},
+            {"spec": {"capacityProfiles": measured_h100(fixed)}},
         )
         await eventually(lambda: fleet.replicas("east") == 2, what="placed once fixed")
 
         async def no_longer_invalid() -> bool:
-            return _ready(await fleet.md("llama")).get("reason") not in (None, "InvalidSpec")
+            return condition(await fleet.md("llama")).get("reason") not in (None, "InvalidSpec")
 
         await eventually(no_longer_invalid, what="Ready no longer InvalidSpec")
         assert ((await fleet.md("llama")) or {})["status"]["servedModel"] == served  # kept
@@ -113,7 +98,7 @@ async def test_a_curve_beside_a_zero_capacity_rate_is_refused(fleet: Fleet) -> N
         {"requestsPerSecond": 4.0, "ttftP95Ms": 120},
         {"requestsPerSecond": 8.0, "ttftP95Ms": 140},
     ]
-    profiles = _profiles(curve)
+    profiles = measured_h100(curve)
     profiles[0]["measurement"]["requestsPerSecond"] = 0
     async with operator(fleet):
         await fleet.until_healthy("east")
@@ -121,7 +106,7 @@ async def test_a_curve_beside_a_zero_capacity_rate_is_refused(fleet: Fleet) -> N
         await fleet.kubectl.create(MD_PATH.format(ns="default"), md)
 
         async def invalid() -> dict[str, Any] | None:
-            ready = _ready(await fleet.md("llama"))
+            ready = condition(await fleet.md("llama"))
             return ready if ready.get("reason") == "InvalidSpec" else None
 
         ready = await eventually(invalid, what="Ready=False InvalidSpec on llama")

@@ -672,15 +672,8 @@ async def test_at_zero_only_the_named_demand_query_is_asked(
     the request rate in req/s, not the held-requests count; no other signal is asked
     (their series cannot exist at zero)."""
     demand = MetricsQueries(demand=DEMAND_QUERY.replace("[1m]", "[$window]"))
-    at_zero = MetricsTarget(
-        namespace=NS,
-        deployment="nightly",
-        cluster="local",
-        engine="vllm",
-        prometheus=PrometheusEndpoint(url=prometheus.url),
-        ready_replicas=0,
-        overrides=demand,
-        demand_only=True,
+    at_zero = replace(
+        target(prometheus, "nightly", "vllm", ready=0, overrides=demand), demand_only=True
     )
     values = await fetch(prometheus, client, at_zero)
     assert values.request_rate == pytest.approx(NIGHTLY_RATE, rel=0.05), values.errors
@@ -701,15 +694,8 @@ async def test_a_negative_answer_is_missing_not_a_number(
     drain = MetricsQueries(
         demand='-1 * sum(modelfleet_gateway_pending_requests{deployment="$deployment"})'
     )
-    at_zero = MetricsTarget(
-        namespace=NS,
-        deployment="nightly",
-        cluster="local",
-        engine="vllm",
-        prometheus=PrometheusEndpoint(url=prometheus.url),
-        ready_replicas=0,
-        overrides=drain,
-        demand_only=True,
+    at_zero = replace(
+        target(prometheus, "nightly", "vllm", ready=0, overrides=drain), demand_only=True
     )
     values = await fetch(prometheus, client, at_zero)
     assert values.request_rate is None
